@@ -1,0 +1,81 @@
+/**
+ * The one error type strata throws. `code` is stable and meant for programs; `message` names the
+ * thing and where, for people; `hint` says what to try.
+ */
+export type ErrorCode =
+  | 'E_INTERNAL'
+  | 'E_USAGE'
+  | 'E_IO'
+  | 'E_NOT_FOUND'
+  | 'E_EXISTS'
+  | 'E_DIGEST_INVALID'
+  | 'E_DIGEST_MISMATCH'
+  | 'E_SIZE_MISMATCH'
+  | 'E_MANIFEST_INVALID'
+  | 'E_CONFIG_INVALID'
+  | 'E_LAYOUT_INVALID'
+  | 'E_REF_INVALID'
+  | 'E_TRANSPORT_INVALID'
+  | 'E_LAYER_INVALID'
+  | 'E_LAYER_UNSAFE'
+  | 'E_PLATFORM_MISMATCH'
+  | 'E_DOCKERFILE_SYNTAX'
+  | 'E_DOCKERFILE_INSTRUCTION'
+  | 'E_DOCKERIGNORE_PATTERN'
+  | 'E_EXPANSION'
+  | 'E_REGISTRY'
+  | 'E_REGISTRY_UNAUTHORIZED'
+  | 'E_REGISTRY_DENIED'
+  | 'E_REGISTRY_NOT_FOUND'
+  | 'E_REGISTRY_UNSUPPORTED'
+  | 'E_REGISTRY_UNREACHABLE'
+  | 'E_REGISTRY_INSECURE'
+  | 'E_CREDENTIALS'
+  | 'E_CONTEXT_ESCAPE'
+  | 'E_BUILD'
+  | 'E_RUN_UNSUPPORTED'
+  | 'E_RUN_FAILED'
+  | 'E_ABORTED';
+
+export interface StrataErrorOptions {
+  hint?: string;
+  cause?: unknown;
+}
+
+export class StrataError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options: StrataErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'StrataError';
+    this.code = code;
+    this.hint = options.hint;
+  }
+}
+
+export function isStrataError(value: unknown, code?: ErrorCode): value is StrataError {
+  return value instanceof StrataError && (code === undefined || value.code === code);
+}
+
+/** Node's errno code of a caught value (`ENOENT`, `EACCES`, ...), or undefined. */
+export function errnoCode(value: unknown): string | undefined {
+  if (typeof value === 'object' && value !== null && 'code' in value) {
+    const code = (value as { code: unknown }).code;
+    if (typeof code === 'string') return code;
+  }
+  return undefined;
+}
+
+/** Turns a file-system failure into a StrataError that names the path and the cause in words. */
+export function ioError(action: string, path: string, cause: unknown): StrataError {
+  const code = errnoCode(cause);
+  const why =
+    code === 'ENOENT' ? 'no such file or directory'
+    : code === 'EACCES' || code === 'EPERM' ? 'permission denied'
+    : code === 'ENOTDIR' ? 'a parent is not a directory'
+    : code === 'EISDIR' ? 'is a directory'
+    : code === 'ENOSPC' ? 'no space left on device'
+    : cause instanceof Error ? cause.message : String(cause);
+  return new StrataError(code === 'ENOENT' ? 'E_NOT_FOUND' : 'E_IO', `cannot ${action} ${path}: ${why}`, { cause });
+}
