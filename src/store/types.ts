@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { Digest } from '../digest/index.js';
 import type { Descriptor } from '../oci/index.js';
 
 export interface ReadOptions {
@@ -23,4 +24,10 @@ export interface BlobSink {
   putBlob(descriptor: Pick<Descriptor, 'digest' | 'size'>, data: Readable | AsyncIterable<Uint8Array> | Uint8Array, options?: ReadOptions): Promise<void>;
 }
 
-export interface BlobStore extends BlobReader, BlobSink {}
+/** A store that can also take bytes whose digest is not known in advance (a layer being written). */
+export interface BlobIngester {
+  /** Streams the bytes to a temp file while hashing them, then moves them into place. */
+  ingestBlob(data: Readable | AsyncIterable<Uint8Array>, options?: ReadOptions): Promise<{ digest: Digest; size: number }>;
+}
+
+export interface BlobStore extends BlobReader, BlobSink, BlobIngester {}

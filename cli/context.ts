@@ -1,0 +1,12 @@
+import type { Readable, Writable } from 'node:stream';
+
+/** Everything a command may touch of the outside world; main.ts fills it from `process`. */
+export interface CliContext {
+  stdin: Readable;
+  stdout: Writable;
+  stderr: Writable;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  /** Whether stdout is a terminal (for progress bars). */
+  isTty: boolean;
+}
