@@ -1,0 +1,127 @@
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { describe, it } from 'vitest';
+
+/** Debian package that ships each external tool the tests use, so a failure can say what to install. */
+const APT_PACKAGES: Record<string, string> = {
+  'docker-registry': 'docker-registry',
+  skopeo: 'skopeo',
+  umoci: 'umoci',
+  htpasswd: 'apache2-utils',
+  buildah: 'buildah',
+  openssl: 'openssl',
+  bwrap: 'bubblewrap',
+  runc: 'runc',
+  crun: 'crun',
+  tar: 'tar',
+  git: 'git',
+};
+
+export type ToolCheck = { ok: true; path: string } | { ok: false; reason: string };
+
+export function aptPackageFor(name: string): string {
+  return APT_PACKAGES[name] ?? name;
+}
+
+/** Finds `name` on `PATH` (of the given env, default this process's) as an executable file. */
+export function findOnPath(name: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const dirs = (env['PATH'] ?? '').split(delimiter).filter((d) => d !== '');
+  for (const dir of dirs) {
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here; keep looking
+    }
+  }
+  return undefined;
+}
+
+export function requireTool(name: string): ToolCheck {
+  const path = findOnPath(name);
+  if (path !== undefined) return { ok: true, path };
+  return {
+    ok: false,
+    reason: `external tool '${name}' is not on PATH (install the Debian package '${aptPackageFor(name)}': apt-get install ${aptPackageFor(name)})`,
+  };
+}
+
+/** The reasons the given tools are unusable, one per missing tool; empty when all are there. */
+export function missingTools(names: string[]): string[] {
+  const reasons: string[] = [];
+  for (const name of names) {
+    const check = requireTool(name);
+    if (!check.ok) reasons.push(check.reason);
+  }
+  return reasons;
+}
+
+export function isCI(): boolean {
+  return process.env['CI'] === 'true';
+}
+
+export function isRoot(): boolean {
+  return typeof process.getuid === 'function' && process.getuid() === 0;
+}
+
+/**
+ * A `describe` block that needs external tools. When one is missing it fails under CI=true (a
+ * missing tool there is a broken CI image, never something to skip silently) and is skipped
+ * elsewhere, with the reason in the title and on stderr.
+ */
+export function describeWithTools(names: string[], title: string, fn: () => void): void {
+  const reasons = missingTools(names);
+  if (reasons.length === 0) {
+    describe(title, fn);
+    return;
+  }
+  const reason = reasons.join('; ');
+  if (isCI()) {
+    describe(title, () => {
+      it('has the external tools it needs', () => {
+        throw new Error(`CI=true and a required tool is missing: ${reason}`);
+      });
+    });
+    return;
+  }
+  process.stderr.write(`[skip] ${title}: ${reason}\n`);
+  describe.skip(`${title} [skipped: ${reason}]`, fn);
+}
+
+/** Like `it`, for a single test that needs external tools; same CI rule as describeWithTools. */
+export function itIfTools(names: string[], title: string, fn: () => Promise<void> | void, timeout?: number): void {
+  const reasons = missingTools(names);
+  if (reasons.length === 0) {
+    it(title, fn, timeout);
+    return;
+  }
+  const reason = reasons.join('; ');
+  if (isCI()) {
+    it(title, () => {
+      throw new Error(`CI=true and a required tool is missing: ${reason}`);
+    });
+    return;
+  }
+  process.stderr.write(`[skip] ${title}: ${reason}\n`);
+  it.skip(`${title} [skipped: ${reason}]`, fn);
+}
+
+/** For a test that needs root (e.g. chroot or mknod): same CI rule as a missing tool. */
+export function describeAsRoot(title: string, fn: () => void): void {
+  if (isRoot()) {
+    describe(title, fn);
+    return;
+  }
+  const reason = 'needs to run as root';
+  if (isCI()) {
+    describe(title, () => {
+      it('runs as root', () => {
+        throw new Error(`CI=true and the tests are not running as root: ${title} ${reason}`);
+      });
+    });
+    return;
+  }
+  process.stderr.write(`[skip] ${title}: ${reason}\n`);
+  describe.skip(`${title} [skipped: ${reason}]`, fn);
+}
