@@ -1,0 +1,184 @@
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip, createGzip } from 'node:zlib';
+import { extract, type Extract, type Header } from 'tar-stream';
+import { Hasher, type Digest } from '../digest/index.js';
+import { StrataError, ioError, isStrataError } from '../errors/index.js';
+import { layerMediaType } from '../oci/index.js';
+import type { BlobIngester } from '../store/index.js';
+import { GzipHeaderFix, isGzipMagic } from './gzip.js';
+import { safeEntryPath } from './safe-path.js';
+import type { ImportTarLayerOptions, LayerResult } from './types.js';
+
+const ENTRY_TYPES: ReadonlySet<Header['type']> = new Set([
+  'file', 'contiguous-file', 'link', 'symlink', 'directory', 'character-device', 'block-device', 'fifo',
+]);
+
+/**
+ * Uses a user's .tar or .tar.gz (gzip is recognised by its magic bytes, not its name) as a layer. The
+ * uncompressed bytes are kept exactly, so the diffID is their sha256; on their way to the store they are checked
+ * entry by entry, and an archive that could write outside the root when extracted (absolute names, `..`
+ * escapes, hard links pointing out) is refused with E_LAYER_UNSAFE. The check finishes before the store
+ * commits the blob, so a refused archive leaves nothing behind.
+ */
+export async function importTarLayer(path: string, options: ImportTarLayerOptions, store: BlobIngester): Promise<LayerResult> {
+  const what = `tarball layer ${path}`;
+  const gzipped = await sniffGzip(path);
+  const compression = options.compression ?? 'gzip';
+  const input = createReadStream(path);
+  const validator = new TarValidator(what);
+  const stages: Transform[] = [];
+  if (gzipped) stages.push(createGunzip());
+  stages.push(validator);
+  if (compression === 'gzip') stages.push(createGzip(options.gzipLevel === undefined ? {} : { level: options.gzipLevel }), new GzipHeaderFix());
+  const last = stages[stages.length - 1] ?? validator;
+
+  const onAbort = (): void => {
+    input.destroy(new StrataError('E_ABORTED', `importing ${what} was aborted`));
+  };
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  if (options.signal?.aborted === true) onAbort();
+  const piping = pipeline([input, ...stages]);
+  const ingesting = store.ingestBlob(last, options.signal === undefined ? {} : { signal: options.signal }).catch((error: unknown) => {
+    input.destroy(error instanceof Error ? error : new Error(String(error)));
+    throw error;
+  });
+  const [piped, ingested] = await Promise.allSettled([piping, ingesting]);
+  options.signal?.removeEventListener('abort', onAbort);
+
+  if (validator.failure !== undefined) throw validator.failure;
+  if (piped.status === 'rejected') throw importError(piped.reason, what, path);
+  if (ingested.status === 'rejected') throw importError(ingested.reason, what, path);
+  const { diffId, size } = validator.result();
+  return {
+    descriptor: {
+      mediaType: layerMediaType(compression, options.mediaTypeFamily ?? 'oci'),
+      digest: ingested.value.digest,
+      size: ingested.value.size,
+    },
+    diffId,
+    uncompressedSize: size,
+  };
+}
+
+async function sniffGzip(path: string): Promise<boolean> {
+  try {
+    const handle = await open(path, 'r');
+    try {
+      const head = Buffer.alloc(2);
+      const { bytesRead } = await handle.read(head, 0, 2, 0);
+      return isGzipMagic(head.subarray(0, bytesRead));
+    } finally {
+      await handle.close();
+    }
+  } catch (cause) {
+    throw ioError('read layer tarball', path, cause);
+  }
+}
+
+/**
+ * Passes the uncompressed tar through unchanged while hashing it and parsing it with tar-stream. It holds the
+ * end of the stream until the parser has seen every entry, so a bad entry fails the stream before the store
+ * can commit it.
+ */
+class TarValidator extends Transform {
+  failure: StrataError | undefined;
+  private readonly hasher = new Hasher('sha256');
+  private readonly tar: Extract;
+  private readonly parsed: Promise<void>;
+
+  constructor(private readonly what: string) {
+    super();
+    this.tar = extract();
+    this.tar.on('entry', (header, stream, next) => {
+      const problem = this.check(header);
+      if (problem !== undefined) {
+        this.failure = problem;
+        this.tar.destroy(problem);
+        return;
+      }
+      stream.on('end', () => next());
+      stream.resume();
+    });
+    this.parsed = new Promise<void>((resolve, reject) => {
+      let error: Error | undefined;
+      this.tar.on('error', (e) => {
+        error = e;
+      });
+      this.tar.on('close', () => (error === undefined ? resolve() : reject(error)));
+    });
+    this.parsed.catch(() => undefined);
+  }
+
+  private check(header: Header): StrataError | undefined {
+    try {
+      if (!ENTRY_TYPES.has(header.type)) {
+        return new StrataError('E_LAYER_INVALID', `${this.what}: entry ${JSON.stringify(header.name)} has an unsupported tar type (${String(header.type)})`, {
+          hint: 'use regular files, directories, links, fifos and devices only (no sparse or multi-volume entries)',
+        });
+      }
+      safeEntryPath(header.name, this.what);
+      if (header.type === 'link') {
+        try {
+          safeEntryPath(header.linkname, this.what);
+        } catch {
+          return new StrataError('E_LAYER_UNSAFE', `${this.what}: hard link ${JSON.stringify(header.name)} points outside the layer (${JSON.stringify(header.linkname)})`, {
+            hint: 'hard link targets must be paths inside the archive',
+          });
+        }
+      }
+      return undefined;
+    } catch (error) {
+      return isStrataError(error) ? error : new StrataError('E_LAYER_INVALID', `${this.what}: ${String(error)}`);
+    }
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (this.failure !== undefined) {
+      callback(this.failure);
+      return;
+    }
+    this.hasher.update(chunk);
+    if (this.tar.write(chunk)) {
+      callback(null, chunk);
+      return;
+    }
+    const done = (): void => {
+      this.tar.off('drain', done);
+      this.tar.off('close', done);
+      callback(this.failure ?? null, chunk);
+    };
+    this.tar.on('drain', done);
+    this.tar.on('close', done);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.tar.end(undefined);
+    this.parsed.then(
+      () => callback(this.failure ?? null),
+      (error: unknown) => callback(this.failure ?? importError(error, this.what, undefined)),
+    );
+  }
+
+  result(): { diffId: Digest; size: number } {
+    return { diffId: this.hasher.digest(), size: this.hasher.size };
+  }
+}
+
+function importError(error: unknown, what: string, path: string | undefined): StrataError {
+  if (isStrataError(error)) return error;
+  const code = typeof error === 'object' && error !== null && 'code' in error ? String((error as { code: unknown }).code) : '';
+  if (code.startsWith('Z_') || code === 'ERR_ZLIB') {
+    return new StrataError('E_LAYER_INVALID', `${what} is not valid gzip: ${error instanceof Error ? error.message : String(error)}`, {
+      cause: error,
+      hint: 'the file is corrupt or truncated; re-create it',
+    });
+  }
+  if (path !== undefined && typeof code === 'string' && code.startsWith('E') && !code.startsWith('ERR_')) return ioError('read', path, error);
+  return new StrataError('E_LAYER_INVALID', `${what} is not a valid tar archive: ${error instanceof Error ? error.message : String(error)}`, {
+    cause: error,
+    hint: 'give a .tar or .tar.gz file (the layer is used as-is)',
+  });
+}

@@ -1,0 +1,35 @@
+import { StrataError } from '../errors/index.js';
+import type { LayerEntry } from './types.js';
+
+/**
+ * The order of entries in a layer strata writes: path components compared one by one, each as UTF-8 bytes.
+ * This is the order of a depth-first walk that visits each directory's names sorted bytewise (Go's
+ * filepath.Walk, as used by Docker's and BuildKit's tar writers): a directory comes right before its contents
+ * and `a/b` sorts before `a-b` (a plain string sort would put `a-b` first because `-` < `/`).
+ * Comparing the UTF-8 bytes with `/` mapped to NUL gives exactly this, since names never contain NUL.
+ */
+export function layerPathKey(path: string): Buffer {
+  const key = Buffer.from(path, 'utf8');
+  for (let i = 0; i < key.length; i++) if (key[i] === 0x2f) key[i] = 0;
+  return key;
+}
+
+export function compareLayerPaths(a: string, b: string): number {
+  return Buffer.compare(layerPathKey(a), layerPathKey(b));
+}
+
+/** A sorted copy of `entries`; throws E_LAYER_INVALID on a duplicate path (OCI layers MUST NOT repeat one). */
+export function sortLayerEntries<T extends Pick<LayerEntry, 'path'>>(entries: readonly T[]): T[] {
+  const keyed = entries.map((entry) => ({ entry, key: layerPathKey(entry.path) }));
+  keyed.sort((x, y) => Buffer.compare(x.key, y.key));
+  for (let i = 1; i < keyed.length; i++) {
+    const prev = keyed[i - 1];
+    const cur = keyed[i];
+    if (prev !== undefined && cur !== undefined && Buffer.compare(prev.key, cur.key) === 0) {
+      throw new StrataError('E_LAYER_INVALID', `layer has the path ${JSON.stringify(cur.entry.path)} twice`, {
+        hint: 'a layer must not contain the same path twice; remove the duplicate source',
+      });
+    }
+  }
+  return keyed.map((k) => k.entry);
+}

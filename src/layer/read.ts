@@ -1,0 +1,172 @@
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import * as zlib from 'node:zlib';
+import { extract, type Extract, type Header } from 'tar-stream';
+import { StrataError, isStrataError } from '../errors/index.js';
+import type { LayerCompression } from '../oci/index.js';
+import { safeEntryPath } from './safe-path.js';
+import type { LayerEntryType, LayerReadEntry } from './types.js';
+import { classifyWhiteout } from './whiteout.js';
+
+export interface ReadLayerOptions {
+  compression: LayerCompression;
+  /** Names the layer in errors: a file path or a digest. */
+  what?: string | undefined;
+}
+
+const TYPES: Partial<Record<Header['type'], LayerEntryType>> = {
+  file: 'file',
+  'contiguous-file': 'file',
+  link: 'hardlink',
+  symlink: 'symlink',
+  directory: 'dir',
+  'character-device': 'char',
+  'block-device': 'block',
+  fifo: 'fifo',
+};
+
+/**
+ * Streams the entries of a layer blob. Paths are normalized and refused (E_LAYER_UNSAFE) when absolute or
+ * escaping with `..`; hard link targets likewise. Whiteouts and opaque markers come out as their own kinds.
+ * Only one entry's content is live at a time: asking for the next entry skips what is left of the current one.
+ * Malformed input (bad gzip, bad tar, truncation) fails with E_LAYER_INVALID.
+ */
+export async function* readLayer(stream: Readable, options: ReadLayerOptions): AsyncGenerator<LayerReadEntry> {
+  const what = options.what ?? 'layer';
+  const tar = extract();
+  const feeding = feed(stream, options.compression, tar, what);
+  let current: { drain: () => Promise<void> } | undefined;
+  let completed = false;
+  try {
+    for await (const source of tar) {
+      if (current !== undefined) await current.drain();
+      const entry = toReadEntry(source.header, source, what);
+      current = entry.content;
+      yield entry.value;
+    }
+    if (current !== undefined) await current.drain();
+    await feeding;
+    completed = true;
+  } catch (error) {
+    throw invalid(error, what);
+  } finally {
+    if (!completed) {
+      tar.destroy();
+      stream.destroy();
+      await feeding.catch(() => undefined);
+    }
+  }
+}
+
+async function feed(stream: Readable, compression: LayerCompression, tar: Extract, what: string): Promise<void> {
+  try {
+    let bytes: AsyncIterable<unknown> = stream;
+    let piping: Promise<void> = Promise.resolve();
+    if (compression === 'gzip' || compression === 'zstd') {
+      const decompress = decompressor(compression, what);
+      piping = pipeline(stream, decompress);
+      piping.catch(() => undefined);
+      bytes = decompress;
+    }
+    for await (const chunk of bytes) {
+      if (tar.destroying) return;
+      if (!tar.write(chunk)) await drained(tar);
+    }
+    await piping;
+    tar.end(undefined);
+  } catch (error) {
+    tar.destroy(invalid(error, what));
+  }
+}
+
+function drained(tar: Extract): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      tar.off('drain', done);
+      tar.off('close', done);
+      resolve();
+    };
+    tar.on('drain', done);
+    tar.on('close', done);
+  });
+}
+
+function decompressor(compression: 'gzip' | 'zstd', what: string): zlib.Gunzip {
+  if (compression === 'gzip') return zlib.createGunzip();
+  // Node gained zstd in 22.15 / 23.8; strata supports Node 20, so use it only when it is there.
+  const create = (zlib as unknown as Record<string, unknown>)['createZstdDecompress'];
+  if (typeof create !== 'function') {
+    throw new StrataError('E_LAYER_INVALID', `${what} is zstd-compressed, which this Node.js cannot decompress`, {
+      hint: 'use Node.js 22.15 or later for zstd layers, or a gzip copy of the image',
+    });
+  }
+  return (create as () => zlib.Gunzip)();
+}
+
+function toReadEntry(header: Header, source: AsyncIterable<unknown>, what: string): { value: LayerReadEntry; content: { drain: () => Promise<void> } } {
+  const type = TYPES[header.type];
+  if (type === undefined) {
+    throw new StrataError('E_LAYER_INVALID', `${what}: entry ${JSON.stringify(header.name)} has an unsupported tar type (${String(header.type)})`, {
+      hint: 'strata reads regular files, directories, links, fifos and devices; sparse and multi-volume entries are not supported',
+    });
+  }
+  const path = safeEntryPath(header.name, what);
+  const pax = (header.pax ?? {}) as Record<string, string | undefined>;
+  let linkname: string | undefined;
+  if (type === 'hardlink') linkname = safeEntryPath(header.linkname, what);
+  else if (type === 'symlink') linkname = header.linkname;
+
+  const iterator = source[Symbol.asyncIterator]();
+  let finished = false;
+  async function* content(): AsyncGenerator<Buffer> {
+    while (!finished) {
+      const next = await iterator.next();
+      if (next.done === true) {
+        finished = true;
+        return;
+      }
+      yield next.value as Buffer;
+    }
+  }
+  const drain = async (): Promise<void> => {
+    while (!finished) {
+      const next = await iterator.next();
+      if (next.done === true) finished = true;
+    }
+  };
+
+  const base = {
+    path,
+    type,
+    mode: header.mode & 0o7777,
+    uid: paxNumber(pax['uid']) ?? header.uid,
+    gid: paxNumber(pax['gid']) ?? header.gid,
+    size: type === 'file' ? header.size : 0,
+    mtime: paxNumber(pax['mtime']) ?? Math.floor(header.mtime.getTime() / 1000),
+    linkname,
+    devMajor: header.devmajor,
+    devMinor: header.devminor,
+    content: { [Symbol.asyncIterator]: content },
+  };
+  const whiteout = classifyWhiteout(path);
+  const value: LayerReadEntry =
+    whiteout.kind === 'opaque' ? { kind: 'opaque', dir: whiteout.dir, ...base }
+    : whiteout.kind === 'whiteout' ? { kind: 'whiteout', target: whiteout.target, ...base }
+    : { kind: 'entry', ...base };
+  return { value, content: { drain } };
+}
+
+function paxNumber(value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const parsed = Math.floor(Number(value));
+  return Number.isFinite(parsed) ? parsed : undefined;
+}
+
+function invalid(error: unknown, what: string): StrataError {
+  if (isStrataError(error)) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new StrataError('E_LAYER_INVALID', `${what} is not a valid layer: ${message}`, {
+    cause: error,
+    hint: 'the archive is corrupt, truncated, or not the compression its media type says',
+  });
+}

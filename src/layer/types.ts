@@ -1,0 +1,107 @@
+import type { Digest } from '../digest/index.js';
+import type { Descriptor } from '../oci/index.js';
+
+/** The kinds of tar entry strata writes and reads; `hardlink` points at an earlier path of the same layer. */
+export type LayerEntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'fifo' | 'char' | 'block';
+
+/**
+ * One path of a layer, as plain data. `path` is relative to the layer root, `/`-separated, with no leading `./`
+ * or `/` and no trailing `/`. Content comes from `source` (a file on disk, streamed when the layer is written) or
+ * from `data` (small generated content); neither means an empty file.
+ */
+export interface LayerEntry {
+  path: string;
+  type: LayerEntryType;
+  /** Permission bits including setuid, setgid and sticky (masked to 0o7777). */
+  mode: number;
+  /** Bytes of content for files; 0 for everything else. */
+  size: number;
+  /** Seconds since the epoch (whole seconds: tar has no finer resolution without PAX). */
+  mtime: number;
+  uid: number;
+  gid: number;
+  /** Symlink target (as stored on disk) or, for a hardlink, the layer path of the entry it links to. */
+  linkTarget?: string | undefined;
+  /** Absolute path of the file whose bytes become this entry's content. */
+  source?: string | undefined;
+  data?: Uint8Array | undefined;
+  devMajor?: number | undefined;
+  devMinor?: number | undefined;
+}
+
+export interface MtimeOptions {
+  /** SOURCE_DATE_EPOCH in seconds: every mtime later than it is clamped down to it. */
+  sourceDateEpoch?: number | undefined;
+  /** Without sourceDateEpoch, set every mtime to 0 (the epoch). */
+  normalizeMtime?: boolean | undefined;
+}
+
+/** Layer compressions strata can write. */
+export type LayerWriteCompression = 'gzip' | 'none';
+
+export interface WriteLayerOptions extends MtimeOptions {
+  compression?: LayerWriteCompression | undefined;
+  mediaTypeFamily?: 'oci' | 'docker' | undefined;
+  /** `root` (default) writes uid/gid 0; `keep` writes the ids in the entries. Explicit uid/gid win over both. */
+  ownership?: 'root' | 'keep' | undefined;
+  uid?: number | undefined;
+  gid?: number | undefined;
+  /** zlib level 0-9; the default is zlib's default (6). */
+  gzipLevel?: number | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+export interface LayerResult {
+  /** The blob as stored: its media type, and the digest and size of the (compressed) bytes. */
+  descriptor: Descriptor;
+  /** sha256 of the uncompressed tar: the layer's identity in the image config's rootfs.diff_ids. */
+  diffId: Digest;
+  uncompressedSize: number;
+}
+
+export interface ImportTarLayerOptions {
+  compression?: LayerWriteCompression | undefined;
+  mediaTypeFamily?: 'oci' | 'docker' | undefined;
+  gzipLevel?: number | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+interface LayerReadHeader {
+  /** Normalized: relative, no `./` prefix, no trailing `/`; `.` for the root directory itself. */
+  path: string;
+  type: LayerEntryType;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  /** Seconds since the epoch. */
+  mtime: number;
+  /** Symlink target as stored, or the (normalized) layer path a hardlink points at. */
+  linkname?: string | undefined;
+  devMajor: number;
+  devMinor: number;
+  /**
+   * The entry's bytes (empty unless a file). Read it, or don't: whatever is left unread is skipped when the next
+   * entry is requested, so abandoning it midway is safe. It cannot be read after that.
+   */
+  content: AsyncIterable<Buffer>;
+}
+
+/** An ordinary entry. */
+export interface LayerReadFile extends LayerReadHeader {
+  kind: 'entry';
+}
+
+/** `.wh.NAME`: NAME (in `target`) is deleted from the layers below. */
+export interface LayerReadWhiteout extends LayerReadHeader {
+  kind: 'whiteout';
+  target: string;
+}
+
+/** `.wh..wh..opq`: the directory `dir` hides everything below it from lower layers. */
+export interface LayerReadOpaque extends LayerReadHeader {
+  kind: 'opaque';
+  dir: string;
+}
+
+export type LayerReadEntry = LayerReadFile | LayerReadWhiteout | LayerReadOpaque;

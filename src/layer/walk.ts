@@ -1,0 +1,163 @@
+import { constants, type Stats } from 'node:fs';
+import { access, lstat, readdir, readlink, stat } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { StrataError, errnoCode, ioError } from '../errors/index.js';
+import { sortLayerEntries } from './order.js';
+import type { LayerEntry, LayerEntryType } from './types.js';
+
+export interface WalkLayerTreeOptions {
+  /** Where the tree's contents go in the image, like `/app`; its missing parents are emitted as 0755 dirs. */
+  dest?: string | undefined;
+}
+
+/**
+ * Lists every path under `root` as layer entries, sorted in layer order. Symlinks inside the tree are recorded,
+ * never followed; `root` itself is followed when it is a symlink (the COPY source rule). Ids and mtimes are
+ * as on disk: the writer decides what to keep. Files sharing an inode become one file (the first in layer
+ * order) plus hardlink entries. Unreadable files fail here, before any blob is written.
+ */
+export async function walkLayerTree(root: string, options: WalkLayerTreeOptions = {}): Promise<LayerEntry[]> {
+  let rootStats: Stats;
+  try {
+    rootStats = await stat(root);
+  } catch (cause) {
+    throw ioError('read layer directory', root, cause);
+  }
+  if (!rootStats.isDirectory()) {
+    throw new StrataError('E_USAGE', `layer source ${root} is not a directory`, {
+      hint: 'give a directory (its contents become the layer) or a .tar/.tar.gz file',
+    });
+  }
+  const dest = normalizeDest(options.dest);
+  const entries: LayerEntry[] = [];
+  if (dest !== '') {
+    const parts = dest.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      entries.push({ path: parts.slice(0, i).join('/'), type: 'dir', mode: 0o755, size: 0, mtime: seconds(rootStats), uid: 0, gid: 0 });
+    }
+    entries.push(toEntry(dest, root, rootStats, 'dir'));
+  }
+
+  const inodes = new Map<string, LayerEntry[]>();
+  const pending: Array<{ dir: string; layerDir: string }> = [{ dir: root, layerDir: dest }];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    let names: string[];
+    try {
+      names = await readdir(next.dir);
+    } catch (cause) {
+      throw ioError('read directory', next.dir, cause);
+    }
+    for (const name of names) {
+      const full = join(next.dir, name);
+      const layerPath = next.layerDir === '' ? name : `${next.layerDir}/${name}`;
+      let st: Stats;
+      try {
+        st = await lstat(full);
+      } catch (cause) {
+        throw ioError('stat', full, cause);
+      }
+      const type = entryType(st);
+      if (type === undefined) {
+        throw new StrataError('E_LAYER_INVALID', `cannot put ${full} in a layer: it is a socket`, {
+          hint: 'sockets cannot be stored in a tar layer; exclude the path',
+        });
+      }
+      const entry = toEntry(layerPath, full, st, type);
+      if (type === 'symlink') {
+        try {
+          entry.linkTarget = await readlink(full);
+        } catch (cause) {
+          throw ioError('read symlink', full, cause);
+        }
+      } else if (type === 'file') {
+        try {
+          await access(full, constants.R_OK);
+        } catch (cause) {
+          throw new StrataError('E_IO', `cannot read ${full}: ${describe(cause)}`, {
+            cause,
+            hint: 'make the file readable (chmod u+r) or exclude it from the layer',
+          });
+        }
+      } else if (type === 'dir') {
+        pending.push({ dir: full, layerDir: layerPath });
+      }
+      if (type !== 'dir' && st.nlink > 1) {
+        const key = `${st.dev}:${st.ino}`;
+        const group = inodes.get(key);
+        if (group === undefined) inodes.set(key, [entry]);
+        else group.push(entry);
+      }
+      entries.push(entry);
+    }
+  }
+
+  const sorted = sortLayerEntries(entries);
+  linkHardlinks(sorted, inodes);
+  return sorted;
+}
+
+function linkHardlinks(sorted: LayerEntry[], inodes: Map<string, LayerEntry[]>): void {
+  const position = new Map<LayerEntry, number>();
+  sorted.forEach((entry, i) => position.set(entry, i));
+  for (const group of inodes.values()) {
+    if (group.length < 2) continue;
+    group.sort((a, b) => (position.get(a) ?? 0) - (position.get(b) ?? 0));
+    const [first, ...rest] = group;
+    if (first === undefined) continue;
+    for (const entry of rest) {
+      entry.type = 'hardlink';
+      entry.linkTarget = first.path;
+      entry.size = 0;
+      delete entry.source;
+    }
+  }
+}
+
+function normalizeDest(dest: string | undefined): string {
+  if (dest === undefined) return '';
+  const normalized = posix.normalize(`/${dest}`);
+  if (normalized.split('/').includes('..')) {
+    throw new StrataError('E_USAGE', `layer destination ${dest} climbs above /`, { hint: 'give an absolute destination like /app' });
+  }
+  return normalized.replace(/^\/+|\/+$/g, '');
+}
+
+function entryType(st: Stats): LayerEntryType | undefined {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isFIFO()) return 'fifo';
+  if (st.isCharacterDevice()) return 'char';
+  if (st.isBlockDevice()) return 'block';
+  return undefined;
+}
+
+function seconds(st: Stats): number {
+  return Math.floor(st.mtimeMs / 1000);
+}
+
+function toEntry(path: string, full: string, st: Stats, type: LayerEntryType): LayerEntry {
+  const entry: LayerEntry = {
+    path,
+    type,
+    mode: st.mode & 0o7777,
+    size: type === 'file' ? st.size : 0,
+    mtime: seconds(st),
+    uid: st.uid,
+    gid: st.gid,
+  };
+  if (type === 'file') entry.source = full;
+  if (type === 'char' || type === 'block') {
+    // Linux's dev_t split (glibc's gnu_dev_major/minor), which is what tar stores.
+    const rdev = st.rdev;
+    entry.devMajor = ((rdev >>> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff);
+    entry.devMinor = (rdev & 0xff) | ((rdev >>> 12) & ~0xff);
+  }
+  return entry;
+}
+
+function describe(cause: unknown): string {
+  const code = errnoCode(cause);
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  return cause instanceof Error ? cause.message : String(cause);
+}

@@ -1,0 +1,183 @@
+import { once } from 'node:events';
+import { open, type FileHandle } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { pack, type Pack } from 'tar-stream';
+import { Hasher } from '../digest/index.js';
+import { StrataError, errnoCode, isStrataError } from '../errors/index.js';
+import { layerMediaType } from '../oci/index.js';
+import type { BlobIngester } from '../store/index.js';
+import { GzipHeaderFix } from './gzip.js';
+import { sortLayerEntries } from './order.js';
+import { safeEntryPath } from './safe-path.js';
+import { toTarHeader } from './tar-header.js';
+import type { LayerEntry, LayerResult, WriteLayerOptions } from './types.js';
+
+const CHUNK = 1024 * 1024;
+
+/**
+ * Writes entries as one reproducible tar layer into the store. Entries are sorted (see compareLayerPaths) and
+ * checked first; the tar bytes then flow once through the diffID hash, gzip and the store's ingester, which
+ * hashes and counts the compressed bytes. File contents are read one file at a time, so memory stays flat.
+ * Any failure (an unreadable or changed file, a full disk, an abort) rejects, and the ingester then keeps
+ * nothing of the half-written blob.
+ */
+export async function writeLayer(entries: readonly LayerEntry[], options: WriteLayerOptions, store: BlobIngester): Promise<LayerResult> {
+  const sorted = sortLayerEntries(entries);
+  checkEntries(sorted);
+  const compression = options.compression ?? 'gzip';
+  const controller = new AbortController();
+  const onAbort = (): void => controller.abort(options.signal?.reason);
+  if (options.signal?.aborted === true) onAbort();
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+
+  const packer = pack();
+  const diff = new Hasher('sha256');
+  async function* tarBytes(): AsyncGenerator<Buffer> {
+    for await (const chunk of packer) {
+      const bytes = chunk as Buffer;
+      diff.update(bytes);
+      yield bytes;
+    }
+  }
+
+  let compressed: Readable | AsyncIterable<Buffer>;
+  let piping: Promise<void> = Promise.resolve();
+  if (compression === 'gzip') {
+    const fix = new GzipHeaderFix();
+    piping = pipeline(tarBytes(), createGzip(options.gzipLevel === undefined ? {} : { level: options.gzipLevel }), fix);
+    compressed = fix;
+  } else {
+    compressed = tarBytes();
+  }
+
+  const producing = produce(packer, sorted, options, controller.signal).catch((error: unknown) => {
+    packer.destroy(asError(error));
+    throw error;
+  });
+  const ingesting = store.ingestBlob(compressed, { signal: controller.signal }).catch((error: unknown) => {
+    controller.abort(error);
+    packer.destroy(asError(error));
+    throw error;
+  });
+  const [produced, ingested, piped] = await Promise.allSettled([producing, ingesting, piping]);
+  options.signal?.removeEventListener('abort', onAbort);
+
+  // The producer's error says what went wrong (which file); the others are its echo down the pipeline.
+  if (produced.status === 'rejected') throw layerError(produced.reason, options.signal);
+  if (ingested.status === 'rejected') throw layerError(ingested.reason, options.signal);
+  if (piped.status === 'rejected') throw layerError(piped.reason, options.signal);
+  const blob = ingested.value;
+  return {
+    descriptor: { mediaType: layerMediaType(compression, options.mediaTypeFamily ?? 'oci'), digest: blob.digest, size: blob.size },
+    diffId: diff.digest(),
+    uncompressedSize: diff.size,
+  };
+}
+
+function checkEntries(sorted: readonly LayerEntry[]): void {
+  const seen = new Map<string, LayerEntry>();
+  for (const entry of sorted) {
+    let normalized: string;
+    try {
+      normalized = safeEntryPath(entry.path, 'layer');
+    } catch (cause) {
+      throw new StrataError('E_LAYER_INVALID', `layer entry ${JSON.stringify(entry.path)} is not a relative path inside the layer`, { cause });
+    }
+    if (normalized !== entry.path || normalized === '.') {
+      throw new StrataError('E_LAYER_INVALID', `layer entry ${JSON.stringify(entry.path)} is not normalized (expected ${JSON.stringify(normalized)})`);
+    }
+    if (entry.type === 'hardlink') {
+      const target = entry.linkTarget === undefined ? undefined : seen.get(entry.linkTarget);
+      if (target === undefined || target.type === 'dir' || target.type === 'hardlink') {
+        throw new StrataError('E_LAYER_INVALID', `hard link ${entry.path} points at ${String(entry.linkTarget)}, which is not an earlier file of the same layer`, {
+          hint: 'a hard link target must come before the link in the same layer',
+        });
+      }
+    }
+    if (entry.type === 'file' && entry.source === undefined && (entry.data?.byteLength ?? 0) !== entry.size) {
+      throw new StrataError('E_LAYER_INVALID', `layer entry ${entry.path} says ${entry.size} bytes but has ${entry.data?.byteLength ?? 0}`);
+    }
+    seen.set(entry.path, entry);
+  }
+}
+
+async function produce(packer: Pack, sorted: readonly LayerEntry[], options: WriteLayerOptions, signal: AbortSignal): Promise<void> {
+  for (const entry of sorted) {
+    signal.throwIfAborted();
+    const header = toTarHeader(entry, options);
+    if (entry.type === 'file' && entry.source !== undefined) {
+      await addFile(packer, header, entry, entry.source, signal);
+    } else {
+      const body = entry.type === 'file' && entry.data !== undefined ? Buffer.from(entry.data) : undefined;
+      await new Promise<void>((resolve, reject) => {
+        const done = (error?: Error | null): void => (error ? reject(error) : resolve());
+        if (body === undefined) packer.entry(header, done).end(undefined);
+        else packer.entry(header, body, done);
+      });
+    }
+  }
+  packer.finalize();
+}
+
+async function addFile(packer: Pack, header: ReturnType<typeof toTarHeader>, entry: LayerEntry, source: string, signal: AbortSignal): Promise<void> {
+  let handle: FileHandle;
+  try {
+    handle = await open(source, 'r');
+  } catch (cause) {
+    throw fileError(source, cause);
+  }
+  try {
+    const st = await handle.stat();
+    if (!st.isFile() || st.size !== entry.size) throw changed(source, entry.size, st.size);
+    let finished: (error?: Error | null) => void = () => undefined;
+    const done = new Promise<void>((resolve, reject) => {
+      finished = (error) => (error ? reject(error) : resolve());
+    });
+    done.catch(() => undefined);
+    const sink = packer.entry(header, finished);
+    let position = 0;
+    while (position < entry.size) {
+      const buffer = Buffer.allocUnsafe(Math.min(CHUNK, entry.size - position));
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await handle.read(buffer, 0, buffer.length, position));
+      } catch (cause) {
+        throw fileError(source, cause);
+      }
+      if (bytesRead === 0) throw changed(source, entry.size, position);
+      position += bytesRead;
+      if (!sink.write(bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead))) await once(sink, 'drain', { signal });
+    }
+    sink.end(undefined);
+    await done;
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+}
+
+function fileError(path: string, cause: unknown): StrataError {
+  const code = errnoCode(cause);
+  const why = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'ENOENT' ? 'it disappeared while the layer was written' : cause instanceof Error ? cause.message : String(cause);
+  return new StrataError('E_IO', `cannot read ${path} into the layer: ${why}`, {
+    cause,
+    hint: 'make the file readable and keep the tree unchanged while the layer is written',
+  });
+}
+
+function changed(path: string, expected: number, actual: number): StrataError {
+  return new StrataError('E_IO', `${path} changed while the layer was written (${expected} bytes when listed, ${actual} now)`, {
+    hint: 'keep the source tree unchanged while strata writes the layer',
+  });
+}
+
+function layerError(error: unknown, signal: AbortSignal | undefined): StrataError {
+  if (isStrataError(error)) return error;
+  if (signal?.aborted === true) return new StrataError('E_ABORTED', 'writing the layer was aborted', { cause: error });
+  return new StrataError('E_IO', `cannot write the layer: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
