@@ -1,0 +1,23 @@
+/** Public surface of the Dockerfile front end. Pure: strings in, typed values out, no I/O. */
+export { DockerfileError, formatDiagnostic, type DockerfileLocation } from './errors.js';
+export type { DockerfileAst, DockerfileHeredoc, DockerfileNode, DockerfileWarning } from './ast.js';
+export { parseDockerfileAst, type ParseDockerfileOptions } from './parser.js';
+export {
+  detectDockerfileDirective,
+  parseDockerfileDirectives,
+  type DetectedDirective,
+  type Directive as DockerfileDirective,
+  type DirectiveName as DockerfileDirectiveName,
+} from './directives.js';
+export { chompHeredocContent, parseHeredocMarker, parseHeredocsFromLine, type HeredocMarker } from './heredoc.js';
+export {
+  expandShellWord,
+  expandWord,
+  expandWords,
+  MAX_EXPANSION_DEPTH,
+  type EscapeToken,
+  type ShellEnv,
+  type ShellExpandOptions,
+  type ShellExpansion,
+} from './shell.js';
+export { goQuote } from './gostr.js';

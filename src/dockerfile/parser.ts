@@ -1,0 +1,271 @@
+import type { DockerfileAst, DockerfileHeredoc, DockerfileNode, DockerfileWarning } from './ast.js';
+import { DirectiveDuplicateError, DirectiveScanner, type Directive } from './directives.js';
+import { DockerfileError } from './errors.js';
+import { isGoSpace, trimLeftGoSpace } from './gostr.js';
+import { parseHeredocsFromLine } from './heredoc.js';
+import {
+  LineParseError,
+  parseHealthConfig,
+  parseMaybeJson,
+  parseMaybeJsonToList,
+  parseNameVal,
+  parseString,
+  parseStringsWhitespaceDelimited,
+  parseWords,
+  splitCommand,
+  type ParsedArgs,
+} from './line-parsers.js';
+import type { EscapeToken } from './shell.js';
+
+export interface ParseDockerfileOptions {
+  /** Name used in error locations; `Dockerfile` by default. */
+  file?: string;
+}
+
+/** ONBUILD ONBUILD ... is refused past this depth instead of recursing without bound. */
+const MAX_ONBUILD_DEPTH = 16;
+
+const HEREDOC_COMMANDS = new Set(['add', 'copy', 'run']);
+
+type LineParser = (rest: string, escape: EscapeToken) => ParsedArgs;
+
+const DISPATCH: Record<string, LineParser> = {
+  add: (r) => parseMaybeJsonToList(r),
+  arg: (r, e) => ({ args: parseWords(r, e), json: false }),
+  cmd: (r) => parseMaybeJson(r),
+  copy: (r) => parseMaybeJsonToList(r),
+  entrypoint: (r) => parseMaybeJson(r),
+  env: (r, e) => ({ args: parseNameVal(r, 'ENV', e), json: false }),
+  expose: (r) => ({ args: parseStringsWhitespaceDelimited(r), json: false }),
+  from: (r) => ({ args: parseStringsWhitespaceDelimited(r), json: false }),
+  healthcheck: (r) => parseHealthConfig(r),
+  label: (r, e) => ({ args: parseNameVal(r, 'LABEL', e), json: false }),
+  maintainer: (r) => ({ args: parseString(r), json: false }),
+  run: (r) => parseMaybeJson(r),
+  shell: (r) => parseMaybeJson(r),
+  stopsignal: (r) => ({ args: parseString(r), json: false }),
+  user: (r) => ({ args: parseString(r), json: false }),
+  volume: (r) => parseMaybeJsonToList(r),
+  workdir: (r) => ({ args: parseString(r), json: false }),
+};
+
+interface RawLine {
+  /** Line text without its `\n`. */
+  text: string;
+  /** Whether a `\n` followed it in the file. */
+  newline: boolean;
+}
+
+/** Physical lines as BuildKit's scanner yields them; a final line without `\n` still counts. */
+function splitPhysicalLines(text: string): RawLine[] {
+  const parts = text.split('\n');
+  const out: RawLine[] = new Array<RawLine>(parts.length);
+  for (let i = 0; i < parts.length; i++) out[i] = { text: parts[i] as string, newline: i < parts.length - 1 };
+  if (parts.length > 0 && parts[parts.length - 1] === '') out.pop();
+  return out;
+}
+
+const trimNewline = (s: string): string => {
+  let j = s.length;
+  while (j > 0 && (s.charCodeAt(j - 1) === 0x0d || s.charCodeAt(j - 1) === 0x0a)) j--;
+  return j === s.length ? s : s.slice(0, j);
+};
+
+const isComment = (s: string): boolean => trimLeftGoSpace(s).startsWith('#');
+
+/**
+ * Removes a trailing line-continuation token: the escape token, optionally followed by spaces and tabs,
+ * not itself escaped (BuildKit's `([^E])E[ \t]*$|^E[ \t]*$`).
+ */
+function trimContinuation(line: string, escape: string): { line: string; ends: boolean } {
+  let j = line.length;
+  while (j > 0 && (line.charCodeAt(j - 1) === 0x20 || line.charCodeAt(j - 1) === 0x09)) j--;
+  if (j === 0 || line[j - 1] !== escape) return { line, ends: true };
+  if (j >= 2 && line[j - 2] === escape) return { line, ends: true };
+  return { line: line.slice(0, j - 1), ends: false };
+}
+
+function columnOf(text: string): number {
+  let i = 0;
+  while (i < text.length) {
+    const cp = text.codePointAt(i) as number;
+    if (!isGoSpace(cp)) break;
+    i += cp > 0xffff ? 2 : 1;
+  }
+  return i + 1;
+}
+
+interface NodeParts {
+  cmd: string;
+  keyword: string;
+  flags: string[];
+  args: (string | DockerfileNode)[];
+  json: boolean;
+}
+
+/** newNodeFromLine: keyword, flags, then the instruction's own argument parser. */
+function nodeFromLine(line: string, escape: EscapeToken, depth: number): NodeParts {
+  const { keyword, flags, rest } = splitCommand(line);
+  const cmd = keyword.toLowerCase();
+  if (cmd === 'onbuild') {
+    if (rest === '') return { cmd, keyword, flags, args: [], json: false };
+    if (depth >= MAX_ONBUILD_DEPTH) throw new LineParseError('ONBUILD triggers are nested too deeply');
+    const inner = nodeFromLine(rest, escape, depth + 1);
+    const child: DockerfileNode = {
+      ...inner,
+      heredocs: [],
+      original: rest,
+      line: 0,
+      endLine: 0,
+      column: 0,
+    };
+    return { cmd, keyword, flags, args: [child], json: false };
+  }
+  const fn = DISPATCH[cmd];
+  if (fn === undefined) return { cmd, keyword, flags, args: [], json: false };
+  const parsed = fn(rest, escape);
+  return { cmd, keyword, flags, args: parsed.args, json: parsed.json };
+}
+
+function canContainHeredoc(parts: NodeParts): { ok: boolean; target: NodeParts | DockerfileNode } {
+  let target: NodeParts | DockerfileNode = parts;
+  if (parts.cmd === 'onbuild') {
+    const inner = parts.args[0];
+    if (inner !== undefined && typeof inner !== 'string') target = inner;
+  }
+  return { ok: HEREDOC_COMMANDS.has(target.cmd) && !target.json, target };
+}
+
+/**
+ * Parses Dockerfile text into BuildKit's raw tree: directives, comments, continuations, heredocs, JSON
+ * versus shell form and flags, with the line span and column of every instruction. Words are not expanded.
+ * Throws DockerfileError (`E_DOCKERFILE_SYNTAX`) at the offending line.
+ */
+export function parseDockerfileAst(text: string, options: ParseDockerfileOptions = {}): DockerfileAst {
+  const file = options.file ?? 'Dockerfile';
+  const lines = splitPhysicalLines(text);
+  const directivesScanner = new DirectiveScanner('#');
+  const directives: Directive[] = [];
+  let escape: EscapeToken = '\\';
+  const nodes: DockerfileNode[] = [];
+  const warnings: DockerfileWarning[] = [];
+  const fail = (reason: string, line: number, column = 1, endLine = line, hint?: string): never => {
+    throw new DockerfileError('E_DOCKERFILE_SYNTAX', reason, { file, line, column, endLine }, hint === undefined ? {} : { hint });
+  };
+
+  let i = 0;
+  let current = 0;
+  while (i < lines.length) {
+    let raw = (lines[i] as RawLine).text;
+    i++;
+    if (current === 0 && raw.startsWith('\uFEFF')) raw = raw.slice(1);
+    const column = columnOf(raw);
+    let token = trimLeftGoSpace(trimNewline(raw));
+    current++;
+    if (!directivesScanner.finished) {
+      let d: Directive | undefined;
+      try {
+        d = directivesScanner.parseLine(token);
+      } catch (err) {
+        if (err instanceof DirectiveDuplicateError) fail(err.message, current);
+        throw err;
+      }
+      if (d !== undefined) {
+        if (d.name === 'escape') {
+          if (d.value !== '`' && d.value !== '\\') {
+            fail(`invalid escape token '${d.value}' does not match \` or \\`, current, column, current, 'use `# escape=\\` or `# escape=``');
+          }
+          escape = d.value as EscapeToken;
+        }
+        directives.push(d);
+      }
+    }
+    if (isComment(token)) token = '';
+    const startLine = current;
+    const first = trimContinuation(token, escape);
+    if (first.ends && first.line === '') continue;
+    const pieces: string[] = [first.line];
+    let ends = first.ends;
+    let hasEmpty = false;
+    while (!ends && i < lines.length) {
+      const next = (lines[i] as RawLine).text;
+      i++;
+      current++;
+      if (isComment(next)) continue;
+      const tok = trimNewline(next);
+      if (trimLeftGoSpace(tok).length === 0) {
+        hasEmpty = true;
+        continue;
+      }
+      const cont = trimContinuation(tok, escape);
+      pieces.push(cont.line);
+      ends = cont.ends;
+    }
+    const line = pieces.join('');
+    if (hasEmpty) {
+      warnings.push({
+        rule: 'NoEmptyContinuation',
+        short: `Empty continuation line found in: ${line}`,
+        detail: 'Empty continuation lines will become errors in a future release',
+        line: current,
+      });
+    }
+
+    let parts: NodeParts;
+    try {
+      parts = nodeFromLine(line, escape, 0);
+    } catch (err) {
+      if (err instanceof LineParseError) fail(err.message, startLine, column, current);
+      throw err;
+    }
+
+    const heredocs: DockerfileHeredoc[] = [];
+    const { ok } = canContainHeredoc(parts);
+    if (ok && line.includes('<<')) {
+      let found: Omit<DockerfileHeredoc, 'content'>[];
+      try {
+        found = parseHeredocsFromLine(line);
+      } catch (err) {
+        return fail(err instanceof Error ? err.message : String(err), startLine, column, current);
+      }
+      for (const h of found) {
+        let terminated = false;
+        const body: string[] = [];
+        while (i < lines.length) {
+          const rl = lines[i] as RawLine;
+          i++;
+          current++;
+          let candidate = trimNewline(rl.text);
+          if (h.chomp) candidate = candidate.replace(/^\t+/, '');
+          if (candidate === h.name) {
+            terminated = true;
+            break;
+          }
+          body.push(rl.newline ? rl.text + '\n' : rl.text);
+        }
+        if (!terminated) {
+          fail(`unterminated heredoc ${h.name}`, startLine, column, current, `end the heredoc with a line that is exactly ${h.name}`);
+        }
+        heredocs.push({ ...h, content: body.join('') });
+      }
+    }
+
+    nodes.push({
+      cmd: parts.cmd,
+      keyword: parts.keyword,
+      flags: parts.flags,
+      args: parts.args.map((a) => (typeof a === 'string' ? a : { ...a, line: startLine, endLine: current, column })),
+      json: parts.json,
+      heredocs,
+      original: line,
+      line: startLine,
+      endLine: current,
+      column,
+    });
+  }
+
+  if (nodes.length === 0) {
+    fail('file with no instructions', Math.max(current, 1), 1, Math.max(current, 1), 'a Dockerfile needs at least a FROM instruction');
+  }
+  return { nodes, directives, escapeToken: escape, warnings };
+}
