@@ -1,8 +1,14 @@
 /**
  * strata's public API. The CLI imports only this file. Modules are re-exported here; the wiring of
- * real dependencies (fetch, stores, clock) lives in src/api/.
+ * real dependencies (stores, clock, registry access) lives in src/api/.
  */
 export * from './errors/index.js';
 export * from './digest/index.js';
 export * from './oci/index.js';
+export * from './ref/index.js';
 export * from './store/index.js';
+export * from './layer/index.js';
+export * from './image/index.js';
+export * from './output/index.js';
+export * from './inspect/index.js';
+export * from './api/index.js';

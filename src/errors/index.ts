@@ -38,8 +38,8 @@ export type ErrorCode =
   | 'E_ABORTED';
 
 export interface StrataErrorOptions {
-  hint?: string;
-  cause?: unknown;
+  hint?: string | undefined;
+  cause?: unknown | undefined;
 }
 
 export class StrataError extends Error {

@@ -1,0 +1,57 @@
+# strata — see README.md. Every target does its own set-up on a fresh clone.
+SHELL := /bin/bash
+NODE_MODULES := node_modules/.package-lock.json
+STRATA := node dist/cli/main.js
+DEMO_ROOT ?= $(CURDIR)/.tmp/demo-store
+
+.PHONY: all build typecheck test test-unit test-integration conformance demo bench clean deps
+
+all: build
+
+$(NODE_MODULES): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+deps: $(NODE_MODULES)
+
+build: $(NODE_MODULES)
+	npx tsc -p tsconfig.json
+
+typecheck: $(NODE_MODULES)
+	npx tsc -p tsconfig.test.json --noEmit
+
+# Unit and integration tests. Integration tests start their own registries on 127.0.0.1 and need
+# skopeo, umoci and docker-registry (scripts/install-test-tools.sh installs them with apt-get).
+test: build
+	npx tsc -p tsconfig.test.json --noEmit
+	npx vitest run
+
+test-unit: build
+	npx vitest run test/unit
+
+test-integration: build
+	npx vitest run test/integration
+
+# Public corpora in ../shared/conformance (BuildKit parser and shell cases, reference and
+# .dockerignore tables, OCI JSON schemas). Needs that folder; `make test` does not.
+conformance: build
+	npx vitest run --config vitest.conformance.config.ts
+
+# Assembles an image from testdata/demo into a local store under .tmp/ and an OCI layout, then
+# inspects it. No registry, no daemon, no root.
+demo: build
+	rm -rf $(DEMO_ROOT) .tmp/demo-layout
+	STRATA_ROOT=$(DEMO_ROOT) SOURCE_DATE_EPOCH=1700000000 $(STRATA) append \
+	  --layer testdata/demo/rootfs \
+	  --layer testdata/demo/site:/srv/www \
+	  --set-env GREETING=hello --set-label org.opencontainers.image.title=strata-demo \
+	  --set-workdir /srv/www --set-expose 8080 --set-cmd '["/bin/demo","--serve"]' \
+	  -t strata-demo:latest -o oci:.tmp/demo-layout:strata-demo
+	STRATA_ROOT=$(DEMO_ROOT) $(STRATA) images
+	STRATA_ROOT=$(DEMO_ROOT) $(STRATA) inspect strata-demo:latest
+
+bench: build
+	node dist/bench/run.js
+
+clean:
+	rm -rf dist .tmp

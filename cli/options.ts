@@ -1,0 +1,31 @@
+import { homedir } from 'node:os';
+import { StrataError, defaultStoreRoot, parsePlatform, type StrataContext } from '../src/index.js';
+import type { CliContext } from './context.js';
+
+/** Repeatable option collector for commander. */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+export function parseSourceDateEpoch(text: string | undefined, where: string): number | undefined {
+  if (text === undefined || text === '') return undefined;
+  if (!/^\d+$/.test(text.trim())) throw new StrataError('E_USAGE', `${where} must be a whole number of seconds since 1970, got "${text}"`);
+  return Number(text.trim());
+}
+
+/** The API context for a command: store root, clock, SOURCE_DATE_EPOCH, platform. */
+export function apiContext(cli: CliContext, options: { platform?: string | undefined; sourceDateEpoch?: string | undefined } = {}): StrataContext {
+  const epoch = options.sourceDateEpoch !== undefined
+    ? parseSourceDateEpoch(options.sourceDateEpoch, '--source-date-epoch')
+    : parseSourceDateEpoch(cli.env.SOURCE_DATE_EPOCH, 'SOURCE_DATE_EPOCH');
+  return {
+    storeRoot: defaultStoreRoot(cli.env, cli.env.HOME ?? homedir()),
+    now: () => new Date(),
+    sourceDateEpoch: epoch,
+    platform: options.platform ? parsePlatform(options.platform) : undefined,
+  };
+}
+
+export function writeLine(stream: NodeJS.WritableStream, text = ''): void {
+  stream.write(`${text}\n`);
+}

@@ -1,0 +1,148 @@
+import { stat } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { StrataError, ioError } from '../errors/index.js';
+import { addEmptyHistory, appendLayer, emptyImage, serializeImage, setCreated, setFormat, updateContainerConfig, type Image } from '../image/index.js';
+import { hostPlatform, type Descriptor } from '../oci/index.js';
+import { importTarLayer, walkLayerTree, writeLayer, type LayerWriteCompression } from '../layer/index.js';
+import { writeToLocalStore } from '../output/index.js';
+import { CompositeBlobReader, LocalStore, MemoryBlobReader, type BlobReader } from '../store/index.js';
+import { applyConfigEdits, type ConfigEdits } from './config-edits.js';
+import { createdTime, type StrataContext } from './context.js';
+import { writeImage, type WriteImageOptions } from './destinations.js';
+import { localImageName } from './names.js';
+import { openImage, type OpenImageOptions, type OpenedImage } from './sources.js';
+import { parseImageLocation } from './transport.js';
+
+export interface AppendLayerSpec {
+  path: string;
+  /** Absolute path in the image where a directory's contents go. */
+  dest?: string;
+}
+
+/** `PATH[:/DEST]`: the part after the last `:/` is the destination. */
+export function parseLayerSpec(text: string): AppendLayerSpec {
+  const split = text.lastIndexOf(':/');
+  if (split <= 0) return { path: text };
+  return { path: text.slice(0, split), dest: text.slice(split + 1) };
+}
+
+export interface AppendOptions extends ConfigEdits {
+  /** Any image location; `scratch` or nothing for an empty base. */
+  base?: string | undefined;
+  layers: readonly AppendLayerSpec[];
+  /** Local-store names. */
+  tags?: readonly string[];
+  /** Image locations to write to (`oci:DIR:TAG`, `docker-archive:FILE`, ...). */
+  outputs?: readonly string[];
+  compression?: LayerWriteCompression;
+  /** Without SOURCE_DATE_EPOCH, set every file mtime to the epoch. */
+  normalizeMtime?: boolean;
+  format?: 'oci' | 'docker';
+}
+
+export interface AppendResult {
+  descriptor: Descriptor;
+  image: Image;
+  /** Where the image was written, as given. */
+  written: string[];
+}
+
+export type RegistryIo = OpenImageOptions & WriteImageOptions;
+
+/**
+ * Builds an image without a Dockerfile: a base plus layers made from directories or tarballs, plus
+ * config edits, like `crane append` + `crane mutate`. Layer blobs go into the local store first
+ * (content addressed, so a failed run leaves no visible image), then to every destination.
+ */
+export async function appendImage(options: AppendOptions, ctx: StrataContext, io: RegistryIo = {}): Promise<AppendResult> {
+  if (options.layers.length === 0 && !hasEdits(options)) {
+    throw new StrataError('E_USAGE', 'nothing to append: give --layer PATH or a --set-* option');
+  }
+  for (const spec of options.layers) await checkLayerSource(spec);
+  const outputs = (options.outputs ?? []).map((o) => ({ text: o, location: parseImageLocation(o) }));
+  const tags = (options.tags ?? []).map((t) => ({ text: t, name: localImageName(t) }));
+
+  const store = await LocalStore.open(ctx.storeRoot);
+  let base: OpenedImage | undefined;
+  try {
+    if (options.base !== undefined && options.base !== 'scratch' && options.base !== '') {
+      base = await openImage(parseImageLocation(options.base), ctx, io);
+    }
+    let image = base ? base.image : emptyImage(ctx.platform ?? hostPlatform(), options.format ?? 'oci');
+    if (options.format) image = setFormat(image, options.format);
+    const created = createdTime(ctx);
+    const mtime = { sourceDateEpoch: ctx.sourceDateEpoch, normalizeMtime: options.normalizeMtime };
+    for (const spec of options.layers) {
+      const info = await stat(spec.path);
+      const layer = info.isDirectory()
+        ? await writeLayer(await walkLayerTree(spec.path, spec.dest ? { dest: spec.dest } : {}), { ...mtime, compression: options.compression, mediaTypeFamily: image.format }, store.blobs)
+        : await importTarLayer(spec.path, { compression: options.compression, mediaTypeFamily: image.format }, store.blobs);
+      const source = `${basename(spec.path)}${spec.dest ? `:${spec.dest}` : ''}`;
+      image = appendLayer(image, layer, { created, created_by: `strata append --layer ${source}`, comment: 'strata' });
+    }
+    if (hasEdits(options)) {
+      image = updateContainerConfig(image, (c) => applyConfigEdits(c, options));
+      image = addEmptyHistory(image, { created, created_by: `strata append ${describeEdits(options)}`, comment: 'strata' });
+    }
+    image = setCreated(image, created);
+
+    const serialized = serializeImage(image);
+    const memory = new MemoryBlobReader()
+      .add(serialized.config.descriptor.digest, serialized.config.bytes)
+      .add(serialized.manifest.descriptor.digest, serialized.manifest.bytes);
+    const readers: BlobReader[] = [memory, store.blobs];
+    if (base) readers.push(base.reader);
+    const content = { descriptor: serialized.manifest.descriptor, reader: new CompositeBlobReader(readers) };
+
+    const written: string[] = [];
+    // Outputs before tags: a failed output then leaves no tag moved.
+    for (const out of outputs) {
+      await writeImage(out.location, content, ctx, { ...io, defaultRepoTags: tags.map((t) => t.text) });
+      written.push(out.text);
+    }
+    if (tags.length > 0 || outputs.length === 0) {
+      await copyIntoStore(store, content, tags.map((t) => t.name));
+      written.push(...tags.map((t) => t.text));
+    }
+    return { descriptor: serialized.manifest.descriptor, image, written };
+  } finally {
+    await base?.close();
+  }
+}
+
+async function copyIntoStore(store: LocalStore, content: { descriptor: Descriptor; reader: BlobReader }, names: string[]): Promise<void> {
+  await writeToLocalStore(store, content, names);
+  if (names.length === 0) await store.layout.setManifest(content.descriptor);
+}
+
+async function checkLayerSource(spec: AppendLayerSpec): Promise<void> {
+  if (spec.dest !== undefined && !spec.dest.startsWith('/')) {
+    throw new StrataError('E_USAGE', `--layer ${spec.path}:${spec.dest}: the destination must be an absolute path`);
+  }
+  try {
+    const info = await stat(spec.path);
+    if (!info.isDirectory() && !info.isFile()) throw new StrataError('E_USAGE', `--layer ${spec.path} is neither a directory nor a tarball`);
+    if (info.isFile() && spec.dest !== undefined) {
+      throw new StrataError('E_USAGE', `--layer ${spec.path}:${spec.dest}: a tarball is used as the layer as it is; a destination applies only to directories`);
+    }
+  } catch (cause) {
+    if (cause instanceof StrataError) throw cause;
+    throw ioError('read --layer', spec.path, cause);
+  }
+}
+
+function hasEdits(o: ConfigEdits): boolean {
+  return !!(o.env?.length || o.labels?.length || o.expose?.length) || o.cmd !== undefined || o.entrypoint !== undefined || o.workdir !== undefined || o.user !== undefined;
+}
+
+function describeEdits(o: ConfigEdits): string {
+  const parts: string[] = [];
+  for (const e of o.env ?? []) parts.push(`--set-env ${e}`);
+  for (const l of o.labels ?? []) parts.push(`--set-label ${l}`);
+  if (o.entrypoint !== undefined) parts.push(`--set-entrypoint ${o.entrypoint}`);
+  if (o.cmd !== undefined) parts.push(`--set-cmd ${o.cmd}`);
+  if (o.workdir !== undefined) parts.push(`--set-workdir ${o.workdir}`);
+  if (o.user !== undefined) parts.push(`--set-user ${o.user}`);
+  for (const p of o.expose ?? []) parts.push(`--set-expose ${p}`);
+  return parts.join(' ');
+}

@@ -1,0 +1,20 @@
+import type { Platform } from '../oci/index.js';
+
+/**
+ * What the public API needs from the outside world, passed in rather than read from globals: the
+ * CLI fills it from the environment; tests and embedders build their own.
+ */
+export interface StrataContext {
+  /** Root of the local image store. */
+  storeRoot: string;
+  /** The clock for `created` times; ignored when sourceDateEpoch is set. */
+  now: () => Date;
+  /** SOURCE_DATE_EPOCH in seconds: fixes `created` times and clamps file mtimes. */
+  sourceDateEpoch?: number | undefined;
+  /** The platform to pick from multi-platform images; the host's by default. */
+  platform?: Platform | undefined;
+}
+
+export function createdTime(ctx: StrataContext): string {
+  return (ctx.sourceDateEpoch !== undefined ? new Date(ctx.sourceDateEpoch * 1000) : ctx.now()).toISOString().replace(/\.000Z$/, 'Z');
+}

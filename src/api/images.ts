@@ -1,0 +1,51 @@
+import { StrataError } from '../errors/index.js';
+import { LocalStore } from '../store/index.js';
+import type { StrataContext } from './context.js';
+import { familiarImageName, localImageName } from './names.js';
+import { openImage } from './sources.js';
+import { parseImageLocation } from './transport.js';
+
+export interface ImageListEntry {
+  /** Short name (`app:latest`). */
+  name: string;
+  fullName: string;
+  digest: string;
+  mediaType: string;
+  size: number;
+}
+
+export async function listImages(ctx: StrataContext): Promise<ImageListEntry[]> {
+  const store = await LocalStore.open(ctx.storeRoot);
+  return (await store.list()).map((i) => ({
+    name: familiarImageName(i.name),
+    fullName: i.name,
+    digest: i.descriptor.digest,
+    mediaType: i.descriptor.mediaType,
+    size: i.descriptor.size,
+  }));
+}
+
+/** Removes a name from the local store and frees blobs no other image uses. */
+export async function removeImage(name: string, ctx: StrataContext): Promise<{ removed: string; freedBytes: number }> {
+  const store = await LocalStore.open(ctx.storeRoot);
+  const full = localImageName(name);
+  if (!(await store.untag(full))) {
+    throw new StrataError('E_NOT_FOUND', `image "${name}" is not in the local store (${store.root})`, { hint: '`strata images` lists what is there' });
+  }
+  const { freedBytes } = await store.collectGarbage(0);
+  return { removed: full, freedBytes };
+}
+
+/** Gives an image that is in the local store (or any location) another local-store name. */
+export async function tagImage(source: string, newName: string, ctx: StrataContext): Promise<{ name: string; digest: string }> {
+  const target = localImageName(newName);
+  const location = parseImageLocation(source);
+  const store = await LocalStore.open(ctx.storeRoot);
+  if (location.transport === 'local') {
+    const opened = await openImage(location, { ...ctx, platform: undefined });
+    await opened.close();
+    await store.tag(target, opened.top.descriptor);
+    return { name: target, digest: opened.top.descriptor.digest };
+  }
+  throw new StrataError('E_USAGE', `tag works on local-store images; use \`strata copy ${source} ${newName}\` to bring another image in`);
+}

@@ -1,0 +1,45 @@
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Descriptor } from '../oci/index.js';
+import { LocalStore, OciLayout, copyContentTree, directoryMembers, writeDeterministicTar, type BlobReader } from '../store/index.js';
+
+export interface ImageContent {
+  /** The manifest or index to write. */
+  descriptor: Descriptor;
+  /** Where its blobs can be read from. */
+  reader: BlobReader;
+}
+
+/** Copies an image into the local store and points each name at it. */
+export async function writeToLocalStore(store: LocalStore, content: ImageContent, names: readonly string[]): Promise<void> {
+  await copyContentTree(content.descriptor, content.reader, store.blobs);
+  for (const name of names) await store.tag(name, content.descriptor);
+}
+
+/**
+ * Writes an image into an OCI layout directory (made when missing). The index is updated last, in
+ * one rename; a layout this call created is removed again when it fails.
+ */
+export async function writeToOciLayout(dir: string, content: ImageContent, tag: string | undefined): Promise<void> {
+  const existed = await stat(dir).then(() => true, () => false);
+  try {
+    const layout = await OciLayout.open(dir, { create: true });
+    await copyContentTree(content.descriptor, content.reader, layout.blobs);
+    await layout.setManifest(content.descriptor, tag);
+  } catch (cause) {
+    if (!existed) await rm(dir, { recursive: true, force: true });
+    throw cause;
+  }
+}
+
+/** An oci-archive is a tar of an OCI layout; it is assembled in `tmpBase` and renamed into place. */
+export async function writeOciArchive(file: string, content: ImageContent, tag: string | undefined, tmpBase: string): Promise<void> {
+  await mkdir(tmpBase, { recursive: true });
+  const dir = await mkdtemp(join(tmpBase, 'oci-archive-'));
+  try {
+    await writeToOciLayout(dir, content, tag);
+    await writeDeterministicTar(file, await directoryMembers(dir));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

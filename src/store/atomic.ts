@@ -1,0 +1,28 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { dirname, join, basename } from 'node:path';
+import { ioError } from '../errors/index.js';
+
+/** A sibling temp name, so the final rename stays on one file system and is atomic. */
+export function tempPathFor(finalPath: string): string {
+  return join(dirname(finalPath), `.tmp-${basename(finalPath)}-${randomBytes(6).toString('hex')}`);
+}
+
+/** Writes a small file by temp name + fsync + rename: readers see the old content or the new, never half. */
+export async function writeFileAtomic(path: string, data: Uint8Array | string, mode = 0o644): Promise<void> {
+  const tmp = tempPathFor(path);
+  try {
+    await mkdir(dirname(path), { recursive: true });
+    const handle = await open(tmp, 'w', mode);
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, path);
+  } catch (cause) {
+    await rm(tmp, { force: true });
+    throw ioError('write', path, cause);
+  }
+}

@@ -1,0 +1,137 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable, type Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { DigestingStream, VerifyingStream, digestAlgorithm, digestHex, parseDigest, type Digest } from '../digest/index.js';
+import { StrataError, errnoCode, ioError } from '../errors/index.js';
+import type { Descriptor } from '../oci/index.js';
+import { tempPathFor } from './atomic.js';
+import type { BlobStore, ReadOptions } from './types.js';
+
+type BlobData = Readable | AsyncIterable<Uint8Array> | Uint8Array;
+
+function toReadable(data: BlobData): Readable {
+  if (data instanceof Readable) return data;
+  if (data instanceof Uint8Array) return Readable.from([data]);
+  return Readable.from(data);
+}
+
+/**
+ * Blobs as files named by digest (`<dir>/<algorithm>/<hex>`), the layout an OCI image layout uses.
+ * Writes go to a temp file beside the final name and are renamed only once the bytes are verified.
+ */
+export class FileBlobStore implements BlobStore {
+  constructor(readonly dir: string) {}
+
+  blobPath(digest: Digest): string {
+    parseDigest(digest);
+    return join(this.dir, digestAlgorithm(digest), digestHex(digest));
+  }
+
+  async hasBlob(descriptor: Pick<Descriptor, 'digest'>): Promise<boolean> {
+    try {
+      return (await stat(this.blobPath(descriptor.digest))).isFile();
+    } catch (cause) {
+      if (errnoCode(cause) === 'ENOENT') return false;
+      throw ioError('stat', this.blobPath(descriptor.digest), cause);
+    }
+  }
+
+  async openBlob(descriptor: Descriptor, options: ReadOptions = {}): Promise<Readable> {
+    const path = this.blobPath(descriptor.digest);
+    let size: number;
+    try {
+      size = (await stat(path)).size;
+    } catch (cause) {
+      if (errnoCode(cause) === 'ENOENT') {
+        throw new StrataError('E_NOT_FOUND', `blob ${descriptor.digest} is missing from ${this.dir}`, { cause });
+      }
+      throw ioError('read', path, cause);
+    }
+    const what = `blob ${descriptor.digest} in ${this.dir}`;
+    if (size !== descriptor.size) {
+      throw new StrataError('E_SIZE_MISMATCH', `${what} is ${size} bytes, expected ${descriptor.size}`, {
+        hint: 'the store is corrupt; remove the blob and pull or build the image again',
+      });
+    }
+    const verifier = new VerifyingStream({ digest: descriptor.digest, size: descriptor.size, what });
+    const file = createReadStream(path, options.signal ? { signal: options.signal } : {});
+    file.on('error', (cause) => verifier.destroy(ioError('read', path, cause)));
+    return file.pipe(verifier);
+  }
+
+  async readBlob(descriptor: Descriptor, options: ReadOptions = {}): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of await this.openBlob(descriptor, options)) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  async putBlob(descriptor: Pick<Descriptor, 'digest' | 'size'>, data: BlobData, options: ReadOptions = {}): Promise<void> {
+    const finalPath = this.blobPath(descriptor.digest);
+    if (await this.hasBlob(descriptor)) {
+      // Already present (content addressing makes it the same bytes); drain nothing, just release the source.
+      if (data instanceof Readable) data.destroy();
+      return;
+    }
+    await this.writeThrough(finalPath, data, new VerifyingStream({ digest: descriptor.digest, size: descriptor.size }), options);
+  }
+
+  async ingestBlob(data: Readable | AsyncIterable<Uint8Array>, options: ReadOptions = {}): Promise<{ digest: Digest; size: number }> {
+    await mkdir(join(this.dir, 'sha256'), { recursive: true });
+    const hasher = new DigestingStream('sha256');
+    const tmp = tempPathFor(join(this.dir, 'sha256', 'ingest'));
+    await this.pipeToFile(tmp, data, hasher, options);
+    const result = hasher.result();
+    try {
+      await rename(tmp, this.blobPath(result.digest));
+    } catch (cause) {
+      await rm(tmp, { force: true });
+      throw ioError('write', this.blobPath(result.digest), cause);
+    }
+    return result;
+  }
+
+  /** Every blob digest in the store (for garbage collection). */
+  async listBlobs(): Promise<Digest[]> {
+    const out: Digest[] = [];
+    for (const algorithm of ['sha256', 'sha512']) {
+      let names: string[];
+      try {
+        names = await readdir(join(this.dir, algorithm));
+      } catch (cause) {
+        if (errnoCode(cause) === 'ENOENT') continue;
+        throw ioError('list', join(this.dir, algorithm), cause);
+      }
+      for (const name of names) if (!name.startsWith('.')) out.push(`${algorithm}:${name}`);
+    }
+    return out;
+  }
+
+  async removeBlob(digest: Digest): Promise<void> {
+    await rm(this.blobPath(digest), { force: true });
+  }
+
+  private async writeThrough(finalPath: string, data: BlobData, check: Transform, options: ReadOptions): Promise<void> {
+    const tmp = tempPathFor(finalPath);
+    await this.pipeToFile(tmp, data, check, options);
+    try {
+      await rename(tmp, finalPath);
+    } catch (cause) {
+      await rm(tmp, { force: true });
+      throw ioError('write', finalPath, cause);
+    }
+  }
+
+  private async pipeToFile(tmp: string, data: BlobData, through: Transform, options: ReadOptions): Promise<void> {
+    try {
+      await mkdir(join(tmp, '..'), { recursive: true });
+      await pipeline(toReadable(data), through, createWriteStream(tmp, { flags: 'wx' }), options.signal ? { signal: options.signal } : {});
+    } catch (cause) {
+      await rm(tmp, { force: true });
+      if (cause instanceof StrataError) throw cause;
+      if (cause instanceof Error && cause.name === 'AbortError') throw new StrataError('E_ABORTED', 'operation aborted', { cause });
+      throw ioError('write', tmp, cause);
+    }
+  }
+}
