@@ -21,3 +21,12 @@ export {
   type ShellExpansion,
 } from './shell.js';
 export { goQuote } from './gostr.js';
+export {
+  cleanPath as cleanDockerignorePath,
+  dockerignoreCandidates,
+  DockerignoreMatcher,
+  readDockerignorePatterns,
+  selectDockerignore,
+  type DockerignoreMatchInfo,
+  type DockerignoreSource,
+} from './dockerignore.js';
