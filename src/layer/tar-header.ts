@@ -35,7 +35,9 @@ export function toTarHeader(entry: LayerEntry, options: WriteLayerOptions): Pack
   const gid = options.gid ?? (keep ? entry.gid : 0);
   const mtime = Math.max(0, Math.min(MAX_MTIME, Math.floor(clampMtime(entry.mtime, options))));
   const header: PackHeader = {
-    name: entry.path,
+    // tar-stream means to add the conventional trailing slash to directory names but never does (it tests a
+    // field it does not set), so add it here as GNU tar and Go's archive/tar do.
+    name: entry.type === 'dir' ? `${entry.path}/` : entry.path,
     type: TYPE[entry.type],
     mode: entry.mode & 0o7777,
     uid,

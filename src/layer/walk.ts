@@ -1,5 +1,5 @@
-import { constants, type Stats } from 'node:fs';
-import { access, lstat, readdir, readlink, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { lstat, open, readdir, readlink, stat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { StrataError, errnoCode, ioError } from '../errors/index.js';
 import { sortLayerEntries } from './order.js';
@@ -70,8 +70,9 @@ export async function walkLayerTree(root: string, options: WalkLayerTreeOptions 
           throw ioError('read symlink', full, cause);
         }
       } else if (type === 'file') {
+        // open(2), unlike access(2), checks with the effective ids: the ones the write will use.
         try {
-          await access(full, constants.R_OK);
+          await (await open(full, 'r')).close();
         } catch (cause) {
           throw new StrataError('E_IO', `cannot read ${full}: ${describe(cause)}`, {
             cause,
@@ -113,13 +114,10 @@ function linkHardlinks(sorted: LayerEntry[], inodes: Map<string, LayerEntry[]>):
   }
 }
 
+/** `/app/` ⇒ `app`; `..` cannot climb above `/`, as in a Dockerfile COPY destination. */
 function normalizeDest(dest: string | undefined): string {
   if (dest === undefined) return '';
-  const normalized = posix.normalize(`/${dest}`);
-  if (normalized.split('/').includes('..')) {
-    throw new StrataError('E_USAGE', `layer destination ${dest} climbs above /`, { hint: 'give an absolute destination like /app' });
-  }
-  return normalized.replace(/^\/+|\/+$/g, '');
+  return posix.normalize(`/${dest}`).replace(/^\/+|\/+$/g, '');
 }
 
 function entryType(st: Stats): LayerEntryType | undefined {
