@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from './ports.js';
-import { startTokenServer, type TokenKeyHeader, type TokenServer } from './token-server.js';
+import { startTokenServer, type TokenKeyHeader, type TokenPermissions, type TokenServer } from './token-server.js';
 
 const execFileP = promisify(execFile);
 
@@ -24,6 +24,8 @@ export interface StartRegistryOptions {
   tokenTtlSeconds?: number;
   /** How tokens name their signing key (token auth); default libtrust `kid`. */
   tokenKeyHeader?: TokenKeyHeader;
+  /** Per-account grants (token auth); default: users get what they ask for, anonymous nothing. */
+  tokenPermissions?: TokenPermissions;
 }
 
 export interface TestRegistry {
@@ -155,6 +157,7 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
         users,
         ...(options.tokenTtlSeconds !== undefined ? { ttlSeconds: options.tokenTtlSeconds } : {}),
         ...(options.tokenKeyHeader !== undefined ? { keyHeader: options.tokenKeyHeader } : {}),
+        ...(options.tokenPermissions !== undefined ? { permissions: options.tokenPermissions } : {}),
       });
     }
     let port = 0;

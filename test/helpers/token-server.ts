@@ -81,7 +81,14 @@ export interface TokenServerOptions {
   service?: string;
   issuer?: string;
   keyHeader?: TokenKeyHeader;
+  /**
+   * Which of the requested actions an account gets (account undefined: anonymous). Default: a
+   * known user gets every action asked for, anonymous callers get none.
+   */
+  permissions?: TokenPermissions;
 }
+
+export type TokenPermissions = (account: string | undefined, requested: TokenAccess) => string[];
 
 function b64url(data: Buffer | string): string {
   return Buffer.from(data).toString('base64url');
@@ -199,11 +206,13 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
   }
 
   function grant(account: string | undefined, scopes: string[], active: TokenServerFailure | undefined): TokenAccess[] {
-    if (account === undefined) return [];
+    const permissions: TokenPermissions = options.permissions ?? ((who, requested) => (who === undefined ? [] : requested.actions));
     const access: TokenAccess[] = [];
     for (const scope of scopes) {
       const parsed = parseScope(scope);
       if (parsed === undefined) continue;
+      parsed.actions = permissions(account, parsed);
+      if (parsed.actions.length === 0) continue;
       if (active?.kind === 'wrong-scope') parsed.name = `${parsed.name}-not-this-one`;
       if (active?.kind === 'pull-only') parsed.actions = parsed.actions.filter((a) => a === 'pull');
       access.push(parsed);

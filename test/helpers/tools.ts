@@ -41,10 +41,8 @@ export function findOnPath(name: string, env: NodeJS.ProcessEnv = process.env): 
 export function requireTool(name: string): ToolCheck {
   const path = findOnPath(name);
   if (path !== undefined) return { ok: true, path };
-  return {
-    ok: false,
-    reason: `external tool '${name}' is not on PATH (install the Debian package '${aptPackageFor(name)}': apt-get install ${aptPackageFor(name)})`,
-  };
+  const gate = toolGate([name], process.env, () => false);
+  return { ok: false, reason: gate.run ? '' : gate.reason };
 }
 
 /** The reasons the given tools are unusable, one per missing tool; empty when all are there. */
@@ -65,46 +63,59 @@ export function isRoot(): boolean {
   return typeof process.getuid === 'function' && process.getuid() === 0;
 }
 
+/** What to do with a test that needs `names`: run it, skip it, or fail it (CI=true). */
+export type ToolGate = { run: true } | { run: false; fail: boolean; reason: string };
+
+export function toolGate(
+  names: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  find: (name: string) => boolean = (name) => findOnPath(name, env) !== undefined,
+): ToolGate {
+  const reasons = names
+    .filter((name) => !find(name))
+    .map((name) => `external tool '${name}' is not on PATH (install the Debian package '${aptPackageFor(name)}': apt-get install ${aptPackageFor(name)})`);
+  if (reasons.length === 0) return { run: true };
+  return { run: false, fail: env['CI'] === 'true', reason: reasons.join('; ') };
+}
+
 /**
  * A `describe` block that needs external tools. When one is missing it fails under CI=true (a
  * missing tool there is a broken CI image, never something to skip silently) and is skipped
  * elsewhere, with the reason in the title and on stderr.
  */
 export function describeWithTools(names: string[], title: string, fn: () => void): void {
-  const reasons = missingTools(names);
-  if (reasons.length === 0) {
+  const gate = toolGate(names);
+  if (gate.run) {
     describe(title, fn);
     return;
   }
-  const reason = reasons.join('; ');
-  if (isCI()) {
+  if (gate.fail) {
     describe(title, () => {
       it('has the external tools it needs', () => {
-        throw new Error(`CI=true and a required tool is missing: ${reason}`);
+        throw new Error(`CI=true and a required tool is missing: ${gate.reason}`);
       });
     });
     return;
   }
-  process.stderr.write(`[skip] ${title}: ${reason}\n`);
-  describe.skip(`${title} [skipped: ${reason}]`, fn);
+  process.stderr.write(`[skip] ${title}: ${gate.reason}\n`);
+  describe.skip(`${title} [skipped: ${gate.reason}]`, fn);
 }
 
 /** Like `it`, for a single test that needs external tools; same CI rule as describeWithTools. */
 export function itIfTools(names: string[], title: string, fn: () => Promise<void> | void, timeout?: number): void {
-  const reasons = missingTools(names);
-  if (reasons.length === 0) {
+  const gate = toolGate(names);
+  if (gate.run) {
     it(title, fn, timeout);
     return;
   }
-  const reason = reasons.join('; ');
-  if (isCI()) {
+  if (gate.fail) {
     it(title, () => {
-      throw new Error(`CI=true and a required tool is missing: ${reason}`);
+      throw new Error(`CI=true and a required tool is missing: ${gate.reason}`);
     });
     return;
   }
-  process.stderr.write(`[skip] ${title}: ${reason}\n`);
-  it.skip(`${title} [skipped: ${reason}]`, fn);
+  process.stderr.write(`[skip] ${title}: ${gate.reason}\n`);
+  it.skip(`${title} [skipped: ${gate.reason}]`, fn);
 }
 
 /** For a test that needs root (e.g. chroot or mknod): same CI rule as a missing tool. */

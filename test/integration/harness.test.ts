@@ -270,6 +270,31 @@ describeWithTools(['docker-registry', 'skopeo', 'openssl'], 'harness: token regi
     expect(notFound.status).toBe(404);
   });
 
+  it('grants per-account permissions: anonymous pull, a read-only user cannot push', async () => {
+    const other = await startRegistry({
+      auth: 'token',
+      users: { tester: 'secret-pass-123', reader: 'reader-pass' },
+      tokenPermissions: (who, requested) =>
+        who === 'tester' ? requested.actions : requested.actions.filter((a) => a === 'pull'),
+    });
+    try {
+      await skopeo([
+        'copy', '--dest-tls-verify=false', '--dest-creds', 'tester:secret-pass-123', `oci:${image.dir}:v1`, `docker://${other.host}/perm/img:v1`,
+      ]);
+      const anon = await getToken(other, ['repository:perm/img:pull,push']);
+      const head = await fetch(`${other.url}/v2/perm/img/blobs/${image.layerDigest}`, {
+        method: 'HEAD',
+        headers: { authorization: `Bearer ${anon}` },
+      });
+      expect(head.status).toBe(200);
+      await expect(
+        skopeo(['copy', '--dest-tls-verify=false', '--dest-creds', 'reader:reader-pass', `oci:${image.dir}:v1`, `docker://${other.host}/perm/img:v2`]),
+      ).rejects.toThrow(/denied|unauthorized|authentication required/i);
+    } finally {
+      await other.stop();
+    }
+  });
+
   it('takes skopeo reads and writes with credentials', async () => {
     await skopeo([
       'copy', '--src-tls-verify=false', '--dest-tls-verify=false', ...credsArgs('--src-creds', reg), ...credsArgs('--dest-creds', reg),
@@ -282,6 +307,21 @@ describeWithTools(['docker-registry', 'skopeo', 'openssl'], 'harness: token regi
 });
 
 describe('harness: helpers without external tools', () => {
+  it('skips a test whose tool is missing, and fails it under CI=true, naming the apt package', async () => {
+    const { toolGate, requireTool } = await import('../helpers/tools.js');
+    const none = (): boolean => false;
+    const local = toolGate(['htpasswd'], { PATH: '/nowhere' }, none);
+    expect(local).toEqual({ run: false, fail: false, reason: expect.stringContaining("'apache2-utils'") as unknown });
+    const ci = toolGate(['skopeo', 'htpasswd'], { PATH: '/nowhere', CI: 'true' }, none);
+    expect(ci.run).toBe(false);
+    if (!ci.run) {
+      expect(ci.fail).toBe(true);
+      expect(ci.reason).toMatch(/'skopeo'.*'htpasswd'/);
+    }
+    expect(toolGate(['sh'], { PATH: '/bin:/usr/bin' })).toEqual({ run: true });
+    expect(requireTool('no-such-tool-strata-xyz')).toMatchObject({ ok: false, reason: expect.stringContaining('no-such-tool-strata-xyz') as unknown });
+  });
+
   it('computes libtrust key IDs in 12 groups of 4 base32 characters', async () => {
     const { generateKeyPairSync } = await import('node:crypto');
     const { libtrustKeyId } = await import('../helpers/token-server.js');
