@@ -3,9 +3,14 @@
  * front of a real anonymous docker-registry.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
+import { writeTinyOciLayout } from '../helpers/oci-layout.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { credsArgs, skopeo } from '../helpers/skopeo.js';
 import { describeWithTools } from '../helpers/tools.js';
 
 function sha256(data: Uint8Array): string {
@@ -58,6 +63,31 @@ describeWithTools(['docker-registry'], 'fault proxy in front of docker-registry'
     const body = Buffer.from(await res.arrayBuffer());
     expect(sha256(body)).toBe(digest);
     expect(proxy.requests.at(-1)).toEqual({ method: 'GET', path: blobPath, status: 200 });
+  });
+
+  it('streams a chunked PATCH upload with Content-Range through', async () => {
+    const data = randomBytes(3 * 100_000);
+    const start = await fetch(`${proxy.url}/v2/faults/chunked/blobs/uploads/`, { method: 'POST' });
+    await start.arrayBuffer();
+    let location = new URL(start.headers.get('location') ?? '', proxy.url);
+    for (let offset = 0; offset < data.length; offset += 100_000) {
+      const chunk = data.subarray(offset, offset + 100_000);
+      const res = await fetch(location, {
+        method: 'PATCH',
+        body: chunk,
+        headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset}-${offset + chunk.length - 1}` },
+      });
+      await res.arrayBuffer();
+      expect(res.status).toBe(202);
+      expect(res.headers.get('range')).toBe(`0-${offset + chunk.length - 1}`);
+      location = new URL(res.headers.get('location') ?? '', proxy.url);
+      expect(location.host).toBe(proxy.host);
+    }
+    location.searchParams.set('digest', sha256(data));
+    const put = await fetch(location, { method: 'PUT' });
+    expect(put.status).toBe(201);
+    const back = await fetch(`${proxy.url}/v2/faults/chunked/blobs/${sha256(data)}`);
+    expect(sha256(Buffer.from(await back.arrayBuffer()))).toBe(sha256(data));
   });
 
   it('streams a large blob through without changing it', async () => {
@@ -175,5 +205,26 @@ describeWithTools(['docker-registry'], 'fault proxy in front of docker-registry'
     const seen = proxy.redirectServer.requests.at(-1);
     expect(seen?.headers['x-test']).toBe('followed');
     expect(seen?.headers['authorization']).toBeUndefined();
+  });
+});
+
+describeWithTools(['docker-registry', 'skopeo', 'openssl'], 'fault proxy in front of a token-auth registry', () => {
+  it('lets skopeo push through it with credentials, the rules still applying', async () => {
+    const reg = await startRegistry({ auth: 'token' });
+    const proxy = await startFaultProxy(reg.url, [
+      { method: 'PUT', path: /\/manifests\//, nth: 1, action: { kind: 'delay', ms: 50 } },
+    ]);
+    const dir = await mkdtemp(join(tmpdir(), 'strata-fault-'));
+    try {
+      const image = await writeTinyOciLayout(join(dir, 'layout'));
+      await skopeo(['copy', '--dest-tls-verify=false', ...credsArgs('--dest-creds', reg), `oci:${image.dir}:latest`, `docker://${proxy.host}/faults/skopeo:v1`]);
+      expect(proxy.requests.filter((r) => r.fault === 'delay')).toMatchObject([{ method: 'PUT', status: 201 }]);
+      const inspect = await skopeo(['inspect', '--raw', '--tls-verify=false', ...credsArgs('--creds', reg), `docker://${reg.host}/faults/skopeo:v1`]);
+      expect(Buffer.from(inspect.stdout).equals(image.manifest)).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+      await proxy.stop();
+      await reg.stop();
+    }
   });
 });
