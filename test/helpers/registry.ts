@@ -104,6 +104,23 @@ function configYaml(options: {
   return lines.join('\n') + '\n';
 }
 
+/**
+ * Registries still running in this test process. If a test file dies before its afterAll, the exit
+ * hook kills them so no docker-registry outlives the test run.
+ */
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+function track(child: ChildProcess): void {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once('exit', () => {
+      for (const c of live) c.kill('SIGKILL');
+    });
+  }
+}
+
 function exited(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => child.once('exit', () => resolve()));
@@ -167,6 +184,7 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
       const logFd = openSync(logPath, 'w');
       child = spawn('docker-registry', ['serve', configPath], { stdio: ['ignore', logFd, logFd] });
       closeSync(logFd);
+      track(child);
       const spawnError = new Promise<never>((_, reject) => child?.once('error', reject));
       const state = await Promise.race([waitReady(`http://127.0.0.1:${port}`, child, logPath), spawnError]);
       if (state === 'ready') break;
