@@ -6,6 +6,7 @@ import { isStrataError } from '../../src/errors/index.js';
 import {
   configKeyFor,
   createCredentialStore,
+  credentialLookup,
   registryHostOf,
   type CredentialStore,
   type HelperRunner,
@@ -112,6 +113,12 @@ describe('registry keys', () => {
 describe('credential lookup', () => {
   it('finds nothing when there are no files', async () => {
     expect(await store().get(HOST)).toBeUndefined();
+    expect(await credentialLookup(store())(HOST)).toBeUndefined();
+  });
+
+  it('offers a plain lookup function for the registry client', async () => {
+    await writeJson(dockerConfig(), { auths: { 'localhost:5000': { auth: b64('l:p') } } });
+    expect(await credentialLookup(store())('localhost:5000')).toEqual({ username: 'l', password: 'p' });
   });
 
   it('reads auths[].auth from ~/.docker/config.json under any spelling of the key', async () => {

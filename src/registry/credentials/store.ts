@@ -142,3 +142,8 @@ export function createCredentialStore(options: CredentialStoreOptions): Credenti
     },
   };
 }
+
+/** The plain lookup function the registry client takes: host in, credential (or undefined) out. */
+export function credentialLookup(store: CredentialStore): (registryHost: string) => Promise<RegistryCredential | undefined> {
+  return async (registryHost) => (await store.get(registryHost))?.credential;
+}
