@@ -63,3 +63,4 @@ export type {
   VolumeInstruction,
   WorkdirInstruction,
 } from './instructions.js';
+export { dockerfileAstToJson, type DockerfileAstJsonNode } from './ast-json.js';
