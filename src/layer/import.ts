@@ -93,6 +93,8 @@ class TarValidator extends Transform {
     super();
     this.tar = extract();
     this.tar.on('entry', (header, stream, next) => {
+      // Destroying the parser destroys the current entry stream with the same error; it is reported once, below.
+      stream.on('error', () => undefined);
       const problem = this.check(header);
       if (problem !== undefined) {
         this.failure = problem;

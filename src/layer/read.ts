@@ -37,14 +37,17 @@ export async function* readLayer(stream: Readable, options: ReadLayerOptions): A
   const feeding = feed(stream, options.compression, tar, what);
   let current: { drain: () => Promise<void> } | undefined;
   let completed = false;
+  const entries = tar[Symbol.asyncIterator]();
   try {
-    for await (const source of tar) {
+    for (;;) {
+      // The previous entry's bytes must be gone before asking for the next header, or the parser stalls.
       if (current !== undefined) await current.drain();
-      const entry = toReadEntry(source.header, source, what);
+      const next = await entries.next();
+      if (next.done === true) break;
+      const entry = toReadEntry(next.value.header, next.value, what);
       current = entry.content;
       yield entry.value;
     }
-    if (current !== undefined) await current.drain();
     await feeding;
     completed = true;
   } catch (error) {
@@ -120,7 +123,12 @@ function toReadEntry(header: Header, source: AsyncIterable<unknown>, what: strin
   let finished = false;
   async function* content(): AsyncGenerator<Buffer> {
     while (!finished) {
-      const next = await iterator.next();
+      let next: IteratorResult<unknown>;
+      try {
+        next = await iterator.next();
+      } catch (error) {
+        throw invalid(error, what);
+      }
       if (next.done === true) {
         finished = true;
         return;
