@@ -51,6 +51,10 @@ export interface ProxiedRequest {
   /** 0 when the connection was cut before a status was sent. */
   status: number;
   fault?: FaultAction['kind'];
+  /** The client's request headers, lowercase names. */
+  headers: Record<string, string | string[] | undefined>;
+  /** Request body bytes the proxy read from the client so far. */
+  requestBytes: number;
 }
 
 export interface RedirectedRequest {
@@ -167,6 +171,24 @@ function sendThenCut(from: IncomingMessage, res: ServerResponse, limit: number, 
   from.on('error', () => cut());
 }
 
+/** Counts request body bytes into the record as they pass. */
+function counter(record: ProxiedRequest): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      record.requestBytes += chunk.length;
+      cb(null, chunk);
+    },
+  });
+}
+
+/** Reads and discards a request body the registry will never see, counting it. */
+function drain(req: IncomingMessage, record: ProxiedRequest): void {
+  req.on('data', (chunk: Buffer) => {
+    record.requestBytes += chunk.length;
+  });
+  req.resume();
+}
+
 interface RuleState {
   rule: FaultRule;
   count: number;
@@ -252,22 +274,22 @@ export async function startFaultProxy(targetUrl: string, rules: FaultRule[] = []
           cut(res);
         }, 20);
       });
-      await pipeline(req, limiter, upstreamReq).catch(() => undefined);
+      await pipeline(req, counter(record), limiter, upstreamReq).catch(() => undefined);
       return;
     }
-    await pipeline(req, upstreamReq).catch(() => upstreamReq.destroy());
+    await pipeline(req, counter(record), upstreamReq).catch(() => upstreamReq.destroy());
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = (req.method ?? 'GET').toUpperCase();
     const path = req.url ?? '/';
     const action = pick(method, path);
-    const record: ProxiedRequest = { method, path, status: 0 };
+    const record: ProxiedRequest = { method, path, status: 0, headers: { ...req.headers }, requestBytes: 0 };
     if (action !== undefined) record.fault = action.kind;
     requests.push(record);
     switch (action?.kind) {
       case 'status': {
-        req.resume();
+        drain(req, record);
         record.status = action.status;
         const body = action.body ?? JSON.stringify({ errors: [{ code: 'UNKNOWN', message: `fault proxy: injected ${action.status}` }] });
         res.writeHead(action.status, {
@@ -279,11 +301,11 @@ export async function startFaultProxy(targetUrl: string, rules: FaultRule[] = []
         return;
       }
       case 'close':
-        req.resume();
+        drain(req, record);
         cut(res);
         return;
       case 'redirect': {
-        req.resume();
+        drain(req, record);
         const id = String(++redirectSeq);
         pendingRedirects.set(id, { method, path, headers: endToEnd(req.headers) });
         const status = action.status ?? 307;

@@ -62,7 +62,8 @@ describeWithTools(['docker-registry'], 'fault proxy in front of docker-registry'
     expect(res.status).toBe(200);
     const body = Buffer.from(await res.arrayBuffer());
     expect(sha256(body)).toBe(digest);
-    expect(proxy.requests.at(-1)).toEqual({ method: 'GET', path: blobPath, status: 200 });
+    expect(proxy.requests.at(-1)).toMatchObject({ method: 'GET', path: blobPath, status: 200, requestBytes: 0 });
+    expect(proxy.requests.at(-1)?.fault).toBeUndefined();
   });
 
   it('streams a chunked PATCH upload with Content-Range through', async () => {
@@ -82,6 +83,8 @@ describeWithTools(['docker-registry'], 'fault proxy in front of docker-registry'
       expect(res.headers.get('range')).toBe(`0-${offset + chunk.length - 1}`);
       location = new URL(res.headers.get('location') ?? '', proxy.url);
       expect(location.host).toBe(proxy.host);
+      expect(proxy.requests.at(-1)).toMatchObject({ method: 'PATCH', requestBytes: chunk.length });
+      expect(proxy.requests.at(-1)?.headers['content-range']).toBe(`${offset}-${offset + chunk.length - 1}`);
     }
     location.searchParams.set('digest', sha256(data));
     const put = await fetch(location, { method: 'PUT' });
