@@ -1,0 +1,13 @@
+import type { Digest } from '../digest/index.js';
+
+/** What a transfer reports, so a CLI can draw one bar per blob. src/ never prints. */
+export type TransferEvent =
+  | { type: 'blob-start'; direction: 'pull' | 'push'; digest: Digest; size: number; mediaType: string }
+  | { type: 'blob-bytes'; direction: 'pull' | 'push'; digest: Digest; bytes: number; size: number }
+  | { type: 'blob-done'; direction: 'pull' | 'push'; digest: Digest; size: number }
+  | { type: 'blob-skipped'; direction: 'pull' | 'push'; digest: Digest; size: number; reason: 'exists' | 'foreign' }
+  | { type: 'blob-mounted'; digest: Digest; size: number; from: string }
+  | { type: 'manifest-done'; direction: 'pull' | 'push'; digest: Digest; mediaType: string; reference: string }
+  | { type: 'retry'; registry: string; attempt: number; delayMs: number; reason: string; path: string };
+
+export type ProgressListener = (event: TransferEvent) => void;

@@ -1,0 +1,127 @@
+import { StrataError } from '../errors/index.js';
+import { parseManifestOrIndex, type Descriptor } from '../oci/index.js';
+import type { BlobReader } from '../store/types.js';
+import type { RegistryClient } from './client.js';
+import { mapLimit } from './pool.js';
+import type { ProgressListener } from './progress.js';
+import { pushScopes } from './scopes.js';
+import { blobSourceFromReader } from './upload.js';
+
+export interface PushImageOptions {
+  client: RegistryClient;
+  /** Repository path within the client's registry. */
+  repository: string;
+  /** Where the manifests and blobs come from: a local store, an OCI layout, another registry. */
+  source: BlobReader;
+  /** The manifest or index to push. */
+  root: Descriptor;
+  /** Tags to point at the root; with none, the root is pushed by digest only. */
+  tags?: readonly string[] | undefined;
+  /** Repositories of the same registry that may already hold the blobs (cross-repository mount). */
+  mountFrom?: readonly string[] | undefined;
+  /** Blobs in flight at once; default 4. */
+  concurrency?: number | undefined;
+  signal?: AbortSignal | undefined;
+  progress?: ProgressListener | undefined;
+}
+
+export interface PushedImage {
+  digest: Descriptor['digest'];
+  mediaType: string;
+  size: number;
+  /** `registry/repository:tag` for each tag, or `registry/repository@digest`. */
+  references: string[];
+}
+
+interface ManifestNode {
+  descriptor: Descriptor;
+  bytes: Buffer;
+  mediaType: string;
+}
+
+function isForeign(d: Descriptor): boolean {
+  return d.mediaType.includes('nondistributable') || d.mediaType.includes('foreign');
+}
+
+/**
+ * Pushes an image: every blob not already in the repository (mounted from `mountFrom` when
+ * possible, else uploaded), in parallel; then child manifests by digest; then the root under
+ * every tag. The manifest bytes are pushed exactly as stored, so digests are preserved.
+ */
+export async function pushImage(options: PushImageOptions): Promise<PushedImage> {
+  const { client, repository, source, signal, progress } = options;
+  const name = `${client.registry}/${repository}`;
+  const mountFrom = (options.mountFrom ?? []).filter((r) => r !== repository);
+  const scopes = pushScopes(repository, mountFrom);
+  // Get the push token (and fail on missing rights) before reading anything big.
+  await client.ping({ signal, scopes });
+
+  const manifests: ManifestNode[] = [];
+  const blobs = new Map<string, Descriptor>();
+  const collect = async (d: Descriptor, depth: number): Promise<void> => {
+    if (depth > 8) throw new StrataError('E_MANIFEST_INVALID', `${name}: indexes nested too deeply`);
+    const bytes = await source.readBlob(d, { signal });
+    const parsed = parseManifestOrIndex(bytes, `manifest ${d.digest}`, d.mediaType);
+    if (parsed.kind === 'index') {
+      for (const child of parsed.index.manifests) await collect(child, depth + 1);
+    } else {
+      for (const b of [parsed.manifest.config, ...parsed.manifest.layers]) if (!blobs.has(b.digest)) blobs.set(b.digest, b);
+    }
+    if (!manifests.some((m) => m.descriptor.digest === d.digest)) manifests.push({ descriptor: d, bytes, mediaType: parsed.mediaType });
+  };
+  await collect(options.root, 0);
+
+  await mapLimit(
+    [...blobs.values()],
+    options.concurrency ?? 4,
+    async (d, blobSignal) => {
+      if (await client.blobExists(repository, d.digest, { signal: blobSignal, scopes })) {
+        progress?.({ type: 'blob-skipped', direction: 'push', digest: d.digest, size: d.size, reason: 'exists' });
+        return;
+      }
+      if (isForeign(d) && d.urls?.length) {
+        progress?.({ type: 'blob-skipped', direction: 'push', digest: d.digest, size: d.size, reason: 'foreign' });
+        return;
+      }
+      let location: string | undefined;
+      for (const from of mountFrom) {
+        const mount = await client.mountBlob(repository, d.digest, from, { signal: blobSignal });
+        if (mount.mounted) {
+          progress?.({ type: 'blob-mounted', digest: d.digest, size: d.size, from });
+          return;
+        }
+        if (mount.location) {
+          location = mount.location;
+          break;
+        }
+      }
+      progress?.({ type: 'blob-start', direction: 'push', digest: d.digest, size: d.size, mediaType: d.mediaType });
+      await client.uploadBlob(repository, d, blobSourceFromReader(source, d), {
+        signal: blobSignal,
+        location,
+        mountFrom,
+        onBytes: (bytes) => progress?.({ type: 'blob-bytes', direction: 'push', digest: d.digest, bytes, size: d.size }),
+      });
+      progress?.({ type: 'blob-done', direction: 'push', digest: d.digest, size: d.size });
+    },
+    signal,
+  );
+
+  // Children first (collect() recorded them before their index), the root last.
+  const root = manifests[manifests.length - 1];
+  if (!root) throw new StrataError('E_INTERNAL', 'no manifest collected');
+  for (const m of manifests.slice(0, -1)) {
+    await client.putManifest(repository, m.descriptor.digest, m.bytes, m.mediaType, { signal, scopes });
+    progress?.({ type: 'manifest-done', direction: 'push', digest: m.descriptor.digest, mediaType: m.mediaType, reference: `${name}@${m.descriptor.digest}` });
+  }
+  const tags = options.tags && options.tags.length > 0 ? options.tags : [root.descriptor.digest];
+  const references: string[] = [];
+  for (const tag of tags) {
+    await client.putManifest(repository, tag, root.bytes, root.mediaType, { signal, scopes });
+    const reference = tag.includes(':') ? `${name}@${tag}` : `${name}:${tag}`;
+    references.push(reference);
+    progress?.({ type: 'manifest-done', direction: 'push', digest: root.descriptor.digest, mediaType: root.mediaType, reference });
+  }
+  return { digest: root.descriptor.digest, mediaType: root.mediaType, size: root.bytes.byteLength, references };
+}
+

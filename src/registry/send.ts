@@ -1,0 +1,74 @@
+import { StrataError } from '../errors/index.js';
+import { type FetchInit, type FetchLike, type FetchResponse, discardBody } from './http.js';
+import { abortError, backoffDelay, isRetryableError, isRetryableStatus, parseRetryAfter, type ResolvedRetry } from './retry.js';
+
+export interface RetryInfo {
+  attempt: number;
+  delayMs: number;
+  url: string;
+  reason: string;
+}
+
+export interface SendOptions {
+  retry: ResolvedRetry;
+  signal?: AbortSignal | undefined;
+  /** Milliseconds to wait for response headers; default 120 s. */
+  timeoutMs?: number | undefined;
+  /** False for requests whose body cannot be sent twice. */
+  retryable?: boolean | undefined;
+  onRetry?: ((info: RetryInfo) => void) | undefined;
+}
+
+/**
+ * Sends one request, retrying dropped connections and 429/5xx answers with backoff (or the
+ * server's Retry-After). The last failed response is returned, not thrown, so the caller can turn
+ * its body into a typed error. `makeInit` is called once per attempt so bodies can be re-created.
+ */
+export async function sendWithRetry(fetch: FetchLike, url: string, makeInit: () => FetchInit, options: SendOptions): Promise<FetchResponse> {
+  const { retry } = options;
+  const maxAttempts = options.retryable === false ? 1 : retry.retries + 1;
+  for (let attempt = 1; ; attempt++) {
+    if (options.signal?.aborted) throw abortError(options.signal);
+    let response: FetchResponse;
+    try {
+      response = await withTimeout(fetch, url, makeInit(), options.signal, options.timeoutMs ?? 120_000);
+    } catch (error) {
+      if (options.signal?.aborted) throw abortError(options.signal);
+      if (attempt >= maxAttempts || !isRetryableError(error)) throw error;
+      const delayMs = backoffDelay(attempt, retry);
+      options.onRetry?.({ attempt, delayMs, url, reason: errorReason(error) });
+      await retry.sleep(delayMs, options.signal);
+      continue;
+    }
+    if (!isRetryableStatus(response.status) || attempt >= maxAttempts) return response;
+    const delayMs = backoffDelay(attempt, retry, parseRetryAfter(response.headers.get('retry-after'), retry.now()));
+    await discardBody(response);
+    options.onRetry?.({ attempt, delayMs, url, reason: `HTTP ${response.status}` });
+    await retry.sleep(delayMs, options.signal);
+  }
+}
+
+function errorReason(error: unknown): string {
+  if (typeof error === 'object' && error !== null) {
+    const e = error as { code?: unknown; message?: unknown };
+    if (typeof e.code === 'string') return e.code;
+    if (typeof e.message === 'string') return e.message;
+  }
+  return String(error);
+}
+
+async function withTimeout(fetch: FetchLike, url: string, init: FetchInit, signal: AbortSignal | undefined, timeoutMs: number): Promise<FetchResponse> {
+  const timeout = new AbortController();
+  const timer = setTimeout(() => timeout.abort(new StrataError('E_REGISTRY_UNREACHABLE', `no response within ${timeoutMs} ms`)), timeoutMs);
+  const combined = signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal;
+  try {
+    return await fetch(url, { ...init, signal: combined });
+  } catch (error) {
+    if (timeout.signal.aborted && !signal?.aborted) {
+      throw Object.assign(new Error(`no response from ${new URL(url).host} within ${timeoutMs} ms`), { code: 'ETIMEDOUT' });
+    }
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,246 @@
+import type { Readable } from 'node:stream';
+import { StrataError } from '../errors/index.js';
+import { isLoopbackRegistry, registryApiHost } from '../ref/index.js';
+import { RegistryAuth, isPrivateHost, type CredentialLookup } from './auth.js';
+import { parseWwwAuthenticate } from './challenge.js';
+import { describeContext, redactUrl, registryResponseError, unreachableError, type RegistryErrorContext } from './errors.js';
+import { createNodeFetch, discardBody, readText, type FetchLike, type FetchResponse } from './http.js';
+import type { ProgressListener } from './progress.js';
+import { resolveRetry, type ResolvedRetry, type RetryOptions } from './retry.js';
+import { mergeScopes } from './scopes.js';
+import { sendWithRetry } from './send.js';
+
+export interface RegistryConnectionOptions {
+  /** The registry as written in references: `docker.io`, `ghcr.io`, `localhost:5000`. */
+  registry: string;
+  /** Injected HTTP; default node-fetch with keep-alive agents (and `caCert`). */
+  fetch?: FetchLike | undefined;
+  credentials?: CredentialLookup | undefined;
+  /** Registries (host[:port]) reachable over plain HTTP besides loopback ones. */
+  insecureRegistries?: readonly string[] | undefined;
+  /** PEM CA certificate(s) to trust, for registries with a private CA (default fetch only). */
+  caCert?: string | Buffer | undefined;
+  retry?: RetryOptions | undefined;
+  now?: (() => number) | undefined;
+  userAgent?: string | undefined;
+  /** Milliseconds to wait for response headers. */
+  timeoutMs?: number | undefined;
+  progress?: ProgressListener | undefined;
+}
+
+export type HttpMethod = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
+
+export interface RequestSpec {
+  method: HttpMethod;
+  /** Absolute URL, or a path under the registry's base URL. */
+  url: string;
+  headers?: Record<string, string> | undefined;
+  /** Called once per attempt, so the body can be re-created for a retry. */
+  body?: (() => Uint8Array | Readable) | undefined;
+  scopes: readonly string[];
+  ctx: RegistryErrorContext;
+  signal?: AbortSignal | undefined;
+  /** False when the body can be sent only once; default true. */
+  retryable?: boolean | undefined;
+  /** Default: for GET and HEAD. */
+  followRedirects?: boolean | undefined;
+}
+
+const MAX_REDIRECTS = 5;
+
+/**
+ * One registry endpoint: base URL and scheme policy, auth, retries, redirects. Everything the
+ * client and uploads send goes through `send`.
+ */
+export class RegistryTransport {
+  readonly registry: string;
+  readonly baseUrl: string;
+  readonly allowHttp: boolean;
+  readonly auth: RegistryAuth;
+  readonly retry: ResolvedRetry;
+  readonly progress: ProgressListener | undefined;
+  private readonly fetch: FetchLike;
+  private readonly userAgent: string;
+  private readonly timeoutMs: number | undefined;
+  private pinged: Promise<void> | undefined;
+
+  constructor(options: RegistryConnectionOptions) {
+    this.registry = options.registry;
+    const apiHost = registryApiHost(options.registry);
+    const insecure = (options.insecureRegistries ?? []).some((h) => h === options.registry || h === apiHost);
+    this.allowHttp = insecure || isLoopbackRegistry(apiHost);
+    this.baseUrl = `${this.allowHttp ? 'http' : 'https'}://${apiHost}`;
+    this.fetch = options.fetch ?? createNodeFetch({ caCert: options.caCert });
+    this.retry = resolveRetry({ ...options.retry, now: options.retry?.now ?? options.now });
+    this.userAgent = options.userAgent ?? 'strata/0.1';
+    this.timeoutMs = options.timeoutMs;
+    this.progress = options.progress;
+    this.auth = new RegistryAuth({
+      registry: options.registry,
+      fetch: this.fetch,
+      retry: this.retry,
+      credentials: options.credentials,
+      now: options.now,
+      allowHttp: this.allowHttp,
+      userAgent: this.userAgent,
+      timeoutMs: options.timeoutMs,
+    });
+  }
+
+  url(path: string): string {
+    return `${this.baseUrl}${path}`;
+  }
+
+  /** `GET /v2/`: learns how the registry wants to be authenticated. Done once, lazily. */
+  ping(signal?: AbortSignal): Promise<void> {
+    this.pinged ??= this.doPing(signal).catch((error: unknown) => {
+      this.pinged = undefined;
+      throw error;
+    });
+    return this.pinged;
+  }
+
+  private async doPing(signal?: AbortSignal): Promise<void> {
+    const ctx = { registry: this.registry };
+    const url = this.url('/v2/');
+    let response: FetchResponse;
+    try {
+      response = await sendWithRetry(this.fetch, url, () => ({ method: 'GET', headers: { 'user-agent': this.userAgent } }), this.sendOptions(signal, true));
+    } catch (cause) {
+      throw this.networkError(ctx, url, cause);
+    }
+    if (response.status === 200) {
+      await discardBody(response);
+      return;
+    }
+    if (response.status === 401) {
+      const header = response.headers.get('www-authenticate');
+      await discardBody(response);
+      if (!this.auth.setChallenge(header)) {
+        throw new StrataError('E_REGISTRY_UNSUPPORTED', `${describeContext(ctx)}: asks for an authentication scheme strata cannot answer (${header ?? 'no WWW-Authenticate header'})`);
+      }
+      return;
+    }
+    const body = await readText(response);
+    if (response.status === 404) {
+      throw new StrataError('E_REGISTRY_UNSUPPORTED', `${describeContext(ctx)}: ${redactUrl(url)} answered 404; not an OCI distribution registry`, {
+        hint: 'check the registry address',
+      });
+    }
+    throw registryResponseError(ctx, response.status, body);
+  }
+
+  private sendOptions(signal: AbortSignal | undefined, retryable: boolean) {
+    return {
+      retry: this.retry,
+      signal,
+      timeoutMs: this.timeoutMs,
+      retryable,
+      onRetry: (info: { attempt: number; delayMs: number; url: string; reason: string }) =>
+        this.progress?.({ type: 'retry', registry: this.registry, attempt: info.attempt, delayMs: info.delayMs, reason: info.reason, path: redactUrl(info.url) }),
+    };
+  }
+
+  private networkError(ctx: RegistryErrorContext, url: string, cause: unknown): StrataError {
+    if (cause instanceof StrataError) return cause;
+    if (typeof cause === 'object' && cause !== null && (cause as { name?: string }).name === 'AbortError') {
+      return new StrataError('E_ABORTED', `${describeContext(ctx)}: aborted`, { cause });
+    }
+    return unreachableError(ctx, url, cause);
+  }
+
+  /**
+   * Sends a request with the Authorization the scopes need, answering one 401 challenge, retrying
+   * transient failures and following redirects. Authorization goes only to the registry's own
+   * origin, never to a redirect target elsewhere (storage URLs are pre-signed).
+   */
+  async send(spec: RequestSpec): Promise<FetchResponse> {
+    await this.ping(spec.signal);
+    const registryOrigin = new URL(this.baseUrl).origin;
+    let url = spec.url.startsWith('/') ? this.url(spec.url) : spec.url;
+    let method = spec.method;
+    let body = spec.body;
+    let scopes = [...spec.scopes];
+    let answeredChallenge = false;
+    const follow = spec.followRedirects ?? (method === 'GET' || method === 'HEAD');
+    for (let hops = 0; ; ) {
+      const sameOrigin = new URL(url).origin === registryOrigin;
+      const headers: Record<string, string> = { 'user-agent': this.userAgent, ...spec.headers };
+      if (sameOrigin) {
+        const authorization = await this.auth.authorization(scopes, spec.signal);
+        if (authorization) headers.authorization = authorization;
+      }
+      let response: FetchResponse;
+      try {
+        const b = body;
+        response = await sendWithRetry(this.fetch, url, () => ({ method, headers, body: b?.() }), this.sendOptions(spec.signal, spec.retryable !== false));
+      } catch (cause) {
+        throw this.networkError(spec.ctx, url, cause);
+      }
+      if (response.status === 401 && sameOrigin && !answeredChallenge) {
+        answeredChallenge = true;
+        const header = response.headers.get('www-authenticate');
+        await discardBody(response);
+        if (headers.authorization) this.auth.invalidate();
+        if (!this.auth.setChallenge(header)) throw registryResponseError(spec.ctx, 401, '');
+        const asked = header ? parseWwwAuthenticate(header).find((c) => c.scheme === 'bearer')?.params.scope : undefined;
+        if (asked) scopes = mergeScopes(scopes, asked.split(' '));
+        continue;
+      }
+      if (follow && [301, 302, 303, 307, 308].includes(response.status)) {
+        const location = response.headers.get('location');
+        await discardBody(response);
+        if (!location) throw new StrataError('E_REGISTRY', `${describeContext(spec.ctx)}: redirect without a Location`);
+        if (++hops > MAX_REDIRECTS) throw new StrataError('E_REGISTRY', `${describeContext(spec.ctx)}: more than ${MAX_REDIRECTS} redirects`);
+        url = this.checkRedirect(spec.ctx, url, location);
+        if (response.status === 303) {
+          method = 'GET';
+          body = undefined;
+        }
+        continue;
+      }
+      return response;
+    }
+  }
+
+  private checkRedirect(ctx: RegistryErrorContext, from: string, location: string): string {
+    let target: URL;
+    try {
+      target = new URL(location, from);
+    } catch {
+      throw new StrataError('E_REGISTRY', `${describeContext(ctx)}: redirect to an invalid location`);
+    }
+    if (target.protocol !== 'https:' && target.protocol !== 'http:') {
+      throw new StrataError('E_REGISTRY', `${describeContext(ctx)}: redirect to a ${target.protocol} URL refused`);
+    }
+    if (target.protocol === 'http:' && !this.allowHttp && !isLoopbackRegistry(target.host)) {
+      throw new StrataError('E_REGISTRY_INSECURE', `${describeContext(ctx)}: redirect from HTTPS to plain HTTP (${redactUrl(target.toString())}) refused`);
+    }
+    // A public registry may not bounce us to loopback, private or link-local addresses (SSRF).
+    if (!this.allowHttp && isPrivateHost(target.hostname)) {
+      throw new StrataError('E_REGISTRY', `${describeContext(ctx)}: redirect to a private address (${redactUrl(target.toString())}) refused`);
+    }
+    return target.toString();
+  }
+
+  /** Turns a failed response into a typed error, reading its body for the spec's error codes. */
+  async fail(response: FetchResponse, ctx: RegistryErrorContext): Promise<StrataError> {
+    const body = await readText(response);
+    const error = registryResponseError(ctx, response.status, body);
+    if (response.status === 401) {
+      const challenge = parseWwwAuthenticate(response.headers.get('www-authenticate') ?? '').find((c) => c.scheme === 'bearer');
+      if (await this.auth.hasCredential()) {
+        const scope = challenge?.params.scope;
+        return new StrataError(
+          challenge?.params.error === 'insufficient_scope' ? 'E_REGISTRY_DENIED' : 'E_REGISTRY_UNAUTHORIZED',
+          `${describeContext(ctx)}: the registry refused the stored credentials${scope ? ` for ${scope}` : ''} (HTTP 401)`,
+          { hint: `check that the account may access this repository, or log in again with \`strata login ${this.registry}\`` },
+        );
+      }
+      return new StrataError('E_REGISTRY_UNAUTHORIZED', `${describeContext(ctx)}: authentication required and no credentials are stored for ${this.registry}`, {
+        hint: `log in with \`strata login ${this.registry}\``,
+      });
+    }
+    return error;
+  }
+}
