@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { extract, type Extract, type Header } from 'tar-stream';
 import { Hasher, type Digest } from '../digest/index.js';
-import { StrataError, ioError, isStrataError } from '../errors/index.js';
+import { StrataError, errnoCode, ioError, isStrataError } from '../errors/index.js';
 import { layerMediaType } from '../oci/index.js';
 import type { BlobIngester } from '../store/index.js';
 import { GzipHeaderFix, isGzipMagic } from './gzip.js';
@@ -171,15 +171,17 @@ class TarValidator extends Transform {
 
 function importError(error: unknown, what: string, path: string | undefined): StrataError {
   if (isStrataError(error)) return error;
-  const code = typeof error === 'object' && error !== null && 'code' in error ? String((error as { code: unknown }).code) : '';
+  const code = errnoCode(error) ?? '';
+  const message = error instanceof Error ? error.message : String(error);
   if (code.startsWith('Z_') || code === 'ERR_ZLIB') {
-    return new StrataError('E_LAYER_INVALID', `${what} is not valid gzip: ${error instanceof Error ? error.message : String(error)}`, {
+    return new StrataError('E_LAYER_INVALID', `${what} is not valid gzip: ${message}`, {
       cause: error,
       hint: 'the file is corrupt or truncated; re-create it',
     });
   }
-  if (path !== undefined && typeof code === 'string' && code.startsWith('E') && !code.startsWith('ERR_')) return ioError('read', path, error);
-  return new StrataError('E_LAYER_INVALID', `${what} is not a valid tar archive: ${error instanceof Error ? error.message : String(error)}`, {
+  // errno codes (ENOENT, EIO, EISDIR ...) are file-system failures, not a malformed archive.
+  if (path !== undefined && /^E[A-Z]+$/.test(code)) return ioError('read', path, error);
+  return new StrataError('E_LAYER_INVALID', `${what} is not a valid tar archive: ${message}`, {
     cause: error,
     hint: 'give a .tar or .tar.gz file (the layer is used as-is)',
   });

@@ -2,17 +2,27 @@ import { StrataError } from '../errors/index.js';
 import type { LayerEntry } from './types.js';
 
 /**
- * The order of entries in a layer strata writes: path components compared one by one, each as UTF-8 bytes.
- * This is the order of a depth-first walk that visits each directory's names sorted bytewise (Go's
- * filepath.Walk, as used by Docker's and BuildKit's tar writers): a directory comes right before its contents
- * and `a/b` sorts before `a-b` (a plain string sort would put `a-b` first because `-` < `/`).
- * Comparing the UTF-8 bytes with `/` mapped to NUL gives exactly this, since names never contain NUL.
+ * The order of entries in a layer strata writes: path components compared one by one, each as UTF-8 bytes,
+ * except that whiteouts (`.wh.*`) come before their siblings, as the OCI layer spec asks ("whiteout files
+ * appear before sibling directory entries"). Otherwise this is the order of a depth-first walk that visits each
+ * directory's names sorted bytewise (Go's filepath.Walk, used by Docker's and BuildKit's tar writers): a
+ * directory comes right before its contents, and `a/b` sorts before `a-b` (a plain string sort would put `a-b`
+ * first because `-` < `/`).
+ * The key is each component prefixed with 1 (whiteout) or 2 (anything else) and joined with NUL; names never
+ * contain NUL, so a parent's key is a prefix of its children's and sorts first.
  */
 export function layerPathKey(path: string): Buffer {
-  const key = Buffer.from(path, 'utf8');
-  for (let i = 0; i < key.length; i++) if (key[i] === 0x2f) key[i] = 0;
-  return key;
+  const parts: Buffer[] = [];
+  for (const [i, component] of path.split('/').entries()) {
+    if (i > 0) parts.push(SEPARATOR);
+    parts.push(component.startsWith('.wh.') ? WHITEOUT_RANK : OTHER_RANK, Buffer.from(component, 'utf8'));
+  }
+  return Buffer.concat(parts);
 }
+
+const SEPARATOR = Buffer.from([0]);
+const WHITEOUT_RANK = Buffer.from([1]);
+const OTHER_RANK = Buffer.from([2]);
 
 export function compareLayerPaths(a: string, b: string): number {
   return Buffer.compare(layerPathKey(a), layerPathKey(b));

@@ -12,6 +12,7 @@ export interface ReadLayerOptions {
   compression: LayerCompression;
   /** Names the layer in errors: a file path or a digest. */
   what?: string | undefined;
+  signal?: AbortSignal | undefined;
 }
 
 const TYPES: Partial<Record<Header['type'], LayerEntryType>> = {
@@ -34,6 +35,11 @@ const TYPES: Partial<Record<Header['type'], LayerEntryType>> = {
 export async function* readLayer(stream: Readable, options: ReadLayerOptions): AsyncGenerator<LayerReadEntry> {
   const what = options.what ?? 'layer';
   const tar = extract();
+  const onAbort = (): void => {
+    tar.destroy(new StrataError('E_ABORTED', `reading ${what} was aborted`));
+  };
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  if (options.signal?.aborted === true) onAbort();
   const feeding = feed(stream, options.compression, tar, what);
   let current: { drain: () => Promise<void> } | undefined;
   let completed = false;
@@ -53,6 +59,7 @@ export async function* readLayer(stream: Readable, options: ReadLayerOptions): A
   } catch (error) {
     throw invalid(error, what);
   } finally {
+    options.signal?.removeEventListener('abort', onAbort);
     if (!completed) {
       tar.destroy();
       stream.destroy();

@@ -21,6 +21,10 @@ describe('layer path order', () => {
     expect(compareLayerPaths('a/b', 'a.b')).toBeLessThan(0);
     expect(compareLayerPaths('a/z', 'aa')).toBeLessThan(0);
   });
+  it('puts whiteouts before their siblings', () => {
+    const sorted = sortLayerEntries(['-x', 'a', 'a/-b', 'a/.wh.c', 'a/.wh..wh..opq', '.wh.z', 'a/b'].map((path) => ({ path })));
+    expect(sorted.map((e) => e.path)).toEqual(['.wh.z', '-x', 'a', 'a/.wh..wh..opq', 'a/.wh.c', 'a/-b', 'a/b']);
+  });
   it('compares UTF-8 bytes, not UTF-16 code units', () => {
     // U+FF21 (EF BC A1) sorts before U+1F600 (F0 9F 98 80) as bytes, but after it as UTF-16 (FF21 > D83D).
     expect(compareLayerPaths('\uff21', '\u{1f600}')).toBeLessThan(0);

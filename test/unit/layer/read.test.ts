@@ -91,6 +91,16 @@ describe('readLayer', () => {
     await expect(collect(gz, 'none', text)).rejects.toMatchObject({ code: 'E_LAYER_INVALID' });
   });
 
+  it('stops with E_ABORTED when its signal fires', async () => {
+    const controller = new AbortController();
+    const reading = (async () => {
+      for await (const entry of readLayer(Readable.from([await layer]), { compression: 'none', signal: controller.signal })) {
+        if (entry.path === 'dir/kept') controller.abort();
+      }
+    })();
+    await expect(reading).rejects.toMatchObject({ code: 'E_ABORTED' });
+  });
+
   it('can be abandoned midway without hanging', async () => {
     for await (const entry of readLayer(Readable.from([await layer]), { compression: 'none' })) {
       if (entry.path === 'dir/kept') break;

@@ -55,7 +55,7 @@ const EXPECTED_ORDER = [
   'hard', 'hard/a.txt', 'hard/b.txt',
   'links', 'links/abs', 'links/dangling', 'links/long', 'links/rel', 'links/unicode',
   'ünïcødé', 'ünïcødé/日本語.txt',
-].sort((x, y) => Buffer.compare(Buffer.from(x.replaceAll('/', '\0')), Buffer.from(y.replaceAll('/', '\0'))));
+].sort((x, y) => Buffer.compare(Buffer.from(x.replaceAll('/', '\0')), Buffer.from(y.replaceAll('/', '\0')))); // no whiteouts here
 
 describe('walkLayerTree', () => {
   it('lists every path in layer order with types, modes, link targets and hard links', async () => {
@@ -182,6 +182,10 @@ describe('writeLayer', () => {
     const path = store.blobPath(result.descriptor.digest);
     const names = execFileSync('tar', ['-tf', path], { encoding: 'utf8' }).trim().split('\n');
     expect(names.map((n) => n.replace(/\/$/, ''))).toEqual(EXPECTED_ORDER);
+    const gzipped = await writeLayer(await walkLayerTree(root), { sourceDateEpoch: SDE }, store);
+    expect(gzipped.diffId).toBe(result.diffId);
+    const fromGzip = execFileSync('tar', ['-tzf', store.blobPath(gzipped.descriptor.digest)], { encoding: 'utf8' }).trim().split('\n');
+    expect(fromGzip).toEqual(names);
     const listing = execFileSync('tar', ['-tvf', path], { encoding: 'utf8', env: { ...process.env, TZ: 'UTC', LC_ALL: 'C.UTF-8' } }).trim().split('\n');
     const line = (name: string): string => listing.find((l) => l.includes(` ${name}`)) ?? `missing ${name}`;
     // Without uname/gname GNU tar prints the numeric ids even though root has a name.
@@ -248,6 +252,20 @@ describe('writeLayer', () => {
     expect(big[0]?.gid).toBe(7);
     const back = await readAll(await writeLayer(entries, { uid: 3_000_000, gid: 7 }, store));
     expect(back[0]).toMatchObject({ uid: 3_000_000, gid: 7, text: 'hi', mode: 0o600 });
+  });
+
+  it('writes whiteouts before their siblings, and reads them back as whiteouts', async () => {
+    const e = (path: string, type: LayerEntry['type'] = 'file'): LayerEntry => ({ path, type, mode: type === 'dir' ? 0o755 : 0o644, size: 0, mtime: 0, uid: 0, gid: 0 });
+    const result = await writeLayer([e('a/-b'), e('a/.wh.gone'), e('a', 'dir'), e('a/.wh..wh..opq'), e('-top'), e('.wh.top')], {}, store);
+    const read = await readAll(result);
+    expect(read.map((r) => [r.kind, r.path])).toEqual([
+      ['whiteout', '.wh.top'],
+      ['entry', '-top'],
+      ['entry', 'a'],
+      ['opaque', 'a/.wh..wh..opq'],
+      ['whiteout', 'a/.wh.gone'],
+      ['entry', 'a/-b'],
+    ]);
   });
 
   it('writes Docker media types when asked', async () => {
