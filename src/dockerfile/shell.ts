@@ -120,17 +120,11 @@ class ShellWord {
     return this.processStopOn(EOF, this.rawEscapes);
   }
 
+  // One frame per nesting level on purpose: `${a:-${b:-...}}` recurses through here and processDollar only.
+  // State is restored without try/finally because any error aborts the whole expansion.
   private processStopOn(stop: number, rawEscapes: boolean): { value: string; words: string[] } {
     const saved = this.rawEscapes;
     this.rawEscapes = rawEscapes;
-    try {
-      return this.stopOn(stop);
-    } finally {
-      this.rawEscapes = saved;
-    }
-  }
-
-  private stopOn(stop: number): { value: string; words: string[] } {
     const sc = this.scanner;
     let result = '';
     const words = new Words();
@@ -140,6 +134,7 @@ class ShellWord {
       if (c === EOF) break;
       if (stop !== EOF && c === stop) {
         sc.next();
+        this.rawEscapes = saved;
         return { value: result, words: words.getWords() };
       }
       if (c === 0x24 /* $ */) {
@@ -183,6 +178,7 @@ class ShellWord {
     if (stop !== EOF) {
       throw new ExpansionFailure(`unexpected end of statement while looking for matching ${String.fromCodePoint(stop)}`);
     }
+    this.rawEscapes = saved;
     return { value: result, words: words.getWords() };
   }
 
@@ -264,15 +260,12 @@ class ShellWord {
   }
 
   private processDollar(): string {
-    this.depth++;
-    try {
-      if (this.depth > MAX_EXPANSION_DEPTH) {
-        throw new ExpansionFailure(`variable references nested more than ${MAX_EXPANSION_DEPTH} deep`);
-      }
-      return this.dollar();
-    } finally {
-      this.depth--;
+    if (++this.depth > MAX_EXPANSION_DEPTH) {
+      throw new ExpansionFailure(`variable references nested more than ${MAX_EXPANSION_DEPTH} deep`);
     }
+    const value = this.dollar();
+    this.depth--;
+    return value;
   }
 
   private dollar(): string {
@@ -527,14 +520,24 @@ function expandTemplate(template: string, match: string): string {
   return out;
 }
 
+/** The word as quoted in messages, shortened so a hostile input cannot make a megabyte-long message. */
+function shown(word: string): string {
+  return word.length <= 200 ? goQuote(word) : goQuote(word.slice(0, 200)) + `… (${word.length} characters)`;
+}
+
 function toStrataError(word: string, err: unknown): unknown {
   if (err instanceof ExpansionFailure) {
-    return new StrataError('E_EXPANSION', `failed to process ${goQuote(word)}: ${err.message}`, {
+    return new StrataError('E_EXPANSION', `failed to process ${shown(word)}: ${err.message}`, {
       hint: 'check the ${...} syntax and quoting in this word; escape a literal $ as \\$',
     });
   }
+  if (err instanceof RangeError && /call stack/i.test(err.message)) {
+    return new StrataError('E_EXPANSION', `failed to process ${shown(word)}: variable references nested too deeply`, {
+      hint: 'flatten the nested ${...} defaults',
+    });
+  }
   if (err instanceof SyntaxError) {
-    return new StrataError('E_EXPANSION', `failed to process ${goQuote(word)}: invalid pattern: ${err.message}`, {
+    return new StrataError('E_EXPANSION', `failed to process ${shown(word)}: invalid pattern: ${err.message}`, {
       hint: 'simplify the pattern in ${VAR#...}, ${VAR%...} or ${VAR/.../...}',
     });
   }
