@@ -8,6 +8,7 @@ import type { LayerEntry, LayerEntryType } from './types.js';
 export interface WalkLayerTreeOptions {
   /** Where the tree's contents go in the image, like `/app`; its missing parents are emitted as 0755 dirs. */
   dest?: string | undefined;
+  signal?: AbortSignal | undefined;
 }
 
 /**
@@ -41,6 +42,7 @@ export async function walkLayerTree(root: string, options: WalkLayerTreeOptions 
   const inodes = new Map<string, LayerEntry[]>();
   const pending: Array<{ dir: string; layerDir: string }> = [{ dir: root, layerDir: dest }];
   for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    if (options.signal?.aborted === true) throw new StrataError('E_ABORTED', `listing ${root} was aborted`);
     let names: string[];
     try {
       names = await readdir(next.dir);

@@ -104,6 +104,13 @@ describe('walkLayerTree', () => {
     expect(entries.map((e) => e.path)).toEqual(EXPECTED_ORDER);
   });
 
+  it('stops with E_ABORTED when its signal fires', async () => {
+    const root = await tree();
+    const controller = new AbortController();
+    controller.abort();
+    await expect(walkLayerTree(root, { signal: controller.signal })).rejects.toMatchObject({ code: 'E_ABORTED' });
+  });
+
   it('names a missing root', async () => {
     await expect(walkLayerTree('/nonexistent/strata-layer')).rejects.toMatchObject({ code: 'E_NOT_FOUND', message: expect.stringContaining('/nonexistent/strata-layer') });
   });
