@@ -108,7 +108,8 @@ interface DockerArchiveEntry {
 
 /**
  * Reads an unpacked `docker save` archive: manifest.json names the config and the layer tars. The
- * archive has no OCI manifest, so one is made here over the files as they are (gzip or plain tar).
+ * archive has no manifest blob, so an OCI one is made here over the files as they are (gzip or plain
+ * tar), as skopeo does when it copies such an archive into an OCI layout.
  */
 async function openDockerArchiveDir(dir: string, file: string, ref: string | undefined): Promise<{ top: Descriptor; reader: BlobReader }> {
   let entries: DockerArchiveEntry[];
@@ -146,18 +147,18 @@ async function openDockerArchiveDir(dir: string, file: string, ref: string | und
     const { digest, size } = await digestFile(path);
     const gzip = await isGzipFile(path);
     reader.add(digest, path);
-    layers.push({ mediaType: gzip ? MediaType.DockerLayerGzip : 'application/vnd.docker.image.rootfs.diff.tar', digest, size });
+    layers.push({ mediaType: gzip ? MediaType.OciLayerGzip : MediaType.OciLayer, digest, size });
   }
   const manifest: Manifest = {
     schemaVersion: 2,
-    mediaType: MediaType.DockerManifest,
-    config: { mediaType: MediaType.DockerConfig, digest: config.digest, size: config.size },
+    mediaType: MediaType.OciManifest,
+    config: { mediaType: MediaType.OciConfig, digest: config.digest, size: config.size },
     layers,
   };
   const bytes = canonicalJsonBytes(manifest);
   const digest: Digest = digestOf(bytes);
   memory.add(digest, bytes);
-  return { top: { mediaType: MediaType.DockerManifest, digest, size: bytes.byteLength }, reader: new CompositeBlobReader([memory, reader]) };
+  return { top: { mediaType: MediaType.OciManifest, digest, size: bytes.byteLength }, reader: new CompositeBlobReader([memory, reader]) };
 }
 
 async function isGzipFile(path: string): Promise<boolean> {
