@@ -184,7 +184,7 @@ export function parseDockerfileAst(text: string, options: ParseDockerfileOptions
     const startLine = current;
     const first = trimContinuation(token, escape);
     if (first.ends && first.line === '') continue;
-    const pieces: string[] = [first.line];
+    let pieces: string[] | undefined;
     let ends = first.ends;
     let hasEmpty = false;
     while (!ends && i < lines.length) {
@@ -198,10 +198,10 @@ export function parseDockerfileAst(text: string, options: ParseDockerfileOptions
         continue;
       }
       const cont = trimContinuation(tok, escape);
-      pieces.push(cont.line);
+      (pieces ??= [first.line]).push(cont.line);
       ends = cont.ends;
     }
-    const line = pieces.join('');
+    const line = pieces === undefined ? first.line : pieces.join('');
     if (hasEmpty) {
       warnings.push({
         rule: 'NoEmptyContinuation',
@@ -254,7 +254,7 @@ export function parseDockerfileAst(text: string, options: ParseDockerfileOptions
       cmd: parts.cmd,
       keyword: parts.keyword,
       flags: parts.flags,
-      args: parts.args.map((a) => (typeof a === 'string' ? a : { ...a, line: startLine, endLine: current, column })),
+      args: parts.cmd === 'onbuild' ? parts.args.map((a) => (typeof a === 'string' ? a : { ...a, line: startLine, endLine: current, column })) : parts.args,
       json: parts.json,
       heredocs,
       original: line,

@@ -161,6 +161,22 @@ class ShellWord {
         words.addRawString(tmp);
         continue;
       }
+      // Fast path: copy a run of ordinary characters in one slice; a long line must stay linear and cheap.
+      const src = sc.src;
+      let j = sc.pos;
+      while (j < src.length) {
+        const cu = src.charCodeAt(j);
+        if (cu === 0x24 || cu === 0x3c || cu === 0x27 || cu === 0x22 || cu === this.escape || cu === stop) break;
+        if ((cu >= 0xd800 && cu <= 0xdfff) || isGoSpace(cu)) break;
+        j++;
+      }
+      if (j > sc.pos) {
+        const chunk = src.slice(sc.pos, j);
+        sc.pos = j;
+        result += chunk;
+        words.addRawString(chunk);
+        continue;
+      }
       let cur = sc.next();
       if (cur === this.escape) {
         if (this.rawEscapes) {

@@ -75,7 +75,10 @@ function closest(word: string, candidates: readonly string[]): string | undefine
 
 const stringArgs = (node: DockerfileNode): string[] => node.args.filter((a): a is string => typeof a === 'string');
 
+const NO_FLAGS: ParsedFlags = { bool: () => undefined, string: () => undefined, strings: () => [] };
+
 function flagsFor(node: DockerfileNode): ParsedFlags {
+  if (node.flags.length === 0) return NO_FLAGS;
   try {
     return parseFlags(node.flags, FLAG_SPECS[node.cmd] ?? {});
   } catch (err) {
