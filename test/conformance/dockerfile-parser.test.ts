@@ -62,8 +62,25 @@ describe('buildkit-parser conformance', () => {
         assertThrowsStrata(() => parseDockerfileAst(text));
       });
     }
-    const elapsed = performance.now() - t0;
-    console.log(`buildkit-parser: parsed testfiles corpus in ${elapsed.toFixed(1)} ms`);
+    const cold = performance.now() - t0;
+    // Steady-state figure: the whole corpus (testfiles, negatives, heredoc and line-number files) parsed again.
+    const texts = [
+      ...fs.readdirSync(`${dir}/testfiles`).map((n) => fs.readFileSync(`${dir}/testfiles/${n}/Dockerfile`, 'utf8')),
+      ...fs.readdirSync(`${dir}/testfiles-negative`).map((n) => fs.readFileSync(`${dir}/testfiles-negative/${n}/Dockerfile`, 'utf8')),
+      fs.readFileSync(`${dir}/extra/heredoc-extract.Dockerfile`, 'utf8'),
+      fs.readFileSync(`${dir}/testfile-line/Dockerfile`, 'utf8'),
+    ];
+    const t1 = performance.now();
+    for (const text of texts) {
+      try {
+        parseDockerfileAst(text);
+      } catch {
+        // negative cases fail by design
+      }
+    }
+    const warm = performance.now() - t1;
+    console.log(`buildkit-parser: whole corpus parsed in ${warm.toFixed(2)} ms (first pass, with reads and checks: ${cold.toFixed(1)} ms)`);
+    expect(warm).toBeLessThan(100);
 
     const directives = readJson('directives.json') as {
       parseAll: { input: string; expected: { name: string; value: string }[] }[];
