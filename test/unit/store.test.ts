@@ -384,7 +384,7 @@ describe('copyContentTree', () => {
 });
 
 describe('extractImageArchive', () => {
-  async function hostileTar(file: string, entries: Array<tar.Headers & { body?: string }>): Promise<void> {
+  async function hostileTar(file: string, entries: Array<Partial<tar.Header> & { name: string; body?: string }>): Promise<void> {
     const pack = tar.pack();
     const writing = pipeline(pack, createWriteStream(file));
     for (const { body, ...header } of entries) {
@@ -422,7 +422,7 @@ describe('extractImageArchive', () => {
     ['a hard link', { name: 'hard', type: 'link' as const, linkname: 'index.json' }],
   ] as const;
 
-  async function extractHostile(entry: tar.Headers & { body?: string }) {
+  async function extractHostile(entry: Partial<tar.Header> & { name: string; body?: string }) {
     const file = join(dir, 'evil.tar');
     await hostileTar(file, [{ name: 'index.json', body: '{}' }, entry]);
     return { file, ...(await recordingUnhandled(() => caught(extractImageArchive(file, join(dir, 'deep', 'out'))))) };
