@@ -100,6 +100,13 @@ describe('strata CLI: errors', () => {
     expect(run.stderr).toMatch(/\n\s+at /);
   });
 
+  it('--debug after the command name works too', async () => {
+    const missing = join(dir, 'no-such-dir');
+    const run = await strata(['append', '--layer', missing, '--debug']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/\n\s+at /);
+  });
+
   it('a bad option value is a usage error with the flag named', async () => {
     const run = await strata(['append', '--layer', await layerDir(), '--compression', 'zstd']);
     expect(run.code).toBe(2);
