@@ -99,10 +99,16 @@ class Counter extends Transform {
   }
 }
 
-/** `Range: 0-<last>` from an upload status; returns the next offset. distribution says `0--1` for nothing. */
+/**
+ * `Range: 0-<last>` from an upload status; returns the next offset. distribution 2.8 answers
+ * `0-0` for an empty upload (it cannot say "nothing"), so `0-0` is read as 0. If one byte had in
+ * fact arrived, the registry refuses the resumed range and the upload restarts: slower, never corrupt.
+ */
 export function parseUploadRange(value: string | null): number | undefined {
   const m = /^(?:bytes=)?0-(-?\d+)$/.exec(value?.trim() ?? '');
-  return m?.[1] === undefined ? undefined : Number(m[1]) + 1;
+  if (m?.[1] === undefined) return undefined;
+  const last = Number(m[1]);
+  return last <= 0 ? 0 : last + 1;
 }
 
 function withDigestParam(location: string, digest: string): string {
