@@ -5,7 +5,15 @@ import { goQuote, isGoSpace, splitTokenWhitespace, splitTokenWhitespaceOnce, tri
  * the logical line after the keyword and returns the arguments as strings; ONBUILD is handled by the caller.
  */
 
-export class LineParseError extends Error {}
+export class LineParseError extends Error {
+  /** Text of the logical line the error is about, used to point the column at it. */
+  constructor(
+    message: string,
+    readonly at?: string,
+  ) {
+    super(message);
+  }
+}
 
 export const NOT_STRING_ARRAY = 'when using JSON array syntax, arrays must be comprised of strings only';
 
@@ -173,7 +181,7 @@ export function parseNameVal(rest: string, key: string, escapeToken: string): st
   for (const word of words) {
     const eq = word.indexOf('=');
     if (eq < 0) {
-      throw new LineParseError(`Syntax error - can't find = in ${goQuote(word)}. Must be of the form: name=value`);
+      throw new LineParseError(`Syntax error - can't find = in ${goQuote(word)}. Must be of the form: name=value`, word);
     }
     out.push(word.slice(0, eq), word.slice(eq + 1), '=');
   }

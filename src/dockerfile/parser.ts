@@ -85,6 +85,18 @@ function trimContinuation(line: string, escape: string): { line: string; ends: b
   return { line: line.slice(0, j - 1), ends: false };
 }
 
+/** Where `word` stands as a whole whitespace-separated word in `line`, or -1. */
+function wordIndex(line: string, word: string): number {
+  for (let from = 0; ; ) {
+    const i = line.indexOf(word, from);
+    if (i < 0) return -1;
+    const before = i === 0 ? 0x20 : line.charCodeAt(i - 1);
+    const after = i + word.length >= line.length ? 0x20 : line.charCodeAt(i + word.length);
+    if (isGoSpace(before) && isGoSpace(after)) return i;
+    from = i + 1;
+  }
+}
+
 function columnOf(text: string): number {
   let i = 0;
   while (i < text.length) {
@@ -215,7 +227,11 @@ export function parseDockerfileAst(text: string, options: ParseDockerfileOptions
     try {
       parts = nodeFromLine(line, escape, 0);
     } catch (err) {
-      if (err instanceof LineParseError) fail(err.message, startLine, column, current);
+      if (err instanceof LineParseError) {
+        // Point at the offending word when it sits on the instruction's first physical line.
+        const at = err.at === undefined ? -1 : wordIndex(line, err.at);
+        fail(err.message, startLine, at >= 0 && at < first.line.length ? column + at : column, current);
+      }
       throw err;
     }
 

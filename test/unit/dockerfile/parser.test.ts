@@ -112,9 +112,13 @@ describe('parseDockerfileAst: argument shapes', () => {
     expect(n[3]?.args).toStrictEqual(['"k"', 'v', '=']);
   });
 
+  it('points the column at the word without =', () => {
+    expect(failure('FROM a\nENV a=b b c=b\n')).toMatchObject({ line: 2, column: 11 });
+  });
+
   it('reports ENV with one word and ENV mixing forms', () => {
     expect(failure('FROM a\nENV PATH\n')).toMatchObject({ line: 2, reason: 'ENV must have two arguments' });
-    expect(failure('FROM a\nLABEL a=b c\n').reason).toBe('Syntax error - can\'t find = in "c". Must be of the form: name=value');
+    expect(failure('FROM a\nLABEL a=b c\n')).toMatchObject({ line: 2, column: 11, reason: 'Syntax error - can\'t find = in "c". Must be of the form: name=value' });
   });
 
   it('collects flags, de-quoting them, until the first word without --', () => {
