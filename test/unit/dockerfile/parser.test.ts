@@ -113,7 +113,7 @@ describe('parseDockerfileAst: argument shapes', () => {
   });
 
   it('points the column at the word without =', () => {
-    expect(failure('FROM a\nENV a=b b c=b\n')).toMatchObject({ line: 2, column: 11 });
+    expect(failure('FROM a\nENV a=b b c=b\n')).toMatchObject({ line: 2, column: 9 });
   });
 
   it('reports ENV with one word and ENV mixing forms', () => {
