@@ -14,13 +14,12 @@ export {
   expandShellWord,
   expandWord,
   expandWords,
-  MAX_EXPANSION_DEPTH,
-  type EscapeToken,
+  MAX_EXPANSION_DEPTH as MAX_SHELL_EXPANSION_DEPTH,
+  type EscapeToken as DockerfileEscapeToken,
   type ShellEnv,
   type ShellExpandOptions,
   type ShellExpansion,
 } from './shell.js';
-export { goQuote } from './gostr.js';
 export {
   cleanPath as cleanDockerignorePath,
   dockerignoreCandidates,
@@ -31,10 +30,10 @@ export {
   type DockerignoreSource,
 } from './dockerignore.js';
 export { parseDockerfile } from './typed.js';
-export { parseGoDuration } from './duration.js';
+export { parseGoDuration as parseDockerfileDuration } from './duration.js';
 export type {
   AddInstruction,
-  ArgDefinition,
+  InstructionArgDefinition,
   ArgInstruction,
   CmdInstruction,
   CopyInstruction,
@@ -44,7 +43,7 @@ export type {
   EnvInstruction,
   ExposeInstruction,
   FromInstruction,
-  HealthcheckConfig,
+  DockerfileHealthcheck,
   HealthcheckInstruction,
   Instruction,
   InstructionCommandLine,

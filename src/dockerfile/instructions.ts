@@ -114,7 +114,7 @@ export interface LabelInstruction extends InstructionBase {
   pairs: InstructionKeyValue[];
 }
 
-export interface ArgDefinition {
+export interface InstructionArgDefinition {
   name: string;
   /** Undefined for `ARG name` without a default. */
   defaultValue?: string;
@@ -122,7 +122,7 @@ export interface ArgDefinition {
 
 export interface ArgInstruction extends InstructionBase {
   kind: 'ARG';
-  args: ArgDefinition[];
+  args: InstructionArgDefinition[];
 }
 
 export interface ExposeInstruction extends InstructionBase {
@@ -145,7 +145,7 @@ export interface StopsignalInstruction extends InstructionBase {
   signal: string;
 }
 
-export interface HealthcheckConfig {
+export interface DockerfileHealthcheck {
   /** `["NONE"]`, `["CMD", ...argv]` or `["CMD-SHELL", command]`, as in the image config. */
   test: string[];
   /** Durations in nanoseconds (0 when not given), as the image config stores them. */
@@ -159,7 +159,7 @@ export interface HealthcheckConfig {
 
 export interface HealthcheckInstruction extends InstructionBase {
   kind: 'HEALTHCHECK';
-  health: HealthcheckConfig;
+  health: DockerfileHealthcheck;
 }
 
 export interface OnbuildInstruction extends InstructionBase {

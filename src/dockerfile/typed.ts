@@ -9,7 +9,7 @@ import type {
   ArgInstruction,
   DockerfileStage,
   FromInstruction,
-  HealthcheckConfig,
+  DockerfileHealthcheck,
   Instruction,
   InstructionKeyValue,
   InstructionLocation,
@@ -131,7 +131,7 @@ function duration(flags: ParsedFlags, name: string): number {
   return ns;
 }
 
-function healthcheck(node: DockerfileNode, flags: ParsedFlags): HealthcheckConfig {
+function healthcheck(node: DockerfileNode, flags: ParsedFlags): DockerfileHealthcheck {
   const args = stringArgs(node);
   if (args.length === 0) throw new InstructionFailure('HEALTHCHECK requires at least one argument', 'use HEALTHCHECK NONE or HEALTHCHECK CMD <command>');
   const type = (args[0] as string).toUpperCase();

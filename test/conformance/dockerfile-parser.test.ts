@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   detectDockerfileDirective,
-  goQuote,
   parseDockerfileAst,
   parseDockerfileDirectives,
   parseHeredocMarker,
@@ -11,6 +10,7 @@ import {
   type DockerfileNode,
 } from '../../src/dockerfile/index.js';
 import { parseWords, parseJsonArray } from '../../src/dockerfile/line-parsers.js';
+import { goQuote } from '../../src/dockerfile/gostr.js';
 import { StrataError } from '../../src/errors/index.js';
 import { CaseCounter, corpusPath } from './corpus.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { expandShellWord, expandWord, expandWords, MAX_EXPANSION_DEPTH } from '../../../src/dockerfile/index.js';
+import { expandShellWord, expandWord, expandWords, MAX_SHELL_EXPANSION_DEPTH } from '../../../src/dockerfile/index.js';
 import { StrataError } from '../../../src/errors/index.js';
 
 const env = { A: 'a', E: '', P: '/usr/local/bin', S: 'x y  z' };
@@ -84,7 +84,7 @@ describe('expandWord', () => {
     const t0 = performance.now();
     expect(expandWord(nest(1000), {})).toBe('end');
     const e = expansionError(() => expandWord(nest(100_000), {}));
-    expect(e.message).toContain(`nested more than ${MAX_EXPANSION_DEPTH} deep`);
+    expect(e.message).toContain(`nested more than ${MAX_SHELL_EXPANSION_DEPTH} deep`);
     expect(performance.now() - t0).toBeLessThan(1000);
   });
 });
