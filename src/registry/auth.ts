@@ -7,11 +7,9 @@ import type { ResolvedRetry } from './retry.js';
 import { mergeScopes, scopesCover } from './scopes.js';
 import { sendWithRetry } from './send.js';
 
-/**
- * A registry login. Structurally identical to the type in ./credentials (written separately);
- * declared here so the client does not depend on where credentials come from.
- */
-export type RegistryCredential = { username: string; password: string } | { identityToken: string; username?: string };
+import type { RegistryCredential } from './credentials/index.js';
+
+export type { RegistryCredential };
 
 /** Looks up the credential for a registry host as written in references (`docker.io`, `localhost:5000`). */
 export type CredentialLookup = (registryHost: string) => Promise<RegistryCredential | undefined>;

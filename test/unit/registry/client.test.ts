@@ -1,0 +1,143 @@
+/**
+ * The client against small node:http servers on 127.0.0.1 that play a registry's part where the
+ * real one cannot misbehave on demand: digest headers, redirects across origins, auth schemes.
+ */
+import { createHash } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MediaType } from '../../../src/oci/index.js';
+import { RegistryClient, MANIFEST_ACCEPT } from '../../../src/registry/index.js';
+
+const servers: Server[] = [];
+afterEach(async () => {
+  for (const s of servers.splice(0)) {
+    s.closeAllConnections();
+    await new Promise<void>((r) => s.close(() => r()));
+  }
+});
+
+async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ host: string; url: string; seen: IncomingMessage[] }> {
+  const seen: IncomingMessage[] = [];
+  const server = createServer((req, res) => {
+    seen.push(req);
+    handler(req, res);
+  });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { host, url: `http://${host}`, seen };
+}
+
+const sha = (b: Buffer): `sha256:${string}` => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: { mediaType: MediaType.OciConfig, digest: `sha256:${'a'.repeat(64)}`, size: 2 }, layers: [] }));
+const blob = Buffer.from('hello blob');
+
+describe('RegistryClient (loopback fakes)', () => {
+  it('sends all four manifest types in Accept and digests the exact bytes', async () => {
+    const reg = await serve((req, res) => {
+      if (req.url === '/v2/') return void res.end('{}');
+      res.writeHead(200, { 'content-type': MediaType.OciManifest });
+      res.end(manifest);
+    });
+    const got = await new RegistryClient({ registry: reg.host }).getManifest('a/b', 'v1');
+    expect(got.digest).toBe(sha(manifest));
+    expect(got.bytes.equals(manifest)).toBe(true);
+    const accept = String(reg.seen[1]?.headers.accept);
+    for (const t of [MediaType.OciIndex, MediaType.OciManifest, MediaType.DockerManifestList, MediaType.DockerManifest]) expect(accept).toContain(t);
+    expect(accept).toBe(MANIFEST_ACCEPT);
+  });
+
+  it('refuses a manifest whose Docker-Content-Digest disagrees with its bytes', async () => {
+    const reg = await serve((req, res) => {
+      if (req.url === '/v2/') return void res.end('{}');
+      res.writeHead(200, { 'content-type': MediaType.OciManifest, 'docker-content-digest': `sha256:${'b'.repeat(64)}` });
+      res.end(manifest);
+    });
+    await expect(new RegistryClient({ registry: reg.host }).getManifest('a/b', 'v1')).rejects.toMatchObject({ code: 'E_DIGEST_MISMATCH' });
+  });
+
+  it('refuses a manifest that is not the digest asked for', async () => {
+    const reg = await serve((req, res) => {
+      if (req.url === '/v2/') return void res.end('{}');
+      res.end(manifest);
+    });
+    await expect(new RegistryClient({ registry: reg.host }).getManifest('a/b', `sha256:${'c'.repeat(64)}`)).rejects.toMatchObject({ code: 'E_DIGEST_MISMATCH' });
+  });
+
+  it('drops Authorization on a redirect to another origin and keeps it on the same origin', async () => {
+    const storage = await serve((_req, res) => res.end(blob));
+    const reg = await serve((req, res) => {
+      if (!req.headers.authorization) {
+        res.writeHead(401, { 'www-authenticate': 'Basic realm="fake"' });
+        return void res.end();
+      }
+      if (req.url === '/v2/') return void res.end('{}');
+      if (req.url?.startsWith('/v2/a/b/blobs/')) {
+        res.writeHead(307, { location: '/storage/first' });
+        return void res.end();
+      }
+      if (req.url === '/storage/first') {
+        res.writeHead(302, { location: `${storage.url}/signed?sig=abc` });
+        return void res.end();
+      }
+      res.writeHead(404);
+      res.end();
+    });
+    const client = new RegistryClient({ registry: reg.host, credentials: async () => ({ username: 'u', password: 'p' }) });
+    const got = await client.readBlob('a/b', { digest: sha(blob), size: blob.byteLength });
+    expect(got.equals(blob)).toBe(true);
+    expect(reg.seen.find((r) => r.url === '/storage/first')?.headers.authorization).toMatch(/^Basic /);
+    expect(storage.seen).toHaveLength(1);
+    expect(storage.seen[0]?.headers.authorization).toBeUndefined();
+  });
+
+  it('refuses a redirect to a non-HTTP scheme', async () => {
+    const reg = await serve((req, res) => {
+      if (req.url === '/v2/') return void res.end('{}');
+      res.writeHead(302, { location: 'file:///etc/passwd' });
+      res.end();
+    });
+    await expect(new RegistryClient({ registry: reg.host }).readBlob('a/b', { digest: sha(blob), size: blob.byteLength })).rejects.toMatchObject({ code: 'E_REGISTRY' });
+  });
+
+  it('chooses the scheme: https by default, http for loopback and --insecure-registry hosts', () => {
+    expect(new RegistryClient({ registry: 'docker.io' }).transport.baseUrl).toBe('https://registry-1.docker.io');
+    expect(new RegistryClient({ registry: 'ghcr.io' }).transport.baseUrl).toBe('https://ghcr.io');
+    expect(new RegistryClient({ registry: 'localhost:5000' }).transport.baseUrl).toBe('http://localhost:5000');
+    expect(new RegistryClient({ registry: '127.0.0.1:5000' }).transport.baseUrl).toBe('http://127.0.0.1:5000');
+    expect(new RegistryClient({ registry: 'reg.lan:5000', insecureRegistries: ['reg.lan:5000'] }).transport.baseUrl).toBe('http://reg.lan:5000');
+    expect(new RegistryClient({ registry: 'reg.lan:5000', insecureRegistries: ['other:5000'] }).transport.baseUrl).toBe('https://reg.lan:5000');
+  });
+
+  it('says a host that is not a registry is not one', async () => {
+    const web = await serve((_req, res) => {
+      res.writeHead(404);
+      res.end('<html>');
+    });
+    await expect(new RegistryClient({ registry: web.host }).ping()).rejects.toMatchObject({ code: 'E_REGISTRY_UNSUPPORTED' });
+  });
+
+  it('reports an unreachable registry as E_REGISTRY_UNREACHABLE', async () => {
+    const gone = await serve(() => undefined);
+    const host = gone.host;
+    const s = servers.pop()!;
+    await new Promise<void>((r) => s.close(() => r()));
+    await expect(new RegistryClient({ registry: host, retry: { retries: 1, sleep: async () => undefined } }).ping()).rejects.toMatchObject({
+      code: 'E_REGISTRY_UNREACHABLE',
+      message: expect.stringContaining(host),
+    });
+  });
+
+  it('maps spec error codes to typed errors naming registry, repository and blob', async () => {
+    const reg = await serve((req, res) => {
+      if (req.url === '/v2/') return void res.end('{}');
+      res.writeHead(403, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ errors: [{ code: 'DENIED', message: 'requested access to the resource is denied' }] }));
+    });
+    await expect(new RegistryClient({ registry: reg.host }).readBlob('team/app', { digest: sha(blob), size: blob.byteLength })).rejects.toMatchObject({
+      code: 'E_REGISTRY_DENIED',
+      message: `registry ${reg.host}, repository team/app, blob ${sha(blob)}: DENIED: requested access to the resource is denied (HTTP 403)`,
+    });
+  });
+});

@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import type { Descriptor, Index, Platform } from '../../../src/oci/index.js';
+import { MediaType } from '../../../src/oci/index.js';
+import { checkImagePlatform, indexPlatforms, platformCandidates } from '../../../src/registry/index.js';
+
+const d = (n: number, platform?: Platform, extra: Partial<Descriptor> = {}): Descriptor => ({
+  mediaType: MediaType.OciManifest,
+  digest: `sha256:${String(n).repeat(64).slice(0, 64)}`,
+  size: 100 + n,
+  ...(platform ? { platform } : {}),
+  ...extra,
+});
+const index = (manifests: Descriptor[]): Index => ({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests });
+
+describe('platform resolution', () => {
+  const amd64 = d(1, { os: 'linux', architecture: 'amd64' });
+  const arm64 = d(2, { os: 'linux', architecture: 'arm64', variant: 'v8' });
+  const armv7 = d(3, { os: 'linux', architecture: 'arm', variant: 'v7' });
+  const armv6 = d(4, { os: 'linux', architecture: 'arm', variant: 'v6' });
+  const attestation = d(5, { os: 'unknown', architecture: 'unknown' }, { annotations: { 'vnd.docker.reference.type': 'attestation-manifest' } });
+  const win1 = d(6, { os: 'windows', architecture: 'amd64', 'os.version': '10.0.17763.1234' });
+  const win2 = d(7, { os: 'windows', architecture: 'amd64', 'os.version': '10.0.20348.100' });
+
+  it('matches os/arch with containerd normalization', () => {
+    const idx = index([attestation, amd64, arm64, armv7]);
+    expect(platformCandidates(idx, { os: 'linux', architecture: 'amd64' })[0]).toBe(amd64);
+    expect(platformCandidates(idx, { os: 'linux', architecture: 'x86_64' })[0]).toBe(amd64);
+    expect(platformCandidates(idx, { os: 'linux', architecture: 'arm64' })[0]).toBe(arm64);
+    expect(platformCandidates(idx, { os: 'linux', architecture: 'aarch64' })[0]).toBe(arm64);
+    expect(platformCandidates(idx, { os: 'linux', architecture: 'arm' })[0]).toBe(armv7);
+    expect(platformCandidates(idx, { os: 'linux', architecture: 's390x' })).toEqual([]);
+  });
+
+  it('never picks attestation entries', () => {
+    expect(platformCandidates(index([attestation]), { os: 'unknown', architecture: 'unknown' })).toEqual([]);
+    expect(indexPlatforms(index([attestation, amd64]))).toEqual(['linux/amd64']);
+  });
+
+  it('prefers the exact arm variant, then the closest lower one', () => {
+    expect(platformCandidates(index([armv6, armv7]), { os: 'linux', architecture: 'arm', variant: 'v7' })).toEqual([armv7, armv6]);
+    expect(platformCandidates(index([armv6]), { os: 'linux', architecture: 'arm', variant: 'v7' })).toEqual([armv6]);
+    expect(platformCandidates(index([armv7]), { os: 'linux', architecture: 'arm', variant: 'v6' })).toEqual([]);
+  });
+
+  it('prefers the matching Windows os.version', () => {
+    expect(platformCandidates(index([win1, win2]), { os: 'windows', architecture: 'amd64', 'os.version': '10.0.20348.100' })[0]).toBe(win2);
+    expect(platformCandidates(index([win1, win2]), { os: 'windows', architecture: 'amd64' })[0]).toBe(win1);
+  });
+
+  it('keeps nested indexes without a platform as candidates to descend into, last', () => {
+    const nested = d(8, undefined, { mediaType: MediaType.OciIndex });
+    expect(platformCandidates(index([nested, amd64]), { os: 'linux', architecture: 'amd64' })).toEqual([amd64, nested]);
+    expect(platformCandidates(index([d(9)]), { os: 'linux', architecture: 'amd64' })).toEqual([]);
+  });
+
+  it('checks a single-manifest image against an explicit platform', () => {
+    expect(() => checkImagePlatform('img', { os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'amd64' })).not.toThrow();
+    expect(() => checkImagePlatform('img', { os: 'linux', architecture: 'arm64' }, { os: 'linux', architecture: 'amd64' })).toThrow(
+      expect.objectContaining({ code: 'E_PLATFORM_MISMATCH', message: expect.stringMatching(/^img is a linux\/amd64 image, not linux\/arm64/) }),
+    );
+    expect(() => checkImagePlatform('img', { os: 'linux', architecture: 'arm64' }, {})).not.toThrow();
+  });
+});
