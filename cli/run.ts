@@ -7,9 +7,10 @@ import type { CliContext } from './context.js';
 import { register as registerAppend } from './commands/append.js';
 import { register as registerImages } from './commands/images.js';
 import { register as registerInspect } from './commands/inspect.js';
+import { register as registerParse } from './commands/parse.js';
 
 type Register = (program: Command, ctx: CliContext) => void;
-const COMMANDS: readonly Register[] = [registerAppend, registerInspect, registerImages];
+const COMMANDS: readonly Register[] = [registerAppend, registerInspect, registerImages, registerParse];
 
 function packageVersion(): string {
   // Works from both cli/ (sources under test) and dist/cli/ (the installed program).

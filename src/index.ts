@@ -6,6 +6,7 @@ export * from './errors/index.js';
 export * from './digest/index.js';
 export * from './oci/index.js';
 export * from './ref/index.js';
+export * from './dockerfile/index.js';
 export * from './store/index.js';
 export * from './layer/index.js';
 export * from './image/index.js';

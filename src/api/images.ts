@@ -29,10 +29,11 @@ export async function listImages(ctx: StrataContext): Promise<ImageListEntry[]> 
 export async function removeImage(name: string, ctx: StrataContext): Promise<{ removed: string; freedBytes: number }> {
   const store = await LocalStore.open(ctx.storeRoot);
   const full = localImageName(name);
-  if (!(await store.untag(full))) {
+  const descriptor = await store.lookup(full);
+  if (!descriptor || !(await store.untag(full))) {
     throw new StrataError('E_NOT_FOUND', `image "${name}" is not in the local store (${store.root})`, { hint: '`strata images` lists what is there' });
   }
-  const { freedBytes } = await store.collectGarbage(0);
+  const { freedBytes } = await store.removeUnreachableFrom([descriptor]);
   return { removed: full, freedBytes };
 }
 

@@ -35,7 +35,7 @@ export function parseImageLocation(text: string): ImageLocation {
     return name === undefined ? { transport: 'docker-archive', file: path } : { transport: 'docker-archive', file: path, ref: name };
   }
   const known = /^([a-z][a-z0-9-]*):(?!\d)/.exec(text);
-  if (known && !text.includes('/') && ['dir', 'containers-storage', 'docker-daemon'].includes(known[1]!)) {
+  if (known && ['dir', 'containers-storage', 'docker-daemon'].includes(known[1]!)) {
     throw new StrataError('E_TRANSPORT_INVALID', `transport "${known[1]}:" is not supported`, {
       hint: 'use oci:, oci-archive:, docker-archive:, docker:// or a local image name',
     });

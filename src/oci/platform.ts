@@ -72,10 +72,12 @@ export function platformMatches(wanted: Platform, candidate: Platform): boolean 
   if (w.os !== c.os || w.architecture !== c.architecture) return false;
   if (w.variant === undefined || c.variant === undefined) return true;
   if (w.variant === c.variant) return true;
-  // An arm v7 host runs v6 and v5 images; an arm64 v8.x host runs v8 images.
+  // An arm v7 host runs v6 and v5 images; an arm64 v8.x host runs v8 (and earlier v8.y) images.
   const wn = Number(w.variant.replace(/^v/, ''));
   const cn = Number(c.variant.replace(/^v/, ''));
-  return w.architecture === 'arm' && Number.isFinite(wn) && Number.isFinite(cn) && cn <= wn;
+  if (!Number.isFinite(wn) || !Number.isFinite(cn)) return false;
+  if (w.architecture === 'arm') return cn <= wn;
+  return w.architecture === 'arm64' && Math.floor(wn) === 8 && Math.floor(cn) === 8 && cn <= wn;
 }
 
 /** Attestation manifests that BuildKit puts in indexes carry `unknown/unknown`; they are not images. */

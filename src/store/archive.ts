@@ -28,25 +28,34 @@ export async function extractImageArchive(file: string, dest: string): Promise<v
   const source = createReadStream(file);
   const magic = await readMagic(file);
   const input = magic ? source.pipe(createGunzip()) : source;
-  const done = pipeline(input, extract).catch((cause: unknown) => {
-    throw cause instanceof StrataError ? cause : new StrataError('E_LAYOUT_INVALID', `${file} is not a readable tar archive: ${(cause as Error).message}`, { cause });
-  });
-  for await (const entry of extract) {
-    const { name, type } = entry.header;
-    const rel = safeMemberPath(file, name);
-    const target = join(dest, rel);
-    if (type === 'directory') {
-      await mkdir(target, { recursive: true });
-      entry.resume();
-    } else if (type === 'file' || type === 'contiguous-file') {
-      await mkdir(dirname(target), { recursive: true });
-      await pipeline(entry, createWriteStream(target, { flags: 'wx', mode: 0o644 }));
-    } else {
-      entry.resume();
-      throw new StrataError('E_LAYER_UNSAFE', `${file}: member "${name}" is a ${type}; image archives may hold only files and directories`);
+  const asLayoutError = (cause: unknown): StrataError =>
+    cause instanceof StrataError ? cause : new StrataError('E_LAYOUT_INVALID', `${file} is not a readable tar archive: ${(cause as Error).message}`, { cause });
+  // Settled whatever happens below, so a refusal in the loop never leaves a rejection unhandled.
+  const done = pipeline(input, extract).then(() => undefined, (cause: unknown) => asLayoutError(cause));
+  try {
+    for await (const entry of extract) {
+      const { name, type } = entry.header;
+      const rel = safeMemberPath(file, name);
+      const target = join(dest, rel);
+      if (type === 'directory') {
+        await mkdir(target, { recursive: true });
+        entry.resume();
+      } else if (type === 'file' || type === 'contiguous-file') {
+        await mkdir(dirname(target), { recursive: true });
+        await pipeline(entry, createWriteStream(target, { flags: 'wx', mode: 0o644 }));
+      } else {
+        entry.resume();
+        throw new StrataError('E_LAYER_UNSAFE', `${file}: member "${name}" is a ${type}; image archives may hold only files and directories`);
+      }
     }
+  } catch (cause) {
+    extract.destroy();
+    source.destroy();
+    await done;
+    throw asLayoutError(cause);
   }
-  await done;
+  const failure = await done;
+  if (failure) throw failure;
 }
 
 async function readMagic(file: string): Promise<boolean> {

@@ -68,8 +68,25 @@ export class LocalStore {
    * build or pull running right now may have written them without naming them yet.
    */
   async collectGarbage(graceMs = 60 * 60 * 1000, now = Date.now()): Promise<{ removed: number; freedBytes: number }> {
+    const reachable = await this.closure((await this.layout.readIndex()).manifests);
+    const unreachable = (await this.blobs.listBlobs()).filter((d) => !reachable.has(d));
+    return this.removeBlobs(unreachable, graceMs, now);
+  }
+
+  /**
+   * Deletes the blobs of `roots` (an image just untagged) that no image in the store still reaches.
+   * Only those blobs are candidates, so blobs a concurrent build has written are never touched.
+   */
+  async removeUnreachableFrom(roots: readonly Descriptor[]): Promise<{ removed: number; freedBytes: number }> {
+    const candidates = await this.closure(roots);
+    const reachable = await this.closure((await this.layout.readIndex()).manifests);
+    return this.removeBlobs([...candidates].filter((d) => !reachable.has(d)) as Digest[], 0, Date.now());
+  }
+
+  /** Every digest reachable from `roots` through indexes and manifests that are present. */
+  private async closure(roots: readonly Descriptor[]): Promise<Set<string>> {
     const reachable = new Set<string>();
-    const pending: Descriptor[] = (await this.layout.readIndex()).manifests.slice();
+    const pending: Descriptor[] = [...roots];
     while (pending.length > 0) {
       const d = pending.pop()!;
       if (reachable.has(d.digest)) continue;
@@ -80,10 +97,13 @@ export class LocalStore {
       if (parsed.kind === 'index') pending.push(...parsed.index.manifests);
       else pending.push(parsed.manifest.config, ...parsed.manifest.layers);
     }
+    return reachable;
+  }
+
+  private async removeBlobs(digests: readonly Digest[], graceMs: number, now: number): Promise<{ removed: number; freedBytes: number }> {
     let removed = 0;
     let freedBytes = 0;
-    for (const digest of await this.blobs.listBlobs()) {
-      if (reachable.has(digest)) continue;
+    for (const digest of digests) {
       const info = await stat(this.blobs.blobPath(digest)).catch(() => undefined);
       if (!info || now - info.mtimeMs < graceMs) continue;
       await this.blobs.removeBlob(digest);

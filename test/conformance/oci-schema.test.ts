@@ -1,16 +1,24 @@
 import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import AjvModule from 'ajv-draft-04';
-import addFormatsModule from 'ajv-formats';
+import { createRequire } from 'node:module';
 import { afterAll, describe, expect, it } from 'vitest';
 import { appendImage, isDigest, parseManifestOrIndex, type StrataContext } from '../../src/index.js';
 import { CaseCounter, corpusPath } from './corpus.js';
 
-// Both packages are CommonJS with a default export; under ESM interop it sits on `.default`.
-type Ajv = InstanceType<typeof AjvModule>;
-const AjvClass = ((AjvModule as unknown as { default?: typeof AjvModule }).default ?? AjvModule) as typeof AjvModule;
-const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: Ajv) => void;
+// Ajv is the judge here, not strata code: the draft-04 build (the OCI schemas are draft-04) plus
+// formats. Both are CommonJS; only the few calls used are typed.
+interface AjvValidate {
+  (doc: unknown): boolean;
+  errors?: Array<{ instancePath: string; message?: string }> | null;
+}
+interface Ajv {
+  addSchema(schema: object, key: string): Ajv;
+  getSchema(key: string): AjvValidate | undefined;
+}
+const require = createRequire(import.meta.url);
+const AjvClass = (require('ajv-draft-04') as { default: new (options: object) => Ajv }).default;
+const addFormats = (require('ajv-formats') as { default: (ajv: Ajv) => void }).default;
 
 const SCHEMA_DIR = corpusPath('image-spec-schema');
 const VALIDATORS: Record<string, string> = {

@@ -68,7 +68,7 @@ describe('parseImageLocation', () => {
   // BUG (src/api/transport.ts, parseImageLocation, the `!text.includes('/')` test): skopeo's usual
   // forms of these transports hold a '/', so they are taken as local-store names and fail later
   // with a confusing reference error instead of "transport not supported".
-  it.fails.each(['containers-storage:docker.io/library/alpine:latest', 'dir:/tmp/image', 'docker-daemon:docker.io/library/app:1'])(
+  it.each(['containers-storage:docker.io/library/alpine:latest', 'dir:/tmp/image', 'docker-daemon:docker.io/library/app:1'])(
     'refuses %s (an unsupported transport with a path) with E_TRANSPORT_INVALID',
     (text) => {
       expect(thrown(() => parseImageLocation(text)).code).toBe('E_TRANSPORT_INVALID');
