@@ -126,7 +126,21 @@ export class RegistryAuth {
     return url;
   }
 
-  private async fetchToken(challenge: AuthChallenge, scopes: string[], signal?: AbortSignal): Promise<Token> {
+  /**
+   * Checks the stored credential with the token server (Bearer) without any scope, as `docker
+   * login` does, asking for an offline (refresh) token that can be stored instead of the
+   * password. Returns that token when the server issued one. Basic registries are checked by the
+   * caller with an authenticated `GET /v2/`.
+   */
+  async login(signal?: AbortSignal): Promise<{ identityToken?: string }> {
+    const challenge = this.challenge;
+    if (!challenge || challenge.scheme !== 'bearer') return {};
+    this.refreshToken = undefined;
+    this.token = await this.fetchToken(challenge, [], signal, true);
+    return this.refreshToken !== undefined ? { identityToken: this.refreshToken } : {};
+  }
+
+  private async fetchToken(challenge: AuthChallenge, scopes: string[], signal?: AbortSignal, offline = false): Promise<Token> {
     const realm = this.realmUrl(challenge);
     const service = challenge.params.service;
     const cred = await this.lookupCredential();
@@ -138,6 +152,11 @@ export class RegistryAuth {
     const url = new URL(realm);
     if (service) url.searchParams.set('service', service);
     for (const scope of scopes) url.searchParams.append('scope', scope);
+    if (cred?.username) url.searchParams.set('account', cred.username);
+    if (offline && cred && 'password' in cred) {
+      url.searchParams.set('offline_token', 'true');
+      url.searchParams.set('client_id', CLIENT_ID);
+    }
     const headers: Record<string, string> = { 'user-agent': this.options.userAgent, accept: 'application/json' };
     if (cred && 'password' in cred) headers.authorization = `Basic ${Buffer.from(`${cred.username}:${cred.password}`).toString('base64')}`;
     const response = await this.send(url.toString(), { method: 'GET', headers }, signal);

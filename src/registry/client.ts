@@ -83,6 +83,21 @@ export class RegistryClient {
     if (options.scopes) await this.transport.auth.authorization(options.scopes, options.signal);
   }
 
+  /**
+   * Verifies the credentials (for `strata login`): a token without scopes from the token server,
+   * or an authenticated `GET /v2/` for Basic registries. Returns an identity token when the token
+   * server issued one, which can be stored instead of the password.
+   */
+  async checkCredentials(options: TransferOptions = {}): Promise<{ identityToken?: string }> {
+    await this.transport.ping(options.signal);
+    const result = await this.transport.auth.login(options.signal);
+    const ctx = { registry: this.registry, what: 'login' };
+    const response = await this.transport.send({ method: 'GET', url: '/v2/', scopes: [], ctx, signal: options.signal });
+    if (response.status !== 200) throw await this.transport.fail(response, ctx);
+    await discardBody(response);
+    return result;
+  }
+
   private ctx(repository: string, what?: string): RegistryErrorContext {
     return { registry: this.registry, repository, what };
   }

@@ -5,7 +5,7 @@ import type { FetchedManifest, RegistryClient } from './client.js';
 import { checkImagePlatform, indexPlatforms, noPlatformError, platformCandidates } from './platform.js';
 import { mapLimit } from './pool.js';
 import type { ProgressListener } from './progress.js';
-import { isRetryableError } from './retry.js';
+import { backoffDelay, isRetryableError } from './retry.js';
 
 export interface PullImageOptions {
   client: RegistryClient;
@@ -160,6 +160,8 @@ async function pullBlobs(options: PullImageOptions, manifest: Manifest, concurre
           // A connection dropped mid-body or a truncated body is worth another try; wrong bytes never are.
           const transient = isRetryableError(error) || (error instanceof StrataError && (error.code === 'E_SIZE_MISMATCH' || error.code === 'E_REGISTRY_UNREACHABLE'));
           if (attempt >= BLOB_ATTEMPTS || !transient || signal.aborted) throw error;
+          const retry = client.transport.retry;
+          await retry.sleep(backoffDelay(attempt, retry), signal);
         }
       }
       progress?.({ type: 'blob-done', direction: 'pull', digest: d.digest, size: d.size });

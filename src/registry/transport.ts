@@ -233,7 +233,7 @@ export class RegistryTransport {
         const scope = challenge?.params.scope;
         return new StrataError(
           challenge?.params.error === 'insufficient_scope' ? 'E_REGISTRY_DENIED' : 'E_REGISTRY_UNAUTHORIZED',
-          `${describeContext(ctx)}: the registry refused the stored credentials${scope ? ` for ${scope}` : ''} (HTTP 401)`,
+          `${describeContext(ctx)}: the registry refused the credentials${scope ? ` for ${scope}` : ''} (HTTP 401)`,
           { hint: `check that the account may access this repository, or log in again with \`strata login ${this.registry}\`` },
         );
       }

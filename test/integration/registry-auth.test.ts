@@ -74,6 +74,13 @@ describeWithTools(['docker-registry', 'htpasswd'], 'registry auth', () => {
       expect(`${error.message} ${error.hint}`).not.toContain(reg.password);
     });
 
+    it('checks credentials for login', async () => {
+      expect(await client().checkCredentials()).toEqual({});
+      const error = await failure(client({ credentials: creds(reg, 'nope-nope-1') }).checkCredentials());
+      expect(error.code).toBe('E_REGISTRY_UNAUTHORIZED');
+      expect(`${error.message} ${error.hint}`).not.toContain('nope-nope-1');
+    });
+
     it('fails with E_REGISTRY_UNAUTHORIZED and a login hint without credentials', async () => {
       const error = await failure(new RegistryClient({ registry: proxy.host }).getManifest('auth/basic', 'v1'));
       expect(error.code).toBe('E_REGISTRY_UNAUTHORIZED');
@@ -176,6 +183,21 @@ describeWithTools(['docker-registry', 'htpasswd'], 'registry auth', () => {
       const error = await failure(new RegistryClient({ registry: reg.host }).getManifest('auth/token', 'v1'));
       expect(error.code).toBe('E_REGISTRY_UNAUTHORIZED');
       expect(error.hint).toContain(`strata login ${reg.host}`);
+    });
+
+    it('checks credentials for login and gets an identity token that works', async () => {
+      const store = new MemoryBlobStore();
+      const img = await addTestImage(store, { label: 'login' });
+      await pushImage({ client: client(), repository: 'auth/login', source: store, root: img.manifest, tags: ['v1'] });
+      tokens().length = 0;
+      const result = await client().checkCredentials();
+      expect(result.identityToken).toMatch(/^rt-/);
+      expect(tokens()[0]).toMatchObject({ method: 'GET', auth: 'basic', account: reg.username, scopes: [] });
+      const c = client({ credentials: async () => ({ identityToken: result.identityToken ?? '' }) });
+      expect((await c.getManifest('auth/login', 'v1')).digest).toBe(img.manifest.digest);
+      const error = await failure(client({ credentials: creds(reg, 'bad-login-pass') }).checkCredentials());
+      expect(error.code).toBe('E_REGISTRY_UNAUTHORIZED');
+      expect(`${error.message} ${error.hint}`).not.toContain('bad-login-pass');
     });
 
     it('uses an identity token through the OAuth2 POST form', async () => {
