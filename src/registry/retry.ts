@@ -60,9 +60,19 @@ const RETRYABLE_ERRNO = new Set([
   'UND_ERR_SOCKET', 'ERR_STREAM_PREMATURE_CLOSE',
 ]);
 
+/** An untrusted or invalid TLS certificate: retrying or falling back to HTTP would not help. */
+export function isCertificateError(error: unknown): boolean {
+  for (let e = error, depth = 0; typeof e === 'object' && e !== null && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_TLS_CERT/.test(code)) return true;
+  }
+  return false;
+}
+
 /** A dropped or refused connection, a premature end of a body: the network, not the request. */
 export function isRetryableError(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
+  if (isCertificateError(error)) return false;
   const e = error as { code?: unknown; errno?: unknown; type?: unknown; name?: unknown; message?: unknown; cause?: unknown };
   if (e.name === 'AbortError' || e.code === 'E_ABORTED') return false;
   if (typeof e.code === 'string' && RETRYABLE_ERRNO.has(e.code)) return true;

@@ -6,7 +6,7 @@ import { parseWwwAuthenticate } from './challenge.js';
 import { describeContext, redactUrl, registryResponseError, unreachableError, type RegistryErrorContext } from './errors.js';
 import { createNodeFetch, discardBody, readText, type FetchLike, type FetchResponse } from './http.js';
 import type { ProgressListener } from './progress.js';
-import { resolveRetry, type ResolvedRetry, type RetryOptions } from './retry.js';
+import { isCertificateError, resolveRetry, type ResolvedRetry, type RetryOptions } from './retry.js';
 import { mergeScopes } from './scopes.js';
 import { sendWithRetry } from './send.js';
 
@@ -25,6 +25,11 @@ export interface RegistryConnectionOptions {
   userAgent?: string | undefined;
   /** Milliseconds to wait for response headers. */
   timeoutMs?: number | undefined;
+  /**
+   * Force a scheme. Default: https; for loopback and insecure registries https is tried first and
+   * plain http used when the port does not speak TLS at all (as docker does).
+   */
+  scheme?: 'https' | 'http' | undefined;
   progress?: ProgressListener | undefined;
 }
 
@@ -54,8 +59,11 @@ const MAX_REDIRECTS = 5;
  */
 export class RegistryTransport {
   readonly registry: string;
-  readonly baseUrl: string;
+  /** `https://host[:port]` or, once the ping found no TLS there, `http://…`. */
+  baseUrl: string;
   readonly allowHttp: boolean;
+  private readonly probeTls: boolean;
+  private readonly apiHost: string;
   readonly auth: RegistryAuth;
   readonly retry: ResolvedRetry;
   readonly progress: ProgressListener | undefined;
@@ -68,8 +76,10 @@ export class RegistryTransport {
     this.registry = options.registry;
     const apiHost = registryApiHost(options.registry);
     const insecure = (options.insecureRegistries ?? []).some((h) => h === options.registry || h === apiHost);
-    this.allowHttp = insecure || isLoopbackRegistry(apiHost);
-    this.baseUrl = `${this.allowHttp ? 'http' : 'https'}://${apiHost}`;
+    this.apiHost = apiHost;
+    this.allowHttp = insecure || isLoopbackRegistry(apiHost) || options.scheme === 'http';
+    this.probeTls = this.allowHttp && options.scheme === undefined;
+    this.baseUrl = `${options.scheme ?? 'https'}://${apiHost}`;
     this.fetch = options.fetch ?? createNodeFetch({ caCert: options.caCert });
     this.retry = resolveRetry({ ...options.retry, now: options.retry?.now ?? options.now });
     this.userAgent = options.userAgent ?? 'strata/0.1';
@@ -102,6 +112,16 @@ export class RegistryTransport {
 
   private async doPing(signal?: AbortSignal): Promise<void> {
     const ctx = { registry: this.registry };
+    if (this.probeTls) {
+      try {
+        const probe = await sendWithRetry(this.fetch, this.url('/v2/'), () => ({ method: 'GET', headers: { 'user-agent': this.userAgent } }), this.sendOptions(signal, false));
+        await discardBody(probe);
+      } catch (cause) {
+        // A certificate problem is reported; a port that does not speak TLS means plain HTTP.
+        if (isCertificateError(cause) || signal?.aborted) throw this.networkError(ctx, this.url('/v2/'), cause);
+        this.baseUrl = `http://${this.apiHost}`;
+      }
+    }
     const url = this.url('/v2/');
     let response: FetchResponse;
     try {
@@ -143,6 +163,12 @@ export class RegistryTransport {
 
   private networkError(ctx: RegistryErrorContext, url: string, cause: unknown): StrataError {
     if (cause instanceof StrataError) return cause;
+    if (isCertificateError(cause)) {
+      return new StrataError('E_REGISTRY_INSECURE', `${describeContext(ctx)}: TLS certificate of ${new URL(url).host} not trusted (${(cause as { code?: string }).code ?? 'certificate error'})`, {
+        hint: 'pass the registry\'s CA with --ca-cert FILE, or --insecure-registry HOST for a plain-HTTP registry',
+        cause,
+      });
+    }
     if (typeof cause === 'object' && cause !== null && (cause as { name?: string }).name === 'AbortError') {
       return new StrataError('E_ABORTED', `${describeContext(ctx)}: aborted`, { cause });
     }

@@ -101,13 +101,25 @@ describe('RegistryClient (loopback fakes)', () => {
     await expect(new RegistryClient({ registry: reg.host }).readBlob('a/b', { digest: sha(blob), size: blob.byteLength })).rejects.toMatchObject({ code: 'E_REGISTRY' });
   });
 
-  it('chooses the scheme: https by default, http for loopback and --insecure-registry hosts', () => {
-    expect(new RegistryClient({ registry: 'docker.io' }).transport.baseUrl).toBe('https://registry-1.docker.io');
-    expect(new RegistryClient({ registry: 'ghcr.io' }).transport.baseUrl).toBe('https://ghcr.io');
-    expect(new RegistryClient({ registry: 'localhost:5000' }).transport.baseUrl).toBe('http://localhost:5000');
-    expect(new RegistryClient({ registry: '127.0.0.1:5000' }).transport.baseUrl).toBe('http://127.0.0.1:5000');
-    expect(new RegistryClient({ registry: 'reg.lan:5000', insecureRegistries: ['reg.lan:5000'] }).transport.baseUrl).toBe('http://reg.lan:5000');
-    expect(new RegistryClient({ registry: 'reg.lan:5000', insecureRegistries: ['other:5000'] }).transport.baseUrl).toBe('https://reg.lan:5000');
+  it('allows plain HTTP only for loopback and --insecure-registry hosts', () => {
+    const t = (registry: string, insecureRegistries: string[] = []) => new RegistryClient({ registry, insecureRegistries }).transport;
+    expect(t('docker.io').baseUrl).toBe('https://registry-1.docker.io');
+    expect(t('docker.io').allowHttp).toBe(false);
+    expect(t('ghcr.io').allowHttp).toBe(false);
+    expect(t('localhost:5000').allowHttp).toBe(true);
+    expect(t('127.0.0.1:5000').allowHttp).toBe(true);
+    expect(t('[::1]:5000').allowHttp).toBe(true);
+    expect(t('reg.lan:5000', ['reg.lan:5000']).allowHttp).toBe(true);
+    expect(t('reg.lan:5000', ['other:5000']).allowHttp).toBe(false);
+    expect(new RegistryClient({ registry: 'localhost:5000', scheme: 'https' }).transport.allowHttp).toBe(true);
+  });
+
+  it('tries TLS first on a loopback registry and settles on plain HTTP when the port does not speak it', async () => {
+    const reg = await serve((_req, res) => res.end('{}'));
+    const client = new RegistryClient({ registry: reg.host });
+    expect(client.transport.baseUrl).toBe(`https://${reg.host}`);
+    await client.ping();
+    expect(client.transport.baseUrl).toBe(`http://${reg.host}`);
   });
 
   it('says a host that is not a registry is not one', async () => {

@@ -1,0 +1,54 @@
+/** HTTPS with a private CA (--ca-cert), against a TLS server on 127.0.0.1 with a throwaway CA. */
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { RegistryClient } from '../../../src/registry/index.js';
+import { describeWithTools } from '../../helpers/tools.js';
+
+const run = promisify(execFile);
+
+describeWithTools(['openssl'], 'registry over TLS with a private CA', () => {
+  let dir: string;
+  let server: Server;
+  let host: string;
+  let ca: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'strata-tls-'));
+    const o = (...args: string[]) => run('openssl', args, { cwd: dir });
+    await o('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=strata test CA');
+    await o('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'srv.key', '-out', 'srv.csr', '-subj', '/CN=127.0.0.1');
+    await writeFile(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
+    await o('x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'srv.pem', '-days', '2', '-extfile', 'ext.cnf');
+    ca = await readFile(join(dir, 'ca.pem'), 'utf8');
+    server = createServer({ key: await readFile(join(dir, 'srv.key')), cert: await readFile(join(dir, 'srv.pem')) }, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    server?.closeAllConnections();
+    await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('trusts the registry with caCert and stays on https', async () => {
+    const client = new RegistryClient({ registry: host, caCert: ca });
+    await client.ping();
+    expect(client.transport.baseUrl).toBe(`https://${host}`);
+  });
+
+  it('reports an untrusted certificate, with a --ca-cert hint, instead of falling back to http', async () => {
+    await expect(new RegistryClient({ registry: host, retry: { retries: 0 } }).ping()).rejects.toMatchObject({
+      code: 'E_REGISTRY_INSECURE',
+      hint: expect.stringContaining('--ca-cert'),
+    });
+  });
+});
