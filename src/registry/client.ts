@@ -1,6 +1,6 @@
 import { PassThrough, Readable, Transform, pipeline, type TransformCallback } from 'node:stream';
 import { StrataError } from '../errors/index.js';
-import { digestAlgorithm, digestOf, isDigest, verifyBytes, VerifyingStream, type Digest } from '../digest/index.js';
+import { digestAlgorithm, digestOf, isDigest, sizeMismatch, verifyBytes, VerifyingStream, type Digest } from '../digest/index.js';
 import { MediaType, parseManifestOrIndex, type Descriptor, type ParsedManifest } from '../oci/index.js';
 import type { BlobReader, ReadOptions } from '../store/types.js';
 import { describeContext, type RegistryErrorContext } from './errors.js';
@@ -57,6 +57,21 @@ class ByteCounter extends Transform {
     this.count += chunk.byteLength;
     this.onBytes(this.count);
     cb(null, chunk);
+  }
+}
+
+/** Enforces a descriptor's size (early on overrun, at the end on a short body) without hashing. */
+class SizeLimit extends Transform {
+  private count = 0;
+  constructor(private readonly expected: { digest: Digest; size: number; what: string }) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.count += chunk.byteLength;
+    cb(this.count > this.expected.size ? sizeMismatch(this.expected, this.count) : null, chunk);
+  }
+  override _flush(cb: TransformCallback): void {
+    cb(this.count !== this.expected.size ? sizeMismatch(this.expected, this.count) : null);
   }
 }
 
@@ -162,7 +177,18 @@ export class RegistryClient {
    * Streams a blob, verified: the stream fails with E_DIGEST_MISMATCH / E_SIZE_MISMATCH when the
    * bytes are wrong, so nothing may be committed before it ends cleanly.
    */
-  async openBlob(repository: string, descriptor: Pick<Descriptor, 'digest' | 'size'> & { mediaType?: string }, options: TransferOptions & { onBytes?: (total: number) => void } = {}): Promise<Readable> {
+  async openBlob(
+    repository: string,
+    descriptor: Pick<Descriptor, 'digest' | 'size'> & { mediaType?: string },
+    options: TransferOptions & {
+      onBytes?: ((total: number) => void) | undefined;
+      /**
+       * False skips hashing here (the size is still enforced) for callers that hand the stream to
+       * a BlobSink, which verifies anyway: one sha256 pass per blob instead of two.
+       */
+      verify?: boolean | undefined;
+    } = {},
+  ): Promise<Readable> {
     const ctx = this.ctx(repository, `blob ${descriptor.digest}`);
     const response = await this.transport.send({
       method: 'GET',
@@ -172,13 +198,14 @@ export class RegistryClient {
       signal: options.signal,
     });
     if (response.status !== 200) throw await this.transport.fail(response, ctx);
-    return this.verified(response, descriptor, ctx, options.onBytes);
+    return this.verified(response, descriptor, ctx, options.onBytes, options.verify !== false);
   }
 
-  private verified(response: FetchResponse, descriptor: Pick<Descriptor, 'digest' | 'size'>, ctx: RegistryErrorContext, onBytes?: (total: number) => void): Readable {
+  private verified(response: FetchResponse, descriptor: Pick<Descriptor, 'digest' | 'size'>, ctx: RegistryErrorContext, onBytes: ((total: number) => void) | undefined, hash: boolean): Readable {
     const body = response.body;
     const source = body instanceof Readable ? body : Readable.from(body ?? []);
-    const verifier = new VerifyingStream({ digest: descriptor.digest, size: descriptor.size, what: `blob ${descriptor.digest} of ${ctx.registry}/${ctx.repository ?? ''}` });
+    const expected = { digest: descriptor.digest, size: descriptor.size, what: `blob ${descriptor.digest} of ${ctx.registry}/${ctx.repository ?? ''}` };
+    const verifier = hash ? new VerifyingStream(expected) : new SizeLimit(expected);
     const stages: NodeJS.ReadWriteStream[] = onBytes ? [new ByteCounter(onBytes)] : [];
     const out = new PassThrough();
     pipeline([source, ...stages, verifier, out], (error) => {

@@ -20,6 +20,12 @@ export interface PullImageOptions {
   defaultPlatform?: Platform | undefined;
   /** Blobs in flight at once; default 4. */
   concurrency?: number | undefined;
+  /**
+   * Leave hashing to the sink (its putBlob verifies, per the BlobSink contract) instead of
+   * hashing in the client as well: one sha256 pass per blob. Mismatches are still refused and
+   * still name the registry, repository and blob. Default false.
+   */
+  sinkVerifies?: boolean | undefined;
   signal?: AbortSignal | undefined;
   progress?: ProgressListener | undefined;
 }
@@ -152,9 +158,17 @@ async function pullBlobs(options: PullImageOptions, manifest: Manifest, concurre
         try {
           const stream = await client.openBlob(repository, d, {
             signal,
+            verify: options.sinkVerifies !== true,
             onBytes: (bytes) => progress?.({ type: 'blob-bytes', direction: 'pull', digest: d.digest, bytes, size: d.size }),
           });
-          await sink.putBlob(d, stream, { signal });
+          try {
+            await sink.putBlob(d, stream, { signal });
+          } catch (error) {
+            if (error instanceof StrataError && error.code === 'E_DIGEST_MISMATCH' && !error.message.includes(client.registry)) {
+              throw new StrataError('E_DIGEST_MISMATCH', `blob ${d.digest} of ${client.registry}/${repository}: ${error.message}`, { hint: error.hint, cause: error });
+            }
+            throw error;
+          }
           break;
         } catch (error) {
           // A connection dropped mid-body or a truncated body is worth another try; wrong bytes never are.

@@ -129,6 +129,20 @@ describeWithTools(['docker-registry'], 'registry transfers and faults (through a
     expect(proxy.requests.filter((r) => r.path.endsWith(big.digest) && r.method === 'GET')).toHaveLength(1);
   });
 
+  it('refuses wrong bytes just the same when only the sink hashes (sinkVerifies)', async () => {
+    const { img } = await seed('faults/corrupt-sink', 'corrupt-sink', [50_000]);
+    const big = img.layers[1]!;
+    proxy.setRules([{ method: 'GET', path: new RegExp(`/blobs/${big.digest}$`), action: { kind: 'corrupt', offset: 10 } }]);
+    const sink = new MemoryBlobStore();
+    const error = await pullImage({ client: client(), repository: 'faults/corrupt-sink', reference: 'v1', sink, sinkVerifies: true }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'E_DIGEST_MISMATCH', message: expect.stringContaining(`blob ${big.digest} of ${proxy.host}/faults/corrupt-sink`) });
+    expect(sink.blobs.has(big.digest)).toBe(false);
+    proxy.setRules([]);
+    const ok = new MemoryBlobStore();
+    await pullImage({ client: client(), repository: 'faults/corrupt-sink', reference: 'v1', sink: ok, sinkVerifies: true });
+    expect(ok.blobs.has(big.digest)).toBe(true);
+  });
+
   it('refuses a manifest whose bytes do not match the requested digest', async () => {
     const { img } = await seed('faults/corrupt-manifest', 'corrupt-manifest');
     proxy.setRules([{ method: 'GET', path: /\/manifests\/sha256:/, action: { kind: 'corrupt', offset: 30 } }]);
