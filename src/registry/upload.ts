@@ -1,4 +1,4 @@
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream';
 import { StrataError } from '../errors/index.js';
 import { verifyBytes } from '../digest/index.js';
 import type { Descriptor } from '../oci/index.js';
@@ -246,7 +246,9 @@ async function patchAll(run: UploadRun, startLocation: string): Promise<string> 
         if (chunkSize === undefined) {
           const opened = await run.source(offset, run.signal);
           openedSource = opened;
-          const body = Readable.from(guardSource(opened, (e) => (sourceError = e))).pipe(new Counter(offset, report));
+          const body = new Counter(offset, report);
+          // pipeline, not pipe: a failing source must fail the request body, not leave it hanging.
+          pipeline(Readable.from(guardSource(opened, (e) => (sourceError = e))), body, () => undefined);
           sent = size - offset;
           const headers: Record<string, string> = { 'content-type': 'application/octet-stream', 'content-length': String(sent) };
           if (offset > 0) headers['content-range'] = `${offset}-${size - 1}`;

@@ -4,7 +4,7 @@
  * (wrong bytes), and that no partial blob reaches the sink.
  */
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { RegistryClient, pullImage, pushImage, type RegistryClientOptions } from '../../src/registry/index.js';
+import { RegistryClient, copyBetweenRegistries, pullImage, pushImage, type RegistryClientOptions } from '../../src/registry/index.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { addTestImage, MemoryBlobStore, type TestImage } from '../helpers/memory-blobs.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -141,6 +141,22 @@ describeWithTools(['docker-registry'], 'registry transfers and faults (through a
     const ok = new MemoryBlobStore();
     await pullImage({ client: client(), repository: 'faults/corrupt-sink', reference: 'v1', sink: ok, sinkVerifies: true });
     expect(ok.blobs.has(big.digest)).toBe(true);
+  });
+
+  it('fails a copy whose source blob is corrupt, and the target never gets the blob', async () => {
+    const { img } = await seed('faults/copy-src', 'copy-corrupt', [2_000_000]);
+    const big = img.layers[1]!;
+    proxy.setRules([{ method: 'GET', path: new RegExp(`/blobs/${big.digest}$`), action: { kind: 'corrupt', offset: 1_500_000 } }]);
+    const target = new RegistryClient({ registry: reg.host, retry: { baseDelayMs: 5 } });
+    const started = Date.now();
+    const error = await copyBetweenRegistries({
+      source: { client: client(), repository: 'faults/copy-src', reference: 'v1' },
+      target: { client: target, repository: 'faults/copy-dst', tags: ['v1'] },
+    }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'E_DIGEST_MISMATCH', message: expect.stringContaining(big.digest) });
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(await target.blobExists('faults/copy-dst', big.digest)).toBe(false);
+    expect(await target.headManifest('faults/copy-dst', 'v1')).toBeUndefined();
   });
 
   it('refuses a manifest whose bytes do not match the requested digest', async () => {
