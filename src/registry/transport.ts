@@ -203,7 +203,9 @@ export class RegistryTransport {
       } catch (cause) {
         throw this.networkError(spec.ctx, url, cause);
       }
-      if (response.status === 401 && sameOrigin && !answeredChallenge) {
+      // A one-shot body has been consumed: the caller (the upload) decides how to go on after a 401.
+      const canResend = spec.retryable !== false || spec.body === undefined;
+      if (response.status === 401 && sameOrigin && !answeredChallenge && canResend) {
         answeredChallenge = true;
         const header = response.headers.get('www-authenticate');
         await discardBody(response);

@@ -222,6 +222,7 @@ async function patchAll(run: UploadRun, startLocation: string): Promise<string> 
   let chunkSize = run.chunkSize;
   let reader: ChunkReader | undefined;
   let resumes = 0;
+  let unauthorizedOnce = false;
   const report = (bytes: number): void => run.onBytes?.(bytes);
 
   const resync = async (reason: FetchResponse | undefined): Promise<void> => {
@@ -305,6 +306,14 @@ async function patchAll(run: UploadRun, startLocation: string): Promise<string> 
       if (isRetryableStatus(response.status)) {
         await discardBody(response);
         await resync(response);
+        continue;
+      }
+      if (response.status === 401 && !unauthorizedOnce) {
+        // The token expired during a long upload: a fresh one, then carry on from the registry's offset.
+        unauthorizedOnce = true;
+        await discardBody(response);
+        transport.auth.invalidate();
+        await resync(undefined);
         continue;
       }
       throw await transport.fail(response, run.ctx);

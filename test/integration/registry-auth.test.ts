@@ -143,6 +143,30 @@ describeWithTools(['docker-registry', 'htpasswd'], 'registry auth', () => {
       expect(tokens()).toHaveLength(2);
     });
 
+    it('gets a fresh token when the registry refuses it in the middle of an upload', async () => {
+      const proxy = await startFaultProxy(reg.url);
+      try {
+        const ts = reg.tokenServer!;
+        proxy.setRules([
+          {
+            method: 'PATCH',
+            path: /\/blobs\/uploads\//,
+            nth: 1,
+            action: { kind: 'status', status: 401, headers: { 'www-authenticate': `Bearer realm="${ts.realm}",service="${ts.service}",error="invalid_token"` } },
+          },
+        ]);
+        const store = new MemoryBlobStore();
+        const img = await addTestImage(store, { label: 'token-mid-upload', randomLayers: [2_000_000] });
+        await pushImage({ client: client({ registry: proxy.host }), repository: 'auth/mid-upload', source: store, root: img.manifest, tags: ['v1'] });
+        expect(proxy.requests.filter((r) => r.method === 'PATCH').map((r) => r.status)).toEqual([401, 202]);
+        expect(tokens().length).toBe(2);
+        const pulled = await pullImage({ client: client(), repository: 'auth/mid-upload', reference: 'v1', sink: new MemoryBlobStore() });
+        expect(pulled.image?.descriptor.digest).toBe(img.manifest.digest);
+      } finally {
+        await proxy.stop();
+      }
+    });
+
     it('recovers when the registry refuses an already-expired token', async () => {
       const store = new MemoryBlobStore();
       const img = await addTestImage(store, { label: 'token-expired' });
