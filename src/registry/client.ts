@@ -60,6 +60,35 @@ class ByteCounter extends Transform {
   }
 }
 
+/**
+ * Fails a body that stops flowing, with a retryable ETIMEDOUT: a stalled storage backend should
+ * cost a retry, not hang the pull.
+ */
+class IdleTimeout extends Transform {
+  private timer: NodeJS.Timeout | undefined;
+  constructor(private readonly ms: number, private readonly message: string) {
+    super();
+    this.arm();
+  }
+  private arm(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.destroy(Object.assign(new Error(this.message), { code: 'ETIMEDOUT' })), this.ms);
+    this.timer.unref();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.arm();
+    cb(null, chunk);
+  }
+  override _flush(cb: TransformCallback): void {
+    clearTimeout(this.timer);
+    cb();
+  }
+  override _destroy(error: Error | null, cb: (error: Error | null) => void): void {
+    clearTimeout(this.timer);
+    cb(error);
+  }
+}
+
 /** Enforces a descriptor's size (early on overrun, at the end on a short body) without hashing. */
 class SizeLimit extends Transform {
   private count = 0;
@@ -206,7 +235,8 @@ export class RegistryClient {
     const source = body instanceof Readable ? body : Readable.from(body ?? []);
     const expected = { digest: descriptor.digest, size: descriptor.size, what: `blob ${descriptor.digest} of ${ctx.registry}/${ctx.repository ?? ''}` };
     const verifier = hash ? new VerifyingStream(expected) : new SizeLimit(expected);
-    const stages: NodeJS.ReadWriteStream[] = onBytes ? [new ByteCounter(onBytes)] : [];
+    const stages: NodeJS.ReadWriteStream[] = [new IdleTimeout(this.transport.bodyIdleTimeoutMs, `${describeContext(ctx)}: no data for ${this.transport.bodyIdleTimeoutMs} ms`)];
+    if (onBytes) stages.push(new ByteCounter(onBytes));
     const out = new PassThrough();
     pipeline([source, ...stages, verifier, out], (error) => {
       if (error && !out.destroyed) out.destroy(error);

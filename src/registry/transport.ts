@@ -25,6 +25,8 @@ export interface RegistryConnectionOptions {
   userAgent?: string | undefined;
   /** Milliseconds to wait for response headers. */
   timeoutMs?: number | undefined;
+  /** A blob download that receives nothing for this long fails (and is retried); default 60 s. */
+  bodyIdleTimeoutMs?: number | undefined;
   /**
    * Force a scheme. Default: https; for loopback and insecure registries https is tried first and
    * plain http used when the port does not speak TLS at all (as docker does).
@@ -67,6 +69,7 @@ export class RegistryTransport {
   readonly auth: RegistryAuth;
   readonly retry: ResolvedRetry;
   readonly progress: ProgressListener | undefined;
+  readonly bodyIdleTimeoutMs: number;
   private readonly fetch: FetchLike;
   private readonly userAgent: string;
   private readonly timeoutMs: number | undefined;
@@ -85,6 +88,7 @@ export class RegistryTransport {
     this.userAgent = options.userAgent ?? 'strata/0.1';
     this.timeoutMs = options.timeoutMs;
     this.progress = options.progress;
+    this.bodyIdleTimeoutMs = options.bodyIdleTimeoutMs ?? 60_000;
     this.auth = new RegistryAuth({
       registry: options.registry,
       fetch: this.fetch,

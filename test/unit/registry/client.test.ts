@@ -141,6 +141,18 @@ describe('RegistryClient (loopback fakes)', () => {
     });
   });
 
+  it('fails a blob body that stalls, so the pull can retry it', async () => {
+    const reg = await serve((req, res) => {
+      if (req.url === '/v2/') return void res.end('{}');
+      res.writeHead(200, { 'content-length': String(blob.byteLength) });
+      res.write(blob.subarray(0, 3));
+    });
+    const client = new RegistryClient({ registry: reg.host, bodyIdleTimeoutMs: 100 });
+    const started = Date.now();
+    await expect(client.readBlob('a/b', { digest: sha(blob), size: blob.byteLength })).rejects.toMatchObject({ code: 'ETIMEDOUT', message: expect.stringContaining('no data for 100 ms') });
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
   it('maps spec error codes to typed errors naming registry, repository and blob', async () => {
     const reg = await serve((req, res) => {
       if (req.url === '/v2/') return void res.end('{}');
