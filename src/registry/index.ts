@@ -1,24 +1,22 @@
-export { RegistryClient, MANIFEST_ACCEPT, type RegistryClientOptions, type FetchedManifest, type ManifestHead, type TransferOptions } from './client.js';
-export type { RegistryConnectionOptions } from './transport.js';
-export { RegistryTransport } from './transport.js';
+export {
+  RegistryClient,
+  MANIFEST_ACCEPT,
+  type RegistryClientOptions,
+  type FetchedManifest,
+  type ManifestHead,
+  type TransferOptions,
+} from './client.js';
+export { RegistryTransport, type RegistryConnectionOptions } from './transport.js';
 export { RegistryAuth, type RegistryCredential, type CredentialLookup } from './auth.js';
 export { parseWwwAuthenticate, pickChallenge, type AuthChallenge } from './challenge.js';
 export { repositoryScope, pullScopes, pushScopes, mergeScopes, scopesCover, type RepositoryAction } from './scopes.js';
 export { createNodeFetch, type FetchLike, type FetchInit, type FetchResponse, type NodeFetchOptions } from './http.js';
-export {
-  resolveRetry,
-  isRetryableStatus,
-  isRetryableError,
-  parseRetryAfter,
-  backoffDelay,
-  type RetryOptions,
-} from './retry.js';
-export { sendWithRetry, type RetryInfo } from './send.js';
-export { parseSpecErrors, registryResponseError, type RegistryErrorContext } from './errors.js';
-export { blobSourceFromReader, parseUploadRange, type BlobSource, type UploadOptions, type BlobUploadCallOptions } from './upload.js';
+export type { RetryOptions } from './retry.js';
+export type { RetryInfo } from './send.js';
+export type { RegistryErrorContext } from './errors.js';
+export { blobSourceFromReader, type BlobSource, type UploadOptions, type BlobUploadCallOptions } from './upload.js';
 export { platformCandidates, indexPlatforms, checkImagePlatform } from './platform.js';
 export { pullImage, type PullImageOptions, type PulledImage, type PulledManifest } from './pull.js';
 export { pushImage, type PushImageOptions, type PushedImage } from './push.js';
 export { copyBetweenRegistries, registryImageReader, type CopyOptions, type RegistryLocation } from './copy.js';
-export { mapLimit } from './pool.js';
 export type { TransferEvent, ProgressListener } from './progress.js';

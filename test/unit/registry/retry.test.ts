@@ -1,17 +1,10 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  backoffDelay,
-  createNodeFetch,
-  isRetryableError,
-  isRetryableStatus,
-  parseRetryAfter,
-  resolveRetry,
-  sendWithRetry,
-  mapLimit,
-  type RetryInfo,
-} from '../../../src/registry/index.js';
+import { createNodeFetch } from '../../../src/registry/index.js';
+import { mapLimit } from '../../../src/registry/pool.js';
+import { backoffDelay, isRetryableError, isRetryableStatus, parseRetryAfter, resolveRetry } from '../../../src/registry/retry.js';
+import { sendWithRetry, type RetryInfo } from '../../../src/registry/send.js';
 
 describe('backoff arithmetic', () => {
   const retry = resolveRetry({ baseDelayMs: 100, maxDelayMs: 1000, random: () => 1 });
