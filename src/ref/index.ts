@@ -9,9 +9,9 @@ export {
   parseAnyReference,
   isDigestReference,
   splitDockerDomain,
-  withName,
-  withTag,
-  withDigest,
+  parseRepositoryName,
+  withReferenceTag,
+  withReferenceDigest,
   referenceName,
   referenceString,
   familiarName,
@@ -29,4 +29,4 @@ export {
   isLoopbackRegistry,
   parseRegistryHost,
 } from './normalize.js';
-export { familiarMatch, pathMatch } from './match.js';
+export { familiarMatch, referencePathMatch } from './match.js';

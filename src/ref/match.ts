@@ -4,7 +4,7 @@ import { familiarName, familiarString, type ImageReference } from './parse.js';
  * Go's `path.Match` for reference patterns: `*` and `?` stop at `/`, `[...]` classes with ranges
  * and `^` negation, `\` escapes. Returns false for a malformed pattern.
  */
-export function pathMatch(pattern: string, name: string): boolean {
+export function referencePathMatch(pattern: string, name: string): boolean {
   let source = '^';
   for (let i = 0; i < pattern.length; i++) {
     const c = pattern[i] as string;
@@ -38,5 +38,5 @@ function escapeRegExp(c: string): string {
 
 /** distribution/reference `FamiliarMatch`: the pattern is tried on the familiar string, then the familiar name. */
 export function familiarMatch(pattern: string, ref: ImageReference): boolean {
-  return pathMatch(pattern, familiarString(ref)) || pathMatch(pattern, familiarName(ref));
+  return referencePathMatch(pattern, familiarString(ref)) || referencePathMatch(pattern, familiarName(ref));
 }

@@ -1,6 +1,6 @@
 import { ReferenceParseError } from './errors.js';
 import { DEFAULT_DOMAIN } from './grammar.js';
-import { familiarString, parseNormalizedNamed, referenceName, referenceString, withTag, type ImageReference } from './parse.js';
+import { familiarString, parseNormalizedNamed, referenceName, referenceString, withReferenceTag, type ImageReference } from './parse.js';
 
 /**
  * Parses what a user types (`alpine`, `ghcr.io/o/app:1`, `localhost:5000/x@sha256:…`) into a
@@ -29,7 +29,7 @@ export function repositoryName(ref: Pick<ImageReference, 'domain' | 'path'>): st
 
 /** Replaces the tag and drops the digest: the reference a pushed or tagged image gets. */
 export function referenceWithTag(ref: ImageReference, tag: string): ImageReference {
-  return withTag({ domain: ref.domain, path: ref.path }, tag);
+  return withReferenceTag({ domain: ref.domain, path: ref.path }, tag);
 }
 
 /** What to ask the registry for: the digest when there is one, else the tag, else `latest`. */

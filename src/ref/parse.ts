@@ -154,7 +154,7 @@ export function isDigestReference(ref: ImageReference | DigestReference): ref is
 }
 
 /** distribution/reference `WithName`: a repository name (domain optional), no tag or digest. */
-export function withName(name: string): ImageReference {
+export function parseRepositoryName(name: string): ImageReference {
   const m = name.length <= REFERENCE_INPUT_MAX ? ANCHORED_NAME_RE.exec(name) : null;
   if (!m) throw new ReferenceParseError('invalid-format', name);
   const path = m[2] ?? '';
@@ -163,13 +163,13 @@ export function withName(name: string): ImageReference {
 }
 
 /** distribution/reference `WithTag`: keeps any digest. */
-export function withTag(ref: ImageReference, tag: string): ImageReference {
+export function withReferenceTag(ref: ImageReference, tag: string): ImageReference {
   if (!ANCHORED_TAG_RE.test(tag)) throw new ReferenceParseError('tag-invalid', `${referenceName(ref)}:${tag}`);
   return { ...ref, tag };
 }
 
 /** distribution/reference `WithDigest`: checks the digest grammar only, keeps any tag. */
-export function withDigest(ref: ImageReference, digest: string): ImageReference {
+export function withReferenceDigest(ref: ImageReference, digest: string): ImageReference {
   if (!ANCHORED_DIGEST_RE.test(digest)) throw new ReferenceParseError('digest-invalid-format', `${referenceName(ref)}@${digest}`);
   return { ...ref, digest: digest as Digest };
 }

@@ -19,9 +19,9 @@ import {
   parseReference,
   referenceName,
   referenceString,
-  withDigest,
-  withName,
-  withTag,
+  withReferenceDigest,
+  parseRepositoryName,
+  withReferenceTag,
   type DigestReference,
   type ImageReference,
   type ReferenceErrorReason,
@@ -71,14 +71,14 @@ function run(row: Record<string, string>): ImageReference | DigestReference {
     case 'ParseAnyReference':
       return parseAnyReference(input);
     case 'WithName':
-      return withName(input);
+      return parseRepositoryName(input);
     case 'WithTag':
     case 'WithDigest': {
-      let ref = row.valid === 'true' ? withName(input) : parseNormalizedNamed(input);
+      let ref = row.valid === 'true' ? parseRepositoryName(input) : parseNormalizedNamed(input);
       const tag = extraField(extra, 'tag');
       const digest = extraField(extra, 'digest');
-      if (tag) ref = withTag(ref, tag);
-      if (digest) ref = withDigest(ref, digest);
+      if (tag) ref = withReferenceTag(ref, tag);
+      if (digest) ref = withReferenceDigest(ref, digest);
       return ref;
     }
     default:
