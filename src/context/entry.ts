@@ -1,0 +1,52 @@
+import type { Stats } from 'node:fs';
+import { lstat, readlink } from 'node:fs/promises';
+import { errnoCode, ioError } from '../errors/index.js';
+import type { ContextEntry, ContextEntryType } from './types.js';
+
+export function entryType(st: Stats): ContextEntryType {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isFIFO()) return 'fifo';
+  if (st.isCharacterDevice()) return 'char';
+  if (st.isBlockDevice()) return 'block';
+  return 'socket';
+}
+
+/** Builds an entry from lstat results; reads the link target of a symlink. */
+export async function makeEntry(relPath: string, absPath: string, st: Stats): Promise<ContextEntry> {
+  const type = entryType(st);
+  const entry: ContextEntry = {
+    relPath,
+    absPath,
+    type,
+    mode: st.mode & 0o7777,
+    size: type === 'file' ? st.size : 0,
+    mtimeMs: st.mtimeMs,
+    uid: st.uid,
+    gid: st.gid,
+    rdev: st.rdev,
+    dev: st.dev,
+    ino: st.ino,
+    nlink: st.nlink,
+  };
+  if (type === 'symlink') {
+    try {
+      entry.linkTarget = await readlink(absPath);
+    } catch (cause) {
+      throw ioError('read symlink', absPath, cause);
+    }
+  }
+  return entry;
+}
+
+/** lstat that says "not there" (undefined) for ENOENT and ENOTDIR and fails on anything else. */
+export async function lstatOrMissing(absPath: string): Promise<Stats | undefined> {
+  try {
+    return await lstat(absPath);
+  } catch (cause) {
+    const code = errnoCode(cause);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw ioError('stat', absPath, cause);
+  }
+}

@@ -1,0 +1,115 @@
+import type { DockerignoreMatchInfo, DockerignoreMatcher } from '../dockerfile/index.js';
+import { StrataError } from '../errors/index.js';
+import { lstatOrMissing, makeEntry } from './entry.js';
+import { compileExcludes } from './excludes.js';
+import { compareNames, sortByPath } from './order.js';
+import { resolveInRoot } from './secure-join.js';
+import type { ContextEntry, SourceRoot } from './types.js';
+import { ContextView, readDirents } from './view.js';
+
+export interface ListSourceTreeOptions {
+  /**
+   * `COPY --exclude` patterns, matched (as BuildKit's copier does) against paths relative to the listed
+   * directory: `*.txt` drops `dir/a.txt` from `COPY dir /x`, `**\/*.txt` drops them at any depth.
+   */
+  excludes?: readonly string[] | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** Checks that `relPath` is a clean path inside the root with no symlink component, as resolveCopySources returns. */
+async function checkedPath(view: ContextView, relPath: string): Promise<string> {
+  const clean = relPath.split('/').filter((p) => p !== '' && p !== '.');
+  if (relPath.startsWith('/') || clean.includes('..')) {
+    throw new StrataError('E_CONTEXT_ESCAPE', `source path ${JSON.stringify(relPath)} is not inside the ${view.root.description}`, {
+      hint: 'pass a relPath from resolveCopySources',
+    });
+  }
+  const rel = clean.join('/');
+  const found = await resolveInRoot(view, rel, false);
+  if (found.rel !== rel) {
+    throw new StrataError('E_CONTEXT_ESCAPE', `source path ${JSON.stringify(relPath)} goes through a symlink in the ${view.root.description}`, {
+      hint: 'pass the resolved relPath from resolveCopySources',
+    });
+  }
+  if (found.stats === undefined) {
+    throw new StrataError('E_NOT_FOUND', `${JSON.stringify(relPath)}: not found in the ${view.root.description}`);
+  }
+  return rel;
+}
+
+/** The entry for one source path (not followed if it is a symlink), relPath ''. */
+export async function statSource(root: SourceRoot, relPath: string): Promise<ContextEntry> {
+  const view = new ContextView(root);
+  const rel = await checkedPath(view, relPath);
+  const st = await lstatOrMissing(view.abs(rel));
+  if (st === undefined) throw new StrataError('E_NOT_FOUND', `${JSON.stringify(relPath)}: not found in the ${root.description}`);
+  return makeEntry('', view.abs(rel), st);
+}
+
+interface Frame {
+  /** Relative to the root. */
+  rel: string;
+  /** Relative to the listed directory. */
+  sub: string;
+  ignoreInfo: DockerignoreMatchInfo | undefined;
+  excludeInfo: DockerignoreMatchInfo | undefined;
+}
+
+/**
+ * Every entry under a directory source, sorted by path, relPath relative to it (the directory itself is
+ * not included). Symlinks inside are entries, never followed. Paths ignored by .dockerignore or matched by
+ * `excludes` are left out; when `!` exceptions exist, an excluded directory is kept only to hold the
+ * re-included paths beneath it, as BuildKit's walker and copier do. A file source lists as [].
+ */
+export async function listSourceTree(root: SourceRoot, relPath: string, options: ListSourceTreeOptions = {}): Promise<ContextEntry[]> {
+  const view = new ContextView(root);
+  const rel = await checkedPath(view, relPath);
+  const st = await lstatOrMissing(view.abs(rel));
+  if (st === undefined || !st.isDirectory()) return [];
+  const ignore = root.matcher;
+  const exclude = compileExcludes(options.excludes);
+  const ignoreInfo = ignore !== undefined && rel !== '' ? ignore.ignoresWithParent(rel).info : undefined;
+  const out: ContextEntry[] = [];
+  await walk(view, ignore, exclude, { rel, sub: '', ignoreInfo, excludeInfo: undefined }, out, options.signal);
+  return sortByPath(out);
+}
+
+/** Lists one directory into `out`; returns whether anything was kept (so an excluded parent can be kept). */
+async function walk(
+  view: ContextView,
+  ignore: DockerignoreMatcher | undefined,
+  exclude: DockerignoreMatcher | undefined,
+  frame: Frame,
+  out: ContextEntry[],
+  signal: AbortSignal | undefined,
+): Promise<boolean> {
+  if (signal?.aborted === true) throw new StrataError('E_ABORTED', `listing ${frame.rel || '.'} in the ${view.root.description} was aborted`);
+  let kept = false;
+  const dirents = (await readDirents(view.abs(frame.rel))).sort((a, b) => compareNames(a.name, b.name));
+  for (const dirent of dirents) {
+    const rel = frame.rel === '' ? dirent.name : `${frame.rel}/${dirent.name}`;
+    const sub = frame.sub === '' ? dirent.name : `${frame.sub}/${dirent.name}`;
+    const ig = ignore?.ignoresWithParent(rel, frame.ignoreInfo);
+    const ex = exclude?.ignoresWithParent(sub, frame.excludeInfo);
+    const dropped = ig?.ignored === true || ex?.ignored === true;
+    // Without exceptions nothing beneath a dropped path can come back, so it is not even lstat'ed.
+    const mayReturn = (ig?.ignored !== true || ignore?.hasExclusions === true) && (ex?.ignored !== true || exclude?.hasExclusions === true);
+    if (dropped && !(mayReturn && dirent.isDirectory())) continue;
+    const abs = view.abs(rel);
+    const st = await lstatOrMissing(abs);
+    if (st === undefined) continue; // removed while listing
+    const entry = await makeEntry(sub, abs, st);
+    if (st.isDirectory()) {
+      const at = out.length;
+      const inner = await walk(view, ignore, exclude, { rel, sub, ignoreInfo: ig?.info, excludeInfo: ex?.info }, out, signal);
+      if (!dropped || inner) {
+        out.splice(at, 0, entry);
+        kept = true;
+      }
+    } else if (!dropped) {
+      out.push(entry);
+      kept = true;
+    }
+  }
+  return kept;
+}
