@@ -1,0 +1,299 @@
+import { posix } from 'node:path';
+import { StrataError } from '../errors/index.js';
+import { layerCompression, type Descriptor } from '../oci/index.js';
+import type { BlobReader } from '../store/types.js';
+import { LayerWrites } from './layer-writes.js';
+import { readLayer } from './read.js';
+import { joinRel, layerPathToRel, resolveSync, type PathLookup, type ResolveOutcome } from './secure-join.js';
+import type { LayerReadEntry } from './types.js';
+
+/** Largest file whose bytes `wantContent` captures; larger ones are indexed without content. */
+export const MAX_CAPTURED_CONTENT = 1024 * 1024;
+
+/** A hard link is indexed as the file it shares an inode with (`hardlinkOf` names it). */
+export type IndexEntryType = 'file' | 'dir' | 'symlink' | 'fifo' | 'char' | 'block';
+
+export interface IndexEntry {
+  type: IndexEntryType;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  /** Seconds since the epoch. */
+  mtime: number;
+  /** A symlink's target, as stored. */
+  linkTarget?: string | undefined;
+  /** For a hard link: the absolute image path of the entry it was linked to. */
+  hardlinkOf?: string | undefined;
+  devMajor?: number | undefined;
+  devMinor?: number | undefined;
+}
+
+export interface IndexImageOptions {
+  /** Absolute image paths (`/etc/passwd`) whose final bytes to keep; files over 1 MiB are not kept. */
+  wantContent?: readonly string[] | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * An image's merged filesystem as metadata, without unpacking it. Paths are absolute image paths; symlinks in
+ * them are resolved inside the image (absolute targets from the image root, `..` stopping at the root), as they
+ * would be for a process chrooted into it.
+ */
+export interface ImageFsIndex {
+  /** lstat: parents resolved, the last component not followed. */
+  get(path: string): IndexEntry | undefined;
+  has(path: string): boolean;
+  /**
+   * The canonical absolute path `path` names. The last component need not exist (nor what follows a missing
+   * component, taken literally). Undefined when a symlink loop (over 40 links) or a non-directory is in the way.
+   */
+  resolve(path: string, options: { followFinal: boolean }): string | undefined;
+  /** The captured bytes of a `wantContent` file (symlinks followed), if it exists and was small enough. */
+  content(path: string): Buffer | undefined;
+  /** Sorted names in a directory (symlinks followed), or undefined when it is not a directory. */
+  listDir(path: string): string[] | undefined;
+  /** Every path and its entry, sorted, the root (`/`) first. */
+  entries(): Array<[string, IndexEntry]>;
+}
+
+/**
+ * Streams each layer once, in order, applying whiteouts and opaque directories exactly as
+ * `extractImageToDirectory` does, and keeps only metadata (plus the bytes of the few files asked for). Blobs are
+ * verified as they stream; a mismatch fails the whole call.
+ */
+export async function indexImageFilesystem(layers: readonly Descriptor[], reader: BlobReader, options: IndexImageOptions = {}): Promise<ImageFsIndex> {
+  const tree = new IndexTree(options.wantContent ?? []);
+  for (const descriptor of layers) {
+    if (options.signal?.aborted === true) throw new StrataError('E_ABORTED', 'indexing the image filesystem was aborted');
+    const compression = layerCompression(descriptor.mediaType);
+    const what = `layer ${descriptor.digest}`;
+    if (compression === undefined) {
+      throw new StrataError('E_LAYER_INVALID', `${what} has media type ${descriptor.mediaType}, which is not a layer strata can read`, {
+        hint: 'strata reads tar, tar+gzip and tar+zstd layers',
+      });
+    }
+    const stream = await reader.openBlob(descriptor, options.signal === undefined ? {} : { signal: options.signal });
+    await tree.layer(readLayer(stream, { compression, what, signal: options.signal }), what);
+  }
+  return tree;
+}
+
+const IMPLICIT_DIR: IndexEntry = { type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 0 };
+
+function toAbs(rel: string): string {
+  return `/${rel}`;
+}
+
+function toRel(path: string): string {
+  return path.replace(/^\/+/, '');
+}
+
+class IndexTree implements ImageFsIndex {
+  private readonly nodes = new Map<string, IndexEntry>([['', { ...IMPLICIT_DIR }]]);
+  private readonly children = new Map<string, Set<string>>([['', new Set()]]);
+  private readonly contents = new Map<string, Buffer>();
+  private readonly wanted: Set<string>;
+  private readonly wantedNames: Set<string>;
+  private readonly writes = new LayerWrites();
+  private what = 'layer';
+
+  constructor(want: readonly string[]) {
+    this.wanted = new Set(want.map((path) => toRel(posix.normalize(`/${path}`))));
+    this.wantedNames = new Set([...this.wanted].map((rel) => posix.basename(rel)));
+  }
+
+  async layer(entries: AsyncIterable<LayerReadEntry>, what: string): Promise<void> {
+    this.what = what;
+    this.writes.clear();
+    for await (const entry of entries) await this.apply(entry);
+  }
+
+  get(path: string): IndexEntry | undefined {
+    const resolved = this.resolveRel(toRel(path), false);
+    return resolved.ok && !resolved.missing ? this.nodes.get(resolved.path) : undefined;
+  }
+
+  has(path: string): boolean {
+    return this.get(path) !== undefined;
+  }
+
+  resolve(path: string, options: { followFinal: boolean }): string | undefined {
+    const resolved = this.resolveRel(toRel(path), options.followFinal);
+    return resolved.ok ? toAbs(resolved.path) : undefined;
+  }
+
+  content(path: string): Buffer | undefined {
+    const resolved = this.resolveRel(toRel(path), true);
+    return resolved.ok && !resolved.missing ? this.contents.get(resolved.path) : undefined;
+  }
+
+  listDir(path: string): string[] | undefined {
+    const resolved = this.resolveRel(toRel(path), true);
+    if (!resolved.ok || resolved.missing) return undefined;
+    const names = this.children.get(resolved.path);
+    return names === undefined ? undefined : [...names].sort();
+  }
+
+  entries(): Array<[string, IndexEntry]> {
+    const out: Array<[string, IndexEntry]> = [];
+    for (const [rel, entry] of this.nodes) out.push([toAbs(rel), entry]);
+    return out.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+
+  private resolveRel(rel: string, followFinal: boolean): ResolveOutcome {
+    return resolveSync(rel, { followFinal }, (at) => this.lookup(at));
+  }
+
+  private lookup(rel: string): PathLookup {
+    const node = this.nodes.get(rel);
+    if (node === undefined) return { kind: 'missing' };
+    if (node.type === 'dir') return { kind: 'dir' };
+    if (node.type === 'symlink') return { kind: 'symlink', target: node.linkTarget ?? '' };
+    return { kind: 'other' };
+  }
+
+  private async apply(entry: LayerReadEntry): Promise<void> {
+    if (entry.kind === 'whiteout') {
+      const parent = this.existingDir(posix.dirname(entry.target), entry.path);
+      if (parent !== undefined) this.removeLower(joinRel(parent, posix.basename(entry.target)));
+      return;
+    }
+    if (entry.kind === 'opaque') {
+      const dir = this.existingDir(entry.dir, entry.path);
+      if (dir === undefined) return;
+      for (const name of [...(this.children.get(dir) ?? [])]) this.removeLower(joinRel(dir, name));
+      return;
+    }
+    const rel = layerPathToRel(entry.path);
+    const meta: IndexEntry = { type: 'dir', mode: entry.mode, uid: entry.uid, gid: entry.gid, size: 0, mtime: entry.mtime };
+    if (rel === '') {
+      if (entry.type !== 'dir') throw this.invalid(entry.path, `the root of the image must be a directory, not a ${entry.type}`);
+      this.nodes.set('', meta);
+      return;
+    }
+    const parent = this.ensureParent(posix.dirname(rel), entry.path);
+    const target = joinRel(parent, posix.basename(rel));
+    switch (entry.type) {
+      case 'dir': {
+        const existing = this.nodes.get(target);
+        if (existing?.type !== 'dir') this.put(target, meta);
+        else this.nodes.set(target, meta);
+        break;
+      }
+      case 'file':
+        this.put(target, { ...meta, type: 'file', size: entry.size });
+        if (entry.size <= MAX_CAPTURED_CONTENT && this.wants(target)) this.contents.set(target, await collect(entry.content));
+        break;
+      case 'symlink':
+        this.put(target, { ...meta, type: 'symlink', linkTarget: entry.linkname ?? '' });
+        break;
+      case 'hardlink': {
+        const linkname = entry.linkname ?? '';
+        const source = this.resolveRel(layerPathToRel(linkname), false);
+        if (!source.ok) throw this.unresolvable(entry.path, linkname, source.reason, source.at);
+        const original = source.missing ? undefined : this.nodes.get(source.path);
+        if (original === undefined) {
+          throw this.invalid(entry.path, `is a hard link to ${JSON.stringify(linkname)}, which does not exist in the image`, 'a hard link must point at a path written earlier in the same layer or below');
+        }
+        if (original.type === 'dir') throw this.invalid(entry.path, `is a hard link to the directory ${JSON.stringify(linkname)}`);
+        if (source.path === target) return;
+        // Both names share one inode: the link has the original's metadata, not its own header's.
+        this.put(target, { ...original, hardlinkOf: toAbs(source.path) });
+        const bytes = this.contents.get(source.path);
+        if (bytes !== undefined) this.contents.set(target, bytes);
+        break;
+      }
+      case 'fifo':
+      case 'char':
+      case 'block':
+        this.put(target, { ...meta, type: entry.type, devMajor: entry.devMajor, devMinor: entry.devMinor });
+        break;
+    }
+    this.writes.add(target);
+  }
+
+  /** Wanted by path, or by name: a wanted path may reach this file through a symlink made in a later layer. */
+  private wants(rel: string): boolean {
+    return this.wanted.has(rel) || this.wantedNames.has(posix.basename(rel));
+  }
+
+  private put(rel: string, entry: IndexEntry): void {
+    if (this.nodes.has(rel)) this.remove(rel);
+    this.nodes.set(rel, entry);
+    if (entry.type === 'dir') this.children.set(rel, new Set());
+    const parent = parentOf(rel);
+    this.children.get(parent)?.add(posix.basename(rel));
+  }
+
+  private remove(rel: string): void {
+    const names = this.children.get(rel);
+    if (names !== undefined) {
+      for (const name of [...names]) this.remove(joinRel(rel, name));
+      this.children.delete(rel);
+    }
+    this.nodes.delete(rel);
+    this.contents.delete(rel);
+    this.children.get(parentOf(rel))?.delete(posix.basename(rel));
+  }
+
+  private removeLower(rel: string): void {
+    if (this.writes.has(rel)) return;
+    const node = this.nodes.get(rel);
+    if (node === undefined) return;
+    if (!this.writes.hasBelow(rel) || node.type !== 'dir') {
+      this.remove(rel);
+      return;
+    }
+    for (const name of [...(this.children.get(rel) ?? [])]) this.removeLower(joinRel(rel, name));
+  }
+
+  private ensureParent(dir: string, entryPath: string): string {
+    const resolved = this.resolveRel(layerPathToRel(dir), true);
+    if (!resolved.ok) throw this.unresolvable(entryPath, dir, resolved.reason, resolved.at);
+    if (resolved.missing) {
+      let at = '';
+      for (const part of resolved.path.split('/')) {
+        at = joinRel(at, part);
+        const node = this.nodes.get(at);
+        if (node === undefined) this.put(at, { ...IMPLICIT_DIR });
+        else if (node.type !== 'dir') throw this.invalid(entryPath, `goes through ${JSON.stringify(toAbs(at))}, which is not a directory`);
+      }
+    }
+    return resolved.path;
+  }
+
+  private existingDir(dir: string, entryPath: string): string | undefined {
+    const resolved = this.resolveRel(layerPathToRel(dir), true);
+    if (!resolved.ok) {
+      if (resolved.reason === 'notdir') return undefined;
+      throw this.unresolvable(entryPath, dir, resolved.reason, resolved.at);
+    }
+    if (resolved.missing || this.nodes.get(resolved.path)?.type !== 'dir') return undefined;
+    return resolved.path;
+  }
+
+  private unresolvable(entryPath: string, path: string, reason: 'loop' | 'notdir', at: string): StrataError {
+    if (reason === 'loop') {
+      return new StrataError('E_LAYER_UNSAFE', `${this.what}: entry ${JSON.stringify(entryPath)} goes through ${JSON.stringify(path)}, whose symlinks loop at ${toAbs(at)}`, {
+        hint: 'the layer could write outside the directory it is unpacked into; it was refused',
+      });
+    }
+    return this.invalid(entryPath, `goes through ${JSON.stringify(toAbs(at))}, which is not a directory`);
+  }
+
+  private invalid(entryPath: string, why: string, hint = 'the layer is malformed; rebuild it'): StrataError {
+    return new StrataError('E_LAYER_INVALID', `${this.what}: entry ${JSON.stringify(entryPath)} ${why}`, { hint });
+  }
+}
+
+function parentOf(rel: string): string {
+  const slash = rel.lastIndexOf('/');
+  return slash === -1 ? '' : rel.slice(0, slash);
+}
+
+async function collect(chunks: AsyncIterable<Buffer>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const chunk of chunks) parts.push(chunk);
+  return Buffer.concat(parts);
+}

@@ -1,0 +1,291 @@
+import { createHash } from 'node:crypto';
+import { lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { isStrataError } from '../../../src/errors/index.js';
+import { extractImageToDirectory, type ExtractOptions } from '../../../src/layer/index.js';
+import type { Descriptor } from '../../../src/oci/index.js';
+import { BlobMap, type Spec } from './blob-map.js';
+
+const isRoot = process.getuid?.() === 0;
+
+/** Every path below `dir` with what it is: `file 644 <content>`, `dir 755`, `symlink -> target`. */
+export async function describeTree(dir: string, prefix = ''): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const name of (await readdir(join(dir, prefix))).sort()) {
+    const rel = prefix === '' ? name : `${prefix}/${name}`;
+    const path = join(dir, rel);
+    const stat = await lstat(path);
+    const mode = (stat.mode & 0o7777).toString(8);
+    if (stat.isSymbolicLink()) out[rel] = `symlink -> ${await readlink(path)}`;
+    else if (stat.isDirectory()) {
+      out[rel] = `dir ${mode}`;
+      Object.assign(out, await describeTree(dir, rel));
+    } else if (stat.isFile()) out[rel] = `file ${mode} ${(await readFile(path)).toString('utf8')}`;
+    else out[rel] = `other ${mode}`;
+  }
+  return out;
+}
+
+async function sha256(path: string): Promise<string> {
+  return createHash('sha256').update(await readFile(path)).digest('hex');
+}
+
+describe('extractImageToDirectory', () => {
+  let base: string;
+  let root: string;
+  let blobs: BlobMap;
+
+  beforeEach(async () => {
+    base = await mkdtemp(join(tmpdir(), 'strata-rootfs-'));
+    root = join(base, 'root');
+    await mkdir(root);
+    blobs = new BlobMap();
+  });
+  afterEach(async () => {
+    await rm(base, { recursive: true, force: true });
+  });
+
+  async function extract(stack: Array<readonly Spec[]>, options: ExtractOptions = {}): Promise<void> {
+    const layers: Descriptor[] = [];
+    for (const [i, specs] of stack.entries()) layers.push(await blobs.layer(specs, i % 2 === 0 ? 'gzip' : 'none'));
+    await extractImageToDirectory(layers, blobs, root, options);
+  }
+
+  it('applies layers in order: whiteouts, opaque dirs, replacements, hard links, modes', async () => {
+    await extract([
+      [
+        { name: './', type: 'directory' },
+        { name: 'etc/', type: 'directory' },
+        { name: 'etc/passwd', content: 'root:x:0:0::/root:/bin/sh\n' },
+        { name: 'a/', type: 'directory', mode: 0o750 },
+        { name: 'a/x', content: 'x' },
+        { name: 'a/sub/', type: 'directory' },
+        { name: 'a/sub/y', content: 'y' },
+        { name: 'gone', content: 'gone' },
+        { name: 'gonedir/', type: 'directory' },
+        { name: 'gonedir/f', content: 'f' },
+        { name: 'fd', content: 'file then dir' },
+        { name: 'df/', type: 'directory' },
+        { name: 'df/c', content: 'c' },
+        { name: 'bin/', type: 'directory' },
+        { name: 'bin/suid', content: 'suid', mode: 0o4755 },
+        { name: 'bin/sticky/', type: 'directory', mode: 0o1777 },
+        { name: 'bin/suid-link', type: 'link', linkname: 'bin/suid' },
+        { name: 'lnk', type: 'symlink', linkname: '/etc/passwd' },
+        { name: 'p', type: 'fifo', mode: 0o600 },
+        { name: 'ro/', type: 'directory', mode: 0o555 },
+        { name: 'ro/file', content: 'ro' },
+      ],
+      [
+        { name: '.wh.gone' },
+        { name: '.wh.gonedir' },
+        { name: 'a/new', content: 'new' },
+        // After a sibling of its own layer: the marker hides only the lower layer's entries.
+        { name: 'a/.wh..wh..opq' },
+        { name: 'fd/', type: 'directory' },
+        { name: 'fd/inner', content: 'inner' },
+        { name: 'df', content: 'dir then file' },
+        { name: 'ro/more', content: 'more' },
+        { name: 'implicit/parent/file', content: 'deep' },
+      ],
+      [
+        { name: 'a/.wh..wh..opq' },
+        { name: 'a/newer', content: 'newer' },
+        { name: 'a/.wh.nothing-here' },
+      ],
+    ]);
+    const tree = await describeTree(root);
+    expect(tree).toEqual({
+      a: 'dir 750',
+      'a/newer': 'file 644 newer',
+      bin: 'dir 755',
+      'bin/sticky': 'dir 1777',
+      'bin/suid': 'file 4755 suid',
+      'bin/suid-link': 'file 4755 suid',
+      df: 'file 644 dir then file',
+      etc: 'dir 755',
+      'etc/passwd': 'file 644 root:x:0:0::/root:/bin/sh\n',
+      fd: 'dir 755',
+      'fd/inner': 'file 644 inner',
+      implicit: 'dir 755',
+      'implicit/parent': 'dir 755',
+      'implicit/parent/file': 'file 644 deep',
+      lnk: 'symlink -> /etc/passwd',
+      p: 'other 600',
+      ro: 'dir 555',
+      'ro/file': 'file 644 ro',
+      'ro/more': 'file 644 more',
+    });
+    const [one, two] = await Promise.all([lstat(join(root, 'bin/suid')), lstat(join(root, 'bin/suid-link'))]);
+    expect(one.ino).toBe(two.ino);
+    expect((await lstat(join(root, 'p'))).isFIFO()).toBe(true);
+    expect((await lstat(join(root, 'a/newer'))).mtimeMs).toBe(1_000_000_000);
+  });
+
+  it('keeps a layer\'s own entries when its opaque marker or whiteout comes first', async () => {
+    await extract([
+      [
+        { name: 'd/', type: 'directory' },
+        { name: 'd/old', content: 'old' },
+        { name: 'd/kept-name', content: 'lower' },
+        { name: 'w', content: 'lower' },
+      ],
+      [
+        { name: 'd/.wh..wh..opq' },
+        { name: 'd/kept-name', content: 'upper' },
+        { name: '.wh.w' },
+        { name: 'w', content: 'upper' },
+      ],
+    ]);
+    expect(await describeTree(root)).toEqual({ d: 'dir 755', 'd/kept-name': 'file 644 upper', w: 'file 644 upper' });
+  });
+
+  it.skipIf(!isRoot)('keeps ownership and setuid bits when privileged (needs root)', async () => {
+    await extract([[
+      { name: 'owned/', type: 'directory', uid: 1000, gid: 1001, mode: 0o2775 },
+      { name: 'owned/suid', content: 's', uid: 1234, gid: 5678, mode: 0o6755 },
+      { name: 'owned/link', type: 'symlink', linkname: 'suid', uid: 42, gid: 43 },
+    ]], { privileged: true });
+    const dir = await lstat(join(root, 'owned'));
+    const file = await lstat(join(root, 'owned/suid'));
+    const link = await lstat(join(root, 'owned/link'));
+    expect([dir.uid, dir.gid, dir.mode & 0o7777]).toEqual([1000, 1001, 0o2775]);
+    expect([file.uid, file.gid, file.mode & 0o7777]).toEqual([1234, 5678, 0o6755]);
+    expect([link.uid, link.gid]).toEqual([42, 43]);
+  });
+
+  it('ignores ownership unless asked, and skips devices unless allowed', async () => {
+    await extract([[
+      { name: 'f', content: 'f', uid: 1234, gid: 5678 },
+      { name: 'null', type: 'character-device', devmajor: 1, devminor: 3, mode: 0o666 },
+    ]], { privileged: false, devices: 'create' });
+    const file = await lstat(join(root, 'f'));
+    expect(file.uid).toBe(process.getuid?.() ?? file.uid);
+    expect(await describeTree(root)).toEqual({ f: 'file 644 f' });
+  });
+
+  it('fails with E_ABORTED when the signal is aborted', async () => {
+    const controller = new AbortController();
+    controller.abort();
+    await expect(extract([[{ name: 'f', content: 'f' }]], { signal: controller.signal })).rejects.toMatchObject({ code: 'E_ABORTED' });
+  });
+
+  describe('hostile layers', () => {
+    let sentinel: string;
+    let before: Record<string, string>;
+    let passwdHash: string;
+    let passwdLinks: number;
+
+    beforeEach(async () => {
+      sentinel = join(base, 'sentinel');
+      await mkdir(sentinel);
+      await writeFile(join(sentinel, 'keep'), 'sentinel');
+      before = await describeTree(base).then((tree) => Object.fromEntries(Object.entries(tree).filter(([p]) => p.startsWith('sentinel'))));
+      passwdHash = await sha256('/etc/passwd');
+      passwdLinks = (await lstat('/etc/passwd')).nlink;
+    });
+
+    afterEach(async () => {
+      const after = Object.fromEntries(Object.entries(await describeTree(base)).filter(([p]) => p.startsWith('sentinel')));
+      expect(after).toEqual(before);
+      expect(await sha256('/etc/passwd')).toBe(passwdHash);
+      expect((await lstat('/etc/passwd')).nlink).toBe(passwdLinks);
+      expect(await readdir(base)).toEqual(['root', 'sentinel']);
+    });
+
+    async function refused(stack: Array<readonly Spec[]>, code: 'E_LAYER_UNSAFE' | 'E_LAYER_INVALID' = 'E_LAYER_UNSAFE'): Promise<string> {
+      try {
+        await extract(stack);
+      } catch (error) {
+        expect(isStrataError(error, code), String(error)).toBe(true);
+        return (error as Error).message;
+      }
+      throw new Error('the hostile layer was extracted without an error');
+    }
+
+    it('refuses ../ names', async () => {
+      expect(await refused([[{ name: '../escape', content: 'x' }]])).toMatch(/escapes the layer root/);
+      expect(await refused([[{ name: 'a/../../sentinel/evil', content: 'x' }]])).toMatch(/escapes/);
+    });
+
+    it('refuses an absolute symlink onto itself (etc -> /etc) followed by etc/evil: a loop inside the root', async () => {
+      expect(await refused([[{ name: 'etc', type: 'symlink', linkname: '/etc' }], [{ name: 'etc/evil', content: 'pwned' }]])).toMatch(/loop/);
+    });
+
+    it('resolves absolute and ../ symlinked parents inside the root', async () => {
+      await extract([
+        [
+          { name: 'abs', type: 'symlink', linkname: sentinel },
+          { name: 'rel', type: 'symlink', linkname: '../sentinel' },
+          { name: 'x', type: 'symlink', linkname: '../../..' },
+          { name: 'realetc/', type: 'directory' },
+          { name: 'etc', type: 'symlink', linkname: '/realetc' },
+        ],
+        [
+          { name: 'abs/evil', content: 'pwned' },
+          { name: 'rel/evil', content: 'pwned' },
+          { name: 'x/tmp/evil', content: 'pwned' },
+          { name: 'etc/evil', content: 'inside' },
+        ],
+      ]);
+      expect(await readFile(join(root, sentinel, 'evil'), 'utf8')).toBe('pwned');
+      expect(await readFile(join(root, 'sentinel/evil'), 'utf8')).toBe('pwned');
+      expect(await readFile(join(root, 'tmp/evil'), 'utf8')).toBe('pwned');
+      expect(await readFile(join(root, 'realetc/evil'), 'utf8')).toBe('inside');
+    });
+
+    it('refuses a hard link to /etc/passwd, and resolves one through a symlink inside the root', async () => {
+      expect(await refused([[{ name: 'pw', type: 'link', linkname: '/etc/passwd' }]])).toMatch(/absolute/);
+      await rm(root, { recursive: true });
+      await mkdir(root);
+      expect(await refused([[{ name: 'out', type: 'symlink', linkname: '../../../../etc' }], [{ name: 'pw', type: 'link', linkname: 'out/passwd' }]], 'E_LAYER_INVALID')).toMatch(/does not exist/);
+      await rm(root, { recursive: true });
+      await mkdir(root);
+      await extract([
+        [{ name: 'etc/passwd', content: 'image passwd' }, { name: 'out', type: 'symlink', linkname: '../../../../etc' }],
+        [{ name: 'pw', type: 'link', linkname: 'out/passwd' }],
+      ]);
+      expect((await lstat(join(root, 'pw'))).ino).toBe((await lstat(join(root, 'etc/passwd'))).ino);
+    });
+
+    it('replaces a symlink at the final component instead of writing through it', async () => {
+      await extract([
+        [
+          { name: 'f', type: 'symlink', linkname: join(sentinel, 'keep') },
+          { name: 'g', type: 'symlink', linkname: '../sentinel/keep' },
+          { name: 'd', type: 'symlink', linkname: sentinel },
+          { name: 'h', type: 'symlink', linkname: join(sentinel, 'keep') },
+          // A duplicate in one layer (forbidden, but hostile layers do it).
+          { name: 'h', content: 'same layer' },
+        ],
+        [
+          { name: 'f', content: 'over' },
+          { name: 'g', content: 'over' },
+          { name: 'd/', type: 'directory' },
+          { name: 'd/evil', content: 'inside' },
+        ],
+      ]);
+      expect(await describeTree(root)).toEqual({
+        d: 'dir 755',
+        'd/evil': 'file 644 inside',
+        f: 'file 644 over',
+        g: 'file 644 over',
+        h: 'file 644 same layer',
+      });
+    });
+
+    it('whiteouts and opaque markers behind symlinks act inside the root', async () => {
+      await extract([
+        [
+          { name: 's', type: 'symlink', linkname: sentinel },
+          { name: 't', type: 'symlink', linkname: '../sentinel' },
+          { name: 'k', type: 'symlink', linkname: join(sentinel, 'keep') },
+        ],
+        [{ name: 's/.wh.keep' }, { name: 't/.wh..wh..opq' }, { name: '.wh.k' }],
+      ]);
+      expect(await describeTree(root)).toEqual({ s: `symlink -> ${sentinel}`, t: 'symlink -> ../sentinel' });
+    });
+  });
+});
