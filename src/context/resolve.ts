@@ -1,6 +1,6 @@
 import { StrataError } from '../errors/index.js';
 import { cleanDockerignorePath } from '../dockerfile/index.js';
-import { makeEntry } from './entry.js';
+import { lstatOrMissing, makeEntry } from './entry.js';
 import { compileExcludes } from './excludes.js';
 import { compileComponentPattern, hasWildcard, unescapeLiteral } from './glob.js';
 import { compareNames } from './order.js';
@@ -51,7 +51,7 @@ export async function resolveCopySources(
       continue;
     }
     const candidates: string[] = [];
-    await expand(view, [], parts, candidates);
+    await expand(view, parts, candidates);
     const matches: SourceMatch[] = [];
     for (const logical of candidates) {
       if (excludes?.ignores(logical) === true) continue;
@@ -76,27 +76,39 @@ async function matchAt(view: ContextView, logical: string, follow: boolean): Pro
 }
 
 /**
- * Walks the pattern: literal components are appended as they are, a wildcard component lists the directory
- * reached so far (resolved inside the root) and recurses into each visible entry whose name it matches.
+ * Walks the pattern as BuildKit does: the literal prefix before the first wildcard is resolved inside the
+ * root (symlinks followed), then the rest is matched component by component against the real tree below it
+ * (filepath.Walk: symlinked directories are not descended into), so a trailing literal must exist.
  */
-async function expand(view: ContextView, base: readonly string[], rest: readonly string[], out: string[]): Promise<void> {
-  const prefix = [...base];
-  let i = 0;
-  while (i < rest.length && !hasWildcard(rest[i] as string)) prefix.push(unescapeLiteral(rest[i++] as string));
-  if (i >= rest.length) {
-    out.push(prefix.join('/'));
-    return;
-  }
-  const pattern = compileComponentPattern(rest[i] as string);
-  const dir = await resolveInRoot(view, prefix.join('/'), true);
+async function expand(view: ContextView, parts: readonly string[], out: string[]): Promise<void> {
+  const first = parts.findIndex(hasWildcard);
+  const prefix = parts.slice(0, first).map(unescapeLiteral).join('/');
+  const dir = await resolveInRoot(view, prefix, true);
   if (dir.stats === undefined || !dir.stats.isDirectory()) return;
-  const dirParts = dir.rel === '' ? [] : dir.rel.split('/');
-  const names = (await readDirents(view.abs(dir.rel))).sort((a, b) => compareNames(a.name, b.name));
-  for (const dirent of names) {
-    if (!pattern.test(dirent.name)) continue;
-    const rel = [...dirParts, dirent.name].join('/');
-    if (!(await view.visible(rel, dirent.isDirectory()))) continue;
-    await expand(view, [...dirParts, dirent.name], rest.slice(i + 1), out);
+  await descend(view, dir.rel, parts.slice(first), out);
+}
+
+async function descend(view: ContextView, dirRel: string, rest: readonly string[], out: string[]): Promise<void> {
+  const [head, ...tail] = rest;
+  if (head === undefined) return;
+  const join = (name: string): string => (dirRel === '' ? name : `${dirRel}/${name}`);
+  let children: Array<{ name: string; isDir: boolean }>;
+  if (hasWildcard(head)) {
+    const pattern = compileComponentPattern(head);
+    children = (await readDirents(view.abs(dirRel)))
+      .filter((d) => pattern.test(d.name))
+      .sort((a, b) => compareNames(a.name, b.name))
+      .map((d) => ({ name: d.name, isDir: d.isDirectory() }));
+  } else {
+    const name = unescapeLiteral(head);
+    const st = await lstatOrMissing(view.abs(join(name)));
+    children = st === undefined ? [] : [{ name, isDir: st.isDirectory() }];
+  }
+  for (const child of children) {
+    const rel = join(child.name);
+    if (!(await view.visible(rel, child.isDir))) continue;
+    if (tail.length === 0) out.push(rel);
+    else if (child.isDir) await descend(view, rel, tail, out);
   }
 }
 
