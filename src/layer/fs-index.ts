@@ -257,8 +257,10 @@ class IndexTree implements ImageFsIndex {
         at = joinRel(at, part);
         const node = this.nodes.get(at);
         if (node === undefined) this.put(at, { ...IMPLICIT_DIR });
-        else if (node.type !== 'dir') throw this.invalid(entryPath, `goes through ${JSON.stringify(toAbs(at))}, which is not a directory`);
+        else if (node.type !== 'dir') throw this.unresolvable(entryPath, dir, 'notdir', at);
       }
+    } else if (this.nodes.get(resolved.path)?.type !== 'dir') {
+      throw this.unresolvable(entryPath, dir, 'notdir', resolved.path);
     }
     return resolved.path;
   }

@@ -359,6 +359,8 @@ class Extractor {
         // Implicit parents get 0755 whatever the umask, as docker's unpacker gives them.
         await this.io('chmod', at, () => fs.chmod(path, 0o755));
       }
+    } else if (resolved.path !== '' && (await this.lstat(resolved.path))?.isDirectory() !== true) {
+      throw this.unresolvable(entryPath, dir, 'notdir', resolved.path);
     }
     await this.assertInside(resolved.path);
     await this.makeWritable(resolved.path);

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { pack, type Headers } from 'tar-stream';
+import { pack, type Header } from 'tar-stream';
 import type { Digest } from '../../../src/digest/index.js';
 import { StrataError } from '../../../src/errors/index.js';
 import type { Descriptor } from '../../../src/oci/index.js';
@@ -10,7 +10,7 @@ import type { BlobReader } from '../../../src/store/types.js';
 /** One tar entry with full control over its header: hostile names and links are written exactly as given. */
 export interface Spec {
   name: string;
-  type?: Headers['type'];
+  type?: Header['type'];
   mode?: number;
   uid?: number;
   gid?: number;
@@ -30,7 +30,7 @@ export async function tarOf(specs: readonly Spec[]): Promise<Buffer> {
   for (const spec of specs) {
     const type = spec.type ?? 'file';
     await new Promise<void>((resolve, reject) => {
-      const header: Headers = {
+      const header: Partial<Header> & { name: string } = {
         name: spec.name,
         type,
         mode: spec.mode ?? (type === 'directory' ? 0o755 : 0o644),

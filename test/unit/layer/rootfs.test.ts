@@ -166,6 +166,13 @@ describe('extractImageToDirectory', () => {
     expect(await describeTree(root)).toEqual({ f: 'file 644 f' });
   });
 
+  it('refuses an entry below a file of a lower layer with E_LAYER_INVALID', async () => {
+    await expect(extract([[{ name: 'f', content: 'x' }], [{ name: 'f/g', content: 'y' }]])).rejects.toMatchObject({
+      code: 'E_LAYER_INVALID',
+      message: expect.stringMatching(/"f" is not a directory|which is not a directory/) as unknown,
+    });
+  });
+
   it('fails with E_ABORTED when the signal is aborted', async () => {
     const controller = new AbortController();
     controller.abort();
