@@ -17,6 +17,7 @@ export interface ResolveCopySourcesOptions {
   excludes?: readonly string[] | undefined;
   /** Follow the matched path when it is a symlink (inside the root). Default true, as COPY and ADD do. */
   followSymlinks?: boolean | undefined;
+  signal?: AbortSignal | undefined;
 }
 
 /** `../x` ⇒ `x`, `/abs/y` ⇒ `abs/y`, `./x/` ⇒ `x`, `.` ⇒ '': the source cleaned as if joined onto `/`. */
@@ -40,6 +41,7 @@ export async function resolveCopySources(
   const follow = options.followSymlinks ?? true;
   const out: ResolvedSource[] = [];
   for (const source of sources) {
+    if (options.signal?.aborted === true) throw new StrataError('E_ABORTED', `resolving ${JSON.stringify(source)} was aborted`);
     const scoped = scopeSourcePath(source);
     const parts = scoped === '' ? [] : scoped.split('/');
     const wildcard = parts.some(hasWildcard);

@@ -167,3 +167,11 @@ describe('--exclude on wildcard matches', () => {
     await expect(resolveCopySources(root, ['*'], { excludes: ['[z'] })).rejects.toThrow(/--exclude/);
   });
 });
+
+describe('abort', () => {
+  it('stops with E_ABORTED when the signal has fired', async () => {
+    const ac = new AbortController();
+    ac.abort();
+    await expect(resolveCopySources(root, ['a.txt'], { signal: ac.signal })).rejects.toMatchObject({ code: 'E_ABORTED' });
+  });
+});
