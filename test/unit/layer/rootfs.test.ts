@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
+import { chown, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -154,6 +154,50 @@ describe('extractImageToDirectory', () => {
     expect([dir.uid, dir.gid, dir.mode & 0o7777]).toEqual([1000, 1001, 0o2775]);
     expect([file.uid, file.gid, file.mode & 0o7777]).toEqual([1234, 5678, 0o6755]);
     expect([link.uid, link.gid]).toEqual([42, 43]);
+  });
+
+  it.skipIf(!isRoot)('creates device nodes when privileged and allowed (needs root)', async () => {
+    await extract([[{ name: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3, mode: 0o666 }]], { privileged: true, devices: 'create' });
+    const node = await lstat(join(root, 'dev/null'));
+    expect(node.isCharacterDevice()).toBe(true);
+    expect(node.mode & 0o7777).toBe(0o666);
+    expect(node.rdev).toBe((1 << 8) | 3);
+  });
+
+  it.skipIf(!isRoot)('works unprivileged through read-only directories (run as uid 65534 via seteuid)', async () => {
+    await chown(base, 65534, 65534);
+    await chown(root, 65534, 65534);
+    const stack: Array<readonly Spec[]> = [
+      [
+        { name: 'ro/', type: 'directory', mode: 0o555 },
+        { name: 'ro/a', content: 'a' },
+        { name: 'ro/sub/', type: 'directory', mode: 0o555 },
+        { name: 'ro/sub/b', content: 'b', mode: 0o400 },
+        { name: 'gone/', type: 'directory', mode: 0o500 },
+        { name: 'gone/deep/', type: 'directory', mode: 0o500 },
+        { name: 'gone/deep/f', content: 'f' },
+        { name: 'owned', content: 'o', uid: 1234, gid: 1234 },
+      ],
+      [{ name: 'ro/c', content: 'c' }, { name: 'ro/.wh.a' }, { name: 'ro/sub', content: 'now a file' }, { name: '.wh.gone' }],
+    ];
+    const layers: Descriptor[] = [];
+    for (const specs of stack) layers.push(await blobs.layer(specs));
+    process.setegid?.(65534);
+    process.seteuid?.(65534);
+    try {
+      await extractImageToDirectory(layers, blobs, root, { privileged: false });
+    } finally {
+      process.seteuid?.(0);
+      process.setegid?.(0);
+    }
+    expect(await describeTree(root)).toEqual({ owned: 'file 644 o', ro: 'dir 555', 'ro/c': 'file 644 c', 'ro/sub': 'file 644 now a file' });
+    expect((await lstat(join(root, 'owned'))).uid).toBe(65534);
+  });
+
+  it('streams large files', async () => {
+    const big = Buffer.alloc(3 * 1024 * 1024 + 17, 'z');
+    await extract([[{ name: 'big', content: big }]]);
+    expect((await readFile(join(root, 'big'))).equals(big)).toBe(true);
   });
 
   it('ignores ownership unless asked, and skips devices unless allowed', async () => {
