@@ -86,7 +86,7 @@ async function walk(
   if (signal?.aborted === true) throw new StrataError('E_ABORTED', `listing ${frame.rel || '.'} in the ${view.root.description} was aborted`);
   let kept = false;
   const dirents = (await readDirents(view.abs(frame.rel))).sort((a, b) => compareNames(a.name, b.name));
-  for (const dirent of dirents) {
+  const wanted = dirents.flatMap((dirent) => {
     const rel = frame.rel === '' ? dirent.name : `${frame.rel}/${dirent.name}`;
     const sub = frame.sub === '' ? dirent.name : `${frame.sub}/${dirent.name}`;
     const ig = ignore?.ignoresWithParent(rel, frame.ignoreInfo);
@@ -94,19 +94,28 @@ async function walk(
     const dropped = ig?.ignored === true || ex?.ignored === true;
     // Without exceptions nothing beneath a dropped path can come back, so it is not even lstat'ed.
     const mayReturn = (ig?.ignored !== true || ignore?.hasExclusions === true) && (ex?.ignored !== true || exclude?.hasExclusions === true);
-    if (dropped && !(mayReturn && dirent.isDirectory())) continue;
-    const abs = view.abs(rel);
-    const st = await lstatOrMissing(abs);
-    if (st === undefined) continue; // removed while listing
-    const entry = await makeEntry(sub, abs, st);
-    if (st.isDirectory()) {
+    if (dropped && !(mayReturn && dirent.isDirectory())) return [];
+    return [{ rel, sub, ig, ex, dropped }];
+  });
+  // One directory's lstats (and link reads) run together; the walk itself stays depth-first and ordered.
+  const entries = await Promise.all(
+    wanted.map(async (w) => {
+      const abs = view.abs(w.rel);
+      const st = await lstatOrMissing(abs);
+      return st === undefined ? undefined : await makeEntry(w.sub, abs, st);
+    }),
+  );
+  for (const [i, w] of wanted.entries()) {
+    const entry = entries[i];
+    if (entry === undefined) continue; // removed while listing
+    if (entry.type === 'dir') {
       const at = out.length;
-      const inner = await walk(view, ignore, exclude, { rel, sub, ignoreInfo: ig?.info, excludeInfo: ex?.info }, out, signal);
-      if (!dropped || inner) {
+      const inner = await walk(view, ignore, exclude, { rel: w.rel, sub: w.sub, ignoreInfo: w.ig?.info, excludeInfo: w.ex?.info }, out, signal);
+      if (!w.dropped || inner) {
         out.splice(at, 0, entry);
         kept = true;
       }
-    } else if (!dropped) {
+    } else if (!w.dropped) {
       out.push(entry);
       kept = true;
     }
