@@ -1,7 +1,10 @@
-import type { Descriptor } from '../oci/index.js';
+import { StrataError } from '../errors/index.js';
+import { hostPlatform, type Descriptor } from '../oci/index.js';
+import { copyBetweenRegistries } from '../registry/index.js';
 import type { StrataContext } from './context.js';
 import { writeImage } from './destinations.js';
 import type { RegistryIo } from './append.js';
+import { isRegistryConnection, noteReadFrom, registryTarget, type RegistryConnection } from './registry-target.js';
 import { openImage } from './sources.js';
 import { parseImageLocation } from './transport.js';
 
@@ -14,6 +17,9 @@ export interface CopyImageOptions {
 export async function copyImage(source: string, destination: string, ctx: StrataContext, options: CopyImageOptions = {}, io: RegistryIo = {}): Promise<Descriptor> {
   const from = parseImageLocation(source);
   const to = parseImageLocation(destination);
+  if (from.transport === 'docker' && to.transport === 'docker' && isRegistryConnection(io)) {
+    return copyRegistryToRegistry(from.ref, to.ref, ctx, options, io);
+  }
   const opened = await openImage(from, ctx, io);
   try {
     const descriptor = options.allPlatforms || opened.index === undefined ? opened.top.descriptor : opened.manifest.descriptor;
@@ -21,4 +27,23 @@ export async function copyImage(source: string, destination: string, ctx: Strata
   } finally {
     await opened.close();
   }
+}
+
+/** Streams blobs from one registry to another without touching disk; within one registry, mounts them. */
+async function copyRegistryToRegistry(source: string, destination: string, ctx: StrataContext, options: CopyImageOptions, conn: RegistryConnection): Promise<Descriptor> {
+  const src = registryTarget(conn, source);
+  const dest = registryTarget(conn, destination);
+  const tags = dest.ref.tag !== undefined ? [dest.ref.tag] : dest.ref.digest !== undefined ? [] : ['latest'];
+  const pushed = await copyBetweenRegistries({
+    source: { client: src.client, repository: src.repository, reference: src.reference },
+    target: { client: dest.client, repository: dest.repository, tags },
+    platform: options.allPlatforms ? 'all' : (ctx.platform ?? hostPlatform()),
+    concurrency: conn.concurrency,
+    progress: conn.progress,
+  });
+  noteReadFrom(conn, src.client.registry, src.repository);
+  if (dest.ref.digest !== undefined && dest.ref.digest !== pushed.digest) {
+    throw new StrataError('E_DIGEST_MISMATCH', `${dest.description}: the copied image is ${pushed.digest}, not the digest the destination names`);
+  }
+  return { mediaType: pushed.mediaType, digest: pushed.digest, size: pushed.size };
 }

@@ -1,16 +1,26 @@
+import { StrataError, isStrataError } from '../errors/index.js';
 import { buildInspectReport, type InspectReport } from '../inspect/index.js';
+import { formatReference, parseImageReference } from '../ref/index.js';
 import type { StrataContext } from './context.js';
 import type { RegistryIo } from './append.js';
-import { openImage } from './sources.js';
-import { parseImageLocation } from './transport.js';
+import { openImage, type OpenedImage } from './sources.js';
+import { parseImageLocation, type ImageLocation } from './transport.js';
 
 export interface InspectResult {
   report: InspectReport;
   raw: { manifest: Buffer; config: Buffer; index?: Buffer };
 }
 
+const SOURCE_NAMES: Record<ImageLocation['transport'], string> = {
+  local: 'local store',
+  docker: 'registry',
+  oci: 'oci layout',
+  'oci-archive': 'oci archive',
+  'docker-archive': 'docker archive',
+};
+
 export async function inspectImage(source: string, ctx: StrataContext, io: RegistryIo = {}): Promise<InspectResult> {
-  const opened = await openImage(parseImageLocation(source), ctx, io);
+  const opened = await openWithFallback(parseImageLocation(source), ctx, io);
   try {
     const report = buildInspectReport({
       name: opened.description,
@@ -20,10 +30,40 @@ export async function inspectImage(source: string, ctx: StrataContext, io: Regis
       manifest: opened.manifest.value,
       config: opened.config.value,
     });
+    report.source = SOURCE_NAMES[opened.location.transport];
     const raw: InspectResult['raw'] = { manifest: opened.manifest.bytes, config: opened.config.bytes };
     if (opened.index) raw.index = opened.top.bytes;
     return { report, raw };
   } finally {
     await opened.close();
+  }
+}
+
+/**
+ * A bare name the local store does not have is looked up on its registry, as docker does for
+ * `docker image inspect` + pull. When the registry cannot give it either, the error says both, so
+ * a typo in a local name is still recognisable as one.
+ */
+async function openWithFallback(location: ImageLocation, ctx: StrataContext, io: RegistryIo): Promise<OpenedImage> {
+  try {
+    return await openImage(location, ctx, io);
+  } catch (localError) {
+    if (location.transport !== 'local' || !io.openRegistry || !isStrataError(localError, 'E_NOT_FOUND')) throw localError;
+    if (/^(sha256:)?[a-f0-9]{12,64}$/.test(location.name)) throw localError;
+    let full: string;
+    try {
+      full = formatReference(parseImageReference(location.name));
+    } catch {
+      throw localError;
+    }
+    try {
+      return await openImage({ transport: 'docker', ref: full }, ctx, io);
+    } catch (registryError) {
+      const why = isStrataError(registryError) ? registryError.message : registryError instanceof Error ? registryError.message : String(registryError);
+      throw new StrataError('E_NOT_FOUND', `${localError.message}, and the registry could not provide docker://${full} either: ${why}`, {
+        hint: 'check the name for a typo (`strata images` lists the local store); for a registry that needs credentials, run `strata login`',
+        cause: registryError,
+      });
+    }
   }
 }

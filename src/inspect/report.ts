@@ -39,6 +39,8 @@ export interface InspectReport {
   history: HistoryRow[];
   /** For an index: every image it lists. */
   manifests?: Array<{ digest: string; mediaType: string; platform?: string; size: number }>;
+  /** Where the image was read from (`local store`, `registry`, ...), set by the API. */
+  source?: string;
 }
 
 export interface InspectInput {

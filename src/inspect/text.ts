@@ -27,6 +27,7 @@ export function renderInspectText(r: InspectReport): string {
     if (v !== undefined && v !== '') lines.push(`${`${k}:`.padEnd(14)}${v}`);
   };
   field('Name', r.name);
+  field('Source', r.source);
   field('Digest', r.digest);
   field('MediaType', r.mediaType);
   if (r.manifestDigest !== r.digest) field('Manifest', `${r.manifestDigest} (${r.manifestMediaType})`);

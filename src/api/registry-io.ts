@@ -1,0 +1,63 @@
+import { RegistryClient, createNodeFetch, type CredentialLookup, type FetchLike, type ProgressListener, type RetryOptions } from '../registry/index.js';
+import { createCredentialStore, credentialLookup, type HelperRunner } from '../registry/credentials/index.js';
+import { openFromRegistry } from './registry-open.js';
+import type { RegistryConnection } from './registry-target.js';
+import { pushToRegistry } from './registry-write.js';
+
+export interface RegistryIoOptions {
+  /** Where DOCKER_CONFIG, REGISTRY_AUTH_FILE, XDG_RUNTIME_DIR and PATH (for credential helpers) come from. */
+  env: Record<string, string | undefined>;
+  homeDir: string;
+  /** Registries (host[:port]) allowed over plain HTTP besides loopback ones. */
+  insecureRegistries?: readonly string[] | undefined;
+  /** PEM text of CA certificates to trust besides the system's (the CLI reads `--ca-cert FILE`). */
+  caCert?: string | undefined;
+  /** Injected HTTP; default one node-fetch adapter with keep-alive agents, shared by every registry. */
+  fetch?: FetchLike | undefined;
+  progress?: ProgressListener | undefined;
+  now?: (() => Date) | undefined;
+  retry?: RetryOptions | undefined;
+  /** Credential helpers runner (tests); default spawns `docker-credential-*` from the env's PATH. */
+  runHelper?: HelperRunner | undefined;
+  /** Blobs in flight at once per image; default 4. */
+  concurrency?: number | undefined;
+}
+
+/** Wires the registry client into the API: `docker://` sources and destinations, shared connections and tokens. */
+export function createRegistryIo(options: RegistryIoOptions): RegistryConnection {
+  const fetch = options.fetch ?? createNodeFetch(options.caCert !== undefined ? { caCert: options.caCert } : {});
+  const credentials = createCredentialStore({
+    env: options.env,
+    homeDir: options.homeDir,
+    ...(options.runHelper !== undefined ? { runHelper: options.runHelper } : {}),
+  });
+  const lookup = credentialLookup(credentials);
+  const clock = options.now;
+  const clients = new Map<string, RegistryClient>();
+  const newClient = (registry: string, creds: CredentialLookup = lookup): RegistryClient =>
+    new RegistryClient({
+      registry,
+      fetch,
+      credentials: creds,
+      insecureRegistries: options.insecureRegistries,
+      retry: options.retry,
+      progress: options.progress,
+      ...(clock !== undefined ? { now: () => clock().getTime() } : {}),
+    });
+  const conn: RegistryConnection = {
+    openRegistry: (ref, ctx) => openFromRegistry(conn, ref, ctx),
+    writeRegistry: (ref, content) => pushToRegistry(conn, ref, content),
+    client(registry) {
+      let client = clients.get(registry);
+      if (!client) clients.set(registry, (client = newClient(registry)));
+      return client;
+    },
+    newClient,
+    credentials,
+    fetch,
+    progress: options.progress,
+    concurrency: options.concurrency ?? 4,
+    readFrom: new Map(),
+  };
+  return conn;
+}
