@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
-import { constants, type Stats } from 'node:fs';
-import * as fs from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import * as fs from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { promisify } from 'node:util';
 import { StrataError, errnoCode, ioError, isStrataError } from '../errors/index.js';
@@ -68,7 +69,7 @@ export async function extractImageToDirectory(
   const privileged = options.privileged === true;
   let realRoot: string;
   try {
-    realRoot = await fs.realpath(rootDir);
+    realRoot = fs.realpathSync.native(rootDir);
   } catch (error) {
     throw ioError('extract into', rootDir, error);
   }
@@ -107,6 +108,11 @@ class Extractor {
   private dirMeta: DirMeta[] = [];
   /** Lower-layer directories made writable for this layer (unprivileged only), with the mode to put back. */
   private readonly restoreModes = new Map<string, number>();
+  /**
+   * Entry parent (as named in the layer) → its resolved, created, checked directory. Siblings share a parent, so
+   * this saves most of the resolution work; anything that removes a directory or a symlink empties it.
+   */
+  private readonly parents = new Map<string, string>();
   private what = 'layer';
 
   constructor(private readonly root: string, private readonly policy: ExtractorPolicy) {}
@@ -114,6 +120,7 @@ class Extractor {
   async layer(entries: AsyncIterable<LayerReadEntry>, what: string, signal: AbortSignal | undefined): Promise<void> {
     this.what = what;
     this.writes.clear();
+    this.parents.clear();
     this.dirMeta = [];
     try {
       for await (const entry of entries) {
@@ -153,7 +160,12 @@ class Extractor {
       this.dirMeta.push({ rel: '', mode: entry.mode, uid: entry.uid, gid: entry.gid, mtime: entry.mtime });
       return;
     }
-    const parent = await this.ensureParent(posix.dirname(rel), entry.path);
+    const dir = posix.dirname(rel);
+    let parent = this.parents.get(dir);
+    if (parent === undefined) {
+      parent = await this.ensureParent(dir, entry.path);
+      this.parents.set(dir, parent);
+    }
     const target = joinRel(parent, posix.basename(rel));
     const existing = await this.lstat(target);
     switch (entry.type) {
@@ -197,7 +209,7 @@ class Extractor {
   private async placeDir(target: string, existing: Stats | undefined, entry: LayerReadEntry): Promise<void> {
     if (existing === undefined || !existing.isDirectory()) {
       await this.clear(target, existing);
-      await this.io('create directory', target, () => fs.mkdir(this.abs(target), { mode: 0o700 }));
+      await this.io('create directory', target, () => fs.mkdirSync(this.abs(target), { mode: 0o700 }));
     } else {
       await this.makeWritable(target);
     }
@@ -209,32 +221,29 @@ class Extractor {
 
   private async placeFile(target: string, entry: LayerReadEntry): Promise<void> {
     const path = this.abs(target);
-    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-    const handle = await this.io('create file', target, () => fs.open(path, flags, 0o600));
+    const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
+    const fd = await this.io('create file', target, () => fs.openSync(path, flags, 0o600));
     try {
       for await (const chunk of entry.content) {
         let offset = 0;
-        while (offset < chunk.length) {
-          const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
-          offset += bytesWritten;
-        }
+        while (offset < chunk.length) offset += await this.io('write', target, () => fs.writeSync(fd, chunk, offset, chunk.length - offset));
         this.stats.bytes += chunk.length;
       }
       // chown before chmod: chown clears setuid/setgid.
-      if (this.policy.keepOwnership) await this.io('chown', target, () => handle.chown(entry.uid, entry.gid));
-      await this.io('chmod', target, () => handle.chmod(entry.mode));
-      await this.io('set times of', target, () => handle.utimes(entry.mtime, entry.mtime));
+      if (this.policy.keepOwnership) await this.io('chown', target, () => fs.fchownSync(fd, entry.uid, entry.gid));
+      await this.io('chmod', target, () => fs.fchmodSync(fd, entry.mode));
+      await this.io('set times of', target, () => fs.futimesSync(fd, entry.mtime, entry.mtime));
     } finally {
-      await handle.close();
+      fs.closeSync(fd);
     }
     this.stats.files += 1;
   }
 
   private async placeSymlink(target: string, entry: LayerReadEntry): Promise<void> {
     const path = this.abs(target);
-    await this.io('create symlink', target, () => fs.symlink(entry.linkname ?? '', path));
-    if (this.policy.keepOwnership) await this.io('chown', target, () => fs.lchown(path, entry.uid, entry.gid));
-    await this.io('set times of', target, () => fs.lutimes(path, entry.mtime, entry.mtime));
+    await this.io('create symlink', target, () => fs.symlinkSync(entry.linkname ?? '', path));
+    if (this.policy.keepOwnership) await this.io('chown', target, () => fs.lchownSync(path, entry.uid, entry.gid));
+    await this.io('set times of', target, () => fs.lutimesSync(path, entry.mtime, entry.mtime));
     this.stats.symlinks += 1;
   }
 
@@ -251,7 +260,7 @@ class Extractor {
     if (source === target) return;
     await this.assertInside(posix.dirname(source));
     await this.clear(target, existing);
-    await this.io('create hard link', target, () => fs.link(this.abs(source), this.abs(target)));
+    await this.io('create hard link', target, () => fs.linkSync(this.abs(source), this.abs(target)));
     this.stats.hardlinks += 1;
   }
 
@@ -266,15 +275,15 @@ class Extractor {
       });
     }
     // The node was just made by us at a path whose parents are checked; chmod does not open it.
-    if (this.policy.keepOwnership) await this.io('chown', target, () => fs.lchown(path, entry.uid, entry.gid));
-    await this.io('chmod', target, () => fs.chmod(path, entry.mode));
-    await this.io('set times of', target, () => fs.lutimes(path, entry.mtime, entry.mtime));
+    if (this.policy.keepOwnership) await this.io('chown', target, () => fs.lchownSync(path, entry.uid, entry.gid));
+    await this.io('chmod', target, () => fs.chmodSync(path, entry.mode));
+    await this.io('set times of', target, () => fs.lutimesSync(path, entry.mtime, entry.mtime));
   }
 
   private async finishLayer(): Promise<void> {
     for (const [rel, mode] of this.restoreModes) {
       const stat = await this.lstat(rel);
-      if (stat?.isDirectory() === true) await this.io('chmod', rel, () => fs.chmod(this.abs(rel), mode));
+      if (stat?.isDirectory() === true) await this.io('chmod', rel, () => fs.chmodSync(this.abs(rel), mode));
     }
     this.restoreModes.clear();
     // Deepest first, so setting a parent's mtime comes after every change inside it.
@@ -283,9 +292,9 @@ class Extractor {
       const stat = await this.lstat(meta.rel);
       if (stat?.isDirectory() !== true) continue;
       const path = this.abs(meta.rel);
-      if (this.policy.keepOwnership) await this.io('chown', meta.rel, () => fs.lchown(path, meta.uid, meta.gid));
-      await this.io('chmod', meta.rel, () => fs.chmod(path, meta.mode));
-      await this.io('set times of', meta.rel, () => fs.utimes(path, meta.mtime, meta.mtime));
+      if (this.policy.keepOwnership) await this.io('chown', meta.rel, () => fs.lchownSync(path, meta.uid, meta.gid));
+      await this.io('chmod', meta.rel, () => fs.chmodSync(path, meta.mode));
+      await this.io('set times of', meta.rel, () => fs.utimesSync(path, meta.mtime, meta.mtime));
     }
     this.dirMeta = [];
   }
@@ -305,28 +314,32 @@ class Extractor {
   /** Removes whatever is at `rel` (never following it), so that something else can take its place. */
   private async clear(rel: string, existing: Stats | undefined): Promise<void> {
     if (existing === undefined) return;
+    if (!existing.isFile()) this.parents.clear();
     await this.makeWritable(parentOf(rel));
     const path = this.abs(rel);
     if (!existing.isDirectory()) {
-      await this.io('remove', rel, () => fs.unlink(path));
+      await this.io('remove', rel, () => fs.unlinkSync(path));
       return;
     }
     try {
-      await fs.rm(path, { recursive: true, force: true });
+      await rm(path, { recursive: true, force: true });
     } catch (error) {
       const code = errnoCode(error);
       if (this.policy.privileged || (code !== 'EACCES' && code !== 'EPERM')) throw ioError('remove', path, error);
       await this.openUp(path);
-      await this.io('remove', rel, () => fs.rm(path, { recursive: true, force: true }));
+      await this.io('remove', rel, () => rm(path, { recursive: true, force: true }));
     }
   }
 
   /** Unprivileged removal of a tree with read-only directories: make every directory in it ours to empty. */
   private async openUp(path: string): Promise<void> {
-    const stat = await fs.lstat(path);
-    if (!stat.isDirectory()) return;
-    await fs.chmod(path, 0o700).catch(() => undefined);
-    for (const name of await fs.readdir(path)) await this.openUp(join(path, name));
+    if (!fs.lstatSync(path).isDirectory()) return;
+    try {
+      fs.chmodSync(path, 0o700);
+    } catch {
+      // The retried removal reports what is still in the way.
+    }
+    for (const name of fs.readdirSync(path)) await this.openUp(join(path, name));
   }
 
   /** Unprivileged only: lets this process add to or remove from a lower layer's read-only directory until the layer ends. */
@@ -335,7 +348,7 @@ class Extractor {
     const stat = await this.lstat(rel);
     if (stat === undefined || !stat.isDirectory() || (stat.mode & 0o300) === 0o300) return;
     try {
-      await fs.chmod(this.abs(rel), (stat.mode & 0o7777) | 0o700);
+      fs.chmodSync(this.abs(rel), (stat.mode & 0o7777) | 0o700);
       this.restoreModes.set(rel, stat.mode & 0o7777);
     } catch {
       // Not ours to change: the write that needed it fails with its own, clearer error.
@@ -355,9 +368,9 @@ class Extractor {
         if (stat !== undefined) throw this.unsafe(entryPath, `its parent ${at} changed while it was being resolved`);
         await this.makeWritable(parentOf(at));
         const path = this.abs(at);
-        await this.io('create directory', at, () => fs.mkdir(path, { mode: 0o755 }));
+        await this.io('create directory', at, () => fs.mkdirSync(path, { mode: 0o755 }));
         // Implicit parents get 0755 whatever the umask, as docker's unpacker gives them.
-        await this.io('chmod', at, () => fs.chmod(path, 0o755));
+        await this.io('chmod', at, () => fs.chmodSync(path, 0o755));
       }
     } else if (resolved.path !== '' && (await this.lstat(resolved.path))?.isDirectory() !== true) {
       throw this.unresolvable(entryPath, dir, 'notdir', resolved.path);
@@ -384,7 +397,7 @@ class Extractor {
   /** Belt and braces: the resolved directory really is where the resolution says, inside the root. */
   private async assertInside(rel: string): Promise<void> {
     const expected = this.abs(rel);
-    const real = await this.io('resolve', rel, () => fs.realpath(expected));
+    const real = await this.io('resolve', rel, () => fs.realpathSync.native(expected));
     if (real !== expected) throw this.unsafe(rel, `resolves to ${real}, outside ${this.root}`);
   }
 
@@ -392,13 +405,13 @@ class Extractor {
     const stat = await this.lstat(rel);
     if (stat === undefined) return { kind: 'missing' };
     if (stat.isDirectory()) return { kind: 'dir' };
-    if (stat.isSymbolicLink()) return { kind: 'symlink', target: await this.io('read link', rel, () => fs.readlink(this.abs(rel))) };
+    if (stat.isSymbolicLink()) return { kind: 'symlink', target: await this.io('read link', rel, () => fs.readlinkSync(this.abs(rel))) };
     return { kind: 'other' };
   }
 
   private async lstat(rel: string): Promise<Stats | undefined> {
     try {
-      return await fs.lstat(this.abs(rel));
+      return fs.lstatSync(this.abs(rel));
     } catch (error) {
       const code = errnoCode(error);
       if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
@@ -407,10 +420,10 @@ class Extractor {
   }
 
   private async readdir(rel: string): Promise<string[]> {
-    return this.io('list', rel, () => fs.readdir(this.abs(rel)));
+    return this.io('list', rel, () => fs.readdirSync(this.abs(rel)));
   }
 
-  private async io<T>(action: string, rel: string, work: () => Promise<T>): Promise<T> {
+  private async io<T>(action: string, rel: string, work: () => T | Promise<T>): Promise<T> {
     try {
       return await work();
     } catch (error) {
