@@ -5,12 +5,13 @@ import { Command, CommanderError } from 'commander';
 import { isStrataError } from '../src/index.js';
 import type { CliContext } from './context.js';
 import { register as registerAppend } from './commands/append.js';
+import { register as registerBuild } from './commands/build.js';
 import { register as registerImages } from './commands/images.js';
 import { register as registerInspect } from './commands/inspect.js';
 import { register as registerParse } from './commands/parse.js';
 
 type Register = (program: Command, ctx: CliContext) => void;
-const COMMANDS: readonly Register[] = [registerAppend, registerInspect, registerImages, registerParse];
+const COMMANDS: readonly Register[] = [registerBuild, registerAppend, registerInspect, registerImages, registerParse];
 
 function packageVersion(): string {
   // Works from both cli/ (sources under test) and dist/cli/ (the installed program).

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { copyFile, mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname, join, basename } from 'node:path';
 import { ioError } from '../errors/index.js';
 
@@ -24,5 +24,27 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string, m
   } catch (cause) {
     await rm(tmp, { force: true });
     throw ioError('write', path, cause);
+  }
+}
+
+/**
+ * Moves a finished file into place. Across file systems (the store on one disk, the output on
+ * another) it copies to a temp name beside the destination first, so the rename stays atomic.
+ */
+export async function moveFileAtomic(from: string, to: string): Promise<void> {
+  try {
+    await rename(from, to);
+    return;
+  } catch (cause) {
+    if ((cause as { code?: string }).code !== 'EXDEV') throw ioError('write', to, cause);
+  }
+  const tmp = tempPathFor(to);
+  try {
+    await copyFile(from, tmp);
+    await rename(tmp, to);
+    await rm(from, { force: true });
+  } catch (cause) {
+    await rm(tmp, { force: true });
+    throw ioError('write', to, cause);
   }
 }

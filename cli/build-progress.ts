@@ -1,0 +1,55 @@
+import type { BuildEvent } from '../src/index.js';
+
+export type ProgressMode = 'auto' | 'plain' | 'tty' | 'json' | 'quiet';
+
+/**
+ * Renders build events on stderr: one line per finished step with its cache state and time
+ * (plain), the same with the running step redrawn in place (tty), one JSON object per line (json),
+ * or nothing (quiet).
+ */
+export function buildEventRenderer(mode: ProgressMode, stderr: NodeJS.WritableStream, isTty: boolean): (event: BuildEvent) => void {
+  const effective = mode === 'auto' ? (isTty ? 'tty' : 'plain') : mode;
+  if (effective === 'quiet') return () => undefined;
+  if (effective === 'json') return (event) => stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`);
+  let running = false;
+  const clear = (): void => {
+    if (running && effective === 'tty') stderr.write('\r\x1b[2K');
+    running = false;
+  };
+  return (event) => {
+    switch (event.type) {
+      case 'stage':
+        clear();
+        stderr.write(`=> stage ${event.stage} FROM ${event.base}\n`);
+        return;
+      case 'step-start':
+        if (effective === 'tty') {
+          clear();
+          stderr.write(`#${event.step}/${event.total} ${event.text.split('\n')[0]} ...`);
+          running = true;
+        }
+        return;
+      case 'step': {
+        clear();
+        const state = event.state === 'cached' ? 'CACHED' : event.state === 'metadata' ? '' : 'DONE';
+        const time = `${(event.durationMs / 1000).toFixed(1)}s`;
+        stderr.write(`#${event.step}/${event.total} [${event.stage}] ${event.text.split('\n')[0]}${state ? `  ${state}` : ''} ${time}\n`);
+        return;
+      }
+      case 'output':
+        clear();
+        stderr.write(`${event.where}: ${event.text}`);
+        return;
+      case 'warning':
+        clear();
+        stderr.write(`WARNING: ${event.where ? `${event.where}: ` : ''}${event.message}\n`);
+        return;
+      case 'pull':
+        if (event.state === 'resolving') {
+          clear();
+          stderr.write(`=> resolving ${event.image}\n`);
+        }
+        return;
+    }
+  };
+}

@@ -1,0 +1,118 @@
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { StrataError, buildImage, formatBytes, familiarImageName, ioError } from '../../src/index.js';
+import type { CliContext } from '../context.js';
+import { buildEventRenderer, type ProgressMode } from '../build-progress.js';
+import { apiContext, collect, writeLine } from '../options.js';
+import { registryIo } from '../registry-io.js';
+
+interface BuildFlags {
+  file?: string;
+  tag: string[];
+  buildArg: string[];
+  target?: string;
+  platform?: string;
+  label: string[];
+  buildContext: string[];
+  output: string[];
+  push?: boolean;
+  cache?: boolean;
+  cacheFrom: string[];
+  cacheTo?: string;
+  executor: string;
+  progress: string;
+  iidfile?: string;
+  metadataFile?: string;
+  sourceDateEpoch?: string;
+  insecureRegistry: string[];
+}
+
+function keyValues(values: readonly string[], flag: string, env: NodeJS.ProcessEnv, allowBare: boolean): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const eq = v.indexOf('=');
+    if (eq < 0 && allowBare) {
+      // `--build-arg NAME` takes the value from the environment, as docker does.
+      const fromEnv = env[v];
+      if (fromEnv !== undefined) out[v] = fromEnv;
+      continue;
+    }
+    if (eq <= 0) throw new StrataError('E_USAGE', `${flag} expects KEY=VALUE, got "${v}"`);
+    out[v.slice(0, eq)] = v.slice(eq + 1);
+  }
+  return out;
+}
+
+export function register(program: Command, ctx: CliContext): void {
+  program
+    .command('build')
+    .description('build an image from a Dockerfile, without a daemon')
+    .argument('[context]', 'build context directory', '.')
+    .option('-f, --file <path>', 'the Dockerfile (default: CONTEXT/Dockerfile; - reads stdin)')
+    .option('-t, --tag <name>', 'name the image; repeatable', collect, [])
+    .option('--build-arg <key[=value]>', 'set a build-time variable; repeatable', collect, [])
+    .option('--target <stage>', 'build this stage and what it needs')
+    .option('--platform <os/arch[/variant]>', 'target platform')
+    .option('--label <key=value>', 'set a label on the image; repeatable', collect, [])
+    .option('--build-context <name=value>', 'extra context: a directory, docker-image://REF or oci-layout://DIR[:TAG]; repeatable', collect, [])
+    .option('-o, --output <spec>', 'type=image|registry|oci|docker|local|tar[,dest=PATH]; repeatable', collect, [])
+    .option('--push', 'push the image (same as --output type=registry)')
+    .option('--no-cache', 'do not use the build cache')
+    .option('--cache-from <spec>', 'external cache source (not supported yet)', collect, [])
+    .option('--cache-to <spec>', 'external cache destination (not supported yet)')
+    .option('--executor <name>', 'what runs RUN steps', 'none')
+    .option('--progress <mode>', 'auto, plain, tty, json or quiet', 'auto')
+    .option('--iidfile <file>', 'write the image ID (config digest) to a file')
+    .option('--metadata-file <file>', 'write build result metadata (digests, names) as JSON')
+    .option('--source-date-epoch <seconds>', 'fix timestamps for a reproducible image (default: $SOURCE_DATE_EPOCH)')
+    .option('--insecure-registry <host>', 'allow plain HTTP to this registry; repeatable', collect, [])
+    .action(async (contextArg: string, flags: BuildFlags) => {
+      if (!['auto', 'plain', 'tty', 'json', 'quiet'].includes(flags.progress)) throw new StrataError('E_USAGE', `--progress must be auto, plain, tty, json or quiet, got "${flags.progress}"`);
+      if (flags.cacheFrom.length || flags.cacheTo) throw new StrataError('E_USAGE', '--cache-from and --cache-to are not supported yet; the local cache is used automatically');
+      const started = Date.now();
+      const api = apiContext(ctx, { platform: flags.platform, sourceDateEpoch: flags.sourceDateEpoch });
+      const contextDir = resolve(ctx.cwd, contextArg);
+      let dockerfileText: string | undefined;
+      let dockerfile = flags.file === undefined ? undefined : flags.file === '-' ? 'Dockerfile' : resolve(ctx.cwd, flags.file);
+      if (flags.file === '-') {
+        const chunks: Buffer[] = [];
+        try {
+          for await (const chunk of ctx.stdin) chunks.push(chunk as Buffer);
+        } catch (cause) {
+          throw ioError('read Dockerfile from', 'stdin', cause);
+        }
+        dockerfileText = Buffer.concat(chunks).toString('utf8');
+        dockerfile = 'Dockerfile';
+      }
+      const render = buildEventRenderer(flags.progress as ProgressMode, ctx.stderr, ctx.isTty);
+      const result = await buildImage(
+        {
+          contextDir,
+          dockerfile,
+          dockerfileText,
+          tags: flags.tag,
+          buildArgs: keyValues(flags.buildArg, '--build-arg', ctx.env, true),
+          target: flags.target,
+          platform: flags.platform,
+          labels: keyValues(flags.label, '--label', ctx.env, false),
+          buildContexts: keyValues(flags.buildContext, '--build-context', ctx.env, false),
+          outputs: flags.output,
+          push: flags.push === true,
+          noCache: flags.cache === false,
+          executor: flags.executor,
+          iidFile: flags.iidfile === undefined ? undefined : resolve(ctx.cwd, flags.iidfile),
+          metadataFile: flags.metadataFile === undefined ? undefined : resolve(ctx.cwd, flags.metadataFile),
+          events: render,
+        },
+        api,
+        registryIo(ctx, api),
+      );
+      if (flags.progress !== 'quiet') {
+        const seconds = ((Date.now() - started) / 1000).toFixed(1);
+        ctx.stderr.write(`=> built ${result.manifest.digest} (${formatBytes(result.size)}, ${result.steps.cached}/${result.steps.total} steps cached, ${seconds}s)\n`);
+        for (const w of result.written) ctx.stderr.write(`=> wrote ${w}\n`);
+        if (result.defaultName) ctx.stderr.write(`=> no -t given: named ${familiarImageName(result.names[0]!)} after the context directory\n`);
+      }
+      writeLine(ctx.stdout, result.manifest.digest);
+    });
+}

@@ -1,0 +1,117 @@
+import { mkdtemp, rename, rm, stat, readdir, mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { StrataError } from '../errors/index.js';
+import type { Image } from '../image/index.js';
+import { extractImageToDirectory, walkLayerTree, writeLayer } from '../layer/index.js';
+import { writeToLocalStore, writeToOciLayout, writeOciArchive, type ImageContent } from '../output/index.js';
+import { FileBlobStore, moveFileAtomic, type LocalStore } from '../store/index.js';
+import type { RegistryIo } from './append.js';
+import type { BuildOutputSpec } from './build-output.js';
+import type { StrataContext } from './context.js';
+import { writeImage } from './destinations.js';
+import { familiarImageName } from './names.js';
+
+export interface SinkContext {
+  store: LocalStore;
+  /** Full local-store names (`docker.io/library/app:latest`). */
+  names: readonly string[];
+  ctx: StrataContext;
+  io: RegistryIo;
+  signal?: AbortSignal | undefined;
+}
+
+/** Writes a built image to every `--output`; returns what was written, in words. */
+export async function writeBuildOutputs(outputs: readonly BuildOutputSpec[], content: ImageContent, image: Image, sc: SinkContext): Promise<string[]> {
+  const written: string[] = [];
+  for (const out of outputs) {
+    switch (out.type) {
+      case 'image': {
+        const names = out.names ?? sc.names;
+        await writeToLocalStore(sc.store, content, names);
+        written.push(...names.map((n) => `local store ${familiarImageName(n)}`));
+        if (out.push) written.push(...(await push(names, content, sc)));
+        break;
+      }
+      case 'registry':
+        written.push(...(await push(out.names ?? sc.names, content, sc)));
+        break;
+      case 'oci': {
+        const tag = firstTag(sc.names);
+        if (out.tar) await writeOciArchive(out.dest, content, tag, join(sc.store.root, 'tmp'));
+        else await writeToOciLayout(out.dest, content, tag);
+        written.push(`${out.tar ? 'oci-archive' : 'oci layout'} ${out.dest}`);
+        break;
+      }
+      case 'docker':
+        await writeImage({ transport: 'docker-archive', file: out.dest }, content, sc.ctx, { defaultRepoTags: sc.names.map(familiarImageName) });
+        written.push(`docker-archive ${out.dest}`);
+        break;
+      case 'local':
+        await writeRootfsDirectory(out.dest, image, content, sc);
+        written.push(`root filesystem ${out.dest}`);
+        break;
+      case 'tar':
+        await writeRootfsTar(out.dest, image, content, sc);
+        written.push(`root filesystem tar ${out.dest}`);
+        break;
+    }
+  }
+  return written;
+}
+
+function firstTag(names: readonly string[]): string | undefined {
+  const name = names[0];
+  if (!name) return undefined;
+  const colon = name.lastIndexOf(':');
+  return colon > name.lastIndexOf('/') ? name.slice(colon + 1) : undefined;
+}
+
+async function push(names: readonly string[], content: ImageContent, sc: SinkContext): Promise<string[]> {
+  if (!sc.io.writeRegistry) throw new StrataError('E_TRANSPORT_INVALID', 'registry access is not available here');
+  const out: string[] = [];
+  for (const name of names) {
+    await sc.io.writeRegistry(name, content, sc.ctx);
+    out.push(`registry ${name}`);
+  }
+  return out;
+}
+
+/** The final root filesystem in a directory: unpacked beside it, then renamed into place. */
+async function writeRootfsDirectory(dest: string, image: Image, content: ImageContent, sc: SinkContext): Promise<void> {
+  const existing = await readdir(dest).catch(() => undefined);
+  if (existing && existing.length > 0) throw new StrataError('E_EXISTS', `--output type=local,dest=${dest}: the directory is not empty`, { hint: 'give a new or empty directory' });
+  await mkdir(dirname(dest), { recursive: true });
+  const tmp = await mkdtemp(join(dirname(dest), '.strata-rootfs-'));
+  try {
+    await extractImageToDirectory(image.layers.map((l) => l.descriptor), content.reader, tmp, {
+      privileged: typeof process.getuid === 'function' && process.getuid() === 0,
+      signal: sc.signal,
+    });
+    if (existing) await rm(dest, { recursive: true, force: true });
+    await rename(tmp, dest);
+  } catch (cause) {
+    await rm(tmp, { recursive: true, force: true });
+    throw cause;
+  }
+}
+
+/** The final root filesystem as one reproducible tar (the layer writer's rules, uncompressed). */
+async function writeRootfsTar(dest: string, image: Image, content: ImageContent, sc: SinkContext): Promise<void> {
+  await mkdir(join(sc.store.root, 'tmp'), { recursive: true });
+  const work = await mkdtemp(join(sc.store.root, 'tmp', 'rootfs-tar-'));
+  try {
+    const root = join(work, 'rootfs');
+    await mkdir(root);
+    await extractImageToDirectory(image.layers.map((l) => l.descriptor), content.reader, root, {
+      privileged: typeof process.getuid === 'function' && process.getuid() === 0,
+      signal: sc.signal,
+    });
+    const blobs = new FileBlobStore(join(work, 'blobs'));
+    const layer = await writeLayer(await walkLayerTree(root), { compression: 'none', ownership: 'keep', sourceDateEpoch: sc.ctx.sourceDateEpoch }, blobs);
+    await mkdir(dirname(dest), { recursive: true });
+    await moveFileAtomic(blobs.blobPath(layer.descriptor.digest), dest);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+  await stat(dest);
+}

@@ -1,0 +1,180 @@
+import { readFile, stat } from 'node:fs/promises';
+import { basename, isAbsolute, join, resolve } from 'node:path';
+import slugify from '@sindresorhus/slugify';
+import { StrataError, ioError, isStrataError } from '../errors/index.js';
+import { runBuild, type BaseImage, type BuildEventSink, type NamedContext } from '../build/index.js';
+import { noneExecutor, type Executor } from '../exec/index.js';
+import { serializeImage } from '../image/index.js';
+import { hostPlatform, parsePlatform, type Descriptor, type Platform } from '../oci/index.js';
+import { CompositeBlobReader, LocalStore, MemoryBlobReader, writeFileAtomic } from '../store/index.js';
+import type { RegistryIo } from './append.js';
+import { parseBuildOutput, type BuildOutputSpec } from './build-output.js';
+import { writeBuildOutputs } from './build-sinks.js';
+import type { StrataContext } from './context.js';
+import { familiarImageName, localImageName } from './names.js';
+import { openImage, type OpenedImage } from './sources.js';
+import { parseImageLocation } from './transport.js';
+
+export interface BuildImageOptions {
+  contextDir: string;
+  /** Path of the Dockerfile (default `<context>/Dockerfile`); with `dockerfileText`, only its name. */
+  dockerfile?: string | undefined;
+  /** The Dockerfile's text when it does not come from a file (`-f -`). */
+  dockerfileText?: string | undefined;
+  tags?: readonly string[];
+  buildArgs?: Readonly<Record<string, string>>;
+  target?: string | undefined;
+  platform?: string | undefined;
+  labels?: Readonly<Record<string, string>>;
+  buildContexts?: Readonly<Record<string, string>>;
+  outputs?: readonly string[];
+  push?: boolean;
+  noCache?: boolean;
+  executor?: string | undefined;
+  iidFile?: string | undefined;
+  metadataFile?: string | undefined;
+  events?: BuildEventSink | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+export interface BuildImageResult {
+  manifest: Descriptor;
+  configDigest: string;
+  /** Local-store names the image got (full references). */
+  names: string[];
+  /** Where it was written, in words (`local store app:latest`, `oci-archive out.tar`, …). */
+  written: string[];
+  /** True when the names came from the context directory because no -t was given. */
+  defaultName: boolean;
+  warnings: string[];
+  steps: { total: number; cached: number };
+  size: number;
+}
+
+const EXECUTORS = ['none'];
+
+/**
+ * `strata build`: checks every option first (outputs, names, executor), runs the build engine,
+ * and only then writes outputs, so a failed build writes nothing and moves no tag.
+ */
+export async function buildImage(options: BuildImageOptions, ctx: StrataContext, io: RegistryIo = {}): Promise<BuildImageResult> {
+  const contextDir = resolve(options.contextDir);
+  const outputs: BuildOutputSpec[] = (options.outputs ?? []).map(parseBuildOutput);
+  if (options.push) outputs.push({ type: 'image', push: true });
+  if (outputs.length === 0) outputs.push({ type: 'image', push: false });
+  const tagged = (options.tags ?? []).map(localImageName);
+  const defaultName = tagged.length === 0;
+  const names = defaultName ? [localImageName(`${slugify(basename(contextDir)) || 'image'}:latest`)] : tagged;
+  if (outputs.some((o) => o.type === 'registry' || (o.type === 'image' && o.push)) && defaultName) {
+    throw new StrataError('E_USAGE', 'pushing needs a name: give -t REGISTRY/REPOSITORY:TAG');
+  }
+  const executor = pickExecutor(options.executor);
+  const platform: Platform = options.platform ? parsePlatform(options.platform) : ctx.platform ?? hostPlatform();
+  const dockerfile = await readDockerfile(contextDir, options);
+
+  const store = await LocalStore.open(ctx.storeRoot);
+  const opened: OpenedImage[] = [];
+  const apiCtx = { ...ctx, platform };
+  const track = (image: OpenedImage): BaseImage => {
+    opened.push(image);
+    return { image: image.image, reader: image.reader, description: image.description };
+  };
+  const openBase = async (ref: string, p: Platform): Promise<BaseImage> => track(await openBaseImage(ref, { ...apiCtx, platform: p }, store, io));
+  const openLayout = async (dirAndTag: string, p: Platform): Promise<BaseImage> =>
+    track(await openImage(parseImageLocation(`oci:${dirAndTag}`), { ...apiCtx, platform: p }, io));
+  try {
+    const outcome = await runBuild(
+      {
+        dockerfile,
+        contextDir,
+        buildArgs: options.buildArgs ?? {},
+        target: options.target,
+        platform,
+        buildPlatform: hostPlatform(),
+        labels: options.labels ?? {},
+        buildContexts: options.buildContexts ?? {},
+        noCache: options.noCache === true,
+        sourceDateEpoch: ctx.sourceDateEpoch,
+      },
+      {
+        store,
+        openImage: openBase,
+        openNamedContext: (name, value, p) => openNamedContext(name, value, p, openBase, openLayout, contextDir),
+        executor,
+        now: ctx.now,
+        events: options.events,
+        signal: options.signal,
+        privileged: typeof process.getuid === 'function' && process.getuid() === 0,
+      },
+    );
+    const serialized = serializeImage(outcome.image);
+    const memory = new MemoryBlobReader()
+      .add(serialized.config.descriptor.digest, serialized.config.bytes)
+      .add(serialized.manifest.descriptor.digest, serialized.manifest.bytes);
+    const content = { descriptor: serialized.manifest.descriptor, reader: new CompositeBlobReader([memory, store.blobs, outcome.reader]) };
+    const written = await writeBuildOutputs(outputs, content, outcome.image, { store, names, ctx: apiCtx, io, signal: options.signal });
+    const size = serialized.manifest.descriptor.size + serialized.config.descriptor.size + outcome.image.layers.reduce((n, l) => n + l.descriptor.size, 0);
+    const result: BuildImageResult = {
+      manifest: serialized.manifest.descriptor,
+      configDigest: serialized.config.descriptor.digest,
+      names,
+      written,
+      defaultName,
+      warnings: outcome.warnings,
+      steps: outcome.steps,
+      size,
+    };
+    if (options.iidFile) await writeFileAtomic(options.iidFile, result.configDigest);
+    if (options.metadataFile) {
+      await writeFileAtomic(options.metadataFile, `${JSON.stringify({
+        'containerimage.config.digest': result.configDigest,
+        'containerimage.digest': result.manifest.digest,
+        'containerimage.descriptor': result.manifest,
+        'image.name': names.map(familiarImageName).join(','),
+      }, null, 2)}\n`);
+    }
+    return result;
+  } finally {
+    await Promise.all(opened.map((o) => o.close()));
+  }
+}
+
+function pickExecutor(name: string | undefined): Executor {
+  const wanted = name ?? 'none';
+  if (wanted === 'none') return noneExecutor();
+  throw new StrataError('E_USAGE', `unknown executor "${wanted}"`, { hint: `executors: ${EXECUTORS.join(', ')} (RUN executors are not built yet)` });
+}
+
+async function readDockerfile(contextDir: string, options: BuildImageOptions): Promise<{ file: string; text: string }> {
+  if (options.dockerfileText !== undefined) return { file: options.dockerfile ?? 'Dockerfile', text: options.dockerfileText };
+  const path = options.dockerfile === undefined ? join(contextDir, 'Dockerfile') : isAbsolute(options.dockerfile) ? options.dockerfile : resolve(options.dockerfile);
+  try {
+    return { file: path, text: await readFile(path, 'utf8') };
+  } catch (cause) {
+    throw ioError('read Dockerfile', path, cause);
+  }
+}
+
+/** A FROM image: the local store when it has the name, else the registry. */
+async function openBaseImage(ref: string, ctx: StrataContext, store: LocalStore, io: RegistryIo): Promise<OpenedImage> {
+  const name = localImageName(ref);
+  if (await store.lookup(name)) return openImage({ transport: 'local', name: ref }, ctx, io);
+  if (!io.openRegistry) throw new StrataError('E_NOT_FOUND', `base image ${ref} is not in the local store and registry access is not configured`);
+  return io.openRegistry(ref, ctx);
+}
+
+type Opener = (ref: string, platform: Platform) => Promise<BaseImage>;
+
+/** `--build-context NAME=VALUE`: `docker-image://REF`, `oci-layout://DIR[:TAG]`, or a directory. */
+async function openNamedContext(name: string, value: string, platform: Platform, openRef: Opener, openLayout: Opener, contextDir: string): Promise<NamedContext> {
+  if (value.startsWith('docker-image://')) return { kind: 'image', base: await openRef(value.slice('docker-image://'.length), platform) };
+  if (value.startsWith('oci-layout://')) return { kind: 'image', base: await openLayout(value.slice('oci-layout://'.length), platform) };
+  const dir = isAbsolute(value) ? value : resolve(contextDir, value);
+  try {
+    if (!(await stat(dir)).isDirectory()) throw new StrataError('E_USAGE', `--build-context ${name}=${value}: not a directory`);
+  } catch (cause) {
+    if (isStrataError(cause)) throw cause;
+    throw ioError(`open --build-context ${name}`, dir, cause);
+  }
+  return { kind: 'dir', dir };
+}

@@ -1,0 +1,31 @@
+import { formatPlatform, type Platform } from '../oci/index.js';
+
+/** The ARGs BuildKit defines for every build, from the target and build platforms. */
+export function platformArgs(target: Platform, build: Platform): Map<string, string> {
+  return new Map([
+    ['TARGETPLATFORM', formatPlatform(target)],
+    ['TARGETOS', target.os],
+    ['TARGETARCH', target.architecture],
+    ['TARGETVARIANT', target.variant ?? ''],
+    ['BUILDPLATFORM', formatPlatform(build)],
+    ['BUILDOS', build.os],
+    ['BUILDARCH', build.architecture],
+    ['BUILDVARIANT', build.variant ?? ''],
+  ]);
+}
+
+/** Proxy ARGs are usable without a declaration and never recorded in history (BuildKit's rule). */
+export const PROXY_ARGS = new Set([
+  'HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy',
+]);
+
+/** The environment words are expanded against: ARGs in scope, overridden by the image's Env. */
+export function expansionEnv(args: ReadonlyMap<string, string>, imageEnv: readonly string[] | undefined): Map<string, string> {
+  const env = new Map(args);
+  for (const entry of imageEnv ?? []) {
+    const eq = entry.indexOf('=');
+    if (eq > 0) env.set(entry.slice(0, eq), entry.slice(eq + 1));
+    else env.set(entry, '');
+  }
+  return env;
+}

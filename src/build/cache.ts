@@ -1,0 +1,65 @@
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { digestHex, digestOf, parseDigest, type Digest } from '../digest/index.js';
+import { errnoCode } from '../errors/index.js';
+import type { Image, ImageLayer } from '../image/index.js';
+import { canonicalJson, type ContainerConfig, type HistoryEntry } from '../oci/index.js';
+import { writeFileAtomic, type BlobReader } from '../store/index.js';
+
+const CACHE_VERSION = 1;
+
+/**
+ * The identity of an image's content for cache keys: layers by diffID plus the runtime config and
+ * platform. History and `created` are left out, so a step rebuilt to the same content lets the
+ * steps after it hit again, with or without SOURCE_DATE_EPOCH.
+ */
+export function imageContentKey(image: Image): Digest {
+  const c = image.config;
+  return digestOf(canonicalJson({ diffIds: c.rootfs.diff_ids, config: c.config ?? {}, os: c.os, architecture: c.architecture, variant: c.variant ?? null }));
+}
+
+/** A step's key: a hash of canonical JSON, never a joined string. */
+export function stepCacheKey(parts: { parent: Image; instruction: unknown; env: readonly string[]; sources?: Digest | null }): Digest {
+  return digestOf(canonicalJson({ v: CACHE_VERSION, parent: imageContentKey(parts.parent), instruction: parts.instruction, env: parts.env, sources: parts.sources ?? null }));
+}
+
+/** What a layer-making step did, recorded so a later build can replay it without doing the work. */
+export interface StepOutcome {
+  layer: ImageLayer;
+  history: HistoryEntry;
+  config: ContainerConfig;
+}
+
+/** Step outcomes kept as small JSON files under the store (`<root>/cache/steps/<key>.json`). */
+export class LocalStepCache {
+  constructor(private readonly dir: string, private readonly blobs: BlobReader & { hasBlob(d: { digest: Digest }): Promise<boolean> }) {}
+
+  static forStore(storeRoot: string, blobs: BlobReader & { hasBlob(d: { digest: Digest }): Promise<boolean> }): LocalStepCache {
+    return new LocalStepCache(join(storeRoot, 'cache', 'steps'), blobs);
+  }
+
+  /** The outcome for `key`, when it is recorded and its layer blob is still in the store. */
+  async get(key: Digest): Promise<StepOutcome | undefined> {
+    let text: string;
+    try {
+      text = await readFile(join(this.dir, `${digestHex(key)}.json`), 'utf8');
+    } catch (cause) {
+      if (errnoCode(cause) === 'ENOENT') return undefined;
+      throw cause;
+    }
+    try {
+      const outcome = JSON.parse(text) as StepOutcome;
+      parseDigest(outcome.layer.diffId);
+      if (!(await this.blobs.hasBlob(outcome.layer.descriptor))) return undefined;
+      return outcome;
+    } catch {
+      // A damaged entry is a miss, never a failure: the step is simply done again.
+      return undefined;
+    }
+  }
+
+  async put(key: Digest, outcome: StepOutcome): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    await writeFileAtomic(join(this.dir, `${digestHex(key)}.json`), canonicalJson(outcome));
+  }
+}

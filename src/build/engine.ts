@@ -1,0 +1,232 @@
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { StrataError } from '../errors/index.js';
+import { expandWord, parseDockerfile, type Instruction, type ParsedDockerfile } from '../dockerfile/index.js';
+import { emptyImage, setCreated, updateContainerConfig, type Image } from '../image/index.js';
+import { formatPlatform, normalizePlatform, parsePlatform, type Platform } from '../oci/index.js';
+import { CompositeBlobReader, type BlobReader } from '../store/index.js';
+import { platformArgs } from './args.js';
+import { LocalStepCache } from './cache.js';
+import type { BuildEvent } from './events.js';
+import { applyMetadata, resetShell, type MetadataContext } from './handlers/metadata.js';
+import { runCopy } from './handlers/copy.js';
+import { runRun } from './handlers/run.js';
+import { runWorkdir } from './handlers/workdir.js';
+import { planBuild, resolveSourceName, type BuildPlan, type StagePlan } from './plan.js';
+import type { BaseImage, BuildDeps, BuildInput, BuildOutcome, BuildSession } from './session.js';
+import { type StageState } from './state.js';
+import { StageResults, type StageResult } from './stages.js';
+
+/**
+ * Builds a Dockerfile: parses it, plans the stages the target needs, runs independent stages
+ * concurrently and each stage's instructions in order, and returns the target's image. Nothing is
+ * named or written anywhere but the store's content-addressed blobs; outputs are the caller's.
+ */
+export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<BuildOutcome> {
+  const parsed = parseDockerfile(input.dockerfile.text, { file: input.dockerfile.file });
+  const warnings: string[] = [];
+  const emit = (event: BuildEvent): void => deps.events?.(event);
+  const warned = new Set<string>();
+  const temps: string[] = [];
+  const memos = new Map<string, Promise<unknown>>();
+  const created = (input.sourceDateEpoch !== undefined ? new Date(input.sourceDateEpoch * 1000) : deps.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const session: BuildSession = {
+    deps,
+    input,
+    cache: input.noCache ? undefined : LocalStepCache.forStore(deps.store.root, deps.store.blobs),
+    created,
+    warn(message, at) {
+      const text = at ? `${at}: ${message}` : message;
+      if (warned.has(text)) return;
+      warned.add(text);
+      warnings.push(text);
+      emit({ type: 'warning', message, ...(at ? { where: at } : {}) });
+    },
+    memo<T>(key: string, make: () => Promise<T>): Promise<T> {
+      let value = memos.get(key) as Promise<T> | undefined;
+      if (!value) {
+        value = make();
+        memos.set(key, value);
+      }
+      return value;
+    },
+    async tempDir(prefix) {
+      const base = join(deps.store.root, 'tmp');
+      await mkdir(base, { recursive: true });
+      const dir = await mkdtemp(join(base, `${prefix}-`));
+      temps.push(dir);
+      return dir;
+    },
+  };
+  for (const w of parsed.warnings) session.warn(w.message, `${input.dockerfile.file}:${w.line}`);
+
+  const buildArgs = new Map(Object.entries(input.buildArgs));
+  const consumed = new Set<string>();
+  const platformValues = platformArgs(normalizePlatform(input.platform), normalizePlatform(input.buildPlatform));
+  const globalArgs = resolveGlobalArgs(parsed, buildArgs, platformValues, consumed, input.dockerfile.file);
+  const plan = planBuild(parsed, {
+    target: input.target,
+    globalArgs,
+    contextNames: new Set(Object.keys(input.buildContexts)),
+    escapeToken: parsed.escapeToken,
+    file: input.dockerfile.file,
+  });
+  const total = plan.stages.reduce((n, s) => n + s.stage.instructions.length, 0);
+  const counter = { step: 0, cached: 0 };
+  const results = new StageResults();
+  try {
+    const run = (p: StagePlan): Promise<StageResult> =>
+      results.get(p.stage.index, async () => {
+        await Promise.all(p.dependsOn.map((i) => run(plan.all[i]!)));
+        return runStage(p, plan, parsed, session, { parsed, globalArgs, buildArgs, platformValues, consumed, results: (i) => run(plan.all[i]!), total, counter });
+      });
+    // Stages the target needs run as soon as their dependencies are done; independent ones overlap.
+    const all = await Promise.all(plan.stages.map(run));
+    const final = all[all.length - 1]!;
+    for (const name of buildArgs.keys()) {
+      if (!consumed.has(name) && !platformValues.has(name)) session.warn(`build-arg "${name}" was not consumed by any ARG`);
+    }
+    let image = final.state.image;
+    if (Object.keys(input.labels).length) {
+      image = updateContainerConfig(image, (c) => ({ ...c, Labels: { ...(c.Labels ?? {}), ...input.labels } }));
+    }
+    image = setCreated(image, created);
+    return { image, reader: final.state.reader, warnings, steps: { total, cached: counter.cached }, parsed };
+  } finally {
+    await results.closeAll();
+    await Promise.all(temps.map((d) => rm(d, { recursive: true, force: true })));
+  }
+}
+
+function resolveGlobalArgs(parsed: ParsedDockerfile, buildArgs: ReadonlyMap<string, string>, platformValues: ReadonlyMap<string, string>, consumed: Set<string>, file: string): Map<string, string> {
+  const values = new Map(platformValues);
+  for (const ins of parsed.globalArgs) {
+    for (const def of ins.args) {
+      if (buildArgs.has(def.name)) {
+        values.set(def.name, buildArgs.get(def.name)!);
+        consumed.add(def.name);
+      } else if (def.defaultValue !== undefined) {
+        try {
+          values.set(def.name, expandWord(def.defaultValue, values, { escapeToken: parsed.escapeToken }));
+        } catch (cause) {
+          throw new StrataError('E_EXPANSION', `${file}:${ins.location.line}: ${(cause as Error).message}`, { cause });
+        }
+      } else if (!platformValues.has(def.name)) {
+        values.delete(def.name);
+      }
+    }
+  }
+  return values;
+}
+
+interface StageRunContext {
+  parsed: ParsedDockerfile;
+  globalArgs: ReadonlyMap<string, string>;
+  buildArgs: ReadonlyMap<string, string>;
+  platformValues: ReadonlyMap<string, string>;
+  consumed: Set<string>;
+  results: (index: number) => Promise<StageResult>;
+  total: number;
+  counter: { step: number; cached: number };
+}
+
+async function runStage(p: StagePlan, plan: BuildPlan, parsed: ParsedDockerfile, session: BuildSession, rc: StageRunContext): Promise<StageResult> {
+  const { input, deps } = session;
+  const file = input.dockerfile.file;
+  const platform = p.platform ? parsePlatform(p.platform) : normalizePlatform(input.platform);
+  const base = await openBase(p, session, platform, rc);
+  const state: StageState = {
+    image: base.image,
+    reader: new CompositeBlobReader([deps.store.blobs, base.reader]),
+    args: new Map(),
+    shell: [],
+    entrypointSet: false,
+    cmdSet: false,
+    file,
+    escapeToken: parsed.escapeToken,
+  };
+  resetShell(state);
+  deps.events?.({ type: 'stage', stage: p.label, base: base.description });
+  const meta: MetadataContext = {
+    warn: (m, at) => session.warn(m, at),
+    created: session.created,
+    buildArgs: rc.buildArgs,
+    globalArgs: rc.globalArgs,
+    platformArgs: rc.platformValues,
+    consumedArgs: rc.consumed,
+  };
+
+  // ONBUILD triggers of the base run first, then are cleared, as docker does.
+  const triggers = state.image.config.config?.OnBuild ?? [];
+  if (triggers.length) {
+    state.image = updateContainerConfig(state.image, (c) => ({ ...c, OnBuild: null }));
+    for (const trigger of triggers) {
+      const parsedTrigger = parseDockerfile(`FROM scratch\n${trigger}\n`, { file: `${base.description} ONBUILD` });
+      for (const ins of parsedTrigger.stages[0]!.instructions) {
+        await dispatch(state, ins, p, plan, session, meta, rc, `${base.description} ONBUILD ${trigger}`);
+      }
+    }
+  }
+  for (const ins of p.stage.instructions) {
+    const step = ++rc.counter.step;
+    const at = `${file}:${ins.location.line}`;
+    const text = ins.original.trim();
+    deps.events?.({ type: 'step-start', stage: p.label, step, total: rc.total, text, where: at });
+    const started = Date.now();
+    const outcome = await dispatch(state, ins, p, plan, session, meta, rc, at);
+    if (outcome === 'cached') rc.counter.cached++;
+    deps.events?.({ type: 'step', stage: p.label, step, total: rc.total, text, where: at, state: outcome, durationMs: Date.now() - started });
+  }
+  return { state, platform };
+}
+
+type StepState = 'cached' | 'done' | 'metadata';
+
+async function dispatch(state: StageState, ins: Exclude<Instruction, { kind: 'FROM' }>, p: StagePlan, plan: BuildPlan, session: BuildSession, meta: MetadataContext, rc: StageRunContext, at: string): Promise<StepState> {
+  if (applyMetadata(state, ins, meta)) return 'metadata';
+  const stageSource = async (name: string): Promise<StageResult | BaseImage | { dir: string }> => {
+    const src = resolveSourceName(name, p.stage.index, rc.parsed, new Set(Object.keys(session.input.buildContexts)));
+    if (src.kind === 'stage') return rc.results(src.index);
+    if (src.kind === 'context') {
+      const named = await session.deps.openNamedContext(src.name, session.input.buildContexts[src.name]!, session.input.platform);
+      return named.kind === 'image' ? named.base : { dir: named.dir };
+    }
+    if (src.kind === 'scratch') return { image: emptyImage(session.input.platform), reader: session.deps.store.blobs, description: 'scratch' };
+    return session.deps.openImage(src.ref, session.input.platform);
+  };
+  switch (ins.kind) {
+    case 'COPY':
+    case 'ADD':
+      return runCopy(state, ins, session, { stageSource, at });
+    case 'WORKDIR':
+      return runWorkdir(state, ins, session, at);
+    case 'RUN':
+      return runRun(state, ins, session, { stageSource, at });
+    default:
+      throw new StrataError('E_INTERNAL', `${at}: no handler for ${ins.kind}`);
+  }
+}
+
+async function openBase(p: StagePlan, session: BuildSession, platform: Platform, rc: StageRunContext): Promise<BaseImage> {
+  const { deps, input } = session;
+  switch (p.base.kind) {
+    case 'scratch':
+      return { image: emptyImage(platform), reader: deps.store.blobs, description: 'scratch' };
+    case 'stage': {
+      const r = await rc.results(p.base.index);
+      return { image: r.state.image, reader: r.state.reader, description: `stage ${rc.parsed.stages[p.base.index]?.name ?? p.base.index}` };
+    }
+    case 'context': {
+      const named = await deps.openNamedContext(p.base.name, input.buildContexts[p.base.name]!, platform);
+      if (named.kind === 'dir') throw new StrataError('E_BUILD', `${input.dockerfile.file}:${p.stage.from.location.line}: FROM ${p.base.name} names a directory build context, not an image`);
+      return named.base;
+    }
+    case 'image': {
+      deps.events?.({ type: 'pull', image: p.base.ref, state: 'resolving' });
+      const base = await deps.openImage(p.base.ref, platform);
+      deps.events?.({ type: 'pull', image: p.base.ref, state: 'resolved' });
+      return base;
+    }
+  }
+}
+

@@ -1,0 +1,206 @@
+import { posix } from 'node:path';
+import { StrataError, isStrataError } from '../../errors/index.js';
+import { canonicalJson } from '../../oci/index.js';
+import { digestOf } from '../../digest/index.js';
+import {
+  hashSources,
+  listSourceTree,
+  openBuildContext,
+  resolveCopySources,
+  sourceRootForDirectory,
+  type SourceMatch,
+  type SourceRoot,
+} from '../../context/index.js';
+import type { AddInstruction, CopyInstruction } from '../../dockerfile/index.js';
+import { writeLayer, type ImageFsIndex } from '../../layer/index.js';
+import { appendLayer, updateContainerConfig } from '../../image/index.js';
+import { stepCacheKey, type StepOutcome } from '../cache.js';
+import { parseChmod } from '../chmod.js';
+import { expandInStage } from '../expand.js';
+import { imageFilesystem, imageRootfs } from '../imagefs.js';
+import type { BaseImage, BuildSession } from '../session.js';
+import type { StageResult } from '../stages.js';
+import type { StageState } from '../state.js';
+import { resolveOwnership } from '../users.js';
+import { CopyPlan, layerPath } from './copy-entries.js';
+import { archiveRoot, isArchiveSource } from './add-archive.js';
+import { HISTORY_COMMENT } from './metadata.js';
+
+export interface CopyContext {
+  stageSource(name: string): Promise<StageResult | BaseImage | { dir: string }>;
+  at: string;
+}
+
+/** The build context, opened once per build. */
+export function buildContextRoot(session: BuildSession): Promise<SourceRoot> {
+  return session.memo('context', () => openBuildContext(session.input.contextDir, { dockerfilePath: session.input.dockerfile.file }));
+}
+
+/**
+ * COPY and ADD: sources resolved inside the context (or another stage's filesystem), placed at the
+ * destination with docker's directory and trailing-slash rules, written as one layer. The step is
+ * keyed by the parent image, the resolved instruction and the content of what it copies.
+ */
+export async function runCopy(state: StageState, ins: CopyInstruction | AddInstruction, session: BuildSession, cc: CopyContext): Promise<'cached' | 'done'> {
+  const line = ins.location.line;
+  const at = cc.at;
+  const warn = (m: string, w?: string): void => session.warn(m, w);
+  const expand = (w: string): string => expandInStage(state, w, line, warn);
+  const sources = ins.sources.map(expand);
+  const dest = expand(ins.dest);
+  const from = ins.kind === 'COPY' && ins.from !== undefined ? expand(ins.from) : undefined;
+  const chownSpec = ins.chown !== undefined ? expand(ins.chown) : undefined;
+  const chmodSpec = ins.chmod !== undefined ? expand(ins.chmod) : undefined;
+  const excludes = ins.exclude.map(expand);
+  const parents = ins.kind === 'COPY' && ins.parents;
+  for (const s of sources) {
+    if (/^https?:\/\//i.test(s) || /^git@|\.git(#|$)/.test(s)) {
+      throw new StrataError('E_BUILD', `${at}: ${ins.kind} from a URL or git repository (${s}) is not supported by strata yet`, {
+        hint: 'download the file into the build context first and COPY it',
+      });
+    }
+  }
+  if (ins.kind === 'COPY' && sources.some((s) => /^https?:\/\//i.test(s))) {
+    throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: COPY cannot take a URL; use ADD`);
+  }
+
+  // Where sources come from: the context, or another stage's (or image's) filesystem.
+  let root: SourceRoot;
+  let fromKey: string | null = null;
+  if (from !== undefined) {
+    const src = await cc.stageSource(from);
+    if ('dir' in src) {
+      root = await sourceRootForDirectory(src.dir, `build context ${from}`);
+    } else {
+      const image = 'state' in src ? src.state.image : src.image;
+      const reader = 'state' in src ? src.state.reader : src.reader;
+      root = await sourceRootForDirectory(await imageRootfs(session, image, reader), `stage ${from}`);
+    }
+    fromKey = from;
+  } else {
+    root = await buildContextRoot(session);
+  }
+
+  const workdir = state.image.config.config?.WorkingDir || '/';
+  const destAbs = dest.startsWith('/') ? dest : posix.join(workdir, dest) + (dest.endsWith('/') ? '/' : '');
+  const destIsDirSyntax = destAbs.endsWith('/') || destAbs.endsWith('/.') || dest === '.';
+  const inlineCount = ins.sourceContents.length;
+  if (sources.length + inlineCount > 1 && !destIsDirSyntax) {
+    throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: when using ${ins.kind} with more than one source file, the destination must be a directory and end with a /`);
+  }
+
+  let resolved;
+  try {
+    resolved = await resolveCopySources(root, sources, { excludes });
+  } catch (cause) {
+    if (isStrataError(cause)) throw new StrataError(cause.code, `${at}: ${ins.kind} failed: ${cause.message}`, { hint: cause.hint, cause });
+    throw cause;
+  }
+  const matches = resolved.flatMap((r) => r.matches);
+  if (matches.length === 0 && inlineCount === 0) {
+    throw new StrataError('E_NOT_FOUND', `${at}: ${ins.kind} failed: no source files were specified (the patterns ${sources.map((s) => JSON.stringify(s)).join(', ')} match nothing)`);
+  }
+
+  // --link layers stand alone and never look at the image below; otherwise the destination is
+  // resolved against it (existing directories, symlinked paths), which needs the base's layers.
+  const fs: ImageFsIndex | undefined = ins.link ? undefined : await imageFilesystem(session, state.image, state.reader);
+  const owner = chownSpec !== undefined ? await ownership(chownSpec, fs, session, state, at) : ins.kind === 'ADD' ? 'keep-archive' : { uid: 0, gid: 0 };
+  const chmod = chmodSpec !== undefined ? parseChmod(chmodSpec, at) : undefined;
+  const dirMtime = Math.floor(new Date(session.created).getTime() / 1000);
+  const plan = new CopyPlan(fs, owner === 'keep-archive' ? { uid: 0, gid: 0 } : owner, chmod, dirMtime);
+  // Symlinks in the destination path resolve inside the image, as they would in a container.
+  const resolveDest = (p: string, followFinal = true): string => (fs ? (fs.resolve(p, { followFinal }) ?? p) : p);
+  const destDir = resolveDest(destAbs.replace(/\/\.?$/, '') || '/');
+  const destExistsAsDir = fs?.get(destDir)?.type === 'dir';
+  const intoDir = destIsDirSyntax || destExistsAsDir || matches.length > 1;
+
+  for (const match of matches) {
+    if (ins.kind === 'ADD' && !match.isDir && ins.unpack !== false && (await isArchiveSource(match.entry.absPath))) {
+      // A local archive is unpacked at the destination, its members keeping their owners unless --chown.
+      const archive = await archiveRoot(session, match.entry.absPath, at);
+      for (const e of await listSourceTree(archive, '', {})) {
+        if (e.relPath === '') continue;
+        plan.add(layerPath(destDir, e.relPath), e, { keepExistingDir: true, keepOwner: owner === 'keep-archive' });
+      }
+      continue;
+    }
+    await placeMatch(plan, root, match, { destDir, destFile: resolveDest(destAbs, false), intoDir, parents, excludes });
+  }
+  for (const content of ins.sourceContents) {
+    const text = content.expand ? expand(content.data) : content.data;
+    const target = intoDir ? layerPath(destDir, content.path) : layerPath(resolveDest(destAbs, false), '');
+    plan.addData(target, Buffer.from(text, 'utf8'), 0o644, dirMtime);
+  }
+
+  const keyParts = plan.keyParts();
+  const filesDigest = await hashSources(keyParts.files, { includeOwnership: false, signal: session.deps.signal });
+  const key = stepCacheKey({
+    parent: state.image,
+    instruction: { kind: ins.kind, sources, dest: destAbs, from: fromKey, chown: chownSpec ?? null, chmod: chmodSpec ?? null, link: ins.link, parents, excludes },
+    env: [],
+    sources: digestOf(canonicalJson({ files: filesDigest, metadata: keyParts.metadata, data: keyParts.data })),
+  });
+  const createdBy = `${ins.original.replace(/\s+/g, ' ').trim()} # strata`;
+  const cached = await session.cache?.get(key);
+  if (cached) {
+    applyOutcome(state, cached);
+    return 'cached';
+  }
+  const layer = await writeLayer(plan.list(), {
+    sourceDateEpoch: session.input.sourceDateEpoch,
+    compression: 'gzip',
+    mediaTypeFamily: state.image.format,
+    ownership: 'keep',
+    signal: session.deps.signal,
+  }, session.deps.store.blobs);
+  const outcome: StepOutcome = {
+    layer: { descriptor: layer.descriptor, diffId: layer.diffId },
+    history: { created: session.created, created_by: createdBy, comment: HISTORY_COMMENT },
+    config: state.image.config.config ?? {},
+  };
+  await session.cache?.put(key, outcome);
+  applyOutcome(state, outcome);
+  return 'done';
+}
+
+export function applyOutcome(state: StageState, outcome: StepOutcome): void {
+  state.image = appendLayer(state.image, outcome.layer, outcome.history);
+  state.image = updateContainerConfig(state.image, () => ({ ...outcome.config }));
+}
+
+interface PlaceOptions {
+  destDir: string;
+  /** The destination as a file path (parents resolved, the last component not followed). */
+  destFile: string;
+  intoDir: boolean;
+  parents: boolean;
+  excludes: string[];
+}
+
+/** A directory source copies its contents; a file lands in the destination directory or at the destination path. */
+async function placeMatch(plan: CopyPlan, root: SourceRoot, match: SourceMatch, o: PlaceOptions): Promise<void> {
+  const base = o.parents ? posix.join(o.destDir, posix.dirname(match.matchedPath) === '.' ? '' : posix.dirname(match.matchedPath)) : o.destDir;
+  if (match.isDir) {
+    const target = o.parents ? posix.join(o.destDir, match.matchedPath) : o.destDir;
+    for (const e of await listSourceTree(root, match.relPath, { excludes: o.excludes })) {
+      plan.add(layerPath(target, e.relPath), e, { keepExistingDir: true });
+    }
+    return;
+  }
+  const name = posix.basename(match.matchedPath);
+  const target = o.intoDir || o.parents ? layerPath(base, name) : layerPath(o.destFile, '');
+  plan.add(target, match.entry);
+}
+
+async function ownership(spec: string, fs: ImageFsIndex | undefined, session: BuildSession, state: StageState, at: string): Promise<{ uid: number; gid: number }> {
+  let index = fs;
+  const [user = '', group] = spec.split(':');
+  const numeric = /^\d+$/.test(user) && (group === undefined || /^\d+$/.test(group));
+  if (!index && !numeric) index = await imageFilesystem(session, state.image, state.reader);
+  try {
+    return resolveOwnership(spec, index?.content('/etc/passwd')?.toString('utf8'), index?.content('/etc/group')?.toString('utf8'));
+  } catch (cause) {
+    if (isStrataError(cause)) throw new StrataError(cause.code, `${at}: --chown=${spec}: ${cause.message}`, { hint: cause.hint, cause });
+    throw cause;
+  }
+}

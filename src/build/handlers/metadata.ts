@@ -1,0 +1,173 @@
+import { StrataError } from '../../errors/index.js';
+import type { Instruction } from '../../dockerfile/index.js';
+import { addEmptyHistory, updateContainerConfig, type Image } from '../../image/index.js';
+import type { ContainerConfig, HealthConfig } from '../../oci/index.js';
+import { expandInStage, expandWordsInStage, type WarnFn } from '../expand.js';
+import { DEFAULT_SHELL, where, type StageState } from '../state.js';
+
+export interface MetadataContext {
+  warn: WarnFn;
+  created: string;
+  /** Build args given on the command line (consumed when a stage declares them). */
+  buildArgs: ReadonlyMap<string, string>;
+  /** Global ARG values (for `ARG NAME` without a default inside a stage). */
+  globalArgs: ReadonlyMap<string, string>;
+  /** Platform ARGs, which a stage gets by declaring them. */
+  platformArgs: ReadonlyMap<string, string>;
+  consumedArgs: Set<string>;
+}
+
+export const HISTORY_COMMENT = 'strata.dockerfile.v0';
+
+function record(image: Image, createdBy: string, created: string): Image {
+  return addEmptyHistory(image, { created, created_by: createdBy, comment: HISTORY_COMMENT });
+}
+
+function setConfig(state: StageState, edit: (c: ContainerConfig) => ContainerConfig): void {
+  state.image = updateContainerConfig(state.image, edit);
+}
+
+function setEnv(env: readonly string[], key: string, value: string): string[] {
+  const entry = `${key}=${value}`;
+  const i = env.findIndex((e) => e === key || e.startsWith(`${key}=`));
+  return i < 0 ? [...env, entry] : env.map((e, j) => (j === i ? entry : e));
+}
+
+/** Shell form ⇒ the stage's SHELL plus the command; exec form as written. */
+export function commandLine(state: StageState, args: readonly string[], prependShell: boolean): string[] {
+  return prependShell ? [...state.shell, args.join(' ')] : [...args];
+}
+
+/** `80`, `80/udp`, `8000-8002/tcp` ⇒ ExposedPorts keys. */
+export function exposedPorts(spec: string, at: string): string[] {
+  const m = /^(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/i.exec(spec);
+  if (!m) throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: invalid port "${spec}": expected PORT[/tcp|udp|sctp]`);
+  const from = Number(m[1]);
+  const to = m[2] === undefined ? from : Number(m[2]);
+  if (from < 1 || to > 65535 || to < from) throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: invalid port range "${spec}"`);
+  const proto = (m[3] ?? 'tcp').toLowerCase();
+  return Array.from({ length: to - from + 1 }, (_, i) => `${from + i}/${proto}`);
+}
+
+/**
+ * Applies an instruction that changes only the image config (no layer). Returns false for
+ * instructions that are not metadata-only, which the engine hands to other handlers.
+ */
+export function applyMetadata(state: StageState, ins: Exclude<Instruction, { kind: 'FROM' }>, ctx: MetadataContext): boolean {
+  const line = ins.location.line;
+  const at = where(state, line);
+  const expand = (w: string): string => expandInStage(state, w, line, ctx.warn);
+  switch (ins.kind) {
+    case 'ENV': {
+      const pairs = ins.pairs.map((p) => [expand(p.key), expand(p.value)] as const);
+      setConfig(state, (c) => {
+        let env = c.Env ?? [];
+        for (const [k, v] of pairs) env = setEnv(env, k, v);
+        return { ...c, Env: env };
+      });
+      state.image = record(state.image, `ENV ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`, ctx.created);
+      return true;
+    }
+    case 'ARG': {
+      for (const def of ins.args) {
+        const name = def.name;
+        let value: string | undefined;
+        if (ctx.buildArgs.has(name)) {
+          value = ctx.buildArgs.get(name);
+          ctx.consumedArgs.add(name);
+        } else if (def.defaultValue !== undefined) {
+          value = expand(def.defaultValue);
+        } else if (ctx.globalArgs.has(name)) {
+          value = ctx.globalArgs.get(name);
+        } else if (ctx.platformArgs.has(name)) {
+          value = ctx.platformArgs.get(name);
+        }
+        if (value !== undefined) state.args.set(name, value);
+        else state.args.delete(name);
+      }
+      return true;
+    }
+    case 'LABEL': {
+      const pairs = ins.pairs.map((p) => [expand(p.key), expand(p.value)] as const);
+      setConfig(state, (c) => ({ ...c, Labels: { ...(c.Labels ?? {}), ...Object.fromEntries(pairs) } }));
+      state.image = record(state.image, `LABEL ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`, ctx.created);
+      return true;
+    }
+    case 'EXPOSE': {
+      const ports = ins.ports.flatMap((p) => expandWordsInStage(state, p, line, ctx.warn)).flatMap((p) => exposedPorts(p, at));
+      setConfig(state, (c) => ({ ...c, ExposedPorts: { ...(c.ExposedPorts ?? {}), ...Object.fromEntries(ports.map((p) => [p, {}])) } }));
+      state.image = record(state.image, `EXPOSE ${ports.join(' ')}`, ctx.created);
+      return true;
+    }
+    case 'VOLUME': {
+      const volumes = ins.volumes.map(expand).filter((v) => v !== '');
+      if (volumes.length === 0) throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: VOLUME specified can not be an empty string`);
+      setConfig(state, (c) => ({ ...c, Volumes: { ...(c.Volumes ?? {}), ...Object.fromEntries(volumes.map((v) => [v, {}])) } }));
+      state.image = record(state.image, `VOLUME ${JSON.stringify(volumes)}`, ctx.created);
+      return true;
+    }
+    case 'USER': {
+      const user = expand(ins.user);
+      setConfig(state, (c) => ({ ...c, User: user }));
+      state.image = record(state.image, `USER ${user}`, ctx.created);
+      return true;
+    }
+    case 'STOPSIGNAL': {
+      const signal = expand(ins.signal);
+      if (!/^(SIG[A-Z0-9+-]+|\d+)$/.test(signal)) throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: invalid STOPSIGNAL "${signal}"`);
+      setConfig(state, (c) => ({ ...c, StopSignal: signal }));
+      state.image = record(state.image, `STOPSIGNAL ${signal}`, ctx.created);
+      return true;
+    }
+    case 'HEALTHCHECK': {
+      const h = ins.health;
+      const health: HealthConfig = { Test: h.test };
+      if (h.interval) health.Interval = h.interval;
+      if (h.timeout) health.Timeout = h.timeout;
+      if (h.startPeriod) health.StartPeriod = h.startPeriod;
+      if (h.startInterval) health.StartInterval = h.startInterval;
+      if (h.retries) health.Retries = h.retries;
+      setConfig(state, (c) => ({ ...c, Healthcheck: health }));
+      state.image = record(state.image, `HEALTHCHECK ${JSON.stringify(health.Test)}`, ctx.created);
+      return true;
+    }
+    case 'CMD': {
+      const cmd = commandLine(state, ins.args, ins.prependShell);
+      setConfig(state, (c) => ({ ...c, Cmd: cmd }));
+      state.cmdSet = true;
+      state.image = record(state.image, `CMD ${JSON.stringify(cmd)}`, ctx.created);
+      return true;
+    }
+    case 'ENTRYPOINT': {
+      const entrypoint = commandLine(state, ins.args, ins.prependShell);
+      // An ENTRYPOINT resets a CMD inherited from the base image, but not one set in this stage.
+      setConfig(state, (c) => (state.cmdSet ? { ...c, Entrypoint: entrypoint } : { ...c, Entrypoint: entrypoint, Cmd: null }));
+      state.entrypointSet = true;
+      state.image = record(state.image, `ENTRYPOINT ${JSON.stringify(entrypoint)}`, ctx.created);
+      return true;
+    }
+    case 'SHELL': {
+      state.shell = [...ins.shell];
+      setConfig(state, (c) => ({ ...c, Shell: [...ins.shell] }));
+      state.image = record(state.image, `SHELL ${JSON.stringify(ins.shell)}`, ctx.created);
+      return true;
+    }
+    case 'ONBUILD': {
+      setConfig(state, (c) => ({ ...c, OnBuild: [...(c.OnBuild ?? []), ins.expression] }));
+      state.image = record(state.image, `ONBUILD ${ins.expression}`, ctx.created);
+      return true;
+    }
+    case 'MAINTAINER': {
+      // Docker records the maintainer as the image author, not as a label.
+      state.image = { ...state.image, config: { ...state.image.config, author: ins.maintainer } };
+      state.image = record(state.image, `MAINTAINER ${ins.maintainer}`, ctx.created);
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+export function resetShell(state: StageState): void {
+  state.shell = state.image.config.config?.Shell?.length ? [...state.image.config.config.Shell] : [...DEFAULT_SHELL];
+}

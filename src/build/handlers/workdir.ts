@@ -1,0 +1,65 @@
+import { posix } from 'node:path';
+import { isStrataError } from '../../errors/index.js';
+import type { WorkdirInstruction } from '../../dockerfile/index.js';
+import { addEmptyHistory, updateContainerConfig } from '../../image/index.js';
+import { writeLayer, type LayerEntry } from '../../layer/index.js';
+import { stepCacheKey, type StepOutcome } from '../cache.js';
+import { expandInStage } from '../expand.js';
+import { imageFilesystem } from '../imagefs.js';
+import type { BuildSession } from '../session.js';
+import type { StageState } from '../state.js';
+import { resolveOwnership } from '../users.js';
+import { applyOutcome } from './copy.js';
+import { HISTORY_COMMENT } from './metadata.js';
+
+/**
+ * WORKDIR sets the working directory (relative to the previous one) and, as BuildKit does, creates
+ * it in a layer when the image lacks it, owned by the current USER. An existing directory is left
+ * as it is and the step only changes the config.
+ */
+export async function runWorkdir(state: StageState, ins: WorkdirInstruction, session: BuildSession, at: string): Promise<'cached' | 'done' | 'metadata'> {
+  const expanded = expandInStage(state, ins.path, ins.location.line, (m, w) => session.warn(m, w));
+  const current = state.image.config.config?.WorkingDir || '/';
+  const dir = posix.normalize(expanded.startsWith('/') ? expanded : posix.join(current, expanded));
+  state.image = updateContainerConfig(state.image, (c) => ({ ...c, WorkingDir: dir }));
+  const createdBy = `WORKDIR ${dir}`;
+  const fs = await imageFilesystem(session, state.image, state.reader);
+  const resolved = fs.resolve(dir, { followFinal: true }) ?? dir;
+  if (dir === '/' || fs.get(resolved)?.type === 'dir') {
+    state.image = addEmptyHistory(state.image, { created: session.created, created_by: createdBy, comment: HISTORY_COMMENT });
+    return 'metadata';
+  }
+  const user = state.image.config.config?.User;
+  let owner = { uid: 0, gid: 0 };
+  if (user) {
+    try {
+      owner = resolveOwnership(user, fs.content('/etc/passwd')?.toString('utf8'), fs.content('/etc/group')?.toString('utf8'));
+    } catch (cause) {
+      if (!isStrataError(cause)) throw cause;
+      session.warn(`WORKDIR ${dir} is created as root: ${cause.message}`, at);
+    }
+  }
+  const mtime = Math.floor(new Date(session.created).getTime() / 1000);
+  const entries: LayerEntry[] = [];
+  const parts = resolved.split('/').filter(Boolean);
+  for (let i = 1; i <= parts.length; i++) {
+    const p = `/${parts.slice(0, i).join('/')}`;
+    if (fs.has(p)) continue;
+    entries.push({ path: p.slice(1), type: 'dir', mode: 0o755, size: 0, mtime, ...owner });
+  }
+  const key = stepCacheKey({ parent: state.image, instruction: { kind: 'WORKDIR', dir, owner }, env: [] });
+  const cached = await session.cache?.get(key);
+  if (cached) {
+    applyOutcome(state, cached);
+    return 'cached';
+  }
+  const layer = await writeLayer(entries, { sourceDateEpoch: session.input.sourceDateEpoch, compression: 'gzip', mediaTypeFamily: state.image.format, ownership: 'keep', signal: session.deps.signal }, session.deps.store.blobs);
+  const outcome: StepOutcome = {
+    layer: { descriptor: layer.descriptor, diffId: layer.diffId },
+    history: { created: session.created, created_by: createdBy, comment: HISTORY_COMMENT },
+    config: state.image.config.config ?? {},
+  };
+  await session.cache?.put(key, outcome);
+  applyOutcome(state, outcome);
+  return 'done';
+}

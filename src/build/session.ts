@@ -1,0 +1,66 @@
+import type { Image } from '../image/index.js';
+import type { Platform } from '../oci/index.js';
+import type { LocalStore, BlobReader } from '../store/index.js';
+import type { Executor } from '../exec/index.js';
+import type { ParsedDockerfile } from '../dockerfile/index.js';
+import type { BuildEventSink } from './events.js';
+import type { LocalStepCache } from './cache.js';
+
+/** An image the build starts from: its value and where its blobs can be read. */
+export interface BaseImage {
+  image: Image;
+  reader: BlobReader;
+  description: string;
+}
+
+/** Named `--build-context` values, opened: a directory, or an image. */
+export type NamedContext = { kind: 'dir'; dir: string } | { kind: 'image'; base: BaseImage };
+
+export interface BuildDeps {
+  store: LocalStore;
+  /** Opens a FROM or COPY --from image reference (local store, registry) for a platform. */
+  openImage(ref: string, platform: Platform): Promise<BaseImage>;
+  /** Opens a `--build-context NAME=VALUE`. */
+  openNamedContext(name: string, value: string, platform: Platform): Promise<NamedContext>;
+  executor: Executor;
+  now: () => Date;
+  events?: BuildEventSink | undefined;
+  signal?: AbortSignal | undefined;
+  /** The process may chown and create devices when unpacking (it runs as root). */
+  privileged?: boolean | undefined;
+}
+
+export interface BuildInput {
+  dockerfile: { file: string; text: string };
+  contextDir: string;
+  buildArgs: Readonly<Record<string, string>>;
+  target?: string | undefined;
+  platform: Platform;
+  buildPlatform: Platform;
+  labels: Readonly<Record<string, string>>;
+  buildContexts: Readonly<Record<string, string>>;
+  noCache: boolean;
+  sourceDateEpoch?: number | undefined;
+}
+
+export interface BuildOutcome {
+  image: Image;
+  /** Reads every blob of the image: the store's new layers and the bases' layers. */
+  reader: BlobReader;
+  warnings: string[];
+  steps: { total: number; cached: number };
+  parsed: ParsedDockerfile;
+}
+
+/** Shared by the handlers of one build. */
+export interface BuildSession {
+  deps: BuildDeps;
+  input: BuildInput;
+  cache: LocalStepCache | undefined;
+  created: string;
+  warn(message: string, at?: string): void;
+  /** A scratch directory on the store's file system, removed when the build ends. */
+  tempDir(prefix: string): Promise<string>;
+  /** Work done once per build and shared (unpacked images, filesystem indexes, the context). */
+  memo<T>(key: string, make: () => Promise<T>): Promise<T>;
+}

@@ -1,0 +1,25 @@
+import type { Image } from '../image/index.js';
+import type { BlobReader } from '../store/index.js';
+
+/** A stage as the build walks through it. The image value is replaced, never mutated. */
+export interface StageState {
+  image: Image;
+  /** Where the image's layer blobs can be read. */
+  reader: BlobReader;
+  /** ARGs declared in this stage, with their values. */
+  args: Map<string, string>;
+  /** The SHELL for shell-form commands. */
+  shell: string[];
+  /** ENTRYPOINT set in this stage (which clears an inherited CMD, as docker does). */
+  entrypointSet: boolean;
+  cmdSet: boolean;
+  /** Where the Dockerfile lives, for messages. */
+  file: string;
+  escapeToken: '\\' | '`';
+}
+
+export const DEFAULT_SHELL = ['/bin/sh', '-c'];
+
+export function where(state: Pick<StageState, 'file'>, line: number): string {
+  return `${state.file}:${line}`;
+}
