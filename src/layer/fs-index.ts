@@ -4,7 +4,7 @@ import { layerCompression, type Descriptor } from '../oci/index.js';
 import type { BlobReader } from '../store/types.js';
 import { LayerWrites } from './layer-writes.js';
 import { readLayer } from './read.js';
-import { joinRel, layerPathToRel, resolveSync, type PathLookup, type ResolveOutcome } from './secure-join.js';
+import { joinRel, layerPathToRel, resolveSync, whiteoutName, type PathLookup, type ResolveOutcome } from './secure-join.js';
 import type { LayerReadEntry } from './types.js';
 
 /** Largest file whose bytes `wantContent` captures; larger ones are indexed without content. */
@@ -155,8 +155,9 @@ class IndexTree implements ImageFsIndex {
 
   private async apply(entry: LayerReadEntry): Promise<void> {
     if (entry.kind === 'whiteout') {
+      const name = whiteoutName(entry.target, entry.path, this.what);
       const parent = this.existingDir(posix.dirname(entry.target), entry.path);
-      if (parent !== undefined) this.removeLower(joinRel(parent, posix.basename(entry.target)));
+      if (parent !== undefined) this.removeLower(joinRel(parent, name));
       return;
     }
     if (entry.kind === 'opaque') {

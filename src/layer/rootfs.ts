@@ -9,7 +9,7 @@ import { layerCompression, type Descriptor } from '../oci/index.js';
 import type { BlobReader } from '../store/types.js';
 import { LayerWrites } from './layer-writes.js';
 import { readLayer } from './read.js';
-import { joinRel, layerPathToRel, resolveAsync, type PathLookup } from './secure-join.js';
+import { joinRel, layerPathToRel, resolveAsync, whiteoutName, type PathLookup } from './secure-join.js';
 import type { LayerReadEntry } from './types.js';
 
 const run = promisify(execFile);
@@ -143,8 +143,9 @@ class Extractor {
   private async apply(entry: LayerReadEntry): Promise<void> {
     if (entry.kind === 'whiteout') {
       this.stats.whiteouts += 1;
+      const name = whiteoutName(entry.target, entry.path, this.what);
       const parent = await this.resolveExistingDir(posix.dirname(entry.target), entry.path);
-      if (parent !== undefined) await this.removeLower(joinRel(parent, posix.basename(entry.target)));
+      if (parent !== undefined) await this.removeLower(joinRel(parent, name));
       return;
     }
     if (entry.kind === 'opaque') {

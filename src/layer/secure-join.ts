@@ -1,3 +1,6 @@
+import { posix } from 'node:path';
+import { StrataError } from '../errors/index.js';
+
 /**
  * Path resolution inside an image root, the way a process chrooted into it would see the path: symlinks are
  * followed with absolute targets taken relative to the root, `..` never climbs above the root, and at most 40
@@ -89,4 +92,18 @@ export function joinRel(parent: string, name: string): string {
 /** The root-relative form of a normalized layer path (`.` is the root). */
 export function layerPathToRel(path: string): string {
   return path === '.' ? '' : path;
+}
+
+/**
+ * The name a whiteout deletes. `.wh..` and `.wh...` name `.` and `..`: deleting those would remove the directory
+ * itself or its parent (above the root, for a whiteout at the top), so they are refused.
+ */
+export function whiteoutName(target: string, entryPath: string, what: string): string {
+  const name = posix.basename(target);
+  if (name === '.' || name === '..' || name === '') {
+    throw new StrataError('E_LAYER_UNSAFE', `${what}: whiteout ${JSON.stringify(entryPath)} names ${JSON.stringify(name)}, not an entry`, {
+      hint: 'a whiteout must name a file or directory beside it; the layer was refused',
+    });
+  }
+  return name;
 }

@@ -160,6 +160,8 @@ describe('indexImageFilesystem', () => {
     await expect(indexImageFilesystem(loop, blobs)).rejects.toMatchObject({ code: 'E_LAYER_UNSAFE' });
     const escape = await layersOf([[{ name: '../escape', content: 'x' }]]);
     await expect(indexImageFilesystem(escape, blobs)).rejects.toMatchObject({ code: 'E_LAYER_UNSAFE' });
+    const dotdot = await layersOf([[{ name: 'a/x', content: 'x' }], [{ name: 'a/.wh...' }]]);
+    await expect(indexImageFilesystem(dotdot, blobs)).rejects.toMatchObject({ code: 'E_LAYER_UNSAFE' });
     const dangling = await layersOf([[{ name: 'pw', type: 'link', linkname: 'etc/passwd' }]]);
     await expect(indexImageFilesystem(dangling, blobs)).rejects.toMatchObject({ code: 'E_LAYER_INVALID' });
     const underFile = await layersOf([[{ name: 'f', content: 'x' }], [{ name: 'f/g', content: 'y' }]]);

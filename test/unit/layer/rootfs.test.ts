@@ -327,6 +327,22 @@ describe('extractImageToDirectory', () => {
       });
     });
 
+    it('refuses whiteouts of . and .. (which would delete the root or its parent)', async () => {
+      for (const name of ['.wh...', '.wh..', 'a/.wh...', 'a/.wh..']) {
+        await rm(root, { recursive: true, force: true });
+        await mkdir(root);
+        expect(await refused([[{ name: 'a/', type: 'directory' }, { name: 'a/keep', content: 'k' }], [{ name }]])).toMatch(/whiteout/);
+      }
+    });
+
+    it('refuses a root that is not a directory, and creates directories through symlinked parents inside the root', async () => {
+      expect(await refused([[{ name: './', type: 'symlink', linkname: '/' }]], 'E_LAYER_INVALID')).toMatch(/root/);
+      await rm(root, { recursive: true });
+      await mkdir(root);
+      await extract([[{ name: 'up', type: 'symlink', linkname: '/' }], [{ name: 'up/etc/', type: 'directory', mode: 0o700 }, { name: 'up/etc/x', content: 'x' }]]);
+      expect(await describeTree(root)).toEqual({ etc: 'dir 700', 'etc/x': 'file 644 x', up: 'symlink -> /' });
+    });
+
     it('whiteouts and opaque markers behind symlinks act inside the root', async () => {
       await extract([
         [
