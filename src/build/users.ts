@@ -8,6 +8,10 @@ import { StrataError } from '../errors/index.js';
  *   `GetExecUser`): `uid:gid` both numeric needs no lookup; otherwise the user is looked up, a numeric user missing
  *   from /etc/passwd runs with GID 0, and a user without an explicit group gets its /etc/group memberships.
  * The passwd and group texts are the files' contents, or undefined when the image has no such file.
+ *
+ * A name that cannot be found is an error here, as in docker's classic builder ("unable to find user"). BuildKit's
+ * file op instead falls back silently (uid/gid 0 for a missing user, the user's gid for a missing group), which
+ * hides typos behind root-owned files; strata deliberately does not copy that.
  */
 
 export interface PasswdEntry {
