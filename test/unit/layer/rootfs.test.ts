@@ -3,8 +3,10 @@ import { chown, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isStrataError } from '../../../src/errors/index.js';
-import { extractImageToDirectory, type ExtractOptions } from '../../../src/layer/index.js';
+import { Readable } from 'node:stream';
+import { StrataError, isStrataError } from '../../../src/errors/index.js';
+import { extractImageToDirectory, indexImageFilesystem, type ExtractOptions } from '../../../src/layer/index.js';
+import type { BlobReader } from '../../../src/store/types.js';
 import type { Descriptor } from '../../../src/oci/index.js';
 import { BlobMap, type Spec } from './blob-map.js';
 
@@ -215,6 +217,20 @@ describe('extractImageToDirectory', () => {
       code: 'E_LAYER_INVALID',
       message: expect.stringMatching(/"f" is not a directory|which is not a directory/) as unknown,
     });
+  });
+
+  it('fails with the reader\'s verification error when a blob turns out not to match its digest', async () => {
+    const layer = await blobs.layer([{ name: 'f', content: 'f' }], 'none');
+    const bytes = await blobs.readBlob(layer);
+    const lying: BlobReader = {
+      readBlob: async () => bytes,
+      openBlob: async () => Readable.from((async function* () {
+        yield bytes;
+        throw new StrataError('E_DIGEST_MISMATCH', `blob ${layer.digest} does not match its digest`);
+      })()),
+    };
+    await expect(extractImageToDirectory([layer], lying, root)).rejects.toMatchObject({ code: 'E_DIGEST_MISMATCH' });
+    await expect(indexImageFilesystem([layer], lying)).rejects.toMatchObject({ code: 'E_DIGEST_MISMATCH' });
   });
 
   it('fails with E_ABORTED when the signal is aborted', async () => {
