@@ -1,7 +1,76 @@
-import type { RegistryIo, StrataContext } from '../src/index.js';
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { StrataError, createRegistryIo, parseRegistryHost, type RegistryConnection, type StrataContext } from '../src/index.js';
 import type { CliContext } from './context.js';
+import { collect } from './options.js';
+import { createProgress, parseProgressMode, type ProgressRenderer } from './progress.js';
 
-/** Registry access for commands that read or write `docker://` images. */
-export function registryIo(_cli: CliContext, _api: StrataContext): RegistryIo {
-  return {};
+export interface RegistryFlags {
+  insecureRegistry?: string[];
+  caCert?: string;
+  progress?: string;
+}
+
+/** The options of every command that may talk to a registry. */
+export function addRegistryOptions(command: Command): Command {
+  return command
+    .option('--insecure-registry <host[:port]>', 'allow plain HTTP to this registry (loopback registries are allowed anyway); repeatable', collect, [])
+    .option('--ca-cert <file>', 'PEM file of CA certificates to trust for registries with a private CA')
+    .option('--progress <mode>', 'transfer progress on stderr: auto, plain, tty, json or quiet', 'auto');
+}
+
+/**
+ * Registry access for a command that cannot wrap its work in `withRegistry`; TTY progress is then
+ * not redrawn one last time at the end.
+ */
+export function registryIo(cli: CliContext, api: StrataContext, flags: RegistryFlags = {}): RegistryConnection {
+  return setup(cli, api, flags).io;
+}
+
+/**
+ * Runs `work` with registry access built from the flags, the environment (credentials) and a
+ * progress renderer on stderr, which is finished however `work` ends.
+ */
+export async function withRegistry<T>(cli: CliContext, api: StrataContext, flags: RegistryFlags, work: (io: RegistryConnection) => Promise<T>): Promise<T> {
+  const { io, progress } = setup(cli, api, flags);
+  try {
+    return await work(io);
+  } finally {
+    progress.finish();
+  }
+}
+
+function setup(cli: CliContext, _api: StrataContext, flags: RegistryFlags): { io: RegistryConnection; progress: ProgressRenderer } {
+  const mode = parseProgressMode(flags.progress);
+  const insecure = (flags.insecureRegistry ?? []).map((h) => {
+    try {
+      return parseRegistryHost(h);
+    } catch (cause) {
+      throw new StrataError('E_USAGE', `--insecure-registry ${h}: expected host[:port]`, { cause });
+    }
+  });
+  const progress = createProgress(mode, cli.stderr, (cli.stderr as { isTTY?: boolean }).isTTY === true);
+  const io = createRegistryIo({
+    env: cli.env,
+    homeDir: cli.env.HOME ?? homedir(),
+    insecureRegistries: insecure,
+    caCert: flags.caCert === undefined ? undefined : readCaCert(resolve(cli.cwd, flags.caCert), flags.caCert),
+    progress: progress.listener,
+  });
+  return { io, progress };
+}
+
+function readCaCert(path: string, given: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw new StrataError('E_IO', `cannot read --ca-cert ${given}: ${(cause as Error).message}`, { hint: 'give a PEM file of CA certificates' });
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new StrataError('E_USAGE', `--ca-cert ${given} holds no PEM certificate`, { hint: 'the file must contain -----BEGIN CERTIFICATE----- blocks' });
+  }
+  return text;
 }

@@ -9,9 +9,12 @@ import { register as registerBuild } from './commands/build.js';
 import { register as registerImages } from './commands/images.js';
 import { register as registerInspect } from './commands/inspect.js';
 import { register as registerParse } from './commands/parse.js';
+import { register as registerPull } from './commands/pull.js';
+import { register as registerPush } from './commands/push.js';
+import { register as registerLogin } from './commands/login.js';
 
 type Register = (program: Command, ctx: CliContext) => void;
-const COMMANDS: readonly Register[] = [registerBuild, registerAppend, registerInspect, registerImages, registerParse];
+const COMMANDS: readonly Register[] = [registerBuild, registerAppend, registerInspect, registerImages, registerParse, registerPull, registerPush, registerLogin];
 
 function packageVersion(): string {
   // Works from both cli/ (sources under test) and dist/cli/ (the installed program).

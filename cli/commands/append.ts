@@ -2,9 +2,9 @@ import type { Command } from 'commander';
 import { StrataError, appendImage, parseLayerSpec } from '../../src/index.js';
 import type { CliContext } from '../context.js';
 import { apiContext, collect, writeLine } from '../options.js';
-import { registryIo } from '../registry-io.js';
+import { addRegistryOptions, withRegistry, type RegistryFlags } from '../registry-io.js';
 
-interface AppendFlags {
+interface AppendFlags extends RegistryFlags {
   base?: string;
   layer: string[];
   setEnv: string[];
@@ -23,7 +23,7 @@ interface AppendFlags {
 }
 
 export function register(program: Command, ctx: CliContext): void {
-  program
+  addRegistryOptions(program
     .command('append')
     .description('assemble an image from directories or tarballs on top of a base, without a Dockerfile')
     .option('--base <image>', 'base image: a local name, oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE, docker://REF or scratch', 'scratch')
@@ -40,12 +40,13 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--platform <os/arch[/variant]>', 'platform of a scratch image, or which image of a multi-platform base')
     .option('--compression <gzip|none>', 'layer compression', 'gzip')
     .option('--normalize-mtime', 'set every file time to the epoch when SOURCE_DATE_EPOCH is not set')
-    .option('--format <oci|docker>', 'manifest format (default: the base image\'s, else oci)')
+    .option('--format <oci|docker>', 'manifest format (default: the base image\'s, else oci)'))
     .action(async (flags: AppendFlags) => {
       const api = apiContext(ctx, { platform: flags.platform });
       if (flags.compression !== 'gzip' && flags.compression !== 'none') throw usage(`--compression must be gzip or none, got "${flags.compression}"`);
+      const compression = flags.compression;
       if (flags.format !== undefined && flags.format !== 'oci' && flags.format !== 'docker') throw usage(`--format must be oci or docker, got "${flags.format}"`);
-      const result = await appendImage(
+      const result = await withRegistry(ctx, api, flags, (io) => appendImage(
         {
           base: flags.base,
           layers: flags.layer.map(parseLayerSpec),
@@ -58,13 +59,13 @@ export function register(program: Command, ctx: CliContext): void {
           ...(flags.setUser !== undefined ? { user: flags.setUser } : {}),
           tags: flags.tag,
           outputs: flags.output,
-          compression: flags.compression,
+          compression,
           normalizeMtime: flags.normalizeMtime === true,
           ...(flags.format ? { format: flags.format as 'oci' | 'docker' } : {}),
         },
         api,
-        registryIo(ctx, api),
-      );
+        io,
+      ));
       writeLine(ctx.stdout, result.descriptor.digest);
     });
 }

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { copyImage, formatBytes, listImages, removeImage, tagImage } from '../../src/index.js';
 import type { CliContext } from '../context.js';
 import { apiContext, writeLine } from '../options.js';
-import { registryIo } from '../registry-io.js';
+import { addRegistryOptions, withRegistry, type RegistryFlags } from '../registry-io.js';
 
 /** The local-store commands: images, rmi, tag, copy. */
 export function register(program: Command, ctx: CliContext): void {
@@ -42,16 +42,16 @@ export function register(program: Command, ctx: CliContext): void {
       writeLine(ctx.stdout, digest);
     });
 
-  program
+  addRegistryOptions(program
     .command('copy')
     .description('copy an image between the local store, OCI layouts, archives and registries')
     .argument('<source>', 'a local name, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] or docker://REF')
     .argument('<destination>', 'same forms as the source')
     .option('--all-platforms', 'copy every platform of a multi-platform image')
-    .option('--platform <os/arch[/variant]>', 'which image of a multi-platform index (default: this host\'s)')
-    .action(async (source: string, destination: string, flags: { allPlatforms?: boolean; platform?: string }) => {
+    .option('--platform <os/arch[/variant]>', 'which image of a multi-platform index (default: this host\'s)'))
+    .action(async (source: string, destination: string, flags: RegistryFlags & { allPlatforms?: boolean; platform?: string }) => {
       const api = apiContext(ctx, { platform: flags.platform });
-      const descriptor = await copyImage(source, destination, api, { allPlatforms: flags.allPlatforms === true }, registryIo(ctx, api));
+      const descriptor = await withRegistry(ctx, api, flags, (io) => copyImage(source, destination, api, { allPlatforms: flags.allPlatforms === true }, io));
       writeLine(ctx.stdout, descriptor.digest);
     });
 }

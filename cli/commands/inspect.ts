@@ -2,20 +2,20 @@ import type { Command } from 'commander';
 import { StrataError, inspectImage, renderInspectText } from '../../src/index.js';
 import type { CliContext } from '../context.js';
 import { apiContext, writeLine } from '../options.js';
-import { registryIo } from '../registry-io.js';
+import { addRegistryOptions, withRegistry, type RegistryFlags } from '../registry-io.js';
 
 export function register(program: Command, ctx: CliContext): void {
-  program
+  addRegistryOptions(program
     .command('inspect')
     .description('show an image: digest, platform, size, config and the history beside the layers it made')
     .argument('<image>', 'a local name, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] or docker://REF')
     .option('--format <text|json>', 'output format', 'text')
     .option('--raw <manifest|config|index>', 'print the raw manifest, config or index bytes')
-    .option('--platform <os/arch[/variant]>', 'which image of a multi-platform index (default: this host\'s)')
-    .action(async (image: string, flags: { format: string; raw?: string; platform?: string }) => {
+    .option('--platform <os/arch[/variant]>', 'which image of a multi-platform index (default: this host\'s)'))
+    .action(async (image: string, flags: RegistryFlags & { format: string; raw?: string; platform?: string }) => {
       const api = apiContext(ctx, { platform: flags.platform });
       if (flags.format !== 'text' && flags.format !== 'json') throw new StrataError('E_USAGE', `--format must be text or json, got "${flags.format}"`);
-      const result = await inspectImage(image, api, registryIo(ctx, api));
+      const result = await withRegistry(ctx, api, flags, (io) => inspectImage(image, api, io));
       if (flags.raw !== undefined) {
         const raw = flags.raw === 'manifest' ? result.raw.manifest : flags.raw === 'config' ? result.raw.config : flags.raw === 'index' ? result.raw.index : undefined;
         if (flags.raw !== 'manifest' && flags.raw !== 'config' && flags.raw !== 'index') throw new StrataError('E_USAGE', `--raw must be manifest, config or index, got "${flags.raw}"`);
