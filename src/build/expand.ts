@@ -1,5 +1,5 @@
 import { StrataError } from '../errors/index.js';
-import { expandShellWord } from '../dockerfile/index.js';
+import { expandShellWord, type ShellExpansion } from '../dockerfile/index.js';
 import { expansionEnv } from './args.js';
 import { where, type StageState } from './state.js';
 
@@ -9,23 +9,21 @@ export type WarnFn = (message: string, at?: string) => void;
  * Expands one word against the stage's ARGs and Env, as BuildKit does at dispatch time. Variables
  * referenced but unset are reported once as warnings; `${X:?msg}` failures become errors at the line.
  */
-export function expandInStage(state: StageState, word: string, line: number, warn: WarnFn): string {
+function expansion(state: StageState, word: string, line: number, warn: WarnFn): ShellExpansion {
   try {
     const result = expandShellWord(word, expansionEnv(state.args, state.image.config.config?.Env), { escapeToken: state.escapeToken });
     for (const name of result.unmatched) warn(`variable "${name}" is not set; it expands to an empty string`, where(state, line));
-    return result.value;
+    return result;
   } catch (cause) {
     throw new StrataError('E_EXPANSION', `${where(state, line)}: ${(cause as Error).message}`, { cause });
   }
 }
 
-/** Expands and splits into words (EXPOSE, VOLUME, and the like). */
+export function expandInStage(state: StageState, word: string, line: number, warn: WarnFn): string {
+  return expansion(state, word, line, warn).value;
+}
+
+/** Expands and splits into words (EXPOSE, and the like). */
 export function expandWordsInStage(state: StageState, word: string, line: number, warn: WarnFn): string[] {
-  try {
-    const result = expandShellWord(word, expansionEnv(state.args, state.image.config.config?.Env), { escapeToken: state.escapeToken });
-    for (const name of result.unmatched) warn(`variable "${name}" is not set; it expands to an empty string`, where(state, line));
-    return result.words;
-  } catch (cause) {
-    throw new StrataError('E_EXPANSION', `${where(state, line)}: ${(cause as Error).message}`, { cause });
-  }
+  return expansion(state, word, line, warn).words;
 }

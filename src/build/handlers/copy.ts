@@ -12,9 +12,8 @@ import {
   type SourceRoot,
 } from '../../context/index.js';
 import type { AddInstruction, CopyInstruction } from '../../dockerfile/index.js';
-import { writeLayer, type ImageFsIndex } from '../../layer/index.js';
-import { appendLayer, updateContainerConfig } from '../../image/index.js';
-import { stepCacheKey, type StepOutcome } from '../cache.js';
+import type { ImageFsIndex } from '../../layer/index.js';
+import { stepCacheKey } from '../cache.js';
 import { parseChmod } from '../chmod.js';
 import { expandInStage } from '../expand.js';
 import { imageFilesystem, imageRootfs } from '../imagefs.js';
@@ -24,7 +23,7 @@ import type { StageState } from '../state.js';
 import { resolveOwnership } from '../users.js';
 import { CopyPlan, layerPath } from './copy-entries.js';
 import { archiveRoot, isArchiveSource } from './add-archive.js';
-import { HISTORY_COMMENT } from './metadata.js';
+import { commitLayerStep, replayCached } from './layer-step.js';
 
 export interface CopyContext {
   stageSource(name: string): Promise<StageResult | BaseImage | { dir: string }>;
@@ -141,31 +140,9 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
     sources: digestOf(canonicalJson({ files: filesDigest, metadata: keyParts.metadata, data: keyParts.data })),
   });
   const createdBy = `${ins.original.replace(/\s+/g, ' ').trim()} # strata`;
-  const cached = await session.cache?.get(key);
-  if (cached) {
-    applyOutcome(state, cached);
-    return 'cached';
-  }
-  const layer = await writeLayer(plan.list(), {
-    sourceDateEpoch: session.input.sourceDateEpoch,
-    compression: 'gzip',
-    mediaTypeFamily: state.image.format,
-    ownership: 'keep',
-    signal: session.deps.signal,
-  }, session.deps.store.blobs);
-  const outcome: StepOutcome = {
-    layer: { descriptor: layer.descriptor, diffId: layer.diffId },
-    history: { created: session.created, created_by: createdBy, comment: HISTORY_COMMENT },
-    config: state.image.config.config ?? {},
-  };
-  await session.cache?.put(key, outcome);
-  applyOutcome(state, outcome);
+  if (await replayCached(state, session, key)) return 'cached';
+  await commitLayerStep(state, session, key, plan.list(), createdBy);
   return 'done';
-}
-
-export function applyOutcome(state: StageState, outcome: StepOutcome): void {
-  state.image = appendLayer(state.image, outcome.layer, outcome.history);
-  state.image = updateContainerConfig(state.image, () => ({ ...outcome.config }));
 }
 
 interface PlaceOptions {

@@ -2,14 +2,14 @@ import { posix } from 'node:path';
 import { isStrataError } from '../../errors/index.js';
 import type { WorkdirInstruction } from '../../dockerfile/index.js';
 import { addEmptyHistory, updateContainerConfig } from '../../image/index.js';
-import { writeLayer, type LayerEntry } from '../../layer/index.js';
-import { stepCacheKey, type StepOutcome } from '../cache.js';
+import type { LayerEntry } from '../../layer/index.js';
+import { stepCacheKey } from '../cache.js';
 import { expandInStage } from '../expand.js';
 import { imageFilesystem } from '../imagefs.js';
 import type { BuildSession } from '../session.js';
 import type { StageState } from '../state.js';
 import { resolveOwnership } from '../users.js';
-import { applyOutcome } from './copy.js';
+import { commitLayerStep, replayCached } from './layer-step.js';
 import { HISTORY_COMMENT } from './metadata.js';
 
 /**
@@ -48,18 +48,7 @@ export async function runWorkdir(state: StageState, ins: WorkdirInstruction, ses
     entries.push({ path: p.slice(1), type: 'dir', mode: 0o755, size: 0, mtime, ...owner });
   }
   const key = stepCacheKey({ parent: state.image, instruction: { kind: 'WORKDIR', dir, owner }, env: [] });
-  const cached = await session.cache?.get(key);
-  if (cached) {
-    applyOutcome(state, cached);
-    return 'cached';
-  }
-  const layer = await writeLayer(entries, { sourceDateEpoch: session.input.sourceDateEpoch, compression: 'gzip', mediaTypeFamily: state.image.format, ownership: 'keep', signal: session.deps.signal }, session.deps.store.blobs);
-  const outcome: StepOutcome = {
-    layer: { descriptor: layer.descriptor, diffId: layer.diffId },
-    history: { created: session.created, created_by: createdBy, comment: HISTORY_COMMENT },
-    config: state.image.config.config ?? {},
-  };
-  await session.cache?.put(key, outcome);
-  applyOutcome(state, outcome);
+  if (await replayCached(state, session, key)) return 'cached';
+  await commitLayerStep(state, session, key, entries, createdBy);
   return 'done';
 }

@@ -1,0 +1,38 @@
+import type { Digest } from '../../digest/index.js';
+import { appendLayer, updateContainerConfig } from '../../image/index.js';
+import { writeLayer, type LayerEntry } from '../../layer/index.js';
+import type { StepOutcome } from '../cache.js';
+import type { BuildSession } from '../session.js';
+import type { StageState } from '../state.js';
+import { HISTORY_COMMENT } from './metadata.js';
+
+export function applyOutcome(state: StageState, outcome: StepOutcome): void {
+  state.image = appendLayer(state.image, outcome.layer, outcome.history);
+  state.image = updateContainerConfig(state.image, () => ({ ...outcome.config }));
+}
+
+/** Replays a cached outcome for `key` when there is one; returns whether it did. */
+export async function replayCached(state: StageState, session: BuildSession, key: Digest): Promise<boolean> {
+  const cached = await session.cache?.get(key);
+  if (!cached) return false;
+  applyOutcome(state, cached);
+  return true;
+}
+
+/** Writes the step's entries as a layer, records it in the cache under `key`, and adds it to the image. */
+export async function commitLayerStep(state: StageState, session: BuildSession, key: Digest, entries: readonly LayerEntry[], createdBy: string): Promise<void> {
+  const layer = await writeLayer(entries, {
+    sourceDateEpoch: session.input.sourceDateEpoch,
+    compression: 'gzip',
+    mediaTypeFamily: state.image.format,
+    ownership: 'keep',
+    signal: session.deps.signal,
+  }, session.deps.store.blobs);
+  const outcome: StepOutcome = {
+    layer: { descriptor: layer.descriptor, diffId: layer.diffId },
+    history: { created: session.created, created_by: createdBy, comment: HISTORY_COMMENT },
+    config: state.image.config.config ?? {},
+  };
+  await session.cache?.put(key, outcome);
+  applyOutcome(state, outcome);
+}
