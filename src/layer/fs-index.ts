@@ -11,10 +11,10 @@ import type { LayerReadEntry } from './types.js';
 export const MAX_CAPTURED_CONTENT = 1024 * 1024;
 
 /** A hard link is indexed as the file it shares an inode with (`hardlinkOf` names it). */
-export type IndexEntryType = 'file' | 'dir' | 'symlink' | 'fifo' | 'char' | 'block';
+export type ImageFsEntryType = 'file' | 'dir' | 'symlink' | 'fifo' | 'char' | 'block';
 
-export interface IndexEntry {
-  type: IndexEntryType;
+export interface ImageFsEntry {
+  type: ImageFsEntryType;
   mode: number;
   uid: number;
   gid: number;
@@ -42,7 +42,7 @@ export interface IndexImageOptions {
  */
 export interface ImageFsIndex {
   /** lstat: parents resolved, the last component not followed. */
-  get(path: string): IndexEntry | undefined;
+  get(path: string): ImageFsEntry | undefined;
   has(path: string): boolean;
   /**
    * The canonical absolute path `path` names. The last component need not exist (nor what follows a missing
@@ -54,7 +54,7 @@ export interface ImageFsIndex {
   /** Sorted names in a directory (symlinks followed), or undefined when it is not a directory. */
   listDir(path: string): string[] | undefined;
   /** Every path and its entry, sorted, the root (`/`) first. */
-  entries(): Array<[string, IndexEntry]>;
+  entries(): Array<[string, ImageFsEntry]>;
 }
 
 /**
@@ -79,7 +79,7 @@ export async function indexImageFilesystem(layers: readonly Descriptor[], reader
   return tree;
 }
 
-const IMPLICIT_DIR: IndexEntry = { type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 0 };
+const IMPLICIT_DIR: ImageFsEntry = { type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 0 };
 
 function toAbs(rel: string): string {
   return `/${rel}`;
@@ -90,7 +90,7 @@ function toRel(path: string): string {
 }
 
 class IndexTree implements ImageFsIndex {
-  private readonly nodes = new Map<string, IndexEntry>([['', { ...IMPLICIT_DIR }]]);
+  private readonly nodes = new Map<string, ImageFsEntry>([['', { ...IMPLICIT_DIR }]]);
   private readonly children = new Map<string, Set<string>>([['', new Set()]]);
   private readonly contents = new Map<string, Buffer>();
   private readonly wanted: Set<string>;
@@ -109,7 +109,7 @@ class IndexTree implements ImageFsIndex {
     for await (const entry of entries) await this.apply(entry);
   }
 
-  get(path: string): IndexEntry | undefined {
+  get(path: string): ImageFsEntry | undefined {
     const resolved = this.resolveRel(toRel(path), false);
     return resolved.ok && !resolved.missing ? this.nodes.get(resolved.path) : undefined;
   }
@@ -135,8 +135,8 @@ class IndexTree implements ImageFsIndex {
     return names === undefined ? undefined : [...names].sort();
   }
 
-  entries(): Array<[string, IndexEntry]> {
-    const out: Array<[string, IndexEntry]> = [];
+  entries(): Array<[string, ImageFsEntry]> {
+    const out: Array<[string, ImageFsEntry]> = [];
     for (const [rel, entry] of this.nodes) out.push([toAbs(rel), entry]);
     return out.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   }
@@ -167,7 +167,7 @@ class IndexTree implements ImageFsIndex {
       return;
     }
     const rel = layerPathToRel(entry.path);
-    const meta: IndexEntry = { type: 'dir', mode: entry.mode, uid: entry.uid, gid: entry.gid, size: 0, mtime: entry.mtime };
+    const meta: ImageFsEntry = { type: 'dir', mode: entry.mode, uid: entry.uid, gid: entry.gid, size: 0, mtime: entry.mtime };
     if (rel === '') {
       if (entry.type !== 'dir') throw this.invalid(entry.path, `the root of the image must be a directory, not a ${entry.type}`);
       this.nodes.set('', meta);
@@ -219,7 +219,7 @@ class IndexTree implements ImageFsIndex {
     return this.wanted.has(rel) || this.wantedNames.has(posix.basename(rel));
   }
 
-  private put(rel: string, entry: IndexEntry): void {
+  private put(rel: string, entry: ImageFsEntry): void {
     if (this.nodes.has(rel)) this.remove(rel);
     this.nodes.set(rel, entry);
     if (entry.type === 'dir') this.children.set(rel, new Set());

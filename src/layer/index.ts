@@ -20,13 +20,20 @@ export { clampMtime } from './mtime.js';
 export { compareLayerPaths, sortLayerEntries } from './order.js';
 export { classifyWhiteout, OPAQUE_WHITEOUT, WHITEOUT_PREFIX, type WhiteoutKind } from './whiteout.js';
 export { isGzipMagic } from './gzip.js';
-export { extractImageToDirectory, type ExtractOptions, type ExtractStats } from './rootfs.js';
+export { extractImageToDirectory, type ExtractImageOptions, type ExtractStats } from './rootfs.js';
 export {
   indexImageFilesystem,
   MAX_CAPTURED_CONTENT,
   type ImageFsIndex,
-  type IndexEntry,
-  type IndexEntryType,
+  type ImageFsEntry,
+  type ImageFsEntryType,
   type IndexImageOptions,
 } from './fs-index.js';
-export { MAX_SYMLINKS, resolveSync, resolveAsync, type PathLookup, type ResolveOutcome, type ResolveOptions } from './secure-join.js';
+export {
+  MAX_SYMLINKS,
+  resolveSync as resolveInRootSync,
+  resolveAsync as resolveInRootAsync,
+  type PathLookup as RootPathLookup,
+  type ResolveOutcome as RootResolveOutcome,
+  type ResolveOptions as RootResolveOptions,
+} from './secure-join.js';

@@ -14,7 +14,7 @@ import type { LayerReadEntry } from './types.js';
 
 const run = promisify(execFile);
 
-export interface ExtractOptions {
+export interface ExtractImageOptions {
   /** The process may chown and create devices (it runs as root). Default false. */
   privileged?: boolean | undefined;
   /** `keep` applies the uid/gid of the entries; default: `keep` when privileged, else `ignore`. */
@@ -64,7 +64,7 @@ export async function extractImageToDirectory(
   layers: readonly Descriptor[],
   reader: BlobReader,
   rootDir: string,
-  options: ExtractOptions = {},
+  options: ExtractImageOptions = {},
 ): Promise<ExtractStats> {
   const privileged = options.privileged === true;
   let realRoot: string;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Readable } from 'node:stream';
 import { StrataError, isStrataError } from '../../../src/errors/index.js';
-import { extractImageToDirectory, indexImageFilesystem, type ExtractOptions } from '../../../src/layer/index.js';
+import { extractImageToDirectory, indexImageFilesystem, type ExtractImageOptions } from '../../../src/layer/index.js';
 import type { BlobReader } from '../../../src/store/types.js';
 import type { Descriptor } from '../../../src/oci/index.js';
 import { BlobMap, type Spec } from './blob-map.js';
@@ -49,7 +49,7 @@ describe('extractImageToDirectory', () => {
     await rm(base, { recursive: true, force: true });
   });
 
-  async function extract(stack: Array<readonly Spec[]>, options: ExtractOptions = {}): Promise<void> {
+  async function extract(stack: Array<readonly Spec[]>, options: ExtractImageOptions = {}): Promise<void> {
     const layers: Descriptor[] = [];
     for (const [i, specs] of stack.entries()) layers.push(await blobs.layer(specs, i % 2 === 0 ? 'gzip' : 'none'));
     await extractImageToDirectory(layers, blobs, root, options);
