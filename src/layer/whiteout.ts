@@ -1,4 +1,5 @@
 import { posix } from 'node:path';
+import { StrataError } from '../errors/index.js';
 
 export const WHITEOUT_PREFIX = '.wh.';
 export const OPAQUE_WHITEOUT = '.wh..wh..opq';
@@ -19,5 +20,9 @@ export function classifyWhiteout(path: string): WhiteoutKind {
   if (base === OPAQUE_WHITEOUT) return { kind: 'opaque', dir };
   const name = base.slice(WHITEOUT_PREFIX.length);
   if (name === '') return { kind: 'entry' };
+  // `.wh..` and `.wh...` would delete the directory itself or its parent: never a valid whiteout.
+  if (name === '.' || name === '..' || name.includes('/')) {
+    throw new StrataError('E_LAYER_UNSAFE', `layer entry "${path}" is a whiteout of "${name}", which would delete outside its directory; refused`);
+  }
   return { kind: 'whiteout', target: dir === '.' ? name : `${dir}/${name}` };
 }

@@ -71,3 +71,11 @@ describe('classifyWhiteout', () => {
     expect(classifyWhiteout('a/x.wh.y')).toEqual({ kind: 'entry' });
   });
 });
+
+describe('classifyWhiteout refuses whiteouts of . and ..', () => {
+  it('throws E_LAYER_UNSAFE', () => {
+    expect(() => classifyWhiteout('.wh...')).toThrow(/refused/);
+    expect(() => classifyWhiteout('a/.wh..')).toThrow(/refused/);
+    expect(classifyWhiteout('a/.wh.b')).toEqual({ kind: 'whiteout', target: 'a/b' });
+  });
+});
