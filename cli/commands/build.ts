@@ -25,6 +25,8 @@ interface BuildFlags {
   metadataFile?: string;
   sourceDateEpoch?: string;
   insecureRegistry: string[];
+  secret: string[];
+  network?: string;
 }
 
 function keyValues(values: readonly string[], flag: string, env: NodeJS.ProcessEnv, allowBare: boolean): Record<string, string> {
@@ -41,6 +43,11 @@ function keyValues(values: readonly string[], flag: string, env: NodeJS.ProcessE
     out[v.slice(0, eq)] = v.slice(eq + 1);
   }
   return out;
+}
+
+function parseNetwork(value: string): 'none' | 'host' {
+  if (value === 'none' || value === 'host' || value === 'default') return value === 'host' ? 'host' : 'none';
+  throw new StrataError('E_USAGE', `--network must be none or host, got "${value}"`);
 }
 
 export function register(program: Command, ctx: CliContext): void {
@@ -61,6 +68,8 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--cache-from <spec>', 'external cache source (not supported yet)', collect, [])
     .option('--cache-to <spec>', 'external cache destination (not supported yet)')
     .option('--executor <name>', 'what runs RUN steps', 'none')
+    .option('--secret <id=ID,src=FILE|env=VAR>', 'a secret RUN --mount=type=secret can read; repeatable', collect, [])
+    .option('--network <none|host>', 'network for RUN steps (default none)')
     .option('--progress <mode>', 'auto, plain, tty, json or quiet', 'auto')
     .option('--iidfile <file>', 'write the image ID (config digest) to a file')
     .option('--metadata-file <file>', 'write build result metadata (digests, names) as JSON')
@@ -100,6 +109,9 @@ export function register(program: Command, ctx: CliContext): void {
           push: flags.push === true,
           noCache: flags.cache === false,
           executor: flags.executor,
+          secrets: flags.secret,
+          env: ctx.env,
+          ...(flags.network !== undefined ? { network: parseNetwork(flags.network) } : {}),
           iidFile: flags.iidfile === undefined ? undefined : resolve(ctx.cwd, flags.iidfile),
           metadataFile: flags.metadataFile === undefined ? undefined : resolve(ctx.cwd, flags.metadataFile),
           events: render,

@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import slugify from '@sindresorhus/slugify';
 import { StrataError, ioError, isStrataError } from '../errors/index.js';
@@ -31,6 +31,12 @@ export interface BuildImageOptions {
   push?: boolean;
   noCache?: boolean;
   executor?: string | undefined;
+  /** `--secret` values: `id=ID,src=FILE` or `id=ID,env=VAR` (read from `env`). */
+  secrets?: readonly string[];
+  /** The environment `env=` secrets are read from. */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Default network for RUN steps. */
+  network?: 'none' | 'host';
   iidFile?: string | undefined;
   metadataFile?: string | undefined;
   events?: BuildEventSink | undefined;
@@ -73,6 +79,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
   const dockerfile = await readDockerfile(contextDir, options);
 
   const store = await LocalStore.open(ctx.storeRoot);
+  const secrets = await prepareSecrets(options.secrets ?? [], options.env ?? {}, store);
   const opened: OpenedImage[] = [];
   const apiCtx = { ...ctx, platform };
   const track = (image: OpenedImage): BaseImage => {
@@ -95,6 +102,8 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
         buildContexts: options.buildContexts ?? {},
         noCache: options.noCache === true,
         sourceDateEpoch: ctx.sourceDateEpoch,
+        secrets: secrets.files,
+        network: options.network ?? 'none',
       },
       {
         store,
@@ -136,7 +145,45 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
     return result;
   } finally {
     await Promise.all(opened.map((o) => o.close()));
+    await secrets.cleanup();
   }
+}
+
+/**
+ * `--secret id=ID,src=FILE` is used in place; `env=VAR` is written to a private file (mode 0600) for
+ * the build's duration. Secret values never reach the engine's keys, history or layers.
+ */
+async function prepareSecrets(specs: readonly string[], env: Readonly<Record<string, string | undefined>>, store: LocalStore): Promise<{ files: Record<string, string>; cleanup: () => Promise<void> }> {
+  const files: Record<string, string> = {};
+  let dir: string | undefined;
+  for (const spec of specs) {
+    const fields = new Map(spec.split(',').map((p) => {
+      const eq = p.indexOf('=');
+      return eq < 0 ? [p, ''] as const : [p.slice(0, eq), p.slice(eq + 1)] as const;
+    }));
+    const id = fields.get('id');
+    if (!id) throw new StrataError('E_USAGE', `--secret ${spec.replace(/=.*/, '=…')}: needs id=ID`);
+    const src = fields.get('src') ?? fields.get('source');
+    const envName = fields.get('env');
+    if (src) {
+      files[id] = resolve(src);
+      await stat(files[id]).catch((cause: unknown) => {
+        throw ioError(`read --secret ${id}`, files[id]!, cause);
+      });
+    } else {
+      const name = envName ?? id;
+      const value = env[name];
+      if (value === undefined) throw new StrataError('E_USAGE', `--secret id=${id}: environment variable ${name} is not set`);
+      if (!dir) {
+        await mkdir(store.tmpDir, { recursive: true });
+        dir = await mkdtemp(join(store.tmpDir, 'secrets-'));
+      }
+      const file = join(dir, id.replace(/[^A-Za-z0-9._-]/g, '_'));
+      await writeFile(file, value, { mode: 0o600 });
+      files[id] = file;
+    }
+  }
+  return { files, cleanup: async () => { if (dir) await rm(dir, { recursive: true, force: true }); } };
 }
 
 function pickExecutor(name: string | undefined): Executor {

@@ -41,6 +41,10 @@ export interface BuildInput {
   buildContexts: Readonly<Record<string, string>>;
   noCache: boolean;
   sourceDateEpoch?: number | undefined;
+  /** `--secret id=ID,src=FILE`: host files RUN --mount=type=secret can read; never in a layer or history. */
+  secrets?: Readonly<Record<string, string>> | undefined;
+  /** The default network for RUN steps (`--network`); `none` unless the user asks. */
+  network?: 'none' | 'host' | undefined;
 }
 
 export interface BuildOutcome {

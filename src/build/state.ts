@@ -13,6 +13,11 @@ export interface StageState {
   /** ENTRYPOINT set in this stage (which clears an inherited CMD, as docker does). */
   entrypointSet: boolean;
   cmdSet: boolean;
+  /**
+   * The stage's private unpacked root filesystem, in step with the first `layers` layers of the
+   * image: consecutive RUN steps reuse it, later layers are applied on top instead of unpacking again.
+   */
+  rootfs?: { dir: string; layers: number } | undefined;
   /** Where the Dockerfile lives, for messages. */
   file: string;
   escapeToken: '\\' | '`';

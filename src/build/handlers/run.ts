@@ -1,27 +1,172 @@
+import { mkdir } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { StrataError, isStrataError } from '../../errors/index.js';
+import { digestOf, digestHex } from '../../digest/index.js';
 import type { RunInstruction } from '../../dockerfile/index.js';
+import type { RunMount } from '../../exec/index.js';
+import { RUN_EXCLUDES, captureChanges, extractImageToDirectory, snapshotRootfs } from '../../layer/index.js';
+import { readFileSync } from 'node:fs';
+import { readInHostRoot, resolveInHostRoot } from '../host-root.js';
+import { PROXY_ARGS, expansionEnv } from '../args.js';
+import { stepCacheKey } from '../cache.js';
+import { expandInStage } from '../expand.js';
+import { imageRootfs } from '../imagefs.js';
+import { parseMountSpec, type MountSpec } from '../mounts.js';
 import type { BuildSession } from '../session.js';
 import type { StageState } from '../state.js';
-import type { CopyContext } from './copy.js';
+import { resolveExecUser } from '../users.js';
+import { buildContextRoot, type CopyContext } from './copy.js';
+import { commitLayerStep, replayCached } from './layer-step.js';
 import { commandLine } from './metadata.js';
 
 /**
- * RUN hands the command to the executor. With the `none` executor (the default) the build stops
- * here with an error naming the line; the executors that run commands and capture their changes
- * as a layer come with the executor work (issue 7), and until then every other name is refused
- * when the build starts.
+ * RUN: the command goes to the executor in the stage's private root filesystem; what it changed
+ * (compared by stat data with a snapshot taken just before) becomes the step's layer. The key
+ * covers the parent image, the command, its environment and its mounts' definitions, as docker's
+ * does: RUN steps are cached by what they are, not by what they read from the network.
  */
 export async function runRun(state: StageState, ins: RunInstruction, session: BuildSession, cc: CopyContext): Promise<'cached' | 'done'> {
-  const args = commandLine(state, ins.args, ins.prependShell);
-  await session.deps.executor.run({
-    rootfs: '',
-    args,
-    env: state.image.config.config?.Env ?? [],
-    user: { uid: 0, gid: 0 },
-    workdir: state.image.config.config?.WorkingDir || '/',
-    mounts: [],
-    network: 'none',
-    platform: { os: state.image.config.os, architecture: state.image.config.architecture },
-    where: cc.at,
+  const line = ins.location.line;
+  const warn = (m: string, w?: string): void => session.warn(m, w);
+  const expand = (w: string): string => expandInStage(state, w, line, warn);
+  const args = runArgs(state, ins);
+  const mountSpecs = ins.mounts.map((m) => parseMountSpec(expand(m), cc.at));
+  const network = networkMode(ins.network, session, cc.at);
+  const config = state.image.config.config ?? {};
+
+  // The step sees the image's Env plus the ARGs in scope that Env does not set, as docker does.
+  const env = [...expansionEnv(state.args, config.Env)].map(([k, v]) => `${k}=${v}`);
+  const argsInScope = [...state.args].filter(([k]) => !PROXY_ARGS.has(k) && !(config.Env ?? []).some((e) => e.startsWith(`${k}=`)));
+  const createdBy = `RUN ${argsInScope.length ? `|${argsInScope.length} ${argsInScope.map(([k, v]) => `${k}=${v}`).join(' ')} ` : ''}${args.join(' ')} # strata`;
+  const key = stepCacheKey({
+    parent: state.image,
+    instruction: { kind: 'RUN', args, mounts: mountSpecs.map((m) => ({ ...m, source: m.type === 'secret' ? undefined : m.source })), network },
+    env: [...env].sort(),
   });
-  return 'done';
+  if (session.deps.executor.name !== 'none' && (await replayCached(state, session, key))) return 'cached';
+
+  const rootfs = await privateRootfs(state, session);
+  const exclude = [...RUN_EXCLUDES];
+  const mounts: RunMount[] = [];
+  try {
+    for (const spec of mountSpecs) {
+      const mount = await resolveMount(spec, state, session, cc, env);
+      if (mount) {
+        mounts.push(mount);
+        exclude.push(mount.target);
+      }
+    }
+    const fsUser = userFiles(rootfs);
+    const user = resolveExecUser(config.User || 'root', fsUser.passwd, fsUser.group);
+    const before = await snapshotRootfs(rootfs, { exclude, signal: session.deps.signal });
+    const result = await session.deps.executor.run({
+      rootfs,
+      args,
+      env,
+      user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
+      workdir: config.WorkingDir || '/',
+      mounts,
+      network,
+      platform: { os: state.image.config.os, architecture: state.image.config.architecture, ...(state.image.config.variant ? { variant: state.image.config.variant } : {}) },
+      where: cc.at,
+      onOutput: (stream, chunk) => session.deps.events?.({ type: 'output', where: cc.at, stream, text: chunk.toString('utf8') }),
+      ...(session.deps.signal ? { signal: session.deps.signal } : {}),
+    });
+    if (result.exitCode !== 0) {
+      throw new StrataError('E_RUN_FAILED', `${cc.at}: RUN ${args.join(' ')} exited with code ${result.exitCode}`);
+    }
+    const changes = await captureChanges(rootfs, before, { exclude: mounts.map((m) => m.target), signal: session.deps.signal });
+    await commitLayerStep(state, session, key, changes, createdBy);
+    state.rootfs = { dir: rootfs, layers: state.image.layers.length };
+    return 'done';
+  } catch (cause) {
+    // The root filesystem may be half changed; the next step unpacks a fresh one.
+    state.rootfs = undefined;
+    if (isStrataError(cause) && !cause.message.startsWith(cc.at)) {
+      throw new StrataError(cause.code, `${cc.at}: ${cause.message}`, { hint: cause.hint, cause });
+    }
+    throw cause;
+  }
+}
+
+/** Shell form runs through the stage's SHELL; a heredoc-only command (`RUN <<EOF`) runs its body. */
+function runArgs(state: StageState, ins: RunInstruction): string[] {
+  const heredoc = ins.heredocs[0];
+  if (ins.prependShell && heredoc && ins.args.join(' ').trim().startsWith('<<')) {
+    return [...state.shell, heredoc.content];
+  }
+  return commandLine(state, ins.args, ins.prependShell);
+}
+
+function networkMode(flag: string | undefined, session: BuildSession, at: string): 'none' | 'host' {
+  if (flag === undefined || flag === 'default') return session.input.network ?? 'none';
+  if (flag === 'none' || flag === 'host') return flag;
+  throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: RUN --network=${flag} is not supported; use none, host or default`);
+}
+
+/** The stage's own unpacked root, brought up to date with the image (never shared with another stage). */
+async function privateRootfs(state: StageState, session: BuildSession): Promise<string> {
+  const layers = state.image.layers;
+  if (state.rootfs && state.rootfs.layers <= layers.length) {
+    const missing = layers.slice(state.rootfs.layers).map((l) => l.descriptor);
+    if (missing.length) {
+      await extractImageToDirectory(missing, state.reader, state.rootfs.dir, { privileged: session.deps.privileged === true, signal: session.deps.signal });
+      state.rootfs.layers = layers.length;
+    }
+    return state.rootfs.dir;
+  }
+  const dir = await session.tempDir('run-rootfs');
+  await extractImageToDirectory(layers.map((l) => l.descriptor), state.reader, dir, { privileged: session.deps.privileged === true, signal: session.deps.signal });
+  state.rootfs = { dir, layers: layers.length };
+  return dir;
+}
+
+function userFiles(rootfs: string): { passwd?: string; group?: string } {
+  const out: { passwd?: string; group?: string } = {};
+  const passwd = readInHostRoot(rootfs, '/etc/passwd');
+  const group = readInHostRoot(rootfs, '/etc/group');
+  if (passwd !== undefined) out.passwd = passwd;
+  if (group !== undefined) out.group = group;
+  return out;
+}
+
+async function resolveMount(spec: MountSpec, state: StageState, session: BuildSession, cc: CopyContext, env: string[]): Promise<RunMount | undefined> {
+  const target = posix.resolve(state.image.config.config?.WorkingDir || '/', spec.target ?? '/');
+  switch (spec.type) {
+    case 'cache': {
+      const id = spec.id ?? target;
+      const dir = join(session.deps.store.root, 'cache', 'mounts', digestHex(digestOf(id)).slice(0, 32));
+      await mkdir(dir, { recursive: true });
+      return { type: 'cache', target, source: dir, readonly: false };
+    }
+    case 'tmpfs':
+      return { type: 'tmpfs', target };
+    case 'secret': {
+      const id = spec.id ?? posix.basename(target);
+      const file = session.input.secrets?.[id];
+      if (!file) {
+        if (spec.required) throw new StrataError('E_BUILD', `${cc.at}: secret "${id}" is required but was not given`, { hint: `pass --secret id=${id},src=FILE or --secret id=${id},env=VAR` });
+        return undefined;
+      }
+      if (spec.env !== undefined) {
+        env.push(`${spec.env}=${readFileSync(file, 'utf8')}`);
+        return undefined;
+      }
+      return { type: 'secret', target, source: file, readonly: true };
+    }
+    case 'bind': {
+      let rootDir: string;
+      if (spec.from !== undefined) {
+        const src = await cc.stageSource(spec.from);
+        rootDir = 'dir' in src ? src.dir : await imageRootfs(session, 'state' in src ? src.state.image : src.image, 'state' in src ? src.state.reader : src.reader);
+      } else {
+        rootDir = (await buildContextRoot(session)).dir;
+      }
+      const source = resolveInHostRoot(rootDir, `/${spec.source ?? ''}`);
+      if (!source) throw new StrataError('E_NOT_FOUND', `${cc.at}: --mount source ${spec.source ?? '/'} is not in ${spec.from ?? 'the build context'}`);
+      return { type: 'bind', target, source, readonly: spec.readonly };
+    }
+    case 'ssh':
+      throw new StrataError('E_BUILD', `${cc.at}: RUN --mount=type=ssh is not supported yet`, { hint: 'fetch private sources before the build, or use a secret mount' });
+  }
 }
