@@ -37,3 +37,5 @@ export {
   type ResolveOutcome as RootResolveOutcome,
   type ResolveOptions as RootResolveOptions,
 } from './secure-join.js';
+export { snapshotRootfs, type RootfsSnapshot, type SnapshotEntry, type SnapshotOptions } from './snapshot.js';
+export { captureChanges, RUN_EXCLUDES, type CaptureOptions } from './changes.js';
