@@ -43,7 +43,11 @@ export async function runRun(state: StageState, ins: RunInstruction, session: Bu
     instruction: { kind: 'RUN', args, mounts: mountSpecs.map((m) => ({ ...m, source: m.type === 'secret' ? undefined : m.source })), network },
     env: [...env].sort(),
   });
-  if (session.deps.executor.name !== 'none' && (await replayCached(state, session, key))) return 'cached';
+  if (session.deps.executor.name === 'none') {
+    // Nothing can run: say so at the line before any work is done (the none executor throws).
+    await session.deps.executor.run({ rootfs: '', args, env: [], user: { uid: 0, gid: 0 }, workdir: '/', mounts: [], network, platform: { os: state.image.config.os, architecture: state.image.config.architecture }, where: cc.at });
+  }
+  if (await replayCached(state, session, key)) return 'cached';
 
   const rootfs = await privateRootfs(state, session);
   const exclude = [...RUN_EXCLUDES];
