@@ -8,7 +8,10 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createProgress } from '../../cli/progress.js';
+import type { Digest, TransferEvent } from '../../src/index.js';
 import { RegistryClient, pushImage } from '../../src/registry/index.js';
 import { CLI, strata, type CliResult } from '../helpers/cli.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
@@ -236,5 +239,50 @@ describeWithTools(['docker-registry', 'htpasswd', 'skopeo'], 'strata login/logou
     expect(result.stderr).toContain('WARNING! Using --password via the CLI is insecure');
     expect(result.stderr).not.toContain(password);
     ok(await strata(['logout', reg.host], env));
+  });
+});
+
+describe('progress rendering (cli/progress.ts)', () => {
+  const digest = `sha256:${'ab'.repeat(32)}` as Digest;
+  const events: TransferEvent[] = [
+    { type: 'blob-start', direction: 'push', digest, size: 2048, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip' },
+    { type: 'blob-bytes', direction: 'push', digest, bytes: 1024, size: 2048 },
+    { type: 'blob-bytes', direction: 'push', digest, bytes: 2048, size: 2048 },
+    { type: 'blob-done', direction: 'push', digest, size: 2048 },
+    { type: 'manifest-done', direction: 'push', digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', reference: 'r/x:1' },
+  ];
+  const render = (mode: 'tty' | 'plain' | 'json' | 'quiet'): string => {
+    const out = new PassThrough();
+    let text = '';
+    out.on('data', (d: Buffer) => (text += d.toString()));
+    let t = 0;
+    const progress = createProgress(mode, out, false, () => (t += 1000));
+    for (const e of events) progress.listener?.(e);
+    progress.finish();
+    return text;
+  };
+
+  it('tty: one redrawn line per blob with bytes and speed', () => {
+    const text = render('tty');
+    expect(text).toContain('\x1b[');
+    expect(text).toMatch(/push abababababab {2}\[=+ *\] {2}1\.0 KiB \/ 2\.0 KiB {2}\S+ B\/s/);
+    expect(text).toMatch(/push abababababab {2}done {2}2\.0 KiB/);
+    expect(text).toContain('pushed manifest r/x:1');
+  });
+
+  it('plain: lines without escape codes or byte counts', () => {
+    const text = render('plain');
+    expect(text).not.toContain('\x1b[');
+    expect(text.trim().split('\n')).toEqual([
+      'push abababababab: 2.0 KiB',
+      expect.stringMatching(/^push abababababab: done 2\.0 KiB in \d+\.\d s/),
+      'pushed manifest r/x:1',
+    ]);
+  });
+
+  it('json: one parseable event per line; quiet: nothing', () => {
+    const lines = render('json').trim().split('\n').map((l) => JSON.parse(l) as TransferEvent);
+    expect(lines.map((e) => e.type)).toEqual(['blob-start', 'blob-bytes', 'blob-bytes', 'blob-done', 'manifest-done']);
+    expect(render('quiet')).toBe('');
   });
 });
