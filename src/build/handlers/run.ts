@@ -61,7 +61,7 @@ export async function runRun(state: StageState, ins: RunInstruction, session: Bu
       }
     }
     const fsUser = userFiles(rootfs);
-    const user = resolveExecUser(config.User || 'root', fsUser.passwd, fsUser.group);
+    const user = resolveExecUser(config.User || '0', fsUser.passwd, fsUser.group);
     const before = await snapshotRootfs(rootfs, { exclude, signal: session.deps.signal });
     const result = await session.deps.executor.run({
       rootfs,
