@@ -4,7 +4,7 @@ import { StrataError, buildImage, formatBytes, familiarImageName, ioError } from
 import type { CliContext } from '../context.js';
 import { buildEventRenderer, type ProgressMode } from '../build-progress.js';
 import { apiContext, collect, writeLine } from '../options.js';
-import { registryIo } from '../registry-io.js';
+import { withRegistry } from '../registry-io.js';
 
 interface BuildFlags {
   file?: string;
@@ -25,6 +25,7 @@ interface BuildFlags {
   metadataFile?: string;
   sourceDateEpoch?: string;
   insecureRegistry: string[];
+  caCert?: string;
   secret: string[];
   network?: string;
 }
@@ -74,7 +75,8 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--iidfile <file>', 'write the image ID (config digest) to a file')
     .option('--metadata-file <file>', 'write build result metadata (digests, names) as JSON')
     .option('--source-date-epoch <seconds>', 'fix timestamps for a reproducible image (default: $SOURCE_DATE_EPOCH)')
-    .option('--insecure-registry <host>', 'allow plain HTTP to this registry; repeatable', collect, [])
+    .option('--insecure-registry <host[:port]>', 'allow plain HTTP to this registry (loopback registries are allowed anyway); repeatable', collect, [])
+    .option('--ca-cert <file>', 'PEM file of CA certificates to trust for registries with a private CA')
     .action(async (contextArg: string, flags: BuildFlags) => {
       if (!['auto', 'plain', 'tty', 'json', 'quiet'].includes(flags.progress)) throw new StrataError('E_USAGE', `--progress must be auto, plain, tty, json or quiet, got "${flags.progress}"`);
       if (flags.cacheFrom.length || flags.cacheTo) throw new StrataError('E_USAGE', '--cache-from and --cache-to are not supported yet; the local cache is used automatically');
@@ -94,7 +96,8 @@ export function register(program: Command, ctx: CliContext): void {
         dockerfile = 'Dockerfile';
       }
       const render = buildEventRenderer(flags.progress as ProgressMode, ctx.stderr, ctx.isTty);
-      const result = await buildImage(
+      const registryFlags = { insecureRegistry: flags.insecureRegistry, progress: flags.progress, ...(flags.caCert !== undefined ? { caCert: flags.caCert } : {}) };
+      const result = await withRegistry(ctx, api, registryFlags, (io) => buildImage(
         {
           contextDir,
           dockerfile,
@@ -117,8 +120,8 @@ export function register(program: Command, ctx: CliContext): void {
           events: render,
         },
         api,
-        registryIo(ctx, api),
-      );
+        io,
+      ));
       if (flags.progress !== 'quiet') {
         const seconds = ((Date.now() - started) / 1000).toFixed(1);
         ctx.stderr.write(`=> built ${result.manifest.digest} (${formatBytes(result.size)}, ${result.steps.cached}/${result.steps.total} steps cached, ${seconds}s)\n`);
