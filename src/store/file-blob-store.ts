@@ -9,6 +9,9 @@ import type { Descriptor } from '../oci/index.js';
 import { tempPathFor } from './atomic.js';
 import type { BlobStore, ReadOptions } from './types.js';
 
+// Large writes: socket reads arrive in small chunks, and batching them (writev) halves the syscalls.
+const WRITE_BUFFER = 4 * 1024 * 1024;
+
 type BlobData = Readable | AsyncIterable<Uint8Array> | Uint8Array;
 
 function toReadable(data: BlobData): Readable {
@@ -126,7 +129,7 @@ export class FileBlobStore implements BlobStore {
   private async pipeToFile(tmp: string, data: BlobData, through: Transform, options: ReadOptions): Promise<void> {
     try {
       await mkdir(join(tmp, '..'), { recursive: true });
-      await pipeline(toReadable(data), through, createWriteStream(tmp, { flags: 'wx' }), options.signal ? { signal: options.signal } : {});
+      await pipeline(toReadable(data), through, createWriteStream(tmp, { flags: 'wx', highWaterMark: WRITE_BUFFER }), options.signal ? { signal: options.signal } : {});
     } catch (cause) {
       await rm(tmp, { force: true });
       if (cause instanceof StrataError) throw cause;
