@@ -4,7 +4,8 @@ import { StrataError } from '../errors/index.js';
 import { expandWord, parseDockerfile, type Instruction, type ParsedDockerfile } from '../dockerfile/index.js';
 import { emptyImage, setCreated, updateContainerConfig, type Image } from '../image/index.js';
 import { formatPlatform, normalizePlatform, parsePlatform, type Platform } from '../oci/index.js';
-import { CompositeBlobReader, type BlobReader } from '../store/index.js';
+import { CompositeBlobReader } from '../store/index.js';
+import { ContextStatCache } from '../context/index.js';
 import { platformArgs } from './args.js';
 import { LocalStepCache } from './cache.js';
 import type { BuildEvent } from './events.js';
@@ -29,11 +30,15 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
   const warned = new Set<string>();
   const temps: string[] = [];
   const memos = new Map<string, Promise<unknown>>();
+  const statCacheFile = join(deps.store.root, 'cache', 'context-stats.json');
+  const statCache = new ContextStatCache();
+  await statCache.load(statCacheFile);
   const created = (input.sourceDateEpoch !== undefined ? new Date(input.sourceDateEpoch * 1000) : deps.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
   const session: BuildSession = {
     deps,
     input,
     cache: input.noCache ? undefined : LocalStepCache.forStore(deps.store.root, deps.store.blobs),
+    statCache,
     created,
     warn(message, at) {
       const text = at ? `${at}: ${message}` : message;
@@ -91,6 +96,7 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
       image = updateContainerConfig(image, (c) => ({ ...c, Labels: { ...(c.Labels ?? {}), ...input.labels } }));
     }
     image = setCreated(image, created);
+    await statCache.save(statCacheFile);
     return { image, reader: final.state.reader, warnings, steps: { total, cached: counter.cached }, parsed };
   } finally {
     await results.closeAll();

@@ -5,6 +5,7 @@ import type { Executor } from '../exec/index.js';
 import type { ParsedDockerfile } from '../dockerfile/index.js';
 import type { BuildEventSink } from './events.js';
 import type { LocalStepCache } from './cache.js';
+import type { ContextStatCache } from '../context/index.js';
 
 /** An image the build starts from: its value and where its blobs can be read. */
 export interface BaseImage {
@@ -61,6 +62,8 @@ export interface BuildSession {
   deps: BuildDeps;
   input: BuildInput;
   cache: LocalStepCache | undefined;
+  /** Content digests of context files by stat data, kept in the store so an unchanged file is not reread. */
+  statCache: ContextStatCache;
   created: string;
   warn(message: string, at?: string): void;
   /** A scratch directory on the store's file system, removed when the build ends. */

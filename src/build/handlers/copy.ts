@@ -132,7 +132,9 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
   }
 
   const keyParts = plan.keyParts();
-  const filesDigest = await hashSources(keyParts.files, { includeOwnership: false, signal: session.deps.signal });
+  // Only context files go through the stat cache: other roots are temporary directories.
+  const statCache = from === undefined ? session.statCache : undefined;
+  const filesDigest = await hashSources(keyParts.files, { includeOwnership: false, statCache, signal: session.deps.signal });
   const key = stepCacheKey({
     parent: state.image,
     instruction: { kind: ins.kind, sources, dest: destAbs, from: fromKey, chown: chownSpec ?? null, chmod: chmodSpec ?? null, link: ins.link, parents, excludes },
