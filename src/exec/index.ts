@@ -1,2 +1,10 @@
 export * from './types.js';
 export * from './none.js';
+export { chrootExecutor, shellQuote, type ChrootExecutorOptions } from './chroot.js';
+export { bwrapExecutor, DOCKER_CAPABILITIES, type BwrapExecutorOptions } from './bwrap.js';
+export { ociRuntimeExecutor, runcExecutor, crunExecutor, runtimeConfig, type OciRuntimeExecutorOptions } from './runc.js';
+export { commandExecutor, type CommandExecutorOptions, type CommandRunDescription } from './command.js';
+export { detectExecutors } from './detect.js';
+export { createExecutor, EXECUTOR_NAMES, type CreateExecutorOptions } from './registry.js';
+export { runCaptureExcludes, secretTarget, MountStubs, type MountPoint } from './mounts.js';
+export { OutputTail, TAIL_LINES, runFailed, DEFAULT_PATH } from './process.js';

@@ -1,8 +1,12 @@
 import { StrataError } from '../errors/index.js';
+import { detectExecutors } from './detect.js';
 import type { Executor, RunRequest, RunResult } from './types.js';
 
-/** The default executor: strata builds images without running anything, so RUN is an error. */
-export function noneExecutor(alternatives: () => Promise<string[]> = async () => []): Executor {
+/**
+ * The default executor: strata builds images without running anything, so RUN is an error that names the
+ * executors this machine could use (detectExecutors unless `alternatives` is given).
+ */
+export function noneExecutor(alternatives: () => Promise<string[]> = detectExecutors): Executor {
   return {
     name: 'none',
     available: async () => ({ ok: true }),

@@ -22,6 +22,7 @@ export interface RunRequest {
   user: { uid: number; gid: number; additionalGids?: number[] };
   /** Absolute working directory inside the rootfs. */
   workdir: string;
+  /** Made in this order; secret targets default to `/run/secrets/<id>` (secretTarget), set by the engine. */
   mounts: readonly RunMount[];
   network: 'none' | 'host';
   platform: Platform;
@@ -32,6 +33,11 @@ export interface RunRequest {
   signal?: AbortSignal;
 }
 
+/**
+ * What a finished step reports. Built-in executors resolve only when the command exited 0; a non-zero exit
+ * rejects with `StrataError('E_RUN_FAILED', '<where>: RUN … exited with code N', { hint: last output lines })`,
+ * because only the executor has the output to quote. `exitCode` is therefore always 0 from them.
+ */
 export interface RunResult {
   exitCode: number;
 }

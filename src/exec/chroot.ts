@@ -1,0 +1,135 @@
+import { StrataError } from '../errors/index.js';
+import { MountStubs, checkMount, ensureWorkdir, makeNetworkFiles, mountKind, mountReadonly, type MountPoint } from './mounts.js';
+import { findBinary, isRoot, runFailed, runProcess, stepEnv } from './process.js';
+import type { Executor, RunRequest, RunResult } from './types.js';
+
+/** Host device nodes bound into the sandbox's private /dev, as docker's default set. */
+const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
+/** Exit status the setup script uses, so a failed mount is not mistaken for the command's own exit code. */
+const SETUP_FAILED = 125;
+
+export interface ChrootExecutorOptions {
+  /** Where to look for unshare, mount, chroot and env; a standard system PATH by default. */
+  path?: string;
+}
+
+/**
+ * Runs a step as root with `unshare` (mount, pid, uts, ipc and, unless the step asks for the host network, net
+ * namespaces) and a chroot into the rootfs. A generated shell script, run by the host's /bin/sh inside the new
+ * namespaces, mounts /proc, a private /dev, a read-only /sys, /etc/hosts and /etc/resolv.conf and the step's
+ * mounts, then `env -i` sets exactly the step's environment and `unshare --root --wd --setuid --setgid` (or
+ * `chroot --userspec --groups` when the user has supplementary groups) enters the rootfs. Every mount dies with
+ * the namespace; mount points the rootfs lacked are removed afterwards.
+ */
+export function chrootExecutor(options: ChrootExecutorOptions = {}): Executor {
+  const tools = (): Record<'sh' | 'unshare' | 'mount' | 'chroot' | 'env', string | undefined> => ({
+    sh: findBinary('sh', options.path),
+    unshare: findBinary('unshare', options.path),
+    mount: findBinary('mount', options.path),
+    chroot: findBinary('chroot', options.path),
+    env: findBinary('env', options.path),
+  });
+  return {
+    name: 'chroot',
+    async available() {
+      if (!isRoot()) return { ok: false, reason: 'the chroot executor needs root (mount namespaces and chroot); run as root, or use --executor bwrap where user namespaces are allowed' };
+      const missing = Object.entries(tools()).filter(([, path]) => path === undefined).map(([name]) => name);
+      if (missing.length > 0) return { ok: false, reason: `the chroot executor needs ${missing.join(', ')} on the host (apt-get install util-linux mount coreutils)` };
+      return { ok: true };
+    },
+    async run(request: RunRequest): Promise<RunResult> {
+      const found = tools();
+      const available = await this.available();
+      if (!available.ok) throw new StrataError('E_RUN_UNSUPPORTED', `${request.where}: cannot RUN with the chroot executor: ${available.reason}`);
+      const bin = found as Record<keyof typeof found, string>;
+      for (const mount of request.mounts) checkMount(mount, request.where);
+
+      const stubs = new MountStubs(request.rootfs, request.where);
+      const files = await makeNetworkFiles(request.network);
+      try {
+        ensureWorkdir(request.rootfs, request.workdir, request.where);
+        const script = setupScript(request, bin, stubs, files);
+        const unshareArgs = ['--mount', '--pid', '--fork', '--kill-child', '--uts', '--ipc', '--propagation', 'private'];
+        if (request.network === 'none') unshareArgs.push('--net');
+        const result = await runProcess(bin.unshare, [...unshareArgs, '--', bin.sh, '-c', script], {
+          env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+          onOutput: request.onOutput,
+          signal: request.signal,
+        });
+        if (result.exitCode !== 0) throw runFailed(request, result.exitCode, result.tail);
+        return { exitCode: 0 };
+      } finally {
+        stubs.remove();
+        await files.dispose();
+      }
+    },
+  };
+}
+
+function setupScript(
+  request: RunRequest,
+  bin: Record<'sh' | 'unshare' | 'mount' | 'chroot' | 'env', string>,
+  stubs: MountStubs,
+  files: { hosts: string; resolvConf: string; hostname: string },
+): string {
+  const q = shellQuote;
+  const mount = q(bin.mount);
+  const lines: string[] = ['set -u', `fail() { echo "strata: sandbox setup failed: $*" >&2; exit ${SETUP_FAILED}; }`];
+  const at = (target: string, kind: 'dir' | 'file'): MountPoint => stubs.prepare(target, kind);
+
+  const proc = at('/proc', 'dir');
+  lines.push(`${mount} -t proc -o nosuid,nodev,noexec proc ${q(proc.hostPath)} || fail 'mount /proc'`);
+  const dev = at('/dev', 'dir');
+  lines.push(`${mount} -t tmpfs -o nosuid,noexec,mode=0755,size=65536k tmpfs ${q(dev.hostPath)} || fail 'mount /dev'`);
+  for (const name of DEVICES) {
+    const node = q(`${dev.hostPath}/${name}`);
+    lines.push(`: > ${node} && ${mount} --bind ${q(`/dev/${name}`)} ${node} || fail 'bind /dev/${name}'`);
+  }
+  lines.push(`mkdir -p ${q(`${dev.hostPath}/pts`)} ${q(`${dev.hostPath}/shm`)} && ${mount} -t tmpfs -o nosuid,nodev,noexec,mode=1777 shm ${q(`${dev.hostPath}/shm`)} || fail 'mount /dev/shm'`);
+  for (const [name, target] of [['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdout', '/proc/self/fd/1'], ['stderr', '/proc/self/fd/2']] as const) {
+    lines.push(`ln -s ${q(target)} ${q(`${dev.hostPath}/${name}`)} || fail 'link /dev/${name}'`);
+  }
+  const sys = at('/sys', 'dir');
+  lines.push(`${mount} -t sysfs -o ro,nosuid,nodev,noexec sysfs ${q(sys.hostPath)} || fail 'mount /sys'`);
+  for (const [target, source] of [['/etc/hosts', files.hosts], ['/etc/resolv.conf', files.resolvConf], ['/etc/hostname', files.hostname]] as const) {
+    const point = at(target, 'file');
+    lines.push(`${mount} --bind ${q(source)} ${q(point.hostPath)} || fail 'bind ${target}'`);
+  }
+  if (request.network === 'none') lines.push(`hostname strata 2>/dev/null; ip link set lo up 2>/dev/null; true`);
+  else lines.push('hostname strata 2>/dev/null; true');
+
+  for (const m of request.mounts) {
+    const point = at(m.target, mountKind(m));
+    const target = q(point.hostPath);
+    if (m.type === 'tmpfs') {
+      lines.push(`${mount} -t tmpfs -o nosuid,nodev,mode=1777 tmpfs ${target} || fail ${q(`tmpfs at ${m.target}`)}`);
+    } else {
+      lines.push(`${mount} --bind ${q(m.source ?? '')} ${target} || fail ${q(`${m.type} mount at ${m.target}`)}`);
+    }
+    if (mountReadonly(m)) lines.push(`${mount} -o remount,bind,ro ${target} || fail ${q(`read-only ${m.target}`)}`);
+  }
+
+  const env = stepEnv(request.env).map(q).join(' ');
+  const argv = request.args.map(q).join(' ');
+  const { uid, gid } = request.user;
+  const groups = request.user.additionalGids ?? [];
+  if (groups.length === 0) {
+    // unshare enters the root, changes directory inside it and drops to the user; setgid also clears the
+    // supplementary groups, which is why users that have some take the chroot path below.
+    lines.push(
+      `exec ${q(bin.env)} -i ${env} ${q(bin.unshare)} --root=${q(request.rootfs)} --wd=${q(request.workdir)} --setgid=${gid} --setuid=${uid} -- ${argv}`,
+    );
+  } else {
+    // chroot sets supplementary groups but always starts in /, so the rootfs's /bin/sh changes directory.
+    const all = [gid, ...groups.filter((g) => g !== gid)].join(',');
+    lines.push(
+      `exec ${q(bin.env)} -i ${env} ${q(bin.chroot)} --userspec=${uid}:${gid} --groups=${all} ${q(request.rootfs)} /bin/sh -c 'cd -- "$0" && exec "$@"' ${q(request.workdir)} ${argv}`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** Quotes a word for a POSIX shell. */
+export function shellQuote(word: string): string {
+  return `'${word.replace(/'/g, `'\\''`)}'`;
+}
