@@ -195,6 +195,31 @@ function executorSuite(name: string): void {
     }
   });
 
+  it('brings loopback up in the private network, as docker does', async () => {
+    const req = request(['/bin/ip', 'link', 'show', 'lo']);
+    await run(req);
+    expect(req.output()).toMatch(/<[^>]*\bUP\b[^>]*>/);
+  });
+
+  it('sets supplementary groups when the user has them', async (ctx) => {
+    // bwrap runs a non-root step as that uid in a one-id user namespace: no supplementary groups (documented).
+    if (name === 'bwrap') ctx.skip();
+    const req = request(['/bin/id', '-G'], { user: { uid: 1000, gid: 1000, additionalGids: [5, 6] }, workdir: '/tmp' });
+    await run(req);
+    expect(req.output().trim().split(' ').map(Number).sort((a, b) => a - b)).toEqual([5, 6, 1000]);
+  });
+
+  it('stops the step on abort and cleans up its mount points', async () => {
+    const controller = new AbortController();
+    const started = Date.now();
+    const running = executor.run(request(['/bin/sleep', '30'], { signal: controller.signal }));
+    setTimeout(() => controller.abort(), 300);
+    const error = await running.catch((e: unknown) => e);
+    expect(isStrataError(error, 'E_ABORTED')).toBe(true);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    for (const stub of ['proc', 'dev', 'etc/hosts']) expect(existsSync(join(rootfs, stub))).toBe(false);
+  });
+
   it('mounts a secret read-only that never reaches the layer', async () => {
     const secret = join(dir, 'secret.txt');
     await writeFile(secret, 'TOP-SECRET-VALUE', { mode: 0o600 });
