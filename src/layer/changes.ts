@@ -39,7 +39,9 @@ export async function captureChanges(root: string, before: RootfsSnapshot, optio
   const after = walkRootfs(root, exclude, options.signal);
   const old = before.entries;
 
-  // A directory with a new inode was removed and made again: nothing below it survives from the lower layers.
+  // A directory with a new inode was removed and made again (or another moved over it): nothing below it
+  // survives from the lower layers. When the filesystem hands the new directory the old inode number, the
+  // deleted children show up one by one instead and become whiteouts: a longer layer, the same result.
   const replaced = new Set<string>();
   for (const [path, now] of after) {
     const was = old.get(path);
@@ -52,8 +54,15 @@ export async function captureChanges(root: string, before: RootfsSnapshot, optio
 
   const out = new Map<string, LayerEntry>();
   for (const [path, now] of after) {
-    if (now.type === 'socket') continue; // a tar layer cannot hold one; docker leaves them out too
     const was = old.get(path);
+    if (now.type === 'socket') {
+      // A tar layer cannot hold a socket (docker leaves them out too); what it replaced must still disappear.
+      if (was !== undefined && was.type !== 'socket') {
+        const name = `${posix.dirname(path) === '.' ? '' : `${posix.dirname(path)}/`}${WHITEOUT_PREFIX}${posix.basename(path)}`;
+        out.set(name, whiteoutEntry(name));
+      }
+      continue;
+    }
     if (was !== undefined && !underReplaced(path) && !replaced.has(path) && !differs(now, was)) continue;
     const base = posix.basename(path);
     if (base.startsWith(WHITEOUT_PREFIX)) {

@@ -136,6 +136,38 @@ describe('captureChanges', () => {
     expect([...map.keys()].filter((k) => k.startsWith('cache/.wh.') && k !== 'cache/.wh..wh..opq')).toEqual([]);
   });
 
+  it('handles rm -rf then mkdir whether or not the inode number comes back: opaque or whiteouts, same result', async () => {
+    const store = new MemoryBlobStore();
+    const base = await writeLayer(await walkLayerTree(root), { compression: 'none', ownership: 'keep' }, store);
+    await snap();
+    await rm(join(root, 'cache'), { recursive: true });
+    await mkdir(join(root, 'cache'));
+    await writeFile(join(root, 'cache', 'y'), 'new y');
+    const changes = await captureChanges(root, snapshotBefore);
+    const map = byPath(changes);
+    expect(map.has('cache/.wh..wh..opq') || map.has('cache/.wh.old')).toBe(true);
+    const layer = await writeLayer(changes, { compression: 'none', ownership: 'keep' }, store);
+    const out = join(dir, 'out');
+    await mkdir(out);
+    await extractImageToDirectory([base.descriptor, layer.descriptor], store, out, { ownership: 'keep' });
+    expect(await describeTree(out)).toEqual(await describeTree(root));
+  });
+
+  it('a socket that replaced a file still deletes the file', async () => {
+    await snap();
+    await rm(join(root, 'data', 'keep'));
+    const { createServer } = await import('node:net');
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(join(root, 'data', 'keep'), resolve));
+    try {
+      const { map } = await capture();
+      expect(map.get('data/.wh.keep')).toBeDefined();
+      expect(map.has('data/keep')).toBe(false);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   it('emits mode, owner and symlink target changes', async () => {
     await snap();
     await chmod(join(root, 'data', 'keep'), 0o4750);
