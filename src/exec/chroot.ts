@@ -7,6 +7,7 @@ import type { Executor, RunRequest, RunResult } from './types.js';
 const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
 /** Exit status the setup script uses, so a failed mount is not mistaken for the command's own exit code. */
 const SETUP_FAILED = 125;
+const SETUP_MARKER = 'strata: sandbox setup failed: ';
 
 export interface ChrootExecutorOptions {
   /** Where to look for unshare, mount, chroot and env; a standard system PATH by default. */
@@ -56,6 +57,12 @@ export function chrootExecutor(options: ChrootExecutorOptions = {}): Executor {
           onOutput: request.onOutput,
           signal: request.signal,
         });
+        const setup = result.tail.find((line) => line.startsWith(SETUP_MARKER));
+        if (result.exitCode === SETUP_FAILED && setup !== undefined) {
+          throw new StrataError('E_RUN_FAILED', `${request.where}: the chroot sandbox could not be set up: ${setup.slice(SETUP_MARKER.length)}`, {
+            hint: `${result.tail.filter((line) => line !== setup).join('\n')}\ncheck the mount targets and that the rootfs has no symlinks where /proc, /dev, /sys or /etc are expected`.trim(),
+          });
+        }
         if (result.exitCode !== 0) throw runFailed(request, result.exitCode, result.tail);
         return { exitCode: 0 };
       } finally {
@@ -74,7 +81,7 @@ function setupScript(
 ): string {
   const q = shellQuote;
   const mount = q(bin.mount);
-  const lines: string[] = ['set -u', `fail() { echo "strata: sandbox setup failed: $*" >&2; exit ${SETUP_FAILED}; }`];
+  const lines: string[] = ['set -u', `fail() { echo "${SETUP_MARKER}$*" >&2; exit ${SETUP_FAILED}; }`];
   const at = (target: string, kind: 'dir' | 'file'): MountPoint => stubs.prepare(target, kind);
 
   const proc = at('/proc', 'dir');
