@@ -44,7 +44,16 @@ export interface RunResult {
 
 /**
  * Runs build steps. Executors only run commands; the engine prepares the root filesystem before and
- * turns its changes into a layer after.
+ * turns its changes into a layer after:
+ *
+ *     const exclude = runCaptureExcludes(request);            // sandbox paths + mount targets
+ *     const before = await snapshotRootfs(request.rootfs, { exclude });
+ *     await executor.run(request);                             // rejects E_RUN_FAILED on a non-zero exit
+ *     const entries = await captureChanges(request.rootfs, before, { exclude });
+ *     const layer = await writeLayer(entries, { ownership: 'keep', ... }, store);
+ *
+ * An executor leaves nothing of its own in the rootfs: mount points it had to create are removed when
+ * `run` settles, whether the step succeeded, failed or was aborted.
  */
 export interface Executor {
   readonly name: string;
