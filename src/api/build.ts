@@ -3,7 +3,7 @@ import { basename, isAbsolute, join, resolve } from 'node:path';
 import slugify from '@sindresorhus/slugify';
 import { StrataError, ioError, isStrataError } from '../errors/index.js';
 import { runBuild, type BaseImage, type BuildEventSink, type NamedContext } from '../build/index.js';
-import { noneExecutor, type Executor } from '../exec/index.js';
+import { createExecutor, detectExecutors, type Executor } from '../exec/index.js';
 import { serializeImage } from '../image/index.js';
 import { hostPlatform, parsePlatform, type Descriptor, type Platform } from '../oci/index.js';
 import { CompositeBlobReader, LocalStore, MemoryBlobReader, writeFileAtomic } from '../store/index.js';
@@ -57,8 +57,6 @@ export interface BuildImageResult {
   size: number;
 }
 
-const EXECUTORS = ['none'];
-
 /**
  * `strata build`: checks every option first (outputs, names, executor), runs the build engine,
  * and only then writes outputs, so a failed build writes nothing and moves no tag.
@@ -74,7 +72,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
   if (outputs.some((o) => o.type === 'registry' || (o.type === 'image' && o.push)) && defaultName) {
     throw new StrataError('E_USAGE', 'pushing needs a name: give -t REGISTRY/REPOSITORY:TAG');
   }
-  const executor = pickExecutor(options.executor);
+  const executor = await pickExecutor(options.executor, options.env ?? {});
   const platform: Platform = options.platform ? parsePlatform(options.platform) : ctx.platform ?? hostPlatform();
   const dockerfile = await readDockerfile(contextDir, options);
 
@@ -186,10 +184,16 @@ async function prepareSecrets(specs: readonly string[], env: Readonly<Record<str
   return { files, cleanup: async () => { if (dir) await rm(dir, { recursive: true, force: true }); } };
 }
 
-function pickExecutor(name: string | undefined): Executor {
-  const wanted = name ?? 'none';
-  if (wanted === 'none') return noneExecutor();
-  throw new StrataError('E_USAGE', `unknown executor "${wanted}"`, { hint: `executors: ${EXECUTORS.join(', ')} (RUN executors are not built yet)` });
+/** `--executor`: none (the default), chroot, bwrap, runc, crun or command:PATH. Checked before the build. */
+async function pickExecutor(name: string | undefined, env: Readonly<Record<string, string | undefined>>): Promise<Executor> {
+  const executor = createExecutor(name ?? 'none', { commandEnv: env });
+  const available = await executor.available();
+  if (!available.ok) {
+    throw new StrataError('E_RUN_UNSUPPORTED', `executor ${executor.name} cannot run here: ${available.reason}`, {
+      hint: `executors available on this machine: ${(await detectExecutors()).join(', ') || 'none'}`,
+    });
+  }
+  return executor;
 }
 
 async function readDockerfile(contextDir: string, options: BuildImageOptions): Promise<{ file: string; text: string }> {

@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { StrataError, isStrataError } from '../../errors/index.js';
 import { digestOf, digestHex } from '../../digest/index.js';
@@ -120,6 +120,8 @@ async function privateRootfs(state: StageState, session: BuildSession): Promise<
     return state.rootfs.dir;
   }
   const dir = await session.tempDir('run-rootfs');
+  // A sandbox running as the step's (non-root) USER must be able to reach the root it runs in.
+  await chmod(dir, 0o755);
   await extractImageToDirectory(layers.map((l) => l.descriptor), state.reader, dir, { privileged: session.deps.privileged === true, signal: session.deps.signal });
   state.rootfs = { dir, layers: layers.length };
   return dir;
