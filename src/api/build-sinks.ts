@@ -2,6 +2,7 @@ import { mkdtemp, rename, rm, stat, readdir, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { StrataError } from '../errors/index.js';
 import type { Image } from '../image/index.js';
+import { formatPlatform, type Platform } from '../oci/index.js';
 import { extractImageToDirectory, walkLayerTree, writeLayer } from '../layer/index.js';
 import { writeToLocalStore, writeToOciLayout, writeOciArchive, type ImageContent } from '../output/index.js';
 import { FileBlobStore, moveFileAtomic, type LocalStore } from '../store/index.js';
@@ -21,7 +22,12 @@ export interface SinkContext {
 }
 
 /** Writes a built image to every `--output`; returns what was written, in words. */
-export async function writeBuildOutputs(outputs: readonly BuildOutputSpec[], content: ImageContent, image: Image, sc: SinkContext): Promise<string[]> {
+export interface PlatformImage {
+  platform: Platform;
+  image: Image;
+}
+
+export async function writeBuildOutputs(outputs: readonly BuildOutputSpec[], content: ImageContent, images: readonly PlatformImage[], sc: SinkContext): Promise<string[]> {
   const written: string[] = [];
   for (const out of outputs) {
     switch (out.type) {
@@ -47,12 +53,14 @@ export async function writeBuildOutputs(outputs: readonly BuildOutputSpec[], con
         written.push(`docker-archive ${out.dest}`);
         break;
       case 'local':
-        await writeRootfsDirectory(out.dest, image, content, sc);
-        written.push(`root filesystem ${out.dest}`);
-        break;
       case 'tar':
-        await writeRootfsTar(out.dest, image, content, sc);
-        written.push(`root filesystem tar ${out.dest}`);
+        // Several platforms go to one subdirectory each (linux_amd64/, linux_arm64/), as buildx does.
+        for (const { platform, image } of images) {
+          const dest = images.length === 1 ? out.dest : join(out.dest, formatPlatform(platform).replace(/\//g, '_'));
+          if (out.type === 'local') await writeRootfsDirectory(dest, image, content, sc);
+          else await writeRootfsTar(images.length === 1 ? dest : `${dest}.tar`, image, content, sc);
+          written.push(`root filesystem${out.type === 'tar' ? ' tar' : ''} ${dest}`);
+        }
         break;
     }
   }

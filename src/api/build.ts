@@ -4,9 +4,10 @@ import slugify from '@sindresorhus/slugify';
 import { StrataError, ioError, isStrataError } from '../errors/index.js';
 import { runBuild, type BaseImage, type BuildEventSink, type NamedContext } from '../build/index.js';
 import { createExecutor, detectExecutors, type Executor } from '../exec/index.js';
-import { serializeImage } from '../image/index.js';
-import { hostPlatform, parsePlatform, type Descriptor, type Platform } from '../oci/index.js';
-import { CompositeBlobReader, LocalStore, MemoryBlobReader, writeFileAtomic } from '../store/index.js';
+import { imagePlatform, serializeImage, type Image, type SerializedImage } from '../image/index.js';
+import { MediaType, canonicalJsonBytes, formatPlatform, hostPlatform, parsePlatform, type Descriptor, type Index, type Platform } from '../oci/index.js';
+import { digestOf } from '../digest/index.js';
+import { CompositeBlobReader, LocalStore, MemoryBlobReader, writeFileAtomic, type BlobReader } from '../store/index.js';
 import type { RegistryIo } from './append.js';
 import { parseBuildOutput, type BuildOutputSpec } from './build-output.js';
 import { writeBuildOutputs } from './build-sinks.js';
@@ -73,62 +74,73 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
     throw new StrataError('E_USAGE', 'pushing needs a name: give -t REGISTRY/REPOSITORY:TAG');
   }
   const executor = await pickExecutor(options.executor, options.env ?? {});
-  const platform: Platform = options.platform ? parsePlatform(options.platform) : ctx.platform ?? hostPlatform();
+  const platforms = parsePlatforms(options.platform, ctx.platform);
+  if (platforms.length > 1 && outputs.some((o) => o.type === 'docker')) {
+    throw new StrataError('E_USAGE', '--output type=docker holds one platform; build one --platform at a time for it, or use type=oci');
+  }
   const dockerfile = await readDockerfile(contextDir, options);
 
   const store = await LocalStore.open(ctx.storeRoot);
   const secrets = await prepareSecrets(options.secrets ?? [], options.env ?? {}, store);
   const opened: OpenedImage[] = [];
-  const apiCtx = { ...ctx, platform };
   const track = (image: OpenedImage): BaseImage => {
     opened.push(image);
     return { image: image.image, reader: image.reader, description: image.description };
   };
-  const openBase = async (ref: string, p: Platform): Promise<BaseImage> => track(await openBaseImage(ref, { ...apiCtx, platform: p }, store, io));
+  const openBase = async (ref: string, p: Platform): Promise<BaseImage> => track(await openBaseImage(ref, { ...ctx, platform: p }, store, io));
   const openLayout = async (dirAndTag: string, p: Platform): Promise<BaseImage> =>
-    track(await openImage(parseImageLocation(`oci:${dirAndTag}`), { ...apiCtx, platform: p }, io));
+    track(await openImage(parseImageLocation(`oci:${dirAndTag}`), { ...ctx, platform: p }, io));
   try {
-    const outcome = await runBuild(
-      {
-        dockerfile,
-        contextDir,
-        buildArgs: options.buildArgs ?? {},
-        target: options.target,
-        platform,
-        buildPlatform: hostPlatform(),
-        labels: options.labels ?? {},
-        buildContexts: options.buildContexts ?? {},
-        noCache: options.noCache === true,
-        sourceDateEpoch: ctx.sourceDateEpoch,
-        secrets: secrets.files,
-        network: options.network ?? 'none',
-      },
-      {
-        store,
-        openImage: openBase,
-        openNamedContext: (name, value, p) => openNamedContext(name, value, p, openBase, openLayout, contextDir),
-        executor,
-        now: ctx.now,
-        events: options.events,
-        signal: options.signal,
-        privileged: typeof process.getuid === 'function' && process.getuid() === 0,
-      },
-    );
-    const serialized = serializeImage(outcome.image);
-    const memory = new MemoryBlobReader()
-      .add(serialized.config.descriptor.digest, serialized.config.bytes)
-      .add(serialized.manifest.descriptor.digest, serialized.manifest.bytes);
-    const content = { descriptor: serialized.manifest.descriptor, reader: new CompositeBlobReader([memory, store.blobs, outcome.reader]) };
-    const written = await writeBuildOutputs(outputs, content, outcome.image, { store, names, ctx: apiCtx, io, signal: options.signal });
-    const size = serialized.manifest.descriptor.size + serialized.config.descriptor.size + outcome.image.layers.reduce((n, l) => n + l.descriptor.size, 0);
+    const builds: PlatformBuild[] = [];
+    // One engine run per platform: each resolves its bases for its platform and sets the platform
+    // ARGs; content-identical layers come out with the same digest and are stored and pushed once.
+    for (const platform of platforms) {
+      const outcome = await runBuild(
+        {
+          dockerfile,
+          contextDir,
+          buildArgs: options.buildArgs ?? {},
+          target: options.target,
+          platform,
+          buildPlatform: hostPlatform(),
+          labels: options.labels ?? {},
+          buildContexts: options.buildContexts ?? {},
+          noCache: options.noCache === true,
+          sourceDateEpoch: ctx.sourceDateEpoch,
+          secrets: secrets.files,
+          network: options.network ?? 'none',
+        },
+        {
+          store,
+          openImage: openBase,
+          openNamedContext: (name, value, p) => openNamedContext(name, value, p, openBase, openLayout, contextDir),
+          executor,
+          now: ctx.now,
+          events: options.events,
+          signal: options.signal,
+          privileged: typeof process.getuid === 'function' && process.getuid() === 0,
+        },
+      );
+      builds.push({ platform, image: outcome.image, reader: outcome.reader, serialized: serializeImage(outcome.image), warnings: outcome.warnings, steps: outcome.steps });
+    }
+    const memory = new MemoryBlobReader();
+    for (const b of builds) {
+      memory.add(b.serialized.config.descriptor.digest, b.serialized.config.bytes).add(b.serialized.manifest.descriptor.digest, b.serialized.manifest.bytes);
+    }
+    const reader = new CompositeBlobReader([memory, store.blobs, ...builds.map((b) => b.reader)]);
+    const top = builds.length === 1 ? builds[0]!.serialized.manifest.descriptor : indexOver(builds, memory);
+    const content = { descriptor: top, reader };
+    const written = await writeBuildOutputs(outputs, content, builds.map((b) => ({ platform: b.platform, image: b.image })), { store, names, ctx: { ...ctx, platform: platforms[0] }, io, signal: options.signal });
+    const size = top.size + builds.reduce((n, b) => n + b.serialized.manifest.descriptor.size + b.serialized.config.descriptor.size + b.image.layers.reduce((m, l) => m + l.descriptor.size, 0), 0);
     const result: BuildImageResult = {
-      manifest: serialized.manifest.descriptor,
-      configDigest: serialized.config.descriptor.digest,
+      manifest: top,
+      // For a multi-platform build the index stands for the image, as buildx writes it.
+      configDigest: builds.length === 1 ? builds[0]!.serialized.config.descriptor.digest : top.digest,
       names,
       written,
       defaultName,
-      warnings: outcome.warnings,
-      steps: outcome.steps,
+      warnings: [...new Set(builds.flatMap((b) => b.warnings))],
+      steps: { total: builds.reduce((n, b) => n + b.steps.total, 0), cached: builds.reduce((n, b) => n + b.steps.cached, 0) },
       size,
     };
     if (options.iidFile) await writeFileAtomic(options.iidFile, result.configDigest);
@@ -182,6 +194,40 @@ async function prepareSecrets(specs: readonly string[], env: Readonly<Record<str
     }
   }
   return { files, cleanup: async () => { if (dir) await rm(dir, { recursive: true, force: true }); } };
+}
+
+interface PlatformBuild {
+  platform: Platform;
+  image: Image;
+  reader: BlobReader;
+  serialized: SerializedImage;
+  warnings: string[];
+  steps: { total: number; cached: number };
+}
+
+/** `--platform linux/amd64,linux/arm64`: each one normalized; the host's when none is given. */
+function parsePlatforms(text: string | undefined, fallback: Platform | undefined): Platform[] {
+  if (!text) return [fallback ?? hostPlatform()];
+  const seen = new Map<string, Platform>();
+  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const p = parsePlatform(part);
+    seen.set(formatPlatform(p), p);
+  }
+  if (seen.size === 0) throw new StrataError('E_USAGE', `--platform "${text}" names no platform`);
+  return [...seen.values()];
+}
+
+/** An OCI index over the per-platform manifests, each entry carrying its platform. */
+function indexOver(builds: readonly PlatformBuild[], memory: MemoryBlobReader): Descriptor {
+  const index: Index = {
+    schemaVersion: 2,
+    mediaType: MediaType.OciIndex,
+    manifests: builds.map((b) => ({ ...b.serialized.manifest.descriptor, platform: imagePlatform(b.image) })),
+  };
+  const bytes = canonicalJsonBytes(index);
+  const descriptor: Descriptor = { mediaType: MediaType.OciIndex, digest: digestOf(bytes), size: bytes.byteLength };
+  memory.add(descriptor.digest, bytes);
+  return descriptor;
 }
 
 /** `--executor`: none (the default), chroot, bwrap, runc, crun or command:PATH. Checked before the build. */

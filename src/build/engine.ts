@@ -229,7 +229,11 @@ async function openBase(p: StagePlan, session: BuildSession, platform: Platform,
     }
     case 'image': {
       deps.events?.({ type: 'pull', image: p.base.ref, state: 'resolving' });
-      const base = await deps.openImage(p.base.ref, platform);
+      const at = `${input.dockerfile.file}:${p.stage.from.location.line}`;
+      const base = await deps.openImage(p.base.ref, platform).catch((cause: unknown) => {
+        if (cause instanceof StrataError) throw new StrataError(cause.code, `${at}: FROM ${p.base.kind === 'image' ? p.base.ref : ''}: ${cause.message}`, { hint: cause.hint, cause });
+        throw cause;
+      });
       deps.events?.({ type: 'pull', image: p.base.ref, state: 'resolved' });
       return base;
     }

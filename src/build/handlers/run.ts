@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { readInHostRoot, resolveInHostRoot } from '../host-root.js';
 import { PROXY_ARGS, expansionEnv } from '../args.js';
 import { stepCacheKey } from '../cache.js';
+import { checkRunPlatform } from '../emulation.js';
 import { expandInStage } from '../expand.js';
 import { imageRootfs } from '../imagefs.js';
 import { parseMountSpec, type MountSpec } from '../mounts.js';
@@ -43,11 +44,13 @@ export async function runRun(state: StageState, ins: RunInstruction, session: Bu
     instruction: { kind: 'RUN', args, mounts: mountSpecs.map((m) => ({ ...m, source: m.type === 'secret' ? undefined : m.source })), network },
     env: [...env].sort(),
   });
+  const platform = { os: state.image.config.os, architecture: state.image.config.architecture, ...(state.image.config.variant ? { variant: state.image.config.variant } : {}) };
   if (session.deps.executor.name === 'none') {
     // Nothing can run: say so at the line before any work is done (the none executor throws).
     await session.deps.executor.run({ rootfs: '', args, env: [], user: { uid: 0, gid: 0 }, workdir: '/', mounts: [], network, platform: { os: state.image.config.os, architecture: state.image.config.architecture }, where: cc.at });
   }
   if (await replayCached(state, session, key)) return 'cached';
+  checkRunPlatform(platform, cc.at);
 
   const rootfs = await privateRootfs(state, session);
   const exclude = [...RUN_EXCLUDES];
@@ -71,7 +74,7 @@ export async function runRun(state: StageState, ins: RunInstruction, session: Bu
       workdir: config.WorkingDir || '/',
       mounts,
       network,
-      platform: { os: state.image.config.os, architecture: state.image.config.architecture, ...(state.image.config.variant ? { variant: state.image.config.variant } : {}) },
+      platform,
       where: cc.at,
       onOutput: (stream, chunk) => session.deps.events?.({ type: 'output', where: cc.at, stream, text: chunk.toString('utf8') }),
       ...(session.deps.signal ? { signal: session.deps.signal } : {}),
