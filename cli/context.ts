@@ -9,4 +9,6 @@ export interface CliContext {
   cwd: string;
   /** Whether stdout is a terminal (for progress bars). */
   isTty: boolean;
+  /** Whether the process runs as root (unpacked filesystems then keep their owners). */
+  isRoot?: boolean;
 }

@@ -9,5 +9,6 @@ const code = await runCli(process.argv.slice(2), {
   env: process.env,
   cwd: process.cwd(),
   isTty: process.stdout.isTTY === true,
+  isRoot: typeof process.getuid === 'function' && process.getuid() === 0,
 });
 process.exitCode = code;

@@ -23,6 +23,7 @@ export function apiContext(cli: CliContext, options: { platform?: string | undef
     now: () => new Date(),
     sourceDateEpoch: epoch,
     platform: options.platform ? parsePlatform(options.platform) : undefined,
+    privileged: cli.isRoot,
   };
 }
 

@@ -92,7 +92,7 @@ async function writeRootfsDirectory(dest: string, image: Image, content: ImageCo
   const tmp = await mkdtemp(join(dirname(dest), '.strata-rootfs-'));
   try {
     await extractImageToDirectory(image.layers.map((l) => l.descriptor), content.reader, tmp, {
-      privileged: typeof process.getuid === 'function' && process.getuid() === 0,
+      privileged: sc.ctx.privileged === true,
       signal: sc.signal,
     });
     if (existing) await rm(dest, { recursive: true, force: true });
@@ -111,7 +111,7 @@ async function writeRootfsTar(dest: string, image: Image, content: ImageContent,
     const root = join(work, 'rootfs');
     await mkdir(root);
     await extractImageToDirectory(image.layers.map((l) => l.descriptor), content.reader, root, {
-      privileged: typeof process.getuid === 'function' && process.getuid() === 0,
+      privileged: sc.ctx.privileged === true,
       signal: sc.signal,
     });
     const blobs = new FileBlobStore(join(work, 'blobs'));

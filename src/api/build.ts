@@ -118,7 +118,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
           now: ctx.now,
           events: options.events,
           signal: options.signal,
-          privileged: typeof process.getuid === 'function' && process.getuid() === 0,
+          privileged: ctx.privileged === true,
         },
       );
       builds.push({ platform, image: outcome.image, reader: outcome.reader, serialized: serializeImage(outcome.image), warnings: outcome.warnings, steps: outcome.steps });

@@ -13,6 +13,8 @@ export interface StrataContext {
   sourceDateEpoch?: number | undefined;
   /** The platform to pick from multi-platform images; the host's by default. */
   platform?: Platform | undefined;
+  /** The process may chown and create devices (runs as root): unpacked filesystems keep their owners. */
+  privileged?: boolean | undefined;
 }
 
 export function createdTime(ctx: StrataContext): string {
