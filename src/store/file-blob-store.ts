@@ -1,13 +1,13 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable, type Transform } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DigestingStream, VerifyingStream, digestAlgorithm, digestHex, parseDigest, type Digest } from '../digest/index.js';
+import { DigestingStream, VerifyingStream, digestAlgorithm, digestHex, parseDigest, sizeMismatch, type Digest } from '../digest/index.js';
 import { StrataError, errnoCode, ioError } from '../errors/index.js';
 import type { Descriptor } from '../oci/index.js';
 import { tempPathFor } from './atomic.js';
-import type { BlobStore, ReadOptions } from './types.js';
+import type { BlobStore, PutOptions, ReadOptions } from './types.js';
 
 // Large writes: socket reads arrive in small chunks, and batching them (writev) halves the syscalls.
 const WRITE_BUFFER = 4 * 1024 * 1024;
@@ -70,14 +70,15 @@ export class FileBlobStore implements BlobStore {
     return Buffer.concat(chunks);
   }
 
-  async putBlob(descriptor: Pick<Descriptor, 'digest' | 'size'>, data: BlobData, options: ReadOptions = {}): Promise<void> {
+  async putBlob(descriptor: Pick<Descriptor, 'digest' | 'size'>, data: BlobData, options: PutOptions = {}): Promise<void> {
     const finalPath = this.blobPath(descriptor.digest);
     if (await this.hasBlob(descriptor)) {
       // Already present (content addressing makes it the same bytes); drain nothing, just release the source.
       if (data instanceof Readable) data.destroy();
       return;
     }
-    await this.writeThrough(finalPath, data, new VerifyingStream({ digest: descriptor.digest, size: descriptor.size }), options);
+    const check = options.sourceVerified && data instanceof Readable ? new SizeCheck(descriptor) : new VerifyingStream({ digest: descriptor.digest, size: descriptor.size });
+    await this.writeThrough(finalPath, data, check, options);
   }
 
   async ingestBlob(data: Readable | AsyncIterable<Uint8Array>, options: ReadOptions = {}): Promise<{ digest: Digest; size: number }> {
@@ -136,5 +137,24 @@ export class FileBlobStore implements BlobStore {
       if (cause instanceof Error && cause.name === 'AbortError') throw new StrataError('E_ABORTED', 'operation aborted', { cause });
       throw ioError('write', tmp, cause);
     }
+  }
+}
+
+/** Counts bytes against the descriptor's size: the digest is the verified source's job. */
+class SizeCheck extends Transform {
+  private seen = 0;
+
+  constructor(private readonly descriptor: Pick<Descriptor, 'digest' | 'size'>) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.seen += chunk.byteLength;
+    if (this.seen > this.descriptor.size) return callback(sizeMismatch({ digest: this.descriptor.digest, size: this.descriptor.size }, this.seen));
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    callback(this.seen === this.descriptor.size ? null : sizeMismatch({ digest: this.descriptor.digest, size: this.descriptor.size }, this.seen));
   }
 }

@@ -18,10 +18,18 @@ export interface BlobReader {
   readBlob(descriptor: Descriptor, options?: ReadOptions): Promise<Buffer>;
 }
 
+export interface PutOptions extends ReadOptions {
+  /**
+   * The data is a stream from a `BlobReader`, which fails the stream itself when the bytes do not
+   * match: the sink then checks only the size instead of hashing a second time.
+   */
+  sourceVerified?: boolean | undefined;
+}
+
 /** Somewhere blobs can be written to; `putBlob` verifies before the blob becomes visible. */
 export interface BlobSink {
   hasBlob(descriptor: Pick<Descriptor, 'digest'>): Promise<boolean>;
-  putBlob(descriptor: Pick<Descriptor, 'digest' | 'size'>, data: Readable | AsyncIterable<Uint8Array> | Uint8Array, options?: ReadOptions): Promise<void>;
+  putBlob(descriptor: Pick<Descriptor, 'digest' | 'size'>, data: Readable | AsyncIterable<Uint8Array> | Uint8Array, options?: PutOptions): Promise<void>;
 }
 
 /** A store that can also take bytes whose digest is not known in advance (a layer being written). */
