@@ -2,13 +2,12 @@ import { once } from 'node:events';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
 import { pack, type Pack } from 'tar-stream';
 import { Hasher } from '../digest/index.js';
 import { StrataError, errnoCode, isStrataError } from '../errors/index.js';
 import { layerMediaType } from '../oci/index.js';
 import type { BlobIngester } from '../store/index.js';
-import { GzipHeaderFix } from './gzip.js';
+import { ParallelGzip } from './gzip.js';
 import { sortLayerEntries } from './order.js';
 import { safeEntryPath } from './safe-path.js';
 import { toTarHeader } from './tar-header.js';
@@ -45,9 +44,9 @@ export async function writeLayer(entries: readonly LayerEntry[], options: WriteL
   let compressed: Readable | AsyncIterable<Buffer>;
   let piping: Promise<void> = Promise.resolve();
   if (compression === 'gzip') {
-    const fix = new GzipHeaderFix();
-    piping = pipeline(tarBytes(), createGzip(options.gzipLevel === undefined ? {} : { level: options.gzipLevel }), fix);
-    compressed = fix;
+    const gz = new ParallelGzip(options.gzipLevel);
+    piping = pipeline(tarBytes(), gz);
+    compressed = gz;
   } else {
     compressed = tarBytes();
   }
