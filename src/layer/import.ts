@@ -2,13 +2,13 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip, createGzip } from 'node:zlib';
+import { createGunzip } from 'node:zlib';
 import { extract, type Extract, type Header } from 'tar-stream';
 import { Hasher, type Digest } from '../digest/index.js';
 import { StrataError, errnoCode, ioError, isStrataError } from '../errors/index.js';
 import { layerMediaType } from '../oci/index.js';
 import type { BlobIngester } from '../store/index.js';
-import { GzipHeaderFix, isGzipMagic } from './gzip.js';
+import { ParallelGzip, isGzipMagic } from './gzip.js';
 import { safeEntryPath } from './safe-path.js';
 import type { ImportTarLayerOptions, LayerResult } from './types.js';
 
@@ -32,7 +32,7 @@ export async function importTarLayer(path: string, options: ImportTarLayerOption
   const stages: Transform[] = [];
   if (gzipped) stages.push(createGunzip());
   stages.push(validator);
-  if (compression === 'gzip') stages.push(createGzip(options.gzipLevel === undefined ? {} : { level: options.gzipLevel }), new GzipHeaderFix());
+  if (compression === 'gzip') stages.push(new ParallelGzip(options.gzipLevel));
   const last = stages[stages.length - 1] ?? validator;
 
   const onAbort = (): void => {
