@@ -49,7 +49,9 @@ export async function writeTar(path: string, entries: readonly TarEntry[]): Prom
   for (const e of entries) {
     const header = { name: e.name, type: e.type, mode: e.mode, uid: e.uid ?? 0, gid: e.gid ?? 0, mtime, ...(e.linkname !== undefined ? { linkname: e.linkname } : {}) };
     await new Promise<void>((resolve, reject) => {
-      p.entry(header, e.type === 'file' ? (e.content ?? Buffer.alloc(0)) : undefined, (err) => (err ? reject(err) : resolve()));
+      const cb = (err?: Error | null): void => (err ? reject(err) : resolve());
+      if (e.type === 'file') p.entry(header, e.content ?? Buffer.alloc(0), cb);
+      else p.entry(header, cb);
     });
   }
   p.finalize();
