@@ -16,43 +16,7 @@ for tool in docker-registry skopeo openssl /usr/bin/time sha256sum gzip tar; do
 done
 [[ -f dist/cli/main.js ]] || { echo "bench: dist/cli/main.js is missing; run make build" >&2; exit 1; }
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/strata-bench-XXXXXX")
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
-
-start_registry() { # NAME -> prints host:port
-  local dir="$WORK/registry-$1" port
-  port=$(free_port)
-  mkdir -p "$dir/storage"
-  cat > "$dir/config.yml" <<YAML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $dir/storage
-http:
-  addr: 127.0.0.1:$port
-  secret: strata-bench
-YAML
-  docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 1 100); do
-    curl -fs "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && { echo "127.0.0.1:$port"; return; }
-    sleep 0.1
-  done
-  echo "bench: docker-registry did not start: $(cat "$dir/log")" >&2
-  exit 1
-}
+source "$ROOT/bench/lib.sh"
 
 # --- the image: deterministic random bytes (AES-CTR of zeros with a fixed key), gzip layers --------
 LAYOUT="$WORK/layout"
@@ -85,18 +49,6 @@ printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.
   "$mdigest" "$msize" >"$LAYOUT/index.json"
 
 # --- runs -------------------------------------------------------------------------------------------
-measure() { # LABEL CMD... ; appends "LABEL seconds rss_kib" to $WORK/results
-  local label=$1; shift
-  local out="$WORK/time-$label"
-  if ! /usr/bin/time -v -o "$out" "$@" >"$WORK/stdout-$label" 2>"$WORK/stderr-$label"; then
-    echo "bench: $label failed:" >&2; cat "$WORK/stderr-$label" >&2; exit 1
-  fi
-  local wall rss
-  wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$out" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
-  rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$out")
-  echo "$label $wall $rss" >>"$WORK/results"
-  printf 'bench: %-18s %7.2f s  %6d MiB\n' "$label" "$wall" $((rss / 1024)) >&2
-}
 
 STRATA_REG=$(start_registry strata)
 SKOPEO_REG=$(start_registry skopeo)
