@@ -52,7 +52,7 @@ demo: build
 
 # Transfer benchmark: strata vs skopeo pushing and pulling a 4 x 128 MiB image on a loopback registry.
 bench: build
-	bash bench/transfer.sh
+	bash bench/transfer.sh && bash bench/run.sh
 
 clean:
 	rm -rf dist .tmp
