@@ -7,7 +7,8 @@
  * Needs the built CLI (`make build`), root, buildah, umoci and docker-registry.
  */
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it, type TestContext } from 'vitest';
@@ -42,6 +43,16 @@ const CASES: Case[] = [
   { name: 'env', buildArgs: { FROM_CLI: 'from-the-command-line' } },
   { name: 'multistage' },
 ];
+
+/** The uncompressed bytes of every gzip blob of an OCI layout, as text (tar headers hold the names). */
+async function layerText(layout: string): Promise<string> {
+  const dir = join(layout, 'blobs', 'sha256');
+  const parts = await Promise.all((await readdir(dir)).map(async (b) => {
+    const bytes = await readFile(join(dir, b));
+    return bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes).toString('latin1') : '';
+  }));
+  return parts.join('');
+}
 
 const testdata = (name: string): string => join(REPO_ROOT, 'testdata', 'run', name);
 
@@ -103,6 +114,17 @@ describeAsRoot('RUN compared with buildah', () => {
         it(`${c.name} with --executor ${executor} builds the same root filesystem as buildah`, async (ctx) => {
           needExecutor(ctx, executor);
           const ours = await strataTree(c, executor, join(work, `store-${executor}`), 'main');
+          if (c.name === 'files') {
+            // The deletions are whiteouts of lower layers; the replaced directory is opaque (or
+            // whiteouts of each child it had).
+            const tars = await layerText(join(work, `strata-${c.name}-${executor}-main`));
+            expect(tars).toContain('opt/.wh.gone');
+            expect(tars).toContain('bin/.wh.vi');
+            if (!tars.includes('opt/d/.wh..wh..opq')) {
+              expect(tars).toContain('opt/d/.wh.a');
+              expect(tars).toContain('opt/d/.wh.sub');
+            }
+          }
           for (const leak of BUILDAH_RUN_LEAKS) expect(ours[leak], `strata wrote /${leak}`).toBeUndefined();
           expect(treeDifferences(ours, await buildahTree(c))).toEqual([]);
         }, 120_000);
