@@ -66,8 +66,8 @@ export function register(program: Command, ctx: CliContext): void {
     .option('-o, --output <spec>', 'type=image|registry|oci|docker|local|tar[,dest=PATH]; repeatable', collect, [])
     .option('--push', 'push the image (same as --output type=registry)')
     .option('--no-cache', 'do not use the build cache')
-    .option('--cache-from <spec>', 'external cache source (not supported yet)', collect, [])
-    .option('--cache-to <spec>', 'external cache destination (not supported yet)')
+    .option('--cache-from <spec>', 'import a build cache: type=registry,ref=REF (or just REF) or type=local,src=DIR; repeatable', collect, [])
+    .option('--cache-to <spec>', 'export the build cache: type=registry,ref=REPO:TAG or type=local,dest=DIR, with mode=min|max')
     .option('--executor <name>', 'what runs RUN steps', 'none')
     .option('--secret <id=ID,src=FILE|env=VAR>', 'a secret RUN --mount=type=secret can read; repeatable', collect, [])
     .option('--network <none|host>', 'network for RUN steps (default none)')
@@ -79,7 +79,6 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--ca-cert <file>', 'PEM file of CA certificates to trust for registries with a private CA')
     .action(async (contextArg: string, flags: BuildFlags) => {
       if (!['auto', 'plain', 'tty', 'json', 'quiet'].includes(flags.progress)) throw new StrataError('E_USAGE', `--progress must be auto, plain, tty, json or quiet, got "${flags.progress}"`);
-      if (flags.cacheFrom.length || flags.cacheTo) throw new StrataError('E_USAGE', '--cache-from and --cache-to are not supported yet; the local cache is used automatically');
       const started = Date.now();
       const api = apiContext(ctx, { platform: flags.platform, sourceDateEpoch: flags.sourceDateEpoch });
       const contextDir = resolve(ctx.cwd, contextArg);
@@ -111,6 +110,10 @@ export function register(program: Command, ctx: CliContext): void {
           outputs: flags.output,
           push: flags.push === true,
           noCache: flags.cache === false,
+          cacheFrom: flags.cacheFrom,
+          cacheTo: flags.cacheTo,
+          cwd: ctx.cwd,
+          strataVersion: program.version(),
           executor: flags.executor,
           secrets: flags.secret,
           env: ctx.env,

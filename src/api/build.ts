@@ -2,7 +2,8 @@ import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import slugify from '@sindresorhus/slugify';
 import { StrataError, ioError, isStrataError } from '../errors/index.js';
-import { runBuild, type BaseImage, type BuildEventSink, type NamedContext } from '../build/index.js';
+import { LocalStepCache, runBuild, type BaseImage, type BuildEventSink, type NamedContext } from '../build/index.js';
+import { LayeredStepCache } from '../build/cache-layered.js';
 import { createExecutor, detectExecutors, type Executor } from '../exec/index.js';
 import { imagePlatform, serializeImage, type Image, type SerializedImage } from '../image/index.js';
 import { MediaType, canonicalJsonBytes, formatPlatform, hostPlatform, parsePlatform, type Descriptor, type Index, type Platform } from '../oci/index.js';
@@ -10,6 +11,7 @@ import { digestOf } from '../digest/index.js';
 import { CompositeBlobReader, LocalStore, MemoryBlobReader, writeFileAtomic, type BlobReader } from '../store/index.js';
 import type { RegistryIo } from './append.js';
 import { parseBuildOutput, type BuildOutputSpec } from './build-output.js';
+import { checkCacheSpecs, exportBuildCache, importBuildCaches, parseCacheExport, parseCacheImport } from './build-cache.js';
 import { writeBuildOutputs } from './build-sinks.js';
 import type { StrataContext } from './context.js';
 import { familiarImageName, localImageName } from './names.js';
@@ -31,6 +33,14 @@ export interface BuildImageOptions {
   outputs?: readonly string[];
   push?: boolean;
   noCache?: boolean;
+  /** `--cache-from` specs (`type=registry,ref=REF`, `type=local,src=DIR`, or a bare REF). */
+  cacheFrom?: readonly string[];
+  /** `--cache-to` spec (`type=registry,ref=REPO:TAG[,mode=min|max]`, `type=local,dest=DIR[,mode=…]`). */
+  cacheTo?: string | undefined;
+  /** Relative `type=local` cache directories are resolved against it (default: the process's). */
+  cwd?: string | undefined;
+  /** Recorded in an exported cache's annotations. */
+  strataVersion?: string | undefined;
   executor?: string | undefined;
   /** `--secret` values: `id=ID,src=FILE` or `id=ID,env=VAR` (read from `env`). */
   secrets?: readonly string[];
@@ -73,6 +83,9 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
   if (outputs.some((o) => o.type === 'registry' || (o.type === 'image' && o.push)) && defaultName) {
     throw new StrataError('E_USAGE', 'pushing needs a name: give -t REGISTRY/REPOSITORY:TAG');
   }
+  const cacheImports = (options.cacheFrom ?? []).map((s) => parseCacheImport(s, options.cwd));
+  const cacheExport = options.cacheTo ? parseCacheExport(options.cacheTo, options.cwd) : undefined;
+  checkCacheSpecs([...cacheImports, ...(cacheExport ? [cacheExport] : [])], io);
   const executor = await pickExecutor(options.executor, options.env ?? {});
   const platforms = parsePlatforms(options.platform, ctx.platform);
   if (platforms.length > 1 && outputs.some((o) => o.type === 'docker')) {
@@ -91,6 +104,15 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
   const openLayout = async (dirAndTag: string, p: Platform): Promise<BaseImage> =>
     track(await openImage(parseImageLocation(`oci:${dirAndTag}`), { ...ctx, platform: p }, io));
   try {
+    const cacheWarnings: string[] = [];
+    const warnCache = (message: string): void => {
+      cacheWarnings.push(message);
+      options.events?.({ type: 'warning', message });
+    };
+    const imported = options.noCache ? [] : await importBuildCaches(cacheImports, io, warnCache, options.signal);
+    const layered = cacheImports.length || cacheExport
+      ? new LayeredStepCache({ local: LocalStepCache.forStore(store.root, store.blobs), imported, reads: options.noCache !== true })
+      : undefined;
     const builds: PlatformBuild[] = [];
     // One engine run per platform: each resolves its bases for its platform and sets the platform
     // ARGs; content-identical layers come out with the same digest and are stored and pushed once.
@@ -119,6 +141,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
           events: options.events,
           signal: options.signal,
           privileged: ctx.privileged === true,
+          ...(layered ? { stepCache: layered, cacheReaders: layered.readers } : {}),
         },
       );
       builds.push({ platform, image: outcome.image, reader: outcome.reader, serialized: serializeImage(outcome.image), warnings: outcome.warnings, steps: outcome.steps });
@@ -131,6 +154,9 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
     const top = builds.length === 1 ? builds[0]!.serialized.manifest.descriptor : indexOver(builds, memory);
     const content = { descriptor: top, reader };
     const written = await writeBuildOutputs(outputs, content, builds.map((b) => ({ platform: b.platform, image: b.image })), { store, names, ctx: { ...ctx, platform: platforms[0] }, io, signal: options.signal });
+    if (cacheExport && layered) {
+      written.push(await exportBuildCache(cacheExport, { cache: layered, finals: builds.map((b) => b.image), reader, io, strataVersion: options.strataVersion }));
+    }
     const size = top.size + builds.reduce((n, b) => n + b.serialized.manifest.descriptor.size + b.serialized.config.descriptor.size + b.image.layers.reduce((m, l) => m + l.descriptor.size, 0), 0);
     const result: BuildImageResult = {
       manifest: top,
@@ -139,7 +165,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
       names,
       written,
       defaultName,
-      warnings: [...new Set(builds.flatMap((b) => b.warnings))],
+      warnings: [...new Set([...cacheWarnings, ...builds.flatMap((b) => b.warnings)])],
       steps: { total: builds.reduce((n, b) => n + b.steps.total, 0), cached: builds.reduce((n, b) => n + b.steps.cached, 0) },
       size,
     };

@@ -18,3 +18,4 @@ export * from './push.js';
 export * from './login.js';
 export * from './build-output.js';
 export * from './build.js';
+export * from './build-cache.js';

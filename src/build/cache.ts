@@ -30,8 +30,14 @@ export interface StepOutcome {
   config: ContainerConfig;
 }
 
+/** Where step outcomes are looked up and recorded: the store's own cache, or one layered over imported ones. */
+export interface StepCache {
+  get(key: Digest): Promise<StepOutcome | undefined>;
+  put(key: Digest, outcome: StepOutcome): Promise<void>;
+}
+
 /** Step outcomes kept as small JSON files under the store (`<root>/cache/steps/<key>.json`). */
-export class LocalStepCache {
+export class LocalStepCache implements StepCache {
   constructor(private readonly dir: string, private readonly blobs: BlobReader & { hasBlob(d: { digest: Digest }): Promise<boolean> }) {}
 
   static forStore(storeRoot: string, blobs: BlobReader & { hasBlob(d: { digest: Digest }): Promise<boolean> }): LocalStepCache {

@@ -37,7 +37,7 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
   const session: BuildSession = {
     deps,
     input,
-    cache: input.noCache ? undefined : LocalStepCache.forStore(deps.store.root, deps.store.blobs),
+    cache: deps.stepCache ?? (input.noCache ? undefined : LocalStepCache.forStore(deps.store.root, deps.store.blobs)),
     statCache,
     created,
     warn(message, at) {
@@ -143,7 +143,7 @@ async function runStage(p: StagePlan, plan: BuildPlan, parsed: ParsedDockerfile,
   const base = await openBase(p, session, platform, rc);
   const state: StageState = {
     image: base.image,
-    reader: new CompositeBlobReader([deps.store.blobs, base.reader]),
+    reader: new CompositeBlobReader([deps.store.blobs, base.reader, ...(deps.cacheReaders ?? [])]),
     args: new Map(),
     shell: [],
     entrypointSet: false,

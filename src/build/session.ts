@@ -4,7 +4,7 @@ import type { LocalStore, BlobReader } from '../store/index.js';
 import type { Executor } from '../exec/index.js';
 import type { ParsedDockerfile } from '../dockerfile/index.js';
 import type { BuildEventSink } from './events.js';
-import type { LocalStepCache } from './cache.js';
+import type { StepCache } from './cache.js';
 import type { ContextStatCache } from '../context/index.js';
 
 /** An image the build starts from: its value and where its blobs can be read. */
@@ -29,6 +29,10 @@ export interface BuildDeps {
   signal?: AbortSignal | undefined;
   /** The process may chown and create devices when unpacking (it runs as root). */
   privileged?: boolean | undefined;
+  /** Replaces the store's own step cache (a LayeredStepCache over imported caches); used even with noCache. */
+  stepCache?: StepCache | undefined;
+  /** Where imported caches' layer blobs are read from, lazily; searched after the store and the base. */
+  cacheReaders?: readonly BlobReader[] | undefined;
 }
 
 export interface BuildInput {
@@ -61,7 +65,7 @@ export interface BuildOutcome {
 export interface BuildSession {
   deps: BuildDeps;
   input: BuildInput;
-  cache: LocalStepCache | undefined;
+  cache: StepCache | undefined;
   /** Content digests of context files by stat data, kept in the store so an unchanged file is not reread. */
   statCache: ContextStatCache;
   created: string;

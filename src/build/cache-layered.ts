@@ -1,0 +1,85 @@
+import type { Digest } from '../digest/index.js';
+import type { BlobReader } from '../store/index.js';
+import type { StepCache, StepOutcome } from './cache.js';
+
+/** A cache brought in from elsewhere (a registry artifact, an OCI layout): its outcomes and where their layers live. */
+export interface ImportedStepCache {
+  /** For messages: `registry 127.0.0.1:5000/app:buildcache`, `local /ci/cache`. */
+  description: string;
+  outcomes: ReadonlyMap<Digest, StepOutcome>;
+  /**
+   * Reads the outcomes' layer blobs. It is consulted only when something needs the bytes (an
+   * unpack, a local-store write), so a hit that is pushed back to the same registry is never downloaded.
+   */
+  reader: BlobReader;
+}
+
+export interface StepCacheHit {
+  outcome: StepOutcome;
+  /** Where the hit came from: `local` or an imported cache's description. */
+  source: string;
+  /** Reads the hit's layer when it is not in the store; undefined for a local hit. */
+  reader: BlobReader | undefined;
+}
+
+export interface LayeredStepCacheOptions {
+  /** The store's own cache: looked up first, and where every new outcome is recorded. */
+  local?: StepCache | undefined;
+  imported?: readonly ImportedStepCache[] | undefined;
+  /** False under --no-cache: nothing hits, but outcomes are still recorded for export. */
+  reads?: boolean | undefined;
+}
+
+/**
+ * The store's cache first, then each imported cache in the order given. Every outcome the build
+ * used (hit or newly made) is remembered under its key, in order, so it can be exported afterwards.
+ */
+export class LayeredStepCache implements StepCache {
+  private readonly local: StepCache | undefined;
+  private readonly imported: readonly ImportedStepCache[];
+  private readonly reads: boolean;
+  private readonly used = new Map<Digest, StepOutcome>();
+
+  constructor(options: LayeredStepCacheOptions) {
+    this.local = options.local;
+    this.imported = options.imported ?? [];
+    this.reads = options.reads ?? true;
+  }
+
+  /** The imported caches' blob readers, for the build's stage readers and its outputs. */
+  get readers(): BlobReader[] {
+    return this.imported.map((c) => c.reader);
+  }
+
+  async lookup(key: Digest): Promise<StepCacheHit | undefined> {
+    if (!this.reads) return undefined;
+    const local = await this.local?.get(key);
+    if (local) {
+      this.used.set(key, local);
+      return { outcome: local, source: 'local', reader: undefined };
+    }
+    for (const cache of this.imported) {
+      const outcome = cache.outcomes.get(key);
+      if (!outcome) continue;
+      this.used.set(key, outcome);
+      // Recorded locally too: once an output brings the layer into the store, later builds hit without the import.
+      await this.local?.put(key, outcome);
+      return { outcome, source: cache.description, reader: cache.reader };
+    }
+    return undefined;
+  }
+
+  async get(key: Digest): Promise<StepOutcome | undefined> {
+    return (await this.lookup(key))?.outcome;
+  }
+
+  async put(key: Digest, outcome: StepOutcome): Promise<void> {
+    this.used.set(key, outcome);
+    await this.local?.put(key, outcome);
+  }
+
+  /** Every step outcome this build used, by key, in the order they were first used. */
+  recorded(): ReadonlyMap<Digest, StepOutcome> {
+    return this.used;
+  }
+}
