@@ -24,6 +24,7 @@ export function apiContext(cli: CliContext, options: { platform?: string | undef
     sourceDateEpoch: epoch,
     platform: options.platform ? parsePlatform(options.platform) : undefined,
     privileged: cli.isRoot,
+    scratchDir: cli.env.TMPDIR || '/tmp',
   };
 }
 

@@ -141,6 +141,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
           events: options.events,
           signal: options.signal,
           privileged: ctx.privileged === true,
+          scratchDir: ctx.scratchDir,
           ...(layered ? { stepCache: layered, cacheReaders: layered.readers } : {}),
         },
       );
@@ -155,7 +156,8 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
     const content = { descriptor: top, reader };
     const written = await writeBuildOutputs(outputs, content, builds.map((b) => ({ platform: b.platform, image: b.image })), { store, names, ctx: { ...ctx, platform: platforms[0] }, io, signal: options.signal });
     if (cacheExport && layered) {
-      written.push(await exportBuildCache(cacheExport, { cache: layered, finals: builds.map((b) => b.image), reader, io, strataVersion: options.strataVersion }));
+      const cacheWritten = await exportBuildCache(cacheExport, { cache: layered, finals: builds.map((b) => b.image), reader, io, strataVersion: options.strataVersion, warn: warnCache });
+      if (cacheWritten) written.push(cacheWritten);
     }
     const size = top.size + builds.reduce((n, b) => n + b.serialized.manifest.descriptor.size + b.serialized.config.descriptor.size + b.image.layers.reduce((m, l) => m + l.descriptor.size, 0), 0);
     const result: BuildImageResult = {

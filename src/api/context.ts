@@ -15,6 +15,8 @@ export interface StrataContext {
   platform?: Platform | undefined;
   /** The process may chown and create devices (runs as root): unpacked filesystems keep their owners. */
   privileged?: boolean | undefined;
+  /** A world-traversable scratch directory (the CLI passes $TMPDIR or /tmp) for sandbox roots. */
+  scratchDir?: string | undefined;
 }
 
 export function createdTime(ctx: StrataContext): string {

@@ -55,8 +55,8 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
       }
       return value;
     },
-    async tempDir(prefix) {
-      const base = join(deps.store.root, 'tmp');
+    async tempDir(prefix, options = {}) {
+      const base = options.reachable && deps.scratchDir ? deps.scratchDir : join(deps.store.root, 'tmp');
       await mkdir(base, { recursive: true });
       const dir = await mkdtemp(join(base, `${prefix}-`));
       temps.push(dir);

@@ -62,6 +62,9 @@ export function parseMountSpec(text: string, at: string): MountSpec {
     spec.target = `/run/secrets/${spec.id}`;
   }
   if (spec.type === 'ssh' && spec.target === undefined) spec.target = `/run/buildkit/ssh_agent.${spec.id ?? '0'}`;
-  if (spec.target === undefined) throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: --mount=type=${spec.type} needs target=`);
+  // A secret given only as env= goes into the variable and is not mounted at all.
+  if (spec.target === undefined && !(spec.type === 'secret' && spec.env !== undefined)) {
+    throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: --mount=type=${spec.type} needs target=`);
+  }
   return spec;
 }

@@ -29,6 +29,11 @@ export interface BuildDeps {
   signal?: AbortSignal | undefined;
   /** The process may chown and create devices when unpacking (it runs as root). */
   privileged?: boolean | undefined;
+  /**
+   * A world-traversable directory (like /tmp) for RUN roots: a sandbox that runs as the step's
+   * non-root USER must reach its root, which a store under a private home cannot offer.
+   */
+  scratchDir?: string | undefined;
   /** Replaces the store's own step cache (a LayeredStepCache over imported caches); used even with noCache. */
   stepCache?: StepCache | undefined;
   /** Where imported caches' layer blobs are read from, lazily; searched after the store and the base. */
@@ -71,7 +76,7 @@ export interface BuildSession {
   created: string;
   warn(message: string, at?: string): void;
   /** A scratch directory on the store's file system, removed when the build ends. */
-  tempDir(prefix: string): Promise<string>;
+  tempDir(prefix: string, options?: { reachable?: boolean }): Promise<string>;
   /** Work done once per build and shared (unpacked images, filesystem indexes, the context). */
   memo<T>(key: string, make: () => Promise<T>): Promise<T>;
 }

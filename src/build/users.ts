@@ -95,14 +95,17 @@ export function resolveOwnership(spec: string, passwd?: string, group?: string):
   return { uid, gid };
 }
 
-/** `USER SPEC` as a RUN step (or a container) runs it. An empty spec is root. */
+/**
+ * `USER SPEC` as a RUN step (or a container) runs it. An empty spec is root. The supplementary
+ * groups always start with the primary group, so `id` shows what it shows under docker and buildah.
+ */
 export function resolveExecUser(spec: string, passwd?: string, group?: string): ExecUser {
   if (spec === '') return { uid: 0, gid: 0, additionalGids: [], home: '/' };
   const [userPart, groupPart] = splitSpec(spec);
   if (groupPart !== undefined) {
     const uid = idOrRoot(userPart, spec, 'user');
     const gid = idOrRoot(groupPart, spec, 'group');
-    if (uid !== undefined && gid !== undefined) return { uid, gid, additionalGids: [], home: homeOf(uid, passwd) };
+    if (uid !== undefined && gid !== undefined) return { uid, gid, additionalGids: [gid], home: homeOf(uid, passwd) };
   }
   const users = passwd === undefined ? [] : parsePasswd(passwd);
   const numericUser = numericId(userPart, spec, 'user');
@@ -126,9 +129,11 @@ export function resolveExecUser(spec: string, passwd?: string, group?: string): 
     if (found !== undefined) gid = found.gid;
     else if (numericGroup !== undefined) gid = numericGroup;
     else throw missingGroup(groupPart, spec, group === undefined);
-    return { uid, gid, additionalGids: [], home };
+    return { uid, gid, additionalGids: [gid], home };
   }
-  const additionalGids = matched === undefined || group === undefined ? [] : parseGroup(group).filter((g) => g.members.includes(matched.name)).map((g) => g.gid);
+  // As docker and buildah run it: the primary group first, then every group that lists the user.
+  const listed = matched === undefined || group === undefined ? [] : parseGroup(group).filter((g) => g.members.includes(matched.name)).map((g) => g.gid);
+  const additionalGids = [...new Set([gid, ...listed])];
   return { uid, gid, additionalGids, home };
 }
 

@@ -68,22 +68,22 @@ describe('resolveOwnership (COPY --chown)', () => {
 
 describe('resolveExecUser (USER for RUN)', () => {
   it('takes uid:gid without lookup', () => {
-    expect(resolveExecUser('1000:1000')).toEqual({ uid: 1000, gid: 1000, additionalGids: [], home: '/' });
-    expect(resolveExecUser('root:0', PASSWD)).toEqual({ uid: 0, gid: 0, additionalGids: [], home: '/root' });
+    expect(resolveExecUser('1000:1000')).toEqual({ uid: 1000, gid: 1000, additionalGids: [1000], home: '/' });
+    expect(resolveExecUser('root:0', PASSWD)).toEqual({ uid: 0, gid: 0, additionalGids: [0], home: '/root' });
     expect(resolveExecUser('')).toEqual({ uid: 0, gid: 0, additionalGids: [], home: '/' });
   });
 
   it('looks a numeric user up in passwd; one missing from it runs with gid 0', () => {
-    expect(resolveExecUser('1000', PASSWD, GROUP)).toEqual({ uid: 1000, gid: 1001, additionalGids: [10, 50], home: '/home/app' });
-    expect(resolveExecUser('4242', PASSWD, GROUP)).toEqual({ uid: 4242, gid: 0, additionalGids: [], home: '/' });
-    expect(resolveExecUser('4242')).toEqual({ uid: 4242, gid: 0, additionalGids: [], home: '/' });
+    expect(resolveExecUser('1000', PASSWD, GROUP)).toEqual({ uid: 1000, gid: 1001, additionalGids: [1001, 10, 50], home: '/home/app' });
+    expect(resolveExecUser('4242', PASSWD, GROUP)).toEqual({ uid: 4242, gid: 0, additionalGids: [0], home: '/' });
+    expect(resolveExecUser('4242')).toEqual({ uid: 4242, gid: 0, additionalGids: [0], home: '/' });
   });
 
-  it('looks names up, with supplementary groups only when no group is given', () => {
-    expect(resolveExecUser('app', PASSWD, GROUP)).toEqual({ uid: 1000, gid: 1001, additionalGids: [10, 50], home: '/home/app' });
-    expect(resolveExecUser('app:other', PASSWD, GROUP)).toEqual({ uid: 1000, gid: 1234, additionalGids: [], home: '/home/app' });
-    expect(resolveExecUser('app:77', PASSWD, GROUP)).toEqual({ uid: 1000, gid: 77, additionalGids: [], home: '/home/app' });
-    expect(resolveExecUser('nohome', PASSWD)).toEqual({ uid: 3000, gid: 3000, additionalGids: [], home: '/' });
+  it('looks names up; the primary group comes first in the supplementary groups, then the groups listing the user', () => {
+    expect(resolveExecUser('app', PASSWD, GROUP)).toEqual({ uid: 1000, gid: 1001, additionalGids: [1001, 10, 50], home: '/home/app' });
+    expect(resolveExecUser('app:other', PASSWD, GROUP)).toEqual({ uid: 1000, gid: 1234, additionalGids: [1234], home: '/home/app' });
+    expect(resolveExecUser('app:77', PASSWD, GROUP)).toEqual({ uid: 1000, gid: 77, additionalGids: [77], home: '/home/app' });
+    expect(resolveExecUser('nohome', PASSWD)).toEqual({ uid: 3000, gid: 3000, additionalGids: [3000], home: '/' });
   });
 
   it('fails with E_BUILD for names it cannot find', () => {

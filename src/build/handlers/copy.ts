@@ -103,7 +103,9 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
   // --link layers stand alone and never look at the image below; otherwise the destination is
   // resolved against it (existing directories, symlinked paths), which needs the base's layers.
   const fs: ImageFsIndex | undefined = ins.link ? undefined : await imageFilesystem(session, state.image, state.reader);
-  const owner = chownSpec !== undefined ? await ownership(chownSpec, fs, session, state, at) : ins.kind === 'ADD' ? 'keep-archive' : { uid: 0, gid: 0 };
+  // Owners: --chown when given; else files from the context become 0:0, files from another stage
+  // keep theirs (docker since moby#38599), and an ADDed archive's members keep theirs.
+  const owner = chownSpec !== undefined ? await ownership(chownSpec, fs, session, state, at) : from !== undefined ? 'keep' : ins.kind === 'ADD' ? 'keep-archive' : { uid: 0, gid: 0 };
   const chmod = chmodSpec !== undefined ? parseChmod(chmodSpec, at) : undefined;
   const dirMtime = Math.floor(new Date(session.created).getTime() / 1000);
   const plan = new CopyPlan(fs, owner === 'keep-archive' ? { uid: 0, gid: 0 } : owner, chmod, dirMtime);

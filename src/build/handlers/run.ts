@@ -122,7 +122,7 @@ async function privateRootfs(state: StageState, session: BuildSession): Promise<
     }
     return state.rootfs.dir;
   }
-  const dir = await session.tempDir('run-rootfs');
+  const dir = await session.tempDir('strata-run-rootfs', { reachable: true });
   // A sandbox running as the step's (non-root) USER must be able to reach the root it runs in.
   await chmod(dir, 0o755);
   await extractImageToDirectory(layers.map((l) => l.descriptor), state.reader, dir, { privileged: session.deps.privileged === true, signal: session.deps.signal });
@@ -140,7 +140,7 @@ function userFiles(rootfs: string): { passwd?: string; group?: string } {
 }
 
 async function resolveMount(spec: MountSpec, state: StageState, session: BuildSession, cc: CopyContext, env: string[]): Promise<RunMount | undefined> {
-  const target = posix.resolve(state.image.config.config?.WorkingDir || '/', spec.target ?? '/');
+  const target = posix.resolve(state.image.config.config?.WorkingDir || '/', spec.target ?? `/run/secrets/${spec.id ?? 'secret'}`);
   switch (spec.type) {
     case 'cache': {
       const id = spec.id ?? target;
@@ -159,7 +159,7 @@ async function resolveMount(spec: MountSpec, state: StageState, session: BuildSe
       }
       if (spec.env !== undefined) {
         env.push(`${spec.env}=${readFileSync(file, 'utf8')}`);
-        return undefined;
+        if (spec.target === undefined) return undefined;
       }
       return { type: 'secret', target, source: file, readonly: true };
     }
