@@ -23,7 +23,11 @@ export type CacheMode = 'min' | 'max';
 /** `--cache-from`, as buildx takes it. */
 export type CacheImportSpec = { type: 'registry'; ref: string } | { type: 'local'; src: string };
 /** `--cache-to`, as buildx takes it. */
-export type CacheExportSpec = { type: 'registry'; ref: string; mode: CacheMode } | { type: 'local'; dest: string; mode: CacheMode };
+export type CacheExportSpec = ({ type: 'registry'; ref: string } | { type: 'local'; dest: string }) & {
+  mode: CacheMode;
+  /** `ignore-error=true`: a failed export is a warning, not a failed build. */
+  ignoreError?: boolean;
+};
 
 /** The config blob of a cache artifact: every exported step's outcome by its key. */
 interface CacheConfig {
@@ -32,7 +36,7 @@ interface CacheConfig {
 }
 
 /** buildx attributes that mean nothing to strata's format but are accepted, so shared CI scripts keep working. */
-const IGNORED_ATTRS = new Set(['oci-mediatypes', 'image-manifest', 'compression', 'compression-level', 'force-compression', 'ignore-error']);
+const IGNORED_ATTRS = new Set(['oci-mediatypes', 'image-manifest', 'compression', 'compression-level', 'force-compression']);
 
 function attributes(text: string, flag: string): Map<string, string> {
   const attrs = new Map<string, string>();
@@ -81,7 +85,7 @@ export function parseCacheImport(text: string, cwd = '.'): CacheImportSpec {
       checkKnown(attrs, ['type', 'ref'], flag, text);
       return { type, ref: checkRef(attrs.get('ref'), flag, text, true) };
     case 'local': {
-      checkKnown(attrs, ['type', 'src', 'tag', 'digest'], flag, text);
+      checkKnown(attrs, ['type', 'src'], flag, text);
       const src = attrs.get('src');
       if (!src) throw new StrataError('E_USAGE', `${flag} "${text}": type=local needs src=DIR`);
       return { type, src: resolve(cwd, src) };
@@ -97,21 +101,23 @@ export function parseCacheExport(text: string, cwd = '.'): CacheExportSpec {
   if (!text.includes('=')) return { type: 'registry', ref: checkRef(text.trim(), flag, text, false), mode: 'min' };
   const attrs = attributes(text, flag);
   const type = attrs.get('type') ?? 'registry';
+  if (type !== 'registry' && type !== 'local') throw unknownType(type, flag, text);
   const modeText = attrs.get('mode') ?? 'min';
   if (modeText !== 'min' && modeText !== 'max') throw new StrataError('E_USAGE', `${flag} "${text}": mode must be min or max, got "${modeText}"`);
   const mode: CacheMode = modeText;
+  const ignoreText = attrs.get('ignore-error') ?? 'false';
+  if (ignoreText !== 'true' && ignoreText !== 'false') throw new StrataError('E_USAGE', `${flag} "${text}": ignore-error must be true or false`);
+  const common = { mode, ...(ignoreText === 'true' ? { ignoreError: true } : {}) };
   switch (type) {
     case 'registry':
-      checkKnown(attrs, ['type', 'ref', 'mode'], flag, text);
-      return { type, ref: checkRef(attrs.get('ref'), flag, text, false), mode };
+      checkKnown(attrs, ['type', 'ref', 'mode', 'ignore-error'], flag, text);
+      return { type, ref: checkRef(attrs.get('ref'), flag, text, false), ...common };
     case 'local': {
-      checkKnown(attrs, ['type', 'dest', 'mode', 'tag'], flag, text);
+      checkKnown(attrs, ['type', 'dest', 'mode', 'ignore-error'], flag, text);
       const dest = attrs.get('dest');
       if (!dest) throw new StrataError('E_USAGE', `${flag} "${text}": type=local needs dest=DIR`);
-      return { type, dest: resolve(cwd, dest), mode };
+      return { type, dest: resolve(cwd, dest), ...common };
     }
-    default:
-      throw unknownType(type, flag, text);
   }
 }
 
@@ -266,7 +272,17 @@ export function buildCacheArtifact(spec: CacheExportSpec, options: Pick<ExportBu
  * repositories this run read from (bases, imported caches) before anything is uploaded; the
  * manifest goes last. Returns what was written, in words.
  */
-export async function exportBuildCache(spec: CacheExportSpec, options: ExportBuildCacheOptions): Promise<string> {
+export async function exportBuildCache(spec: CacheExportSpec, options: ExportBuildCacheOptions & { warn?: (message: string) => void }): Promise<string | undefined> {
+  try {
+    return await writeBuildCache(spec, options);
+  } catch (cause) {
+    if (!spec.ignoreError || !options.warn) throw cause;
+    options.warn(`build cache not exported (ignore-error=true): ${cause instanceof Error ? cause.message : String(cause)}`);
+    return undefined;
+  }
+}
+
+async function writeBuildCache(spec: CacheExportSpec, options: ExportBuildCacheOptions): Promise<string> {
   const artifact = buildCacheArtifact(spec, options);
   const content = { descriptor: artifact.descriptor, reader: new CompositeBlobReader([artifact.memory, options.reader]) };
   if (spec.type === 'registry') {

@@ -134,6 +134,7 @@ describe('cache specs', () => {
     ['--cache-from', 'type=local,dest=/x', /unknown attribute "dest"/],
     ['--cache-from', 'type=registry,ref=UPPER/Case', /--cache-from/],
     ['--cache-from', 'type=registry,junk', /"junk" is not KEY=VALUE/],
+    ['--cache-to', 'type=local,dest=/x,ignore-error=maybe', /ignore-error must be true or false/],
   ])('%s %s fails before any build', (flag, spec, message) => {
     const parse = flag === '--cache-to' ? parseCacheExport : parseCacheImport;
     expect(() => parse(spec)).toThrow(message);
@@ -184,6 +185,21 @@ describe('local cache round trip', () => {
     const max = buildCacheArtifact({ type: 'local', dest: '/unused', mode: 'max' }, { cache, finals: [built.image] });
     expect(min.steps).toBe(2);
     expect(max.steps).toBe(3);
+  });
+
+  it('a failed export fails the build unless ignore-error=true, which makes it a warning', async () => {
+    const ctx = await context({ 'a.txt': 'alpha\n' });
+    const store = await freshStore();
+    const cache = new LayeredStepCache({ local: LocalStepCache.forStore(store.root, store.blobs) });
+    const built = await build(store, 'FROM scratch\nCOPY a.txt /a\n', ctx, cache);
+    const blocker = join(work, 'a-file');
+    await writeFile(blocker, 'not a directory');
+    const spec = parseCacheExport(`type=local,dest=${blocker}/cache`);
+    const warnings: string[] = [];
+    const options = { cache, finals: [built.image], reader: built.reader, io: {}, warn: (m: string) => warnings.push(m) };
+    await expect(exportBuildCache(spec, options)).rejects.toThrow();
+    expect(await exportBuildCache(parseCacheExport(`type=local,dest=${blocker}/cache,ignore-error=true`), options)).toBeUndefined();
+    expect(warnings).toEqual([expect.stringMatching(/^build cache not exported \(ignore-error=true\): /)]);
   });
 
   it('a missing or foreign cache is a warning and imports nothing', async () => {
