@@ -8,6 +8,7 @@ import { CompositeBlobReader } from '../store/index.js';
 import { ContextStatCache } from '../context/index.js';
 import { platformArgs } from './args.js';
 import { LocalStepCache } from './cache.js';
+import { ImageRecords } from './image-record.js';
 import type { BuildEvent } from './events.js';
 import { applyMetadata, resetShell, type MetadataContext } from './handlers/metadata.js';
 import { runCopy } from './handlers/copy.js';
@@ -77,7 +78,7 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
     file: input.dockerfile.file,
   });
   const total = plan.stages.reduce((n, s) => n + s.stage.instructions.length, 0);
-  const counter = { step: 0, cached: 0 };
+  const counter = { step: 0, cached: 0, executed: 0 };
   const results = new StageResults();
   try {
     const run = (p: StagePlan): Promise<StageResult> =>
@@ -95,7 +96,9 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
     if (Object.keys(input.labels).length) {
       image = updateContainerConfig(image, (c) => ({ ...c, Labels: { ...(c.Labels ?? {}), ...input.labels } }));
     }
-    image = setCreated(image, created);
+    image = input.sourceDateEpoch !== undefined || input.noCache
+      ? setCreated(image, created)
+      : await ImageRecords.forStore(deps.store.root).settle(image, created, counter.executed === 0);
     await statCache.save(statCacheFile);
     return { image, reader: final.state.reader, warnings, steps: { total, cached: counter.cached }, parsed };
   } finally {
@@ -133,7 +136,7 @@ interface StageRunContext {
   consumed: Set<string>;
   results: (index: number) => Promise<StageResult>;
   total: number;
-  counter: { step: number; cached: number };
+  counter: { step: number; cached: number; executed: number };
 }
 
 async function runStage(p: StagePlan, plan: BuildPlan, parsed: ParsedDockerfile, session: BuildSession, rc: StageRunContext): Promise<StageResult> {
@@ -181,6 +184,7 @@ async function runStage(p: StagePlan, plan: BuildPlan, parsed: ParsedDockerfile,
     const started = Date.now();
     const outcome = await dispatch(state, ins, p, plan, session, meta, rc, at);
     if (outcome === 'cached') rc.counter.cached++;
+    if (outcome === 'done') rc.counter.executed++;
     deps.events?.({ type: 'step', stage: p.label, step, total: rc.total, text, where: at, state: outcome, durationMs: Date.now() - started });
   }
   return { state, platform };

@@ -247,3 +247,20 @@ describe('--chmod', () => {
     expect(() => parseChmod('bogus', 'Dockerfile:3')).toThrow(/Dockerfile:3: invalid --chmod/);
   });
 });
+
+describe('image identity across rebuilds', () => {
+  it('a rebuild that replays every step gives the same image without SOURCE_DATE_EPOCH', async () => {
+    let now = Date.parse('2024-05-01T00:00:00Z');
+    const files = { 'a.txt': 'stable' };
+    const contextDir = await context(files);
+    const run = () =>
+      runBuild(
+        { dockerfile: { file: 'Dockerfile', text: 'FROM scratch\nCOPY a.txt /a\nENV X=1\n' }, contextDir, buildArgs: {}, platform: PLATFORM, buildPlatform: PLATFORM, labels: {}, buildContexts: {}, noCache: false },
+        { store, openImage: async () => { throw new Error('unused'); }, openNamedContext: async () => { throw new Error('unused'); }, executor: noneExecutor(), now: () => new Date((now += 60_000)) },
+      );
+    const first = await run();
+    const second = await run();
+    expect(second.steps.cached).toBe(1);
+    expect(serializeImage(second.image).manifest.descriptor.digest).toBe(serializeImage(first.image).manifest.descriptor.digest);
+  });
+});
