@@ -1,8 +1,8 @@
 import { resolve } from 'node:path';
 import { StrataError, isStrataError } from '../errors/index.js';
 import { digestOf, parseDigest, type Digest } from '../digest/index.js';
-import type { StepOutcome } from '../build/cache.js';
-import type { ImportedStepCache, LayeredStepCache } from '../build/cache-layered.js';
+import type { StepOutcome } from '../build/index.js';
+import type { ImportedStepCache, LayeredStepCache } from '../build/index.js';
 import type { Image } from '../image/index.js';
 import { MediaType, canonicalJsonBytes, parseManifestOrIndex, type Descriptor, type Manifest } from '../oci/index.js';
 import { writeToOciLayout } from '../output/index.js';

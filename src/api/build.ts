@@ -3,7 +3,7 @@ import { basename, isAbsolute, join, resolve } from 'node:path';
 import slugify from '@sindresorhus/slugify';
 import { StrataError, ioError, isStrataError } from '../errors/index.js';
 import { LocalStepCache, runBuild, type BaseImage, type BuildEventSink, type NamedContext } from '../build/index.js';
-import { LayeredStepCache } from '../build/cache-layered.js';
+import { LayeredStepCache } from '../build/index.js';
 import { createExecutor, detectExecutors, type Executor } from '../exec/index.js';
 import { imagePlatform, serializeImage, type Image, type SerializedImage } from '../image/index.js';
 import { MediaType, canonicalJsonBytes, formatPlatform, hostPlatform, parsePlatform, type Descriptor, type Index, type Platform } from '../oci/index.js';

@@ -5,3 +5,5 @@ export { planBuild, type BuildPlan, type StagePlan, type BaseSource } from './pl
 export { stepCacheKey, imageContentKey, LocalStepCache, type StepOutcome } from './cache.js';
 export { parseChmod } from './chmod.js';
 export { resolveOwnership, parsePasswd, parseGroup } from './users.js';
+export { type StepCache } from './cache.js';
+export { LayeredStepCache, type ImportedStepCache, type StepCacheHit } from './cache-layered.js';

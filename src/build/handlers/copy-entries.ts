@@ -1,5 +1,4 @@
 import { posix } from 'node:path';
-import { digestOf } from '../../digest/index.js';
 import type { ContextEntry } from '../../context/index.js';
 import type { ImageFsIndex, LayerEntry } from '../../layer/index.js';
 
@@ -8,7 +7,6 @@ export class CopyPlan {
   private readonly entries = new Map<string, LayerEntry>();
   /** dev:ino of files already placed, so later names of the same inode become hard links. */
   private readonly inodes = new Map<string, string>();
-  private readonly sources = new Map<string, ContextEntry>();
 
   constructor(
     private readonly fs: ImageFsIndex | undefined,
@@ -53,7 +51,6 @@ export class CopyPlan {
         }
         if (entry.nlink > 1) this.inodes.set(key, path);
         this.entries.set(path, { ...base, type: 'file', size: entry.size, source: entry.absPath });
-        this.sources.set(path, entry);
         return;
       }
       case 'fifo':
@@ -74,23 +71,6 @@ export class CopyPlan {
 
   list(): LayerEntry[] {
     return [...this.entries.values()];
-  }
-
-  /**
-   * What the cache key needs: every entry's metadata (never mtimes), the source files whose
-   * contents must be hashed (relPath set to their image path), and digests of inline data.
-   */
-  keyParts(): { metadata: unknown[]; files: ContextEntry[]; data: Array<[string, string]> } {
-    const metadata: unknown[] = [];
-    const files: ContextEntry[] = [];
-    const data: Array<[string, string]> = [];
-    for (const e of this.list()) {
-      metadata.push([e.path, e.type, e.mode, e.uid, e.gid, e.linkTarget ?? null, e.size]);
-      const source = this.sources.get(e.path);
-      if (source) files.push({ ...source, relPath: e.path });
-      if (e.data) data.push([e.path, digestOf(e.data)]);
-    }
-    return { metadata, files, data };
   }
 }
 

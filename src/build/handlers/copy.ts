@@ -1,6 +1,5 @@
 import { posix } from 'node:path';
 import { StrataError, isStrataError } from '../../errors/index.js';
-import { canonicalJson } from '../../oci/index.js';
 import { digestOf } from '../../digest/index.js';
 import {
   hashSources,
@@ -8,6 +7,7 @@ import {
   openBuildContext,
   resolveCopySources,
   sourceRootForDirectory,
+  type ContextEntry,
   type SourceMatch,
   type SourceRoot,
 } from '../../context/index.js';
@@ -100,6 +100,28 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
     throw new StrataError('E_NOT_FOUND', `${at}: ${ins.kind} failed: no source files were specified (the patterns ${sources.map((s) => JSON.stringify(s)).join(', ')} match nothing)`);
   }
 
+  // Everything the step reads, listed once. It keys the cache before the image below is looked
+  // at: the parent's content key already decides how the destination resolves in it, so a hit
+  // (from this store or an imported cache) never needs the base's layers.
+  const listed = await Promise.all(matches.map((m) => (m.isDir ? listSourceTree(root, m.relPath, { excludes }) : Promise.resolve([m.entry]))));
+  const keyEntries = matches.flatMap((m, i) => listed[i]!.map((e) => ({ ...e, relPath: `${i}/${m.matchedPath}/${e.relPath}` })));
+  // Only context files go through the stat cache: other roots are temporary directories.
+  const statCache = from === undefined ? session.statCache : undefined;
+  const filesDigest = await hashSources(keyEntries, { includeOwnership: from !== undefined, statCache, signal: session.deps.signal });
+  const inline = ins.sourceContents.map((c) => ({ path: c.path, text: c.expand ? expand(c.data) : c.data }));
+  const key = stepCacheKey({
+    parent: state.image,
+    instruction: {
+      kind: ins.kind, sources, dest: destAbs, from: fromKey, chown: chownSpec ?? null, chmod: chmodSpec ?? null, link: ins.link, parents, excludes,
+      unpack: ins.kind === 'ADD' ? ins.unpack ?? null : null,
+      inline: inline.map((c) => [c.path, digestOf(c.text)]),
+    },
+    env: [],
+    sources: filesDigest,
+  });
+  const createdBy = `${ins.original.replace(/\s+/g, ' ').trim()} # strata`;
+  if (await replayCached(state, session, key)) return 'cached';
+
   // --link layers stand alone and never look at the image below; otherwise the destination is
   // resolved against it (existing directories, symlinked paths), which needs the base's layers.
   const fs: ImageFsIndex | undefined = ins.link ? undefined : await imageFilesystem(session, state.image, state.reader);
@@ -115,7 +137,7 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
   const destExistsAsDir = fs?.get(destDir)?.type === 'dir';
   const intoDir = destIsDirSyntax || destExistsAsDir || matches.length > 1;
 
-  for (const match of matches) {
+  for (const [i, match] of matches.entries()) {
     if (ins.kind === 'ADD' && !match.isDir && ins.unpack !== false && (await isArchiveSource(match.entry.absPath))) {
       // A local archive is unpacked at the destination, its members keeping their owners unless --chown.
       const archive = await archiveRoot(session, match.entry.absPath, at);
@@ -125,26 +147,12 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
       }
       continue;
     }
-    await placeMatch(plan, root, match, { destDir, destFile: resolveDest(destAbs, false), intoDir, parents, excludes });
+    placeMatch(plan, match, listed[i]!, { destDir, destFile: resolveDest(destAbs, false), intoDir, parents });
   }
-  for (const content of ins.sourceContents) {
-    const text = content.expand ? expand(content.data) : content.data;
+  for (const content of inline) {
     const target = intoDir ? layerPath(destDir, content.path) : layerPath(resolveDest(destAbs, false), '');
-    plan.addData(target, Buffer.from(text, 'utf8'), 0o644, dirMtime);
+    plan.addData(target, Buffer.from(content.text, 'utf8'), 0o644, dirMtime);
   }
-
-  const keyParts = plan.keyParts();
-  // Only context files go through the stat cache: other roots are temporary directories.
-  const statCache = from === undefined ? session.statCache : undefined;
-  const filesDigest = await hashSources(keyParts.files, { includeOwnership: false, statCache, signal: session.deps.signal });
-  const key = stepCacheKey({
-    parent: state.image,
-    instruction: { kind: ins.kind, sources, dest: destAbs, from: fromKey, chown: chownSpec ?? null, chmod: chmodSpec ?? null, link: ins.link, parents, excludes },
-    env: [],
-    sources: digestOf(canonicalJson({ files: filesDigest, metadata: keyParts.metadata, data: keyParts.data })),
-  });
-  const createdBy = `${ins.original.replace(/\s+/g, ' ').trim()} # strata`;
-  if (await replayCached(state, session, key)) return 'cached';
   await commitLayerStep(state, session, key, plan.list(), createdBy);
   return 'done';
 }
@@ -155,19 +163,16 @@ interface PlaceOptions {
   destFile: string;
   intoDir: boolean;
   parents: boolean;
-  excludes: string[];
 }
 
 /** A directory source copies its contents; a file lands in the destination directory or at the destination path. */
-async function placeMatch(plan: CopyPlan, root: SourceRoot, match: SourceMatch, o: PlaceOptions): Promise<void> {
-  const base = o.parents ? posix.join(o.destDir, posix.dirname(match.matchedPath) === '.' ? '' : posix.dirname(match.matchedPath)) : o.destDir;
+function placeMatch(plan: CopyPlan, match: SourceMatch, entries: readonly ContextEntry[], o: PlaceOptions): void {
   if (match.isDir) {
     const target = o.parents ? posix.join(o.destDir, match.matchedPath) : o.destDir;
-    for (const e of await listSourceTree(root, match.relPath, { excludes: o.excludes })) {
-      plan.add(layerPath(target, e.relPath), e, { keepExistingDir: true });
-    }
+    for (const e of entries) plan.add(layerPath(target, e.relPath), e, { keepExistingDir: true });
     return;
   }
+  const base = o.parents ? posix.join(o.destDir, posix.dirname(match.matchedPath) === '.' ? '' : posix.dirname(match.matchedPath)) : o.destDir;
   const name = posix.basename(match.matchedPath);
   const target = o.intoDir || o.parents ? layerPath(base, name) : layerPath(o.destFile, '');
   plan.add(target, match.entry);
