@@ -50,9 +50,11 @@ demo: build
 	STRATA_ROOT=$(DEMO_ROOT) $(STRATA) images
 	STRATA_ROOT=$(DEMO_ROOT) $(STRATA) inspect strata-demo:latest
 
-# Transfer benchmark: strata vs skopeo pushing and pulling a 4 x 128 MiB image on a loopback registry.
+# Benchmarks, each printing a table of ratios against a peer run in the same script:
+# transfer (push/pull vs skopeo), RUN steps (vs buildah), whole builds (vs buildah and tar | pigz).
 bench: build
-	bash bench/transfer.sh && bash bench/run.sh
+	bash scripts/install-test-tools.sh
+	bash bench/transfer.sh && bash bench/run.sh && bash bench/build.sh
 
 clean:
 	rm -rf dist .tmp
