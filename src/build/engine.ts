@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StrataError } from '../errors/index.js';
 import { expandWord, parseDockerfile, type Instruction, type ParsedDockerfile } from '../dockerfile/index.js';
-import { emptyImage, setCreated, updateContainerConfig, type Image } from '../image/index.js';
+import { emptyImage, setCreated, setFormat, updateContainerConfig, type Image } from '../image/index.js';
 import { formatPlatform, normalizePlatform, parsePlatform, type Platform } from '../oci/index.js';
 import { CompositeBlobReader } from '../store/index.js';
 import { ContextStatCache } from '../context/index.js';
@@ -96,6 +96,8 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
     if (Object.keys(input.labels).length) {
       image = updateContainerConfig(image, (c) => ({ ...c, Labels: { ...(c.Labels ?? {}), ...input.labels } }));
     }
+    // OCI media types by default, whatever the base used (a Docker-format base converts).
+    image = setFormat(image, 'oci');
     image = input.sourceDateEpoch !== undefined || input.noCache
       ? setCreated(image, created)
       : await ImageRecords.forStore(deps.store.root).settle(image, created, counter.executed === 0);
@@ -192,6 +194,13 @@ async function runStage(p: StagePlan, plan: BuildPlan, parsed: ParsedDockerfile,
 
 type StepState = 'cached' | 'done' | 'metadata';
 
+/** `FROM scratch` as BuildKit starts it: the default PATH and `/` as the working directory. */
+function scratchImage(platform: Platform): Image {
+  return updateContainerConfig(emptyImage(platform), (c) => ({ ...c, Env: [`PATH=${DEFAULT_PATH}`], WorkingDir: '/' }));
+}
+
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
 async function dispatch(state: StageState, ins: Exclude<Instruction, { kind: 'FROM' }>, p: StagePlan, plan: BuildPlan, session: BuildSession, meta: MetadataContext, rc: StageRunContext, at: string): Promise<StepState> {
   if (applyMetadata(state, ins, meta)) return 'metadata';
   const stageSource = async (name: string): Promise<StageResult | BaseImage | { dir: string }> => {
@@ -201,8 +210,11 @@ async function dispatch(state: StageState, ins: Exclude<Instruction, { kind: 'FR
       const named = await session.deps.openNamedContext(src.name, session.input.buildContexts[src.name]!, session.input.platform);
       return named.kind === 'image' ? named.base : { dir: named.dir };
     }
-    if (src.kind === 'scratch') return { image: emptyImage(session.input.platform), reader: session.deps.store.blobs, description: 'scratch' };
-    return session.deps.openImage(src.ref, session.input.platform);
+    if (src.kind === 'scratch') return { image: scratchImage(session.input.platform), reader: session.deps.store.blobs, description: 'scratch' };
+    return session.deps.openImage(src.ref, session.input.platform).catch((cause: unknown) => {
+      if (cause instanceof StrataError) throw new StrataError(cause.code, `${at}: --from=${name}: ${cause.message}`, { hint: cause.hint ?? 'it names no earlier stage, build context or image', cause });
+      throw cause;
+    });
   };
   switch (ins.kind) {
     case 'COPY':
@@ -221,7 +233,7 @@ async function openBase(p: StagePlan, session: BuildSession, platform: Platform,
   const { deps, input } = session;
   switch (p.base.kind) {
     case 'scratch':
-      return { image: emptyImage(platform), reader: deps.store.blobs, description: 'scratch' };
+      return { image: scratchImage(platform), reader: deps.store.blobs, description: 'scratch' };
     case 'stage': {
       const r = await rc.results(p.base.index);
       return { image: r.state.image, reader: r.state.reader, description: `stage ${rc.parsed.stages[p.base.index]?.name ?? p.base.index}` };

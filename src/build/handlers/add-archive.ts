@@ -2,7 +2,9 @@ import { spawn } from 'node:child_process';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
 import { StrataError } from '../../errors/index.js';
 import { digestFile } from '../../digest/index.js';
 import { MediaType } from '../../oci/index.js';
@@ -15,23 +17,66 @@ type ArchiveKind = 'tar' | 'gzip' | 'bzip2' | 'xz';
 
 /** ADD detects archives by their bytes, never by their name (as docker does). */
 export async function archiveKind(path: string): Promise<ArchiveKind | undefined> {
+  const head = await readHead(path, 512);
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head.length >= 3 && head.toString('latin1', 0, 3) === 'BZh') return 'bzip2';
+  if (head.length >= 6 && head[0] === 0xfd && head.toString('latin1', 1, 6) === '7zXZ\0') return 'xz';
+  if (isTarHeader(head)) return 'tar';
+  return undefined;
+}
+
+/**
+ * A local file ADD unpacks: a tar, plain or compressed. A compressed file that is not a tar inside
+ * (`app.js.gz`) is copied as it is, as docker does.
+ */
+export async function isArchiveSource(path: string): Promise<boolean> {
+  const kind = await archiveKind(path);
+  if (kind === undefined) return false;
+  if (kind === 'tar') return true;
+  return isTarHeader(await decompressedHead(path, kind));
+}
+
+/** The ustar magic, or an old-style header whose checksum adds up. */
+function isTarHeader(block: Buffer): boolean {
+  if (block.length < 512) return false;
+  if (block.toString('latin1', 257, 262) === 'ustar') return true;
+  const stored = parseInt(block.toString('latin1', 148, 156).replace(/\0.*$/, '').trim(), 8);
+  if (!Number.isFinite(stored)) return false;
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : block[i]!;
+  return sum === stored && block[0] !== 0;
+}
+
+async function readHead(path: string, bytes: number): Promise<Buffer> {
   const handle = await open(path, 'r');
   try {
-    const head = Buffer.alloc(512);
-    const { bytesRead } = await handle.read(head, 0, 512, 0);
-    const b = head.subarray(0, bytesRead);
-    if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) return 'gzip';
-    if (b.length >= 3 && b.toString('latin1', 0, 3) === 'BZh') return 'bzip2';
-    if (b.length >= 6 && b[0] === 0xfd && b.toString('latin1', 1, 6) === '7zXZ\0') return 'xz';
-    if (b.length >= 262 && b.toString('latin1', 257, 262) === 'ustar') return 'tar';
-    return undefined;
+    const head = Buffer.alloc(bytes);
+    const { bytesRead } = await handle.read(head, 0, bytes, 0);
+    return head.subarray(0, bytesRead);
   } finally {
     await handle.close();
   }
 }
 
-export async function isArchiveSource(path: string): Promise<boolean> {
-  return (await archiveKind(path)) !== undefined;
+/** The first 512 decompressed bytes (fewer when the content is shorter). */
+async function decompressedHead(path: string, kind: Exclude<ArchiveKind, 'tar'>): Promise<Buffer> {
+  const source: Readable = kind === 'gzip'
+    ? createReadStream(path).pipe(createGunzip())
+    : spawn(kind === 'bzip2' ? 'bzip2' : 'xz', ['-dc', path], { stdio: ['ignore', 'pipe', 'ignore'] }).stdout;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of source) {
+      chunks.push(chunk as Buffer);
+      size += (chunk as Buffer).length;
+      if (size >= 512) break;
+    }
+  } catch {
+    // Corrupt data: not an archive ADD can unpack; it is copied as a file.
+  } finally {
+    source.destroy();
+  }
+  return Buffer.concat(chunks).subarray(0, 512);
 }
 
 /**
