@@ -163,7 +163,7 @@ describeAsRoot('RUN compared with buildah', () => {
     // BUG (src/build/handlers/copy.ts): COPY --from=STAGE resets owners to 0:0. Expected: without
     // --chown, files copied from another stage or an image keep their uid/gid, as in docker since
     // moby#38599, BuildKit and buildah; only files from the build context become 0:0.
-    it.fails('COPY --from keeps the owners a RUN gave files in the other stage, as buildah does', async () => {
+    it('COPY --from keeps the owners a RUN gave files in the other stage, as buildah does', async () => {
       const c: Case = { name: 'copy-from-owners' };
       const ours = await strataTree(c, 'chroot', join(work, 'store-chroot'), 'owners');
       expect(treeDifferences(ours, await buildahTree(c))).toEqual([]);
@@ -173,7 +173,7 @@ describeAsRoot('RUN compared with buildah', () => {
     // its primary group among the supplementary groups, so `id` prints no `groups=1000(app)`.
     // Expected, as docker (moby#27028, image-spec#1011 show `groups=` with the primary gid) and
     // buildah: supplementary groups = [primary gid, then the groups listing the user].
-    it.fails('a USER step has the primary group among its supplementary groups, as with buildah', async () => {
+    it('a USER step has the primary group among its supplementary groups, as with buildah', async () => {
       const c: Case = { name: 'user-groups' };
       const ours = await strataTree(c, 'chroot', join(work, 'store-chroot'), 'groups');
       expect(treeDifferences(ours, await buildahTree(c))).toEqual([]);
@@ -185,7 +185,7 @@ describeAsRoot('RUN compared with buildah', () => {
     // directory, `USER app` + RUN fails with "Can't find source path ...: Permission denied".
     // Expected: the step runs as docker's would (for instance bwrap started as root with
     // --unshare-user --uid/--gid, or the private root placed where the uid can reach it).
-    it.fails('bwrap runs a USER app step when the store is under a 0700 directory', async (ctx) => {
+    it('bwrap runs a USER app step when the store is under a 0700 directory', async (ctx) => {
       needExecutor(ctx, 'bwrap');
       const privateDir = await mkdtemp(join(tmpdir(), 'strata-run-0700-'));
       try {
