@@ -94,7 +94,8 @@ MAINTAINER someone@example.com
 ONBUILD COPY . /src
 `);
     const c = image.config.config!;
-    expect(c.Env).toEqual(['A=1', 'B=two words', 'C=1-1.0']);
+    expect(c.Env).toEqual(['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'A=1', 'B=two words', 'C=1-1.0']);
+    expect(c.WorkingDir).toBe('/');
     expect(c.Labels).toEqual({ version: '1.0', 'with space': 'yes' });
     expect(Object.keys(c.ExposedPorts!).sort()).toEqual(['53/udp', '80/tcp', '8000/tcp', '8001/tcp']);
     expect(c.Volumes).toEqual({ '/data': {}, '/logs': {} });
