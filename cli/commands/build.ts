@@ -5,6 +5,7 @@ import type { CliContext } from '../context.js';
 import { buildEventRenderer, type ProgressMode } from '../build-progress.js';
 import { apiContext, collect, writeLine } from '../options.js';
 import { withRegistry } from '../registry-io.js';
+import { readConfigFile } from '../config.js';
 
 interface BuildFlags {
   file?: string;
@@ -19,7 +20,7 @@ interface BuildFlags {
   cache?: boolean;
   cacheFrom: string[];
   cacheTo?: string;
-  executor: string;
+  executor?: string;
   progress: string;
   iidfile?: string;
   metadataFile?: string;
@@ -27,6 +28,7 @@ interface BuildFlags {
   insecureRegistry: string[];
   caCert?: string;
   secret: string[];
+  ssh: string[];
   network?: string;
 }
 
@@ -68,8 +70,9 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--no-cache', 'do not use the build cache')
     .option('--cache-from <spec>', 'import a build cache: type=registry,ref=REF (or just REF) or type=local,src=DIR; repeatable', collect, [])
     .option('--cache-to <spec>', 'export the build cache: type=registry,ref=REPO:TAG or type=local,dest=DIR, with mode=min|max')
-    .option('--executor <name>', 'what runs RUN steps', 'none')
+    .option('--executor <name>', 'what runs RUN steps: none, chroot, bwrap, runc, crun or command:PATH (default: the config file\'s, else none)')
     .option('--secret <id=ID,src=FILE|env=VAR>', 'a secret RUN --mount=type=secret can read; repeatable', collect, [])
+    .option('--ssh <default|ID[=SOCKET]>', 'an ssh agent RUN --mount=type=ssh can use (default: $SSH_AUTH_SOCK); repeatable', collect, [])
     .option('--network <none|host>', 'network for RUN steps (default none)')
     .option('--progress <mode>', 'auto, plain, tty, json or quiet', 'auto')
     .option('--iidfile <file>', 'write the image ID (config digest) to a file')
@@ -80,6 +83,7 @@ export function register(program: Command, ctx: CliContext): void {
     .action(async (contextArg: string, flags: BuildFlags) => {
       if (!['auto', 'plain', 'tty', 'json', 'quiet'].includes(flags.progress)) throw new StrataError('E_USAGE', `--progress must be auto, plain, tty, json or quiet, got "${flags.progress}"`);
       const started = Date.now();
+      const config = readConfigFile(ctx);
       const api = apiContext(ctx, { platform: flags.platform, sourceDateEpoch: flags.sourceDateEpoch });
       const contextDir = resolve(ctx.cwd, contextArg);
       let dockerfileText: string | undefined;
@@ -95,7 +99,7 @@ export function register(program: Command, ctx: CliContext): void {
         dockerfile = 'Dockerfile';
       }
       const render = buildEventRenderer(flags.progress as ProgressMode, ctx.stderr, ctx.isTty);
-      const registryFlags = { insecureRegistry: flags.insecureRegistry, progress: flags.progress, ...(flags.caCert !== undefined ? { caCert: flags.caCert } : {}) };
+      const registryFlags = { insecureRegistry: [...flags.insecureRegistry, ...(config.insecureRegistries ?? [])], progress: flags.progress, ...(flags.caCert !== undefined ? { caCert: flags.caCert } : {}) };
       const result = await withRegistry(ctx, api, registryFlags, (io) => buildImage(
         {
           contextDir,
@@ -114,8 +118,9 @@ export function register(program: Command, ctx: CliContext): void {
           cacheTo: flags.cacheTo,
           cwd: ctx.cwd,
           strataVersion: program.version(),
-          executor: flags.executor,
+          executor: flags.executor ?? config.executor ?? 'none',
           secrets: flags.secret,
+          ssh: flags.ssh,
           env: ctx.env,
           ...(flags.network !== undefined ? { network: parseNetwork(flags.network) } : {}),
           iidFile: flags.iidfile === undefined ? undefined : resolve(ctx.cwd, flags.iidfile),

@@ -46,6 +46,8 @@ export interface BuildImageOptions {
   secrets?: readonly string[];
   /** The environment `env=` secrets are read from. */
   env?: Readonly<Record<string, string | undefined>>;
+  /** `--ssh` values: `default`, `ID`, or `ID=SOCKET` (the socket defaults to $SSH_AUTH_SOCK in `env`). */
+  ssh?: readonly string[];
   /** Default network for RUN steps. */
   network?: 'none' | 'host';
   iidFile?: string | undefined;
@@ -130,6 +132,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
           noCache: options.noCache === true,
           sourceDateEpoch: ctx.sourceDateEpoch,
           secrets: secrets.files,
+          ssh: sshSockets(options.ssh ?? [], options.env ?? {}),
           network: options.network ?? 'none',
         },
         {
@@ -185,6 +188,18 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
     await Promise.all(opened.map((o) => o.close()));
     await secrets.cleanup();
   }
+}
+
+function sshSockets(specs: readonly string[], env: Readonly<Record<string, string | undefined>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const spec of specs) {
+    const eq = spec.indexOf('=');
+    const id = eq < 0 ? spec : spec.slice(0, eq);
+    const socket = eq < 0 ? env.SSH_AUTH_SOCK : resolve(spec.slice(eq + 1));
+    if (!id || !socket) throw new StrataError('E_USAGE', `--ssh ${spec}: no agent socket (set SSH_AUTH_SOCK or give ${id || 'default'}=SOCKET)`);
+    out[id] = socket;
+  }
+  return out;
 }
 
 /**

@@ -61,7 +61,7 @@ export function parseMountSpec(text: string, at: string): MountSpec {
     if (!spec.id) throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: --mount=type=secret needs id= or target=`);
     spec.target = `/run/secrets/${spec.id}`;
   }
-  if (spec.type === 'ssh' && spec.target === undefined) spec.target = `/run/buildkit/ssh_agent.${spec.id ?? '0'}`;
+  if (spec.type === 'ssh' && spec.target === undefined) spec.target = '/run/buildkit/ssh_agent.0';
   // A secret given only as env= goes into the variable and is not mounted at all.
   if (spec.target === undefined && !(spec.type === 'secret' && spec.env !== undefined)) {
     throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: --mount=type=${spec.type} needs target=`);

@@ -53,6 +53,8 @@ export interface BuildInput {
   sourceDateEpoch?: number | undefined;
   /** `--secret id=ID,src=FILE`: host files RUN --mount=type=secret can read; never in a layer or history. */
   secrets?: Readonly<Record<string, string>> | undefined;
+  /** `--ssh ID=SOCKET`: agent sockets RUN --mount=type=ssh forwards (`default` when no id is given). */
+  ssh?: Readonly<Record<string, string>> | undefined;
   /** The default network for RUN steps (`--network`); `none` unless the user asks. */
   network?: 'none' | 'host' | undefined;
 }

@@ -175,7 +175,16 @@ async function resolveMount(spec: MountSpec, state: StageState, session: BuildSe
       if (!source) throw new StrataError('E_NOT_FOUND', `${cc.at}: --mount source ${spec.source ?? '/'} is not in ${spec.from ?? 'the build context'}`);
       return { type: 'bind', target, source, readonly: spec.readonly };
     }
-    case 'ssh':
-      throw new StrataError('E_BUILD', `${cc.at}: RUN --mount=type=ssh is not supported yet`, { hint: 'fetch private sources before the build, or use a secret mount' });
+    case 'ssh': {
+      const id = spec.id ?? 'default';
+      const socket = session.input.ssh?.[id];
+      if (!socket) {
+        if (spec.required) throw new StrataError('E_BUILD', `${cc.at}: RUN --mount=type=ssh needs the agent "${id}"`, { hint: `pass --ssh ${id}[=SOCKET] (the socket defaults to $SSH_AUTH_SOCK)` });
+        return undefined;
+      }
+      // The step sees the agent at the target, and SSH_AUTH_SOCK points there, as BuildKit does.
+      env.push(`SSH_AUTH_SOCK=${target}`);
+      return { type: 'ssh', target, source: socket, readonly: true };
+    }
   }
 }
