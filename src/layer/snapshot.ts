@@ -1,3 +1,4 @@
+import { fileTypeOf } from './file-type.js';
 import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import { StrataError, ioError } from '../errors/index.js';
@@ -116,11 +117,5 @@ function toSnapshotEntry(st: BigIntStats): SnapshotEntry {
 }
 
 function typeOf(st: BigIntStats): SnapshotEntry['type'] {
-  if (st.isFile()) return 'file';
-  if (st.isDirectory()) return 'dir';
-  if (st.isSymbolicLink()) return 'symlink';
-  if (st.isFIFO()) return 'fifo';
-  if (st.isCharacterDevice()) return 'char';
-  if (st.isBlockDevice()) return 'block';
-  return 'socket';
+  return fileTypeOf(st);
 }

@@ -1,3 +1,4 @@
+import { fileTypeOf } from './file-type.js';
 import type { Stats } from 'node:fs';
 import { lstat, open, readdir, readlink, stat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
@@ -123,13 +124,8 @@ function normalizeDest(dest: string | undefined): string {
 }
 
 function entryType(st: Stats): LayerEntryType | undefined {
-  if (st.isFile()) return 'file';
-  if (st.isDirectory()) return 'dir';
-  if (st.isSymbolicLink()) return 'symlink';
-  if (st.isFIFO()) return 'fifo';
-  if (st.isCharacterDevice()) return 'char';
-  if (st.isBlockDevice()) return 'block';
-  return undefined;
+  const type = fileTypeOf(st);
+  return type === 'socket' ? undefined : type;
 }
 
 function seconds(st: Stats): number {

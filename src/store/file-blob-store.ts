@@ -3,6 +3,7 @@ import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { once } from 'node:events';
 import { DigestingStream, VerifyingStream, digestAlgorithm, digestHex, parseDigest, sizeMismatch, type Digest } from '../digest/index.js';
 import { StrataError, errnoCode, ioError } from '../errors/index.js';
 import type { Descriptor } from '../oci/index.js';
@@ -128,10 +129,14 @@ export class FileBlobStore implements BlobStore {
   }
 
   private async pipeToFile(tmp: string, data: BlobData, through: Transform, options: ReadOptions): Promise<void> {
+    await mkdir(join(tmp, '..'), { recursive: true });
+    const out = createWriteStream(tmp, { flags: 'wx', highWaterMark: WRITE_BUFFER });
     try {
-      await mkdir(join(tmp, '..'), { recursive: true });
-      await pipeline(toReadable(data), through, createWriteStream(tmp, { flags: 'wx', highWaterMark: WRITE_BUFFER }), options.signal ? { signal: options.signal } : {});
+      await pipeline(toReadable(data), through, out, options.signal ? { signal: options.signal } : {});
     } catch (cause) {
+      // An abort can reject before the file is even opened: wait for the stream to close, or the
+      // temp file could appear after it was removed.
+      if (!out.closed) await once(out, 'close').catch(() => undefined);
       await rm(tmp, { force: true });
       if (cause instanceof StrataError) throw cause;
       if (cause instanceof Error && cause.name === 'AbortError') throw new StrataError('E_ABORTED', 'operation aborted', { cause });

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
@@ -22,12 +23,15 @@ export class TempStore implements BlobIngester {
   async ingestBlob(data: Readable | AsyncIterable<Uint8Array>, options: ReadOptions = {}): Promise<{ digest: Digest; size: number }> {
     const temp = join(this.dir, 'tmp', randomBytes(8).toString('hex'));
     const digesting = new DigestingStream();
+    const out = createWriteStream(temp);
     try {
-      await pipeline(data, digesting, createWriteStream(temp), options.signal === undefined ? {} : { signal: options.signal });
+      await pipeline(data, digesting, out, options.signal === undefined ? {} : { signal: options.signal });
       const { digest, size } = digesting.result();
       await rename(temp, this.blobPath(digest));
       return { digest, size };
     } catch (error) {
+      // An abort can reject before the file is opened; wait, or it appears after the rm.
+      if (!out.closed) await once(out, 'close').catch(() => undefined);
       await rm(temp, { force: true });
       throw error;
     }
