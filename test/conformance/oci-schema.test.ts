@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { afterAll, describe, expect, it } from 'vitest';
-import { appendImage, isDigest, parseManifestOrIndex, type StrataContext } from '../../src/index.js';
+import { appendImage, buildImage, isDigest, parseManifestOrIndex, type StrataContext } from '../../src/index.js';
 import { CaseCounter, corpusPath } from './corpus.js';
 
 // Ajv is the judge here, not strata code: the draft-04 build (the OCI schemas are draft-04) plus
@@ -127,7 +127,17 @@ describe('OCI image-spec JSON schemas', () => {
       const emptyManifest = JSON.parse(await readFile(join(work, 'empty', 'blobs', 'sha256', emptyIndex.manifests[0]!.digest.slice(7)), 'utf8')) as { layers: unknown[] };
       expect(emptyManifest.layers).toEqual([]);
       expect(validate(ajv, 'application/vnd.oci.image.manifest.v1+json', emptyManifest)).toEqual(['/layers must NOT have fewer than 1 items']);
-      for (const dir of [layout, join(work, 'store', 'oci')]) {
+      // A multi-stage, multi-platform Dockerfile build too: its index, manifests and configs.
+      const ctxDir = join(work, 'ctx');
+      await mkdir(ctxDir, { recursive: true });
+      await writeFile(join(ctxDir, 'app.txt'), 'app\n');
+      await writeFile(join(ctxDir, 'Dockerfile'), 'FROM scratch AS base\nCOPY app.txt /app/\nENV A=1\nFROM base\nWORKDIR /srv\nLABEL x=y\nEXPOSE 80\nHEALTHCHECK CMD ["/bin/true"]\nCMD ["/app/run"]\n');
+      await buildImage({ contextDir: ctxDir, platform: 'linux/amd64,linux/arm64', tags: ['built:1'], outputs: [`type=oci,dest=${join(work, 'built')},tar=false`] }, ctx);
+      const checkConfig = async (dir: string, d: { digest: string; mediaType: string }): Promise<void> => {
+        const config = JSON.parse(await readFile(join(dir, 'blobs', 'sha256', d.digest.slice(7)), 'utf8')) as unknown;
+        counter.check(`config ${d.digest}`, () => expect(validate(ajv, d.mediaType, config)).toEqual([]));
+      };
+      for (const dir of [layout, join(work, 'store', 'oci'), join(work, 'built')]) {
         const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as unknown;
         counter.check(`${dir}/index.json`, () => expect(validate(ajv, 'application/vnd.oci.image.index.v1+json', index)).toEqual([]));
         const header = JSON.parse(await readFile(join(dir, 'oci-layout'), 'utf8')) as unknown;
@@ -136,10 +146,14 @@ describe('OCI image-spec JSON schemas', () => {
           const bytes = await readFile(join(dir, 'blobs', 'sha256', m.digest.slice(7)));
           const parsed = parseManifestOrIndex(bytes, m.digest, m.mediaType);
           counter.check(`manifest ${m.digest}`, () => expect(validate(ajv, m.mediaType, JSON.parse(bytes.toString())), bytes.toString()).toEqual([]));
-          if (parsed.kind === 'manifest') {
-            const config = JSON.parse(await readFile(join(dir, 'blobs', 'sha256', parsed.manifest.config.digest.slice(7)), 'utf8')) as unknown;
-            counter.check(`config ${parsed.manifest.config.digest}`, () => expect(validate(ajv, parsed.manifest.config.mediaType, config)).toEqual([]));
+          const manifests = parsed.kind === 'index' ? parsed.index.manifests : [];
+          for (const child of manifests) {
+            const childBytes = await readFile(join(dir, 'blobs', 'sha256', child.digest.slice(7)));
+            counter.check(`manifest ${child.digest}`, () => expect(validate(ajv, child.mediaType, JSON.parse(childBytes.toString()))).toEqual([]));
+            const childParsed = parseManifestOrIndex(childBytes, child.digest, child.mediaType);
+            if (childParsed.kind === 'manifest') await checkConfig(dir, childParsed.manifest.config);
           }
+          if (parsed.kind === 'manifest') await checkConfig(dir, parsed.manifest.config);
         }
       }
       expect(counter.unexpected()).toEqual([]);
