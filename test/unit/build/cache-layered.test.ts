@@ -2,11 +2,11 @@
  * The layered step cache (store first, then imported caches) and the cache artifact round trip
  * through an OCI layout, with the engine building in fresh temporary stores.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalStore, StrataError, noneExecutor, runBuild, serializeImage, type BuildEvent, type Digest, type Platform } from '../../../src/index.js';
+import { LocalStore, serializeImage, type BuildEvent, type Digest } from '../../../src/index.js';
 import { LocalStepCache, type StepOutcome } from '../../../src/build/cache.js';
 import { LayeredStepCache, type ImportedStepCache } from '../../../src/build/cache-layered.js';
 import {
@@ -18,8 +18,8 @@ import {
   parseCacheImport,
 } from '../../../src/api/build-cache.js';
 import { OciLayout, type BlobReader } from '../../../src/store/index.js';
+import { testBuild, writeContext } from './harness.js';
 
-const PLATFORM: Platform = { os: 'linux', architecture: 'amd64' };
 let work: string;
 
 beforeAll(async () => {
@@ -29,47 +29,14 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-async function context(files: Record<string, string>): Promise<string> {
-  const dir = await mkdtemp(join(work, 'ctx-'));
-  for (const [path, content] of Object.entries(files)) {
-    await mkdir(join(dir, path, '..'), { recursive: true });
-    await writeFile(join(dir, path), content);
-  }
-  return dir;
-}
+const context = (files: Record<string, string>): Promise<string> => writeContext(work, files);
 
 async function freshStore(): Promise<LocalStore> {
   return LocalStore.open(await mkdtemp(join(work, 'store-')));
 }
 
-async function build(store: LocalStore, text: string, contextDir: string, cache: LayeredStepCache, events: BuildEvent[] = []) {
-  return runBuild(
-    {
-      dockerfile: { file: 'Dockerfile', text },
-      contextDir,
-      buildArgs: {},
-      platform: PLATFORM,
-      buildPlatform: PLATFORM,
-      labels: {},
-      buildContexts: {},
-      noCache: false,
-      sourceDateEpoch: 1700000000,
-    },
-    {
-      store,
-      openImage: async (ref) => {
-        throw new StrataError('E_NOT_FOUND', `no image ${ref} in this test`);
-      },
-      openNamedContext: async () => {
-        throw new StrataError('E_NOT_FOUND', 'no named contexts in this test');
-      },
-      executor: noneExecutor(),
-      now: () => new Date('2024-01-01T00:00:00Z'),
-      events: (e) => events.push(e),
-      stepCache: cache,
-      cacheReaders: cache.readers,
-    },
-  );
+function build(store: LocalStore, text: string, contextDir: string, cache: LayeredStepCache, events: BuildEvent[] = []) {
+  return testBuild(store, text, contextDir, {}, { events: (e) => events.push(e), stepCache: cache, cacheReaders: cache.readers });
 }
 
 function stepStates(events: readonly BuildEvent[]): string[] {

@@ -1,7 +1,8 @@
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testBuild, writeContext } from './harness.js';
 import {
   LocalStore,
   StrataError,
@@ -27,43 +28,10 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-async function context(files: Record<string, string>): Promise<string> {
-  const dir = await mkdtemp(join(work, 'ctx-'));
-  for (const [path, content] of Object.entries(files)) {
-    await mkdir(join(dir, path, '..'), { recursive: true });
-    await writeFile(join(dir, path), content);
-  }
-  return dir;
-}
+const context = (files: Record<string, string>): Promise<string> => writeContext(work, files);
 
 async function build(text: string, files: Record<string, string> = {}, extra: Partial<BuildInput> = {}, events: BuildEvent[] = []) {
-  const contextDir = await context(files);
-  return runBuild(
-    {
-      dockerfile: { file: 'Dockerfile', text },
-      contextDir,
-      buildArgs: {},
-      platform: PLATFORM,
-      buildPlatform: PLATFORM,
-      labels: {},
-      buildContexts: {},
-      noCache: false,
-      sourceDateEpoch: 1700000000,
-      ...extra,
-    },
-    {
-      store,
-      openImage: async (ref) => {
-        throw new StrataError('E_NOT_FOUND', `no image ${ref} in this test`);
-      },
-      openNamedContext: async () => {
-        throw new StrataError('E_NOT_FOUND', 'no named contexts in this test');
-      },
-      executor: noneExecutor(),
-      now: () => new Date('2024-01-01T00:00:00Z'),
-      events: (e) => events.push(e),
-    },
-  );
+  return testBuild(store, text, await context(files), extra, { events: (e) => events.push(e) });
 }
 
 async function failure(promise: Promise<unknown>): Promise<StrataError> {
