@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { StrataError } from '../errors/index.js';
 import { expandWord, parseDockerfile, type Instruction, type ParsedDockerfile } from '../dockerfile/index.js';
 import { emptyImage, setCreated, setFormat, updateContainerConfig, type Image } from '../image/index.js';
-import { formatPlatform, normalizePlatform, parsePlatform, type Platform } from '../oci/index.js';
+import { normalizePlatform, parsePlatform, type Platform } from '../oci/index.js';
 import { CompositeBlobReader } from '../store/index.js';
 import { ContextStatCache } from '../context/index.js';
 import { platformArgs } from './args.js';
@@ -14,7 +14,7 @@ import { applyMetadata, resetShell, type MetadataContext } from './handlers/meta
 import { runCopy } from './handlers/copy.js';
 import { runRun } from './handlers/run.js';
 import { runWorkdir } from './handlers/workdir.js';
-import { planBuild, resolveSourceName, type BuildPlan, type StagePlan } from './plan.js';
+import { planBuild, resolveSourceName, type StagePlan } from './plan.js';
 import type { BaseImage, BuildDeps, BuildInput, BuildOutcome, BuildSession } from './session.js';
 import { type StageState } from './state.js';
 import { StageResults, type StageResult } from './stages.js';
@@ -84,7 +84,7 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
     const run = (p: StagePlan): Promise<StageResult> =>
       results.get(p.stage.index, async () => {
         await Promise.all(p.dependsOn.map((i) => run(plan.all[i]!)));
-        return runStage(p, plan, parsed, session, { parsed, globalArgs, buildArgs, platformValues, consumed, results: (i) => run(plan.all[i]!), total, counter });
+        return runStage(p, parsed, session, { parsed, globalArgs, buildArgs, platformValues, consumed, results: (i) => run(plan.all[i]!), total, counter });
       });
     // Stages the target needs run as soon as their dependencies are done; independent ones overlap.
     const all = await Promise.all(plan.stages.map(run));
@@ -141,7 +141,7 @@ interface StageRunContext {
   counter: { step: number; cached: number; executed: number };
 }
 
-async function runStage(p: StagePlan, plan: BuildPlan, parsed: ParsedDockerfile, session: BuildSession, rc: StageRunContext): Promise<StageResult> {
+async function runStage(p: StagePlan, parsed: ParsedDockerfile, session: BuildSession, rc: StageRunContext): Promise<StageResult> {
   const { input, deps } = session;
   const file = input.dockerfile.file;
   const platform = p.platform ? parsePlatform(p.platform) : normalizePlatform(input.platform);
@@ -174,7 +174,7 @@ async function runStage(p: StagePlan, plan: BuildPlan, parsed: ParsedDockerfile,
     for (const trigger of triggers) {
       const parsedTrigger = parseDockerfile(`FROM scratch\n${trigger}\n`, { file: `${base.description} ONBUILD` });
       for (const ins of parsedTrigger.stages[0]!.instructions) {
-        await dispatch(state, ins, p, plan, session, meta, rc, `${base.description} ONBUILD ${trigger}`);
+        await dispatch(state, ins, p, session, meta, rc, `${base.description} ONBUILD ${trigger}`);
       }
     }
   }
@@ -184,7 +184,7 @@ async function runStage(p: StagePlan, plan: BuildPlan, parsed: ParsedDockerfile,
     const text = ins.original.trim();
     deps.events?.({ type: 'step-start', stage: p.label, step, total: rc.total, text, where: at });
     const started = Date.now();
-    const outcome = await dispatch(state, ins, p, plan, session, meta, rc, at);
+    const outcome = await dispatch(state, ins, p, session, meta, rc, at);
     if (outcome === 'cached') rc.counter.cached++;
     if (outcome === 'done') rc.counter.executed++;
     deps.events?.({ type: 'step', stage: p.label, step, total: rc.total, text, where: at, state: outcome, durationMs: Date.now() - started });
@@ -201,7 +201,7 @@ function scratchImage(platform: Platform): Image {
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-async function dispatch(state: StageState, ins: Exclude<Instruction, { kind: 'FROM' }>, p: StagePlan, plan: BuildPlan, session: BuildSession, meta: MetadataContext, rc: StageRunContext, at: string): Promise<StepState> {
+async function dispatch(state: StageState, ins: Exclude<Instruction, { kind: 'FROM' }>, p: StagePlan, session: BuildSession, meta: MetadataContext, rc: StageRunContext, at: string): Promise<StepState> {
   if (applyMetadata(state, ins, meta)) return 'metadata';
   const stageSource = async (name: string): Promise<StageResult | BaseImage | { dir: string }> => {
     const src = resolveSourceName(name, p.stage.index, rc.parsed, new Set(Object.keys(session.input.buildContexts)));
