@@ -1,17 +1,15 @@
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, isAbsolute, join, resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import slugify from '@sindresorhus/slugify';
-import { StrataError, ioError, isStrataError } from '../errors/index.js';
-import { LocalStepCache, runBuild, type BaseImage, type BuildEventSink, type NamedContext } from '../build/index.js';
-import { LayeredStepCache } from '../build/index.js';
-import { createExecutor, detectExecutors, type Executor } from '../exec/index.js';
-import { imagePlatform, serializeImage, type Image, type SerializedImage } from '../image/index.js';
-import { MediaType, canonicalJsonBytes, formatPlatform, hostPlatform, parsePlatform, type Descriptor, type Index, type Platform } from '../oci/index.js';
-import { digestOf } from '../digest/index.js';
-import { CompositeBlobReader, LocalStore, MemoryBlobReader, writeFileAtomic, type BlobReader } from '../store/index.js';
+import { StrataError } from '../errors/index.js';
+import { LayeredStepCache, LocalStepCache, runBuild, type BaseImage, type BuildEventSink } from '../build/index.js';
+import { serializeImage } from '../image/index.js';
+import { hostPlatform, type Descriptor, type Platform } from '../oci/index.js';
+import { CompositeBlobReader, LocalStore, MemoryBlobReader, writeFileAtomic } from '../store/index.js';
 import type { RegistryIo } from './append.js';
-import { parseBuildOutput, type BuildOutputSpec } from './build-output.js';
 import { checkCacheSpecs, exportBuildCache, importBuildCaches, parseCacheExport, parseCacheImport } from './build-cache.js';
+import { indexOver, openBaseImage, openNamedContext, parsePlatforms, pickExecutor, readDockerfile, type PlatformBuild } from './build-inputs.js';
+import { parseBuildOutput, type BuildOutputSpec } from './build-output.js';
+import { prepareSecrets, sshSockets } from './build-secrets.js';
 import { writeBuildOutputs } from './build-sinks.js';
 import type { StrataContext } from './context.js';
 import { familiarImageName, localImageName } from './names.js';
@@ -188,133 +186,4 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
     await Promise.all(opened.map((o) => o.close()));
     await secrets.cleanup();
   }
-}
-
-function sshSockets(specs: readonly string[], env: Readonly<Record<string, string | undefined>>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const spec of specs) {
-    const eq = spec.indexOf('=');
-    const id = eq < 0 ? spec : spec.slice(0, eq);
-    const socket = eq < 0 ? env.SSH_AUTH_SOCK : resolve(spec.slice(eq + 1));
-    if (!id || !socket) throw new StrataError('E_USAGE', `--ssh ${spec}: no agent socket (set SSH_AUTH_SOCK or give ${id || 'default'}=SOCKET)`);
-    out[id] = socket;
-  }
-  return out;
-}
-
-/**
- * `--secret id=ID,src=FILE` is used in place; `env=VAR` is written to a private file (mode 0600) for
- * the build's duration. Secret values never reach the engine's keys, history or layers.
- */
-async function prepareSecrets(specs: readonly string[], env: Readonly<Record<string, string | undefined>>, store: LocalStore): Promise<{ files: Record<string, string>; cleanup: () => Promise<void> }> {
-  const files: Record<string, string> = {};
-  let dir: string | undefined;
-  for (const spec of specs) {
-    const fields = new Map(spec.split(',').map((p) => {
-      const eq = p.indexOf('=');
-      return eq < 0 ? [p, ''] as const : [p.slice(0, eq), p.slice(eq + 1)] as const;
-    }));
-    const id = fields.get('id');
-    if (!id) throw new StrataError('E_USAGE', `--secret ${spec.replace(/=.*/, '=…')}: needs id=ID`);
-    const src = fields.get('src') ?? fields.get('source');
-    const envName = fields.get('env');
-    if (src) {
-      files[id] = resolve(src);
-      await stat(files[id]).catch((cause: unknown) => {
-        throw ioError(`read --secret ${id}`, files[id]!, cause);
-      });
-    } else {
-      const name = envName ?? id;
-      const value = env[name];
-      if (value === undefined) throw new StrataError('E_USAGE', `--secret id=${id}: environment variable ${name} is not set`);
-      if (!dir) {
-        await mkdir(store.tmpDir, { recursive: true });
-        dir = await mkdtemp(join(store.tmpDir, 'secrets-'));
-      }
-      const file = join(dir, id.replace(/[^A-Za-z0-9._-]/g, '_'));
-      await writeFile(file, value, { mode: 0o600 });
-      files[id] = file;
-    }
-  }
-  return { files, cleanup: async () => { if (dir) await rm(dir, { recursive: true, force: true }); } };
-}
-
-interface PlatformBuild {
-  platform: Platform;
-  image: Image;
-  reader: BlobReader;
-  serialized: SerializedImage;
-  warnings: string[];
-  steps: { total: number; cached: number };
-}
-
-/** `--platform linux/amd64,linux/arm64`: each one normalized; the host's when none is given. */
-function parsePlatforms(text: string | undefined, fallback: Platform | undefined): Platform[] {
-  if (!text) return [fallback ?? hostPlatform()];
-  const seen = new Map<string, Platform>();
-  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
-    const p = parsePlatform(part);
-    seen.set(formatPlatform(p), p);
-  }
-  if (seen.size === 0) throw new StrataError('E_USAGE', `--platform "${text}" names no platform`);
-  return [...seen.values()];
-}
-
-/** An OCI index over the per-platform manifests, each entry carrying its platform. */
-function indexOver(builds: readonly PlatformBuild[], memory: MemoryBlobReader): Descriptor {
-  const index: Index = {
-    schemaVersion: 2,
-    mediaType: MediaType.OciIndex,
-    manifests: builds.map((b) => ({ ...b.serialized.manifest.descriptor, platform: imagePlatform(b.image) })),
-  };
-  const bytes = canonicalJsonBytes(index);
-  const descriptor: Descriptor = { mediaType: MediaType.OciIndex, digest: digestOf(bytes), size: bytes.byteLength };
-  memory.add(descriptor.digest, bytes);
-  return descriptor;
-}
-
-/** `--executor`: none (the default), chroot, bwrap, runc, crun or command:PATH. Checked before the build. */
-async function pickExecutor(name: string | undefined, env: Readonly<Record<string, string | undefined>>): Promise<Executor> {
-  const executor = createExecutor(name ?? 'none', { commandEnv: env });
-  const available = await executor.available();
-  if (!available.ok) {
-    throw new StrataError('E_RUN_UNSUPPORTED', `executor ${executor.name} cannot run here: ${available.reason}`, {
-      hint: `executors available on this machine: ${(await detectExecutors()).join(', ') || 'none'}`,
-    });
-  }
-  return executor;
-}
-
-async function readDockerfile(contextDir: string, options: BuildImageOptions): Promise<{ file: string; text: string }> {
-  if (options.dockerfileText !== undefined) return { file: options.dockerfile ?? 'Dockerfile', text: options.dockerfileText };
-  const path = options.dockerfile === undefined ? join(contextDir, 'Dockerfile') : isAbsolute(options.dockerfile) ? options.dockerfile : resolve(options.dockerfile);
-  try {
-    return { file: path, text: await readFile(path, 'utf8') };
-  } catch (cause) {
-    throw ioError('read Dockerfile', path, cause);
-  }
-}
-
-/** A FROM image: the local store when it has the name, else the registry. */
-async function openBaseImage(ref: string, ctx: StrataContext, store: LocalStore, io: RegistryIo): Promise<OpenedImage> {
-  const name = localImageName(ref);
-  if (await store.lookup(name)) return openImage({ transport: 'local', name: ref }, ctx, io);
-  if (!io.openRegistry) throw new StrataError('E_NOT_FOUND', `base image ${ref} is not in the local store and registry access is not configured`);
-  return io.openRegistry(ref, ctx);
-}
-
-type Opener = (ref: string, platform: Platform) => Promise<BaseImage>;
-
-/** `--build-context NAME=VALUE`: `docker-image://REF`, `oci-layout://DIR[:TAG]`, or a directory. */
-async function openNamedContext(name: string, value: string, platform: Platform, openRef: Opener, openLayout: Opener, contextDir: string): Promise<NamedContext> {
-  if (value.startsWith('docker-image://')) return { kind: 'image', base: await openRef(value.slice('docker-image://'.length), platform) };
-  if (value.startsWith('oci-layout://')) return { kind: 'image', base: await openLayout(value.slice('oci-layout://'.length), platform) };
-  const dir = isAbsolute(value) ? value : resolve(contextDir, value);
-  try {
-    if (!(await stat(dir)).isDirectory()) throw new StrataError('E_USAGE', `--build-context ${name}=${value}: not a directory`);
-  } catch (cause) {
-    if (isStrataError(cause)) throw cause;
-    throw ioError(`open --build-context ${name}`, dir, cause);
-  }
-  return { kind: 'dir', dir };
 }

@@ -1,0 +1,94 @@
+import { readFile, stat } from 'node:fs/promises';
+import { isAbsolute, join, resolve } from 'node:path';
+import { StrataError, ioError, isStrataError } from '../errors/index.js';
+import type { BaseImage, NamedContext } from '../build/index.js';
+import { digestOf } from '../digest/index.js';
+import { createExecutor, detectExecutors, type Executor } from '../exec/index.js';
+import { imagePlatform, type Image, type SerializedImage } from '../image/index.js';
+import { MediaType, canonicalJsonBytes, formatPlatform, hostPlatform, parsePlatform, type Descriptor, type Index, type Platform } from '../oci/index.js';
+import type { BlobReader, LocalStore, MemoryBlobReader } from '../store/index.js';
+import type { RegistryIo } from './append.js';
+import type { StrataContext } from './context.js';
+import { localImageName } from './names.js';
+import { openImage, type OpenedImage } from './sources.js';
+
+/** What `strata build` resolves before the engine runs: the Dockerfile, executor, platforms, bases and named contexts. */
+export interface PlatformBuild {
+  platform: Platform;
+  image: Image;
+  reader: BlobReader;
+  serialized: SerializedImage;
+  warnings: string[];
+  steps: { total: number; cached: number };
+}
+
+/** `--platform linux/amd64,linux/arm64`: each one normalized; the host's when none is given. */
+export function parsePlatforms(text: string | undefined, fallback: Platform | undefined): Platform[] {
+  if (!text) return [fallback ?? hostPlatform()];
+  const seen = new Map<string, Platform>();
+  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const p = parsePlatform(part);
+    seen.set(formatPlatform(p), p);
+  }
+  if (seen.size === 0) throw new StrataError('E_USAGE', `--platform "${text}" names no platform`);
+  return [...seen.values()];
+}
+
+/** An OCI index over the per-platform manifests, each entry carrying its platform. */
+export function indexOver(builds: readonly PlatformBuild[], memory: MemoryBlobReader): Descriptor {
+  const index: Index = {
+    schemaVersion: 2,
+    mediaType: MediaType.OciIndex,
+    manifests: builds.map((b) => ({ ...b.serialized.manifest.descriptor, platform: imagePlatform(b.image) })),
+  };
+  const bytes = canonicalJsonBytes(index);
+  const descriptor: Descriptor = { mediaType: MediaType.OciIndex, digest: digestOf(bytes), size: bytes.byteLength };
+  memory.add(descriptor.digest, bytes);
+  return descriptor;
+}
+
+/** `--executor`: none (the default), chroot, bwrap, runc, crun or command:PATH. Checked before the build. */
+export async function pickExecutor(name: string | undefined, env: Readonly<Record<string, string | undefined>>): Promise<Executor> {
+  const executor = createExecutor(name ?? 'none', { commandEnv: env });
+  const available = await executor.available();
+  if (!available.ok) {
+    throw new StrataError('E_RUN_UNSUPPORTED', `executor ${executor.name} cannot run here: ${available.reason}`, {
+      hint: `executors available on this machine: ${(await detectExecutors()).join(', ') || 'none'}`,
+    });
+  }
+  return executor;
+}
+
+export async function readDockerfile(contextDir: string, options: { dockerfile?: string | undefined; dockerfileText?: string | undefined }): Promise<{ file: string; text: string }> {
+  if (options.dockerfileText !== undefined) return { file: options.dockerfile ?? 'Dockerfile', text: options.dockerfileText };
+  const path = options.dockerfile === undefined ? join(contextDir, 'Dockerfile') : isAbsolute(options.dockerfile) ? options.dockerfile : resolve(options.dockerfile);
+  try {
+    return { file: path, text: await readFile(path, 'utf8') };
+  } catch (cause) {
+    throw ioError('read Dockerfile', path, cause);
+  }
+}
+
+/** A FROM image: the local store when it has the name, else the registry. */
+export async function openBaseImage(ref: string, ctx: StrataContext, store: LocalStore, io: RegistryIo): Promise<OpenedImage> {
+  const name = localImageName(ref);
+  if (await store.lookup(name)) return openImage({ transport: 'local', name: ref }, ctx, io);
+  if (!io.openRegistry) throw new StrataError('E_NOT_FOUND', `base image ${ref} is not in the local store and registry access is not configured`);
+  return io.openRegistry(ref, ctx);
+}
+
+export type Opener = (ref: string, platform: Platform) => Promise<BaseImage>;
+
+/** `--build-context NAME=VALUE`: `docker-image://REF`, `oci-layout://DIR[:TAG]`, or a directory. */
+export async function openNamedContext(name: string, value: string, platform: Platform, openRef: Opener, openLayout: Opener, contextDir: string): Promise<NamedContext> {
+  if (value.startsWith('docker-image://')) return { kind: 'image', base: await openRef(value.slice('docker-image://'.length), platform) };
+  if (value.startsWith('oci-layout://')) return { kind: 'image', base: await openLayout(value.slice('oci-layout://'.length), platform) };
+  const dir = isAbsolute(value) ? value : resolve(contextDir, value);
+  try {
+    if (!(await stat(dir)).isDirectory()) throw new StrataError('E_USAGE', `--build-context ${name}=${value}: not a directory`);
+  } catch (cause) {
+    if (isStrataError(cause)) throw cause;
+    throw ioError(`open --build-context ${name}`, dir, cause);
+  }
+  return { kind: 'dir', dir };
+}

@@ -1,0 +1,54 @@
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { StrataError, ioError } from '../errors/index.js';
+import type { LocalStore } from '../store/index.js';
+
+/** `--secret` and `--ssh` turned into host files and sockets for the build's duration. */
+export function sshSockets(specs: readonly string[], env: Readonly<Record<string, string | undefined>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const spec of specs) {
+    const eq = spec.indexOf('=');
+    const id = eq < 0 ? spec : spec.slice(0, eq);
+    const socket = eq < 0 ? env.SSH_AUTH_SOCK : resolve(spec.slice(eq + 1));
+    if (!id || !socket) throw new StrataError('E_USAGE', `--ssh ${spec}: no agent socket (set SSH_AUTH_SOCK or give ${id || 'default'}=SOCKET)`);
+    out[id] = socket;
+  }
+  return out;
+}
+
+/**
+ * `--secret id=ID,src=FILE` is used in place; `env=VAR` is written to a private file (mode 0600) for
+ * the build's duration. Secret values never reach the engine's keys, history or layers.
+ */
+export async function prepareSecrets(specs: readonly string[], env: Readonly<Record<string, string | undefined>>, store: LocalStore): Promise<{ files: Record<string, string>; cleanup: () => Promise<void> }> {
+  const files: Record<string, string> = {};
+  let dir: string | undefined;
+  for (const spec of specs) {
+    const fields = new Map(spec.split(',').map((p) => {
+      const eq = p.indexOf('=');
+      return eq < 0 ? [p, ''] as const : [p.slice(0, eq), p.slice(eq + 1)] as const;
+    }));
+    const id = fields.get('id');
+    if (!id) throw new StrataError('E_USAGE', `--secret ${spec.replace(/=.*/, '=…')}: needs id=ID`);
+    const src = fields.get('src') ?? fields.get('source');
+    const envName = fields.get('env');
+    if (src) {
+      files[id] = resolve(src);
+      await stat(files[id]).catch((cause: unknown) => {
+        throw ioError(`read --secret ${id}`, files[id]!, cause);
+      });
+    } else {
+      const name = envName ?? id;
+      const value = env[name];
+      if (value === undefined) throw new StrataError('E_USAGE', `--secret id=${id}: environment variable ${name} is not set`);
+      if (!dir) {
+        await mkdir(store.tmpDir, { recursive: true });
+        dir = await mkdtemp(join(store.tmpDir, 'secrets-'));
+      }
+      const file = join(dir, id.replace(/[^A-Za-z0-9._-]/g, '_'));
+      await writeFile(file, value, { mode: 0o600 });
+      files[id] = file;
+    }
+  }
+  return { files, cleanup: async () => { if (dir) await rm(dir, { recursive: true, force: true }); } };
+}
