@@ -18,6 +18,7 @@ export interface HashSourcesOptions {
 }
 
 const FORMAT = 'strata-context-sources/1';
+const READ_CHUNK = 1024 * 1024;
 
 /**
  * A digest of what a set of entries would copy, for cache keys: sha256 over canonical JSON of each entry's
@@ -80,8 +81,15 @@ export async function digestRegularFile(entry: ContextEntry): Promise<Digest> {
         hint: 'do not modify the build context during a build',
       });
     }
+    // Plain reads into one buffer: a read stream's machinery costs more than the bytes for small files.
     const hasher = new Hasher();
-    for await (const chunk of handle.createReadStream({ autoClose: false })) hasher.update(chunk as Buffer);
+    const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(entry.size, READ_CHUNK)));
+    for (let position = 0; ; ) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
+      if (bytesRead === 0) break;
+      hasher.update(buffer.subarray(0, bytesRead));
+      position += bytesRead;
+    }
     return hasher.digest();
   } catch (cause) {
     if (cause instanceof StrataError) throw cause;
