@@ -75,7 +75,9 @@ export interface BuildImageResult {
 export async function buildImage(options: BuildImageOptions, ctx: StrataContext, io: RegistryIo = {}): Promise<BuildImageResult> {
   const contextDir = resolve(options.contextDir);
   const outputs: BuildOutputSpec[] = (options.outputs ?? []).map(parseBuildOutput);
-  if (options.push) outputs.push({ type: 'image', push: true });
+  // --push is type=registry, as in buildx: pushed, not also copied into the local store (which would
+  // download a registry base's layers for nothing).
+  if (options.push) outputs.push({ type: 'registry' });
   if (outputs.length === 0) outputs.push({ type: 'image', push: false });
   const tagged = (options.tags ?? []).map(localImageName);
   const defaultName = tagged.length === 0;
