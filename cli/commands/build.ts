@@ -134,6 +134,7 @@ export function register(program: Command, ctx: CliContext): void {
         const seconds = ((Date.now() - started) / 1000).toFixed(1);
         ctx.stderr.write(`=> built ${result.manifest.digest} (${formatBytes(result.size)}, ${result.steps.cached}/${result.steps.total} steps cached, ${seconds}s)\n`);
         for (const w of result.written) ctx.stderr.write(`=> wrote ${w}\n`);
+        if (result.registryBase && result.baseLayersRead === 0) ctx.stderr.write('=> registry-level build: no base layer was downloaded\n');
         if (result.defaultName) ctx.stderr.write(`=> no -t given: named ${familiarImageName(result.names[0]!)} after the context directory\n`);
       }
       writeLine(ctx.stdout, result.manifest.digest);

@@ -4,7 +4,7 @@ import { StrataError } from '../errors/index.js';
 import { LayeredStepCache, LocalStepCache, runBuild, type BaseImage, type BuildEventSink } from '../build/index.js';
 import { serializeImage } from '../image/index.js';
 import { hostPlatform, type Descriptor, type Platform } from '../oci/index.js';
-import { CompositeBlobReader, LocalStore, MemoryBlobReader, writeFileAtomic } from '../store/index.js';
+import { CompositeBlobReader, LocalStore, MemoryBlobReader, writeFileAtomic, type BlobReader } from '../store/index.js';
 import type { RegistryIo } from './append.js';
 import { checkCacheSpecs, exportBuildCache, importBuildCaches, parseCacheExport, parseCacheImport } from './build-cache.js';
 import { indexOver, openBaseImage, openNamedContext, parsePlatforms, pickExecutor, readDockerfile, type PlatformBuild } from './build-inputs.js';
@@ -66,6 +66,10 @@ export interface BuildImageResult {
   warnings: string[];
   steps: { total: number; cached: number };
   size: number;
+  /** How many times a base image's layer blob was opened (0 for a registry-level build). */
+  baseLayersRead: number;
+  /** Whether a base came from a registry (so a registry-level build was possible). */
+  registryBase: boolean;
 }
 
 /**
@@ -98,9 +102,21 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
   const store = await LocalStore.open(ctx.storeRoot);
   const secrets = await prepareSecrets(options.secrets ?? [], options.env ?? {}, store);
   const opened: OpenedImage[] = [];
+  // Base layers read for any reason (a COPY's look at the base, RUN, an output elsewhere), counted
+  // so the summary can say when a build never downloaded one.
+  const baseLayers = { opened: 0, fromRegistry: false };
   const track = (image: OpenedImage): BaseImage => {
     opened.push(image);
-    return { image: image.image, reader: image.reader, description: image.description };
+    if (image.location.transport === 'docker') baseLayers.fromRegistry = true;
+    const layerDigests = new Set(image.image.layers.map((l) => l.descriptor.digest));
+    const reader: BlobReader = {
+      openBlob: (d, o) => {
+        if (layerDigests.has(d.digest)) baseLayers.opened++;
+        return image.reader.openBlob(d, o);
+      },
+      readBlob: (d, o) => image.reader.readBlob(d, o),
+    };
+    return { image: image.image, reader, description: image.description };
   };
   const openBase = async (ref: string, p: Platform): Promise<BaseImage> => track(await openBaseImage(ref, { ...ctx, platform: p }, store, io));
   const openLayout = async (dirAndTag: string, p: Platform): Promise<BaseImage> =>
@@ -173,6 +189,8 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
       warnings: [...new Set([...cacheWarnings, ...builds.flatMap((b) => b.warnings)])],
       steps: { total: builds.reduce((n, b) => n + b.steps.total, 0), cached: builds.reduce((n, b) => n + b.steps.cached, 0) },
       size,
+      baseLayersRead: baseLayers.opened,
+      registryBase: baseLayers.fromRegistry,
     };
     if (options.iidFile) await writeFileAtomic(options.iidFile, result.configDigest);
     if (options.metadataFile) {
