@@ -3,7 +3,7 @@ import { hostPlatform, isIndexMediaType, type Descriptor, type Manifest, type Pl
 import type { BlobSink } from '../store/types.js';
 import type { FetchedManifest, RegistryClient } from './client.js';
 import { checkImagePlatform, indexPlatforms, noPlatformError, platformCandidates } from './platform.js';
-import { mapLimit } from './pool.js';
+import { mapLimit } from '../store/index.js';
 import type { ProgressListener } from './progress.js';
 import { backoffDelay, isRetryableError } from './retry.js';
 

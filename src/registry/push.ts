@@ -2,7 +2,7 @@ import { StrataError } from '../errors/index.js';
 import { parseManifestOrIndex, type Descriptor } from '../oci/index.js';
 import type { BlobReader } from '../store/types.js';
 import type { RegistryClient } from './client.js';
-import { mapLimit } from './pool.js';
+import { mapLimit } from '../store/index.js';
 import type { ProgressListener } from './progress.js';
 import { pushScopes } from './scopes.js';
 import { blobSourceFromReader } from './upload.js';

@@ -1,4 +1,5 @@
 import { parseManifestOrIndex, isIndexMediaType, isManifestMediaType, type Descriptor } from '../oci/index.js';
+import { mapLimit } from './pool.js';
 import type { BlobReader, BlobSink, ReadOptions } from './types.js';
 
 export interface CopyTreeOptions extends ReadOptions {
@@ -33,23 +34,11 @@ export async function copyContentTree(root: Descriptor, from: BlobReader, to: Bl
       for (const child of parsed.index.manifests) await visit(child);
     } else {
       await copyBlob(parsed.manifest.config);
-      await runBounded(parsed.manifest.layers, options.concurrency ?? 4, copyBlob);
+      await mapLimit(parsed.manifest.layers, options.concurrency ?? 4, copyBlob, options.signal);
     }
     if (done.has(d.digest)) return;
     done.add(d.digest);
     if (!(await to.hasBlob(d))) await to.putBlob(d, bytes, options);
   };
   await visit(root);
-}
-
-/** Runs `work` over `items` with at most `limit` in flight; the first failure rejects. */
-export async function runBounded<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next++]!;
-      await work(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
 }

@@ -6,3 +6,4 @@ export * from './local-store.js';
 export * from './readers.js';
 export * from './copy.js';
 export * from './archive.js';
+export * from './pool.js';

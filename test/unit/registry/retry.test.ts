@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createNodeFetch } from '../../../src/registry/index.js';
-import { mapLimit } from '../../../src/registry/pool.js';
+import { mapLimit } from '../../../src/store/pool.js';
 import { backoffDelay, isRetryableError, isRetryableStatus, parseRetryAfter, resolveRetry } from '../../../src/registry/retry.js';
 import { sendWithRetry, type RetryInfo } from '../../../src/registry/send.js';
 
