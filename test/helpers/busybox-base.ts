@@ -11,13 +11,14 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { pack } from 'tar-stream';
 import { strata } from './cli.js';
+import { walkTree } from './tree.js';
 
 const execFileP = promisify(execFile);
 
@@ -125,32 +126,14 @@ function contentOf(bytes: Buffer): string {
 }
 
 /** Paths, types, modes, owners, contents, link targets and hard-link groups of a tree. */
-export async function describeOwnedTree(root: string): Promise<Record<string, OwnedEntry>> {
-  const out: Record<string, OwnedEntry> = {};
-  const inodes = new Map<string, string[]>();
-  const walk = async (rel: string): Promise<void> => {
-    for (const name of (await readdir(join(root, rel))).sort()) {
-      const path = rel ? `${rel}/${name}` : name;
-      const abs = join(root, path);
-      const info = await lstat(abs);
-      const base = { mode: info.mode & 0o7777, uid: info.uid, gid: info.gid };
-      if (info.isDirectory()) {
-        out[path] = { type: 'dir', ...base };
-        await walk(path);
-      } else if (info.isSymbolicLink()) {
-        out[path] = { type: 'symlink', ...base, mode: 0, target: await readlink(abs) };
-      } else if (info.isFile()) {
-        out[path] = { type: 'file', ...base, content: contentOf(await readFile(abs)) };
-        const key = `${info.dev}:${info.ino}`;
-        inodes.set(key, [...(inodes.get(key) ?? []), path]);
-      } else {
-        out[path] = { type: 'other', ...base };
-      }
-    }
-  };
-  await walk('');
-  for (const paths of inodes.values()) if (paths.length > 1) for (const p of paths) out[p]!.links = [...paths].sort();
-  return out;
+export function describeOwnedTree(root: string): Promise<Record<string, OwnedEntry>> {
+  return walkTree<OwnedEntry>(root, async (abs, info) => {
+    const base = { mode: info.mode & 0o7777, uid: info.uid, gid: info.gid };
+    if (info.isDirectory()) return { type: 'dir', ...base };
+    if (info.isSymbolicLink()) return { type: 'symlink', ...base, mode: 0, target: await readlink(abs) };
+    if (info.isFile()) return { type: 'file', ...base, content: contentOf(await readFile(abs)) };
+    return { type: 'other', ...base };
+  });
 }
 
 /** `umoci unpack` (as root, so owners are kept) of `layoutDir:tag` into `bundle`; returns the rootfs. */

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { pack } from 'tar-stream';
+import { tarOf } from './memory-blobs.js';
 
 export interface TinyImage {
   dir: string;
@@ -26,22 +26,6 @@ function sha256(data: Buffer): string {
   return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
 
-async function tarOf(files: Record<string, string>): Promise<Buffer> {
-  const p = pack();
-  const chunks: Buffer[] = [];
-  const done = new Promise<Buffer>((resolve, reject) => {
-    p.on('data', (c: unknown) => {
-      chunks.push(c as Buffer);
-    });
-    p.on('end', () => resolve(Buffer.concat(chunks)));
-    p.on('error', reject);
-  });
-  for (const [name, content] of Object.entries(files).sort(([a], [b]) => (a < b ? -1 : 1))) {
-    p.entry({ name, mode: 0o644, mtime: new Date(0), uid: 0, gid: 0 }, content);
-  }
-  p.finalize();
-  return done;
-}
 
 async function writeBlob(dir: string, data: Buffer): Promise<string> {
   const digest = sha256(data);

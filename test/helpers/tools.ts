@@ -136,3 +136,37 @@ export function describeAsRoot(title: string, fn: () => void): void {
   process.stderr.write(`[skip] ${title}: ${reason}\n`);
   describe.skip(`${title} [skipped: ${reason}]`, fn);
 }
+
+/**
+ * Executors whose refusal to run comes from the host's kernel setup, not from a missing install:
+ * crun refuses hosts with hybrid cgroups (this CI machine's kind), which no install fixes, and runc
+ * covers the same OCI-runtime path. They skip with their reason even under CI=true.
+ */
+export const HOST_LIMITED_EXECUTORS: ReadonlySet<string> = new Set(['crun']);
+
+/**
+ * For a test that needs `executor` when it may not run here (`reason` says why): skips with the
+ * reason on stderr, or fails under CI=true unless the executor is host-limited.
+ */
+export function needExecutor(ctx: { skip: () => void }, executor: string, reason: string | undefined): void {
+  if (reason === undefined) return;
+  if (isCI() && !HOST_LIMITED_EXECUTORS.has(executor)) throw new Error(`CI=true and --executor ${executor} cannot run here: ${reason}`);
+  process.stderr.write(`[skip] --executor ${executor}: ${reason}\n`);
+  ctx.skip();
+}
+
+/** Like `it`, for one test that needs root: same CI rule as describeAsRoot. */
+export function itAsRoot(title: string, fn: () => Promise<void> | void, timeout?: number): void {
+  if (isRoot()) {
+    it(title, fn, timeout);
+    return;
+  }
+  if (isCI()) {
+    it(title, () => {
+      throw new Error(`CI=true and the tests are not running as root: ${title} needs root`);
+    });
+    return;
+  }
+  process.stderr.write(`[skip] ${title}: needs to run as root\n`);
+  it.skip(`${title} [skipped: needs to run as root]`, fn);
+}

@@ -1,3 +1,4 @@
+import type { Stats } from 'node:fs';
 import { chmod, link, lstat, mkdir, readFile, readdir, readlink, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -39,31 +40,38 @@ export interface TreeEntry {
   links?: string[];
 }
 
-/** Describes a tree (paths, types, modes, contents, link targets, hard-link groups) for comparison. */
-export async function describeTree(root: string): Promise<Record<string, TreeEntry>> {
-  const out: Record<string, TreeEntry> = {};
+/**
+ * Every path under `root`, sorted and parents first, described by `describe`; files sharing an inode
+ * get `links`, the sorted paths of their hard-link group.
+ */
+export async function walkTree<E extends { links?: string[] }>(root: string, describe: (abs: string, info: Stats) => Promise<E>): Promise<Record<string, E>> {
+  const out: Record<string, E> = {};
   const inodes = new Map<string, string[]>();
   const walk = async (rel: string): Promise<void> => {
     for (const name of (await readdir(join(root, rel))).sort()) {
       const path = rel ? `${rel}/${name}` : name;
       const abs = join(root, path);
       const info = await lstat(abs);
-      const mode = info.mode & 0o7777;
-      if (info.isDirectory()) {
-        out[path] = { type: 'dir', mode };
-        await walk(path);
-      } else if (info.isSymbolicLink()) {
-        out[path] = { type: 'symlink', mode: 0, target: await readlink(abs) };
-      } else if (info.isFile()) {
-        out[path] = { type: 'file', mode, content: (await readFile(abs)).toString('base64') };
+      out[path] = await describe(abs, info);
+      if (info.isDirectory()) await walk(path);
+      if (info.isFile()) {
         const key = `${info.dev}:${info.ino}`;
         inodes.set(key, [...(inodes.get(key) ?? []), path]);
-      } else {
-        out[path] = { type: 'other', mode };
       }
     }
   };
   await walk('');
   for (const paths of inodes.values()) if (paths.length > 1) for (const p of paths) out[p]!.links = [...paths].sort();
   return out;
+}
+
+/** Describes a tree (paths, types, modes, contents, link targets, hard-link groups) for comparison. */
+export function describeTree(root: string): Promise<Record<string, TreeEntry>> {
+  return walkTree<TreeEntry>(root, async (abs, info) => {
+    const mode = info.mode & 0o7777;
+    if (info.isDirectory()) return { type: 'dir', mode };
+    if (info.isSymbolicLink()) return { type: 'symlink', mode: 0, target: await readlink(abs) };
+    if (info.isFile()) return { type: 'file', mode, content: (await readFile(abs)).toString('base64') };
+    return { type: 'other', mode };
+  });
 }

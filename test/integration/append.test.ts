@@ -9,7 +9,7 @@ import tar from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readLayer } from '../../src/index.js';
 import { strata, tool } from '../helpers/cli.js';
-import { describeWithTools, isRoot } from '../helpers/tools.js';
+import { describeWithTools, isRoot, itAsRoot } from '../helpers/tools.js';
 import { describeTree, makeTrickyTree } from '../helpers/tree.js';
 
 let work: string;
@@ -190,7 +190,7 @@ describe('strata append refuses bad input and leaves nothing half written', () =
     await expect(stat(dest)).rejects.toThrow();
   });
 
-  it.runIf(isRoot())('an unreadable file', async () => {
+  itAsRoot('an unreadable file', async () => {
     const dir = join(work, 'unreadable');
     await mkdir(dir, { recursive: true });
     await chmod(work, 0o755);

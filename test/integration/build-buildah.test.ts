@@ -57,8 +57,6 @@ interface Case {
   setup?: (ctx: string) => Promise<void>;
   differences?: KnownDifference[];
   treeDifferences?: KnownTreeDifference[];
-  /** Set when strata is known wrong here: the test is `it.fails` and this says what docker does. */
-  strataBug?: string;
 }
 
 async function makeSymlinkContext(ctx: string): Promise<void> {
@@ -263,8 +261,7 @@ describeAsRoot('strata build compared with buildah', () => {
     describe.concurrent('cases', () => {
       CASES.forEach((c, i) => {
         const id = `${String(i).padStart(2, '0')}-${c.dir}${c.target !== undefined ? `-${c.target}` : ''}`;
-        // A strataBug case is it.fails: it passes once strata does what `strataBug` says docker does.
-        (c.strataBug !== undefined ? it.fails : it)(`${c.name}: same root filesystem and config as buildah`, async () => {
+        it(`${c.name}: same root filesystem and config as buildah`, async () => {
           const ctx = await prepareContext(c, id);
           const [ours, theirs] = await Promise.all([buildWithStrata(c, id, ctx), buildWithBuildah(c, id, ctx)]);
           // Guards against a vacuous comparison of two empty trees.

@@ -14,7 +14,7 @@ import {
 } from '../../src/exec/index.js';
 import { captureChanges, extractImageToDirectory, snapshotRootfs, walkLayerTree, writeLayer, type LayerEntry } from '../../src/layer/index.js';
 import { MemoryBlobStore } from '../helpers/memory-blobs.js';
-import { describeAsRoot, describeWithTools, isCI, isRoot } from '../helpers/tools.js';
+import { describeAsRoot, describeWithTools, isRoot, needExecutor } from '../helpers/tools.js';
 import { describeTree } from '../helpers/tree.js';
 
 const BUSYBOX = '/bin/busybox';
@@ -58,9 +58,6 @@ for (const c of CASES) {
   else describe(`${c.name} executor`, inner);
 }
 
-/** Executors whose refusal to run comes from the host's kernel setup, not from a missing install. */
-const HOST_LIMITED = new Set(['crun']);
-
 function executorSuite(name: string): void {
   let dir: string;
   let rootfs: string;
@@ -71,12 +68,8 @@ function executorSuite(name: string): void {
     executor = createExecutor(name);
     usable = await executor.available();
     if (!usable.ok) {
-      // Installed but unable to run here: a skip, except under CI. crun is the one exception even
-      // under CI: it refuses hosts with hybrid cgroups (this CI machine's kind), which no install fixes;
-      // runc covers the same OCI-runtime code path.
-      if (isCI() && !HOST_LIMITED.has(name)) throw new Error(`CI=true and the ${name} executor cannot run: ${usable.reason}`);
-      process.stderr.write(`[skip] ${name}: ${usable.reason}\n`);
-      ctx.skip();
+      // Installed but unable to run here: a skip, except under CI (host-limited executors aside).
+      needExecutor(ctx, name, usable.reason);
       return;
     }
     dir = await mkdtemp(join(tmpdir(), `strata-exec-${name}-`));

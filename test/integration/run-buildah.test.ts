@@ -24,14 +24,13 @@ import {
 } from '../helpers/busybox-base.js';
 import { REPO_ROOT, strata } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { describeAsRoot, describeWithTools, isCI } from '../helpers/tools.js';
+import { describeAsRoot, describeWithTools, needExecutor } from '../helpers/tools.js';
 
 const EXECUTORS = ['chroot', 'bwrap', 'runc', 'crun'] as const;
 /**
  * crun refuses hosts whose cgroups are in hybrid mode (v1 controllers plus a v2 mount), which CI
  * machines often are; there it is skipped with strata's reason even under CI=true.
  */
-const MAY_BE_UNAVAILABLE = new Set<string>(['crun']);
 
 interface Case {
   name: string;
@@ -100,19 +99,12 @@ describeAsRoot('RUN compared with buildah', () => {
       return tree;
     }
 
-    /** Skips (with the reason on stderr) or fails (CI=true) when strata cannot use the executor here. */
-    function needExecutor(ctx: TestContext, executor: string): void {
-      const reason = unsupported.get(executor);
-      if (reason === undefined) return;
-      if (isCI() && !MAY_BE_UNAVAILABLE.has(executor)) throw new Error(`CI=true and --executor ${executor} cannot run here: ${reason}`);
-      process.stderr.write(`[skip] --executor ${executor}: ${reason}\n`);
-      ctx.skip();
-    }
+    const needThisExecutor = (ctx: TestContext, executor: string): void => needExecutor(ctx, executor, unsupported.get(executor));
 
     for (const executor of EXECUTORS) {
       for (const c of CASES) {
         it(`${c.name} with --executor ${executor} builds the same root filesystem as buildah`, async (ctx) => {
-          needExecutor(ctx, executor);
+          needThisExecutor(ctx, executor);
           const ours = await strataTree(c, executor, join(work, `store-${executor}`), 'main');
           if (c.name === 'files') {
             // The deletions are whiteouts of lower layers; the replaced directory is opaque (or
@@ -131,7 +123,7 @@ describeAsRoot('RUN compared with buildah', () => {
       }
 
       it(`a failing RUN with --executor ${executor} names the line and the exit code, and writes no image`, async (ctx) => {
-        needExecutor(ctx, executor);
+        needThisExecutor(ctx, executor);
         const layout = join(work, `strata-failing-${executor}`);
         const store = join(work, `store-failing-${executor}`);
         const res = await strata(
@@ -186,7 +178,7 @@ describeAsRoot('RUN compared with buildah', () => {
     // Expected: the step runs as docker's would (for instance bwrap started as root with
     // --unshare-user --uid/--gid, or the private root placed where the uid can reach it).
     it('bwrap runs a USER app step when the store is under a 0700 directory', async (ctx) => {
-      needExecutor(ctx, 'bwrap');
+      needThisExecutor(ctx, 'bwrap');
       const privateDir = await mkdtemp(join(tmpdir(), 'strata-run-0700-'));
       try {
         const ours = await strataTree(CASES[1]!, 'bwrap', join(privateDir, 'store'), 'private');

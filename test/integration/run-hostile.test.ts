@@ -20,10 +20,9 @@ import { busyboxEntries, executorUnsupported, writeTar } from '../helpers/busybo
 import { REPO_ROOT, strata } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeo } from '../helpers/skopeo.js';
-import { describeAsRoot, describeWithTools, isCI } from '../helpers/tools.js';
+import { describeAsRoot, describeWithTools, needExecutor } from '../helpers/tools.js';
 
 const EXECUTORS = ['chroot', 'bwrap', 'runc', 'crun'] as const;
-const MAY_BE_UNAVAILABLE = new Set<string>(['crun']);
 /** Names of files the hostile layers and the RUN try to write; none may appear on the host. */
 const PLANTED = ['strata-owned', 'through-root', 'through-link', 'dotdot', 'escaped-one-up', 'run-wrote', 'run-wrote-through-root'];
 
@@ -152,12 +151,7 @@ describeAsRoot('RUN on a hostile base image', () => {
     for (const executor of EXECUTORS) {
       for (const image of ['links', 'dotdot'] as const) {
         it(`--executor ${executor}, ${image} base: nothing outside the private root changes`, async (ctx) => {
-          const reason = unsupported.get(executor);
-          if (reason !== undefined) {
-            if (isCI() && !MAY_BE_UNAVAILABLE.has(executor)) throw new Error(`CI=true and --executor ${executor} cannot run here: ${reason}`);
-            process.stderr.write(`[skip] --executor ${executor}: ${reason}\n`);
-            ctx.skip();
-          }
+          needExecutor(ctx, executor, unsupported.get(executor));
           const etcBefore = await fingerprint('/etc', false);
           const sentinelBefore = await fingerprint(sentinel, true);
           const layout = join(work, `out-${executor}-${image}`);

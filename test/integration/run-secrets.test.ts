@@ -14,10 +14,9 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { executorUnsupported, pushBusyboxBase } from '../helpers/busybox-base.js';
 import { REPO_ROOT, strata } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { describeAsRoot, describeWithTools, isCI } from '../helpers/tools.js';
+import { describeAsRoot, describeWithTools, needExecutor } from '../helpers/tools.js';
 
 const EXECUTORS = ['chroot', 'bwrap', 'runc', 'crun'] as const;
-const MAY_BE_UNAVAILABLE = new Set<string>(['crun']);
 
 /** Every regular file under `dir`, gunzipped when it is gzip, that contains `needle`. */
 async function filesContaining(dir: string, needles: readonly string[]): Promise<string[]> {
@@ -79,12 +78,7 @@ describeAsRoot('RUN secrets', () => {
 
     for (const executor of EXECUTORS) {
       it(`--executor ${executor}: secrets from a file and from the environment are readable in RUN and absent from every blob`, async (ctx) => {
-        const reason = unsupported.get(executor);
-        if (reason !== undefined) {
-          if (isCI() && !MAY_BE_UNAVAILABLE.has(executor)) throw new Error(`CI=true and --executor ${executor} cannot run here: ${reason}`);
-          process.stderr.write(`[skip] --executor ${executor}: ${reason}\n`);
-          ctx.skip();
-        }
+        needExecutor(ctx, executor, unsupported.get(executor));
         const fileSecret = randomBytes(20).toString('hex');
         const envSecret = randomBytes(20).toString('hex');
         const secretFile = join(work, `tok-${executor}`);

@@ -9,10 +9,10 @@ import {
   parseKeyValue,
   parseLayerSpec,
   parsePorts,
-  setEnv,
   type ImageLocation,
 } from '../../src/api/index.js';
 import { StrataError } from '../../src/errors/index.js';
+import { setEnvEntry as setEnv } from '../../src/image/index.js';
 
 function thrown(fn: () => unknown): StrataError {
   try {

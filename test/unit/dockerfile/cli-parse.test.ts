@@ -4,11 +4,6 @@ import path from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
-import * as api from '../../../src/index.js';
-
-// The command imports the front end through src/index.ts; until that barrel re-exports src/dockerfile the
-// command cannot load, so these tests say so and skip instead of failing on wiring owned elsewhere.
-const wired = 'parseDockerfile' in api;
 
 async function run(args: string[], stdin = '', cwd = os.tmpdir()): Promise<{ out: string; error?: Error & { code?: string } }> {
   const { register } = (await import('../../../cli/commands/parse.js')) as {
@@ -34,7 +29,7 @@ async function run(args: string[], stdin = '', cwd = os.tmpdir()): Promise<{ out
   }
 }
 
-describe.skipIf(!wired)(`strata parse${wired ? '' : ' (skipped: src/index.ts does not re-export src/dockerfile yet)'}`, () => {
+describe('strata parse', () => {
   it('prints typed instructions grouped in stages', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-parse-'));
     fs.writeFileSync(path.join(dir, 'Dockerfile'), 'ARG V=1\nFROM alpine:$V AS a\nRUN echo hi\n');

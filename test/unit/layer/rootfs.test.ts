@@ -10,7 +10,7 @@ import type { BlobReader } from '../../../src/store/types.js';
 import type { Descriptor } from '../../../src/oci/index.js';
 import { BlobMap, type Spec } from './blob-map.js';
 
-const isRoot = process.getuid?.() === 0;
+import { itAsRoot } from '../../helpers/tools.js';
 
 /** Every path below `dir` with what it is: `file 644 <content>`, `dir 755`, `symlink -> target`. */
 export async function describeTree(dir: string, prefix = ''): Promise<Record<string, string>> {
@@ -144,7 +144,7 @@ describe('extractImageToDirectory', () => {
     expect(await describeTree(root)).toEqual({ d: 'dir 755', 'd/kept-name': 'file 644 upper', w: 'file 644 upper' });
   });
 
-  it.skipIf(!isRoot)('keeps ownership and setuid bits when privileged (needs root)', async () => {
+  itAsRoot('keeps ownership and setuid bits when privileged (needs root)', async () => {
     await extract([[
       { name: 'owned/', type: 'directory', uid: 1000, gid: 1001, mode: 0o2775 },
       { name: 'owned/suid', content: 's', uid: 1234, gid: 5678, mode: 0o6755 },
@@ -158,7 +158,7 @@ describe('extractImageToDirectory', () => {
     expect([link.uid, link.gid]).toEqual([42, 43]);
   });
 
-  it.skipIf(!isRoot)('creates device nodes when privileged and allowed (needs root)', async () => {
+  itAsRoot('creates device nodes when privileged and allowed (needs root)', async () => {
     await extract([[{ name: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3, mode: 0o666 }]], { privileged: true, devices: 'create' });
     const node = await lstat(join(root, 'dev/null'));
     expect(node.isCharacterDevice()).toBe(true);
@@ -166,7 +166,7 @@ describe('extractImageToDirectory', () => {
     expect(node.rdev).toBe((1 << 8) | 3);
   });
 
-  it.skipIf(!isRoot)('works unprivileged through read-only directories (run as uid 65534 via seteuid)', async () => {
+  itAsRoot('works unprivileged through read-only directories (run as uid 65534 via seteuid)', async () => {
     await chown(base, 65534, 65534);
     await chown(root, 65534, 65534);
     const stack: Array<readonly Spec[]> = [
