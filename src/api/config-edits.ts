@@ -1,5 +1,6 @@
 import { StrataError } from '../errors/index.js';
 import type { ContainerConfig } from '../oci/index.js';
+import { exposedPortKeys, setEnvEntry } from '../image/index.js';
 
 /** `--set-cmd`/`--set-entrypoint`: a JSON array is the exec form; anything else is shell form. */
 export function parseCommandForm(text: string, flag: string): string[] {
@@ -28,22 +29,11 @@ export function parseKeyValue(text: string, flag: string): [string, string] {
   return [text.slice(0, eq), text.slice(eq + 1)];
 }
 
-/** Sets or replaces `KEY` in a docker-style `KEY=VALUE` list, keeping the order of the others. */
-export function setEnv(env: readonly string[], key: string, value: string): string[] {
-  const entry = `${key}=${value}`;
-  const i = env.findIndex((e) => e === key || e.startsWith(`${key}=`));
-  return i < 0 ? [...env, entry] : env.map((e, j) => (j === i ? entry : e));
-}
-
 /** `80`, `80/tcp`, `53/udp`, `8000-8002/tcp` ⇒ ExposedPorts keys (docker's form). */
 export function parsePorts(text: string): string[] {
-  const m = /^(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/i.exec(text.trim());
-  if (!m) throw new StrataError('E_USAGE', `invalid port "${text}": expected PORT[/tcp|udp|sctp] or a range like 8000-8002`);
-  const from = Number(m[1]);
-  const to = m[2] === undefined ? from : Number(m[2]);
-  const proto = (m[3] ?? 'tcp').toLowerCase();
-  if (from < 1 || to > 65535 || to < from) throw new StrataError('E_USAGE', `invalid port "${text}": ports run from 1 to 65535`);
-  return Array.from({ length: to - from + 1 }, (_, i) => `${from + i}/${proto}`);
+  const parsed = exposedPortKeys(text);
+  if ('invalid' in parsed) throw new StrataError('E_USAGE', `invalid port "${text}": ${parsed.invalid}`);
+  return parsed.keys;
 }
 
 export interface ConfigEdits {
@@ -60,7 +50,7 @@ export function applyConfigEdits(config: ContainerConfig, edits: ConfigEdits): C
   const out: ContainerConfig = { ...config };
   for (const e of edits.env ?? []) {
     const [k, v] = parseKeyValue(e, '--set-env');
-    out.Env = setEnv(out.Env ?? [], k, v);
+    out.Env = setEnvEntry(out.Env ?? [], k, v);
   }
   for (const l of edits.labels ?? []) {
     const [k, v] = parseKeyValue(l, '--set-label');

@@ -1,9 +1,9 @@
-import { mkdir, mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StrataError, ioError } from '../errors/index.js';
 import { digestFile, digestOf, parseDigest, type Digest } from '../digest/index.js';
 import { MediaType, canonicalJsonBytes, type Descriptor, type Manifest } from '../oci/index.js';
-import { FileMapBlobReader, LocalStore, MemoryBlobReader, CompositeBlobReader, OciLayout, extractImageArchive, type BlobReader } from '../store/index.js';
+import { FileMapBlobReader, LocalStore, MemoryBlobReader, CompositeBlobReader, OciLayout, extractImageArchive, isGzipFile, type BlobReader } from '../store/index.js';
 import type { StrataContext } from './context.js';
 import { localImageName } from './names.js';
 import { resolveImage, type ResolvedImage } from './resolve.js';
@@ -159,15 +159,4 @@ async function openDockerArchiveDir(dir: string, file: string, ref: string | und
   const digest: Digest = digestOf(bytes);
   memory.add(digest, bytes);
   return { top: { mediaType: MediaType.OciManifest, digest, size: bytes.byteLength }, reader: new CompositeBlobReader([memory, reader]) };
-}
-
-async function isGzipFile(path: string): Promise<boolean> {
-  const handle = await open(path, 'r');
-  try {
-    const head = Buffer.alloc(2);
-    const { bytesRead } = await handle.read(head, 0, 2, 0);
-    return bytesRead === 2 && head[0] === 0x1f && head[1] === 0x8b;
-  } finally {
-    await handle.close();
-  }
 }

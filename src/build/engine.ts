@@ -56,6 +56,9 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
       }
       return value;
     },
+    memoized<T>(key: string): Promise<T> | undefined {
+      return memos.get(key) as Promise<T> | undefined;
+    },
     async tempDir(prefix, options = {}) {
       const base = options.reachable && deps.scratchDir ? deps.scratchDir : join(deps.store.root, 'tmp');
       await mkdir(base, { recursive: true });

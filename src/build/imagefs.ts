@@ -1,4 +1,5 @@
-import { indexImageFilesystem, extractImageToDirectory, type ImageFsIndex } from '../layer/index.js';
+import { digestOf } from '../digest/index.js';
+import { extendImageFilesystem, indexImageFilesystem, extractImageToDirectory, type ImageFsIndex } from '../layer/index.js';
 import type { Image } from '../image/index.js';
 import type { BlobReader } from '../store/index.js';
 import { imageContentKey } from './cache.js';
@@ -8,13 +9,24 @@ const USER_FILES = ['/etc/passwd', '/etc/group'];
 
 /**
  * The image's merged filesystem as metadata, with /etc/passwd and /etc/group captured for name
- * lookups. Reading it streams the image's layers (downloading a registry base's), so handlers ask
- * only when they must know what is there. Kept per build, keyed by the image's content.
+ * lookups. The filesystem depends only on the layers, so indexes are kept per layer chain: a step's
+ * image extends the index of its parent's chain by its one new layer instead of reading the base's
+ * layers again (which, for a registry base, would download them again).
  */
 export function imageFilesystem(session: BuildSession, image: Image, reader: BlobReader): Promise<ImageFsIndex> {
-  return session.memo(`fs-index:${imageContentKey(image)}`, () =>
-    indexImageFilesystem(image.layers.map((l) => l.descriptor), reader, { wantContent: USER_FILES, signal: session.deps.signal }),
-  );
+  const layers = image.layers.map((l) => l.descriptor);
+  return session.memo(`fs-index:${layerChainKey(image, layers.length)}`, async () => {
+    for (let n = layers.length - 1; n >= 1; n--) {
+      const prefix = session.memoized<ImageFsIndex>(`fs-index:${layerChainKey(image, n)}`);
+      if (prefix) return extendImageFilesystem(await prefix, layers.slice(n), reader, { signal: session.deps.signal });
+    }
+    return indexImageFilesystem(layers, reader, { wantContent: USER_FILES, signal: session.deps.signal });
+  });
+}
+
+/** The identity of an image's first `n` layers. */
+function layerChainKey(image: Image, n: number): string {
+  return digestOf(image.layers.slice(0, n).map((l) => l.diffId).join(','));
 }
 
 /** The image unpacked into a private directory (for COPY --from and RUN), made once per build. */

@@ -81,4 +81,6 @@ export interface BuildSession {
   tempDir(prefix: string, options?: { reachable?: boolean }): Promise<string>;
   /** Work done once per build and shared (unpacked images, filesystem indexes, the context). */
   memo<T>(key: string, make: () => Promise<T>): Promise<T>;
+  /** What `memo` holds (or is making) for `key`, without making it. */
+  memoized<T>(key: string): Promise<T> | undefined;
 }

@@ -63,7 +63,17 @@ export interface ImageFsIndex {
  * verified as they stream; a mismatch fails the whole call.
  */
 export async function indexImageFilesystem(layers: readonly Descriptor[], reader: BlobReader, options: IndexImageOptions = {}): Promise<ImageFsIndex> {
-  const tree = new IndexTree(options.wantContent ?? []);
+  return extendImageFilesystem(new IndexTree(options.wantContent ?? []), layers, reader, options);
+}
+
+/**
+ * The index of `base`'s layers plus `layers` on top, without reading `base`'s layers again: a build
+ * indexes its base once, then each step's new layer. `base` is left as it was. The files captured are
+ * those `base` was made to capture.
+ */
+export async function extendImageFilesystem(base: ImageFsIndex, layers: readonly Descriptor[], reader: BlobReader, options: Pick<IndexImageOptions, 'signal'> = {}): Promise<ImageFsIndex> {
+  if (!(base instanceof IndexTree)) throw new StrataError('E_INTERNAL', 'extendImageFilesystem takes an index made by indexImageFilesystem');
+  const tree = base.clone();
   for (const descriptor of layers) {
     if (options.signal?.aborted === true) throw new StrataError('E_ABORTED', 'indexing the image filesystem was aborted');
     const compression = layerCompression(descriptor.mediaType);
@@ -98,9 +108,20 @@ class IndexTree implements ImageFsIndex {
   private readonly writes = new LayerWrites();
   private what = 'layer';
 
-  constructor(want: readonly string[]) {
+  constructor(private readonly want: readonly string[]) {
     this.wanted = new Set(want.map((path) => toRel(posix.normalize(`/${path}`))));
     this.wantedNames = new Set([...this.wanted].map((rel) => posix.basename(rel)));
+  }
+
+  /** An independent copy to apply more layers to (entries are copied; captured bytes are never mutated). */
+  clone(): IndexTree {
+    const copy = new IndexTree(this.want);
+    copy.nodes.clear();
+    for (const [rel, entry] of this.nodes) copy.nodes.set(rel, { ...entry });
+    copy.children.clear();
+    for (const [rel, names] of this.children) copy.children.set(rel, new Set(names));
+    for (const [rel, bytes] of this.contents) copy.contents.set(rel, bytes);
+    return copy;
   }
 
   async layer(entries: AsyncIterable<LayerReadEntry>, what: string): Promise<void> {

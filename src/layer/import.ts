@@ -1,5 +1,4 @@
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -7,8 +6,8 @@ import { extract, type Extract, type Header } from 'tar-stream';
 import { Hasher, type Digest } from '../digest/index.js';
 import { StrataError, errnoCode, ioError, isStrataError } from '../errors/index.js';
 import { layerMediaType } from '../oci/index.js';
-import type { BlobIngester } from '../store/index.js';
-import { ParallelGzip, isGzipMagic } from './gzip.js';
+import { isGzipFile, type BlobIngester } from '../store/index.js';
+import { ParallelGzip } from './gzip.js';
 import { safeEntryPath } from './safe-path.js';
 import type { ImportTarLayerOptions, LayerResult } from './types.js';
 
@@ -65,16 +64,9 @@ export async function importTarLayer(path: string, options: ImportTarLayerOption
 
 async function sniffGzip(path: string): Promise<boolean> {
   try {
-    const handle = await open(path, 'r');
-    try {
-      const head = Buffer.alloc(2);
-      const { bytesRead } = await handle.read(head, 0, 2, 0);
-      return isGzipMagic(head.subarray(0, bytesRead));
-    } finally {
-      await handle.close();
-    }
+    return await isGzipFile(path);
   } catch (cause) {
-    throw ioError('read layer tarball', path, cause);
+    throw ioError('read layer tarball', path, isStrataError(cause) && cause.cause !== undefined ? cause.cause : cause);
   }
 }
 

@@ -23,6 +23,7 @@ export { isGzipMagic } from './gzip.js';
 export { extractImageToDirectory, type ExtractImageOptions, type ExtractStats } from './rootfs.js';
 export {
   indexImageFilesystem,
+  extendImageFilesystem,
   MAX_CAPTURED_CONTENT,
   type ImageFsIndex,
   type ImageFsEntry,

@@ -153,34 +153,30 @@ async function produce(packer: Pack, sorted: readonly LayerEntry[], options: Wri
 
 /** A whole small file, checked against what the listing said it was. */
 async function readSmallFile(entry: LayerEntry, source: string): Promise<Buffer> {
-  let handle: FileHandle;
-  try {
-    handle = await open(source, 'r');
-  } catch (cause) {
-    throw fileError(source, cause);
-  }
-  try {
-    const st = await handle.stat();
-    if (!st.isFile() || st.size !== entry.size) throw changed(source, entry.size, st.size);
-    const buffer = Buffer.allocUnsafe(entry.size);
-    let position = 0;
-    while (position < entry.size) {
-      let bytesRead: number;
-      try {
-        ({ bytesRead } = await handle.read(buffer, position, entry.size - position, position));
-      } catch (cause) {
-        throw fileError(source, cause);
-      }
-      if (bytesRead === 0) throw changed(source, entry.size, position);
-      position += bytesRead;
-    }
-    return buffer;
-  } finally {
-    await handle.close().catch(() => undefined);
-  }
+  const chunks: Buffer[] = [];
+  for await (const chunk of listedFileChunks(entry, source, entry.size)) chunks.push(chunk);
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
 }
 
 async function addFile(packer: Pack, header: ReturnType<typeof toTarHeader>, entry: LayerEntry, source: string, signal: AbortSignal): Promise<void> {
+  let finished: (error?: Error | null) => void = () => undefined;
+  const done = new Promise<void>((resolve, reject) => {
+    finished = (error) => (error ? reject(error) : resolve());
+  });
+  done.catch(() => undefined);
+  const sink = packer.entry(header, finished);
+  for await (const chunk of listedFileChunks(entry, source, CHUNK)) {
+    if (!sink.write(chunk)) await once(sink, 'drain', { signal });
+  }
+  sink.end(undefined);
+  await done;
+}
+
+/**
+ * The bytes of a file as it was listed, in chunks of at most `chunk` bytes: a file that is no longer
+ * a regular file of the listed size, or that shrinks while it is read, fails with E_IO naming it.
+ */
+async function* listedFileChunks(entry: LayerEntry, source: string, chunk: number): AsyncGenerator<Buffer> {
   let handle: FileHandle;
   try {
     handle = await open(source, 'r');
@@ -190,15 +186,8 @@ async function addFile(packer: Pack, header: ReturnType<typeof toTarHeader>, ent
   try {
     const st = await handle.stat();
     if (!st.isFile() || st.size !== entry.size) throw changed(source, entry.size, st.size);
-    let finished: (error?: Error | null) => void = () => undefined;
-    const done = new Promise<void>((resolve, reject) => {
-      finished = (error) => (error ? reject(error) : resolve());
-    });
-    done.catch(() => undefined);
-    const sink = packer.entry(header, finished);
-    let position = 0;
-    while (position < entry.size) {
-      const buffer = Buffer.allocUnsafe(Math.min(CHUNK, entry.size - position));
+    for (let position = 0; position < entry.size; ) {
+      const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(chunk, entry.size - position)));
       let bytesRead: number;
       try {
         ({ bytesRead } = await handle.read(buffer, 0, buffer.length, position));
@@ -207,10 +196,8 @@ async function addFile(packer: Pack, header: ReturnType<typeof toTarHeader>, ent
       }
       if (bytesRead === 0) throw changed(source, entry.size, position);
       position += bytesRead;
-      if (!sink.write(bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead))) await once(sink, 'drain', { signal });
+      yield bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
     }
-    sink.end(undefined);
-    await done;
   } finally {
     await handle.close().catch(() => undefined);
   }

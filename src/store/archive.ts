@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -26,7 +26,7 @@ export async function extractImageArchive(file: string, dest: string): Promise<v
   await mkdir(dest, { recursive: true });
   const extract = tar.extract();
   const source = createReadStream(file);
-  const magic = await readMagic(file);
+  const magic = await isGzipFile(file);
   const input = magic ? source.pipe(createGunzip()) : source;
   const asLayoutError = (cause: unknown): StrataError =>
     cause instanceof StrataError ? cause : new StrataError('E_LAYOUT_INVALID', `${file} is not a readable tar archive: ${(cause as Error).message}`, { cause });
@@ -58,16 +58,19 @@ export async function extractImageArchive(file: string, dest: string): Promise<v
   if (failure) throw failure;
 }
 
-async function readMagic(file: string): Promise<boolean> {
-  const stream = createReadStream(file, { start: 0, end: 1 });
-  const chunks: Buffer[] = [];
+/** Whether a file starts with the gzip magic bytes (archives and layers are told apart by content). */
+export async function isGzipFile(file: string): Promise<boolean> {
+  let handle;
   try {
-    for await (const c of stream) chunks.push(c as Buffer);
+    handle = await open(file, 'r');
+    const head = Buffer.alloc(2);
+    const { bytesRead } = await handle.read(head, 0, 2, 0);
+    return bytesRead === 2 && head[0] === 0x1f && head[1] === 0x8b;
   } catch (cause) {
     throw ioError('read', file, cause);
+  } finally {
+    await handle?.close();
   }
-  const head = Buffer.concat(chunks);
-  return head.length === 2 && head[0] === 0x1f && head[1] === 0x8b;
 }
 
 export interface ArchiveMember {

@@ -8,6 +8,7 @@ import { DigestingStream, VerifyingStream, digestAlgorithm, digestHex, parseDige
 import { StrataError, errnoCode, ioError } from '../errors/index.js';
 import type { Descriptor } from '../oci/index.js';
 import { tempPathFor } from './atomic.js';
+import { readAll } from './readers.js';
 import type { BlobStore, PutOptions, ReadOptions } from './types.js';
 
 // Large writes: socket reads arrive in small chunks, and batching them (writev) halves the syscalls.
@@ -66,9 +67,7 @@ export class FileBlobStore implements BlobStore {
   }
 
   async readBlob(descriptor: Descriptor, options: ReadOptions = {}): Promise<Buffer> {
-    const chunks: Buffer[] = [];
-    for await (const chunk of await this.openBlob(descriptor, options)) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks);
+    return readAll(await this.openBlob(descriptor, options));
   }
 
   async putBlob(descriptor: Pick<Descriptor, 'digest' | 'size'>, data: BlobData, options: PutOptions = {}): Promise<void> {

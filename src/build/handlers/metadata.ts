@@ -1,6 +1,6 @@
 import { StrataError } from '../../errors/index.js';
 import type { Instruction } from '../../dockerfile/index.js';
-import { addEmptyHistory, updateContainerConfig, type Image } from '../../image/index.js';
+import { addEmptyHistory, exposedPortKeys, setEnvEntry, updateContainerConfig, type Image } from '../../image/index.js';
 import type { ContainerConfig, HealthConfig } from '../../oci/index.js';
 import { expandInStage, expandWordsInStage, type WarnFn } from '../expand.js';
 import { DEFAULT_SHELL, where, type StageState } from '../state.js';
@@ -27,26 +27,16 @@ function setConfig(state: StageState, edit: (c: ContainerConfig) => ContainerCon
   state.image = updateContainerConfig(state.image, edit);
 }
 
-function setEnv(env: readonly string[], key: string, value: string): string[] {
-  const entry = `${key}=${value}`;
-  const i = env.findIndex((e) => e === key || e.startsWith(`${key}=`));
-  return i < 0 ? [...env, entry] : env.map((e, j) => (j === i ? entry : e));
-}
-
 /** Shell form ⇒ the stage's SHELL plus the command; exec form as written. */
 export function commandLine(state: StageState, args: readonly string[], prependShell: boolean): string[] {
   return prependShell ? [...state.shell, args.join(' ')] : [...args];
 }
 
-/** `80`, `80/udp`, `8000-8002/tcp` ⇒ ExposedPorts keys. */
+/** `80`, `80/udp`, `8000-8002/tcp` ⇒ ExposedPorts keys; an error at the line otherwise. */
 export function exposedPorts(spec: string, at: string): string[] {
-  const m = /^(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/i.exec(spec);
-  if (!m) throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: invalid port "${spec}": expected PORT[/tcp|udp|sctp]`);
-  const from = Number(m[1]);
-  const to = m[2] === undefined ? from : Number(m[2]);
-  if (from < 1 || to > 65535 || to < from) throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: invalid port range "${spec}"`);
-  const proto = (m[3] ?? 'tcp').toLowerCase();
-  return Array.from({ length: to - from + 1 }, (_, i) => `${from + i}/${proto}`);
+  const parsed = exposedPortKeys(spec);
+  if ('invalid' in parsed) throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: invalid port "${spec}": ${parsed.invalid}`);
+  return parsed.keys;
 }
 
 /**
@@ -62,7 +52,7 @@ export function applyMetadata(state: StageState, ins: Exclude<Instruction, { kin
       const pairs = ins.pairs.map((p) => [expand(p.key), expand(p.value)] as const);
       setConfig(state, (c) => {
         let env = c.Env ?? [];
-        for (const [k, v] of pairs) env = setEnv(env, k, v);
+        for (const [k, v] of pairs) env = setEnvEntry(env, k, v);
         return { ...c, Env: env };
       });
       state.image = record(state.image, `ENV ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`, ctx.created);

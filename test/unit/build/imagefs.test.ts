@@ -1,0 +1,38 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalStore, type BlobReader } from '../../../src/index.js';
+import { testBuild, writeContext } from './harness.js';
+
+let work: string;
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'strata-imagefs-'));
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+describe('the base filesystem index', () => {
+  it('reads each base layer once however many steps look at the filesystem', async () => {
+    const store = await LocalStore.open(join(work, 'store'));
+    const baseCtx = await writeContext(work, { 'a.txt': 'a', 'etc/passwd': 'root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n', 'etc/group': 'root:x:0:\napp:x:1000:\n' });
+    const base = await testBuild(store, 'FROM scratch\nCOPY a.txt /a\nCOPY etc/ /etc/\n', baseCtx);
+    const opened = new Map<string, number>();
+    const counting: BlobReader = {
+      openBlob: (d, o) => {
+        opened.set(d.digest, (opened.get(d.digest) ?? 0) + 1);
+        return base.reader.openBlob(d, o);
+      },
+      readBlob: (d, o) => base.reader.readBlob(d, o),
+    };
+    const ctx = await writeContext(work, { 'b.txt': 'b', 'c.txt': 'c' });
+    // Another store, so the base's layers can only come through the counting reader.
+    const fresh = await LocalStore.open(join(work, 'fresh-store'));
+    await testBuild(fresh, 'FROM base\nCOPY b.txt /b/\nCOPY --chown=app c.txt /c/\nWORKDIR /w\nCOPY c.txt /w/\n', ctx, { noCache: true }, {
+      openImage: async () => ({ image: base.image, reader: counting, description: 'base' }),
+    });
+    expect(base.image.layers).toHaveLength(2);
+    for (const layer of base.image.layers) expect(opened.get(layer.descriptor.digest)).toBe(1);
+  });
+});
