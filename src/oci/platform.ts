@@ -1,7 +1,11 @@
 import { StrataError } from '../errors/index.js';
 import type { Platform } from './types.js';
 
-/** Normalizes a platform as containerd's matcher does: amd64 aliases, arm64 ⇒ v8, arm ⇒ v7. */
+/**
+ * Normalizes a platform as containerd/platforms `Normalize` (normalizeArch) does, which BuildKit,
+ * buildx and Docker 25+ use: amd64 aliases (v1 ⇒ none), arm64 v8 ⇒ none and 9 ⇒ v9, arm ⇒ v7.
+ * So `linux/arm64` and `linux/arm64/v8` both become `{ os: linux, architecture: arm64 }`.
+ */
 export function normalizePlatform(p: Platform): Platform {
   let os = p.os.toLowerCase();
   if (os === 'macos') os = 'darwin';
@@ -21,7 +25,8 @@ export function normalizePlatform(p: Platform): Platform {
     case 'aarch64':
     case 'arm64':
       architecture = 'arm64';
-      if (variant === '8' || variant === 'v8' || variant === undefined) variant = 'v8';
+      if (variant === '8' || variant === 'v8' || variant === 'v8.0') variant = undefined;
+      else if (variant === '9' || variant === '9.0' || variant === 'v9.0') variant = 'v9';
       break;
     case 'armhf':
       architecture = 'arm';
@@ -65,19 +70,53 @@ export function hostPlatform(nodePlatform: string = process.platform, nodeArch: 
   return normalizePlatform({ os, architecture: arch[nodeArch] ?? nodeArch });
 }
 
-/** Whether an image for `candidate` satisfies a request for `wanted` (both normalized first). */
+/** `vN` or `vN.M` as numbers; undefined for anything else. */
+function versionOf(variant: string): { major: number; minor: number } | undefined {
+  const m = /^v(\d+)(?:\.(\d+))?$/.exec(variant);
+  return m ? { major: Number(m[1]), minor: Number(m[2] ?? '0') } : undefined;
+}
+
+/**
+ * Whether an image for `candidate` satisfies a request for `wanted` (both normalized first),
+ * following containerd's `platforms.Only` within one architecture:
+ * - arm vN runs arm v5..vN;
+ * - amd64 vN runs amd64 v1..vN (a missing variant is v1);
+ * - arm64 v8.x runs v8.0..v8.x, and v9.x runs v9.0..v9.x and v8.0..v8.(x+5) (a missing variant is
+ *   v8, so a `linux/arm64` request takes an index entry that says `variant: "v8"` and vice versa).
+ * Other architectures match when the variants are equal or either side has none.
+ */
 export function platformMatches(wanted: Platform, candidate: Platform): boolean {
   const w = normalizePlatform(wanted);
   const c = normalizePlatform(candidate);
   if (w.os !== c.os || w.architecture !== c.architecture) return false;
-  if (w.variant === undefined || c.variant === undefined) return true;
   if (w.variant === c.variant) return true;
-  // An arm v7 host runs v6 and v5 images; an arm64 v8.x host runs v8 (and earlier v8.y) images.
-  const wn = Number(w.variant.replace(/^v/, ''));
-  const cn = Number(c.variant.replace(/^v/, ''));
-  if (!Number.isFinite(wn) || !Number.isFinite(cn)) return false;
-  if (w.architecture === 'arm') return cn <= wn;
-  return w.architecture === 'arm64' && Math.floor(wn) === 8 && Math.floor(cn) === 8 && cn <= wn;
+  switch (w.architecture) {
+    case 'arm64':
+      return arm64Runs(w.variant ?? 'v8', c.variant ?? 'v8');
+    case 'amd64': {
+      const wv = versionOf(w.variant ?? 'v1');
+      const cv = versionOf(c.variant ?? 'v1');
+      return wv !== undefined && cv !== undefined && wv.minor === 0 && cv.minor === 0 && cv.major <= wv.major;
+    }
+    case 'arm': {
+      // normalizePlatform always gives arm a variant.
+      const wv = versionOf(w.variant ?? 'v7');
+      const cv = versionOf(c.variant ?? 'v7');
+      return wv !== undefined && cv !== undefined && wv.minor === 0 && cv.minor === 0 && cv.major >= 5 && cv.major <= wv.major;
+    }
+    default:
+      return w.variant === undefined || c.variant === undefined;
+  }
+}
+
+function arm64Runs(wanted: string, candidate: string): boolean {
+  const w = versionOf(wanted);
+  const c = versionOf(candidate);
+  if (!w || !c) return false;
+  if (w.major === 8) return c.major === 8 && c.minor <= w.minor;
+  // Armv9.x includes Armv8.(x+5); containerd's table stops at v8.9.
+  if (w.major === 9) return (c.major === 9 && c.minor <= w.minor) || (c.major === 8 && c.minor <= Math.min(w.minor + 5, 9));
+  return false;
 }
 
 /** Attestation manifests that BuildKit puts in indexes carry `unknown/unknown`; they are not images. */

@@ -196,7 +196,7 @@ describe('strata CLI: local store', () => {
     expect(run.code).toBe(0);
     const inspected = await strata(['inspect', '--format', 'json', `oci:${join(dir, 'layout')}:v1`]);
     expect(inspected.code).toBe(0);
-    expect((JSON.parse(inspected.stdout) as { platform: string }).platform).toBe('linux/arm64/v8');
+    expect((JSON.parse(inspected.stdout) as { platform: string }).platform).toBe('linux/arm64');
     expect((await strata(['images', '-q'])).stdout).toBe('');
   });
 });

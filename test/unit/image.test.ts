@@ -13,9 +13,10 @@ import {
   type Image,
   type ImageLayer,
 } from '../../src/image/index.js';
-import { MediaType, parseImageConfig, parseManifestOrIndex } from '../../src/oci/index.js';
+import { MediaType, parseImageConfig, parseManifestOrIndex, parsePlatform } from '../../src/oci/index.js';
 
-const linux = { os: 'linux', architecture: 'arm64', variant: 'v8' };
+// A variant that survives normalization (arm64 v8 is written without one), to show it is carried.
+const linux = { os: 'linux', architecture: 'arm', variant: 'v7' };
 
 function layer(seed: string, mediaType: string = MediaType.OciLayerGzip): ImageLayer {
   return { descriptor: { mediaType, digest: digestOf(`blob ${seed}`), size: 10 + seed.length }, diffId: digestOf(`tar ${seed}`) };
@@ -35,7 +36,7 @@ function sample(): Image {
 describe('emptyImage', () => {
   it('has the platform, no layers, no history and an OCI format by default', () => {
     const image = emptyImage(linux);
-    expect(image.config).toEqual({ architecture: 'arm64', os: 'linux', variant: 'v8', config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] });
+    expect(image.config).toEqual({ architecture: 'arm', os: 'linux', variant: 'v7', config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] });
     expect(image.layers).toEqual([]);
     expect(image.format).toBe('oci');
     expect(emptyImage({ os: 'linux', architecture: 'amd64' }, 'docker').format).toBe('docker');
@@ -46,6 +47,10 @@ describe('emptyImage', () => {
     const image = emptyImage({ os: 'windows', architecture: 'amd64', 'os.version': '10.0.20348' });
     expect(image.config['os.version']).toBe('10.0.20348');
     expect('variant' in image.config).toBe(false);
+    // linux/arm64 (and linux/arm64/v8) normalize to no variant, as BuildKit writes them.
+    const arm64 = emptyImage(parsePlatform('linux/arm64/v8'));
+    expect(arm64.config).toMatchObject({ os: 'linux', architecture: 'arm64' });
+    expect('variant' in arm64.config).toBe(false);
   });
 });
 

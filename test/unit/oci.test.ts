@@ -128,7 +128,11 @@ describe('platform', () => {
   it('parses os/arch[/variant], and a bare arch as linux', () => {
     expect(parsePlatform('linux/amd64')).toEqual({ os: 'linux', architecture: 'amd64' });
     expect(parsePlatform('linux/arm/v6')).toEqual({ os: 'linux', architecture: 'arm', variant: 'v6' });
-    expect(parsePlatform('arm64')).toEqual({ os: 'linux', architecture: 'arm64', variant: 'v8' });
+    expect(parsePlatform('arm64')).toEqual({ os: 'linux', architecture: 'arm64' });
+    expect(parsePlatform('linux/arm64')).toEqual({ os: 'linux', architecture: 'arm64' });
+    expect(parsePlatform('linux/arm64/v8')).toEqual({ os: 'linux', architecture: 'arm64' });
+    expect(parsePlatform('linux/arm64/v8.2')).toEqual({ os: 'linux', architecture: 'arm64', variant: 'v8.2' });
+    expect(parsePlatform('linux/arm')).toEqual({ os: 'linux', architecture: 'arm', variant: 'v7' });
     expect(parsePlatform(' windows/amd64 ')).toEqual({ os: 'windows', architecture: 'amd64' });
   });
 
@@ -136,16 +140,50 @@ describe('platform', () => {
     expect(thrown(() => parsePlatform(text)).code).toBe('E_USAGE');
   });
 
-  it('normalizes aliases as containerd does', () => {
-    expect(normalizePlatform({ os: 'linux', architecture: 'aarch64' })).toEqual({ os: 'linux', architecture: 'arm64', variant: 'v8' });
-    expect(normalizePlatform({ os: 'linux', architecture: 'arm64', variant: '8' })).toEqual({ os: 'linux', architecture: 'arm64', variant: 'v8' });
-    expect(normalizePlatform({ os: 'linux', architecture: 'arm' })).toEqual({ os: 'linux', architecture: 'arm', variant: 'v7' });
-    expect(normalizePlatform({ os: 'linux', architecture: 'arm', variant: '6' })).toEqual({ os: 'linux', architecture: 'arm', variant: 'v6' });
-    expect(normalizePlatform({ os: 'linux', architecture: 'armhf' })).toEqual({ os: 'linux', architecture: 'arm', variant: 'v7' });
-    expect(normalizePlatform({ os: 'linux', architecture: 'x86_64' })).toEqual({ os: 'linux', architecture: 'amd64' });
+  // The table is containerd/platforms normalizeArch (database.go), as BuildKit, buildx and Docker 25+ use it.
+  it.each([
+    ['i386', undefined, '386', undefined],
+    ['i386', 'v7', '386', undefined],
+    ['x86_64', undefined, 'amd64', undefined],
+    ['x86-64', undefined, 'amd64', undefined],
+    ['amd64', 'v1', 'amd64', undefined],
+    ['AMD64', 'V1', 'amd64', undefined],
+    ['amd64', 'v3', 'amd64', 'v3'],
+    ['aarch64', undefined, 'arm64', undefined],
+    ['arm64', undefined, 'arm64', undefined],
+    ['arm64', '8', 'arm64', undefined],
+    ['arm64', 'v8', 'arm64', undefined],
+    ['arm64', 'V8', 'arm64', undefined],
+    ['arm64', 'v8.0', 'arm64', undefined],
+    ['arm64', 'v8.2', 'arm64', 'v8.2'],
+    ['arm64', '9', 'arm64', 'v9'],
+    ['arm64', '9.0', 'arm64', 'v9'],
+    ['arm64', 'v9.0', 'arm64', 'v9'],
+    ['arm64', 'v9', 'arm64', 'v9'],
+    ['aarch64', 'v9.1', 'arm64', 'v9.1'],
+    ['armhf', undefined, 'arm', 'v7'],
+    ['armhf', 'v6', 'arm', 'v7'],
+    ['armel', undefined, 'arm', 'v6'],
+    ['arm', undefined, 'arm', 'v7'],
+    ['arm', '7', 'arm', 'v7'],
+    ['arm', '5', 'arm', 'v5'],
+    ['arm', '6', 'arm', 'v6'],
+    ['arm', '8', 'arm', 'v8'],
+    ['arm', 'v6', 'arm', 'v6'],
+    ['ARM', 'V7', 'arm', 'v7'],
+    ['riscv64', undefined, 'riscv64', undefined],
+  ])('normalizes %s variant %s to %s variant %s', (architecture, variant, wantArch, wantVariant) => {
+    const p = normalizePlatform({ os: 'linux', architecture, ...(variant === undefined ? {} : { variant }) });
+    expect(p).toEqual({ os: 'linux', architecture: wantArch, ...(wantVariant === undefined ? {} : { variant: wantVariant }) });
+    // Normalizing is idempotent, and a dropped variant is absent rather than undefined or ''.
+    expect(normalizePlatform(p)).toEqual(p);
+    expect('variant' in p).toBe(wantVariant !== undefined);
+  });
+
+  it('lower-cases os, maps macos to darwin and keeps os.version', () => {
     expect(normalizePlatform({ os: 'Linux', architecture: 'AMD64', variant: 'v1' })).toEqual({ os: 'linux', architecture: 'amd64' });
-    expect(normalizePlatform({ os: 'linux', architecture: 'i386' })).toEqual({ os: 'linux', architecture: '386' });
-    expect(normalizePlatform({ os: 'macos', architecture: 'arm64' }).os).toBe('darwin');
+    expect(normalizePlatform({ os: 'macos', architecture: 'arm64' })).toEqual({ os: 'darwin', architecture: 'arm64' });
+    expect(normalizePlatform({ os: 'MacOS', architecture: 'arm64' }).os).toBe('darwin');
     expect(normalizePlatform({ os: 'windows', architecture: 'amd64', 'os.version': '10.0.17763' })['os.version']).toBe('10.0.17763');
   });
 
@@ -154,9 +192,18 @@ describe('platform', () => {
     expect(formatPlatform({ os: 'linux', architecture: 'amd64' })).toBe('linux/amd64');
   });
 
+  it('formats a normalized arm64 as linux/arm64', () => {
+    expect(formatPlatform(parsePlatform('linux/arm64/v8'))).toBe('linux/arm64');
+    expect(formatPlatform(normalizePlatform({ os: 'linux', architecture: 'aarch64' }))).toBe('linux/arm64');
+    expect(formatPlatform(parsePlatform('linux/arm64/v9.0'))).toBe('linux/arm64/v9');
+  });
+
   it('matches after normalizing; an arm v7 host runs v6 and v5 but not v8', () => {
     expect(platformMatches({ os: 'linux', architecture: 'x86_64' }, { os: 'linux', architecture: 'amd64' })).toBe(true);
     expect(platformMatches({ os: 'linux', architecture: 'aarch64' }, { os: 'linux', architecture: 'arm64', variant: 'v8' })).toBe(true);
+    expect(platformMatches({ os: 'linux', architecture: 'arm', variant: 'v8' }, { os: 'linux', architecture: 'arm', variant: 'v5' })).toBe(true);
+    expect(platformMatches({ os: 'linux', architecture: 'arm', variant: 'v7' }, { os: 'linux', architecture: 'arm' })).toBe(true);
+    expect(platformMatches({ os: 'linux', architecture: 'arm', variant: 'v7' }, { os: 'linux', architecture: 'arm', variant: 'v4' })).toBe(false);
     expect(platformMatches({ os: 'linux', architecture: 'arm', variant: 'v7' }, { os: 'linux', architecture: 'arm', variant: 'v6' })).toBe(true);
     expect(platformMatches({ os: 'linux', architecture: 'arm', variant: 'v7' }, { os: 'linux', architecture: 'arm', variant: 'v5' })).toBe(true);
     expect(platformMatches({ os: 'linux', architecture: 'arm', variant: 'v6' }, { os: 'linux', architecture: 'arm', variant: 'v7' })).toBe(false);
@@ -165,11 +212,64 @@ describe('platform', () => {
     expect(platformMatches({ os: 'linux', architecture: 'amd64' }, { os: 'windows', architecture: 'amd64' })).toBe(false);
   });
 
-  // BUG (src/oci/platform.ts, platformMatches): the comment says an arm64 v8.x host runs v8 images
-  // (as containerd's matcher does), but the variant fallback only applies to 32-bit arm, so a
-  // linux/arm64/v8.2 request refuses a linux/arm64/v8 image.
-  it('an arm64 v8.x host runs arm64 v8 images', () => {
-    expect(platformMatches({ os: 'linux', architecture: 'arm64', variant: 'v8.2' }, { os: 'linux', architecture: 'arm64', variant: 'v8' })).toBe(true);
+  const arm64 = (variant?: string): { os: string; architecture: string; variant?: string } =>
+    (variant === undefined ? { os: 'linux', architecture: 'arm64' } : { os: 'linux', architecture: 'arm64', variant });
+
+  it('treats a missing arm64 variant and v8 alike, both ways (Docker Hub indexes say v8)', () => {
+    for (const wanted of [undefined, '8', 'v8', 'v8.0']) {
+      for (const candidate of [undefined, '8', 'v8', 'v8.0']) expect(platformMatches(arm64(wanted), arm64(candidate))).toBe(true);
+    }
+    expect(platformMatches(parsePlatform('linux/arm64'), arm64('v8'))).toBe(true);
+    expect(platformMatches(arm64('v8'), parsePlatform('linux/arm64'))).toBe(true);
+  });
+
+  // containerd's platforms.Only: arm64 v8.x runs v8.0..v8.x; v9.x runs v9.0..v9.x and v8.0..v8.(x+5).
+  it.each([
+    ['v8.2', 'v8', true],
+    ['v8.2', undefined, true],
+    ['v8.2', 'v8.1', true],
+    ['v8.2', 'v8.2', true],
+    ['v8.2', 'v8.3', false],
+    [undefined, 'v8.1', false],
+    ['v8', 'v8.1', false],
+    ['v8.10', 'v8.9', true],
+    ['v8.9', 'v8.10', false],
+    [undefined, 'v9', false],
+    ['v8.9', 'v9', false],
+    ['v9', 'v9', true],
+    ['v9', undefined, true],
+    ['v9', 'v8', true],
+    ['v9', 'v8.5', true],
+    ['v9', 'v8.6', false],
+    ['v9.2', 'v8.7', true],
+    ['v9.2', 'v8.8', false],
+    ['v9.2', 'v9.1', true],
+    ['v9.1', 'v9.2', false],
+    ['v9.7', 'v8.9', true],
+    ['9.0', 'v9', true],
+    ['v10', 'v8', false],
+    ['banana', 'v8', false],
+    ['banana', 'banana', true],
+  ])('an arm64 %s request takes an arm64 %s image: %s', (wanted, candidate, expected) => {
+    expect(platformMatches(arm64(wanted), arm64(candidate))).toBe(expected);
+  });
+
+  it('an amd64 vN request takes v1..vN images; a missing amd64 variant is v1', () => {
+    const amd64 = (variant?: string) => (variant === undefined ? { os: 'linux', architecture: 'amd64' } : { os: 'linux', architecture: 'amd64', variant });
+    expect(platformMatches(amd64('v3'), amd64())).toBe(true);
+    expect(platformMatches(amd64('v3'), amd64('v1'))).toBe(true);
+    expect(platformMatches(amd64('v3'), amd64('v2'))).toBe(true);
+    expect(platformMatches(amd64('v2'), amd64('v3'))).toBe(false);
+    expect(platformMatches(amd64(), amd64('v2'))).toBe(false);
+    expect(platformMatches(amd64('v1'), amd64())).toBe(true);
+  });
+
+  it('other architectures match equal variants, or when either side has none', () => {
+    const riscv = (variant?: string) => (variant === undefined ? { os: 'linux', architecture: 'riscv64' } : { os: 'linux', architecture: 'riscv64', variant });
+    expect(platformMatches(riscv(), riscv('rva22'))).toBe(true);
+    expect(platformMatches(riscv('rva22'), riscv())).toBe(true);
+    expect(platformMatches(riscv('rva22'), riscv('rva22'))).toBe(true);
+    expect(platformMatches(riscv('rva20'), riscv('rva22'))).toBe(false);
   });
 
   it('recognizes attestation entries (unknown/unknown) only', () => {
@@ -180,7 +280,8 @@ describe('platform', () => {
 
   it('maps Node platform and arch names to OCI ones', () => {
     expect(hostPlatform('linux', 'x64')).toEqual({ os: 'linux', architecture: 'amd64' });
-    expect(hostPlatform('linux', 'arm64')).toEqual({ os: 'linux', architecture: 'arm64', variant: 'v8' });
+    expect(hostPlatform('linux', 'arm64')).toEqual({ os: 'linux', architecture: 'arm64' });
+    expect(formatPlatform(hostPlatform('linux', 'arm64'))).toBe('linux/arm64');
     expect(hostPlatform('linux', 'arm')).toEqual({ os: 'linux', architecture: 'arm', variant: 'v7' });
     expect(hostPlatform('linux', 'ia32')).toEqual({ os: 'linux', architecture: '386' });
     expect(hostPlatform('linux', 'ppc64')).toEqual({ os: 'linux', architecture: 'ppc64le' });

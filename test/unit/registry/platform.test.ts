@@ -31,6 +31,18 @@ describe('platform resolution', () => {
     expect(platformCandidates(idx, { os: 'linux', architecture: 's390x' })).toEqual([]);
   });
 
+  it('takes a linux/arm64 request for an entry that says v8, and a v8 request for one that says none', () => {
+    // Docker Hub official images write `variant: "v8"`; BuildKit and strata write none.
+    const bare = d(10, { os: 'linux', architecture: 'arm64' });
+    expect(platformCandidates(index([amd64, arm64]), { os: 'linux', architecture: 'arm64' })).toEqual([arm64]);
+    expect(platformCandidates(index([amd64, bare]), { os: 'linux', architecture: 'arm64', variant: 'v8' })).toEqual([bare]);
+    expect(platformCandidates(index([amd64, bare]), { os: 'linux', architecture: 'arm64', variant: 'v8.2' })).toEqual([bare]);
+    expect(platformCandidates(index([amd64, arm64]), { os: 'linux', architecture: 'aarch64', variant: '8' })).toEqual([arm64]);
+    expect(platformCandidates(index([d(11, { os: 'linux', architecture: 'arm64', variant: 'v8.2' })]), { os: 'linux', architecture: 'arm64' })).toEqual([]);
+    expect(() => checkImagePlatform('img', { os: 'linux', architecture: 'arm64' }, { os: 'linux', architecture: 'arm64', variant: 'v8' })).not.toThrow();
+    expect(() => checkImagePlatform('img', { os: 'linux', architecture: 'arm64', variant: 'v8' }, { os: 'linux', architecture: 'arm64' })).not.toThrow();
+  });
+
   it('never picks attestation entries', () => {
     expect(platformCandidates(index([attestation]), { os: 'unknown', architecture: 'unknown' })).toEqual([]);
     expect(indexPlatforms(index([attestation, amd64]))).toEqual(['linux/amd64']);
