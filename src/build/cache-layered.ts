@@ -73,9 +73,15 @@ export class LayeredStepCache implements StepCache {
     return (await this.lookup(key))?.outcome;
   }
 
-  async put(key: Digest, outcome: StepOutcome): Promise<void> {
+  async put(key: Digest, outcome: StepOutcome, definition?: Digest): Promise<void> {
     this.used.set(key, outcome);
-    await this.local?.put(key, outcome);
+    await this.local?.put(key, outcome, definition);
+  }
+
+  /** Imported caches carry keys only, so any of them may hold a key of any definition. */
+  async mayHave(definition: Digest): Promise<boolean> {
+    if (!this.reads) return false;
+    return this.imported.length > 0 || (await this.local?.mayHave(definition)) === true;
   }
 
   /** Every step outcome this build used, by key, in the order they were first used. */

@@ -1,4 +1,4 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { access, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestHex, digestOf, parseDigest, type Digest } from '../digest/index.js';
 import { errnoCode } from '../errors/index.js';
@@ -23,6 +23,15 @@ export function stepCacheKey(parts: { parent: Image; instruction: unknown; env: 
   return digestOf(canonicalJson({ v: CACHE_VERSION, parent: imageContentKey(parts.parent), instruction: parts.instruction, env: parts.env, sources: parts.sources ?? null }));
 }
 
+/**
+ * A step's definition: its key without the digests of the files it reads. A cache that has never seen a
+ * definition cannot hit on any of its keys, so the step can skip hashing its sources before the work and
+ * take their digests from the layer write instead (BuildKit's definition vs content keys).
+ */
+export function stepDefinitionKey(parts: { parent: Image; instruction: unknown; env: readonly string[] }): Digest {
+  return digestOf(canonicalJson({ v: CACHE_VERSION, definition: true, parent: imageContentKey(parts.parent), instruction: parts.instruction, env: parts.env }));
+}
+
 /** What a layer-making step did, recorded so a later build can replay it without doing the work. */
 export interface StepOutcome {
   layer: ImageLayer;
@@ -33,7 +42,10 @@ export interface StepOutcome {
 /** Where step outcomes are looked up and recorded: the store's own cache, or one layered over imported ones. */
 export interface StepCache {
   get(key: Digest): Promise<StepOutcome | undefined>;
-  put(key: Digest, outcome: StepOutcome): Promise<void>;
+  /** Records an outcome; `definition` (see stepDefinitionKey) marks that keys of that definition exist. */
+  put(key: Digest, outcome: StepOutcome, definition?: Digest): Promise<void>;
+  /** False only when no key of this definition can hit. */
+  mayHave(definition: Digest): Promise<boolean>;
 }
 
 /** Step outcomes kept as small JSON files under the store (`<root>/cache/steps/<key>.json`). */
@@ -64,8 +76,21 @@ export class LocalStepCache implements StepCache {
     }
   }
 
-  async put(key: Digest, outcome: StepOutcome): Promise<void> {
+  async put(key: Digest, outcome: StepOutcome, definition?: Digest): Promise<void> {
     await mkdir(this.dir, { recursive: true });
     await writeFileAtomic(join(this.dir, `${digestHex(key)}.json`), canonicalJson(outcome));
+    if (definition !== undefined) {
+      await mkdir(join(this.dir, 'definitions'), { recursive: true });
+      await writeFileAtomic(join(this.dir, 'definitions', digestHex(definition)), '');
+    }
+  }
+
+  async mayHave(definition: Digest): Promise<boolean> {
+    try {
+      await access(join(this.dir, 'definitions', digestHex(definition)));
+      return true;
+    } catch {
+      return false;
+    }
   }
 }

@@ -1,5 +1,5 @@
-import type { Stats } from 'node:fs';
-import { lstat, readlink } from 'node:fs/promises';
+import { lstatSync, type Stats } from 'node:fs';
+import { readlink } from 'node:fs/promises';
 import { errnoCode, ioError } from '../errors/index.js';
 import type { ContextEntry, ContextEntryType } from './types.js';
 
@@ -40,10 +40,13 @@ export async function makeEntry(relPath: string, absPath: string, st: Stats): Pr
   return entry;
 }
 
-/** lstat that says "not there" (undefined) for ENOENT and ENOTDIR and fails on anything else. */
+/**
+ * lstat that says "not there" (undefined) for ENOENT and ENOTDIR and fails on anything else. A blocking
+ * lstat: walking a tree of thousands of files is otherwise bound by one promise round trip per file.
+ */
 export async function lstatOrMissing(absPath: string): Promise<Stats | undefined> {
   try {
-    return await lstat(absPath);
+    return lstatSync(absPath);
   } catch (cause) {
     const code = errnoCode(cause);
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;

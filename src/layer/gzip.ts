@@ -1,5 +1,5 @@
 import { Transform, type TransformCallback } from 'node:stream';
-import { gzip } from 'node:zlib';
+import { deflateRaw, gzip } from 'node:zlib';
 
 /** RFC 1952 "unknown" OS, which Go's compress/gzip (and so Docker, BuildKit, ggcr) writes. */
 export const GZIP_OS_UNKNOWN = 0xff;
@@ -36,11 +36,24 @@ export class GzipHeaderFix extends Transform {
 export const PARALLEL_GZIP_CHUNK = 1024 * 1024;
 
 /**
+ * A member whose sample deflate shrinks by less than 1/16 is stored instead (deflate's stored blocks, still
+ * plain gzip). zlib runs at about 55 MB/s per core on such data at any level, so compressing it costs more
+ * time than sending the few percent it would save over any link faster than ~4 MB/s: already-compressed
+ * files, random data, encrypted blobs. The sample is four 16 KiB slices spread over the member, so the choice
+ * depends only on the bytes and the output stays reproducible.
+ */
+const PROBE_SLICE = 16 * 1024;
+const PROBE_SLICES = 4;
+const PROBE_MIN_SAVING = 1 / 16;
+const ZLIB_DEFAULT_LEVEL = 6;
+
+/**
  * gzip that uses every core: the input is cut into fixed 1 MiB chunks, each compressed on libuv's
  * thread pool as its own gzip member, and the members are written in order. A concatenation of
  * members is one valid gzip file (RFC 1952 §2.2) that every reader (Go's, zlib's, GNU gzip) takes
  * whole; each member's header is fixed like GzipHeaderFix's. Memory stays bounded by `inFlight`
- * chunks.
+ * chunks. Without an explicit level, members that barely compress are stored (see PROBE_MIN_SAVING);
+ * an explicit level applies to every member (0 stores everything).
  */
 export class ParallelGzip extends Transform {
   private pending: Buffer[] = [];
@@ -86,13 +99,27 @@ export class ParallelGzip extends Transform {
 
   private start(input: Buffer): void {
     this.members++;
-    this.queue.push(new Promise<Buffer>((resolve, reject) => {
-      gzip(input, this.level === undefined ? {} : { level: this.level }, (error, out) => {
-        if (error) return reject(error);
-        out.fill(0, 4, 8);
-        out[9] = GZIP_OS_UNKNOWN;
-        resolve(out);
-      });
-    }));
+    const member = this.level !== undefined ? gzipMember(input, this.level) : memberLevel(input).then((level) => gzipMember(input, level));
+    this.queue.push(member);
   }
+}
+
+/** The level for one member: zlib's default, or 0 when a sample shows the bytes barely compress. */
+async function memberLevel(input: Buffer): Promise<number> {
+  if (input.byteLength < PROBE_SLICE * PROBE_SLICES * 2) return ZLIB_DEFAULT_LEVEL;
+  const stride = Math.floor(input.byteLength / PROBE_SLICES);
+  const sample = Buffer.concat(Array.from({ length: PROBE_SLICES }, (_, i) => input.subarray(i * stride, i * stride + PROBE_SLICE)));
+  const probed = await new Promise<Buffer>((resolve, reject) => deflateRaw(sample, { level: 1 }, (error, out) => (error ? reject(error) : resolve(out))));
+  return probed.byteLength > sample.byteLength * (1 - PROBE_MIN_SAVING) ? 0 : ZLIB_DEFAULT_LEVEL;
+}
+
+function gzipMember(input: Buffer, level: number): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    gzip(input, { level }, (error, out) => {
+      if (error) return reject(error);
+      out.fill(0, 4, 8);
+      out[9] = GZIP_OS_UNKNOWN;
+      resolve(out);
+    });
+  });
 }

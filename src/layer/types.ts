@@ -46,8 +46,13 @@ export interface WriteLayerOptions extends MtimeOptions {
   ownership?: 'root' | 'keep' | undefined;
   uid?: number | undefined;
   gid?: number | undefined;
-  /** zlib level 0-9; the default is zlib's default (6). */
+  /** zlib level 0-9 for every member; without it, zlib's default (6) with barely compressible members stored. */
   gzipLevel?: number | undefined;
+  /**
+   * When given, the sha256 of each file read from a source path is recorded here under that path, so a
+   * caller that also needs the files' digests (a cache key) gets them from the one read.
+   */
+  fileDigests?: Map<string, Digest> | undefined;
   signal?: AbortSignal | undefined;
 }
 

@@ -1,7 +1,8 @@
 import { posix } from 'node:path';
 import { StrataError, isStrataError } from '../../errors/index.js';
-import { digestOf } from '../../digest/index.js';
+import { digestOf, type Digest } from '../../digest/index.js';
 import {
+  digestsCached,
   hashSources,
   listSourceTree,
   openBuildContext,
@@ -13,7 +14,7 @@ import {
 } from '../../context/index.js';
 import type { AddInstruction, CopyInstruction } from '../../dockerfile/index.js';
 import type { ImageFsIndex } from '../../layer/index.js';
-import { stepCacheKey } from '../cache.js';
+import { stepCacheKey, stepDefinitionKey } from '../cache.js';
 import { parseChmod } from '../chmod.js';
 import { expandInStage } from '../expand.js';
 import { imageFilesystem, imageRootfs } from '../imagefs.js';
@@ -107,20 +108,23 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
   const keyEntries = matches.flatMap((m, i) => listed[i]!.map((e) => ({ ...e, relPath: `${i}/${m.matchedPath}/${e.relPath}` })));
   // Only context files go through the stat cache: other roots are temporary directories.
   const statCache = from === undefined ? session.statCache : undefined;
-  const filesDigest = await hashSources(keyEntries, { includeOwnership: from !== undefined, statCache, signal: session.deps.signal });
+  const hashOptions = { includeOwnership: from !== undefined, statCache, signal: session.deps.signal };
   const inline = ins.sourceContents.map((c) => ({ path: c.path, text: c.expand ? expand(c.data) : c.data }));
-  const key = stepCacheKey({
-    parent: state.image,
-    instruction: {
-      kind: ins.kind, sources, dest: destAbs, from: fromKey, chown: chownSpec ?? null, chmod: chmodSpec ?? null, link: ins.link, parents, excludes,
-      unpack: ins.kind === 'ADD' ? ins.unpack ?? null : null,
-      inline: inline.map((c) => [c.path, digestOf(c.text)]),
-    },
-    env: [],
-    sources: filesDigest,
-  });
+  const instruction = {
+    kind: ins.kind, sources, dest: destAbs, from: fromKey, chown: chownSpec ?? null, chmod: chmodSpec ?? null, link: ins.link, parents, excludes,
+    unpack: ins.kind === 'ADD' ? ins.unpack ?? null : null,
+    inline: inline.map((c) => [c.path, digestOf(c.text)]),
+  };
+  const keyFor = (sourcesDigest: Digest): Digest => stepCacheKey({ parent: state.image, instruction, env: [], sources: sourcesDigest });
+  const definition = stepDefinitionKey({ parent: state.image, instruction, env: [] });
   const createdBy = `${ins.original.replace(/\s+/g, ' ').trim()} # strata`;
-  if (await replayCached(state, session, key)) return 'cached';
+  // The sources are hashed before the work only when a hit is possible; otherwise their digests come
+  // from the layer write, which reads every file anyway, and the key is computed after it.
+  let key: Digest | undefined;
+  if (digestsCached(keyEntries, statCache) || (await session.cache?.mayHave(definition)) === true) {
+    key = keyFor(await hashSources(keyEntries, hashOptions));
+    if (await replayCached(state, session, key)) return 'cached';
+  }
 
   // --link layers stand alone and never look at the image below; otherwise the destination is
   // resolved against it (existing directories, symlinked paths), which needs the base's layers.
@@ -153,7 +157,9 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
     const target = intoDir ? layerPath(destDir, content.path) : layerPath(resolveDest(destAbs, false), '');
     plan.addData(target, Buffer.from(content.text, 'utf8'), 0o644, dirMtime);
   }
-  await commitLayerStep(state, session, key, plan.list(), createdBy);
+  const fileDigests = key === undefined ? new Map<string, Digest>() : undefined;
+  const keyAfterWrite = async (): Promise<Digest> => keyFor(await hashSources(keyEntries, { ...hashOptions, known: fileDigests }));
+  await commitLayerStep(state, session, key ?? keyAfterWrite, plan.list(), createdBy, { definition, fileDigests });
   return 'done';
 }
 

@@ -19,9 +19,27 @@ export async function replayCached(state: StageState, session: BuildSession, key
   return true;
 }
 
-/** Writes the step's entries as a layer, records it in the cache under `key`, and adds it to the image. */
-export async function commitLayerStep(state: StageState, session: BuildSession, key: Digest, entries: readonly LayerEntry[], createdBy: string): Promise<void> {
+export interface CommitOptions {
+  /** The step's definition key, recorded beside its key (see stepDefinitionKey). */
+  definition?: Digest | undefined;
+  /** Filled with the digests of the files the write reads, for a key computed after the write. */
+  fileDigests?: Map<string, Digest> | undefined;
+}
+
+/**
+ * Writes the step's entries as a layer, records it in the cache under its key, and adds it to the image.
+ * The key may be computed after the write, from what the write learned (see CommitOptions.fileDigests).
+ */
+export async function commitLayerStep(
+  state: StageState,
+  session: BuildSession,
+  key: Digest | (() => Promise<Digest>),
+  entries: readonly LayerEntry[],
+  createdBy: string,
+  options: CommitOptions = {},
+): Promise<void> {
   const layer = await writeLayer(entries, {
+    fileDigests: options.fileDigests,
     sourceDateEpoch: session.input.sourceDateEpoch,
     compression: 'gzip',
     mediaTypeFamily: state.image.format,
@@ -33,6 +51,6 @@ export async function commitLayerStep(state: StageState, session: BuildSession, 
     history: { created: session.created, created_by: createdBy, comment: HISTORY_COMMENT },
     config: state.image.config.config ?? {},
   };
-  await session.cache?.put(key, outcome);
+  await session.cache?.put(typeof key === 'function' ? await key() : key, outcome, options.definition);
   applyOutcome(state, outcome);
 }

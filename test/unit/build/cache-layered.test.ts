@@ -61,7 +61,7 @@ const NO_READER: BlobReader = {
 describe('LayeredStepCache', () => {
   it('hits an imported cache, hands back its reader, records the hit and writes it through to the local cache', async () => {
     const local = new Map<Digest, StepOutcome>();
-    const localCache = { get: async (k: Digest) => local.get(k), put: async (k: Digest, o: StepOutcome) => void local.set(k, o) };
+    const localCache = { get: async (k: Digest) => local.get(k), put: async (k: Digest, o: StepOutcome) => void local.set(k, o), mayHave: async () => false };
     const imported: ImportedStepCache = { description: 'test import', outcomes: new Map([[KEY, OUTCOME]]), reader: NO_READER };
     const cache = new LayeredStepCache({ local: localCache, imported: [imported] });
     expect(cache.readers).toEqual([NO_READER]);
@@ -72,6 +72,10 @@ describe('LayeredStepCache', () => {
     // Now the local cache answers first.
     expect((await cache.lookup(KEY))?.source).toBe('local');
     expect(await cache.get(`sha256:${'4'.repeat(64)}` as Digest)).toBeUndefined();
+    // An imported cache holds keys only, so every definition may hit there.
+    expect(await cache.mayHave(`sha256:${'5'.repeat(64)}` as Digest)).toBe(true);
+    expect(await new LayeredStepCache({ local: localCache }).mayHave(KEY)).toBe(false);
+    expect(await new LayeredStepCache({ local: localCache, imported: [imported], reads: false }).mayHave(KEY)).toBe(false);
   });
 
   it('under --no-cache nothing hits, but new outcomes are still recorded for export', async () => {

@@ -27,6 +27,24 @@ vi.mock('node:fs/promises', async (importOriginal) => {
   };
 });
 
+vi.mock('node:fs', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:fs')>();
+  const wrap =
+    <A extends unknown[], R>(fn: (p: string, ...rest: A) => R) =>
+    (p: string, ...rest: A): R => {
+      if (touched.on) touched.paths.push(String(p));
+      return fn(p, ...rest);
+    };
+  return {
+    ...real,
+    lstatSync: wrap(real.lstatSync as (p: string, o?: unknown) => ReturnType<typeof real.lstatSync>),
+    statSync: wrap(real.statSync as (p: string, o?: unknown) => ReturnType<typeof real.statSync>),
+    openSync: wrap(real.openSync as (p: string, f?: number) => number),
+    readdirSync: wrap(real.readdirSync as (p: string, o?: unknown) => ReturnType<typeof real.readdirSync>),
+    readlinkSync: wrap(real.readlinkSync as (p: string) => ReturnType<typeof real.readlinkSync>),
+  };
+});
+
 let base: string;
 let ctx: string;
 let root: SourceRoot;

@@ -1,13 +1,14 @@
 import { Readable } from 'node:stream';
-import { gunzipSync } from 'node:zlib';
+import { createHash } from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { PARALLEL_GZIP_CHUNK, ParallelGzip } from '../../../src/layer/gzip.js';
 
-async function compress(input: Buffer, pieces = 7): Promise<Buffer> {
+async function compress(input: Buffer, pieces = 7, level: number | undefined = 6): Promise<Buffer> {
   const parts: Buffer[] = [];
   for (let i = 0; i < pieces; i++) parts.push(input.subarray(Math.floor((i * input.length) / pieces), Math.floor(((i + 1) * input.length) / pieces)));
   const out: Buffer[] = [];
-  for await (const chunk of Readable.from(parts).pipe(new ParallelGzip(6, 3))) out.push(chunk as Buffer);
+  for await (const chunk of Readable.from(parts).pipe(new ParallelGzip(level, 3))) out.push(chunk as Buffer);
   return Buffer.concat(out);
 }
 
@@ -34,5 +35,32 @@ describe('ParallelGzip', () => {
     const out = await compress(Buffer.alloc(0), 1);
     expect(gunzipSync(out).length).toBe(0);
     expect(out[9]).toBe(255);
+  });
+
+  describe('without an explicit level', () => {
+    // Deterministic bytes that do not compress: SHA-256 in counter mode.
+    const noise = Buffer.concat(Array.from({ length: (2 * PARALLEL_GZIP_CHUNK) / 32 }, (_, i) => createHash('sha256').update(String(i)).digest()));
+    const text = Buffer.from('a line of a config file that repeats\n'.repeat(60_000)).subarray(0, PARALLEL_GZIP_CHUNK);
+
+    it('stores members that barely compress and compresses the others', async () => {
+      const out = await compress(Buffer.concat([noise, text]), 5, undefined);
+      expect(gunzipSync(out).equals(Buffer.concat([noise, text]))).toBe(true);
+      // The noise costs only stored-block framing; the text is compressed as at level 6.
+      const textAtSix = gzipSync(text, { level: 6 }).length;
+      expect(out.length).toBeGreaterThan(noise.length);
+      expect(out.length).toBeLessThan(noise.length + 1024 + textAtSix);
+    });
+
+    it('decides from the bytes alone, so the output is reproducible', async () => {
+      const a = await compress(Buffer.concat([text, noise]), 1, undefined);
+      expect(a.equals(await compress(Buffer.concat([text, noise]), 11, undefined))).toBe(true);
+    });
+
+    it('an explicit level compresses every member, 0 stores every member', async () => {
+      const stored = await compress(text, 3, 0);
+      expect(stored.length).toBeGreaterThan(text.length);
+      expect(gunzipSync(stored).equals(text)).toBe(true);
+      expect((await compress(text, 3, 9)).length).toBeLessThan(text.length / 10);
+    });
   });
 });

@@ -1,0 +1,50 @@
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalStepCache, stepDefinitionKey } from '../../../src/build/cache.js';
+import { emptyImage, LocalStore, type Digest } from '../../../src/index.js';
+import { TEST_PLATFORM, testBuild, writeContext } from './harness.js';
+
+let work: string;
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'strata-cache-definition-'));
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+describe('definition keys', () => {
+  it('a cache that never saw a definition says so; one put with it says it may hold keys of it', async () => {
+    const store = await LocalStore.open(join(work, 'store-keys'));
+    const cache = LocalStepCache.forStore(store.root, store.blobs);
+    const definition = stepDefinitionKey({ parent: emptyImage(TEST_PLATFORM), instruction: { kind: 'COPY' }, env: [] });
+    expect(await cache.mayHave(definition)).toBe(false);
+    const outcome = {
+      layer: { descriptor: { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: `sha256:${'1'.repeat(64)}` as Digest, size: 1 }, diffId: `sha256:${'2'.repeat(64)}` as Digest },
+      history: {},
+      config: {},
+    };
+    await cache.put(`sha256:${'3'.repeat(64)}` as Digest, outcome, definition);
+    expect(await cache.mayHave(definition)).toBe(true);
+  });
+
+  it('a cold COPY takes the files digests from the layer write, and its key is the one hashing first gives', async () => {
+    const files = { 'a.txt': 'alpha\n', 'dir/b.bin': 'x'.repeat(3 * 1024 * 1024), 'dir/c.txt': 'gamma\n' };
+    const ctx = await writeContext(work, files);
+    const store = await LocalStore.open(join(work, 'store-cold'));
+    const text = 'FROM scratch\nCOPY . /app/\n';
+    const first = await testBuild(store, text, ctx);
+    expect(first.steps.cached).toBe(0);
+    // The write recorded every file's digest in the stat cache.
+    const stats = JSON.parse(await readFile(join(store.root, 'cache', 'context-stats.json'), 'utf8')) as { entries: Record<string, { digest: string }> };
+    for (const [path, content] of Object.entries(files)) {
+      expect(stats.entries[join(ctx, path)]?.digest).toBe(`sha256:${createHash('sha256').update(content).digest('hex')}`);
+    }
+    // Without the stat cache the next build hashes the files before the work (a hit is possible now) and hits.
+    await rm(join(store.root, 'cache', 'context-stats.json'));
+    const second = await testBuild(store, text, ctx);
+    expect(second.steps.cached).toBe(1);
+  });
+});
