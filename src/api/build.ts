@@ -11,6 +11,7 @@ import { indexOver, openBaseImage, openNamedContext, parsePlatforms, pickExecuto
 import { parseBuildOutput, type BuildOutputSpec } from './build-output.js';
 import { prepareSecrets, sshSockets } from './build-secrets.js';
 import { writeBuildOutputs } from './build-sinks.js';
+import { pushNames, uploadingIngester } from './build-uploads.js';
 import type { StrataContext } from './context.js';
 import { familiarImageName, localImageName } from './names.js';
 import { openImage, type OpenedImage } from './sources.js';
@@ -48,6 +49,8 @@ export interface BuildImageOptions {
   ssh?: readonly string[];
   /** Default network for RUN steps. */
   network?: 'none' | 'host';
+  /** gzip level 0-9 for new layers (`--compression-level`); default 6 with barely compressible parts stored. */
+  compressionLevel?: number | undefined;
   iidFile?: string | undefined;
   metadataFile?: string | undefined;
   events?: BuildEventSink | undefined;
@@ -131,6 +134,9 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
     const layered = cacheImports.length || cacheExport
       ? new LayeredStepCache({ local: LocalStepCache.forStore(store.root, store.blobs), imported, reads: options.noCache !== true })
       : undefined;
+    // A single-platform build that pushes uploads each new layer while writing it. (Across platforms the
+    // same COPY layer is written once per platform, and would be sent once per platform too.)
+    const layerIngester = platforms.length === 1 ? uploadingIngester(store, pushNames(outputs, names), io, options.signal) : undefined;
     const builds: PlatformBuild[] = [];
     // One engine run per platform: each resolves its bases for its platform and sets the platform
     // ARGs; content-identical layers come out with the same digest and are stored and pushed once.
@@ -150,6 +156,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
           secrets: secrets.files,
           ssh: sshSockets(options.ssh ?? [], options.env ?? {}),
           network: options.network ?? 'none',
+          compressionLevel: options.compressionLevel,
         },
         {
           store,
@@ -161,6 +168,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
           signal: options.signal,
           privileged: ctx.privileged === true,
           scratchDir: ctx.scratchDir,
+          layerIngester,
           ...(layered ? { stepCache: layered, cacheReaders: layered.readers } : {}),
         },
       );

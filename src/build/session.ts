@@ -1,6 +1,6 @@
 import type { Image } from '../image/index.js';
 import type { Platform } from '../oci/index.js';
-import type { LocalStore, BlobReader } from '../store/index.js';
+import type { LocalStore, BlobIngester, BlobReader } from '../store/index.js';
 import type { Executor } from '../exec/index.js';
 import type { ParsedDockerfile } from '../dockerfile/index.js';
 import type { BuildEventSink } from './events.js';
@@ -38,6 +38,11 @@ export interface BuildDeps {
   stepCache?: StepCache | undefined;
   /** Where imported caches' layer blobs are read from, lazily; searched after the store and the base. */
   cacheReaders?: readonly BlobReader[] | undefined;
+  /**
+   * Where layer steps write new layers; default the store's blobs. A build that pushes passes one that
+   * also uploads each layer while it is written. It must leave every blob it ingests in the store.
+   */
+  layerIngester?: BlobIngester | undefined;
 }
 
 export interface BuildInput {
@@ -57,6 +62,8 @@ export interface BuildInput {
   ssh?: Readonly<Record<string, string>> | undefined;
   /** The default network for RUN steps (`--network`); `none` unless the user asks. */
   network?: 'none' | 'host' | undefined;
+  /** gzip level 0-9 for new layers; default: zlib's 6, with members that barely compress stored. */
+  compressionLevel?: number | undefined;
 }
 
 export interface BuildOutcome {

@@ -46,6 +46,8 @@ const PROBE_SLICE = 16 * 1024;
 const PROBE_SLICES = 4;
 const PROBE_MIN_SAVING = 1 / 16;
 const ZLIB_DEFAULT_LEVEL = 6;
+/** More than deflate can add to a member: 5 bytes per stored block plus header and trailer. */
+const MEMBER_SLACK = 64 * 1024;
 
 /**
  * gzip that uses every core: the input is cut into fixed 1 MiB chunks, each compressed on libuv's
@@ -115,7 +117,9 @@ async function memberLevel(input: Buffer): Promise<number> {
 
 function gzipMember(input: Buffer, level: number): Promise<Buffer> {
   return new Promise<Buffer>((resolve, reject) => {
-    gzip(input, { level }, (error, out) => {
+    // One output chunk per member: zlib's default 16 KiB chunks would call back into the main thread
+    // (and copy) dozens of times per member.
+    gzip(input, { level, chunkSize: input.byteLength + MEMBER_SLACK }, (error, out) => {
       if (error) return reject(error);
       out.fill(0, 4, 8);
       out[9] = GZIP_OS_UNKNOWN;

@@ -8,6 +8,7 @@ import { discardBody, readBytes, type FetchResponse } from './http.js';
 import { pullScopes, pushScopes } from './scopes.js';
 import { RegistryTransport, type RegistryConnectionOptions } from './transport.js';
 import { uploadBlob, type BlobSource, type BlobUploadCallOptions, type UploadOptions } from './upload.js';
+import { streamBlobUpload, type StreamedBlob } from './upload-stream.js';
 
 /** Every manifest type strata reads; without the list types Docker Hub down-converts indexes. */
 export const MANIFEST_ACCEPT = [MediaType.OciIndex, MediaType.OciManifest, MediaType.DockerManifestList, MediaType.DockerManifest].join(', ');
@@ -302,6 +303,11 @@ export class RegistryClient {
   /** Uploads a blob (monolithic when small, streamed or chunked when large), resuming or restarting on failure. */
   async uploadBlob(repository: string, descriptor: Descriptor, source: BlobSource, options: BlobUploadCallOptions = {}): Promise<void> {
     await uploadBlob(this.transport, encodeRepo(repository), repository, descriptor, source, { ...this.uploadOptions, ...options });
+  }
+
+  /** Uploads bytes as they are produced; their digest and size come back (see streamBlobUpload). */
+  async streamBlob(repository: string, bytes: AsyncIterable<Uint8Array>, options: { signal?: AbortSignal | undefined; mountFrom?: readonly string[] | undefined } = {}): Promise<StreamedBlob> {
+    return streamBlobUpload(this.transport, encodeRepo(repository), repository, bytes, options);
   }
 
   /** PUTs a manifest under a tag or its digest; `Content-Type` is the manifest's own media type. */

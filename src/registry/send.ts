@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { StrataError } from '../errors/index.js';
 import { type FetchInit, type FetchLike, type FetchResponse, discardBody } from './http.js';
 import { abortError, backoffDelay, isRetryableError, isRetryableStatus, parseRetryAfter, type ResolvedRetry } from './retry.js';
@@ -12,7 +13,7 @@ export interface RetryInfo {
 export interface SendOptions {
   retry: ResolvedRetry;
   signal?: AbortSignal | undefined;
-  /** Milliseconds to wait for response headers; default 120 s. */
+  /** Milliseconds to wait for response headers once the request body is sent; default 120 s. */
   timeoutMs?: number | undefined;
   /** False for requests whose body cannot be sent twice. */
   retryable?: boolean | undefined;
@@ -57,9 +58,19 @@ function errorReason(error: unknown): string {
   return String(error);
 }
 
+/**
+ * The timer starts once a streamed body has been sent in full: an upload that takes longer than the
+ * timeout to stream (a large layer, a slow link, bytes still being produced) is not "no response".
+ */
 async function withTimeout(fetch: FetchLike, url: string, init: FetchInit, signal: AbortSignal | undefined, timeoutMs: number): Promise<FetchResponse> {
   const timeout = new AbortController();
-  const timer = setTimeout(() => timeout.abort(new StrataError('E_REGISTRY_UNREACHABLE', `no response within ${timeoutMs} ms`)), timeoutMs);
+  let timer: NodeJS.Timeout | undefined;
+  const start = (): void => {
+    timer = setTimeout(() => timeout.abort(new StrataError('E_REGISTRY_UNREACHABLE', `no response within ${timeoutMs} ms`)), timeoutMs);
+  };
+  const body = init.body;
+  if (body instanceof Readable && !body.readableEnded) body.once('end', start);
+  else start();
   const combined = signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal;
   try {
     return await fetch(url, { ...init, signal: combined });
@@ -69,6 +80,7 @@ async function withTimeout(fetch: FetchLike, url: string, init: FetchInit, signa
     }
     throw error;
   } finally {
+    if (body instanceof Readable) body.off('end', start);
     clearTimeout(timer);
   }
 }

@@ -42,10 +42,11 @@ export async function commitLayerStep(
     fileDigests: options.fileDigests,
     sourceDateEpoch: session.input.sourceDateEpoch,
     compression: 'gzip',
+    gzipLevel: session.input.compressionLevel,
     mediaTypeFamily: state.image.format,
     ownership: 'keep',
     signal: session.deps.signal,
-  }, session.deps.store.blobs);
+  }, session.deps.layerIngester ?? session.deps.store.blobs);
   const outcome: StepOutcome = {
     layer: { descriptor: layer.descriptor, diffId: layer.diffId },
     history: { created: session.created, created_by: createdBy, comment: HISTORY_COMMENT },

@@ -1,0 +1,86 @@
+import { once } from 'node:events';
+import { PassThrough, type Readable } from 'node:stream';
+import type { Digest } from '../digest/index.js';
+import type { BlobIngester, LocalStore, ReadOptions } from '../store/index.js';
+import type { RegistryIo } from './append.js';
+import type { BuildOutputSpec } from './build-output.js';
+import { isRegistryConnection, registryTarget } from './registry-target.js';
+
+/** Uploads bytes as they come; resolves with what the destination received. */
+export type StreamUpload = (bytes: AsyncIterable<Uint8Array>, signal: AbortSignal) => Promise<{ digest: Digest; size: number }>;
+
+/** Bytes buffered per destination before the layer write waits for the upload. */
+const UPLOAD_BUFFER = 4 * 1024 * 1024;
+
+interface Sink {
+  pipe: PassThrough;
+  abort: AbortController;
+  alive: boolean;
+  done: Promise<void>;
+}
+
+/**
+ * Where a build that pushes writes its new layers: into the store and, while they are written, to every
+ * push destination, so upload overlaps the write and the push afterwards finds each layer already there.
+ * A destination that falls behind slows the write (bounded buffer); one that fails is dropped without a
+ * word, since the push uploads that layer from the store as usual and reports any real problem.
+ */
+export class UploadingIngester implements BlobIngester {
+  constructor(private readonly store: BlobIngester, private readonly uploads: readonly StreamUpload[]) {}
+
+  async ingestBlob(data: Readable | AsyncIterable<Uint8Array>, options: ReadOptions = {}): Promise<{ digest: Digest; size: number }> {
+    const sinks = this.uploads.map((upload): Sink => {
+      const pipe = new PassThrough({ highWaterMark: UPLOAD_BUFFER });
+      const abort = new AbortController();
+      const sink: Sink = { pipe, abort, alive: true, done: Promise.resolve() };
+      sink.done = upload(pipe, abort.signal).then(
+        () => undefined,
+        () => {
+          sink.alive = false;
+          pipe.destroy();
+        },
+      );
+      return sink;
+    });
+    let complete = false;
+    async function* tee(): AsyncGenerator<Uint8Array> {
+      try {
+        for await (const chunk of data) {
+          for (const sink of sinks) {
+            if (sink.alive && !sink.pipe.write(chunk)) await Promise.race([once(sink.pipe, 'drain'), sink.done]);
+          }
+          yield chunk;
+        }
+        complete = true;
+      } finally {
+        for (const sink of sinks) {
+          if (complete) sink.pipe.end();
+          else sink.abort.abort(new Error('the layer write stopped'));
+        }
+      }
+    }
+    try {
+      return await this.store.ingestBlob(tee(), options);
+    } finally {
+      await Promise.all(sinks.map((s) => s.done));
+    }
+  }
+}
+
+/** The names an image is pushed to by these outputs. */
+export function pushNames(outputs: readonly BuildOutputSpec[], names: readonly string[]): string[] {
+  return [...new Set(outputs.flatMap((o) => (o.type === 'registry' || (o.type === 'image' && o.push) ? (o.names ?? names) : [])))];
+}
+
+/** An UploadingIngester over the store for these push destinations (one per repository), or none. */
+export function uploadingIngester(store: LocalStore, names: readonly string[], io: RegistryIo, signal: AbortSignal | undefined): UploadingIngester | undefined {
+  if (!isRegistryConnection(io) || names.length === 0) return undefined;
+  const targets = new Map<string, StreamUpload>();
+  for (const name of names) {
+    const target = registryTarget(io, name);
+    const key = `${target.client.registry}/${target.repository}`;
+    if (targets.has(key)) continue;
+    targets.set(key, (bytes, uploadSignal) => target.client.streamBlob(target.repository, bytes, { signal: signal ? AbortSignal.any([signal, uploadSignal]) : uploadSignal }));
+  }
+  return new UploadingIngester(store.blobs, [...targets.values()]);
+}
