@@ -16,6 +16,7 @@ deps: $(NODE_MODULES)
 
 build: $(NODE_MODULES)
 	npx tsc -p tsconfig.json
+	node scripts/bundle-cli.mjs
 
 typecheck: $(NODE_MODULES)
 	npx tsc -p tsconfig.test.json --noEmit
