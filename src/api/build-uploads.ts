@@ -6,8 +6,13 @@ import type { RegistryIo } from './append.js';
 import type { BuildOutputSpec } from './build-output.js';
 import { isRegistryConnection, registryTarget } from './registry-target.js';
 
-/** Uploads bytes as they come; resolves with what the destination received. */
-export type StreamUpload = (bytes: AsyncIterable<Uint8Array>, signal: AbortSignal) => Promise<{ digest: Digest; size: number }>;
+/** Uploads bytes as they come; `stored` gives their digest and size once the store has them. */
+export type StreamUpload = (bytes: AsyncIterable<Uint8Array>, stored: Promise<StoredBlob>, signal: AbortSignal) => Promise<unknown>;
+
+interface StoredBlob {
+  digest: Digest;
+  size: number;
+}
 
 /** Bytes buffered per destination before the layer write waits for the upload. */
 const UPLOAD_BUFFER = 4 * 1024 * 1024;
@@ -28,12 +33,16 @@ interface Sink {
 export class UploadingIngester implements BlobIngester {
   constructor(private readonly store: BlobIngester, private readonly uploads: readonly StreamUpload[]) {}
 
-  async ingestBlob(data: Readable | AsyncIterable<Uint8Array>, options: ReadOptions = {}): Promise<{ digest: Digest; size: number }> {
+  async ingestBlob(data: Readable | AsyncIterable<Uint8Array>, options: ReadOptions = {}): Promise<StoredBlob> {
+    // The store hashes the bytes; the uploads close with its digest rather than hashing them again.
+    let settle: { resolve(blob: StoredBlob): void; reject(error: unknown): void } = { resolve: () => undefined, reject: () => undefined };
+    const stored = new Promise<StoredBlob>((resolve, reject) => (settle = { resolve, reject }));
+    stored.catch(() => undefined);
     const sinks = this.uploads.map((upload): Sink => {
       const pipe = new PassThrough({ highWaterMark: UPLOAD_BUFFER });
       const abort = new AbortController();
       const sink: Sink = { pipe, abort, alive: true, done: Promise.resolve() };
-      sink.done = upload(pipe, abort.signal).then(
+      sink.done = upload(pipe, stored, abort.signal).then(
         () => undefined,
         () => {
           sink.alive = false;
@@ -60,7 +69,12 @@ export class UploadingIngester implements BlobIngester {
       }
     }
     try {
-      return await this.store.ingestBlob(tee(), options);
+      const blob = await this.store.ingestBlob(tee(), options);
+      settle.resolve(blob);
+      return blob;
+    } catch (error) {
+      settle.reject(error);
+      throw error;
     } finally {
       await Promise.all(sinks.map((s) => s.done));
     }
@@ -80,7 +94,9 @@ export function uploadingIngester(store: LocalStore, names: readonly string[], i
     const target = registryTarget(io, name);
     const key = `${target.client.registry}/${target.repository}`;
     if (targets.has(key)) continue;
-    targets.set(key, (bytes, uploadSignal) => target.client.streamBlob(target.repository, bytes, { signal: signal ? AbortSignal.any([signal, uploadSignal]) : uploadSignal }));
+    targets.set(key, (bytes, stored, uploadSignal) =>
+      target.client.streamBlob(target.repository, bytes, { digest: stored, signal: signal ? AbortSignal.any([signal, uploadSignal]) : uploadSignal }),
+    );
   }
   return new UploadingIngester(store.blobs, [...targets.values()]);
 }

@@ -1,5 +1,4 @@
 import { basename, resolve } from 'node:path';
-import slugify from '@sindresorhus/slugify';
 import { StrataError } from '../errors/index.js';
 import { LayeredStepCache, LocalStepCache, runBuild, type BaseImage, type BuildEventSink } from '../build/index.js';
 import { serializeImage } from '../image/index.js';
@@ -88,7 +87,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
   if (outputs.length === 0) outputs.push({ type: 'image', push: false });
   const tagged = (options.tags ?? []).map(localImageName);
   const defaultName = tagged.length === 0;
-  const names = defaultName ? [localImageName(`${slugify(basename(contextDir)) || 'image'}:latest`)] : tagged;
+  const names = defaultName ? [localImageName(`${(await defaultRepository(contextDir)) || 'image'}:latest`)] : tagged;
   if (outputs.some((o) => o.type === 'registry' || (o.type === 'image' && o.push)) && defaultName) {
     throw new StrataError('E_USAGE', 'pushing needs a name: give -t REGISTRY/REPOSITORY:TAG');
   }
@@ -214,4 +213,13 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
     await Promise.all(opened.map((o) => o.close()));
     await secrets.cleanup();
   }
+}
+
+/**
+ * The name of an untagged build, from the context directory. slugify is loaded only here: building its
+ * transliteration tables costs ~10 ms of start-up that a tagged build does not need.
+ */
+async function defaultRepository(contextDir: string): Promise<string> {
+  const { default: slugify } = await import('@sindresorhus/slugify');
+  return slugify(basename(contextDir));
 }

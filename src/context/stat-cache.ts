@@ -23,6 +23,8 @@ const FORMAT = 'strata-context-stat-cache/1';
  */
 export class ContextStatCache {
   private readonly records = new Map<string, Record>();
+  /** Whether a record was set since the last load or save: an unchanged cache need not be written. */
+  private changed = false;
 
   get size(): number {
     return this.records.size;
@@ -38,6 +40,7 @@ export class ContextStatCache {
   }
 
   set(entry: ContextEntry, digest: Digest): void {
+    this.changed = true;
     this.records.set(entry.absPath, {
       size: entry.size,
       mtimeMs: entry.mtimeMs,
@@ -73,6 +76,7 @@ export class ContextStatCache {
 
   /** Writes every record to `file` as JSON: a temp file beside it, then a rename, so readers never see half. */
   async save(file: string): Promise<void> {
+    if (!this.changed) return;
     const entries: { [path: string]: Record } = {};
     for (const [path, r] of [...this.records].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) entries[path] = r;
     const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
@@ -80,6 +84,7 @@ export class ContextStatCache {
       await mkdir(dirname(file), { recursive: true });
       await writeFile(tmp, JSON.stringify({ format: FORMAT, entries }));
       await rename(tmp, file);
+      this.changed = false;
     } catch (cause) {
       await rm(tmp, { force: true }).catch(() => undefined);
       throw ioError('write stat cache', file, cause);

@@ -8,7 +8,7 @@ import { discardBody, readBytes, type FetchResponse } from './http.js';
 import { pullScopes, pushScopes } from './scopes.js';
 import { RegistryTransport, type RegistryConnectionOptions } from './transport.js';
 import { uploadBlob, type BlobSource, type BlobUploadCallOptions, type UploadOptions } from './upload.js';
-import { streamBlobUpload, type StreamedBlob } from './upload-stream.js';
+import { streamBlobUpload, type StreamBlobOptions, type StreamedBlob } from './upload-stream.js';
 
 /** Every manifest type strata reads; without the list types Docker Hub down-converts indexes. */
 export const MANIFEST_ACCEPT = [MediaType.OciIndex, MediaType.OciManifest, MediaType.DockerManifestList, MediaType.DockerManifest].join(', ');
@@ -306,7 +306,7 @@ export class RegistryClient {
   }
 
   /** Uploads bytes as they are produced; their digest and size come back (see streamBlobUpload). */
-  async streamBlob(repository: string, bytes: AsyncIterable<Uint8Array>, options: { signal?: AbortSignal | undefined; mountFrom?: readonly string[] | undefined } = {}): Promise<StreamedBlob> {
+  async streamBlob(repository: string, bytes: AsyncIterable<Uint8Array>, options: StreamBlobOptions = {}): Promise<StreamedBlob> {
     return streamBlobUpload(this.transport, encodeRepo(repository), repository, bytes, options);
   }
 

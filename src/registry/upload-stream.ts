@@ -11,6 +11,16 @@ export interface StreamedBlob {
   size: number;
 }
 
+export interface StreamBlobOptions {
+  signal?: AbortSignal | undefined;
+  mountFrom?: readonly string[] | undefined;
+  /**
+   * The bytes' digest and size, when the producer hashes them anyway (a store ingesting the same
+   * bytes): awaited once the body is sent, so the bytes are not hashed twice.
+   */
+  digest?: Promise<StreamedBlob> | undefined;
+}
+
 /**
  * Uploads bytes whose digest and size are not known yet, as they are produced: POST for a session,
  * one PATCH with the body streamed as it comes (chunked transfer), and the closing PUT with the digest
@@ -23,7 +33,7 @@ export async function streamBlobUpload(
   repoPath: string,
   repository: string,
   bytes: AsyncIterable<Uint8Array>,
-  options: { signal?: AbortSignal | undefined; mountFrom?: readonly string[] | undefined } = {},
+  options: StreamBlobOptions = {},
 ): Promise<StreamedBlob> {
   const scopes = pushScopes(repository, options.mountFrom ?? []);
   const ctx: RegistryErrorContext = { registry: transport.registry, repository, what: 'streamed upload of a new layer' };
@@ -32,14 +42,14 @@ export async function streamBlobUpload(
   await discardBody(opened);
   let location = resolveLocation(opened.headers.get('location'), transport.url('/'), ctx);
 
-  const hasher = new Hasher('sha256');
+  const hasher = options.digest === undefined ? new Hasher('sha256') : undefined;
   async function* hashed(): AsyncGenerator<Uint8Array> {
     for await (const chunk of bytes) {
-      hasher.update(chunk);
+      hasher?.update(chunk);
       yield chunk;
     }
   }
-  const body = Readable.from(hashed());
+  const body = Readable.from(hasher === undefined ? bytes : hashed());
   const patched = await transport.send({
     method: 'PATCH',
     url: location,
@@ -55,12 +65,12 @@ export async function streamBlobUpload(
   await discardBody(patched);
   location = resolveLocation(patched.headers.get('location'), location, ctx);
 
-  const digest = hasher.digest();
+  const { digest, size } = hasher === undefined ? await options.digest! : { digest: hasher.digest(), size: hasher.size };
   const url = `${location}${location.includes('?') ? '&' : '?'}digest=${encodeURIComponent(digest)}`;
   const closed = await transport.send({ method: 'PUT', url, headers: { 'content-length': '0' }, scopes, ctx, signal: options.signal, followRedirects: false });
   if (closed.status !== 201 && closed.status !== 204) throw await transport.fail(closed, ctx);
   await discardBody(closed);
-  return { digest, size: hasher.size };
+  return { digest, size };
 }
 
 function resolveLocation(location: string | null, base: string, ctx: RegistryErrorContext): string {
