@@ -28,6 +28,15 @@ export function apiContext(cli: CliContext, options: { platform?: string | undef
   };
 }
 
+/** `--compression-level N`: a gzip level, 0 (stored) to 9 (smallest). */
+export function parseCompressionLevel(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^[0-9]$/.test(text.trim())) {
+    throw new StrataError('E_USAGE', `--compression-level must be a gzip level from 0 (store) to 9 (smallest), got "${text}"`);
+  }
+  return Number(text.trim());
+}
+
 export function writeLine(stream: NodeJS.WritableStream, text = ''): void {
   stream.write(`${text}\n`);
 }

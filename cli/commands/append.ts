@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { StrataError, appendImage, parseLayerSpec } from '../../src/index.js';
 import type { CliContext } from '../context.js';
-import { apiContext, collect, writeLine } from '../options.js';
+import { apiContext, collect, parseCompressionLevel, writeLine } from '../options.js';
 import { addRegistryOptions, withRegistry, type RegistryFlags } from '../registry-io.js';
 
 interface AppendFlags extends RegistryFlags {
@@ -18,6 +18,7 @@ interface AppendFlags extends RegistryFlags {
   output: string[];
   platform?: string;
   compression: string;
+  compressionLevel?: string;
   normalizeMtime?: boolean;
   format?: string;
 }
@@ -39,6 +40,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('-o, --output <dest>', 'also write the image to oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE[:REF] or docker://REF; repeatable', collect, [])
     .option('--platform <os/arch[/variant]>', 'platform of a scratch image, or which image of a multi-platform base')
     .option('--compression <gzip|none>', 'layer compression', 'gzip')
+    .option('--compression-level <0-9>', 'gzip level for every part of new layers (default: 6, with parts that barely compress stored)')
     .option('--normalize-mtime', 'set every file time to the epoch when SOURCE_DATE_EPOCH is not set')
     .option('--format <oci|docker>', 'manifest format (default: the base image\'s, else oci)'))
     .action(async (flags: AppendFlags) => {
@@ -60,6 +62,7 @@ export function register(program: Command, ctx: CliContext): void {
           tags: flags.tag,
           outputs: flags.output,
           compression,
+          compressionLevel: parseCompressionLevel(flags.compressionLevel),
           normalizeMtime: flags.normalizeMtime === true,
           ...(flags.format ? { format: flags.format as 'oci' | 'docker' } : {}),
         },

@@ -35,6 +35,8 @@ export interface AppendOptions extends ConfigEdits {
   /** Image locations to write to (`oci:DIR:TAG`, `docker-archive:FILE`, ...). */
   outputs?: readonly string[];
   compression?: LayerWriteCompression;
+  /** gzip level 0-9 for every part of new layers; default 6 with barely compressible parts stored. */
+  compressionLevel?: number | undefined;
   /** Without SOURCE_DATE_EPOCH, set every file mtime to the epoch. */
   normalizeMtime?: boolean;
   format?: 'oci' | 'docker';
@@ -75,8 +77,8 @@ export async function appendImage(options: AppendOptions, ctx: StrataContext, io
     for (const spec of options.layers) {
       const info = await stat(spec.path);
       const layer = info.isDirectory()
-        ? await writeLayer(await walkLayerTree(spec.path, spec.dest ? { dest: spec.dest } : {}), { ...mtime, compression: options.compression, mediaTypeFamily: image.format }, store.blobs)
-        : await importTarLayer(spec.path, { compression: options.compression, mediaTypeFamily: image.format }, store.blobs);
+        ? await writeLayer(await walkLayerTree(spec.path, spec.dest ? { dest: spec.dest } : {}), { ...mtime, compression: options.compression, gzipLevel: options.compressionLevel, mediaTypeFamily: image.format }, store.blobs)
+        : await importTarLayer(spec.path, { compression: options.compression, gzipLevel: options.compressionLevel, mediaTypeFamily: image.format }, store.blobs);
       const source = `${basename(spec.path)}${spec.dest ? `:${spec.dest}` : ''}`;
       image = appendLayer(image, layer, { created, created_by: `strata append --layer ${source}`, comment: 'strata' });
     }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CliContext } from '../../cli/context.js';
+import { parseCompressionLevel } from '../../cli/options.js';
 import { runCli } from '../../cli/run.js';
 
 let dir: string;
@@ -198,5 +199,14 @@ describe('strata CLI: local store', () => {
     expect(inspected.code).toBe(0);
     expect((JSON.parse(inspected.stdout) as { platform: string }).platform).toBe('linux/arm64');
     expect((await strata(['images', '-q'])).stdout).toBe('');
+  });
+});
+
+describe('--compression-level', () => {
+  it('takes a gzip level 0-9 and refuses anything else with a usage error', () => {
+    expect(parseCompressionLevel(undefined)).toBeUndefined();
+    expect(parseCompressionLevel('0')).toBe(0);
+    expect(parseCompressionLevel('9')).toBe(9);
+    for (const bad of ['10', '-1', 'fast', '', '1.5']) expect(() => parseCompressionLevel(bad)).toThrow(/--compression-level must be a gzip level from 0/);
   });
 });
