@@ -4,13 +4,14 @@
 # pushed to that registry. strata beside `buildah bud --layers` + `buildah push` on the same inputs,
 # and beside `tar -cf - CTX | pigz -6 >/dev/null`: cold build, fully cached rebuild, and a rebuild
 # after changing one file. Wall time and peak RSS from /usr/bin/time -v, printed as a table.
-#   FILES=5000 MIB=100 bash bench/build.sh
+#   FILES=5000 MIB=100 BIG_MIB=2048 bash bench/build.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 STRATA=(node "$ROOT/dist/cli/main.js")
 FILES=${FILES:-5000}
 MIB=${MIB:-100}
+BIG_MIB=${BIG_MIB:-2048} # one file this large, built and pushed by strata alone for its peak RSS; 0 skips it
 
 for tool in docker-registry buildah pigz openssl /usr/bin/time tar busybox; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install docker-registry buildah pigz openssl time busybox-static)" >&2; exit 1; }
@@ -62,12 +63,21 @@ strata_run strata-cold cold
 strata_run strata-cached cached
 change_one strata
 strata_run strata-one one
+if ((BIG_MIB > 0)); then
+  BIG="$WORK/big-context"
+  mkdir -p "$BIG"
+  echo "bench: writing one $BIG_MIB MiB file..." >&2
+  head -c $((BIG_MIB * 1024 * 1024)) /dev/zero | openssl enc -aes-128-ctr -nosalt -K 000102030405060708090a0b0c0d0e0f -iv 0 2>/dev/null >"$BIG/big.bin"
+  printf 'FROM %s/base:1\nCOPY big.bin /data/\nCMD ["/bin/sh"]\n' "$REG" >"$BIG/Dockerfile"
+  measure strata-big env STRATA_ROOT="$WORK/strata-big-store" "${STRATA[@]}" build "$BIG" --progress quiet --push -t "$REG/big:1"
+  rm -rf "$BIG" "$WORK/strata-big-store"
+fi
 measure buildah-cold bash -c "$(buildah_cmd cold)"
 measure buildah-cached bash -c "$(buildah_cmd cached)"
 change_one buildah
 measure buildah-one bash -c "$(buildah_cmd one)"
 
-awk -v cores="$(nproc)" -v files="$FILES" -v mib="$MIB" '
+awk -v cores="$(nproc)" -v files="$FILES" -v mib="$MIB" -v big="$BIG_MIB" '
   { t[$1] = $2; r[$1] = $3 }
   END {
     printf "\nstrata build benchmark: %d files, %d MiB context, FROM a loopback-registry base, pushed; %d cores\n\n", files, mib, cores
@@ -76,6 +86,7 @@ awk -v cores="$(nproc)" -v files="$FILES" -v mib="$MIB" '
     row("fully cached", "strata-cached", "buildah-cached")
     row("one file changed", "strata-one", "buildah-one")
     printf "\ntar | pigz -6: %.2f s\n", t["pigz"]
+    if ("strata-big" in t) printf "one %d MiB file, built and pushed by strata: %.2f s, peak RSS %d MiB\n", big, t["strata-big"], r["strata-big"] / 1024
     printf "targets: cold <= 1.5x tar|pigz; cached <= 0.05x buildah; one file changed <= 0.25x buildah; RSS < 250 MiB\n"
   }
   function row(name, s, b) { printf "%-22s %10.2f %10.2f %12.2f %14.2f %9d MiB\n", name, t[s], t[b], t[s] / t[b], t[s] / t["pigz"], r[s] / 1024 }

@@ -1,5 +1,5 @@
 import { Transform, type TransformCallback } from 'node:stream';
-import { deflateRaw, gzip } from 'node:zlib';
+import { crc32, deflateRaw, gzip } from 'node:zlib';
 
 /** RFC 1952 "unknown" OS, which Go's compress/gzip (and so Docker, BuildKit, ggcr) writes. */
 export const GZIP_OS_UNKNOWN = 0xff;
@@ -116,6 +116,7 @@ async function memberLevel(input: Buffer): Promise<number> {
 }
 
 function gzipMember(input: Buffer, level: number): Promise<Buffer> {
+  if (level === 0) return Promise.resolve(storedMember(input));
   return new Promise<Buffer>((resolve, reject) => {
     // One output chunk per member: zlib's default 16 KiB chunks would call back into the main thread
     // (and copy) dozens of times per member.
@@ -126,4 +127,30 @@ function gzipMember(input: Buffer, level: number): Promise<Buffer> {
       resolve(out);
     });
   });
+}
+
+/** Largest stored deflate block (RFC 1951 §3.2.4: LEN is 16 bits). */
+const STORED_BLOCK = 0xffff;
+
+/**
+ * A gzip member holding `input` in stored deflate blocks, built directly: one allocation and one native
+ * CRC-32, where zlib at level 0 would copy the bytes through its window and back in callbacks.
+ * Header as GzipHeaderFix leaves it: no flags, MTIME 0, XFL 0, OS 255.
+ */
+export function storedMember(input: Buffer): Buffer {
+  const blocks = Math.max(1, Math.ceil(input.byteLength / STORED_BLOCK));
+  const out = Buffer.allocUnsafe(10 + blocks * 5 + input.byteLength + 8);
+  out.set([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, GZIP_OS_UNKNOWN], 0);
+  let at = 10;
+  for (let block = 0, from = 0; block < blocks; block++, from += STORED_BLOCK) {
+    const length = Math.min(STORED_BLOCK, input.byteLength - from);
+    out[at] = block === blocks - 1 ? 1 : 0; // BFINAL on the last block, BTYPE 00 (stored)
+    out.writeUInt16LE(length, at + 1);
+    out.writeUInt16LE(~length & 0xffff, at + 3);
+    input.copy(out, at + 5, from, from + length);
+    at += 5 + length;
+  }
+  out.writeUInt32LE(crc32(input), at);
+  out.writeUInt32LE(input.byteLength >>> 0, at + 4);
+  return out;
 }

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { PARALLEL_GZIP_CHUNK, ParallelGzip } from '../../../src/layer/gzip.js';
+import { PARALLEL_GZIP_CHUNK, ParallelGzip, storedMember } from '../../../src/layer/gzip.js';
 
 async function compress(input: Buffer, pieces = 7, level: number | undefined = 6): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -62,5 +62,18 @@ describe('ParallelGzip', () => {
       expect(gunzipSync(stored).equals(text)).toBe(true);
       expect((await compress(text, 3, 9)).length).toBeLessThan(text.length / 10);
     });
+  });
+});
+
+describe('storedMember', () => {
+  it('is a gzip member every reader takes: empty, one block, a block boundary, several blocks', () => {
+    for (const size of [0, 1, 65534, 65535, 65536, 3 * 65535 + 7]) {
+      const input = Buffer.alloc(size);
+      for (let i = 0; i < size; i++) input[i] = (i * 7919) & 0xff;
+      const member = storedMember(input);
+      expect(gunzipSync(member).equals(input), `size ${size}`).toBe(true);
+      expect(member.readUInt32LE(4)).toBe(0);
+      expect(member[9]).toBe(255);
+    }
   });
 });
