@@ -4,24 +4,44 @@
  * before `a-b` and a directory comes right before its contents. Names starting `.wh.` rank first among their
  * siblings there, and here too, so both orders agree.
  */
-function pathKey(path: string): Buffer {
-  // Built as one string and encoded once: a Buffer per component made sorting big trees allocation-bound.
+function pathKey(path: string): SortKey {
   let key = '';
   for (const component of path.split('/')) key += (key === '' ? '' : '\0') + (component.startsWith('.wh.') ? '\x01' : '\x02') + component;
-  return Buffer.from(key, 'utf8');
+  return sortKey(key);
+}
+
+/**
+ * Sort keys compare as UTF-8 bytes. Below U+D800, UTF-16 code units (what `<` compares) order exactly as
+ * UTF-8 bytes do, so a key without surrogates or later characters compares as a plain string; only the rest
+ * are encoded, which keeps sorting a big tree free of an allocation per comparison.
+ */
+const NEEDS_BYTES = /[\ud800-\uffff]/;
+
+interface SortKey {
+  text: string;
+  bytes: Buffer | undefined;
+}
+
+function sortKey(text: string): SortKey {
+  return { text, bytes: NEEDS_BYTES.test(text) ? Buffer.from(text, 'utf8') : undefined };
+}
+
+function compareKeys(a: SortKey, b: SortKey): number {
+  if (a.bytes === undefined && b.bytes === undefined) return a.text < b.text ? -1 : a.text > b.text ? 1 : 0;
+  return Buffer.compare(a.bytes ?? Buffer.from(a.text, 'utf8'), b.bytes ?? Buffer.from(b.text, 'utf8'));
 }
 
 export function compareContextPaths(a: string, b: string): number {
-  return Buffer.compare(pathKey(a), pathKey(b));
+  return compareKeys(pathKey(a), pathKey(b));
 }
 
 /** Go's sort of directory names (os.ReadDir): plain bytewise. */
 export function compareNames(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+  return compareKeys(sortKey(a), sortKey(b));
 }
 
 export function sortByPath<T extends { relPath: string }>(items: readonly T[]): T[] {
   const keyed = items.map((item) => ({ item, key: pathKey(item.relPath) }));
-  keyed.sort((x, y) => Buffer.compare(x.key, y.key));
+  keyed.sort((x, y) => compareKeys(x.key, y.key));
   return keyed.map((k) => k.item);
 }

@@ -11,25 +11,45 @@ import type { LayerEntry } from './types.js';
  * The key is each component prefixed with 1 (whiteout) or 2 (anything else) and joined with NUL; names never
  * contain NUL, so a parent's key is a prefix of its children's and sorts first.
  */
-export function layerPathKey(path: string): Buffer {
-  // Built as one string and encoded once: a Buffer per component made sorting big trees allocation-bound.
+function layerPathKey(path: string): SortKey {
   let key = '';
   for (const component of path.split('/')) key += (key === '' ? '' : '\0') + (component.startsWith('.wh.') ? '\x01' : '\x02') + component;
-  return Buffer.from(key, 'utf8');
+  return sortKey(key);
+}
+
+/**
+ * Sort keys compare as UTF-8 bytes. Below U+D800, UTF-16 code units (what `<` compares) order exactly as
+ * UTF-8 bytes do, so a key without surrogates or later characters compares as a plain string; only the rest
+ * are encoded, which keeps sorting a big tree free of an allocation per comparison.
+ */
+const NEEDS_BYTES = /[\ud800-\uffff]/;
+
+interface SortKey {
+  text: string;
+  bytes: Buffer | undefined;
+}
+
+function sortKey(text: string): SortKey {
+  return { text, bytes: NEEDS_BYTES.test(text) ? Buffer.from(text, 'utf8') : undefined };
+}
+
+function compareKeys(a: SortKey, b: SortKey): number {
+  if (a.bytes === undefined && b.bytes === undefined) return a.text < b.text ? -1 : a.text > b.text ? 1 : 0;
+  return Buffer.compare(a.bytes ?? Buffer.from(a.text, 'utf8'), b.bytes ?? Buffer.from(b.text, 'utf8'));
 }
 
 export function compareLayerPaths(a: string, b: string): number {
-  return Buffer.compare(layerPathKey(a), layerPathKey(b));
+  return compareKeys(layerPathKey(a), layerPathKey(b));
 }
 
 /** A sorted copy of `entries`; throws E_LAYER_INVALID on a duplicate path (OCI layers MUST NOT repeat one). */
 export function sortLayerEntries<T extends Pick<LayerEntry, 'path'>>(entries: readonly T[]): T[] {
   const keyed = entries.map((entry) => ({ entry, key: layerPathKey(entry.path) }));
-  keyed.sort((x, y) => Buffer.compare(x.key, y.key));
+  keyed.sort((x, y) => compareKeys(x.key, y.key));
   for (let i = 1; i < keyed.length; i++) {
     const prev = keyed[i - 1];
     const cur = keyed[i];
-    if (prev !== undefined && cur !== undefined && Buffer.compare(prev.key, cur.key) === 0) {
+    if (prev !== undefined && cur !== undefined && compareKeys(prev.key, cur.key) === 0) {
       throw new StrataError('E_LAYER_INVALID', `layer has the path ${JSON.stringify(cur.entry.path)} twice`, {
         hint: 'a layer must not contain the same path twice; remove the duplicate source',
       });

@@ -162,3 +162,14 @@ describe('ContextStatCache', () => {
     expect(cache.size).toBe(0);
   });
 });
+
+describe('context path order', () => {
+  it('compares UTF-8 bytes, not UTF-16 code units, and agrees with plain order for the rest', () => {
+    // U+FF21 (EF BC A1) sorts before U+1F600 (F0 9F 98 80) as bytes, but after it as UTF-16 (FF21 > D83D).
+    expect(compareContextPaths('d/\uff21', 'd/\u{1f600}')).toBeLessThan(0);
+    expect(compareContextPaths('\u{1f600}/a', '\u{1f600}/b')).toBeLessThan(0);
+    expect(compareContextPaths('é', 'z')).toBeGreaterThan(0);
+    expect(compareContextPaths('a/b', 'a-b')).toBeLessThan(0);
+    expect(compareContextPaths('same', 'same')).toBe(0);
+  });
+});
