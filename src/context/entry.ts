@@ -1,5 +1,4 @@
-import { lstatSync, type Stats } from 'node:fs';
-import { readlink } from 'node:fs/promises';
+import { lstatSync, readlinkSync, type Stats } from 'node:fs';
 import { errnoCode, ioError } from '../errors/index.js';
 import type { ContextEntry, ContextEntryType } from './types.js';
 
@@ -13,8 +12,8 @@ export function entryType(st: Stats): ContextEntryType {
   return 'socket';
 }
 
-/** Builds an entry from lstat results; reads the link target of a symlink. */
-export async function makeEntry(relPath: string, absPath: string, st: Stats): Promise<ContextEntry> {
+/** Builds an entry from lstat results; reads the link target of a symlink (a blocking call, as lstat). */
+export function makeEntry(relPath: string, absPath: string, st: Stats): ContextEntry {
   const type = entryType(st);
   const entry: ContextEntry = {
     relPath,
@@ -32,7 +31,7 @@ export async function makeEntry(relPath: string, absPath: string, st: Stats): Pr
   };
   if (type === 'symlink') {
     try {
-      entry.linkTarget = await readlink(absPath);
+      entry.linkTarget = readlinkSync(absPath);
     } catch (cause) {
       throw ioError('read symlink', absPath, cause);
     }
@@ -44,9 +43,9 @@ export async function makeEntry(relPath: string, absPath: string, st: Stats): Pr
  * lstat that says "not there" (undefined) for ENOENT and ENOTDIR and fails on anything else. A blocking
  * lstat: walking a tree of thousands of files is otherwise bound by one promise round trip per file.
  */
-export async function lstatOrMissing(absPath: string): Promise<Stats | undefined> {
+export function lstatOrMissing(absPath: string): Stats | undefined {
   try {
-    return lstatSync(absPath);
+    return lstatSync(absPath, { throwIfNoEntry: false });
   } catch (cause) {
     const code = errnoCode(cause);
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;

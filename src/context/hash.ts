@@ -14,6 +14,8 @@ export interface HashSourcesOptions {
   digestContent?: ((entry: ContextEntry) => Promise<Digest>) | undefined;
   /** Digests already known by absolute path (from a layer write that read the files): used before reading. */
   known?: ReadonlyMap<string, Digest> | undefined;
+  /** The entries are already in a deterministic order (a sorted listing): hashed as given, not sorted again. */
+  ordered?: boolean | undefined;
   /** Files hashed at once. */
   concurrency?: number | undefined;
   signal?: AbortSignal | undefined;
@@ -24,11 +26,12 @@ const READ_CHUNK = 1024 * 1024;
 
 /**
  * A digest of what a set of entries would copy, for cache keys: sha256 over canonical JSON of each entry's
- * path, type, mode, owner, link target, size and (for files) content digest, in path order. Mtimes, inode
- * numbers and absolute paths are left out, so a fresh checkout elsewhere hashes the same.
+ * path, type, mode, owner, link target, size and (for files) content digest, in path order (as given with
+ * `ordered`). Mtimes, inode numbers and absolute paths are left out, so a fresh checkout elsewhere hashes
+ * the same.
  */
 export async function hashSources(entries: readonly ContextEntry[], options: HashSourcesOptions = {}): Promise<Digest> {
-  const sorted = sortByPath(entries);
+  const sorted = options.ordered === true ? entries : sortByPath(entries);
   const contents = await contentDigests(sorted, options);
   const owner = options.includeOwnership ?? true;
   const rows = sorted.map((e, i) => {

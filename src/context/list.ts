@@ -97,14 +97,11 @@ async function walk(
     if (dropped && !(mayReturn && dirent.isDirectory())) return [];
     return [{ rel, sub, ig, ex, dropped }];
   });
-  // One directory's lstats (and link reads) run together; the walk itself stays depth-first and ordered.
-  const entries = await Promise.all(
-    wanted.map(async (w) => {
-      const abs = view.abs(w.rel);
-      const st = await lstatOrMissing(abs);
-      return st === undefined ? undefined : await makeEntry(w.sub, abs, st);
-    }),
-  );
+  const entries = wanted.map((w) => {
+    const abs = view.abs(w.rel);
+    const st = lstatOrMissing(abs);
+    return st === undefined ? undefined : makeEntry(w.sub, abs, st);
+  });
   for (const [i, w] of wanted.entries()) {
     const entry = entries[i];
     if (entry === undefined) continue; // removed while listing

@@ -1,5 +1,4 @@
-import type { Dirent } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { readdirSync, type Dirent } from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode, ioError } from '../errors/index.js';
 import type { SourceRoot } from './types.js';
@@ -45,10 +44,13 @@ export class ContextView {
   }
 }
 
-/** readdir with file types (never following links); a directory that vanished reads as empty. */
-export async function readDirents(absDir: string): Promise<Dirent[]> {
+/**
+ * readdir with file types (never following links); a directory that vanished reads as empty. A blocking
+ * call, like the lstat of each entry that follows it (see entry.ts).
+ */
+export function readDirents(absDir: string): Dirent[] {
   try {
-    return await readdir(absDir, { withFileTypes: true });
+    return readdirSync(absDir, { withFileTypes: true });
   } catch (cause) {
     const code = errnoCode(cause);
     if (code === 'ENOENT' || code === 'ENOTDIR') return [];
