@@ -4,17 +4,20 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { hashSources, listSourceTree, openBuildContext, resolveCopySources, type SourceRoot } from '../../../src/context/index.js';
 import { makeTree, tempBase } from './tree.js';
 
-/** Every path the context module hands to the file system, recorded by a pass-through mock. */
-const touched = vi.hoisted(() => ({ paths: [] as string[], on: false }));
-
-vi.mock('node:fs/promises', async (importOriginal) => {
-  const real = await importOriginal<typeof import('node:fs/promises')>();
+/** Every path the context module hands to the file system, recorded by pass-through mocks. */
+const { touched, wrap } = vi.hoisted(() => {
+  const touched = { paths: [] as string[], on: false };
   const wrap =
     <A extends unknown[], R>(fn: (p: string, ...rest: A) => R) =>
     (p: string, ...rest: A): R => {
       if (touched.on) touched.paths.push(String(p));
       return fn(p, ...rest);
     };
+  return { touched, wrap };
+});
+
+vi.mock('node:fs/promises', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:fs/promises')>();
   return {
     ...real,
     lstat: wrap(real.lstat as (p: string) => ReturnType<typeof real.lstat>),
@@ -29,12 +32,6 @@ vi.mock('node:fs/promises', async (importOriginal) => {
 
 vi.mock('node:fs', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:fs')>();
-  const wrap =
-    <A extends unknown[], R>(fn: (p: string, ...rest: A) => R) =>
-    (p: string, ...rest: A): R => {
-      if (touched.on) touched.paths.push(String(p));
-      return fn(p, ...rest);
-    };
   return {
     ...real,
     lstatSync: wrap(real.lstatSync as (p: string, o?: unknown) => ReturnType<typeof real.lstatSync>),
