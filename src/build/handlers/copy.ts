@@ -108,15 +108,17 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
   const keyEntries = matches.flatMap((m, i) => listed[i]!.map((e) => ({ ...e, relPath: `${i}/${m.matchedPath}/${e.relPath}` })));
   // Only context files go through the stat cache: other roots are temporary directories.
   const statCache = from === undefined ? session.statCache : undefined;
-  const hashOptions = { includeOwnership: from !== undefined, statCache, signal: session.deps.signal };
+  // keyEntries come match by match, each match's listing sorted: a deterministic order as it is.
+  const hashOptions = { includeOwnership: from !== undefined, statCache, ordered: true, signal: session.deps.signal };
   const inline = ins.sourceContents.map((c) => ({ path: c.path, text: c.expand ? expand(c.data) : c.data }));
   const instruction = {
     kind: ins.kind, sources, dest: destAbs, from: fromKey, chown: chownSpec ?? null, chmod: chmodSpec ?? null, link: ins.link, parents, excludes,
     unpack: ins.kind === 'ADD' ? ins.unpack ?? null : null,
     inline: inline.map((c) => [c.path, digestOf(c.text)]),
   };
-  const keyFor = (sourcesDigest: Digest): Digest => stepCacheKey({ parent: state.image, instruction, env: [], sources: sourcesDigest });
-  const definition = stepDefinitionKey({ parent: state.image, instruction, env: [] });
+  const parent = state.image;
+  const keyFor = (sourcesDigest: Digest): Digest => stepCacheKey({ parent, instruction, env: [], sources: sourcesDigest });
+  const definition = stepDefinitionKey({ parent, instruction, env: [] });
   const createdBy = `${ins.original.replace(/\s+/g, ' ').trim()} # strata`;
   // The sources are hashed before the work only when a hit is possible; otherwise their digests come
   // from the layer write, which reads every file anyway, and the key is computed after it.

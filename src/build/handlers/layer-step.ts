@@ -52,6 +52,6 @@ export async function commitLayerStep(
     history: { created: session.created, created_by: createdBy, comment: HISTORY_COMMENT },
     config: state.image.config.config ?? {},
   };
-  await session.cache?.put(typeof key === 'function' ? await key() : key, outcome, options.definition);
+  if (session.cache) await session.cache.put(typeof key === 'function' ? await key() : key, outcome, options.definition);
   applyOutcome(state, outcome);
 }
