@@ -16,6 +16,13 @@ interface StoredBlob {
 
 /** Bytes buffered per destination before the layer write waits for the upload. */
 const UPLOAD_BUFFER = 4 * 1024 * 1024;
+/** How long the write waits for an upload that takes nothing (a registry that does not answer) before dropping it. */
+const STALL_MS = 10_000;
+
+export interface UploadingIngesterOptions {
+  /** Default STALL_MS. */
+  stallMs?: number | undefined;
+}
 
 interface Sink {
   pipe: PassThrough;
@@ -27,11 +34,16 @@ interface Sink {
 /**
  * Where a build that pushes writes its new layers: into the store and, while they are written, to every
  * push destination, so upload overlaps the write and the push afterwards finds each layer already there.
- * A destination that falls behind slows the write (bounded buffer); one that fails is dropped without a
- * word, since the push uploads that layer from the store as usual and reports any real problem.
+ * A destination that falls behind slows the write (bounded buffer); one that fails, or takes nothing for
+ * STALL_MS, is dropped without a word, since the push uploads that layer from the store as usual and reports
+ * any real problem.
  */
 export class UploadingIngester implements BlobIngester {
-  constructor(private readonly store: BlobIngester, private readonly uploads: readonly StreamUpload[]) {}
+  private readonly stallMs: number;
+
+  constructor(private readonly store: BlobIngester, private readonly uploads: readonly StreamUpload[], options: UploadingIngesterOptions = {}) {
+    this.stallMs = options.stallMs ?? STALL_MS;
+  }
 
   async ingestBlob(data: Readable | AsyncIterable<Uint8Array>, options: ReadOptions = {}): Promise<StoredBlob> {
     // The store hashes the bytes; the uploads close with its digest rather than hashing them again.
@@ -40,6 +52,8 @@ export class UploadingIngester implements BlobIngester {
     stored.catch(() => undefined);
     const sinks = this.uploads.map((upload): Sink => {
       const pipe = new PassThrough({ highWaterMark: UPLOAD_BUFFER });
+      // A failed upload is dropped, never thrown: its stream's errors have nowhere to go.
+      pipe.on('error', () => undefined);
       const abort = new AbortController();
       const sink: Sink = { pipe, abort, alive: true, done: Promise.resolve() };
       sink.done = upload(pipe, stored, abort.signal).then(
@@ -52,19 +66,24 @@ export class UploadingIngester implements BlobIngester {
       return sink;
     });
     let complete = false;
+    const stallMs = this.stallMs;
     async function* tee(): AsyncGenerator<Uint8Array> {
       try {
         for await (const chunk of data) {
           for (const sink of sinks) {
-            if (sink.alive && !sink.pipe.write(chunk)) await Promise.race([once(sink.pipe, 'drain'), sink.done]);
+            if (sink.alive && !sink.pipe.write(chunk)) await drainOrDrop(sink, stallMs);
           }
           yield chunk;
         }
         complete = true;
       } finally {
         for (const sink of sinks) {
-          if (complete) sink.pipe.end();
-          else sink.abort.abort(new Error('the layer write stopped'));
+          if (complete && sink.alive) {
+            sink.pipe.end();
+          } else {
+            sink.abort.abort(new Error('the layer write stopped'));
+            sink.pipe.destroy();
+          }
         }
       }
     }
@@ -78,6 +97,20 @@ export class UploadingIngester implements BlobIngester {
     } finally {
       await Promise.all(sinks.map((s) => s.done));
     }
+  }
+}
+
+async function drainOrDrop(sink: Sink, stallMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const stalled = new Promise<'stalled'>((resolve) => (timer = setTimeout(() => resolve('stalled'), stallMs)));
+  try {
+    if ((await Promise.race([once(sink.pipe, 'drain'), sink.done, stalled])) === 'stalled') {
+      sink.alive = false;
+      sink.abort.abort(new Error(`the upload took nothing for ${stallMs} ms`));
+      sink.pipe.destroy();
+    }
+  } finally {
+    clearTimeout(timer);
   }
 }
 
