@@ -28,9 +28,20 @@ export function apiContext(cli: CliContext, options: { platform?: string | undef
   };
 }
 
-/** `--compression-level N`: a gzip level, 0 (stored) to 9 (smallest). */
-export function parseCompressionLevel(text: string | undefined): number | undefined {
+/** `--compression gzip|zstd|none`. */
+export function parseCompression(text: string): 'gzip' | 'zstd' | 'none' {
+  if (text === 'gzip' || text === 'zstd' || text === 'none') return text;
+  throw new StrataError('E_USAGE', `--compression must be gzip, zstd or none, got "${text}"`);
+}
+
+/** `--compression-level N`: for gzip 0 (stored) to 9 (smallest); for zstd 1 to 19 (smallest). */
+export function parseCompressionLevel(text: string | undefined, compression: 'gzip' | 'zstd' | 'none' = 'gzip'): number | undefined {
   if (text === undefined) return undefined;
+  if (compression === 'zstd') {
+    const level = /^[0-9]{1,2}$/.test(text.trim()) ? Number(text.trim()) : NaN;
+    if (!(level >= 1 && level <= 19)) throw new StrataError('E_USAGE', `--compression-level must be a zstd level from 1 (fastest) to 19 (smallest), got "${text}"`);
+    return level;
+  }
   if (!/^[0-9]$/.test(text.trim())) {
     throw new StrataError('E_USAGE', `--compression-level must be a gzip level from 0 (store) to 9 (smallest), got "${text}"`);
   }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { StrataError, appendImage, parseLayerSpec } from '../../src/index.js';
 import type { CliContext } from '../context.js';
-import { apiContext, collect, parseCompressionLevel, writeLine } from '../options.js';
+import { apiContext, collect, parseCompression, parseCompressionLevel, writeLine } from '../options.js';
 import { addRegistryOptions, withRegistry, type RegistryFlags } from '../registry-io.js';
 
 interface AppendFlags extends RegistryFlags {
@@ -39,15 +39,15 @@ export function register(program: Command, ctx: CliContext): void {
     .option('-t, --tag <name>', 'name the image in the local store; repeatable', collect, [])
     .option('-o, --output <dest>', 'also write the image to oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE[:REF] or docker://REF; repeatable', collect, [])
     .option('--platform <os/arch[/variant]>', 'platform of a scratch image, or which image of a multi-platform base')
-    .option('--compression <gzip|none>', 'layer compression', 'gzip')
-    .option('--compression-level <0-9>', 'gzip level for every part of new layers (default: 6, with parts that barely compress stored)')
+    .option('--compression <gzip|zstd|none>', 'layer compression (zstd needs the zstd program and OCI media types)', 'gzip')
+    .option('--compression-level <level>', 'level for new layers: gzip 0-9 (default: 6, with parts that barely compress stored), zstd 1-19 (default: 3)')
     .option('--normalize-mtime', 'set every file time to the epoch when SOURCE_DATE_EPOCH is not set')
     .option('--format <oci|docker>', 'manifest format (default: the base image\'s, else oci)'))
     .action(async (flags: AppendFlags) => {
       const api = apiContext(ctx, { platform: flags.platform });
-      if (flags.compression !== 'gzip' && flags.compression !== 'none') throw usage(`--compression must be gzip or none, got "${flags.compression}"`);
-      const compression = flags.compression;
+      const compression = parseCompression(flags.compression);
       if (flags.format !== undefined && flags.format !== 'oci' && flags.format !== 'docker') throw usage(`--format must be oci or docker, got "${flags.format}"`);
+      if (compression === 'zstd' && flags.format === 'docker') throw usage('--compression zstd needs --format oci: Docker manifests have no zstd layer type');
       const result = await withRegistry(ctx, api, flags, (io) => appendImage(
         {
           base: flags.base,
@@ -62,7 +62,7 @@ export function register(program: Command, ctx: CliContext): void {
           tags: flags.tag,
           outputs: flags.output,
           compression,
-          compressionLevel: parseCompressionLevel(flags.compressionLevel),
+          compressionLevel: parseCompressionLevel(flags.compressionLevel, compression),
           normalizeMtime: flags.normalizeMtime === true,
           ...(flags.format ? { format: flags.format as 'oci' | 'docker' } : {}),
         },

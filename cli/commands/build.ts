@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { StrataError, buildImage, formatBytes, familiarImageName, ioError } from '../../src/index.js';
 import type { CliContext } from '../context.js';
 import { buildEventRenderer, type ProgressMode } from '../build-progress.js';
-import { apiContext, collect, parseCompressionLevel, writeLine } from '../options.js';
+import { apiContext, collect, parseCompression, parseCompressionLevel, writeLine } from '../options.js';
 import { withRegistry } from '../registry-io.js';
 import { readConfigFile } from '../config.js';
 
@@ -31,6 +31,7 @@ interface BuildFlags {
   ssh: string[];
   network?: string;
   compressionLevel?: string;
+  compression: string;
 }
 
 function keyValues(values: readonly string[], flag: string, env: NodeJS.ProcessEnv, allowBare: boolean): Record<string, string> {
@@ -75,7 +76,8 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--secret <id=ID,src=FILE|env=VAR>', 'a secret RUN --mount=type=secret can read; repeatable', collect, [])
     .option('--ssh <default|ID[=SOCKET]>', 'an ssh agent RUN --mount=type=ssh can use (default: $SSH_AUTH_SOCK); repeatable', collect, [])
     .option('--network <none|host>', 'network for RUN steps (default none)')
-    .option('--compression-level <0-9>', 'gzip level for every part of new layers (default: 6, with parts that barely compress stored)')
+    .option('--compression <gzip|zstd|none>', 'layer compression (zstd needs the zstd program and gives OCI media types)', 'gzip')
+    .option('--compression-level <level>', 'level for new layers: gzip 0-9 (default: 6, with parts that barely compress stored), zstd 1-19 (default: 3)')
     .option('--progress <mode>', 'auto, plain, tty, json or quiet', 'auto')
     .option('--iidfile <file>', 'write the image ID (config digest) to a file')
     .option('--metadata-file <file>', 'write build result metadata (digests, names) as JSON')
@@ -85,6 +87,7 @@ export function register(program: Command, ctx: CliContext): void {
     .action(async (contextArg: string, flags: BuildFlags) => {
       if (!['auto', 'plain', 'tty', 'json', 'quiet'].includes(flags.progress)) throw new StrataError('E_USAGE', `--progress must be auto, plain, tty, json or quiet, got "${flags.progress}"`);
       const started = Date.now();
+      const compression = parseCompression(flags.compression);
       const config = readConfigFile(ctx);
       const api = apiContext(ctx, { platform: flags.platform, sourceDateEpoch: flags.sourceDateEpoch });
       const contextDir = resolve(ctx.cwd, contextArg);
@@ -125,7 +128,8 @@ export function register(program: Command, ctx: CliContext): void {
           ssh: flags.ssh,
           env: ctx.env,
           ...(flags.network !== undefined ? { network: parseNetwork(flags.network) } : {}),
-          compressionLevel: parseCompressionLevel(flags.compressionLevel),
+          compression,
+          compressionLevel: parseCompressionLevel(flags.compressionLevel, compression),
           iidFile: flags.iidfile === undefined ? undefined : resolve(ctx.cwd, flags.iidfile),
           metadataFile: flags.metadataFile === undefined ? undefined : resolve(ctx.cwd, flags.metadataFile),
           events: render,

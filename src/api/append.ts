@@ -35,7 +35,7 @@ export interface AppendOptions extends ConfigEdits {
   /** Image locations to write to (`oci:DIR:TAG`, `docker-archive:FILE`, ...). */
   outputs?: readonly string[];
   compression?: LayerWriteCompression;
-  /** gzip level 0-9 for every part of new layers; default 6 with barely compressible parts stored. */
+  /** Level for new layers: gzip 0-9 (default 6 with barely compressible parts stored), zstd 1-19 (default 3). */
   compressionLevel?: number | undefined;
   /** Without SOURCE_DATE_EPOCH, set every file mtime to the epoch. */
   normalizeMtime?: boolean;
@@ -77,8 +77,8 @@ export async function appendImage(options: AppendOptions, ctx: StrataContext, io
     for (const spec of options.layers) {
       const info = await stat(spec.path);
       const layer = info.isDirectory()
-        ? await writeLayer(await walkLayerTree(spec.path, spec.dest ? { dest: spec.dest } : {}), { ...mtime, compression: options.compression, gzipLevel: options.compressionLevel, mediaTypeFamily: image.format }, store.blobs)
-        : await importTarLayer(spec.path, { compression: options.compression, gzipLevel: options.compressionLevel, mediaTypeFamily: image.format }, store.blobs);
+        ? await writeLayer(await walkLayerTree(spec.path, spec.dest ? { dest: spec.dest } : {}), { ...mtime, compression: options.compression, gzipLevel: options.compressionLevel, zstdLevel: options.compressionLevel, mediaTypeFamily: image.format }, store.blobs)
+        : await importTarLayer(spec.path, { compression: options.compression, gzipLevel: options.compressionLevel, zstdLevel: options.compressionLevel, mediaTypeFamily: image.format }, store.blobs);
       const source = `${basename(spec.path)}${spec.dest ? `:${spec.dest}` : ''}`;
       image = appendLayer(image, layer, { created, created_by: `strata append --layer ${source}`, comment: 'strata' });
     }

@@ -50,6 +50,8 @@ export interface BuildImageOptions {
   network?: 'none' | 'host';
   /** gzip level 0-9 for new layers (`--compression-level`); default 6 with barely compressible parts stored. */
   compressionLevel?: number | undefined;
+  /** Compression of new layers (`--compression`); default gzip. zstd runs the `zstd` program. */
+  compression?: 'gzip' | 'zstd' | 'none' | undefined;
   iidFile?: string | undefined;
   metadataFile?: string | undefined;
   events?: BuildEventSink | undefined;
@@ -98,6 +100,11 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
   const platforms = parsePlatforms(options.platform, ctx.platform);
   if (platforms.length > 1 && outputs.some((o) => o.type === 'docker')) {
     throw new StrataError('E_USAGE', '--output type=docker holds one platform; build one --platform at a time for it, or use type=oci');
+  }
+  if (options.compression === 'zstd' && outputs.some((o) => o.type === 'docker')) {
+    throw new StrataError('E_USAGE', '--output type=docker cannot hold zstd layers (Docker\'s format has no zstd layer type)', {
+      hint: 'use --output type=oci, or --compression gzip',
+    });
   }
   const dockerfile = await readDockerfile(contextDir, options);
 
@@ -156,6 +163,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
           ssh: sshSockets(options.ssh ?? [], options.env ?? {}),
           network: options.network ?? 'none',
           compressionLevel: options.compressionLevel,
+          compression: options.compression,
         },
         {
           store,

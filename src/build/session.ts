@@ -64,6 +64,8 @@ export interface BuildInput {
   network?: 'none' | 'host' | undefined;
   /** gzip level 0-9 for new layers; default: zlib's 6, with members that barely compress stored. */
   compressionLevel?: number | undefined;
+  /** Compression of new layers; default gzip. zstd layers get OCI media types whatever the base used. */
+  compression?: 'gzip' | 'zstd' | 'none' | undefined;
 }
 
 export interface BuildOutcome {

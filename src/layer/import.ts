@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { Transform, type TransformCallback } from 'node:stream';
+import { Transform, type Duplex, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { extract, type Extract, type Header } from 'tar-stream';
@@ -10,6 +10,8 @@ import { isGzipFile, type BlobIngester } from '../store/index.js';
 import { ParallelGzip } from './gzip.js';
 import { safeEntryPath } from './safe-path.js';
 import type { ImportTarLayerOptions, LayerResult } from './types.js';
+import { checkZstdFamily } from './write.js';
+import { ZSTD_DEFAULT_LEVEL, createZstdCompress } from './zstd.js';
 
 const ENTRY_TYPES: ReadonlySet<Header['type']> = new Set([
   'file', 'contiguous-file', 'link', 'symlink', 'directory', 'character-device', 'block-device', 'fifo',
@@ -26,12 +28,14 @@ export async function importTarLayer(path: string, options: ImportTarLayerOption
   const what = `tarball layer ${path}`;
   const gzipped = await sniffGzip(path);
   const compression = options.compression ?? 'gzip';
+  checkZstdFamily(compression, options.mediaTypeFamily);
   const input = createReadStream(path);
   const validator = new TarValidator(what);
-  const stages: Transform[] = [];
+  const stages: Duplex[] = [];
   if (gzipped) stages.push(createGunzip());
   stages.push(validator);
   if (compression === 'gzip') stages.push(new ParallelGzip(options.gzipLevel));
+  else if (compression === 'zstd') stages.push(createZstdCompress(options.zstdLevel ?? ZSTD_DEFAULT_LEVEL, what));
   const last = stages[stages.length - 1] ?? validator;
 
   const onAbort = (): void => {

@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { extract, type Extract, type Header } from 'tar-stream';
@@ -7,6 +7,7 @@ import type { LayerCompression } from '../oci/index.js';
 import { safeEntryPath } from './safe-path.js';
 import type { LayerEntryType, LayerReadEntry } from './types.js';
 import { classifyWhiteout } from './whiteout.js';
+import { createZstdDecompress } from './zstd.js';
 
 export interface ReadLayerOptions {
   compression: LayerCompression;
@@ -30,7 +31,7 @@ const TYPES: Partial<Record<Header['type'], LayerEntryType>> = {
  * Streams the entries of a layer blob. Paths are normalized and refused (E_LAYER_UNSAFE) when absolute or
  * escaping with `..`; hard link targets likewise. Whiteouts and opaque markers come out as their own kinds.
  * Only one entry's content is live at a time: asking for the next entry skips what is left of the current one.
- * Malformed input (bad gzip, bad tar, truncation) fails with E_LAYER_INVALID.
+ * Malformed input (bad gzip or zstd, bad tar, truncation) fails with E_LAYER_INVALID.
  */
 export async function* readLayer(stream: Readable, options: ReadLayerOptions): AsyncGenerator<LayerReadEntry> {
   const what = options.what ?? 'layer';
@@ -101,16 +102,12 @@ function drained(tar: Extract): Promise<void> {
   });
 }
 
-function decompressor(compression: 'gzip' | 'zstd', what: string): zlib.Gunzip {
+function decompressor(compression: 'gzip' | 'zstd', what: string): Duplex {
   if (compression === 'gzip') return zlib.createGunzip();
-  // Node gained zstd in 22.15 / 23.8; strata supports Node 20, so use it only when it is there.
+  // Node gained zstd in 22.15 / 23.8; strata supports Node 20, so without it the zstd program does the work.
   const create = (zlib as unknown as Record<string, unknown>)['createZstdDecompress'];
-  if (typeof create !== 'function') {
-    throw new StrataError('E_LAYER_INVALID', `${what} is zstd-compressed, which this Node.js cannot decompress`, {
-      hint: 'use Node.js 22.15 or later for zstd layers, or a gzip copy of the image',
-    });
-  }
-  return (create as () => zlib.Gunzip)();
+  if (typeof create === 'function') return (create as () => Duplex)();
+  return createZstdDecompress(what);
 }
 
 function toReadEntry(header: Header, source: AsyncIterable<unknown>, what: string): { value: LayerReadEntry; content: { drain: () => Promise<void> } } {

@@ -36,8 +36,8 @@ export interface MtimeOptions {
   normalizeMtime?: boolean | undefined;
 }
 
-/** Layer compressions strata can write. */
-export type LayerWriteCompression = 'gzip' | 'none';
+/** Layer compressions strata can write. zstd runs the `zstd` program (see zstd.ts) and needs OCI media types. */
+export type LayerWriteCompression = 'gzip' | 'zstd' | 'none';
 
 export interface WriteLayerOptions extends MtimeOptions {
   compression?: LayerWriteCompression | undefined;
@@ -48,6 +48,8 @@ export interface WriteLayerOptions extends MtimeOptions {
   gid?: number | undefined;
   /** zlib level 0-9 for every member; without it, zlib's default (6) with barely compressible members stored. */
   gzipLevel?: number | undefined;
+  /** zstd level 1-19 (default 3) when `compression` is zstd. */
+  zstdLevel?: number | undefined;
   /**
    * When given, the sha256 of each file read from a source path is recorded here under that path, so a
    * caller that also needs the files' digests (a cache key) gets them from the one read.
@@ -68,6 +70,7 @@ export interface ImportTarLayerOptions {
   compression?: LayerWriteCompression | undefined;
   mediaTypeFamily?: 'oci' | 'docker' | undefined;
   gzipLevel?: number | undefined;
+  zstdLevel?: number | undefined;
   signal?: AbortSignal | undefined;
 }
 

@@ -12,7 +12,8 @@ import { ParallelGzip } from './gzip.js';
 import { sortLayerEntries } from './order.js';
 import { safeEntryPath } from './safe-path.js';
 import { toTarHeader } from './tar-header.js';
-import type { LayerEntry, LayerResult, WriteLayerOptions } from './types.js';
+import type { LayerEntry, LayerResult, LayerWriteCompression, WriteLayerOptions } from './types.js';
+import { ZSTD_DEFAULT_LEVEL, createZstdCompress } from './zstd.js';
 
 const CHUNK = 1024 * 1024;
 
@@ -27,6 +28,7 @@ export async function writeLayer(entries: readonly LayerEntry[], options: WriteL
   const sorted = sortLayerEntries(entries);
   checkEntries(sorted);
   const compression = options.compression ?? 'gzip';
+  checkZstdFamily(compression, options.mediaTypeFamily);
   const controller = new AbortController();
   const onAbort = (): void => controller.abort(options.signal?.reason);
   if (options.signal?.aborted === true) onAbort();
@@ -48,6 +50,10 @@ export async function writeLayer(entries: readonly LayerEntry[], options: WriteL
     const gz = new ParallelGzip(options.gzipLevel);
     piping = pipeline(tarBytes(), gz);
     compressed = gz;
+  } else if (compression === 'zstd') {
+    const zst = createZstdCompress(options.zstdLevel ?? ZSTD_DEFAULT_LEVEL);
+    piping = pipeline(tarBytes(), zst);
+    compressed = zst;
   } else {
     compressed = tarBytes();
   }
@@ -74,6 +80,17 @@ export async function writeLayer(entries: readonly LayerEntry[], options: WriteL
     diffId: diff.digest(),
     uncompressedSize: diff.size,
   };
+}
+
+/**
+ * Docker's manifest format has no zstd layer type. BuildKit forces OCI media types for zstd; strata refuses
+ * here and lets the caller choose (a build switches to OCI, append asks for --format oci).
+ */
+export function checkZstdFamily(compression: LayerWriteCompression, family: 'oci' | 'docker' | undefined): void {
+  if (compression !== 'zstd' || family !== 'docker') return;
+  throw new StrataError('E_USAGE', 'zstd layers need OCI media types, and this image uses the Docker format', {
+    hint: 'use --format oci (Docker manifests have no zstd layer type), or --compression gzip',
+  });
 }
 
 function checkEntries(sorted: readonly LayerEntry[]): void {

@@ -1,6 +1,7 @@
 import type { Digest } from '../../digest/index.js';
 import { appendLayer, updateContainerConfig } from '../../image/index.js';
 import { writeLayer, type LayerEntry } from '../../layer/index.js';
+import { layerCompression } from '../../oci/index.js';
 import type { StepOutcome } from '../cache.js';
 import type { BuildSession } from '../session.js';
 import type { StageState } from '../state.js';
@@ -15,6 +16,9 @@ export function applyOutcome(state: StageState, outcome: StepOutcome): void {
 export async function replayCached(state: StageState, session: BuildSession, key: Digest): Promise<boolean> {
   const cached = await session.cache?.get(key);
   if (!cached) return false;
+  // The key says what the step does, not how its layer is compressed: a layer cached in another compression
+  // is written again rather than put in an image that asked for this one.
+  if (layerCompression(cached.layer.descriptor.mediaType) !== (session.input.compression ?? 'gzip')) return false;
   applyOutcome(state, cached);
   return true;
 }
@@ -41,9 +45,11 @@ export async function commitLayerStep(
   const layer = await writeLayer(entries, {
     fileDigests: options.fileDigests,
     sourceDateEpoch: session.input.sourceDateEpoch,
-    compression: 'gzip',
+    compression: session.input.compression ?? 'gzip',
     gzipLevel: session.input.compressionLevel,
-    mediaTypeFamily: state.image.format,
+    zstdLevel: session.input.compressionLevel,
+    // Docker manifests have no zstd layer type; the build's image is OCI in the end anyway (see engine.ts).
+    mediaTypeFamily: session.input.compression === 'zstd' ? 'oci' : state.image.format,
     ownership: 'keep',
     signal: session.deps.signal,
   }, session.deps.layerIngester ?? session.deps.store.blobs);
