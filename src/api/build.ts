@@ -143,6 +143,9 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
     // A single-platform build that pushes uploads each new layer while writing it. (Across platforms the
     // same COPY layer is written once per platform, and would be sent once per platform too.)
     const layerIngester = platforms.length === 1 ? uploadingIngester(store, pushNames(outputs, names), io, options.signal) : undefined;
+    // One instant for every platform: it dates the image and the directories a COPY creates, so the
+    // platforms' identical COPY layers stay identical when their builds straddle a second.
+    const startedAt = ctx.now();
     const builds: PlatformBuild[] = [];
     // One engine run per platform: each resolves its bases for its platform and sets the platform
     // ARGs; content-identical layers come out with the same digest and are stored and pushed once.
@@ -170,7 +173,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
           openImage: openBase,
           openNamedContext: (name, value, p) => openNamedContext(name, value, p, openBase, openLayout, contextDir),
           executor,
-          now: ctx.now,
+          now: () => startedAt,
           events: options.events,
           signal: options.signal,
           privileged: ctx.privileged === true,

@@ -50,6 +50,30 @@ describe('multi-platform builds', () => {
     expect(new Set(layers).size).toBe(1);
   });
 
+  it('dates every platform alike, so a COPY that creates a directory gives one layer however long the build takes', async () => {
+    const ctx = join(work, 'ctx-clock');
+    await mkdir(ctx, { recursive: true });
+    await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY app /new/dir/\n');
+    await writeFile(join(ctx, 'app'), 'same bytes\n');
+    // A clock that moves a minute every time it is read: each platform's build starts at another time.
+    let minutes = 0;
+    const out = join(work, 'layout-clock');
+    await buildImage(
+      { contextDir: ctx, platform: 'linux/amd64,linux/arm64', outputs: [`type=oci,dest=${out},tar=false`], tags: ['clock:1'] },
+      { storeRoot: join(work, 'store-clock'), now: () => new Date(Date.UTC(2024, 0, 1, 0, minutes++)) },
+    );
+    const layout = await OciLayout.open(out);
+    const index = parseManifestOrIndex(await layout.blobs.readBlob(await layout.resolve('1')), 'index');
+    if (index.kind !== 'index') throw new Error('expected an index');
+    const layers = new Set<string>();
+    for (const m of index.index.manifests) {
+      const parsed = parseManifestOrIndex(await layout.blobs.readBlob(m), 'manifest', m.mediaType);
+      if (parsed.kind !== 'manifest') throw new Error('expected a manifest');
+      layers.add(parsed.manifest.layers[0]!.digest);
+    }
+    expect(layers.size).toBe(1);
+  });
+
   it('refuses type=docker for several platforms before building', async () => {
     await expect(buildImage(
       { contextDir: work, platform: 'linux/amd64,linux/arm64', outputs: [`type=docker,dest=${join(work, 'x.tar')}`] },
