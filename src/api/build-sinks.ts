@@ -1,4 +1,4 @@
-import { mkdtemp, rename, rm, stat, readdir, mkdir } from 'node:fs/promises';
+import { chmod, mkdtemp, rename, rm, stat, readdir, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { StrataError } from '../errors/index.js';
 import type { Image } from '../image/index.js';
@@ -91,6 +91,8 @@ async function writeRootfsDirectory(dest: string, image: Image, content: ImageCo
   await mkdir(dirname(dest), { recursive: true });
   const tmp = await mkdtemp(join(dirname(dest), '.strata-rootfs-'));
   try {
+    // mkdtemp makes 0700; a root filesystem's top is 0755 unless a layer says otherwise.
+    await chmod(tmp, 0o755);
     await extractImageToDirectory(image.layers.map((l) => l.descriptor), content.reader, tmp, {
       privileged: sc.ctx.privileged === true,
       signal: sc.signal,

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -16,6 +16,8 @@ import type { LayerEntry, LayerResult, LayerWriteCompression, WriteLayerOptions 
 import { ZSTD_DEFAULT_LEVEL, createZstdCompress } from './zstd.js';
 
 const CHUNK = 1024 * 1024;
+/** A source swapped for a symlink after it was listed must not lead the read out of its tree. */
+const NO_FOLLOW = constants.O_RDONLY | constants.O_NOFOLLOW;
 
 /**
  * Writes entries as one reproducible tar layer into the store. Entries are sorted (see compareLayerPaths) and
@@ -151,7 +153,7 @@ async function produce(packer: Pack, sorted: readonly LayerEntry[], options: Wri
 function readSmallFile(entry: LayerEntry, source: string): Buffer {
   let fd: number;
   try {
-    fd = openSync(source, 'r');
+    fd = openSync(source, NO_FOLLOW);
   } catch (cause) {
     throw fileError(source, cause);
   }
@@ -196,7 +198,7 @@ async function addFile(packer: Pack, header: ReturnType<typeof toTarHeader>, ent
 async function* listedFileChunks(entry: LayerEntry, source: string, chunk: number): AsyncGenerator<Buffer> {
   let handle: FileHandle;
   try {
-    handle = await open(source, 'r');
+    handle = await open(source, NO_FOLLOW);
   } catch (cause) {
     throw fileError(source, cause);
   }

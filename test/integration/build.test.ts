@@ -8,7 +8,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -109,6 +109,8 @@ describeWithTools(['docker-registry', 'skopeo', 'tar'], 'strata build (strata on
       expect(res.code, res.stderr).toBe(0);
       expect((await readdir(dir)).sort()).toEqual(['a.txt', 'b.txt', 'sub']);
       expect(await readFile(join(dir, 'sub', 'c.txt'), 'utf8')).toBe('c\n');
+      // A root filesystem's top is 0755 (the directory was made private while it was filled).
+      expect((await stat(dir)).mode & 0o777).toBe(0o755);
       const { stdout } = await execFileP('tar', ['-tf', tarFile]);
       const names = stdout.split('\n').filter(Boolean).map((n) => n.replace(/^\.\//, '').replace(/\/$/, ''));
       expect(names).toEqual(expect.arrayContaining(['a.txt', 'b.txt', 'sub', 'sub/c.txt']));
