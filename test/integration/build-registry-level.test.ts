@@ -47,11 +47,11 @@ describeWithTools(['docker-registry', 'skopeo'], 'a registry-level build', () =>
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain('registry-level build: no base layer was downloaded');
     const during = proxy.requests.slice(before);
-    const base = JSON.parse((await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/base:1`])).stdout) as { config: { digest: string }; layers: Array<{ digest: string }> };
+    const baseManifest = JSON.parse((await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/base:1`])).stdout) as { config: { digest: string }; layers: Array<{ digest: string }> };
     const blobGets = during.filter((q) => q.method === 'GET' && /\/v2\/base\/blobs\//.test(q.path));
     // Zero base layer GETs; the one blob read is the config (the build needs the base's Env and history).
-    expect(blobGets.filter((q) => base.layers.some((l) => q.path.includes(l.digest)))).toEqual([]);
-    expect(blobGets.every((q) => q.path.includes(base.config.digest))).toBe(true);
+    expect(blobGets.filter((q) => baseManifest.layers.some((l) => q.path.includes(l.digest)))).toEqual([]);
+    expect(blobGets.every((q) => q.path.includes(baseManifest.config.digest))).toBe(true);
     expect(blobGets.length).toBeLessThanOrEqual(1);
     const inspected = JSON.parse((await skopeo(['inspect', '--tls-verify=false', `docker://${reg.host}/app:1`])).stdout) as { Layers: string[]; Env: string[] };
     expect(inspected.Layers).toHaveLength(2);
