@@ -116,9 +116,13 @@ function digestSmallFile(entry: ContextEntry): Digest {
   try {
     checkUnchanged(entry, fstatSync(fd));
     const buffer = Buffer.allocUnsafe(entry.size + 1);
-    let length = 0;
     // One byte more than listed is asked for, so a file that grew since its stat is noticed.
-    for (let n; (n = readSync(fd, buffer, length, buffer.length - length, length)) > 0 && length + n <= buffer.length; ) length += n;
+    let length = 0;
+    while (length < buffer.length) {
+      const n = readSync(fd, buffer, length, buffer.length - length, length);
+      if (n === 0) break;
+      length += n;
+    }
     if (length !== entry.size) throw changedError(entry);
     return digestOf(buffer.subarray(0, length));
   } catch (cause) {
