@@ -1,4 +1,4 @@
-import { chmod, cp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { chmod, cp, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -171,5 +171,18 @@ describe('context path order', () => {
     expect(compareContextPaths('é', 'z')).toBeGreaterThan(0);
     expect(compareContextPaths('a/b', 'a-b')).toBeLessThan(0);
     expect(compareContextPaths('same', 'same')).toBe(0);
+  });
+});
+
+describe('hashing a file that changed after it was listed', () => {
+  it('fails naming the file, for a rewrite and for a file swapped for a symlink', async () => {
+    const entries = await sourceEntries();
+    await writeFile(join(ctx, 'app/z.txt'), 'rewritten, and longer');
+    await expect(hashSources(entries)).rejects.toMatchObject({ code: 'E_IO', message: expect.stringContaining(`${join(ctx, 'app/z.txt')} changed while the build was reading it`) });
+
+    const again = await sourceEntries();
+    await rm(join(ctx, 'app/a-b'));
+    await symlink('/etc/passwd', join(ctx, 'app/a-b'));
+    await expect(hashSources(again)).rejects.toMatchObject({ code: 'E_IO', message: expect.stringContaining(join(ctx, 'app/a-b')) });
   });
 });
