@@ -35,6 +35,7 @@ function rate(bytes: number, ms: number): string {
 
 function otherLine(e: TransferEvent): string | undefined {
   if (e.type === 'manifest-done') return `${e.direction === 'pull' ? 'pulled' : 'pushed'} manifest ${e.reference}`;
+  if (e.type === 'blob-streamed') return `push ${short(e.digest)}: sent to ${e.repository} while the layer was written (${formatBytes(e.size)})`;
   if (e.type === 'retry') return `retrying ${e.path} on ${e.registry} in ${(e.delayMs / 1000).toFixed(1)} s (attempt ${e.attempt}): ${e.reason}`;
   return undefined;
 }
@@ -75,6 +76,9 @@ function plainProgress(out: Writable, now: () => number): ProgressRenderer {
           return;
         case 'blob-mounted':
           out.write(`push ${short(e.digest)}: mounted from ${e.from}\n`);
+          return;
+        case 'blob-streamed':
+          out.write(`${otherLine(e)}\n`);
           return;
         case 'blob-bytes':
           return;

@@ -127,9 +127,10 @@ export function uploadingIngester(store: LocalStore, names: readonly string[], i
     const target = registryTarget(io, name);
     const key = `${target.client.registry}/${target.repository}`;
     if (targets.has(key)) continue;
-    targets.set(key, (bytes, stored, uploadSignal) =>
-      target.client.streamBlob(target.repository, bytes, { digest: stored, signal: signal ? AbortSignal.any([signal, uploadSignal]) : uploadSignal }),
-    );
+    targets.set(key, async (bytes, stored, uploadSignal) => {
+      const sent = await target.client.streamBlob(target.repository, bytes, { digest: stored, signal: signal ? AbortSignal.any([signal, uploadSignal]) : uploadSignal });
+      io.progress?.({ type: 'blob-streamed', digest: sent.digest, size: sent.size, repository: key });
+    });
   }
   return new UploadingIngester(store.blobs, [...targets.values()]);
 }

@@ -7,6 +7,8 @@ export type TransferEvent =
   | { type: 'blob-done'; direction: 'pull' | 'push'; digest: Digest; size: number }
   | { type: 'blob-skipped'; direction: 'pull' | 'push'; digest: Digest; size: number; reason: 'exists' | 'foreign' }
   | { type: 'blob-mounted'; digest: Digest; size: number; from: string }
+  /** A new layer sent to the registry while it was being written (a build that pushes). */
+  | { type: 'blob-streamed'; digest: Digest; size: number; repository: string }
   | { type: 'manifest-done'; direction: 'pull' | 'push'; digest: Digest; mediaType: string; reference: string }
   | { type: 'retry'; registry: string; attempt: number; delayMs: number; reason: string; path: string };
 

@@ -55,6 +55,7 @@ describeWithTools(['docker-registry', 'skopeo'], 'a build that pushes', () => {
     expect(patches[0]!.headers['content-length']).toBeUndefined();
     expect(patches[0]!.requestBytes).toBeGreaterThan(6 * 1024 * 1024);
     expect(during.filter((q) => q.method === 'PUT' && q.path.includes(`digest=${encodeURIComponent(layer!)}`))).toHaveLength(1);
+    expect(r.stderr).toContain(`push ${layer!.slice('sha256:'.length, 'sha256:'.length + 12)}: sent to ${proxy.host}/app while the layer was written`);
     expect(r.stderr).toMatch(/push [0-9a-f]{12}: already there/);
   });
 
