@@ -4,6 +4,8 @@
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/strata-bench-XXXXXX")
 PIDS=()
 cleanup() {
+  # start_registry runs in a command substitution (a subshell), so its pids come back through files.
+  for f in "$WORK"/*.pid; do [[ -f $f ]] && PIDS+=("$(cat "$f")"); done
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$WORK"
@@ -30,7 +32,7 @@ http:
   secret: strata-bench
 YAML
   docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
-  PIDS+=($!)
+  echo $! >"$WORK/registry-$1.pid"
   for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && { echo "127.0.0.1:$port"; return; }
     sleep 0.1
