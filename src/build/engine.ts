@@ -1,11 +1,11 @@
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, mkdtemp, realpath, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { StrataError } from '../errors/index.js';
 import { expandWord, parseDockerfile, type Instruction, type ParsedDockerfile } from '../dockerfile/index.js';
 import { emptyImage, setCreated, setFormat, updateContainerConfig, type Image } from '../image/index.js';
 import { normalizePlatform, parsePlatform, type Platform } from '../oci/index.js';
 import { CompositeBlobReader } from '../store/index.js';
-import { ContextStatCache } from '../context/index.js';
+import { ContextStatCache, statCacheFile } from '../context/index.js';
 import { platformArgs } from './args.js';
 import { LocalStepCache } from './cache.js';
 import { ImageRecords } from './image-record.js';
@@ -31,9 +31,11 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
   const warned = new Set<string>();
   const temps: string[] = [];
   const memos = new Map<string, Promise<unknown>>();
-  const statCacheFile = join(deps.store.root, 'cache', 'context-stats.json');
-  const statCache = new ContextStatCache();
-  await statCache.load(statCacheFile);
+  // The build context's files by stat fingerprint; its root is the real path the COPY walk lists under.
+  const contextRoot = await realpath(input.contextDir).catch(() => resolve(input.contextDir));
+  const statCacheAt = statCacheFile(join(deps.store.root, 'cache', 'context-stats'), contextRoot);
+  const statCache = new ContextStatCache(contextRoot);
+  await statCache.load(statCacheAt);
   const created = (input.sourceDateEpoch !== undefined ? new Date(input.sourceDateEpoch * 1000) : deps.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
   const session: BuildSession = {
     deps,
@@ -104,7 +106,7 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
     image = input.sourceDateEpoch !== undefined || input.noCache
       ? setCreated(image, created)
       : await ImageRecords.forStore(deps.store.root).settle(image, created, counter.executed === 0);
-    await statCache.save(statCacheFile);
+    await statCache.save(statCacheAt);
     return { image, reader: final.state.reader, warnings, steps: { total, cached: counter.cached }, parsed };
   } finally {
     await results.closeAll();

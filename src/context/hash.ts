@@ -16,6 +16,8 @@ export interface HashSourcesOptions {
   known?: ReadonlyMap<string, Digest> | undefined;
   /** The entries are already in a deterministic order (a sorted listing): hashed as given, not sorted again. */
   ordered?: boolean | undefined;
+  /** The path each entry is keyed under in place of its relPath, index for index; the entries are then taken as ordered. */
+  paths?: readonly string[] | undefined;
   /** Files hashed at once. */
   concurrency?: number | undefined;
   signal?: AbortSignal | undefined;
@@ -31,11 +33,30 @@ const READ_CHUNK = 1024 * 1024;
  * the same.
  */
 export async function hashSources(entries: readonly ContextEntry[], options: HashSourcesOptions = {}): Promise<Digest> {
-  const sorted = options.ordered === true ? entries : sortByPath(entries);
-  const contents = await contentDigests(sorted, options);
+  const sorted = options.ordered === true || options.paths !== undefined ? entries : sortByPath(entries);
+  return digestRows(sorted, await contentDigests(sorted, options), options);
+}
+
+/**
+ * hashSources from the stat cache alone, for a build that would reuse a cached step: undefined as soon as
+ * one file's digest is not there (it would have to be read), so a miss costs no read.
+ */
+export function hashSourcesFromCache(entries: readonly ContextEntry[], options: HashSourcesOptions = {}): Digest | undefined {
+  const sorted = options.ordered === true || options.paths !== undefined ? entries : sortByPath(entries);
+  const contents: Array<Digest | undefined> = new Array<Digest | undefined>(sorted.length);
+  for (const [i, e] of sorted.entries()) {
+    if (e.type !== 'file') continue;
+    const digest = options.statCache?.get(e);
+    if (digest === undefined) return undefined;
+    contents[i] = digest;
+  }
+  return digestRows(sorted, contents, options);
+}
+
+function digestRows(sorted: readonly ContextEntry[], contents: ReadonlyArray<Digest | undefined>, options: HashSourcesOptions): Digest {
   const owner = options.includeOwnership ?? true;
   const rows = sorted.map((e, i) => {
-    const row: Array<string | number | null> = [e.relPath, e.type, e.mode];
+    const row: Array<string | number | null> = [options.paths?.[i] ?? e.relPath, e.type, e.mode];
     row.push(owner ? e.uid : null, owner ? e.gid : null);
     row.push(e.linkTarget ?? null);
     row.push(e.type === 'file' ? e.size : null);
@@ -44,11 +65,6 @@ export async function hashSources(entries: readonly ContextEntry[], options: Has
     return row;
   });
   return digestOf(JSON.stringify([FORMAT, rows]));
-}
-
-/** Whether every file among `entries` has its digest in the stat cache, so hashing them reads nothing. */
-export function digestsCached(entries: readonly ContextEntry[], statCache: ContextStatCache | undefined): boolean {
-  return entries.every((e) => e.type !== 'file' || statCache?.get(e) !== undefined);
 }
 
 async function contentDigests(sorted: readonly ContextEntry[], options: HashSourcesOptions): Promise<Array<Digest | undefined>> {

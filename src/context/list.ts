@@ -2,10 +2,10 @@ import type { DockerignoreMatchInfo, DockerignoreMatcher } from '../dockerfile/i
 import { StrataError } from '../errors/index.js';
 import { lstatOrMissing, makeEntry } from './entry.js';
 import { compileExcludes } from './excludes.js';
-import { compareNames, sortByPath } from './order.js';
+import { sortSiblingNames } from './order.js';
 import { resolveInRoot } from './secure-join.js';
 import type { ContextEntry, SourceRoot } from './types.js';
-import { ContextView, readDirents } from './view.js';
+import { ContextView, readNames } from './view.js';
 
 export interface ListSourceTreeOptions {
   /**
@@ -71,10 +71,15 @@ export async function listSourceTree(root: SourceRoot, relPath: string, options:
   const ignoreInfo = ignore !== undefined && rel !== '' ? ignore.ignoresWithParent(rel).info : undefined;
   const out: ContextEntry[] = [];
   await walk(view, ignore, exclude, { rel, sub: '', ignoreInfo, excludeInfo: undefined }, out, options.signal);
-  return sortByPath(out);
+  return out;
 }
 
-/** Lists one directory into `out`; returns whether anything was kept (so an excluded parent can be kept). */
+/**
+ * Lists one directory into `out`; returns whether anything was kept (so an excluded parent can be kept).
+ * Names are visited in sibling order and each directory goes right before its contents, so `out` comes
+ * out sorted by path. This runs once per file of the context on every build, cached or not: it does no
+ * more than a readdir and an lstat per entry.
+ */
 async function walk(
   view: ContextView,
   ignore: DockerignoreMatcher | undefined,
@@ -85,35 +90,29 @@ async function walk(
 ): Promise<boolean> {
   if (signal?.aborted === true) throw new StrataError('E_ABORTED', `listing ${frame.rel || '.'} in the ${view.root.description} was aborted`);
   let kept = false;
-  const dirents = (await readDirents(view.abs(frame.rel))).sort((a, b) => compareNames(a.name, b.name));
-  const wanted = dirents.flatMap((dirent) => {
-    const rel = frame.rel === '' ? dirent.name : `${frame.rel}/${dirent.name}`;
-    const sub = frame.sub === '' ? dirent.name : `${frame.sub}/${dirent.name}`;
+  const dir = view.abs(frame.rel);
+  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+  for (const name of sortSiblingNames(readNames(dir))) {
+    const rel = frame.rel === '' ? name : `${frame.rel}/${name}`;
+    const sub = frame.sub === '' ? name : `${frame.sub}/${name}`;
     const ig = ignore?.ignoresWithParent(rel, frame.ignoreInfo);
     const ex = exclude?.ignoresWithParent(sub, frame.excludeInfo);
     const dropped = ig?.ignored === true || ex?.ignored === true;
     // Without exceptions nothing beneath a dropped path can come back, so it is not even lstat'ed.
     const mayReturn = (ig?.ignored !== true || ignore?.hasExclusions === true) && (ex?.ignored !== true || exclude?.hasExclusions === true);
-    if (dropped && !(mayReturn && dirent.isDirectory())) return [];
-    return [{ rel, sub, ig, ex, dropped }];
-  });
-  const entries = wanted.map((w) => {
-    const abs = view.abs(w.rel);
-    const st = lstatOrMissing(abs);
-    return st === undefined ? undefined : makeEntry(w.sub, abs, st);
-  });
-  for (const [i, w] of wanted.entries()) {
-    const entry = entries[i];
-    if (entry === undefined) continue; // removed while listing
+    if (dropped && !mayReturn) continue;
+    const st = lstatOrMissing(prefix + name);
+    if (st === undefined) continue; // removed while listing
+    if (dropped && !st.isDirectory()) continue;
+    const entry = makeEntry(sub, prefix + name, st);
+    out.push(entry);
     if (entry.type === 'dir') {
-      const at = out.length;
-      const inner = await walk(view, ignore, exclude, { rel: w.rel, sub: w.sub, ignoreInfo: w.ig?.info, excludeInfo: w.ex?.info }, out, signal);
-      if (!w.dropped || inner) {
-        out.splice(at, 0, entry);
-        kept = true;
-      }
-    } else if (!w.dropped) {
-      out.push(entry);
+      const at = out.length - 1;
+      const inner = await walk(view, ignore, exclude, { rel, sub, ignoreInfo: ig?.info, excludeInfo: ex?.info }, out, signal);
+      // A dropped directory stays only to hold re-included paths.
+      if (dropped && !inner) out.splice(at, 1);
+      else kept = true;
+    } else {
       kept = true;
     }
   }

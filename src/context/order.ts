@@ -40,6 +40,22 @@ export function compareNames(a: string, b: string): number {
   return compareKeys(sortKey(a), sortKey(b));
 }
 
+/**
+ * One directory's names in the order sortByPath gives them as siblings (`.wh.` names first, then UTF-8
+ * bytes), sorted in place. A depth-first walk that visits names in this order and puts each directory
+ * right before its contents lists a tree already sorted by path, with no sort of the whole listing.
+ */
+export function sortSiblingNames(names: string[]): string[] {
+  if (!names.some((n) => NEEDS_KEY.test(n))) return names.sort();
+  const keyed = names.map((name) => ({ name, key: sortKey((name.startsWith('.wh.') ? '\x01' : '\x02') + name) }));
+  keyed.sort((x, y) => compareKeys(x.key, y.key));
+  for (const [i, k] of keyed.entries()) names[i] = k.name;
+  return names;
+}
+
+/** A name the plain string sort would misplace: a whiteout, or one that must be compared as bytes. */
+const NEEDS_KEY = /^\.wh\.|[\ud800-\uffff]/;
+
 export function sortByPath<T extends { relPath: string }>(items: readonly T[]): T[] {
   const keyed = items.map((item) => ({ item, key: pathKey(item.relPath) }));
   keyed.sort((x, y) => compareKeys(x.key, y.key));

@@ -44,13 +44,22 @@ export class ContextView {
   }
 }
 
+/** readdir of names only (all a walk that lstats every entry needs); a directory that vanished reads as empty. */
+export function readNames(absDir: string): string[] {
+  return emptyIfGone(absDir, () => readdirSync(absDir));
+}
+
 /**
  * readdir with file types (never following links); a directory that vanished reads as empty. A blocking
  * call, like the lstat of each entry that follows it (see entry.ts).
  */
 export function readDirents(absDir: string): Dirent[] {
+  return emptyIfGone(absDir, () => readdirSync(absDir, { withFileTypes: true }));
+}
+
+function emptyIfGone<T>(absDir: string, read: () => T[]): T[] {
   try {
-    return readdirSync(absDir, { withFileTypes: true });
+    return read();
   } catch (cause) {
     const code = errnoCode(cause);
     if (code === 'ENOENT' || code === 'ENOTDIR') return [];

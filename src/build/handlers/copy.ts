@@ -2,8 +2,8 @@ import { posix } from 'node:path';
 import { StrataError, isStrataError } from '../../errors/index.js';
 import { digestOf, type Digest } from '../../digest/index.js';
 import {
-  digestsCached,
   hashSources,
+  hashSourcesFromCache,
   listSourceTree,
   openBuildContext,
   resolveCopySources,
@@ -105,11 +105,12 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
   // at: the parent's content key already decides how the destination resolves in it, so a hit
   // (from this store or an imported cache) never needs the base's layers.
   const listed = await Promise.all(matches.map((m) => (m.isDir ? listSourceTree(root, m.relPath, { excludes }) : Promise.resolve([m.entry]))));
-  const keyEntries = matches.flatMap((m, i) => listed[i]!.map((e) => ({ ...e, relPath: `${i}/${m.matchedPath}/${e.relPath}` })));
+  const keyEntries = listed.flat();
+  const keyPaths = matches.flatMap((m, i) => listed[i]!.map((e) => `${i}/${m.matchedPath}/${e.relPath}`));
   // Only context files go through the stat cache: other roots are temporary directories.
   const statCache = from === undefined ? session.statCache : undefined;
   // keyEntries come match by match, each match's listing sorted: a deterministic order as it is.
-  const hashOptions = { includeOwnership: from !== undefined, statCache, ordered: true, signal: session.deps.signal };
+  const hashOptions = { includeOwnership: from !== undefined, statCache, paths: keyPaths, signal: session.deps.signal };
   const inline = ins.sourceContents.map((c) => ({ path: c.path, text: c.expand ? expand(c.data) : c.data }));
   const instruction = {
     kind: ins.kind, sources, dest: destAbs, from: fromKey, chown: chownSpec ?? null, chmod: chmodSpec ?? null, link: ins.link, parents, excludes,
@@ -122,11 +123,10 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
   const createdBy = `${ins.original.replace(/\s+/g, ' ').trim()} # strata`;
   // The sources are hashed before the work only when a hit is possible; otherwise their digests come
   // from the layer write, which reads every file anyway, and the key is computed after it.
-  let key: Digest | undefined;
-  if (digestsCached(keyEntries, statCache) || (await session.cache?.mayHave(definition)) === true) {
-    key = keyFor(await hashSources(keyEntries, hashOptions));
-    if (await replayCached(state, session, key)) return 'cached';
-  }
+  const cachedSources = hashSourcesFromCache(keyEntries, hashOptions);
+  let key = cachedSources === undefined ? undefined : keyFor(cachedSources);
+  if (key === undefined && (await session.cache?.mayHave(definition)) === true) key = keyFor(await hashSources(keyEntries, hashOptions));
+  if (key !== undefined && (await replayCached(state, session, key))) return 'cached';
 
   // --link layers stand alone and never look at the image below; otherwise the destination is
   // resolved against it (existing directories, symlinked paths), which needs the base's layers.

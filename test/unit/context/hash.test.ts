@@ -1,10 +1,12 @@
-import { chmod, cp, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, cp, readFile, readdir, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   ContextStatCache,
+  statCacheFile,
   compareContextPaths,
   hashSources,
+  hashSourcesFromCache,
   listSourceTree,
   openBuildContext,
   resolveCopySources,
@@ -55,6 +57,15 @@ describe('listSourceTree', () => {
     expect(entries.map((e) => e.relPath)).toEqual(['.wh.x', 'a', 'a/b', 'a-b', 'empty', 'link', 'z.txt']);
     const sorted = [...entries].map((e) => e.relPath).sort(compareContextPaths);
     expect(sorted).toEqual(entries.map((e) => e.relPath));
+  });
+  it('lists in path order without sorting afterwards: names beyond U+D800, whiteouts and prefixes at every depth', async () => {
+    const dir = join(ctx, 'order');
+    const names = ['z', 'a-b', 'a', '.wh.a', '!x', 'a.b', '\u{1f600}', '\uff21', '\ud7ff', 'é', 'A', '.wh..wh..opq'];
+    const nested = Object.fromEntries(names.map((n) => [n, 'x']));
+    await makeTree(dir, { ...Object.fromEntries(names.map((n) => [n, { ...nested, [`${n}-f`]: 'y' }])), 'a-c': 'file' });
+    const listed = (await listSourceTree(root, 'order')).map((e) => e.relPath);
+    expect(listed).toHaveLength(names.length * (names.length + 2) + 1);
+    expect(listed).toEqual([...listed].sort(compareContextPaths));
   });
   it('records types, modes, sizes and link targets', async () => {
     await chmod(join(ctx, 'app/z.txt'), 0o4755);
@@ -123,7 +134,7 @@ describe('hashSources', () => {
 
 describe('ContextStatCache', () => {
   it('avoids rereading unchanged files and rereads changed ones', async () => {
-    const cache = new ContextStatCache();
+    const cache = new ContextStatCache(ctx);
     const counter = countingReader();
     const first = await hashSources(await sourceEntries(), { statCache: cache, digestContent: counter.digestContent });
     expect(counter.reads.sort()).toEqual(['.wh.x', 'a-b', 'a/b', 'z.txt']);
@@ -136,14 +147,28 @@ describe('ContextStatCache', () => {
     expect(third).not.toBe(first);
     expect(third).toBe(await hashSources(await sourceEntries()));
   });
+  it('hashSourcesFromCache gives what hashSources gives when every file is cached, and undefined (reading nothing) otherwise', async () => {
+    const cache = new ContextStatCache(ctx);
+    const entries = await sourceEntries();
+    expect(hashSourcesFromCache(entries, { statCache: cache })).toBeUndefined();
+    const full = await hashSources(entries, { statCache: cache });
+    expect(hashSourcesFromCache(entries, { statCache: cache })).toBe(full);
+    const sorted = await hashSources(entries, { ordered: false });
+    const paths = entries.map((e) => `0/app/${e.relPath}`);
+    expect(hashSourcesFromCache(entries, { statCache: cache, paths })).toBe(await hashSources(entries, { paths }));
+    expect(await hashSources(entries, { paths })).not.toBe(sorted);
+    await writeFile(join(ctx, 'app/z.txt'), 'changed');
+    expect(hashSourcesFromCache(await sourceEntries(), { statCache: cache })).toBeUndefined();
+  });
   it('persists to a file atomically and loads it back', async () => {
     const file = join(base, 'cache', 'sub', 'stat-cache.json');
-    const cache = new ContextStatCache();
+    const cache = new ContextStatCache(ctx);
     const h = await hashSources(await sourceEntries(), { statCache: cache });
     await cache.save(file);
     const text = await readFile(file, 'utf8');
-    expect(JSON.parse(text)).toMatchObject({ format: 'strata-context-stat-cache/1' });
-    const loaded = new ContextStatCache();
+    expect(JSON.parse(text)).toMatchObject({ format: 'strata-context-stat-cache/2', root: ctx });
+    expect(text).not.toContain(`${ctx}/`);
+    const loaded = new ContextStatCache(ctx);
     await loaded.load(file);
     expect(loaded.size).toBe(cache.size);
     const counter = countingReader();
@@ -151,15 +176,45 @@ describe('ContextStatCache', () => {
     expect(counter.reads).toEqual([]);
   });
   it('loads a missing or malformed file as empty', async () => {
-    const cache = new ContextStatCache();
+    const cache = new ContextStatCache(ctx);
     await cache.load(join(base, 'missing.json'));
     await writeFile(join(base, 'bad.json'), '{not json');
     await cache.load(join(base, 'bad.json'));
     await writeFile(join(base, 'foreign.json'), JSON.stringify({ format: 'other', entries: { '/x': {} } }));
     await cache.load(join(base, 'foreign.json'));
-    await writeFile(join(base, 'partly.json'), JSON.stringify({ format: 'strata-context-stat-cache/1', entries: { '/x': { size: 1 } } }));
+    await writeFile(join(base, 'partly.json'), JSON.stringify({ format: 'strata-context-stat-cache/2', root: ctx, files: [1, 2, 3, 4, 5, 6, 7, 'a'] }));
     await cache.load(join(base, 'partly.json'));
+    await writeFile(join(base, 'elsewhere.json'), JSON.stringify({ format: 'strata-context-stat-cache/2', root: base, files: ['ctx/app/z.txt', 2, 0, 0, 0, 0, '0'.repeat(64)] }));
+    await cache.load(join(base, 'elsewhere.json'));
     expect(cache.size).toBe(0);
+  });
+  it('a record whose digest is not sha256 hex is a miss, and files outside the root are never cached', async () => {
+    const entries = await sourceEntries();
+    const z = entries.find((e) => e.relPath === 'z.txt')!;
+    const file = join(base, 'stats.json');
+    await writeFile(file, JSON.stringify({ format: 'strata-context-stat-cache/2', root: ctx, files: ['app/z.txt', z.size, z.mtimeMs, z.ino, z.dev, z.mode, 'NOT-HEX'] }));
+    const cache = new ContextStatCache(ctx);
+    await cache.load(file);
+    expect(cache.size).toBe(1);
+    expect(cache.get(z)).toBeUndefined();
+    const outside = new ContextStatCache(join(ctx, 'app', 'a'));
+    outside.set(z, digestOf('zz'));
+    expect(outside.size).toBe(0);
+    expect(outside.get(z)).toBeUndefined();
+  });
+  it('keeps one file per context and prunes all but the most recently written', async () => {
+    const dir = join(base, 'stats');
+    expect(statCacheFile(dir, ctx)).not.toBe(statCacheFile(dir, join(base, 'other')));
+    const entries = await sourceEntries();
+    for (let i = 0; i < 34; i++) {
+      const cache = new ContextStatCache(ctx);
+      await hashSources(entries, { statCache: cache });
+      await cache.save(join(dir, `${String(i).padStart(2, '0')}.json`));
+      await utimes(join(dir, `${String(i).padStart(2, '0')}.json`), 1000 + i, 1000 + i);
+    }
+    const kept = (await readdir(dir)).sort();
+    expect(kept).toHaveLength(32);
+    expect(kept[0]).toBe('02.json');
   });
 });
 
