@@ -12,6 +12,7 @@ import { ImageRecords } from './image-record.js';
 import type { BuildEvent } from './events.js';
 import { applyMetadata, resetShell, type MetadataContext } from './handlers/metadata.js';
 import { runCopy } from './handlers/copy.js';
+import { prefetchCopySources } from './handlers/copy-sources.js';
 import { runRun } from './handlers/run.js';
 import { runWorkdir } from './handlers/workdir.js';
 import { planBuild, resolveSourceName, type StagePlan } from './plan.js';
@@ -60,6 +61,11 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
     },
     memoized<T>(key: string): Promise<T> | undefined {
       return memos.get(key) as Promise<T> | undefined;
+    },
+    take<T>(key: string): Promise<T> | undefined {
+      const value = memos.get(key) as Promise<T> | undefined;
+      memos.delete(key);
+      return value;
     },
     async tempDir(prefix, options = {}) {
       const base = options.reachable && deps.scratchDir ? deps.scratchDir : join(deps.store.root, 'tmp');
@@ -150,6 +156,7 @@ async function runStage(p: StagePlan, parsed: ParsedDockerfile, session: BuildSe
   const { input, deps } = session;
   const file = input.dockerfile.file;
   const platform = p.platform ? parsePlatform(p.platform) : normalizePlatform(input.platform);
+  prefetchCopySources(session, p.stage.instructions);
   const base = await openBase(p, session, platform, rc);
   const state: StageState = {
     image: base.image,

@@ -92,4 +92,6 @@ export interface BuildSession {
   memo<T>(key: string, make: () => Promise<T>): Promise<T>;
   /** What `memo` holds (or is making) for `key`, without making it. */
   memoized<T>(key: string): Promise<T> | undefined;
+  /** What `memo` holds for `key`, removed from it: work made ahead for one consumer. */
+  take<T>(key: string): Promise<T> | undefined;
 }

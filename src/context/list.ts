@@ -1,3 +1,4 @@
+import { setImmediate } from 'node:timers/promises';
 import type { DockerignoreMatchInfo, DockerignoreMatcher } from '../dockerfile/index.js';
 import { StrataError } from '../errors/index.js';
 import { lstatOrMissing, makeEntry } from './entry.js';
@@ -46,6 +47,21 @@ export async function statSource(root: SourceRoot, relPath: string): Promise<Con
   return makeEntry('', view.abs(rel), st);
 }
 
+/**
+ * Entries lstat'ed between two turns of the event loop. The walk's calls are blocking; giving the loop
+ * a turn now and then lets what runs beside it (a base image's registry round trips) progress meanwhile.
+ */
+const ENTRIES_PER_TURN = 256;
+
+interface Walk {
+  view: ContextView;
+  ignore: DockerignoreMatcher | undefined;
+  exclude: DockerignoreMatcher | undefined;
+  out: ContextEntry[];
+  signal: AbortSignal | undefined;
+  untilTurn: number;
+}
+
 interface Frame {
   /** Relative to the root. */
   rel: string;
@@ -66,12 +82,10 @@ export async function listSourceTree(root: SourceRoot, relPath: string, options:
   const rel = await checkedPath(view, relPath);
   const st = await lstatOrMissing(view.abs(rel));
   if (st === undefined || !st.isDirectory()) return [];
-  const ignore = root.matcher;
-  const exclude = compileExcludes(options.excludes);
-  const ignoreInfo = ignore !== undefined && rel !== '' ? ignore.ignoresWithParent(rel).info : undefined;
-  const out: ContextEntry[] = [];
-  await walk(view, ignore, exclude, { rel, sub: '', ignoreInfo, excludeInfo: undefined }, out, options.signal);
-  return out;
+  const w: Walk = { view, ignore: root.matcher, exclude: compileExcludes(options.excludes), out: [], signal: options.signal, untilTurn: ENTRIES_PER_TURN };
+  const ignoreInfo = w.ignore !== undefined && rel !== '' ? w.ignore.ignoresWithParent(rel).info : undefined;
+  await walk(w, { rel, sub: '', ignoreInfo, excludeInfo: undefined });
+  return w.out;
 }
 
 /**
@@ -80,15 +94,9 @@ export async function listSourceTree(root: SourceRoot, relPath: string, options:
  * out sorted by path. This runs once per file of the context on every build, cached or not: it does no
  * more than a readdir and an lstat per entry.
  */
-async function walk(
-  view: ContextView,
-  ignore: DockerignoreMatcher | undefined,
-  exclude: DockerignoreMatcher | undefined,
-  frame: Frame,
-  out: ContextEntry[],
-  signal: AbortSignal | undefined,
-): Promise<boolean> {
-  if (signal?.aborted === true) throw new StrataError('E_ABORTED', `listing ${frame.rel || '.'} in the ${view.root.description} was aborted`);
+async function walk(w: Walk, frame: Frame): Promise<boolean> {
+  const { view, ignore, exclude, out } = w;
+  if (w.signal?.aborted === true) throw new StrataError('E_ABORTED', `listing ${frame.rel || '.'} in the ${view.root.description} was aborted`);
   let kept = false;
   const dir = view.abs(frame.rel);
   const prefix = dir.endsWith('/') ? dir : `${dir}/`;
@@ -101,6 +109,10 @@ async function walk(
     // Without exceptions nothing beneath a dropped path can come back, so it is not even lstat'ed.
     const mayReturn = (ig?.ignored !== true || ignore?.hasExclusions === true) && (ex?.ignored !== true || exclude?.hasExclusions === true);
     if (dropped && !mayReturn) continue;
+    if (--w.untilTurn === 0) {
+      w.untilTurn = ENTRIES_PER_TURN;
+      await setImmediate();
+    }
     const st = lstatOrMissing(prefix + name);
     if (st === undefined) continue; // removed while listing
     if (dropped && !st.isDirectory()) continue;
@@ -108,7 +120,7 @@ async function walk(
     out.push(entry);
     if (entry.type === 'dir') {
       const at = out.length - 1;
-      const inner = await walk(view, ignore, exclude, { rel, sub, ignoreInfo: ig?.info, excludeInfo: ex?.info }, out, signal);
+      const inner = await walk(w, { rel, sub, ignoreInfo: ig?.info, excludeInfo: ex?.info });
       // A dropped directory stays only to hold re-included paths.
       if (dropped && !inner) out.splice(at, 1);
       else kept = true;

@@ -5,8 +5,6 @@ import {
   hashSources,
   hashSourcesFromCache,
   listSourceTree,
-  openBuildContext,
-  resolveCopySources,
   sourceRootForDirectory,
   type ContextEntry,
   type SourceMatch,
@@ -24,16 +22,12 @@ import type { StageState } from '../state.js';
 import { resolveOwnership } from '../users.js';
 import { CopyPlan, layerPath } from './copy-entries.js';
 import { archiveRoot, isArchiveSource } from './add-archive.js';
+import { buildContextRoot, listCopySources, takeCopySources, type ListedSources } from './copy-sources.js';
 import { commitLayerStep, replayCached } from './layer-step.js';
 
 export interface CopyContext {
   stageSource(name: string): Promise<StageResult | BaseImage | { dir: string }>;
   at: string;
-}
-
-/** The build context, opened once per build. */
-export function buildContextRoot(session: BuildSession): Promise<SourceRoot> {
-  return session.memo('context', () => openBuildContext(session.input.contextDir, { dockerfilePath: session.input.dockerfile.file }));
 }
 
 /**
@@ -89,22 +83,21 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
     throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: when using ${ins.kind} with more than one source file, the destination must be a directory and end with a /`);
   }
 
-  let resolved;
+  // Everything the step reads, listed once (perhaps while the base was resolved). It keys the cache
+  // before the image below is looked at: the parent's content key already decides how the destination
+  // resolves in it, so a hit (from this store or an imported cache) never needs the base's layers.
+  let listing: ListedSources;
   try {
-    resolved = await resolveCopySources(root, sources, { excludes });
+    listing = await ((from === undefined ? takeCopySources(session, sources, excludes) : undefined) ?? listCopySources(root, sources, excludes));
   } catch (cause) {
     if (isStrataError(cause)) throw new StrataError(cause.code, `${at}: ${ins.kind} failed: ${cause.message}`, { hint: cause.hint, cause });
     throw cause;
   }
-  const matches = resolved.flatMap((r) => r.matches);
+  const { listed } = listing;
+  const matches = listing.resolved.flatMap((r) => r.matches);
   if (matches.length === 0 && inlineCount === 0) {
     throw new StrataError('E_NOT_FOUND', `${at}: ${ins.kind} failed: no source files were specified (the patterns ${sources.map((s) => JSON.stringify(s)).join(', ')} match nothing)`);
   }
-
-  // Everything the step reads, listed once. It keys the cache before the image below is looked
-  // at: the parent's content key already decides how the destination resolves in it, so a hit
-  // (from this store or an imported cache) never needs the base's layers.
-  const listed = await Promise.all(matches.map((m) => (m.isDir ? listSourceTree(root, m.relPath, { excludes }) : Promise.resolve([m.entry]))));
   const keyEntries = listed.flat();
   const keyPaths = matches.flatMap((m, i) => listed[i]!.map((e) => `${i}/${m.matchedPath}/${e.relPath}`));
   // Only context files go through the stat cache: other roots are temporary directories.

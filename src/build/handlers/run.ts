@@ -16,7 +16,8 @@ import { parseMountSpec, type MountSpec } from '../mounts.js';
 import type { BuildSession } from '../session.js';
 import type { StageState } from '../state.js';
 import { resolveExecUser } from '../users.js';
-import { buildContextRoot, type CopyContext } from './copy.js';
+import { type CopyContext } from './copy.js';
+import { buildContextRoot } from './copy-sources.js';
 import { commitLayerStep, replayCached } from './layer-step.js';
 import { commandLine } from './metadata.js';
 

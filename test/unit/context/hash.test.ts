@@ -67,6 +67,15 @@ describe('listSourceTree', () => {
     expect(listed).toHaveLength(names.length * (names.length + 2) + 1);
     expect(listed).toEqual([...listed].sort(compareContextPaths));
   });
+  it('lists the same, sorted, when walks of more entries than one turn of the event loop run side by side', async () => {
+    const files = Object.fromEntries(Array.from({ length: 700 }, (_, i) => [`d${i % 3}/f${i}`, String(i)]));
+    await makeTree(join(ctx, 'many'), files);
+    const [one, two] = await Promise.all([listSourceTree(root, 'many'), listSourceTree(root, 'many')]);
+    const paths = one.map((e) => e.relPath);
+    expect(paths).toHaveLength(703);
+    expect(paths).toEqual([...paths].sort(compareContextPaths));
+    expect(two.map((e) => e.relPath)).toEqual(paths);
+  });
   it('records types, modes, sizes and link targets', async () => {
     await chmod(join(ctx, 'app/z.txt'), 0o4755);
     const byPath = new Map((await listSourceTree(root, 'app')).map((e) => [e.relPath, e]));

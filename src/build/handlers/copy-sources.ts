@@ -1,0 +1,49 @@
+import { listSourceTree, openBuildContext, resolveCopySources, type ContextEntry, type ResolvedSource, type SourceRoot } from '../../context/index.js';
+import type { Instruction } from '../../dockerfile/index.js';
+import type { BuildSession } from '../session.js';
+
+/** What a COPY reads: its sources resolved in the root, and each match's listing (a file lists as itself). */
+export interface ListedSources {
+  resolved: ResolvedSource[];
+  listed: ContextEntry[][];
+}
+
+/** The build context, opened once per build. */
+export function buildContextRoot(session: BuildSession): Promise<SourceRoot> {
+  return session.memo('context', () => openBuildContext(session.input.contextDir, { dockerfilePath: session.input.dockerfile.file }));
+}
+
+export async function listCopySources(root: SourceRoot, sources: readonly string[], excludes: readonly string[]): Promise<ListedSources> {
+  const resolved = await resolveCopySources(root, [...sources], { excludes });
+  const matches = resolved.flatMap((r) => r.matches);
+  const listed = await Promise.all(matches.map((m) => (m.isDir ? listSourceTree(root, m.relPath, { excludes }) : Promise.resolve([m.entry]))));
+  return { resolved, listed };
+}
+
+/** A word that expands to itself whatever the ARGs and ENV: no `$`, no quotes, no escape character. */
+const LITERAL = /^[^$'"\\`]*$/;
+
+function listingKey(sources: readonly string[], excludes: readonly string[]): string {
+  return JSON.stringify(['copy-sources', sources, excludes]);
+}
+
+/**
+ * Starts listing what the stage's context COPYs read while its base image is still being resolved:
+ * on a cached rebuild the walk of the context and the registry round trips then overlap instead of
+ * adding up. Only sources whose words are literal are listed ahead (any other needs the base's ENV to
+ * expand), and only the COPY that asks for the same expanded words takes the listing (takeCopySources).
+ * A failure stays in the promise until that COPY runs and reports it as its own.
+ */
+export function prefetchCopySources(session: BuildSession, instructions: readonly Instruction[]): void {
+  for (const ins of instructions) {
+    if (ins.kind !== 'COPY' || ins.from !== undefined || ins.sourceContents.length > 0) continue;
+    if (![...ins.sources, ...ins.exclude].every((w) => LITERAL.test(w))) continue;
+    const listing = session.memo(listingKey(ins.sources, ins.exclude), async () => listCopySources(await buildContextRoot(session), ins.sources, ins.exclude));
+    listing.catch(() => undefined);
+  }
+}
+
+/** The listing prefetched for these (expanded) words, if any; taken, so it is not held for the whole build. */
+export function takeCopySources(session: BuildSession, sources: readonly string[], excludes: readonly string[]): Promise<ListedSources> | undefined {
+  return session.take<ListedSources>(listingKey(sources, excludes));
+}
