@@ -79,7 +79,7 @@ export class ParallelGzip extends Transform {
     (async () => {
       await this.drainFull();
       // The remainder, and one (empty) member when the input was empty: a gzip file has at least one.
-      if (this.pendingBytes > 0 || this.members === 0) this.start(Buffer.concat(this.pending));
+      if (this.pendingBytes > 0 || this.members === 0) this.start(this.pending);
       this.pending = [];
       this.pendingBytes = 0;
       while (this.queue.length > 0) this.push(await this.queue.shift()!);
@@ -88,35 +88,70 @@ export class ParallelGzip extends Transform {
       .catch((error: unknown) => callback(error as Error));
   }
 
+  /**
+   * Cuts the pending input into members of exactly PARALLEL_GZIP_CHUNK bytes, as lists of the chunks
+   * (or parts of them) that make them up: a member is copied once, into its output, not first into a
+   * contiguous input.
+   */
   private async drainFull(): Promise<void> {
     while (this.pendingBytes >= PARALLEL_GZIP_CHUNK) {
-      const all = Buffer.concat(this.pending);
-      this.start(all.subarray(0, PARALLEL_GZIP_CHUNK));
-      const rest = all.subarray(PARALLEL_GZIP_CHUNK);
-      this.pending = rest.byteLength ? [rest] : [];
-      this.pendingBytes = rest.byteLength;
+      const pieces: Buffer[] = [];
+      let size = 0;
+      while (size < PARALLEL_GZIP_CHUNK) {
+        const next = this.pending.shift()!;
+        const wanted = PARALLEL_GZIP_CHUNK - size;
+        if (next.byteLength > wanted) {
+          pieces.push(next.subarray(0, wanted));
+          this.pending.unshift(next.subarray(wanted));
+          size += wanted;
+        } else {
+          pieces.push(next);
+          size += next.byteLength;
+        }
+      }
+      this.pendingBytes -= size;
+      this.start(pieces);
       while (this.queue.length >= this.inFlight) this.push(await this.queue.shift()!);
     }
   }
 
-  private start(input: Buffer): void {
+  private start(pieces: readonly Buffer[]): void {
     this.members++;
-    const member = this.level !== undefined ? gzipMember(input, this.level) : memberLevel(input).then((level) => gzipMember(input, level));
-    this.queue.push(member);
+    const level = this.level !== undefined ? Promise.resolve(this.level) : memberLevel(pieces);
+    this.queue.push(level.then((l) => (l === 0 ? storedMember(pieces) : gzipMember(Buffer.concat(pieces), l))));
   }
 }
 
 /** The level for one member: zlib's default, or 0 when a sample shows the bytes barely compress. */
-async function memberLevel(input: Buffer): Promise<number> {
-  if (input.byteLength < PROBE_SLICE * PROBE_SLICES * 2) return ZLIB_DEFAULT_LEVEL;
-  const stride = Math.floor(input.byteLength / PROBE_SLICES);
-  const sample = Buffer.concat(Array.from({ length: PROBE_SLICES }, (_, i) => input.subarray(i * stride, i * stride + PROBE_SLICE)));
+async function memberLevel(pieces: readonly Buffer[]): Promise<number> {
+  const size = pieces.reduce((n, p) => n + p.byteLength, 0);
+  if (size < PROBE_SLICE * PROBE_SLICES * 2) return ZLIB_DEFAULT_LEVEL;
+  const stride = Math.floor(size / PROBE_SLICES);
+  const sample = Buffer.allocUnsafe(PROBE_SLICE * PROBE_SLICES);
+  for (let i = 0; i < PROBE_SLICES; i++) copyRange(pieces, i * stride, PROBE_SLICE, sample, i * PROBE_SLICE);
   const probed = await new Promise<Buffer>((resolve, reject) => deflateRaw(sample, { level: 1 }, (error, out) => (error ? reject(error) : resolve(out))));
   return probed.byteLength > sample.byteLength * (1 - PROBE_MIN_SAVING) ? 0 : ZLIB_DEFAULT_LEVEL;
 }
 
+/** Copies `length` bytes starting at `from` of the concatenation of `pieces` into `target` at `at`. */
+function copyRange(pieces: readonly Buffer[], from: number, length: number, target: Buffer, at: number): void {
+  let offset = 0;
+  for (const piece of pieces) {
+    if (length === 0) return;
+    const end = offset + piece.byteLength;
+    if (end > from) {
+      const start = from - offset;
+      const n = Math.min(length, piece.byteLength - start);
+      piece.copy(target, at, start, start + n);
+      at += n;
+      from += n;
+      length -= n;
+    }
+    offset = end;
+  }
+}
+
 function gzipMember(input: Buffer, level: number): Promise<Buffer> {
-  if (level === 0) return Promise.resolve(storedMember(input));
   return new Promise<Buffer>((resolve, reject) => {
     // One output chunk per member: zlib's default 16 KiB chunks would call back into the main thread
     // (and copy) dozens of times per member.
@@ -137,20 +172,36 @@ const STORED_BLOCK = 0xffff;
  * CRC-32, where zlib at level 0 would copy the bytes through its window and back in callbacks.
  * Header as GzipHeaderFix leaves it: no flags, MTIME 0, XFL 0, OS 255.
  */
-export function storedMember(input: Buffer): Buffer {
-  const blocks = Math.max(1, Math.ceil(input.byteLength / STORED_BLOCK));
-  const out = Buffer.allocUnsafe(10 + blocks * 5 + input.byteLength + 8);
+export function storedMember(input: Buffer | readonly Buffer[]): Buffer {
+  const pieces = Buffer.isBuffer(input) ? [input] : input;
+  const size = pieces.reduce((n, p) => n + p.byteLength, 0);
+  const out = Buffer.allocUnsafe(10 + Math.max(1, Math.ceil(size / STORED_BLOCK)) * 5 + size + 8);
   out.set([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, GZIP_OS_UNKNOWN], 0);
   let at = 10;
-  for (let block = 0, from = 0; block < blocks; block++, from += STORED_BLOCK) {
-    const length = Math.min(STORED_BLOCK, input.byteLength - from);
-    out[at] = block === blocks - 1 ? 1 : 0; // BFINAL on the last block, BTYPE 00 (stored)
-    out.writeUInt16LE(length, at + 1);
-    out.writeUInt16LE(~length & 0xffff, at + 3);
-    input.copy(out, at + 5, from, from + length);
-    at += 5 + length;
+  let left = size;
+  let blockLeft = 0;
+  const startBlock = (): void => {
+    blockLeft = Math.min(STORED_BLOCK, left);
+    left -= blockLeft;
+    out[at] = left === 0 ? 1 : 0; // BFINAL on the last block, BTYPE 00 (stored)
+    out.writeUInt16LE(blockLeft, at + 1);
+    out.writeUInt16LE(~blockLeft & 0xffff, at + 3);
+    at += 5;
+  };
+  if (size === 0) startBlock();
+  let crc = 0;
+  for (const piece of pieces) {
+    crc = crc32(piece, crc);
+    for (let from = 0; from < piece.byteLength; ) {
+      if (blockLeft === 0) startBlock();
+      const n = Math.min(blockLeft, piece.byteLength - from);
+      piece.copy(out, at, from, from + n);
+      at += n;
+      from += n;
+      blockLeft -= n;
+    }
   }
-  out.writeUInt32LE(crc32(input), at);
-  out.writeUInt32LE(input.byteLength >>> 0, at + 4);
+  out.writeUInt32LE(crc, at);
+  out.writeUInt32LE(size >>> 0, at + 4);
   return out;
 }

@@ -76,4 +76,15 @@ describe('storedMember', () => {
       expect(member[9]).toBe(255);
     }
   });
+  it('is the same bytes from pieces as from their concatenation, whatever the cuts', () => {
+    const input = Buffer.alloc(3 * 65535 + 11);
+    for (let i = 0; i < input.length; i++) input[i] = (i * 31) & 0xff;
+    const whole = storedMember(input);
+    for (const cuts of [[0], [1, 65535, 65536], [0, 0, 100, 70000, 70000, 131070, 196000]]) {
+      const bounds = [...cuts, input.length];
+      const pieces = bounds.slice(0, -1).map((from, i) => input.subarray(from, bounds[i + 1]));
+      expect(storedMember([input.subarray(0, cuts[0]), ...pieces]).equals(whole), `cuts ${cuts.join(',')}`).toBe(true);
+    }
+    expect(storedMember([]).equals(storedMember(Buffer.alloc(0)))).toBe(true);
+  });
 });
