@@ -51,7 +51,9 @@ export class UploadingIngester implements BlobIngester {
     const stored = new Promise<StoredBlob>((resolve, reject) => (settle = { resolve, reject }));
     stored.catch(() => undefined);
     const sinks = this.uploads.map((upload): Sink => {
-      const pipe = new PassThrough({ highWaterMark: UPLOAD_BUFFER });
+      // Chunks leave as they came: a byte-mode read() (what async iteration calls) would concatenate
+      // the ones buffered into one more copy of the layer.
+      const pipe = new PassThrough({ writableHighWaterMark: UPLOAD_BUFFER, readableObjectMode: true, readableHighWaterMark: 4 });
       // A failed upload is dropped, never thrown: its stream's errors have nowhere to go.
       pipe.on('error', () => undefined);
       const abort = new AbortController();

@@ -64,7 +64,9 @@ export class ParallelGzip extends Transform {
   private members = 0;
 
   constructor(private readonly level: number | undefined, private readonly inFlight = 8) {
-    super();
+    // Members leave one by one: in byte mode a consumer's read() (what async iteration calls) would
+    // concatenate the members buffered so far into one more copy.
+    super({ readableObjectMode: true, readableHighWaterMark: 2 });
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
