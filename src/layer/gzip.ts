@@ -131,7 +131,9 @@ async function memberLevel(pieces: readonly Buffer[]): Promise<number> {
   const stride = Math.floor(size / PROBE_SLICES);
   const sample = Buffer.allocUnsafe(PROBE_SLICE * PROBE_SLICES);
   for (let i = 0; i < PROBE_SLICES; i++) copyRange(pieces, i * stride, PROBE_SLICE, sample, i * PROBE_SLICE);
-  const probed = await new Promise<Buffer>((resolve, reject) => deflateRaw(sample, { level: 1 }, (error, out) => (error ? reject(error) : resolve(out))));
+  // One output chunk, as in gzipMember: 16 KiB chunks cost a thread pool round trip each.
+  const options = { level: 1, chunkSize: sample.byteLength + MEMBER_SLACK };
+  const probed = await new Promise<Buffer>((resolve, reject) => deflateRaw(sample, options, (error, out) => (error ? reject(error) : resolve(out))));
   return probed.byteLength > sample.byteLength * (1 - PROBE_MIN_SAVING) ? 0 : ZLIB_DEFAULT_LEVEL;
 }
 
