@@ -1,6 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
 
-/** Everything a command may touch of the outside world; main.ts fills it from `process`. */
+/** Everything a command may touch of the outside world; entry.ts fills it from `process`. */
 export interface CliContext {
   stdin: Readable;
   stdout: Writable;
