@@ -3,8 +3,9 @@
 # random data, a Dockerfile FROM a small base in a loopback registry with COPY, ENV, LABEL and CMD,
 # pushed to that registry. strata beside `buildah bud --layers` + `buildah push` on the same inputs,
 # and beside `tar -cf - CTX | pigz -6 >/dev/null`: cold build, fully cached rebuild, and a rebuild
-# after changing one file. Wall time and peak RSS from /usr/bin/time -v, printed as a table.
-#   FILES=5000 MIB=100 BIG_MIB=2048 bash bench/build.sh
+# after changing one file, each REPS times (cold with a fresh store, buildah root and repository). Wall
+# time (median) and peak RSS (largest) from /usr/bin/time -v, printed as a table.
+#   FILES=5000 MIB=100 BIG_MIB=2048 REPS=3 bash bench/build.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -12,6 +13,7 @@ STRATA=(node "$ROOT/dist/cli/main.js")
 FILES=${FILES:-5000}
 MIB=${MIB:-100}
 BIG_MIB=${BIG_MIB:-2048} # one file this large, built and pushed by strata alone for its peak RSS; 0 skips it
+REPS=${REPS:-3}         # runs of each case; the table shows medians
 
 for tool in docker-registry buildah pigz openssl /usr/bin/time tar busybox; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install docker-registry buildah pigz openssl time busybox-static)" >&2; exit 1; }
@@ -48,46 +50,62 @@ CMD ["/bin/sh", "-c", "ls /app"]
 DOCKERFILE
 one_file=$(cd "$CTX" && ls dir7 | head -1)
 
-# --- runs ---------------------------------------------------------------------------------------------
+# --- runs: REPS of each, wall time the median, peak RSS the largest ----------------------------------
 change_one() { printf 'changed %s\n' "$1" >>"$CTX/dir7/$one_file"; }
-B="buildah --storage-driver vfs --root $WORK/buildah-root --runroot $WORK/buildah-runroot"
-buildah_cmd() { # TAG -> one shell command line: build with cached layers, then push
-  echo "$B bud --layers --isolation chroot --tls-verify=false -q -t $REG/buildah:$1 $CTX >/dev/null && $B push --tls-verify=false -q $REG/buildah:$1 docker://$REG/buildah:$1"
+B() { buildah --storage-driver vfs --root "$WORK/buildah-$1/root" --runroot "$WORK/buildah-$1/runroot" "${@:2}"; }
+buildah_build() { # REP TAG: build with cached layers, then push (a repository per rep: nothing there yet when cold)
+  B "$1" bud --layers --isolation chroot --tls-verify=false -q -t "$REG/buildah-$1:$2" "$CTX" >/dev/null &&
+    B "$1" push --tls-verify=false -q "$REG/buildah-$1:$2" "docker://$REG/buildah-$1:$2"
 }
-strata_run() { # LABEL TAG
-  measure "$1" env STRATA_ROOT="$WORK/strata-store" "${STRATA[@]}" build "$CTX" --progress quiet --push -t "$REG/strata:$2"
+export -f B buildah_build
+export WORK REG CTX
+strata_run() { # LABEL REP TAG
+  measure "$1" env STRATA_ROOT="$WORK/strata-store-$2" "${STRATA[@]}" build "$CTX" --progress quiet --push -t "$REG/strata-$2:$3"
 }
 
-measure pigz bash -c "tar -cf - -C '$CTX' . | pigz -6 >/dev/null"
-strata_run strata-cold cold
-strata_run strata-cached cached
-change_one strata
-strata_run strata-one one
+for rep in $(seq 1 "$REPS"); do
+  measure "pigz-tar-$rep" bash -c "tar -cf - -C '$CTX' . | pigz -6 >/dev/null"
+  strata_run "strata-cold-$rep" "$rep" cold
+  strata_run "strata-cached-$rep" "$rep" cached
+  change_one "strata $rep"
+  strata_run "strata-one-$rep" "$rep" one
+  measure "buildah-cold-$rep" bash -c "buildah_build $rep cold"
+  measure "buildah-cached-$rep" bash -c "buildah_build $rep cached"
+  change_one "buildah $rep"
+  measure "buildah-one-$rep" bash -c "buildah_build $rep one"
+  B "$rep" rmi --all --force >/dev/null 2>&1 || true
+  rm -rf "$WORK/buildah-$rep" "$WORK/strata-store-$rep"
+done
 if ((BIG_MIB > 0)); then
   BIG="$WORK/big-context"
   mkdir -p "$BIG"
   echo "bench: writing one $BIG_MIB MiB file..." >&2
   head -c $((BIG_MIB * 1024 * 1024)) /dev/zero | openssl enc -aes-128-ctr -nosalt -K 000102030405060708090a0b0c0d0e0f -iv 0 2>/dev/null >"$BIG/big.bin"
   printf 'FROM %s/base:1\nCOPY big.bin /data/\nCMD ["/bin/sh"]\n' "$REG" >"$BIG/Dockerfile"
-  measure strata-big env STRATA_ROOT="$WORK/strata-big-store" "${STRATA[@]}" build "$BIG" --progress quiet --push -t "$REG/big:1"
+  measure strata-big-1 env STRATA_ROOT="$WORK/strata-big-store" "${STRATA[@]}" build "$BIG" --progress quiet --push -t "$REG/big:1"
   rm -rf "$BIG" "$WORK/strata-big-store"
 fi
-measure buildah-cold bash -c "$(buildah_cmd cold)"
-measure buildah-cached bash -c "$(buildah_cmd cached)"
-change_one buildah
-measure buildah-one bash -c "$(buildah_cmd one)"
 
-awk -v cores="$(nproc)" -v files="$FILES" -v mib="$MIB" -v big="$BIG_MIB" '
-  { t[$1] = $2; r[$1] = $3 }
+awk -v cores="$(nproc)" -v files="$FILES" -v mib="$MIB" -v big="$BIG_MIB" -v reps="$REPS" '
+  { split($1, p, "-"); key = p[1] "-" p[2]; n[key]++; v[key, n[key]] = $2; if ($3 > r[key]) r[key] = $3 }
   END {
-    printf "\nstrata build benchmark: %d files, %d MiB context, FROM a loopback-registry base, pushed; %d cores\n\n", files, mib, cores
+    printf "\nstrata build benchmark: %d files, %d MiB context, FROM a loopback-registry base, pushed; %d cores; median of %d runs\n\n", files, mib, cores, reps
     printf "%-22s %10s %10s %12s %14s %12s\n", "build", "strata s", "buildah s", "vs buildah", "vs tar|pigz", "strata RSS"
+    pigz = median("pigz-tar")
     row("cold", "strata-cold", "buildah-cold")
     row("fully cached", "strata-cached", "buildah-cached")
     row("one file changed", "strata-one", "buildah-one")
-    printf "\ntar | pigz -6: %.2f s\n", t["pigz"]
-    if ("strata-big" in t) printf "one %d MiB file, built and pushed by strata: %.2f s, peak RSS %d MiB\n", big, t["strata-big"], r["strata-big"] / 1024
+    printf "\ntar | pigz -6: %.2f s\n", pigz
+    if (n["strata-big"] > 0) printf "one %d MiB file, built and pushed by strata: %.2f s, peak RSS %d MiB\n", big, median("strata-big"), r["strata-big"] / 1024
     printf "targets: cold <= 1.5x tar|pigz; cached <= 0.05x buildah; one file changed <= 0.25x buildah; RSS < 250 MiB\n"
   }
-  function row(name, s, b) { printf "%-22s %10.2f %10.2f %12.2f %14.2f %9d MiB\n", name, t[s], t[b], t[s] / t[b], t[s] / t["pigz"], r[s] / 1024 }
+  function median(key,   i, j, t, a, m) {
+    m = n[key]; for (i = 1; i <= m; i++) a[i] = v[key, i]
+    for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+    return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+  }
+  function row(name, s, b,   ts, tb) {
+    ts = median(s); tb = median(b)
+    printf "%-22s %10.2f %10.2f %12.2f %14.2f %9d MiB\n", name, ts, tb, ts / tb, ts / pigz, r[s] / 1024
+  }
 ' "$WORK/results"
