@@ -74,7 +74,7 @@ export async function openBaseImage(ref: string, ctx: StrataContext, store: Loca
   const name = localImageName(ref);
   if (await store.lookup(name)) return openImage({ transport: 'local', name: ref }, ctx, io);
   if (!io.openRegistry) throw new StrataError('E_NOT_FOUND', `base image ${ref} is not in the local store and registry access is not configured`);
-  return io.openRegistry(ref, ctx);
+  return io.openRegistry(ref, ctx, { keepMetadataIn: store.blobs });
 }
 
 export type Opener = (ref: string, platform: Platform) => Promise<BaseImage>;

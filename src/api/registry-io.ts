@@ -45,7 +45,7 @@ export function createRegistryIo(options: RegistryIoOptions): RegistryConnection
       ...(clock !== undefined ? { now: () => clock().getTime() } : {}),
     });
   const conn: RegistryConnection = {
-    openRegistry: (ref, ctx) => openFromRegistry(conn, ref, ctx),
+    openRegistry: (ref, ctx, openOptions) => openFromRegistry(conn, ref, ctx, openOptions),
     writeRegistry: (ref, content) => pushToRegistry(conn, ref, content),
     client(registry) {
       let client = clients.get(registry);

@@ -4,21 +4,23 @@ import { registryImageReader, type ProgressListener, type RegistryClient } from 
 import { CompositeBlobReader, MemoryBlobReader, type BlobReader, type ReadOptions } from '../store/index.js';
 import type { StrataContext } from './context.js';
 import { noteReadFrom, registryTarget, type RegistryConnection } from './registry-target.js';
+import { keepingMetadata } from './metadata-cache.js';
 import { resolveImage } from './resolve.js';
-import type { OpenedImage } from './sources.js';
+import type { OpenedImage, RegistryOpenOptions } from './sources.js';
 
 /**
  * Opens `docker://REF`: the manifest or index is fetched once (its bytes verified), resolved to
  * the context's platform, and blobs are streamed from the registry, verified, when read.
  */
-export async function openFromRegistry(conn: RegistryConnection, text: string, ctx: StrataContext): Promise<OpenedImage> {
+export async function openFromRegistry(conn: RegistryConnection, text: string, ctx: StrataContext, options: RegistryOpenOptions = {}): Promise<OpenedImage> {
   const target = registryTarget(conn, text);
   const root = await target.client.getManifest(target.repository, target.reference);
   noteReadFrom(conn, target.client.registry, target.repository);
+  const registry = reportingReader(target.client, target.repository, conn.progress);
   // The root's bytes are kept, so resolving and copying do not GET it a second time.
   const reader = new CompositeBlobReader([
     new MemoryBlobReader().add(root.digest, root.bytes),
-    reportingReader(target.client, target.repository, conn.progress),
+    options.keepMetadataIn === undefined ? registry : keepingMetadata(registry, options.keepMetadataIn),
   ]);
   const resolved = await resolveImage(root.descriptor, reader, target.description, ctx.platform);
   return {

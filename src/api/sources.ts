@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { StrataError, ioError } from '../errors/index.js';
 import { digestFile, digestOf, parseDigest, type Digest } from '../digest/index.js';
 import { MediaType, canonicalJsonBytes, type Descriptor, type Manifest } from '../oci/index.js';
-import { FileMapBlobReader, LocalStore, MemoryBlobReader, CompositeBlobReader, OciLayout, extractImageArchive, isGzipFile, type BlobReader } from '../store/index.js';
+import { FileMapBlobReader, LocalStore, MemoryBlobReader, CompositeBlobReader, OciLayout, extractImageArchive, isGzipFile, type BlobReader, type BlobStore } from '../store/index.js';
 import type { StrataContext } from './context.js';
 import { localImageName } from './names.js';
 import { resolveImage, type ResolvedImage } from './resolve.js';
@@ -18,7 +18,12 @@ export interface OpenedImage extends ResolvedImage {
   close(): Promise<void>;
 }
 
-export type RegistryOpener = (ref: string, ctx: StrataContext) => Promise<OpenedImage>;
+export interface RegistryOpenOptions {
+  /** Keep the manifests and config read in this store and read them from it next time (a build's bases). */
+  keepMetadataIn?: BlobStore | undefined;
+}
+
+export type RegistryOpener = (ref: string, ctx: StrataContext, options?: RegistryOpenOptions) => Promise<OpenedImage>;
 
 export interface OpenImageOptions {
   /** Opens `docker://` images; wired in by the registry layer. */

@@ -56,5 +56,12 @@ describeWithTools(['docker-registry', 'skopeo'], 'a registry-level build', () =>
     const inspected = JSON.parse((await skopeo(['inspect', '--tls-verify=false', `docker://${reg.host}/app:1`])).stdout) as { Layers: string[]; Env: string[] };
     expect(inspected.Layers).toHaveLength(2);
     expect(inspected.Env).toEqual(['PATH=/bin', 'MODE=prod']);
+
+    // A rebuild from the same store kept the base's config: the only base request is the tag's manifest.
+    const again = proxy.requests.length;
+    const second = await strata(['build', ctx, '--push', '-t', `${proxy.host}/app:1`, '--progress', 'plain'], { STRATA_ROOT: join(tmp, 'store-fresh') });
+    expect(second.code, second.stderr).toBe(0);
+    const baseRequests = proxy.requests.slice(again).filter((q) => q.path.startsWith('/v2/base/'));
+    expect(baseRequests.map((q) => `${q.method} ${q.path}`)).toEqual(['GET /v2/base/manifests/1']);
   });
 });
