@@ -4,7 +4,7 @@ import { isLoopbackRegistry, registryApiHost } from '../ref/index.js';
 import { RegistryAuth, isPrivateHost, type CredentialLookup } from './auth.js';
 import { parseWwwAuthenticate } from './challenge.js';
 import { describeContext, redactUrl, registryResponseError, unreachableError, type RegistryErrorContext } from './errors.js';
-import { createNodeFetch, discardBody, readText, type FetchLike, type FetchResponse } from './http.js';
+import { createNodeFetch, discardBody, readText, type FetchInit, type FetchLike, type FetchResponse } from './http.js';
 import type { ProgressListener } from './progress.js';
 import { isCertificateError, resolveRetry, type ResolvedRetry, type RetryOptions } from './retry.js';
 import { mergeScopes } from './scopes.js';
@@ -116,23 +116,18 @@ export class RegistryTransport {
 
   private async doPing(signal?: AbortSignal): Promise<void> {
     const ctx = { registry: this.registry };
+    let response: FetchResponse;
     if (this.probeTls) {
+      response = await this.pingEitherScheme(signal);
+    } else {
+      const url = this.url('/v2/');
       try {
-        const probe = await sendWithRetry(this.fetch, this.url('/v2/'), () => ({ method: 'GET', headers: { 'user-agent': this.userAgent } }), this.sendOptions(signal, false));
-        await discardBody(probe);
+        response = await sendWithRetry(this.fetch, url, () => this.pingInit(), this.sendOptions(signal, true));
       } catch (cause) {
-        // A certificate problem is reported; a port that does not speak TLS means plain HTTP.
-        if (isCertificateError(cause) || signal?.aborted) throw this.networkError(ctx, this.url('/v2/'), cause);
-        this.baseUrl = `http://${this.apiHost}`;
+        throw this.networkError(ctx, url, cause);
       }
     }
     const url = this.url('/v2/');
-    let response: FetchResponse;
-    try {
-      response = await sendWithRetry(this.fetch, url, () => ({ method: 'GET', headers: { 'user-agent': this.userAgent } }), this.sendOptions(signal, true));
-    } catch (cause) {
-      throw this.networkError(ctx, url, cause);
-    }
     if (response.status === 200) {
       await discardBody(response);
       return;
@@ -152,6 +147,50 @@ export class RegistryTransport {
       });
     }
     throw registryResponseError(ctx, response.status, body);
+  }
+
+  private pingInit(): FetchInit {
+    return { method: 'GET', headers: { 'user-agent': this.userAgent } };
+  }
+
+  /**
+   * A registry that may speak plain HTTP (loopback, --insecure-registry): `/v2/` asked over HTTPS and
+   * HTTP at once, as go-containerregistry does, so a plain one costs no failed handshake first. HTTPS
+   * wins when it answers; a certificate problem is reported; any other TLS failure means plain HTTP,
+   * and the base URL switches to it. The ping carries no credentials.
+   */
+  private async pingEitherScheme(signal: AbortSignal | undefined): Promise<FetchResponse> {
+    const ctx = { registry: this.registry };
+    const plainUrl = `http://${this.apiHost}/v2/`;
+    const plainAbort = new AbortController();
+    const plain = sendWithRetry(this.fetch, plainUrl, () => this.pingInit(), this.sendOptions(signal ? AbortSignal.any([signal, plainAbort.signal]) : plainAbort.signal, true));
+    plain.catch(() => undefined);
+    const tlsUrl = this.url('/v2/');
+    let overTls: FetchResponse;
+    try {
+      overTls = await sendWithRetry(this.fetch, tlsUrl, () => this.pingInit(), this.sendOptions(signal, false));
+    } catch (cause) {
+      if (isCertificateError(cause) || signal?.aborted) {
+        plainAbort.abort();
+        throw this.networkError(ctx, tlsUrl, cause);
+      }
+      this.baseUrl = `http://${this.apiHost}`;
+      try {
+        return await plain;
+      } catch (plainCause) {
+        throw this.networkError(ctx, plainUrl, plainCause);
+      }
+    }
+    plainAbort.abort();
+    plain.then(discardBody, () => undefined);
+    if (overTls.status < 500 && overTls.status !== 429) return overTls;
+    // HTTPS it is, but busy: asked again the way every other request is, with retries.
+    await discardBody(overTls);
+    try {
+      return await sendWithRetry(this.fetch, tlsUrl, () => this.pingInit(), this.sendOptions(signal, true));
+    } catch (cause) {
+      throw this.networkError(ctx, tlsUrl, cause);
+    }
   }
 
   private sendOptions(signal: AbortSignal | undefined, retryable: boolean) {

@@ -1,6 +1,7 @@
 /** HTTPS with a private CA (--ca-cert), against a TLS server on 127.0.0.1 with a throwaway CA. */
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -17,6 +18,7 @@ describeWithTools(['openssl'], 'registry over TLS with a private CA', () => {
   let server: Server;
   let host: string;
   let ca: string;
+  let requests = 0;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'strata-tls-'));
@@ -27,6 +29,7 @@ describeWithTools(['openssl'], 'registry over TLS with a private CA', () => {
     await o('x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'srv.pem', '-days', '2', '-extfile', 'ext.cnf');
     ca = await readFile(join(dir, 'ca.pem'), 'utf8');
     server = createServer({ key: await readFile(join(dir, 'srv.key')), cert: await readFile(join(dir, 'srv.pem')) }, (_req, res) => {
+      requests++;
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('{}');
     });
@@ -39,10 +42,33 @@ describeWithTools(['openssl'], 'registry over TLS with a private CA', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('trusts the registry with caCert and stays on https', async () => {
+  it('trusts the registry with caCert and stays on https, asking /v2/ once', async () => {
+    const before = requests;
     const client = new RegistryClient({ registry: host, caCert: ca });
     await client.ping();
     expect(client.transport.baseUrl).toBe(`https://${host}`);
+    // Loopback may speak plain HTTP, so that was asked too (and refused by the TLS port): one /v2/ in all.
+    expect(requests - before).toBe(1);
+  });
+
+  it('a loopback registry without TLS is pinged over plain HTTP in the same round', async () => {
+    let plainRequests = 0;
+    const plain = createHttpServer((_req, res) => {
+      plainRequests++;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+    await new Promise<void>((r) => plain.listen(0, '127.0.0.1', () => r()));
+    try {
+      const plainHost = `127.0.0.1:${(plain.address() as AddressInfo).port}`;
+      const client = new RegistryClient({ registry: plainHost, retry: { retries: 0 } });
+      await client.ping();
+      expect(client.transport.baseUrl).toBe(`http://${plainHost}`);
+      expect(plainRequests).toBe(1);
+    } finally {
+      plain.closeAllConnections();
+      await new Promise<void>((r) => plain.close(() => r()));
+    }
   });
 
   it('reports an untrusted certificate, with a --ca-cert hint, instead of falling back to http', async () => {
