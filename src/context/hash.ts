@@ -44,7 +44,8 @@ export async function hashSources(entries: readonly ContextEntry[], options: Has
 export function hashSourcesFromCache(entries: readonly ContextEntry[], options: HashSourcesOptions = {}): Digest | undefined {
   const sorted = options.ordered === true || options.paths !== undefined ? entries : sortByPath(entries);
   const contents: Array<Digest | undefined> = new Array<Digest | undefined>(sorted.length);
-  for (const [i, e] of sorted.entries()) {
+  for (let i = 0; i < sorted.length; i++) {
+    const e = sorted[i]!;
     if (e.type !== 'file') continue;
     const digest = options.statCache?.get(e);
     if (digest === undefined) return undefined;
