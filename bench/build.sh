@@ -36,7 +36,7 @@ STRATA_ROOT="$WORK/base-store" "${STRATA[@]}" append --layer "$BASE" --progress 
 CTX="$WORK/context"
 mkdir -p "$CTX"
 echo "bench: writing $FILES files, $MIB MiB..." >&2
-head -c $((MIB * 1024 * 1024)) /dev/zero | openssl enc -aes-128-ctr -nosalt -K 000102030405060708090a0b0c0d0e0f -iv 0 >"$WORK/random.bin"
+head -c $((MIB * 1024 * 1024)) /dev/zero | openssl enc -aes-128-ctr -nosalt -K 000102030405060708090a0b0c0d0e0f -iv 00000000000000000000000000000000 >"$WORK/random.bin"
 per=$((MIB * 1024 * 1024 / FILES))
 (cd "$CTX" && split -a 4 -d -b "$per" "$WORK/random.bin" part- && i=0 && for f in part-*; do
   d="dir$((i % 50))"; mkdir -p "$d"; mv "$f" "$d/$f.bin"; i=$((i + 1)); done)
@@ -80,7 +80,7 @@ if ((BIG_MIB > 0)); then
   BIG="$WORK/big-context"
   mkdir -p "$BIG"
   echo "bench: writing one $BIG_MIB MiB file..." >&2
-  head -c $((BIG_MIB * 1024 * 1024)) /dev/zero | openssl enc -aes-128-ctr -nosalt -K 000102030405060708090a0b0c0d0e0f -iv 0 2>/dev/null >"$BIG/big.bin"
+  head -c $((BIG_MIB * 1024 * 1024)) /dev/zero | openssl enc -aes-128-ctr -nosalt -K 000102030405060708090a0b0c0d0e0f -iv 00000000000000000000000000000000 >"$BIG/big.bin"
   printf 'FROM %s/base:1\nCOPY big.bin /data/\nCMD ["/bin/sh"]\n' "$REG" >"$BIG/Dockerfile"
   measure strata-big-1 env STRATA_ROOT="$WORK/strata-big-store" "${STRATA[@]}" build "$BIG" --progress quiet --push -t "$REG/big:1"
   rm -rf "$BIG" "$WORK/strata-big-store"
