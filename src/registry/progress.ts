@@ -10,6 +10,8 @@ export type TransferEvent =
   /** A new layer sent to the registry while it was being written (a build that pushes). */
   | { type: 'blob-streamed'; digest: Digest; size: number; repository: string }
   | { type: 'manifest-done'; direction: 'pull' | 'push'; digest: Digest; mediaType: string; reference: string }
+  /** A push that found the reference already naming the manifest: nothing was sent. */
+  | { type: 'manifest-unchanged'; digest: Digest; reference: string }
   | { type: 'retry'; registry: string; attempt: number; delayMs: number; reason: string; path: string };
 
 export type ProgressListener = (event: TransferEvent) => void;

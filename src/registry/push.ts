@@ -39,6 +39,25 @@ interface ManifestNode {
   mediaType: string;
 }
 
+function referenceOf(name: string, tag: string): string {
+  return tag.includes(':') ? `${name}@${tag}` : `${name}:${tag}`;
+}
+
+/**
+ * Whether every tag (or digest) already names this very manifest: then nothing needs pushing, since
+ * the registry took that manifest with everything it references (go-containerregistry's remote.Write
+ * checks the same). A registry that does not say (no digest header, an error) gets the full push.
+ */
+async function allNameRoot(client: RegistryClient, repository: string, tags: readonly string[], root: Descriptor, signal: AbortSignal | undefined): Promise<boolean> {
+  try {
+    const heads = await Promise.all(tags.map((t) => client.headManifest(repository, t, { signal })));
+    return heads.every((h) => h?.digest === root.digest);
+  } catch (cause) {
+    if (signal?.aborted === true) throw cause;
+    return false;
+  }
+}
+
 function isForeign(d: Descriptor): boolean {
   return d.mediaType.includes('nondistributable') || d.mediaType.includes('foreign');
 }
@@ -55,6 +74,11 @@ export async function pushImage(options: PushImageOptions): Promise<PushedImage>
   const scopes = pushScopes(repository, mountFrom);
   // Get the push token (and fail on missing rights) before reading anything big.
   await client.ping({ signal, scopes });
+  const tags = options.tags && options.tags.length > 0 ? options.tags : [options.root.digest];
+  if (await allNameRoot(client, repository, tags, options.root, signal)) {
+    for (const tag of tags) progress?.({ type: 'manifest-unchanged', digest: options.root.digest, reference: referenceOf(name, tag) });
+    return { digest: options.root.digest, mediaType: options.root.mediaType, size: options.root.size, references: tags.map((t) => referenceOf(name, t)) };
+  }
 
   const manifests: ManifestNode[] = [];
   const blobs = new Map<string, Descriptor>();
@@ -114,11 +138,10 @@ export async function pushImage(options: PushImageOptions): Promise<PushedImage>
     await client.putManifest(repository, m.descriptor.digest, m.bytes, m.mediaType, { signal, scopes });
     progress?.({ type: 'manifest-done', direction: 'push', digest: m.descriptor.digest, mediaType: m.mediaType, reference: `${name}@${m.descriptor.digest}` });
   }
-  const tags = options.tags && options.tags.length > 0 ? options.tags : [root.descriptor.digest];
   const references: string[] = [];
   for (const tag of tags) {
     await client.putManifest(repository, tag, root.bytes, root.mediaType, { signal, scopes });
-    const reference = tag.includes(':') ? `${name}@${tag}` : `${name}:${tag}`;
+    const reference = referenceOf(name, tag);
     references.push(reference);
     progress?.({ type: 'manifest-done', direction: 'push', digest: root.descriptor.digest, mediaType: root.mediaType, reference });
   }

@@ -61,7 +61,10 @@ describeWithTools(['docker-registry', 'skopeo'], 'a registry-level build', () =>
     const again = proxy.requests.length;
     const second = await strata(['build', ctx, '--push', '-t', `${proxy.host}/app:1`, '--progress', 'plain'], { STRATA_ROOT: join(tmp, 'store-fresh') });
     expect(second.code, second.stderr).toBe(0);
-    const baseRequests = proxy.requests.slice(again).filter((q) => q.path.startsWith('/v2/base/'));
-    expect(baseRequests.map((q) => `${q.method} ${q.path}`)).toEqual(['GET /v2/base/manifests/1']);
+    const rebuilt = proxy.requests.slice(again);
+    expect(rebuilt.filter((q) => q.path.startsWith('/v2/base/')).map((q) => `${q.method} ${q.path}`)).toEqual(['GET /v2/base/manifests/1']);
+    // The same image again: app:1 already names it, so the push is one HEAD.
+    expect(rebuilt.filter((q) => q.path.startsWith('/v2/app/')).map((q) => `${q.method} ${q.path}`)).toEqual(['HEAD /v2/app/manifests/1']);
+    expect(second.stderr).toContain(`${proxy.host}/app:1 already names`);
   });
 });

@@ -97,11 +97,16 @@ describeWithTools(['docker-registry', 'skopeo'], 'strata CLI with an anonymous r
     ok(await strata(['append', '--layer', layer, '--set-label', 'which=push', '-t', named], env));
     expect(ok(await strata(['push', named, '--progress', 'quiet'], env))).toBe(digest);
     expect(await rawDigest(named)).toBe(digest);
-    // A second push uploads nothing: every blob is HEAD-checked and found.
+    // A second push sends nothing: the tag already names the manifest.
     const again = await strata(['push', named, '--progress', 'plain'], env);
     expect(ok(again)).toBe(digest);
-    expect(again.stderr.match(/already there/g)).toHaveLength(2);
-    expect(again.stderr).not.toMatch(/: done /);
+    expect(again.stderr).toContain(`${named} already names ${digest.slice('sha256:'.length, 'sha256:'.length + 12)}: nothing to push`);
+    expect(again.stderr).not.toMatch(/: done |pushed manifest/);
+    // To a new tag, every blob is HEAD-checked and found.
+    const retagged = await strata(['push', named, `${reg.host}/cli/named:4`, '--progress', 'plain'], env);
+    expect(ok(retagged)).toBe(digest);
+    expect(retagged.stderr.match(/already there/g)).toHaveLength(2);
+    expect(retagged.stderr).not.toMatch(/: done /);
   });
 
   it('pull brings a skopeo-pushed image into the local store with skopeo\'s digest; images lists it', async () => {

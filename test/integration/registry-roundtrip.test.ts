@@ -50,6 +50,27 @@ describeWithTools(['docker-registry', 'skopeo'], 'registry round trips (anonymou
     expect(index.manifests[0]?.digest).toBe(img.manifest.digest);
   });
 
+  it('pushes nothing when every tag already names the manifest, and everything else when one does not', async () => {
+    const store = new MemoryBlobStore();
+    const img = await addTestImage(store, { label: 'again', randomLayers: [1024] });
+    const other = await addTestImage(store, { label: 'other', randomLayers: [1024] });
+    await pushImage({ client: client(), repository: 'rt/again', source: store, root: img.manifest, tags: ['v1'] });
+    await pushImage({ client: client(), repository: 'rt/again', source: store, root: other.manifest, tags: ['moved'] });
+
+    const events: TransferEvent[] = [];
+    const again = await pushImage({ client: client(), repository: 'rt/again', source: store, root: img.manifest, tags: ['v1'], progress: (e) => events.push(e) });
+    expect(again.references).toEqual([`${reg.host}/rt/again:v1`]);
+    expect(events.map((e) => e.type)).toEqual(['manifest-unchanged']);
+
+    // One tag new (or naming another image): the full push, blob checks and all, and both tags end up here.
+    const more: TransferEvent[] = [];
+    await pushImage({ client: client(), repository: 'rt/again', source: store, root: img.manifest, tags: ['v1', 'moved'], progress: (e) => more.push(e) });
+    expect(more.filter((e) => e.type === 'blob-skipped').length).toBe(img.layers.length + 1);
+    expect(more.filter((e) => e.type === 'manifest-done')).toHaveLength(2);
+    const moved = await skopeo(['inspect', '--tls-verify=false', '--raw', `docker://${reg.host}/rt/again:moved`]);
+    expect(sha256(Buffer.from(moved.stdout))).toBe(img.manifest.digest);
+  });
+
   it('pushes a Docker schema 2 image with Docker media types intact', async () => {
     const store = new MemoryBlobStore();
     const img = await addTestImage(store, { label: 'docker-rt', format: 'docker' });
