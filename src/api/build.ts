@@ -1,7 +1,9 @@
 import { basename, resolve } from 'node:path';
 import { StrataError } from '../errors/index.js';
 import { LayeredStepCache, LocalStepCache, runBuild, type BaseImage, type BuildEventSink } from '../build/index.js';
+import type { Digest } from '../digest/index.js';
 import { serializeImage } from '../image/index.js';
+import type { LayerResult } from '../layer/index.js';
 import { hostPlatform, type Descriptor, type Platform } from '../oci/index.js';
 import { CompositeBlobReader, LocalStore, MemoryBlobReader, writeFileAtomic, type BlobReader } from '../store/index.js';
 import type { RegistryIo } from './append.js';
@@ -140,9 +142,10 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
     const layered = cacheImports.length || cacheExport
       ? new LayeredStepCache({ local: LocalStepCache.forStore(store.root, store.blobs), imported, reads: options.noCache !== true })
       : undefined;
-    // A single-platform build that pushes uploads each new layer while writing it. (Across platforms the
-    // same COPY layer is written once per platform, and would be sent once per platform too.)
-    const layerIngester = platforms.length === 1 ? uploadingIngester(store, pushNames(outputs, names), io, options.signal) : undefined;
+    // A build that pushes uploads each new layer while writing it. Across platforms a COPY layer that
+    // would be the same bytes is written (and so sent) once: the platform builds share their writes.
+    const layerIngester = uploadingIngester(store, pushNames(outputs, names), io, options.signal);
+    const sharedLayers = platforms.length > 1 ? new Map<Digest, Promise<LayerResult>>() : undefined;
     // One instant for every platform: it dates the image and the directories a COPY creates, so the
     // platforms' identical COPY layers stay identical when their builds straddle a second.
     const startedAt = ctx.now();
@@ -179,6 +182,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
           privileged: ctx.privileged === true,
           scratchDir: ctx.scratchDir,
           layerIngester,
+          sharedLayers,
           ...(layered ? { stepCache: layered, cacheReaders: layered.readers } : {}),
         },
       );

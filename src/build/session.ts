@@ -6,6 +6,8 @@ import type { ParsedDockerfile } from '../dockerfile/index.js';
 import type { BuildEventSink } from './events.js';
 import type { StepCache } from './cache.js';
 import type { ContextStatCache } from '../context/index.js';
+import type { Digest } from '../digest/index.js';
+import type { LayerResult } from '../layer/index.js';
 
 /** An image the build starts from: its value and where its blobs can be read. */
 export interface BaseImage {
@@ -34,6 +36,11 @@ export interface BuildDeps {
    * non-root USER must reach its root, which a store under a private home cannot offer.
    */
   scratchDir?: string | undefined;
+  /**
+   * Layers the other platform builds of the same build wrote, by layerContentKey: a COPY whose layer would
+   * be the same bytes takes the blob already written instead of reading and compressing it again.
+   */
+  sharedLayers?: Map<Digest, Promise<LayerResult>> | undefined;
   /** Replaces the store's own step cache (a LayeredStepCache over imported caches); used even with noCache. */
   stepCache?: StepCache | undefined;
   /** Where imported caches' layer blobs are read from, lazily; searched after the store and the base. */

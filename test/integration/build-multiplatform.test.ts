@@ -215,6 +215,9 @@ describeWithTools(['docker-registry', 'skopeo'], 'a multi-platform build pushed 
     const uploadsOf = (digest: string): number =>
       during.filter((q) => (q.method === 'PUT' || q.method === 'POST') && /\/blobs\/uploads\//.test(q.path) && decodeURIComponent(q.path).includes(`digest=${digest}`)).length;
     expect(uploadsOf(copyLayer), during.map((q) => `${q.method} ${q.path} ${q.status}`).join('\n')).toBe(1);
+    // Written once (the arm64 build took the amd64 build's write), and sent while it was written.
+    const short = copyLayer.slice('sha256:'.length, 'sha256:'.length + 12);
+    expect(r.stderr.split(`push ${short}: sent to ${proxy.host}/app while the layer was written`)).toHaveLength(2);
     // The base's layers are already in the registry: mounted or found, never uploaded again.
     expect(uploadsOf(amd.Layers[0]!)).toBe(0);
     expect(uploadsOf(arm.Layers[0]!)).toBe(0);

@@ -154,7 +154,7 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
   }
   const fileDigests = key === undefined ? new Map<string, Digest>() : undefined;
   const keyAfterWrite = async (): Promise<Digest> => keyFor(await hashSources(keyEntries, { ...hashOptions, known: fileDigests }));
-  await commitLayerStep(state, session, key ?? keyAfterWrite, plan.list(), createdBy, { definition, fileDigests });
+  await commitLayerStep(state, session, key ?? keyAfterWrite, plan.list(), createdBy, { definition, fileDigests, shareable: true });
   return 'done';
 }
 

@@ -1,6 +1,6 @@
 import type { Digest } from '../../digest/index.js';
 import { appendLayer, updateContainerConfig } from '../../image/index.js';
-import { writeLayer, type LayerEntry } from '../../layer/index.js';
+import { layerContentKey, writeLayer, type LayerEntry, type LayerResult, type WriteLayerOptions } from '../../layer/index.js';
 import { layerCompression } from '../../oci/index.js';
 import type { StepOutcome } from '../cache.js';
 import type { BuildSession } from '../session.js';
@@ -28,6 +28,21 @@ export interface CommitOptions {
   definition?: Digest | undefined;
   /** Filled with the digests of the files the write reads, for a key computed after the write. */
   fileDigests?: Map<string, Digest> | undefined;
+  /**
+   * The layer depends only on its entries (a COPY's): another platform build of the same build that wrote
+   * the same entries gives its blob (BuildDeps.sharedLayers). fileDigests is then left empty.
+   */
+  shareable?: boolean | undefined;
+}
+
+/** The write already made (or being made) for `key`, else this one; a failed write is not kept. */
+function sharedWrite(shared: Map<Digest, Promise<LayerResult>>, key: Digest, write: () => Promise<LayerResult>): Promise<LayerResult> {
+  const known = shared.get(key);
+  if (known !== undefined) return known;
+  const writing = write();
+  shared.set(key, writing);
+  writing.catch(() => shared.delete(key));
+  return writing;
 }
 
 /**
@@ -42,7 +57,7 @@ export async function commitLayerStep(
   createdBy: string,
   options: CommitOptions = {},
 ): Promise<void> {
-  const layer = await writeLayer(entries, {
+  const writeOptions: WriteLayerOptions = {
     fileDigests: options.fileDigests,
     sourceDateEpoch: session.input.sourceDateEpoch,
     compression: session.input.compression ?? 'gzip',
@@ -52,7 +67,10 @@ export async function commitLayerStep(
     mediaTypeFamily: session.input.compression === 'zstd' ? 'oci' : state.image.format,
     ownership: 'keep',
     signal: session.deps.signal,
-  }, session.deps.layerIngester ?? session.deps.store.blobs);
+  };
+  const write = (): Promise<LayerResult> => writeLayer(entries, writeOptions, session.deps.layerIngester ?? session.deps.store.blobs);
+  const shared = options.shareable === true ? session.deps.sharedLayers : undefined;
+  const layer = shared === undefined ? await write() : await sharedWrite(shared, layerContentKey(entries, writeOptions), write);
   const outcome: StepOutcome = {
     layer: { descriptor: layer.descriptor, diffId: layer.diffId },
     history: { created: session.created, created_by: createdBy, comment: HISTORY_COMMENT },
