@@ -33,7 +33,7 @@ const READ_CHUNK = 1024 * 1024;
  * the same.
  */
 export async function hashSources(entries: readonly ContextEntry[], options: HashSourcesOptions = {}): Promise<Digest> {
-  const sorted = options.ordered === true || options.paths !== undefined ? entries : sortByPath(entries);
+  const sorted = hashOrder(entries, options);
   return digestRows(sorted, await contentDigests(sorted, options), options);
 }
 
@@ -42,7 +42,7 @@ export async function hashSources(entries: readonly ContextEntry[], options: Has
  * one file's digest is not there (it would have to be read), so a miss costs no read.
  */
 export function hashSourcesFromCache(entries: readonly ContextEntry[], options: HashSourcesOptions = {}): Digest | undefined {
-  const sorted = options.ordered === true || options.paths !== undefined ? entries : sortByPath(entries);
+  const sorted = hashOrder(entries, options);
   const contents: Array<Digest | undefined> = new Array<Digest | undefined>(sorted.length);
   for (let i = 0; i < sorted.length; i++) {
     const e = sorted[i]!;
@@ -52,6 +52,11 @@ export function hashSourcesFromCache(entries: readonly ContextEntry[], options: 
     contents[i] = digest;
   }
   return digestRows(sorted, contents, options);
+}
+
+/** The entries in the order they are hashed: as given when the caller says they are ordered. */
+function hashOrder(entries: readonly ContextEntry[], options: HashSourcesOptions): readonly ContextEntry[] {
+  return options.ordered === true || options.paths !== undefined ? entries : sortByPath(entries);
 }
 
 function digestRows(sorted: readonly ContextEntry[], contents: ReadonlyArray<Digest | undefined>, options: HashSourcesOptions): Digest {

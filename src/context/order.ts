@@ -6,8 +6,13 @@
  */
 function pathKey(path: string): SortKey {
   let key = '';
-  for (const component of path.split('/')) key += (key === '' ? '' : '\0') + (component.startsWith('.wh.') ? '\x01' : '\x02') + component;
+  for (const component of path.split('/')) key += (key === '' ? '' : '\0') + rankedName(component);
   return sortKey(key);
+}
+
+/** A name prefixed with its rank among siblings: 1 for a whiteout, 2 for anything else. */
+function rankedName(name: string): string {
+  return (name.startsWith('.wh.') ? '\x01' : '\x02') + name;
 }
 
 /**
@@ -47,7 +52,7 @@ export function compareNames(a: string, b: string): number {
  */
 export function sortSiblingNames(names: string[]): string[] {
   if (!names.some((n) => NEEDS_KEY.test(n))) return names.sort();
-  const keyed = names.map((name) => ({ name, key: sortKey((name.startsWith('.wh.') ? '\x01' : '\x02') + name) }));
+  const keyed = names.map((name) => ({ name, key: sortKey(rankedName(name)) }));
   keyed.sort((x, y) => compareKeys(x.key, y.key));
   for (const [i, k] of keyed.entries()) names[i] = k.name;
   return names;
