@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Hasher, digestOf, type Digest } from '../digest/index.js';
@@ -34,7 +35,12 @@ const READ_CHUNK = 1024 * 1024;
  */
 export async function hashSources(entries: readonly ContextEntry[], options: HashSourcesOptions = {}): Promise<Digest> {
   const sorted = hashOrder(entries, options);
-  return digestRows(sorted, await contentDigests(sorted, options), options);
+  const fingerprint = options.statCache === undefined ? undefined : sourcesFingerprint(sorted, options);
+  const remembered = fingerprint === undefined ? undefined : options.statCache?.sources(fingerprint);
+  if (remembered !== undefined) return remembered;
+  const digest = digestRows(sorted, await contentDigests(sorted, options), options);
+  if (fingerprint !== undefined) options.statCache?.rememberSources(fingerprint, digest);
+  return digest;
 }
 
 /**
@@ -42,16 +48,65 @@ export async function hashSources(entries: readonly ContextEntry[], options: Has
  * one file's digest is not there (it would have to be read), so a miss costs no read.
  */
 export function hashSourcesFromCache(entries: readonly ContextEntry[], options: HashSourcesOptions = {}): Digest | undefined {
+  const { statCache } = options;
   const sorted = hashOrder(entries, options);
+  const fingerprint = statCache === undefined ? undefined : sourcesFingerprint(sorted, options);
+  const remembered = fingerprint === undefined ? undefined : statCache?.sources(fingerprint);
+  if (remembered !== undefined) return remembered;
   const contents: Array<Digest | undefined> = new Array<Digest | undefined>(sorted.length);
   for (let i = 0; i < sorted.length; i++) {
     const e = sorted[i]!;
     if (e.type !== 'file') continue;
-    const digest = options.statCache?.get(e);
+    const digest = statCache?.get(e);
     if (digest === undefined) return undefined;
     contents[i] = digest;
   }
-  return digestRows(sorted, contents, options);
+  const digest = digestRows(sorted, contents, options);
+  if (fingerprint !== undefined) statCache?.rememberSources(fingerprint, digest);
+  return digest;
+}
+
+const FINGERPRINT_FORMAT = 'strata-context-fingerprint/1';
+const TYPE_CODES: Record<ContextEntry['type'], number> = { file: 1, dir: 2, symlink: 3, fifo: 4, char: 5, block: 6, socket: 7 };
+const FINGERPRINT_NUMBERS = 9;
+
+/**
+ * A digest of everything hashSources would hash, with each file's stat identity (size, mtime, inode,
+ * device, mode, absolute path) in place of its content: the condition under which the stat cache would
+ * give every file's digest, taken at once. Equal fingerprints mean equal sources digests as far as the
+ * stat cache can tell, so a fully cached build keys a COPY without a lookup per file. Numbers are hashed
+ * as raw float64s (machine byte order: a stat cache is only ever read where it was written, and a
+ * mismatch is only a miss); names are joined by NUL, which no file name holds.
+ */
+function sourcesFingerprint(sorted: readonly ContextEntry[], options: HashSourcesOptions): string {
+  const n = sorted.length;
+  const numbers = new Float64Array(n * FINGERPRINT_NUMBERS);
+  const names = new Array<string>(2 * n);
+  let links = '';
+  for (let i = 0; i < n; i++) {
+    const e = sorted[i]!;
+    const file = e.type === 'file';
+    const o = i * FINGERPRINT_NUMBERS;
+    numbers[o] = TYPE_CODES[e.type];
+    numbers[o + 1] = e.mode;
+    numbers[o + 2] = e.uid;
+    numbers[o + 3] = e.gid;
+    numbers[o + 4] = file ? e.size : 0;
+    // Only a file's content stands behind its stat identity; a directory's mtime moves with any change inside.
+    numbers[o + 5] = file ? e.mtimeMs : 0;
+    numbers[o + 6] = file ? e.ino : 0;
+    numbers[o + 7] = file ? e.dev : 0;
+    numbers[o + 8] = e.type === 'char' || e.type === 'block' ? e.rdev : 0;
+    names[2 * i] = options.paths?.[i] ?? e.relPath;
+    names[2 * i + 1] = e.absPath;
+    if (e.linkTarget !== undefined) links += `${i}\0${e.linkTarget}\0`;
+  }
+  return createHash('sha256')
+    .update(JSON.stringify([FINGERPRINT_FORMAT, FORMAT, options.includeOwnership ?? true, n]))
+    .update(numbers)
+    .update(names.join('\0'))
+    .update(links)
+    .digest('hex');
 }
 
 /** The entries in the order they are hashed: as given when the caller says they are ordered. */

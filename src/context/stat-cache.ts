@@ -5,12 +5,16 @@ import { digestOf, type Digest } from '../digest/index.js';
 import { errnoCode, ioError } from '../errors/index.js';
 import type { ContextEntry } from './types.js';
 
-const FORMAT = 'strata-context-stat-cache/2';
+const FORMAT = 'strata-context-stat-cache/3';
 /** Per record: path relative to the root, size, mtimeMs, ino, dev, mode, sha256 hex. */
 const FIELDS = 7;
 const HEX64 = /^[0-9a-f]{64}$/;
+const SHA256 = /^sha256:[0-9a-f]{64}$/;
 /** Stat caches kept per store: the most recently written; older contexts are hashed afresh if built again. */
 const KEPT_CONTEXTS = 32;
+/** Source sets remembered per context: enough for the COPY steps of several Dockerfiles and targets. */
+const KEPT_SOURCE_SETS = 64;
+const NEWLINE = 0x0a;
 
 /** Where the stat cache of the context at `root` (a real path) lives under `dir`: one file per context. */
 export function statCacheFile(dir: string, root: string): string {
@@ -20,16 +24,24 @@ export function statCacheFile(dir: string, root: string): string {
 /**
  * Remembers the content digest of the files under one context directory by path and stat fingerprint
  * (size, mtime, inode, device, mode), so an unchanged file is not read again to compute a cache key. A
- * fingerprint mismatch is a miss; paths outside the root are never cached. The persisted form is advisory
- * (an unreadable or foreign file loads as empty) and compact: one flat JSON array, held as parsed and indexed
- * by path, because a fully cached build loads it for every file of the context and little else.
+ * fingerprint mismatch is a miss; paths outside the root are never cached.
+ *
+ * It also remembers whole source sets: the digest hashSources gave for a listing, by a fingerprint of
+ * that listing's stat data (`sourcesFingerprint` in hash.ts). A fully cached build finds every COPY there
+ * and never needs the per-file records, so the persisted form keeps them apart: line one holds the source
+ * sets and is parsed on load; line two, one flat JSON array of records, is parsed only when a record is
+ * first asked for. The file is advisory: an unreadable or foreign one loads as empty.
  */
 export class ContextStatCache {
   private readonly prefix: string;
   private values: Array<string | number> = [];
   /** Path relative to the root -> index of its record in `values`. */
   private readonly records = new Map<string, number>();
-  /** Whether a record was set since the last load or save: an unchanged cache need not be written. */
+  /** The records line of a loaded file, until a record is asked for. */
+  private pending: Buffer[] = [];
+  /** Listing fingerprint -> its sources digest, oldest first. */
+  private readonly sourceSets = new Map<string, Digest>();
+  /** Whether anything was set since the last load or save: an unchanged cache need not be written. */
   private changed = false;
 
   /** `root` is the real path of the context directory. */
@@ -38,10 +50,12 @@ export class ContextStatCache {
   }
 
   get size(): number {
+    this.parsePending();
     return this.records.size;
   }
 
   get(entry: ContextEntry): Digest | undefined {
+    this.parsePending();
     const rel = this.relative(entry.absPath);
     const at = rel === undefined ? undefined : this.records.get(rel);
     if (at === undefined) return undefined;
@@ -54,6 +68,7 @@ export class ContextStatCache {
   }
 
   set(entry: ContextEntry, digest: Digest): void {
+    this.parsePending();
     const rel = this.relative(entry.absPath);
     if (rel === undefined || !digest.startsWith('sha256:')) return;
     const record = [rel, entry.size, entry.mtimeMs, entry.ino, entry.dev, entry.mode, digest.slice('sha256:'.length)];
@@ -67,45 +82,82 @@ export class ContextStatCache {
     this.changed = true;
   }
 
-  /** Adds the records persisted in `file`; a missing, malformed or other context's file adds nothing. */
+  /** The sources digest remembered for a listing fingerprint. */
+  sources(fingerprint: string): Digest | undefined {
+    return this.sourceSets.get(fingerprint);
+  }
+
+  /** Remembers a listing's sources digest; the oldest source sets are forgotten beyond a few dozen. */
+  rememberSources(fingerprint: string, digest: Digest): void {
+    if (this.sourceSets.get(fingerprint) === digest) return;
+    this.sourceSets.delete(fingerprint);
+    this.sourceSets.set(fingerprint, digest);
+    for (const oldest of this.sourceSets.keys()) {
+      if (this.sourceSets.size <= KEPT_SOURCE_SETS) break;
+      this.sourceSets.delete(oldest);
+    }
+    this.changed = true;
+  }
+
+  /**
+   * Adds what `file` holds: its source sets now, its records when one is first asked for. A missing,
+   * malformed or other context's file adds nothing.
+   */
   async load(file: string): Promise<void> {
-    let text: string;
+    let data: Buffer;
     try {
-      text = await readFile(file, 'utf8');
+      data = await readFile(file);
     } catch (cause) {
       if (errnoCode(cause) === 'ENOENT') return;
       throw ioError('read stat cache', file, cause);
     }
-    let data: unknown;
-    try {
-      data = JSON.parse(text);
-    } catch {
-      return;
+    const newline = data.indexOf(NEWLINE);
+    const head = parseJson(data.subarray(0, newline === -1 ? data.length : newline));
+    const { format, root, sources } = (typeof head === 'object' && head !== null ? head : {}) as { format?: unknown; root?: unknown; sources?: unknown };
+    if (format !== FORMAT || root !== this.root || !Array.isArray(sources)) return;
+    for (const pair of sources) {
+      const [fingerprint, digest] = Array.isArray(pair) ? (pair as unknown[]) : [];
+      if (typeof fingerprint === 'string' && typeof digest === 'string' && HEX64.test(fingerprint) && SHA256.test(digest)) {
+        this.sourceSets.set(fingerprint, digest as Digest);
+      }
     }
-    const { format, root, files } = (typeof data === 'object' && data !== null ? data : {}) as { format?: unknown; root?: unknown; files?: unknown };
-    if (format !== FORMAT || root !== this.root || !Array.isArray(files)) return;
-    const base = this.values.length;
-    if (base === 0) this.values = files as Array<string | number>;
-    else for (const value of files as Array<string | number>) this.values.push(value);
-    for (let i = 0; i + FIELDS <= files.length; i += FIELDS) {
-      const rel: unknown = files[i];
-      if (typeof rel === 'string' && !this.records.has(rel)) this.records.set(rel, base + i);
+    if (newline !== -1) this.pending.push(data.subarray(newline + 1));
+  }
+
+  /** Parses the records lines loaded so far, keeping the first record of each path. */
+  private parsePending(): void {
+    if (this.pending.length === 0) return;
+    const lines = this.pending;
+    this.pending = [];
+    for (const line of lines) {
+      const files = parseJson(line);
+      if (!Array.isArray(files)) continue;
+      const base = this.values.length;
+      if (base === 0) this.values = files as Array<string | number>;
+      else for (const value of files as Array<string | number>) this.values.push(value);
+      for (let i = 0; i + FIELDS <= files.length; i += FIELDS) {
+        const rel: unknown = files[i];
+        if (typeof rel === 'string' && !this.records.has(rel)) this.records.set(rel, base + i);
+      }
     }
   }
 
   /**
-   * Writes the records to `file`, a temp file beside it then a rename so readers never see half, and
-   * removes the stat caches of contexts not built for a long time (all but the most recent few). Says
-   * whether anything was written.
+   * Writes the source sets and records to `file`, a temp file beside it then a rename so readers never
+   * see half, and removes the stat caches of contexts not built for a long time (all but the most recent
+   * few). Says whether anything was written.
    */
   async save(file: string): Promise<boolean> {
     if (!this.changed) return false;
+    this.parsePending();
     const files: Array<string | number> = [];
     for (const at of this.records.values()) for (let i = 0; i < FIELDS; i++) files.push(this.values[at + i] as string | number);
+    const head = { format: FORMAT, root: this.root, sources: [...this.sourceSets] };
     const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
     try {
       await mkdir(dirname(file), { recursive: true });
-      await writeFile(tmp, JSON.stringify({ format: FORMAT, root: this.root, files }));
+      // JSON.stringify never writes a raw newline, so the first one ends the head.
+      await writeFile(tmp, `${JSON.stringify(head)}\n${JSON.stringify(files)}`);
       await rename(tmp, file);
       this.changed = false;
     } catch (cause) {
@@ -118,6 +170,14 @@ export class ContextStatCache {
 
   private relative(absPath: string): string | undefined {
     return absPath.startsWith(this.prefix) ? absPath.slice(this.prefix.length) : undefined;
+  }
+}
+
+function parseJson(bytes: Buffer): unknown {
+  try {
+    return JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return undefined;
   }
 }
 

@@ -40,9 +40,9 @@ describe('definition keys', () => {
     expect(first.steps.cached).toBe(0);
     // The write recorded every file's digest in the stat cache.
     const statsFile = statCacheFile(join(store.root, 'cache', 'context-stats'), await realpath(ctx));
-    const stats = JSON.parse(await readFile(statsFile, 'utf8')) as { files: Array<string | number> };
+    const records = JSON.parse((await readFile(statsFile, 'utf8')).split('\n')[1]!) as Array<string | number>;
     const hexByPath = new Map<unknown, unknown>();
-    for (let i = 0; i < stats.files.length; i += 7) hexByPath.set(stats.files[i], stats.files[i + 6]);
+    for (let i = 0; i < records.length; i += 7) hexByPath.set(records[i], records[i + 6]);
     for (const [path, content] of Object.entries(files)) {
       expect(hexByPath.get(path)).toBe(createHash('sha256').update(content).digest('hex'));
     }

@@ -51,6 +51,13 @@ function countingReader(): { reads: string[]; digestContent: (e: ContextEntry) =
   };
 }
 
+const FORMAT = 'strata-context-stat-cache/3';
+
+/** A stat cache file as save writes it: a head line with the source sets, then the records. */
+async function writeStatFile(file: string, forRoot: string, records: unknown[], sources: unknown[] = []): Promise<void> {
+  await writeFile(file, `${JSON.stringify({ format: FORMAT, root: forRoot, sources })}\n${JSON.stringify(records)}`);
+}
+
 describe('listSourceTree', () => {
   it('lists component-wise bytewise, dirs before their contents, whiteout names first as in layers', async () => {
     const entries = await listSourceTree(root, 'app');
@@ -175,7 +182,9 @@ describe('ContextStatCache', () => {
     const h = await hashSources(await sourceEntries(), { statCache: cache });
     await cache.save(file);
     const text = await readFile(file, 'utf8');
-    expect(JSON.parse(text)).toMatchObject({ format: 'strata-context-stat-cache/2', root: ctx });
+    const [head, records] = text.split('\n');
+    expect(JSON.parse(head!)).toMatchObject({ format: FORMAT, root: ctx, sources: [[expect.stringMatching(/^[0-9a-f]{64}$/), h]] });
+    expect(JSON.parse(records!)).toHaveLength(4 * 7);
     expect(text).not.toContain(`${ctx}/`);
     const loaded = new ContextStatCache(ctx);
     await loaded.load(file);
@@ -191,17 +200,21 @@ describe('ContextStatCache', () => {
     await cache.load(join(base, 'bad.json'));
     await writeFile(join(base, 'foreign.json'), JSON.stringify({ format: 'other', entries: { '/x': {} } }));
     await cache.load(join(base, 'foreign.json'));
-    await writeFile(join(base, 'partly.json'), JSON.stringify({ format: 'strata-context-stat-cache/2', root: ctx, files: [1, 2, 3, 4, 5, 6, 7, 'a'] }));
+    await writeFile(join(base, 'older.json'), JSON.stringify({ format: 'strata-context-stat-cache/2', root: ctx, files: ['app/z.txt', 2, 0, 0, 0, 0, '0'.repeat(64)] }));
+    await cache.load(join(base, 'older.json'));
+    await writeStatFile(join(base, 'partly.json'), ctx, [1, 2, 3, 4, 5, 6, 7, 'a']);
     await cache.load(join(base, 'partly.json'));
-    await writeFile(join(base, 'elsewhere.json'), JSON.stringify({ format: 'strata-context-stat-cache/2', root: base, files: ['ctx/app/z.txt', 2, 0, 0, 0, 0, '0'.repeat(64)] }));
+    await writeStatFile(join(base, 'elsewhere.json'), base, ['ctx/app/z.txt', 2, 0, 0, 0, 0, '0'.repeat(64)]);
     await cache.load(join(base, 'elsewhere.json'));
+    await writeFile(join(base, 'broken-records.json'), `${JSON.stringify({ format: FORMAT, root: ctx, sources: [] })}\n["app/z.txt", 2, 0`);
+    await cache.load(join(base, 'broken-records.json'));
     expect(cache.size).toBe(0);
   });
   it('a record whose digest is not sha256 hex is a miss, and files outside the root are never cached', async () => {
     const entries = await sourceEntries();
     const z = entries.find((e) => e.relPath === 'z.txt')!;
     const file = join(base, 'stats.json');
-    await writeFile(file, JSON.stringify({ format: 'strata-context-stat-cache/2', root: ctx, files: ['app/z.txt', z.size, z.mtimeMs, z.ino, z.dev, z.mode, 'NOT-HEX'] }));
+    await writeStatFile(file, ctx, ['app/z.txt', z.size, z.mtimeMs, z.ino, z.dev, z.mode, 'NOT-HEX']);
     const cache = new ContextStatCache(ctx);
     await cache.load(file);
     expect(cache.size).toBe(1);
@@ -224,6 +237,85 @@ describe('ContextStatCache', () => {
     const kept = (await readdir(dir)).sort();
     expect(kept).toHaveLength(32);
     expect(kept[0]).toBe('02.json');
+  });
+});
+
+describe('source sets remembered by listing fingerprint', () => {
+  let saved = 0;
+  /** A cache that knows only source sets: its records line is gone, so every answer comes from a set. */
+  async function setsOnly(from: ContextStatCache): Promise<ContextStatCache> {
+    const file = join(base, `sets-${++saved}.json`);
+    await from.save(file);
+    const [head] = (await readFile(file, 'utf8')).split('\n');
+    await writeFile(file, `${head}\n[]`);
+    const loaded = new ContextStatCache(ctx);
+    await loaded.load(file);
+    return loaded;
+  }
+
+  it('keys an unchanged listing from its set alone, as hashSources would', async () => {
+    const cache = new ContextStatCache(ctx);
+    const entries = await sourceEntries();
+    const full = await hashSources(entries, { statCache: cache });
+    const sets = await setsOnly(cache);
+    expect(hashSourcesFromCache(await sourceEntries(), { statCache: sets })).toBe(full);
+    expect(sets.size).toBe(0);
+    const counter = countingReader();
+    expect(await hashSources(await sourceEntries(), { statCache: sets, digestContent: counter.digestContent })).toBe(full);
+    expect(counter.reads).toEqual([]);
+  });
+  it('misses when any stat a file record depends on moves, even with the content the same', async () => {
+    const cache = new ContextStatCache(ctx);
+    await hashSources(await sourceEntries(), { statCache: cache });
+    const sets = await setsOnly(cache);
+    await utimes(join(ctx, 'app/z.txt'), new Date(7000), new Date(7000));
+    expect(hashSourcesFromCache(await sourceEntries(), { statCache: sets })).toBeUndefined();
+  });
+  it('a directory whose mtime moved keys the same', async () => {
+    const cache = new ContextStatCache(ctx);
+    const full = await hashSources(await sourceEntries(), { statCache: cache });
+    const sets = await setsOnly(cache);
+    await utimes(join(ctx, 'app/a'), new Date(9000), new Date(9000));
+    expect(hashSourcesFromCache(await sourceEntries(), { statCache: sets })).toBe(full);
+  });
+  it('keeps apart listings that differ in key paths, ownership, modes, link targets or where the files are', async () => {
+    const cache = new ContextStatCache(ctx);
+    const entries = await sourceEntries();
+    const asListed = await hashSources(entries, { statCache: cache });
+    const other = entries.map((e) => `9/elsewhere/${e.relPath}`);
+    const variants: Array<[ContextEntry[], Parameters<typeof hashSources>[1]]> = [
+      [entries, { paths: other }],
+      [entries, { includeOwnership: false }],
+      [entries.map((e) => ({ ...e, uid: e.uid + 1 })), {}],
+      [entries.map((e) => (e.type === 'file' ? { ...e, mode: e.mode ^ 0o100 } : e)), {}],
+      [entries.map((e) => (e.type === 'symlink' ? { ...e, linkTarget: 'a-b' } : e)), {}],
+    ];
+    for (const [listed, options] of variants) {
+      const fresh = await hashSources(listed, options);
+      expect(fresh).not.toBe(asListed);
+      expect(await hashSources(listed, { ...options, statCache: cache })).toBe(fresh);
+    }
+    expect(await hashSources(entries, { statCache: cache })).toBe(asListed);
+    // The same files found at another path: other records, so another set.
+    const moved = entries.map((e) => ({ ...e, absPath: e.absPath.replace('/app', '/moved') }));
+    const sets = await setsOnly(cache);
+    expect(hashSourcesFromCache(moved, { statCache: sets })).toBeUndefined();
+  });
+  it('keeps the most recent few dozen sets, and saving an unchanged cache writes nothing', async () => {
+    const cache = new ContextStatCache(ctx);
+    const entries = await sourceEntries();
+    const first = await hashSources(entries, { statCache: cache, paths: entries.map((e) => `0/${e.relPath}`) });
+    for (let i = 1; i <= 64; i++) await hashSources(entries, { statCache: cache, paths: entries.map((e) => `${i}/${e.relPath}`) });
+    const file = join(base, 'sets.json');
+    expect(await cache.save(file)).toBe(true);
+    expect(await cache.save(file)).toBe(false);
+    const head = JSON.parse((await readFile(file, 'utf8')).split('\n')[0]!) as { sources: Array<[string, string]> };
+    expect(head.sources).toHaveLength(64);
+    expect(head.sources.map(([, d]) => d)).not.toContain(first);
+    const loaded = new ContextStatCache(ctx);
+    await loaded.load(file);
+    expect(await hashSources(entries, { statCache: loaded, paths: entries.map((e) => `64/${e.relPath}`) })).toBe(head.sources[63]![1]);
+    expect(await loaded.save(file)).toBe(false);
   });
 });
 
