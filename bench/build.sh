@@ -106,6 +106,6 @@ awk -v cores="$(nproc)" -v files="$FILES" -v mib="$MIB" -v big="$BIG_MIB" -v rep
   }
   function row(name, s, b,   ts, tb) {
     ts = median(s); tb = median(b)
-    printf "%-22s %10.2f %10.2f %12.2f %14.2f %9d MiB\n", name, ts, tb, ts / tb, ts / pigz, r[s] / 1024
+    printf "%-22s %10.3f %10.3f %12.3f %14.2f %9d MiB\n", name, ts, tb, ts / tb, ts / pigz, r[s] / 1024
   }
 ' "$WORK/results"
