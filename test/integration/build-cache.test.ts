@@ -3,10 +3,11 @@
  * loopback: a cache exported by one build is imported by a build in a fresh store; a mid-file
  * change that rebuilds to identical content lets later steps hit; the local (OCI layout) cache
  * round trip; a hit whose layer lives in the destination registry is never downloaded (counted at
- * a recording proxy); a missing cache warns.
+ * a recording proxy); a missing cache warns; the round trip through a token-auth registry, with the
+ * password in no output and nothing the registry stores.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -138,3 +139,57 @@ describeWithTools(['docker-registry'], 'strata build with a shared registry or l
     expect(bad.stderr).not.toMatch(/COPY a\.txt/);
   });
 });
+
+describeWithTools(['docker-registry', 'htpasswd'], 'strata build with a registry cache behind token auth', () => {
+  let reg: TestRegistry;
+  let tmp: string;
+
+  beforeAll(async () => {
+    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npx tsc -p tsconfig.json\` (make test builds first)`);
+    reg = await startRegistry({ auth: 'token', tokenTtlSeconds: 300 });
+    tmp = await mkdtemp(join(tmpdir(), 'strata-build-cache-token-'));
+  });
+  afterAll(async () => {
+    await reg?.stop();
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  });
+
+  it('a logged-in runner exports the cache and a fresh store on another runner imports it; the password is written nowhere', async () => {
+    const password = reg.password ?? '';
+    const dir = join(tmp, 'ctx');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'Dockerfile'), 'FROM scratch\nCOPY a.txt /a\nENV STAGE=token\nCOPY b.txt /b\n');
+    await writeFile(join(dir, 'a.txt'), 'alpha behind a token\n');
+    await writeFile(join(dir, 'b.txt'), 'beta behind a token\n');
+    // Two runners share the credentials (a CI secret), not the store.
+    const runner = (n: number): Record<string, string> => ({ STRATA_ROOT: join(tmp, `store-${n}`), HOME: join(tmp, 'home'), DOCKER_CONFIG: join(tmp, 'docker') });
+    ok(await strata(['login', reg.host, '-u', reg.username ?? '', '-p', password], runner(0)));
+    const cacheRef = `${reg.host}/cache/token:main`;
+    const args = (tag: string, cache: string[]): string[] => ['build', '--progress', 'plain', '--source-date-epoch', '1700000000', '--push', '-t', `${reg.host}/app/token:${tag}`, ...cache, dir];
+
+    const first = await strata(args('1', ['--cache-to', `type=registry,ref=${cacheRef},mode=max`]), runner(1));
+    const digest = ok(first);
+    expect(first.stderr).toMatch(/wrote build cache \(2 steps, mode=max\) registry/);
+    const second = await strata(args('2', ['--cache-from', `type=registry,ref=${cacheRef}`]), runner(2));
+    expect(ok(second)).toBe(digest);
+    expect(stepLines(second.stderr)).toEqual(['COPY a.txt /a CACHED', 'ENV STAGE=token', 'COPY b.txt /b CACHED']);
+
+    // Neither the output nor anything the registry now holds carries the password.
+    for (const result of [first, second]) expect(`${result.stdout}${result.stderr}`).not.toContain(password);
+    const stored = await readTree(reg.storageDir);
+    expect(stored.length).toBeGreaterThan(0);
+    expect(stored.some((text) => text.includes(password))).toBe(false);
+    // The cache's repository was pushed to with a token the token server issued for it.
+    expect(reg.tokenServer!.requests.some((r) => r.scopes.some((s) => s.startsWith('repository:cache/token:') && s.includes('push')))).toBe(true);
+    expect(reg.logs()).not.toContain(password);
+  });
+});
+
+/** Every file under `dir`, as latin1 text (blobs included), for searching. */
+async function readTree(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) out.push(await readFile(join(entry.parentPath, entry.name), 'latin1'));
+  }
+  return out;
+}
