@@ -35,12 +35,8 @@ const READ_CHUNK = 1024 * 1024;
  */
 export async function hashSources(entries: readonly ContextEntry[], options: HashSourcesOptions = {}): Promise<Digest> {
   const sorted = hashOrder(entries, options);
-  const fingerprint = options.statCache === undefined ? undefined : sourcesFingerprint(sorted, options);
-  const remembered = fingerprint === undefined ? undefined : options.statCache?.sources(fingerprint);
-  if (remembered !== undefined) return remembered;
-  const digest = digestRows(sorted, await contentDigests(sorted, options), options);
-  if (fingerprint !== undefined) options.statCache?.rememberSources(fingerprint, digest);
-  return digest;
+  const set = sourceSet(sorted, options);
+  return set.digest ?? set.remember(digestRows(sorted, await contentDigests(sorted, options), options));
 }
 
 /**
@@ -48,22 +44,39 @@ export async function hashSources(entries: readonly ContextEntry[], options: Has
  * one file's digest is not there (it would have to be read), so a miss costs no read.
  */
 export function hashSourcesFromCache(entries: readonly ContextEntry[], options: HashSourcesOptions = {}): Digest | undefined {
-  const { statCache } = options;
   const sorted = hashOrder(entries, options);
-  const fingerprint = statCache === undefined ? undefined : sourcesFingerprint(sorted, options);
-  const remembered = fingerprint === undefined ? undefined : statCache?.sources(fingerprint);
-  if (remembered !== undefined) return remembered;
+  const set = sourceSet(sorted, options);
+  if (set.digest !== undefined) return set.digest;
   const contents: Array<Digest | undefined> = new Array<Digest | undefined>(sorted.length);
   for (let i = 0; i < sorted.length; i++) {
     const e = sorted[i]!;
     if (e.type !== 'file') continue;
-    const digest = statCache?.get(e);
+    const digest = options.statCache?.get(e);
     if (digest === undefined) return undefined;
     contents[i] = digest;
   }
-  const digest = digestRows(sorted, contents, options);
-  if (fingerprint !== undefined) statCache?.rememberSources(fingerprint, digest);
-  return digest;
+  return set.remember(digestRows(sorted, contents, options));
+}
+
+interface SourceSet {
+  /** The sources digest the stat cache remembers for this listing. */
+  digest: Digest | undefined;
+  /** Records a digest computed for this listing, and returns it. */
+  remember: (digest: Digest) => Digest;
+}
+
+/** The stat cache's memory of this listing as a whole (nothing without a stat cache). */
+function sourceSet(sorted: readonly ContextEntry[], options: HashSourcesOptions): SourceSet {
+  const { statCache } = options;
+  if (statCache === undefined) return { digest: undefined, remember: (digest) => digest };
+  const fingerprint = sourcesFingerprint(sorted, options);
+  return {
+    digest: statCache.sources(fingerprint),
+    remember: (digest) => {
+      statCache.rememberSources(fingerprint, digest);
+      return digest;
+    },
+  };
 }
 
 const FINGERPRINT_FORMAT = 'strata-context-fingerprint/1';
