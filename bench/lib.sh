@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Shared by the benchmarks: a work dir cleaned on exit, loopback registries, and `measure`, which
-# records wall time (from the clock) and peak RSS (from /usr/bin/time -v) of one command. Source it after `set -euo pipefail`.
+# records wall time (from the clock) and peak RSS (from /usr/bin/time -v) of one command.
+# Source it after `set -euo pipefail`.
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/strata-bench-XXXXXX")
 PIDS=()
 cleanup() {
