@@ -65,10 +65,14 @@ interface SourceSet {
   remember: (digest: Digest) => Digest;
 }
 
-/** The stat cache's memory of this listing as a whole (nothing without a stat cache). */
+/**
+ * The stat cache's memory of this listing as a whole: nothing without a stat cache, or for a listing
+ * that reaches outside its root (like the per-file records, which other roots never get: those are
+ * temporary directories, where a new file can come back with an old one's path, size, mtime and inode).
+ */
 function sourceSet(sorted: readonly ContextEntry[], options: HashSourcesOptions): SourceSet {
   const { statCache } = options;
-  if (statCache === undefined) return { digest: undefined, remember: (digest) => digest };
+  if (statCache === undefined || !sorted.every((e) => statCache.covers(e.absPath))) return { digest: undefined, remember: (digest) => digest };
   const fingerprint = sourcesFingerprint(sorted, options);
   return {
     digest: statCache.sources(fingerprint),

@@ -82,6 +82,11 @@ export class ContextStatCache {
     this.changed = true;
   }
 
+  /** Whether `absPath` is inside the root: only such paths are ever remembered. */
+  covers(absPath: string): boolean {
+    return this.relative(absPath) !== undefined;
+  }
+
   /** The sources digest remembered for a listing fingerprint. */
   sources(fingerprint: string): Digest | undefined {
     return this.sourceSets.get(fingerprint);

@@ -296,6 +296,11 @@ describe('source sets remembered by listing fingerprint', () => {
       expect(await hashSources(listed, { ...options, statCache: cache })).toBe(fresh);
     }
     expect(await hashSources(entries, { statCache: cache })).toBe(asListed);
+    // A cache for another root remembers nothing of this listing.
+    const inner = new ContextStatCache(join(ctx, 'app', 'a'));
+    await hashSources(entries, { statCache: inner });
+    await inner.save(join(base, 'inner.json'));
+    expect(JSON.parse((await readFile(join(base, 'inner.json'), 'utf8')).split('\n')[0]!)).toMatchObject({ sources: [] });
     // The same files found at another path: other records, so another set.
     const moved = entries.map((e) => ({ ...e, absPath: e.absPath.replace('/app', '/moved') }));
     const sets = await setsOnly(cache);
