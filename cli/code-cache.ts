@@ -31,6 +31,18 @@ export interface Runtime {
   version: string;
   /** process.arch */
   arch: string;
+  /** Node's own options for this run: process.execArgv, then NODE_OPTIONS (see `runtimeFlags`). */
+  flags?: readonly string[] | undefined;
+}
+
+/**
+ * The options a run of Node was started with, from the command line and NODE_OPTIONS. V8 refuses a
+ * code cache made under other flags (a heap size, --cpu-prof), so each set of flags keeps a cache of
+ * its own; otherwise runs that alternate would reject and rewrite the one cache every time.
+ */
+export function runtimeFlags(execArgv: readonly string[], nodeOptions: string | undefined): string[] {
+  const fromEnv = nodeOptions?.trim();
+  return fromEnv ? [...execArgv, fromEnv] : [...execArgv];
 }
 
 export function sha256(data: Uint8Array): Buffer {
@@ -66,9 +78,12 @@ export function codeCacheDir(env: NodeJS.ProcessEnv): string | undefined {
   return home && isAbsolute(home) ? join(home, '.cache', 'strata', 'code-cache') : undefined;
 }
 
-/** The file for one bundle (by digest), Node release, architecture and command. */
+/** The file for one bundle (by digest), Node release, architecture, set of Node options and command. */
 export function codeCacheFile(dir: string, bundleDigest: Uint8Array, runtime: Runtime, command: string): string {
-  return join(dir, `${Buffer.from(bundleDigest).toString('hex').slice(0, 16)}-node${runtime.version.replace(/^v/, '')}-${runtime.arch}-${command}${SUFFIX}`);
+  const bundle = Buffer.from(bundleDigest).toString('hex').slice(0, 16);
+  const node = `node${runtime.version.replace(/^v/, '')}-${runtime.arch}`;
+  const flags = runtime.flags?.length ? `-f${sha256(Buffer.from(JSON.stringify(runtime.flags))).toString('hex').slice(0, 8)}` : '';
+  return join(dir, `${bundle}-${node}${flags}-${command}${SUFFIX}`);
 }
 
 /** Owned by `uid` and writable by no one else. */

@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';
-import { codeCacheDir, codeCacheFile, commandOf, readCodeCache, sha256, writeCodeCache } from './code-cache.js';
+import { codeCacheDir, codeCacheFile, commandOf, readCodeCache, runtimeFlags, sha256, writeCodeCache } from './code-cache.js';
 
 // The program package.json's "bin" names: it loads the CLI, and entry.ts runs it. Node 20 has no
 // compile cache (module.enableCompileCache came in 22), so this does by hand what that would do:
@@ -49,12 +49,14 @@ function runBundle(source: Buffer): void {
   run.call(module.exports, module.exports, createRequire(bundlePath), module, bundlePath, dirname(bundlePath));
 }
 
-/** This run's cache file (by the bundle, the Node release and the command), unless there is to be none. */
+/** This run's cache file (by bundle, Node release, Node options and command), unless there is to be none. */
 function cacheOf(source: Buffer): { file: string; bundleDigest: Buffer } | undefined {
   const dir = codeCacheDir(process.env);
   if (dir === undefined) return undefined;
   const bundleDigest = sha256(source);
-  return { file: codeCacheFile(dir, bundleDigest, process, commandOf(process.argv.slice(2))), bundleDigest };
+  const flags = runtimeFlags(process.execArgv, process.env.NODE_OPTIONS);
+  const runtime = { version: process.version, arch: process.arch, flags };
+  return { file: codeCacheFile(dir, bundleDigest, runtime, commandOf(process.argv.slice(2))), bundleDigest };
 }
 
 /** Compiles the bundle as Node compiles a CommonJS module, under its own file name for stack traces. */

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CACHED_COMMANDS, codeCacheDir, codeCacheFile, commandOf, readCodeCache, sha256, writeCodeCache } from '../../cli/code-cache.js';
+import { CACHED_COMMANDS, codeCacheDir, codeCacheFile, commandOf, readCodeCache, runtimeFlags, sha256, writeCodeCache } from '../../cli/code-cache.js';
 import { buildProgram } from '../../cli/run.js';
 
 let work: string;
@@ -46,16 +46,22 @@ describe('the code cache: which file', () => {
     expect(codeCacheDir({ XDG_CACHE_HOME: '/x', STRATA_CODE_CACHE: 'off' })).toBeUndefined();
   });
 
-  it('is one per bundle, Node release, architecture and command', () => {
+  it('is one per bundle, Node release, architecture, set of Node options and command', () => {
     const file = codeCacheFile('/c', bundle, runtime, 'build');
     expect(file).toBe(`/c/${bundle.toString('hex').slice(0, 16)}-node20.20.2-x64-build.v8cache`);
+    expect(codeCacheFile('/c', bundle, { ...runtime, flags: [] }, 'build')).toBe(file);
     const others = [
       codeCacheFile('/c', sha256(Buffer.from('another bundle')), runtime, 'build'),
       codeCacheFile('/c', bundle, { ...runtime, version: 'v20.20.3' }, 'build'),
       codeCacheFile('/c', bundle, { ...runtime, arch: 'arm64' }, 'build'),
       codeCacheFile('/c', bundle, runtime, 'other'),
+      codeCacheFile('/c', bundle, { ...runtime, flags: runtimeFlags(['--max-old-space-size=4096'], undefined) }, 'build'),
+      codeCacheFile('/c', bundle, { ...runtime, flags: runtimeFlags(['--cpu-prof'], '--max-old-space-size=4096') }, 'build'),
     ];
-    expect(new Set([file, ...others]).size).toBe(5);
+    expect(new Set([file, ...others]).size).toBe(7);
+    // The same option given either way is the same run to V8.
+    expect(codeCacheFile('/c', bundle, { ...runtime, flags: runtimeFlags([], '--max-old-space-size=4096') }, 'build')).toBe(others[4]);
+    expect(runtimeFlags([], '  ')).toEqual([]);
   });
 });
 
