@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, realpath, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, realpath, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -50,5 +50,30 @@ describe('definition keys', () => {
     await rm(statsFile);
     const second = await testBuild(store, text, ctx);
     expect(second.steps.cached).toBe(1);
+  });
+
+  it('a rebuild keys COPY from its remembered source set, and falls back to hashing when a stat moved', async () => {
+    const files = { 'a.txt': 'alpha\n', 'dir/b.txt': 'beta\n' };
+    const ctx = await writeContext(work, files);
+    const store = await LocalStore.open(join(work, 'store-sets'));
+    const text = 'FROM scratch\nCOPY . /app/\n';
+    expect((await testBuild(store, text, ctx)).steps.cached).toBe(0);
+    const statsFile = statCacheFile(join(store.root, 'cache', 'context-stats'), await realpath(ctx));
+    const [head] = (await readFile(statsFile, 'utf8')).split('\n');
+    expect(JSON.parse(head!)).toMatchObject({ sources: [[expect.any(String), expect.stringMatching(/^sha256:/)]] });
+
+    // With the per-file records gone, the source set alone keys the COPY: no file is hashed (which would
+    // record it again), so the cache file is left as it was.
+    await writeFile(statsFile, `${head}\n[]`);
+    expect((await testBuild(store, text, ctx)).steps.cached).toBe(1);
+    expect(await readFile(statsFile, 'utf8')).toBe(`${head}\n[]`);
+    // A moved mtime (same content) misses the set and the records: the files are hashed again, and it still hits.
+    await utimes(join(ctx, 'a.txt'), new Date(5000), new Date(5000));
+    expect((await testBuild(store, text, ctx)).steps.cached).toBe(1);
+    const records = JSON.parse((await readFile(statsFile, 'utf8')).split('\n')[1]!) as unknown[];
+    expect(records).toHaveLength(2 * 7);
+    // New content misses.
+    await writeFile(join(ctx, 'dir/b.txt'), 'changed\n');
+    expect((await testBuild(store, text, ctx)).steps.cached).toBe(0);
   });
 });
