@@ -112,7 +112,7 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
     image = input.sourceDateEpoch !== undefined || input.noCache
       ? setCreated(image, created)
       : await ImageRecords.forStore(deps.store.root).settle(image, created, counter.executed === 0);
-    await statCache.save(statCacheAt);
+    await statCache.save(statCacheAt, deps.now());
     return { image, reader: final.state.reader, warnings, steps: { total, cached: counter.cached }, parsed };
   } finally {
     await results.closeAll();

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { digestOf, type Digest } from '../digest/index.js';
 import { errnoCode, ioError } from '../errors/index.js';
@@ -10,8 +10,10 @@ const FORMAT = 'strata-context-stat-cache/3';
 const FIELDS = 7;
 const HEX64 = /^[0-9a-f]{64}$/;
 const SHA256 = /^sha256:[0-9a-f]{64}$/;
-/** Stat caches kept per store: the most recently written; older contexts are hashed afresh if built again. */
+/** Stat caches kept per store: the most recently used; older contexts are hashed afresh if built again. */
 const KEPT_CONTEXTS = 32;
+/** An unchanged cache's mtime is moved to the time of its last use at most this often (see save). */
+const TOUCH_AFTER_MS = 60 * 60 * 1000;
 /** Source sets remembered per context: enough for the COPY steps of several Dockerfiles and targets. */
 const KEPT_SOURCE_SETS = 64;
 const NEWLINE = 0x0a;
@@ -43,6 +45,8 @@ export class ContextStatCache {
   private readonly sourceSets = new Map<string, Digest>();
   /** Whether anything was set since the last load or save: an unchanged cache need not be written. */
   private changed = false;
+  /** The files this cache was loaded from, with their mtimes, for save to keep them among the recent. */
+  private readonly loaded = new Map<string, number>();
 
   /** `root` is the real path of the context directory. */
   constructor(readonly root: string) {
@@ -110,8 +114,15 @@ export class ContextStatCache {
    */
   async load(file: string): Promise<void> {
     let data: Buffer;
+    let mtimeMs: number;
     try {
-      data = await readFile(file);
+      const handle = await open(file, 'r');
+      try {
+        mtimeMs = (await handle.stat()).mtimeMs;
+        data = await handle.readFile();
+      } finally {
+        await handle.close();
+      }
     } catch (cause) {
       if (errnoCode(cause) === 'ENOENT') return;
       throw ioError('read stat cache', file, cause);
@@ -127,6 +138,7 @@ export class ContextStatCache {
       }
     }
     if (newline !== -1) this.pending.push(data.subarray(newline + 1));
+    this.loaded.set(file, mtimeMs);
   }
 
   /** Parses the records lines loaded so far, keeping the first record of each path. */
@@ -150,10 +162,19 @@ export class ContextStatCache {
   /**
    * Writes the source sets and records to `file`, a temp file beside it then a rename so readers never
    * see half, and removes the stat caches of contexts not built for a long time (all but the most recent
-   * few). Says whether anything was written.
+   * few). Says whether anything was written. An unchanged cache is not written, but when it was loaded
+   * from `file` more than an hour after that file was last written, its mtime is moved to `now`: pruning
+   * goes by mtime, and a context that is built often but never changes is among the recently used.
    */
-  async save(file: string): Promise<boolean> {
-    if (!this.changed) return false;
+  async save(file: string, now: Date): Promise<boolean> {
+    if (!this.changed) {
+      const mtimeMs = this.loaded.get(file);
+      if (mtimeMs !== undefined && now.getTime() - mtimeMs > TOUCH_AFTER_MS) {
+        await utimes(file, now, now).catch(() => undefined);
+        this.loaded.set(file, now.getTime());
+      }
+      return false;
+    }
     this.parsePending();
     const files: Array<string | number> = [];
     for (const at of this.records.values()) for (let i = 0; i < FIELDS; i++) files.push(this.values[at + i] as string | number);

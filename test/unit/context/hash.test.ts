@@ -1,4 +1,4 @@
-import { chmod, cp, readFile, readdir, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, cp, readFile, readdir, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -52,6 +52,8 @@ function countingReader(): { reads: string[]; digestContent: (e: ContextEntry) =
 }
 
 const FORMAT = 'strata-context-stat-cache/3';
+/** The clock save is given: a stat cache written or used "now". */
+const NOW = new Date();
 
 /** A stat cache file as save writes it: a head line with the source sets, then the records. */
 async function writeStatFile(file: string, forRoot: string, records: unknown[], sources: unknown[] = []): Promise<void> {
@@ -180,7 +182,7 @@ describe('ContextStatCache', () => {
     const file = join(base, 'cache', 'sub', 'stat-cache.json');
     const cache = new ContextStatCache(ctx);
     const h = await hashSources(await sourceEntries(), { statCache: cache });
-    await cache.save(file);
+    await cache.save(file, NOW);
     const text = await readFile(file, 'utf8');
     const [head, records] = text.split('\n');
     expect(JSON.parse(head!)).toMatchObject({ format: FORMAT, root: ctx, sources: [[expect.stringMatching(/^[0-9a-f]{64}$/), h]] });
@@ -224,19 +226,43 @@ describe('ContextStatCache', () => {
     expect(outside.size).toBe(0);
     expect(outside.get(z)).toBeUndefined();
   });
-  it('keeps one file per context and prunes all but the most recently written', async () => {
+  it('keeps one file per context and prunes all but the most recently used', async () => {
     const dir = join(base, 'stats');
     expect(statCacheFile(dir, ctx)).not.toBe(statCacheFile(dir, join(base, 'other')));
     const entries = await sourceEntries();
     for (let i = 0; i < 34; i++) {
       const cache = new ContextStatCache(ctx);
       await hashSources(entries, { statCache: cache });
-      await cache.save(join(dir, `${String(i).padStart(2, '0')}.json`));
+      await cache.save(join(dir, `${String(i).padStart(2, '0')}.json`), NOW);
       await utimes(join(dir, `${String(i).padStart(2, '0')}.json`), 1000 + i, 1000 + i);
     }
     const kept = (await readdir(dir)).sort();
     expect(kept).toHaveLength(32);
     expect(kept[0]).toBe('02.json');
+  });
+  it('an unchanged cache in use is kept among the recent: save moves its mtime to now, at most hourly', async () => {
+    const file = join(base, 'used.json');
+    const first = new ContextStatCache(ctx);
+    await hashSources(await sourceEntries(), { statCache: first });
+    await first.save(file, NOW);
+    const written = new Date(NOW.getTime() - 2 * 60 * 60 * 1000);
+    await utimes(file, written, written);
+    const text = await readFile(file, 'utf8');
+
+    const soon = new ContextStatCache(ctx);
+    await soon.load(file);
+    await hashSources(await sourceEntries(), { statCache: soon });
+    expect(await soon.save(file, new Date(written.getTime() + 30 * 60 * 1000))).toBe(false);
+    expect(Math.round((await stat(file)).mtimeMs)).toBe(written.getTime());
+
+    const later = new ContextStatCache(ctx);
+    await later.load(file);
+    await hashSources(await sourceEntries(), { statCache: later });
+    expect(await later.save(file, NOW)).toBe(false);
+    expect(Math.round((await stat(file)).mtimeMs)).toBe(NOW.getTime());
+    expect(await readFile(file, 'utf8')).toBe(text);
+    // A cache never loaded from the file has nothing to say about its age.
+    expect(await new ContextStatCache(ctx).save(join(base, 'never.json'), NOW)).toBe(false);
   });
 });
 
@@ -245,7 +271,7 @@ describe('source sets remembered by listing fingerprint', () => {
   /** A cache that knows only source sets: its records line is gone, so every answer comes from a set. */
   async function setsOnly(from: ContextStatCache): Promise<ContextStatCache> {
     const file = join(base, `sets-${++saved}.json`);
-    await from.save(file);
+    await from.save(file, NOW);
     const [head] = (await readFile(file, 'utf8')).split('\n');
     await writeFile(file, `${head}\n[]`);
     const loaded = new ContextStatCache(ctx);
@@ -299,7 +325,7 @@ describe('source sets remembered by listing fingerprint', () => {
     // A cache for another root remembers nothing of this listing.
     const inner = new ContextStatCache(join(ctx, 'app', 'a'));
     await hashSources(entries, { statCache: inner });
-    await inner.save(join(base, 'inner.json'));
+    await inner.save(join(base, 'inner.json'), NOW);
     expect(JSON.parse((await readFile(join(base, 'inner.json'), 'utf8')).split('\n')[0]!)).toMatchObject({ sources: [] });
     // The same files found at another path: other records, so another set.
     const moved = entries.map((e) => ({ ...e, absPath: e.absPath.replace('/app', '/moved') }));
@@ -312,15 +338,15 @@ describe('source sets remembered by listing fingerprint', () => {
     const first = await hashSources(entries, { statCache: cache, paths: entries.map((e) => `0/${e.relPath}`) });
     for (let i = 1; i <= 64; i++) await hashSources(entries, { statCache: cache, paths: entries.map((e) => `${i}/${e.relPath}`) });
     const file = join(base, 'sets.json');
-    expect(await cache.save(file)).toBe(true);
-    expect(await cache.save(file)).toBe(false);
+    expect(await cache.save(file, NOW)).toBe(true);
+    expect(await cache.save(file, NOW)).toBe(false);
     const head = JSON.parse((await readFile(file, 'utf8')).split('\n')[0]!) as { sources: Array<[string, string]> };
     expect(head.sources).toHaveLength(64);
     expect(head.sources.map(([, d]) => d)).not.toContain(first);
     const loaded = new ContextStatCache(ctx);
     await loaded.load(file);
     expect(await hashSources(entries, { statCache: loaded, paths: entries.map((e) => `64/${e.relPath}`) })).toBe(head.sources[63]![1]);
-    expect(await loaded.save(file)).toBe(false);
+    expect(await loaded.save(file, NOW)).toBe(false);
   });
 });
 
