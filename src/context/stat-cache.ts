@@ -186,6 +186,7 @@ export class ContextStatCache {
       await writeFile(tmp, `${JSON.stringify(head)}\n${JSON.stringify(files)}`);
       await rename(tmp, file);
       this.changed = false;
+      this.loaded.set(file, now.getTime());
     } catch (cause) {
       await rm(tmp, { force: true }).catch(() => undefined);
       throw ioError('write stat cache', file, cause);
