@@ -88,7 +88,7 @@ export class ContextStatCache {
 
   /** Whether `absPath` is inside the root: only such paths are ever remembered. */
   covers(absPath: string): boolean {
-    return this.relative(absPath) !== undefined;
+    return absPath.startsWith(this.prefix);
   }
 
   /** The sources digest remembered for a listing fingerprint. */
@@ -196,7 +196,7 @@ export class ContextStatCache {
   }
 
   private relative(absPath: string): string | undefined {
-    return absPath.startsWith(this.prefix) ? absPath.slice(this.prefix.length) : undefined;
+    return this.covers(absPath) ? absPath.slice(this.prefix.length) : undefined;
   }
 }
 
