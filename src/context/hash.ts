@@ -15,9 +15,10 @@ export interface HashSourcesOptions {
   digestContent?: ((entry: ContextEntry) => Promise<Digest>) | undefined;
   /** Digests already known by absolute path (from a layer write that read the files): used before reading. */
   known?: ReadonlyMap<string, Digest> | undefined;
-  /** The entries are already in a deterministic order (a sorted listing): hashed as given, not sorted again. */
-  ordered?: boolean | undefined;
-  /** The path each entry is keyed under in place of its relPath, index for index; the entries are then taken as ordered. */
+  /**
+   * The path each entry is keyed under in place of its relPath, index for index. The entries are then
+   * hashed in the order given (a COPY's matches, each listing sorted), not sorted again.
+   */
   paths?: readonly string[] | undefined;
   /** Files hashed at once. */
   concurrency?: number | undefined;
@@ -30,7 +31,7 @@ const READ_CHUNK = 1024 * 1024;
 /**
  * A digest of what a set of entries would copy, for cache keys: sha256 over canonical JSON of each entry's
  * path, type, mode, owner, link target, size and (for files) content digest, in path order (as given with
- * `ordered`). Mtimes, inode numbers and absolute paths are left out, so a fresh checkout elsewhere hashes
+ * `paths`). Mtimes, inode numbers and absolute paths are left out, so a fresh checkout elsewhere hashes
  * the same.
  */
 export async function hashSources(entries: readonly ContextEntry[], options: HashSourcesOptions = {}): Promise<Digest> {
@@ -126,9 +127,9 @@ function sourcesFingerprint(sorted: readonly ContextEntry[], options: HashSource
     .digest('hex');
 }
 
-/** The entries in the order they are hashed: as given when the caller says they are ordered. */
+/** The entries in the order they are hashed: as given when the caller keys them by `paths`. */
 function hashOrder(entries: readonly ContextEntry[], options: HashSourcesOptions): readonly ContextEntry[] {
-  return options.ordered === true || options.paths !== undefined ? entries : sortByPath(entries);
+  return options.paths !== undefined ? entries : sortByPath(entries);
 }
 
 function digestRows(sorted: readonly ContextEntry[], contents: ReadonlyArray<Digest | undefined>, options: HashSourcesOptions): Digest {

@@ -116,17 +116,7 @@ export class RegistryTransport {
 
   private async doPing(signal?: AbortSignal): Promise<void> {
     const ctx = { registry: this.registry };
-    let response: FetchResponse;
-    if (this.probeTls) {
-      response = await this.pingEitherScheme(signal);
-    } else {
-      const url = this.url('/v2/');
-      try {
-        response = await sendWithRetry(this.fetch, url, () => this.pingInit(), this.sendOptions(signal, true));
-      } catch (cause) {
-        throw this.networkError(ctx, url, cause);
-      }
-    }
+    const response = this.probeTls ? await this.pingEitherScheme(signal) : await this.pingWithRetries(this.url('/v2/'), signal);
     const url = this.url('/v2/');
     if (response.status === 200) {
       await discardBody(response);
@@ -186,10 +176,15 @@ export class RegistryTransport {
     if (overTls.status < 500 && overTls.status !== 429) return overTls;
     // HTTPS it is, but busy: asked again the way every other request is, with retries.
     await discardBody(overTls);
+    return this.pingWithRetries(tlsUrl, signal);
+  }
+
+  /** `GET /v2/` at `url` with the usual retries; a failure to reach it becomes the typed network error. */
+  private async pingWithRetries(url: string, signal: AbortSignal | undefined): Promise<FetchResponse> {
     try {
-      return await sendWithRetry(this.fetch, tlsUrl, () => this.pingInit(), this.sendOptions(signal, true));
+      return await sendWithRetry(this.fetch, url, () => this.pingInit(), this.sendOptions(signal, true));
     } catch (cause) {
-      throw this.networkError(ctx, tlsUrl, cause);
+      throw this.networkError({ registry: this.registry }, url, cause);
     }
   }
 

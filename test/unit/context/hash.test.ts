@@ -171,7 +171,7 @@ describe('ContextStatCache', () => {
     expect(hashSourcesFromCache(entries, { statCache: cache })).toBeUndefined();
     const full = await hashSources(entries, { statCache: cache });
     expect(hashSourcesFromCache(entries, { statCache: cache })).toBe(full);
-    const sorted = await hashSources(entries, { ordered: false });
+    const sorted = await hashSources(entries);
     const paths = entries.map((e) => `0/app/${e.relPath}`);
     expect(hashSourcesFromCache(entries, { statCache: cache, paths })).toBe(await hashSources(entries, { paths }));
     expect(await hashSources(entries, { paths })).not.toBe(sorted);
