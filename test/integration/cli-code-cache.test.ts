@@ -77,6 +77,23 @@ describe('the strata program: V8 code cache', () => {
     expect(cacheFiles()).toHaveLength(2);
   });
 
+  it('runs under other Node options keep a cache of their own, so alternating never rewrites either', async () => {
+    expect((await parse()).code).toBe(0);
+    const plain = cacheOf('parse');
+    const heap = { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-old-space-size=1536`.trim() };
+    expect((await parse(heap)).code).toBe(0);
+    const parseCaches = (): string[] => cacheFiles().filter((n) => n.endsWith('-parse.v8cache'));
+    expect(parseCaches()).toHaveLength(2);
+    const flagged = parseCaches().map((n) => join(cacheDir(), n)).find((f) => f !== plain.path)!;
+    const flaggedStat = statSync(flagged);
+    // V8 refuses cached data made under other flags: with one shared file each switch rewrote it.
+    expect((await parse()).code).toBe(0);
+    expect((await parse(heap)).code).toBe(0);
+    const plainAfter = statSync(plain.path);
+    expect([plainAfter.ino, plainAfter.mtimeMs]).toEqual([plain.ino, plain.mtimeMs]);
+    expect([statSync(flagged).ino, statSync(flagged).mtimeMs]).toEqual([flaggedStat.ino, flaggedStat.mtimeMs]);
+  });
+
   it('a damaged cache is not used: the command works and the cache is written again', async () => {
     const first = await parse();
     const { path } = cacheOf('parse');
