@@ -28,8 +28,8 @@ export interface RegistryConnectionOptions {
   /** A blob download that receives nothing for this long fails (and is retried); default 60 s. */
   bodyIdleTimeoutMs?: number | undefined;
   /**
-   * Force a scheme. Default: https; for loopback and insecure registries https is tried first and
-   * plain http used when the port does not speak TLS at all (as docker does).
+   * Force a scheme. Default: https; loopback and insecure registries use plain http when their listener
+   * does not speak TLS at all (as docker does; see pingEitherScheme).
    */
   scheme?: 'https' | 'http' | undefined;
   progress?: ProgressListener | undefined;
@@ -144,37 +144,75 @@ export class RegistryTransport {
   }
 
   /**
-   * A registry that may speak plain HTTP (loopback, --insecure-registry): `/v2/` asked over HTTPS and
-   * HTTP at once, as go-containerregistry does, so a plain one costs no failed handshake first. HTTPS
-   * wins when it answers; a certificate problem is reported; any other TLS failure means plain HTTP,
-   * and the base URL switches to it. The ping carries no credentials.
+   * A registry that may speak plain HTTP (loopback, --insecure-registry). With a port in its name both
+   * schemes reach one listener, which speaks one of them: plain `/v2/` is asked first, and HTTPS only when
+   * the listener refuses it (a TLS listener answers 400 or drops the connection). So a plain registry never
+   * costs a TLS context, whose trust store takes ~20 ms of CPU to build. Without a port, :443 and :80 may
+   * be two servers: both are asked at once, as go-containerregistry does, so a plain one costs no failed
+   * handshake first, and HTTPS wins when it answers. The ping carries no credentials.
    */
   private async pingEitherScheme(signal: AbortSignal | undefined): Promise<FetchResponse> {
-    const ctx = { registry: this.registry };
     const plainUrl = `http://${this.apiHost}/v2/`;
+    if (hasPort(this.apiHost)) {
+      const plain = await this.askPlainOnce(plainUrl, signal);
+      if (plain !== undefined) return plain;
+      return this.overTlsElsePlain(signal, () => this.pingWithRetries(plainUrl, signal), () => undefined);
+    }
     const plainAbort = new AbortController();
     const plain = sendWithRetry(this.fetch, plainUrl, () => this.pingInit(), this.sendOptions(signal ? AbortSignal.any([signal, plainAbort.signal]) : plainAbort.signal, true));
     plain.catch(() => undefined);
+    return this.overTlsElsePlain(
+      signal,
+      () => plain.catch((cause: unknown) => Promise.reject(this.networkError({ registry: this.registry }, plainUrl, cause))),
+      () => {
+        plainAbort.abort();
+        plain.then(discardBody, () => undefined);
+      },
+    );
+  }
+
+  /**
+   * Plain `/v2/`, one try. Any answer but 400 means the listener speaks plain HTTP, and the base URL
+   * switches to it (a busy answer is asked again with retries). Undefined when it refused plain HTTP.
+   */
+  private async askPlainOnce(plainUrl: string, signal: AbortSignal | undefined): Promise<FetchResponse | undefined> {
+    let response: FetchResponse;
+    try {
+      response = await sendWithRetry(this.fetch, plainUrl, () => this.pingInit(), this.sendOptions(signal, false));
+    } catch (cause) {
+      if (signal?.aborted) throw this.networkError({ registry: this.registry }, plainUrl, cause);
+      return undefined;
+    }
+    if (response.status === 400) {
+      await discardBody(response);
+      return undefined;
+    }
+    this.baseUrl = `http://${this.apiHost}`;
+    if (!isBusy(response.status)) return response;
+    await discardBody(response);
+    return this.pingWithRetries(plainUrl, signal);
+  }
+
+  /**
+   * `/v2/` over HTTPS, one try: its answer wins (a busy one is asked again with retries) and `dropPlain`
+   * is called; a certificate problem is reported; any other failure means plain HTTP, and the base URL
+   * switches to it for `plain()` to answer.
+   */
+  private async overTlsElsePlain(signal: AbortSignal | undefined, plain: () => Promise<FetchResponse>, dropPlain: () => void): Promise<FetchResponse> {
     const tlsUrl = this.url('/v2/');
     let overTls: FetchResponse;
     try {
       overTls = await sendWithRetry(this.fetch, tlsUrl, () => this.pingInit(), this.sendOptions(signal, false));
     } catch (cause) {
       if (isCertificateError(cause) || signal?.aborted) {
-        plainAbort.abort();
-        throw this.networkError(ctx, tlsUrl, cause);
+        dropPlain();
+        throw this.networkError({ registry: this.registry }, tlsUrl, cause);
       }
       this.baseUrl = `http://${this.apiHost}`;
-      try {
-        return await plain;
-      } catch (plainCause) {
-        throw this.networkError(ctx, plainUrl, plainCause);
-      }
+      return plain();
     }
-    plainAbort.abort();
-    plain.then(discardBody, () => undefined);
-    if (overTls.status < 500 && overTls.status !== 429) return overTls;
-    // HTTPS it is, but busy: asked again the way every other request is, with retries.
+    dropPlain();
+    if (!isBusy(overTls.status)) return overTls;
     await discardBody(overTls);
     return this.pingWithRetries(tlsUrl, signal);
   }
@@ -309,4 +347,13 @@ export class RegistryTransport {
     }
     return error;
   }
+}
+
+/** `host:port` or `[v6]:port`: both schemes then reach the same listener. */
+function hasPort(apiHost: string): boolean {
+  return /^(?:\[[^\]]*\]|[^:[\]]+):\d+$/.test(apiHost);
+}
+
+function isBusy(status: number): boolean {
+  return status >= 500 || status === 429;
 }

@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MediaType } from '../../../src/oci/index.js';
-import { RegistryClient, MANIFEST_ACCEPT } from '../../../src/registry/index.js';
+import { RegistryClient, MANIFEST_ACCEPT, type FetchLike, type FetchResponse } from '../../../src/registry/index.js';
 
 const servers: Server[] = [];
 afterEach(async () => {
@@ -114,12 +114,30 @@ describe('RegistryClient (loopback fakes)', () => {
     expect(new RegistryClient({ registry: 'localhost:5000', scheme: 'https' }).transport.allowHttp).toBe(true);
   });
 
-  it('tries TLS first on a loopback registry and settles on plain HTTP when the port does not speak it', async () => {
+  it('asks a loopback registry with a port over plain HTTP first and stays there when it answers', async () => {
     const reg = await serve((_req, res) => res.end('{}'));
     const client = new RegistryClient({ registry: reg.host });
     expect(client.transport.baseUrl).toBe(`https://${reg.host}`);
     await client.ping();
     expect(client.transport.baseUrl).toBe(`http://${reg.host}`);
+  });
+
+  it('asks a registry without a port over both schemes at once: HTTPS wins when it answers, else plain HTTP', async () => {
+    const answer = (status: number): FetchResponse => ({ status, headers: { get: () => null }, body: null, text: async () => '', arrayBuffer: async () => new ArrayBuffer(0) });
+    const refused = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+    const pingWith = async (tls: 'answers' | 'refused'): Promise<{ baseUrl: string; urls: string[] }> => {
+      const urls: string[] = [];
+      const fetch: FetchLike = async (url) => {
+        urls.push(url);
+        if (url.startsWith('https:') && tls === 'refused') throw refused;
+        return answer(200);
+      };
+      const client = new RegistryClient({ registry: 'localhost', fetch, retry: { retries: 0 } });
+      await client.ping();
+      return { baseUrl: client.transport.baseUrl, urls: urls.sort() };
+    };
+    expect(await pingWith('answers')).toEqual({ baseUrl: 'https://localhost', urls: ['http://localhost/v2/', 'https://localhost/v2/'] });
+    expect(await pingWith('refused')).toEqual({ baseUrl: 'http://localhost', urls: ['http://localhost/v2/', 'https://localhost/v2/'] });
   });
 
   it('says a host that is not a registry is not one', async () => {

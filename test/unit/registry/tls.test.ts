@@ -3,15 +3,22 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { RegistryClient } from '../../../src/registry/index.js';
+import { RegistryClient, createNodeFetch, type FetchLike } from '../../../src/registry/index.js';
 import { describeWithTools } from '../../helpers/tools.js';
 
 const run = promisify(execFile);
+
+/** The default fetch, recording each URL it is asked for. */
+function recordingFetch(options: Parameters<typeof createNodeFetch>[0] = {}): { fetch: FetchLike; urls: string[] } {
+  const inner = createNodeFetch(options);
+  const urls: string[] = [];
+  return { urls, fetch: (url, init) => (urls.push(url), inner(url, init)) };
+}
 
 describeWithTools(['openssl'], 'registry over TLS with a private CA', () => {
   let dir: string;
@@ -44,14 +51,16 @@ describeWithTools(['openssl'], 'registry over TLS with a private CA', () => {
 
   it('trusts the registry with caCert and stays on https, asking /v2/ once', async () => {
     const before = requests;
-    const client = new RegistryClient({ registry: host, caCert: ca });
+    const { fetch, urls } = recordingFetch({ caCert: ca });
+    const client = new RegistryClient({ registry: host, fetch });
     await client.ping();
     expect(client.transport.baseUrl).toBe(`https://${host}`);
-    // Loopback may speak plain HTTP, so that was asked too (and refused by the TLS port): one /v2/ in all.
+    // Loopback may speak plain HTTP, so that was asked first (and refused by the TLS port): one /v2/ answered.
+    expect(urls).toEqual([`http://${host}/v2/`, `https://${host}/v2/`]);
     expect(requests - before).toBe(1);
   });
 
-  it('a loopback registry without TLS is pinged over plain HTTP in the same round', async () => {
+  it('a loopback registry with a port that speaks plain HTTP is asked over plain HTTP alone, with no TLS handshake', async () => {
     let plainRequests = 0;
     const plain = createHttpServer((_req, res) => {
       plainRequests++;
@@ -61,13 +70,44 @@ describeWithTools(['openssl'], 'registry over TLS with a private CA', () => {
     await new Promise<void>((r) => plain.listen(0, '127.0.0.1', () => r()));
     try {
       const plainHost = `127.0.0.1:${(plain.address() as AddressInfo).port}`;
-      const client = new RegistryClient({ registry: plainHost, retry: { retries: 0 } });
+      const { fetch, urls } = recordingFetch();
+      const client = new RegistryClient({ registry: plainHost, fetch, retry: { retries: 0 } });
       await client.ping();
       expect(client.transport.baseUrl).toBe(`http://${plainHost}`);
+      expect(urls).toEqual([`http://${plainHost}/v2/`]);
       expect(plainRequests).toBe(1);
     } finally {
       plain.closeAllConnections();
       await new Promise<void>((r) => plain.close(() => r()));
+    }
+  });
+
+  it('a TLS port that answers plain HTTP with 400 (as Go servers do) is then asked over HTTPS', async () => {
+    const https = createServer({ key: await readFile(join(dir, 'srv.key')), cert: await readFile(join(dir, 'srv.pem')) }, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+    // What crypto/tls does with a plain request: a 400 in clear text, then close. A TLS hello goes on to HTTPS.
+    const tls400 = createNetServer((socket) => {
+      socket.once('data', (first: Buffer) => {
+        if (first[0] !== 0x16) return void socket.end('HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n');
+        socket.pause();
+        socket.unshift(first);
+        https.emit('connection', socket);
+        process.nextTick(() => socket.resume());
+      });
+    });
+    await new Promise<void>((r) => tls400.listen(0, '127.0.0.1', () => r()));
+    try {
+      const tlsHost = `127.0.0.1:${(tls400.address() as AddressInfo).port}`;
+      const { fetch, urls } = recordingFetch({ caCert: ca });
+      const client = new RegistryClient({ registry: tlsHost, fetch, retry: { retries: 0 } });
+      await client.ping();
+      expect(client.transport.baseUrl).toBe(`https://${tlsHost}`);
+      expect(urls).toEqual([`http://${tlsHost}/v2/`, `https://${tlsHost}/v2/`]);
+    } finally {
+      https.closeAllConnections();
+      await new Promise<void>((r) => tls400.close(() => r()));
     }
   });
 
