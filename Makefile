@@ -1,7 +1,7 @@
 # strata — see README.md. Every target does its own set-up on a fresh clone.
 SHELL := /bin/bash
 NODE_MODULES := node_modules/.package-lock.json
-STRATA := node dist/cli/main.js
+STRATA := dist/cli/strata
 DEMO_ROOT ?= $(CURDIR)/.tmp/demo-store
 
 .PHONY: all build typecheck test test-unit test-integration conformance demo bench clean deps

@@ -7,11 +7,12 @@ import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';
 import { codeCacheDir, codeCacheFile, commandOf, readCodeCache, runtimeFlags, sha256, writeCodeCache } from './code-cache.js';
 
-// The program package.json's "bin" names: it loads the CLI, and entry.ts runs it. Node 20 has no
-// compile cache (module.enableCompileCache came in 22), so this does by hand what that would do:
-// scripts/bundle-cli.mjs makes the whole CLI one CommonJS file beside this one (strata.cjs), which is
-// compiled here with V8's cached data from an earlier run of the same command (code-cache.ts) and,
-// when there was none or V8 refused it, leaves the cache for the next run when this one ends well.
+// The program, which the launcher package.json's "bin" names (cli/strata) starts: it loads the CLI, and
+// entry.ts runs it. Node 20 has no compile cache (module.enableCompileCache came in 22), so this does by
+// hand what that would do: scripts/bundle-cli.mjs makes the whole CLI one CommonJS file beside this one
+// (strata.cjs), which is compiled here with V8's cached data from an earlier run of the same command
+// (code-cache.ts) and, when there was none or V8 refused it, leaves the cache for the next run when
+// this one ends well.
 // Without the bundle (a build by tsc alone), or with one older than tsc's output (stale after a tsc
 // rebuild), the unbundled entry is imported as it is.
 

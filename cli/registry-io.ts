@@ -56,10 +56,34 @@ function setup(cli: CliContext, _api: StrataContext, flags: RegistryFlags): { io
     env: cli.env,
     homeDir: cli.env.HOME ?? homedir(),
     insecureRegistries: insecure,
-    caCert: flags.caCert === undefined ? undefined : readCaCert(resolve(cli.cwd, flags.caCert), flags.caCert),
+    caCert: trustedCaCerts(cli, flags.caCert),
     progress: progress.listener,
   });
   return { io, progress };
+}
+
+/**
+ * PEM text of the CAs registry connections trust besides the well-known ones: --ca-cert's, and
+ * NODE_EXTRA_CA_CERTS's where Node does not hold them already (the launcher deferred them, or --ca-cert
+ * gives connections a trust store of their own, which Node's extra CAs would not reach).
+ */
+function trustedCaCerts(cli: CliContext, caCertFlag: string | undefined): string | undefined {
+  const flagged = caCertFlag === undefined ? undefined : readCaCert(resolve(cli.cwd, caCertFlag), caCertFlag);
+  const nodeExtra = cli.env.NODE_EXTRA_CA_CERTS;
+  const extraFile = cli.deferredCaCertsFile ?? (flagged !== undefined && nodeExtra !== undefined && nodeExtra !== '' ? nodeExtra : undefined);
+  const extra = extraFile === undefined ? undefined : readExtraCaCerts(extraFile, cli);
+  const texts = [extra, flagged].filter((t): t is string => t !== undefined);
+  return texts.length === 0 ? undefined : texts.join('\n');
+}
+
+/** As Node does with NODE_EXTRA_CA_CERTS: a file that cannot be read is ignored, with a warning. */
+function readExtraCaCerts(path: string, cli: CliContext): string | undefined {
+  try {
+    return readFileSync(resolve(cli.cwd, path), 'utf8');
+  } catch (cause) {
+    cli.stderr.write(`WARNING: ignoring NODE_EXTRA_CA_CERTS ${path}: ${(cause as Error).message}\n`);
+    return undefined;
+  }
 }
 
 function readCaCert(path: string, given: string): string {

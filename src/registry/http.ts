@@ -1,6 +1,7 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
+import { createSecureContext, rootCertificates } from 'node:tls';
 import nodeFetch, { type BodyInit } from 'node-fetch';
 
 /** The response surface strata needs; node-fetch's and the global fetch's responses both fit. */
@@ -27,7 +28,10 @@ export interface FetchInit {
 export type FetchLike = (url: string, init: FetchInit) => Promise<FetchResponse>;
 
 export interface NodeFetchOptions {
-  /** PEM text of extra CA certificates to trust for https (a private registry's CA). */
+  /**
+   * PEM text of CA certificates to trust for https besides the well-known ones: a private registry's CA,
+   * or NODE_EXTRA_CA_CERTS when Node was started without it (see cli/strata).
+   */
   caCert?: string | Buffer | undefined;
   maxSockets?: number | undefined;
 }
@@ -36,11 +40,19 @@ export interface NodeFetchOptions {
 export function createNodeFetch(options: NodeFetchOptions = {}): FetchLike {
   const maxSockets = options.maxSockets ?? 16;
   const httpAgent = new HttpAgent({ keepAlive: true, maxSockets });
-  const httpsAgent = new HttpsAgent({
-    keepAlive: true,
-    maxSockets,
-    ...(options.caCert !== undefined ? { ca: options.caCert } : {}),
-  });
+  const { caCert } = options;
+  // Made at the first https request, so a build that makes none never parses a certificate. With extra CAs,
+  // one context for every connection: the `ca` option alone would parse them all again for each.
+  let httpsAgent: HttpsAgent | undefined;
+  const agentFor = (parsed: URL): HttpAgent | HttpsAgent => {
+    if (parsed.protocol === 'http:') return httpAgent;
+    httpsAgent ??= new HttpsAgent({
+      keepAlive: true,
+      maxSockets,
+      ...(caCert !== undefined ? { secureContext: createSecureContext({ ca: [...rootCertificates, caCert] }) } : {}),
+    });
+    return httpsAgent;
+  };
   return async (url, init) => {
     const response = await nodeFetch(url, {
       method: init.method,
@@ -50,7 +62,7 @@ export function createNodeFetch(options: NodeFetchOptions = {}): FetchLike {
       signal: init.signal ?? null,
       redirect: 'manual',
       compress: false,
-      agent: (parsed: URL) => (parsed.protocol === 'http:' ? httpAgent : httpsAgent),
+      agent: agentFor,
     });
     return response as unknown as FetchResponse;
   };

@@ -18,7 +18,7 @@ export interface RegistryConnectionOptions {
   credentials?: CredentialLookup | undefined;
   /** Registries (host[:port]) reachable over plain HTTP besides loopback ones. */
   insecureRegistries?: readonly string[] | undefined;
-  /** PEM CA certificate(s) to trust, for registries with a private CA (default fetch only). */
+  /** PEM CA certificate(s) to trust besides the well-known ones, for registries with a private CA (default fetch only). */
   caCert?: string | Buffer | undefined;
   retry?: RetryOptions | undefined;
   now?: (() => number) | undefined;

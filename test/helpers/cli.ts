@@ -4,7 +4,8 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
-export const CLI = join(REPO_ROOT, 'dist', 'cli', 'main.js');
+/** The `strata` package.json's "bin" names: the launcher (cli/strata) of dist/cli/main.js. */
+export const CLI = join(REPO_ROOT, 'dist', 'cli', 'strata');
 
 export interface CliResult {
   code: number;
@@ -14,7 +15,7 @@ export interface CliResult {
 
 /** Runs the built `strata` program (make test builds it first) as a user would. */
 export async function strata(args: string[], env: Record<string, string | undefined> = {}, options: { cwd?: string; uid?: number } = {}): Promise<CliResult> {
-  const argv = options.uid === undefined ? [process.execPath, CLI, ...args] : ['setpriv', `--reuid=${options.uid}`, `--regid=${options.uid}`, '--clear-groups', process.execPath, CLI, ...args];
+  const argv = options.uid === undefined ? [CLI, ...args] : ['setpriv', `--reuid=${options.uid}`, `--regid=${options.uid}`, '--clear-groups', CLI, ...args];
   try {
     const { stdout, stderr } = await run(argv[0]!, argv.slice(1), { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, cwd: options.cwd ?? REPO_ROOT, maxBuffer: 64 * 1024 * 1024 });
     return { code: 0, stdout, stderr };

@@ -26,12 +26,14 @@ export interface StartRegistryOptions {
   tokenKeyHeader?: TokenKeyHeader;
   /** Per-account grants (token auth); default: users get what they ask for, anonymous nothing. */
   tokenPermissions?: TokenPermissions;
+  /** Serve HTTPS with this certificate and key (PEM files) instead of plain HTTP. */
+  tls?: { certPath: string; keyPath: string };
 }
 
 export interface TestRegistry {
   /** `127.0.0.1:PORT` */
   host: string;
-  /** `http://127.0.0.1:PORT` */
+  /** `http://127.0.0.1:PORT`, or `https://` with `tls`. */
   url: string;
   auth: RegistryAuth;
   /** The first user (htpasswd and token auth). */
@@ -65,6 +67,7 @@ function configYaml(options: {
   auth: RegistryAuth;
   htpasswdPath: string;
   tokenServer: TokenServer | undefined;
+  tls: StartRegistryOptions['tls'];
 }): string {
   const lines = [
     'version: 0.1',
@@ -88,6 +91,9 @@ function configYaml(options: {
     '  headers:',
     '    X-Content-Type-Options: [nosniff]',
   ];
+  if (options.tls !== undefined) {
+    lines.push('  tls:', `    certificate: ${JSON.stringify(options.tls.certPath)}`, `    key: ${JSON.stringify(options.tls.keyPath)}`);
+  }
   if (options.auth === 'htpasswd') {
     lines.push('auth:', '  htpasswd:', '    realm: strata-test', `    path: ${JSON.stringify(options.htpasswdPath)}`);
   } else if (options.auth === 'token' && options.tokenServer !== undefined) {
@@ -134,7 +140,8 @@ async function killProcess(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-async function waitReady(url: string, child: ChildProcess, logPath: string): Promise<'ready' | 'addr-in-use'> {
+/** Asked over plain HTTP: a TLS listener (crypto/tls) answers that with 400, which says it is up too. */
+async function waitReady(url: string, child: ChildProcess, logPath: string, tls: boolean): Promise<'ready' | 'addr-in-use'> {
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
@@ -145,7 +152,7 @@ async function waitReady(url: string, child: ChildProcess, logPath: string): Pro
     try {
       const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2000) });
       await res.arrayBuffer();
-      if (res.status === 200 || res.status === 401) return 'ready';
+      if (res.status === 200 || res.status === 401 || (tls && res.status === 400)) return 'ready';
     } catch {
       // not listening yet
     }
@@ -180,13 +187,13 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
     let port = 0;
     for (let attempt = 0; ; attempt++) {
       port = await freePort();
-      await writeFile(configPath, configYaml({ port, storageDir, auth, htpasswdPath, tokenServer }));
+      await writeFile(configPath, configYaml({ port, storageDir, auth, htpasswdPath, tokenServer, tls: options.tls }));
       const logFd = openSync(logPath, 'w');
       child = spawn('docker-registry', ['serve', configPath], { stdio: ['ignore', logFd, logFd] });
       closeSync(logFd);
       track(child);
       const spawnError = new Promise<never>((_, reject) => child?.once('error', reject));
-      const state = await Promise.race([waitReady(`http://127.0.0.1:${port}`, child, logPath), spawnError]);
+      const state = await Promise.race([waitReady(`http://127.0.0.1:${port}`, child, logPath, options.tls !== undefined), spawnError]);
       if (state === 'ready') break;
       await killProcess(child);
       if (attempt >= 5) throw new Error(`docker-registry could not bind a free loopback port after ${attempt + 1} tries`);
@@ -196,7 +203,7 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
     const host = `127.0.0.1:${port}`;
     const registry: TestRegistry = {
       host,
-      url: `http://${host}`,
+      url: `${options.tls !== undefined ? 'https' : 'http'}://${host}`,
       auth,
       users,
       dataDir,

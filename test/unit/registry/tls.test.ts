@@ -1,17 +1,14 @@
 /** HTTPS with a private CA (--ca-cert), against a TLS server on 127.0.0.1 with a throwaway CA. */
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { RegistryClient, createNodeFetch, type FetchLike } from '../../../src/registry/index.js';
+import { makeCertificates } from '../../helpers/tls-certs.js';
 import { describeWithTools } from '../../helpers/tools.js';
-
-const run = promisify(execFile);
 
 /** The default fetch, recording each URL it is asked for. */
 function recordingFetch(options: Parameters<typeof createNodeFetch>[0] = {}): { fetch: FetchLike; urls: string[] } {
@@ -25,17 +22,15 @@ describeWithTools(['openssl'], 'registry over TLS with a private CA', () => {
   let server: Server;
   let host: string;
   let ca: string;
+  let tlsOptions: { key: Buffer; cert: Buffer };
   let requests = 0;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'strata-tls-'));
-    const o = (...args: string[]) => run('openssl', args, { cwd: dir });
-    await o('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=strata test CA');
-    await o('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'srv.key', '-out', 'srv.csr', '-subj', '/CN=127.0.0.1');
-    await writeFile(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
-    await o('x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'srv.pem', '-days', '2', '-extfile', 'ext.cnf');
-    ca = await readFile(join(dir, 'ca.pem'), 'utf8');
-    server = createServer({ key: await readFile(join(dir, 'srv.key')), cert: await readFile(join(dir, 'srv.pem')) }, (_req, res) => {
+    const certs = await makeCertificates(dir);
+    ca = await readFile(certs.caPath, 'utf8');
+    tlsOptions = { key: await readFile(certs.keyPath), cert: await readFile(certs.certPath) };
+    server = createServer(tlsOptions, (_req, res) => {
       requests++;
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('{}');
@@ -83,7 +78,7 @@ describeWithTools(['openssl'], 'registry over TLS with a private CA', () => {
   });
 
   it('a TLS port that answers plain HTTP with 400 (as Go servers do) is then asked over HTTPS', async () => {
-    const https = createServer({ key: await readFile(join(dir, 'srv.key')), cert: await readFile(join(dir, 'srv.pem')) }, (_req, res) => {
+    const https = createServer(tlsOptions, (_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('{}');
     });
