@@ -6,7 +6,7 @@ import { parseWwwAuthenticate } from './challenge.js';
 import { describeContext, redactUrl, registryResponseError, unreachableError, type RegistryErrorContext } from './errors.js';
 import { createNodeFetch, discardBody, readText, type FetchInit, type FetchLike, type FetchResponse } from './http.js';
 import type { ProgressListener } from './progress.js';
-import { isCertificateError, resolveRetry, type ResolvedRetry, type RetryOptions } from './retry.js';
+import { isCertificateError, isRetryableStatus, resolveRetry, type ResolvedRetry, type RetryOptions } from './retry.js';
 import { mergeScopes } from './scopes.js';
 import { sendWithRetry } from './send.js';
 
@@ -188,7 +188,7 @@ export class RegistryTransport {
       return undefined;
     }
     this.baseUrl = `http://${this.apiHost}`;
-    if (!isBusy(response.status)) return response;
+    if (!isRetryableStatus(response.status)) return response;
     await discardBody(response);
     return this.pingWithRetries(plainUrl, signal);
   }
@@ -212,7 +212,7 @@ export class RegistryTransport {
       return plain();
     }
     dropPlain();
-    if (!isBusy(overTls.status)) return overTls;
+    if (!isRetryableStatus(overTls.status)) return overTls;
     await discardBody(overTls);
     return this.pingWithRetries(tlsUrl, signal);
   }
@@ -352,8 +352,4 @@ export class RegistryTransport {
 /** `host:port` or `[v6]:port`: both schemes then reach the same listener. */
 function hasPort(apiHost: string): boolean {
   return /^(?:\[[^\]]*\]|[^:[\]]+):\d+$/.test(apiHost);
-}
-
-function isBusy(status: number): boolean {
-  return status >= 500 || status === 429;
 }

@@ -54,6 +54,9 @@ describeWithTools(['sh', 'readlink'], 'the strata launcher', () => {
     const link = join(dir, 'node_modules', '.bin', 'strata');
     await symlink(launcher, link);
     expect((await start(link, args, {})).argv).toEqual([main, ...args]);
+    // Run by sh from its own directory: $0 has no slash.
+    const { stdout } = await run('sh', ['strata', ...args], { cwd: join(dir, 'pkg', 'dist', 'cli'), env: { PATH: `${join(dir, 'fake-bin')}:${process.env.PATH ?? ''}` } });
+    expect((JSON.parse(stdout) as Started).argv).toEqual(['./main.js', ...args]);
   });
 
   it('starts Node without NODE_EXTRA_CA_CERTS, handing it over under another name', async () => {
