@@ -5,14 +5,14 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';
-import { codeCacheDir, codeCacheFile, commandOf, readCodeCache, runtimeFlags, sha256, writeCodeCache } from './code-cache.js';
+import { codeCacheDir, codeCacheFile, commandOf, leavesCodeCache, readCodeCache, runtimeFlags, sha256, writeCodeCache } from './code-cache.js';
 
 // The program, which the launcher package.json's "bin" names (cli/strata) starts: it loads the CLI, and
 // entry.ts runs it. Node 20 has no compile cache (module.enableCompileCache came in 22), so this does by
 // hand what that would do: scripts/bundle-cli.mjs makes the whole CLI one CommonJS file beside this one
 // (strata.cjs), which is compiled here with V8's cached data from an earlier run of the same command
 // (code-cache.ts) and, when there was none or V8 refused it, leaves the cache for the next run when
-// this one ends well.
+// this one ends well and soon.
 // Without the bundle (a build by tsc alone), or with one older than tsc's output (stale after a tsc
 // rebuild), the unbundled entry is imported as it is.
 
@@ -40,10 +40,10 @@ function runBundle(source: Buffer): void {
   const cachedData = cache === undefined ? undefined : readCodeCache(cache.file, cache.bundleDigest, process.getuid?.());
   const { script, run } = compile(source, cachedData);
   if (cache !== undefined && (cachedData === undefined || script.cachedDataRejected === true)) {
-    // At the end, so the cache holds every function the command compiled, not only the top level; and
-    // only after a success, as a failure (often a usage error) ran little more than the option parser.
+    // At the end, so the cache holds every function the command compiled, not only the top level; only
+    // after a success, and a short run (leavesCodeCache says why).
     process.on('exit', (code) => {
-      if (code === 0) writeCodeCache(cache.file, cache.bundleDigest, () => script.createCachedData());
+      if (leavesCodeCache(code, performance.now())) writeCodeCache(cache.file, cache.bundleDigest, () => script.createCachedData());
     });
   }
   const module = { exports: {} };

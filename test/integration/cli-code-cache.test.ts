@@ -4,15 +4,15 @@
  * written is not used (and is replaced), and none of it changes what a command prints or its exit code.
  * Also the program without its bundle (a build by tsc alone), which imports the unbundled entry.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { readCodeCache, sha256 } from '../../cli/code-cache.js';
-import { REPO_ROOT, strata, type CliResult } from '../helpers/cli.js';
+import { LONGEST_RUN_TO_CACHE_MS, readCodeCache, sha256 } from '../../cli/code-cache.js';
+import { CLI, REPO_ROOT, strata, type CliResult } from '../helpers/cli.js';
 
 const execFileP = promisify(execFile);
 const BUNDLE = join(REPO_ROOT, 'dist', 'cli', 'strata.cjs');
@@ -144,6 +144,19 @@ describe('the strata program: V8 code cache', () => {
     const usage = await strata(['parse', '--no-such-flag'], { XDG_CACHE_HOME: cacheHome });
     expect(usage.code).toBe(2);
     expect(cacheFiles()).toEqual([]);
+  });
+
+  it('a long run writes no cache (V8 has dropped its start-up code by then); a short one does', async () => {
+    const text = readFileSync(dockerfile, 'utf8');
+    // parse -f - waits for its standard input: held open past the limit, the run is a long one.
+    const slow = spawn(CLI, ['parse', '-f', '-'], { env: { PATH: process.env.PATH, HOME: process.env.HOME, XDG_CACHE_HOME: cacheHome }, stdio: ['pipe', 'pipe', 'inherit'] });
+    const done = new Promise<number | null>((resolve) => slow.on('close', resolve));
+    await new Promise((r) => setTimeout(r, LONGEST_RUN_TO_CACHE_MS + 200));
+    slow.stdin.end(text);
+    expect(await done).toBe(0);
+    expect(cacheFiles()).toEqual([]);
+    expect((await parse()).code).toBe(0);
+    cacheOf('parse');
   });
 
   it('a cache directory that cannot be made changes nothing', async () => {

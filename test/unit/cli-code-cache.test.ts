@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CACHED_COMMANDS, codeCacheDir, codeCacheFile, commandOf, readCodeCache, runtimeFlags, sha256, writeCodeCache } from '../../cli/code-cache.js';
+import { CACHED_COMMANDS, LONGEST_RUN_TO_CACHE_MS, codeCacheDir, codeCacheFile, commandOf, leavesCodeCache, readCodeCache, runtimeFlags, sha256, writeCodeCache } from '../../cli/code-cache.js';
 import { buildProgram } from '../../cli/run.js';
 
 let work: string;
@@ -29,6 +29,14 @@ describe('the code cache: which file', () => {
     expect(commandOf(['frobnicate', 'build'])).toBe('other');
     // Help for a command would otherwise leave that command a cache of the option parser alone.
     expect(commandOf(['build', '--help'])).toBe('other');
+  });
+
+  it('is left by a run that succeeded within the limit, and by no other', () => {
+    expect(leavesCodeCache(0, 150)).toBe(true);
+    expect(leavesCodeCache(0, LONGEST_RUN_TO_CACHE_MS)).toBe(false);
+    expect(leavesCodeCache(0, 1400)).toBe(false);
+    expect(leavesCodeCache(1, 150)).toBe(false);
+    expect(leavesCodeCache(2, 150)).toBe(false);
   });
 
   it('knows every command the program has', () => {
