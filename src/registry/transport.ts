@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { StrataError } from '../errors/index.js';
-import { isLoopbackRegistry, registryApiHost } from '../ref/index.js';
+import { isLoopbackRegistry, registryApiHost, splitRegistryHost } from '../ref/index.js';
 import { RegistryAuth, isPrivateHost, type CredentialLookup } from './auth.js';
 import { parseWwwAuthenticate } from './challenge.js';
 import { describeContext, redactUrl, registryResponseError, unreachableError, type RegistryErrorContext } from './errors.js';
@@ -153,7 +153,7 @@ export class RegistryTransport {
    */
   private async pingEitherScheme(signal: AbortSignal | undefined): Promise<FetchResponse> {
     const plainUrl = `http://${this.apiHost}/v2/`;
-    if (hasPort(this.apiHost)) {
+    if (splitRegistryHost(this.apiHost).port !== undefined) {
       const plain = await this.askPlainOnce(plainUrl, signal);
       if (plain !== undefined) return plain;
       return this.overTlsElsePlain(signal, () => this.pingWithRetries(plainUrl, signal), () => undefined);
@@ -347,9 +347,4 @@ export class RegistryTransport {
     }
     return error;
   }
-}
-
-/** `host:port` or `[v6]:port`: both schemes then reach the same listener. */
-function hasPort(apiHost: string): boolean {
-  return /^(?:\[[^\]]*\]|[^:[\]]+):\d+$/.test(apiHost);
 }

@@ -25,6 +25,12 @@ export async function strata(args: string[], env: Record<string, string | undefi
   }
 }
 
+/** The trimmed stdout of a run that must have succeeded; else an error with all it printed. */
+export function ok(result: CliResult): string {
+  if (result.code !== 0) throw new Error(`strata exited ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
+  return result.stdout.trim();
+}
+
 export async function tool(cmd: string, args: string[], options: { cwd?: string } = {}): Promise<CliResult> {
   try {
     const { stdout, stderr } = await run(cmd, args, { maxBuffer: 64 * 1024 * 1024, ...(options.cwd ? { cwd: options.cwd } : {}) });

@@ -11,15 +11,10 @@ import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { CLI, strata, type CliResult } from '../helpers/cli.js';
+import { CLI, ok, strata, type CliResult } from '../helpers/cli.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeWithTools } from '../helpers/tools.js';
-
-function ok(result: CliResult): string {
-  if (result.code !== 0) throw new Error(`strata exited ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
-  return result.stdout.trim();
-}
 
 /** The `#N/M [stage] TEXT  STATE` lines of `--progress plain`, as `TEXT STATE`. */
 function stepLines(stderr: string): string[] {

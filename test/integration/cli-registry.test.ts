@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProgress } from '../../cli/progress.js';
 import type { Digest, TransferEvent } from '../../src/index.js';
 import { RegistryClient, pushImage } from '../../src/registry/index.js';
-import { CLI, strata, type CliResult } from '../helpers/cli.js';
+import { CLI, ok, strata, type CliResult } from '../helpers/cli.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { addTestIndex, MemoryBlobStore, sha256 } from '../helpers/memory-blobs.js';
 import { writeTinyOciLayout } from '../helpers/oci-layout.js';
@@ -46,11 +46,6 @@ async function makeTree(dir: string, files: Record<string, string>): Promise<str
     await writeFile(join(dir, name), content);
   }
   return dir;
-}
-
-function ok(result: CliResult): string {
-  if (result.code !== 0) throw new Error(`strata exited ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
-  return result.stdout.trim();
 }
 
 async function rawDigest(ref: string, extra: string[] = []): Promise<string> {

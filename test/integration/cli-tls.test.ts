@@ -10,17 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { CLI, REPO_ROOT, strata, type CliResult } from '../helpers/cli.js';
+import { CLI, REPO_ROOT, ok, strata } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { makeCertificates, type TestCertificates } from '../helpers/tls-certs.js';
 import { describeWithTools } from '../helpers/tools.js';
 
 const run = promisify(execFile);
-
-function ok(result: CliResult): string {
-  if (result.code !== 0) throw new Error(`strata exited ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
-  return result.stdout.trim();
-}
 
 describeWithTools(['docker-registry', 'openssl'], 'strata CLI with registries over TLS with private CAs', () => {
   let tmp: string;
