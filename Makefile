@@ -1,7 +1,7 @@
 # strata — see README.md. Every target does its own set-up on a fresh clone.
 SHELL := /bin/bash
 NODE_MODULES := node_modules/.package-lock.json
-STRATA := dist/cli/strata
+STRATA := dist/cli/main.js
 DEMO_ROOT ?= $(CURDIR)/.tmp/demo-store
 
 .PHONY: all build typecheck test test-unit test-integration conformance demo bench clean deps

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-STRATA=("$ROOT/dist/cli/strata")
+STRATA=("$ROOT/dist/cli/main.js")
 FILES=${FILES:-5000}
 MIB=${MIB:-100}
 BIG_MIB=${BIG_MIB:-2048} # one file this large, built and pushed by strata alone for its peak RSS; 0 skips it
@@ -18,7 +18,7 @@ REPS=${REPS:-3}         # runs of each case; the table shows medians
 for tool in docker-registry buildah pigz openssl /usr/bin/time tar busybox; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install docker-registry buildah pigz openssl time busybox-static)" >&2; exit 1; }
 done
-[[ -x dist/cli/strata ]] || { echo "bench: dist/cli/strata is missing; run make build" >&2; exit 1; }
+[[ -x dist/cli/main.js ]] || { echo "bench: dist/cli/main.js is missing; run make build" >&2; exit 1; }
 source "$ROOT/bench/lib.sh"
 
 REG=$(start_registry build)

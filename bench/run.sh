@@ -10,14 +10,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-STRATA=("$ROOT/dist/cli/strata")
+STRATA=("$ROOT/dist/cli/main.js")
 REPS=${REPS:-3}
 
 for tool in docker-registry buildah /usr/bin/time /bin/busybox tar curl; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install docker-registry buildah time busybox-static curl)" >&2; exit 1; }
 done
 [[ $(id -u) == 0 ]] || { echo "bench: the chroot executor and buildah --isolation chroot need root" >&2; exit 1; }
-[[ -x dist/cli/strata ]] || { echo "bench: dist/cli/strata is missing; run make build" >&2; exit 1; }
+[[ -x dist/cli/main.js ]] || { echo "bench: dist/cli/main.js is missing; run make build" >&2; exit 1; }
 
 source "$ROOT/bench/lib.sh"
 

@@ -7,14 +7,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-STRATA=("$ROOT/dist/cli/strata")
+STRATA=("$ROOT/dist/cli/main.js")
 LAYERS=${LAYERS:-4}
 LAYER_MIB=${LAYER_MIB:-128}
 
 for tool in docker-registry skopeo openssl /usr/bin/time sha256sum gzip tar; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install docker-registry skopeo openssl time)" >&2; exit 1; }
 done
-[[ -x dist/cli/strata ]] || { echo "bench: dist/cli/strata is missing; run make build" >&2; exit 1; }
+[[ -x dist/cli/main.js ]] || { echo "bench: dist/cli/main.js is missing; run make build" >&2; exit 1; }
 
 source "$ROOT/bench/lib.sh"
 

@@ -11,9 +11,4 @@ export interface CliContext {
   isTty: boolean;
   /** Whether the process runs as root (unpacked filesystems then keep their owners). */
   isRoot?: boolean;
-  /**
-   * NODE_EXTRA_CA_CERTS when Node was started without it (the launcher, cli/strata, deferred it): registry
-   * connections then add those CAs themselves.
-   */
-  deferredCaCertsFile?: string | undefined;
 }

@@ -1,9 +1,7 @@
-import { takeDeferredCaCerts } from './deferred-ca.js';
 import { runCli } from './run.js';
 
 // The one place that touches the process for a command: argv, env, cwd, the standard streams and the
 // exit code. main.ts loads it (bundled, or as it is); no top-level await, since the bundle is CommonJS.
-const deferredCaCertsFile = takeDeferredCaCerts(process.env);
 void runCli(process.argv.slice(2), {
   stdin: process.stdin,
   stdout: process.stdout,
@@ -12,7 +10,6 @@ void runCli(process.argv.slice(2), {
   cwd: process.cwd(),
   isTty: process.stdout.isTTY === true,
   isRoot: typeof process.getuid === 'function' && process.getuid() === 0,
-  ...(deferredCaCertsFile !== undefined ? { deferredCaCertsFile } : {}),
 }).then((code) => {
   process.exitCode = code;
 });

@@ -63,14 +63,14 @@ function setup(cli: CliContext, _api: StrataContext, flags: RegistryFlags): { io
 }
 
 /**
- * PEM text of the CAs registry connections trust besides the well-known ones: --ca-cert's, and
- * NODE_EXTRA_CA_CERTS's where Node does not hold them already (the launcher deferred them, or --ca-cert
- * gives connections a trust store of their own, which Node's extra CAs would not reach).
+ * PEM text of the CAs registry connections trust besides the well-known ones: --ca-cert's, and with it
+ * NODE_EXTRA_CA_CERTS's, since --ca-cert gives connections a trust store of their own, which Node's extra
+ * CAs would not reach.
  */
 function trustedCaCerts(cli: CliContext, caCertFlag: string | undefined): string | undefined {
   const flagged = caCertFlag === undefined ? undefined : readCaCert(resolve(cli.cwd, caCertFlag), caCertFlag);
   const nodeExtra = cli.env.NODE_EXTRA_CA_CERTS;
-  const extraFile = cli.deferredCaCertsFile ?? (flagged !== undefined && nodeExtra !== undefined && nodeExtra !== '' ? nodeExtra : undefined);
+  const extraFile = flagged !== undefined && nodeExtra !== undefined && nodeExtra !== '' ? nodeExtra : undefined;
   const extra = extraFile === undefined ? undefined : readExtraCaCerts(extraFile, cli);
   const texts = [extra, flagged].filter((t): t is string => t !== undefined);
   return texts.length === 0 ? undefined : texts.join('\n');

@@ -29,8 +29,8 @@ export type FetchLike = (url: string, init: FetchInit) => Promise<FetchResponse>
 
 export interface NodeFetchOptions {
   /**
-   * PEM text of CA certificates to trust for https besides the well-known ones: a private registry's CA,
-   * or NODE_EXTRA_CA_CERTS when Node was started without it (see cli/strata).
+   * PEM text of CA certificates to trust for https besides the well-known ones: a private registry's CA
+   * (and NODE_EXTRA_CA_CERTS's, which a context of its own would not see otherwise).
    */
   caCert?: string | Buffer | undefined;
   maxSockets?: number | undefined;

@@ -4,8 +4,8 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
-/** The `strata` package.json's "bin" names: the launcher (cli/strata) of dist/cli/main.js. */
-export const CLI = join(REPO_ROOT, 'dist', 'cli', 'strata');
+/** The program package.json's "bin" names. */
+export const CLI = join(REPO_ROOT, 'dist', 'cli', 'main.js');
 
 export interface CliResult {
   code: number;
