@@ -1,11 +1,10 @@
 import { StrataError } from '../errors/index.js';
 import type { Digest } from '../digest/index.js';
-import { parseManifestOrIndex, parseImageConfig, type Descriptor } from '../oci/index.js';
+import { descendToManifest, hostPlatform, parseManifestOrIndex, parseImageConfig, type Descriptor, type ParsedManifest } from '../oci/index.js';
 import { writeDockerArchive, writeOciArchive, writeToLocalStore, writeToOciLayout, type ImageContent } from '../output/index.js';
 import { LocalStore } from '../store/index.js';
 import type { StrataContext } from './context.js';
 import { familiarImageName, localImageName } from './names.js';
-import { selectPlatformManifest } from './resolve.js';
 import { formatImageLocation, type ImageLocation } from './transport.js';
 
 export type RegistryWriter = (ref: string, content: ImageContent, ctx: StrataContext) => Promise<Descriptor>;
@@ -59,11 +58,10 @@ export async function writeImage(location: ImageLocation, content: ImageContent,
 
 /** docker-archive holds one platform's image: an index is resolved to the requested platform. */
 async function singleManifest(content: ImageContent, what: string, ctx: StrataContext): Promise<Descriptor> {
-  let descriptor = content.descriptor;
-  for (let depth = 0; depth < 4; depth++) {
-    const parsed = parseManifestOrIndex(await content.reader.readBlob(descriptor), what, descriptor.mediaType);
-    if (parsed.kind === 'manifest') return descriptor;
-    descriptor = selectPlatformManifest(parsed.index, what, ctx.platform);
-  }
-  throw new StrataError('E_MANIFEST_INVALID', `${what}: indexes nested too deep`);
+  const read = async (descriptor: Descriptor): Promise<{ descriptor: Descriptor; parsed: ParsedManifest }> => ({
+    descriptor,
+    parsed: parseManifestOrIndex(await content.reader.readBlob(descriptor), what, descriptor.mediaType),
+  });
+  const { node } = await descendToManifest(await read(content.descriptor), ctx.platform ?? hostPlatform(), what, read);
+  return node.descriptor;
 }

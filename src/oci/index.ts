@@ -3,3 +3,4 @@ export * from './types.js';
 export * from './canonical-json.js';
 export * from './parse.js';
 export * from './platform.js';
+export * from './platform-select.js';

@@ -1,7 +1,6 @@
-import { isIndexMediaType, isManifestMediaType, type Descriptor, type Platform } from '../oci/index.js';
+import { descendToManifest, isIndexMediaType, isManifestMediaType, type Descriptor, type Platform } from '../oci/index.js';
 import type { BlobReader, ReadOptions } from '../store/types.js';
 import type { RegistryClient } from './client.js';
-import { indexPlatforms, noPlatformError, platformCandidates } from './platform.js';
 import type { ProgressListener } from './progress.js';
 import { pushImage, type PushedImage } from './push.js';
 
@@ -42,13 +41,9 @@ export async function copyBetweenRegistries(options: CopyOptions): Promise<Pushe
   let descriptor = root.descriptor;
   const platform = options.platform ?? 'all';
   if (platform !== 'all' && root.parsed.kind === 'index') {
-    let index = root;
-    for (let depth = 0; depth < 8 && index.parsed.kind === 'index'; depth++) {
-      const chosen = platformCandidates(index.parsed.index, platform)[0];
-      if (!chosen) throw noPlatformError(`${source.client.registry}/${source.repository}:${source.reference}`, platform, indexPlatforms(index.parsed.index));
-      index = await source.client.getManifest(source.repository, chosen.digest, { signal });
-      descriptor = index.descriptor;
-    }
+    const what = `${source.client.registry}/${source.repository}:${source.reference}`;
+    const { node } = await descendToManifest(root, platform, what, (chosen) => source.client.getManifest(source.repository, chosen.digest, { signal }));
+    descriptor = node.descriptor;
   }
   const sameRegistry = source.client.registry === target.client.registry;
   return pushImage({

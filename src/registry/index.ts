@@ -16,7 +16,6 @@ export type { RetryInfo } from './send.js';
 export type { RegistryErrorContext } from './errors.js';
 export { blobSourceFromReader, type BlobSource, type UploadOptions, type BlobUploadCallOptions } from './upload.js';
 export type { StreamedBlob, StreamBlobOptions } from './upload-stream.js';
-export { platformCandidates, indexPlatforms, checkImagePlatform } from './platform.js';
 export { pullImage, type PullImageOptions, type PulledImage, type PulledManifest } from './pull.js';
 export { pushImage, type PushImageOptions, type PushedImage } from './push.js';
 export { copyBetweenRegistries, registryImageReader, type CopyOptions, type RegistryLocation } from './copy.js';

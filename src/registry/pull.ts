@@ -1,8 +1,7 @@
 import { StrataError } from '../errors/index.js';
-import { hostPlatform, isIndexMediaType, type Descriptor, type Manifest, type Platform } from '../oci/index.js';
+import { checkImagePlatform, descendToManifest, hostPlatform, type Descriptor, type Manifest, type Platform } from '../oci/index.js';
 import type { BlobSink } from '../store/types.js';
 import type { FetchedManifest, RegistryClient } from './client.js';
-import { checkImagePlatform, indexPlatforms, noPlatformError, platformCandidates } from './platform.js';
 import { mapLimit } from '../store/index.js';
 import type { ProgressListener } from './progress.js';
 import { backoffDelay, isRetryableError } from './retry.js';
@@ -102,24 +101,11 @@ export async function pullImage(options: PullImageOptions): Promise<PulledImage>
     return { root: pick(root), image: pick(root), stored };
   }
 
-  // Descend through (possibly nested) indexes to the best manifest for the platform.
-  let index = root;
-  for (let depth = 0; depth < 8; depth++) {
-    if (index.parsed.kind !== 'index') break;
-    const candidates = platformCandidates(index.parsed.index, wanted);
-    const chosen = candidates[0];
-    if (!chosen) throw noPlatformError(`${name}:${options.reference}`, wanted, indexPlatforms(index.parsed.index));
-    const child = await fetchChild(chosen);
-    if (child.parsed.kind === 'index' || isIndexMediaType(chosen.mediaType)) {
-      index = child;
-      continue;
-    }
-    await pullManifest(child);
-    const descriptor: Descriptor = { ...child.descriptor };
-    if (chosen.platform) descriptor.platform = chosen.platform;
-    return { root: pick(root), image: { descriptor, bytes: child.bytes, mediaType: child.mediaType }, stored };
-  }
-  throw new StrataError('E_MANIFEST_INVALID', `${name}:${options.reference}: indexes nested too deeply`);
+  const { node: child, chosen } = await descendToManifest(root, wanted, `${name}:${options.reference}`, fetchChild);
+  await pullManifest(child);
+  const descriptor: Descriptor = { ...child.descriptor };
+  if (chosen?.platform) descriptor.platform = chosen.platform;
+  return { root: pick(root), image: { descriptor, bytes: child.bytes, mediaType: child.mediaType }, stored };
 }
 
 function pick(m: FetchedManifest): PulledManifest {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { Descriptor, Index, Platform } from '../../../src/oci/index.js';
-import { MediaType } from '../../../src/oci/index.js';
-import { checkImagePlatform, indexPlatforms, platformCandidates } from '../../../src/registry/index.js';
+import type { Descriptor, Index, Platform } from '../../src/oci/index.js';
+import { MediaType } from '../../src/oci/index.js';
+import { checkImagePlatform, indexPlatforms, platformCandidates } from '../../src/oci/index.js';
 
 const d = (n: number, platform?: Platform, extra: Partial<Descriptor> = {}): Descriptor => ({
   mediaType: MediaType.OciManifest,
@@ -62,7 +62,8 @@ describe('platform resolution', () => {
   it('keeps nested indexes without a platform as candidates to descend into, last', () => {
     const nested = d(8, undefined, { mediaType: MediaType.OciIndex });
     expect(platformCandidates(index([nested, amd64]), { os: 'linux', architecture: 'amd64' })).toEqual([amd64, nested]);
-    expect(platformCandidates(index([d(9)]), { os: 'linux', architecture: 'amd64' })).toEqual([]);
+    // A platform-less manifest is taken only when it is the index's one image (see 'one ranked selector').
+    expect(platformCandidates(index([d(9), amd64]), { os: 'linux', architecture: 'amd64' })).toEqual([amd64]);
   });
 
   it('checks a single-manifest image against an explicit platform', () => {
@@ -71,5 +72,24 @@ describe('platform resolution', () => {
       expect.objectContaining({ code: 'E_PLATFORM_MISMATCH', message: expect.stringMatching(/^img is a linux\/amd64 image, not linux\/arm64/) }),
     );
     expect(() => checkImagePlatform('img', { os: 'linux', architecture: 'arm64' }, {})).not.toThrow();
+  });
+});
+
+describe('one ranked selector', () => {
+  const v5 = d(20, { os: 'linux', architecture: 'arm', variant: 'v5' });
+  const v6 = d(21, { os: 'linux', architecture: 'arm', variant: 'v6' });
+  const v7 = d(22, { os: 'linux', architecture: 'arm', variant: 'v7' });
+
+  it('ranks the exact arm variant first, then the closest older one, whatever the index order', () => {
+    expect(platformCandidates(index([v5, v7, v6]), { os: 'linux', architecture: 'arm', variant: 'v7' })).toEqual([v7, v6, v5]);
+    expect(platformCandidates(index([v5, v6]), { os: 'linux', architecture: 'arm', variant: 'v7' })).toEqual([v6, v5]);
+  });
+
+  it('takes a lone entry without a platform, and nested indexes after every match', () => {
+    const lone = d(23);
+    expect(platformCandidates(index([lone]), { os: 'linux', architecture: 'amd64' })).toEqual([lone]);
+    const nested = d(24, undefined, { mediaType: MediaType.OciIndex });
+    expect(platformCandidates(index([nested, v7]), { os: 'linux', architecture: 'arm' })).toEqual([v7, nested]);
+    expect(platformCandidates(index([lone, v7]), { os: 'linux', architecture: 'amd64' })).toEqual([]);
   });
 });
