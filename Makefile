@@ -38,18 +38,22 @@ test-integration: build
 conformance: build
 	npx vitest run --config vitest.conformance.config.ts
 
-# Assembles an image from testdata/demo into a local store under .tmp/ and an OCI layout, then
-# inspects it. No registry, no daemon, no root.
+# The main job: builds testdata/demo/Dockerfile (two stages, no RUN) into a local store under .tmp/ and
+# an OCI layout, and inspects it; then assembles an image from plain directories with `append`.
+# No registry, no daemon, no root.
 demo: build
-	rm -rf $(DEMO_ROOT) .tmp/demo-layout
+	rm -rf $(DEMO_ROOT) .tmp/demo-layout .tmp/demo-append-layout
+	STRATA_ROOT=$(DEMO_ROOT) SOURCE_DATE_EPOCH=1700000000 $(STRATA) build testdata/demo \
+	  -t strata-demo:latest -o type=image -o type=oci,dest=.tmp/demo-layout,tar=false
+	STRATA_ROOT=$(DEMO_ROOT) $(STRATA) images
+	STRATA_ROOT=$(DEMO_ROOT) $(STRATA) inspect strata-demo:latest
 	STRATA_ROOT=$(DEMO_ROOT) SOURCE_DATE_EPOCH=1700000000 $(STRATA) append \
 	  --layer testdata/demo/rootfs \
 	  --layer testdata/demo/site:/srv/www \
-	  --set-env GREETING=hello --set-label org.opencontainers.image.title=strata-demo \
+	  --set-env GREETING=hello --set-label org.opencontainers.image.title=strata-demo-append \
 	  --set-workdir /srv/www --set-expose 8080 --set-cmd '["/bin/demo","--serve"]' \
-	  -t strata-demo:latest -o oci:.tmp/demo-layout:strata-demo
+	  -t strata-demo-append:latest -o oci:.tmp/demo-append-layout:strata-demo-append
 	STRATA_ROOT=$(DEMO_ROOT) $(STRATA) images
-	STRATA_ROOT=$(DEMO_ROOT) $(STRATA) inspect strata-demo:latest
 
 # Benchmarks, each printing a table of ratios against a peer run in the same script:
 # transfer (push/pull vs skopeo), RUN steps (vs buildah), whole builds (vs buildah and tar | pigz).
