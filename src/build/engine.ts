@@ -1,6 +1,6 @@
 import { mkdir, mkdtemp, realpath, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { StrataError } from '../errors/index.js';
+import { StrataError, isStrataError, wrapError } from '../errors/index.js';
 import { expandWord, parseDockerfile, type Instruction, type ParsedDockerfile } from '../dockerfile/index.js';
 import { emptyImage, setCreated, setFormat, updateContainerConfig, type Image } from '../image/index.js';
 import { normalizePlatform, parsePlatform, type Platform } from '../oci/index.js';
@@ -131,7 +131,7 @@ function resolveGlobalArgs(parsed: ParsedDockerfile, buildArgs: ReadonlyMap<stri
         try {
           values.set(def.name, expandWord(def.defaultValue, values, { escapeToken: parsed.escapeToken }));
         } catch (cause) {
-          throw new StrataError('E_EXPANSION', `${file}:${ins.location.line}: ${(cause as Error).message}`, { cause });
+          throw wrapError(cause, `${file}:${ins.location.line}`);
         }
       } else if (!platformValues.has(def.name)) {
         values.delete(def.name);
@@ -224,8 +224,7 @@ async function dispatch(state: StageState, ins: Exclude<Instruction, { kind: 'FR
     }
     if (src.kind === 'scratch') return { image: scratchImage(session.input.platform), reader: session.deps.store.blobs, description: 'scratch' };
     return session.deps.openImage(src.ref, session.input.platform).catch((cause: unknown) => {
-      if (cause instanceof StrataError) throw new StrataError(cause.code, `${at}: --from=${name}: ${cause.message}`, { hint: cause.hint ?? 'it names no earlier stage, build context or image', cause });
-      throw cause;
+      throw wrapError(cause, `${at}: --from=${name}`, isStrataError(cause) ? (cause.hint ?? 'it names no earlier stage, build context or image') : undefined);
     });
   };
   switch (ins.kind) {
@@ -259,8 +258,7 @@ async function openBase(p: StagePlan, session: BuildSession, platform: Platform,
       deps.events?.({ type: 'pull', image: p.base.ref, state: 'resolving' });
       const at = `${input.dockerfile.file}:${p.stage.from.location.line}`;
       const base = await deps.openImage(p.base.ref, platform).catch((cause: unknown) => {
-        if (cause instanceof StrataError) throw new StrataError(cause.code, `${at}: FROM ${p.base.kind === 'image' ? p.base.ref : ''}: ${cause.message}`, { hint: cause.hint, cause });
-        throw cause;
+        throw wrapError(cause, `${at}: FROM ${p.base.kind === 'image' ? p.base.ref : ''}`);
       });
       deps.events?.({ type: 'pull', image: p.base.ref, state: 'resolved' });
       return base;

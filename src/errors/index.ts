@@ -45,13 +45,38 @@ export interface StrataErrorOptions {
 export class StrataError extends Error {
   readonly code: ErrorCode;
   readonly hint: string | undefined;
+  /** Where, and what was being done, when this error wraps its `cause` to say so (see `wrapError`). */
+  readonly context: string | undefined;
 
   constructor(code: ErrorCode, message: string, options: StrataErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'StrataError';
     this.code = code;
     this.hint = options.hint;
+    this.context = undefined;
   }
+}
+
+/** A failure seen from further out; made by `wrapError`. */
+class WrappedError extends StrataError {
+  override readonly context: string;
+  override readonly cause: StrataError;
+
+  constructor(cause: StrataError, context: string, hint: string | undefined) {
+    super(cause.code, `${context}: ${cause.message}`, { hint: hint ?? cause.hint, cause });
+    this.context = context;
+    this.cause = cause;
+  }
+}
+
+/**
+ * Adds context (`Dockerfile:7: COPY failed`) to a failure by wrapping it: the code is kept, the hint too
+ * unless one is given, and the failure stays reachable as `cause` with its own type, message and fields (a
+ * DockerfileError's location among them); the message reads `context: cause's message`. Anything that is
+ * not a StrataError is returned as it is.
+ */
+export function wrapError(cause: unknown, context: string, hint?: string): unknown {
+  return cause instanceof StrataError ? new WrappedError(cause, context, hint) : cause;
 }
 
 export function isStrataError(value: unknown, code?: ErrorCode): value is StrataError {

@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import { StrataError, isStrataError } from '../../errors/index.js';
+import { StrataError, wrapError } from '../../errors/index.js';
 import { digestOf, type Digest } from '../../digest/index.js';
 import {
   hashSources,
@@ -90,8 +90,7 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
   try {
     listing = await ((from === undefined ? takeCopySources(session, sources, excludes) : undefined) ?? listCopySources(root, sources, excludes));
   } catch (cause) {
-    if (isStrataError(cause)) throw new StrataError(cause.code, `${at}: ${ins.kind} failed: ${cause.message}`, { hint: cause.hint, cause });
-    throw cause;
+    throw wrapError(cause, `${at}: ${ins.kind} failed`);
   }
   const { listed } = listing;
   const matches = listing.resolved.flatMap((r) => r.matches);
@@ -187,7 +186,6 @@ async function ownership(spec: string, fs: ImageFsIndex | undefined, session: Bu
   try {
     return resolveOwnership(spec, index?.content('/etc/passwd')?.toString('utf8'), index?.content('/etc/group')?.toString('utf8'));
   } catch (cause) {
-    if (isStrataError(cause)) throw new StrataError(cause.code, `${at}: --chown=${spec}: ${cause.message}`, { hint: cause.hint, cause });
-    throw cause;
+    throw wrapError(cause, `${at}: --chown=${spec}`);
   }
 }

@@ -1,6 +1,6 @@
 import { chmod, mkdir } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { StrataError, isStrataError } from '../../errors/index.js';
+import { StrataError, isStrataError, wrapError } from '../../errors/index.js';
 import { digestOf, digestHex } from '../../digest/index.js';
 import type { RunInstruction } from '../../dockerfile/index.js';
 import type { RunMount } from '../../exec/index.js';
@@ -90,10 +90,8 @@ export async function runRun(state: StageState, ins: RunInstruction, session: Bu
   } catch (cause) {
     // The root filesystem may be half changed; the next step unpacks a fresh one.
     state.rootfs = undefined;
-    if (isStrataError(cause) && !cause.message.startsWith(cc.at)) {
-      throw new StrataError(cause.code, `${cc.at}: ${cause.message}`, { hint: cause.hint, cause });
-    }
-    throw cause;
+    // The step's own errors name the line already; what failed below it gets the line as context.
+    throw isStrataError(cause) && cause.message.startsWith(cc.at) ? cause : wrapError(cause, cc.at);
   }
 }
 
