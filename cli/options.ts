@@ -1,5 +1,5 @@
 import { homedir } from 'node:os';
-import { StrataError, defaultStoreRoot, parsePlatform, type StrataContext } from '../src/index.js';
+import { StrataError, defaultStoreRoot, parsePlatform, type LayerCompression, type StrataContext } from '../src/index.js';
 import type { CliContext } from './context.js';
 
 /** Repeatable option collector for commander. */
@@ -29,13 +29,13 @@ export function apiContext(cli: CliContext, options: { platform?: string | undef
 }
 
 /** `--compression gzip|zstd|none`. */
-export function parseCompression(text: string): 'gzip' | 'zstd' | 'none' {
+export function parseCompression(text: string): LayerCompression {
   if (text === 'gzip' || text === 'zstd' || text === 'none') return text;
   throw new StrataError('E_USAGE', `--compression must be gzip, zstd or none, got "${text}"`);
 }
 
 /** `--compression-level N`: for gzip 0 (stored) to 9 (smallest); for zstd 1 to 19 (smallest). */
-export function parseCompressionLevel(text: string | undefined, compression: 'gzip' | 'zstd' | 'none' = 'gzip'): number | undefined {
+export function parseCompressionLevel(text: string | undefined, compression: LayerCompression = 'gzip'): number | undefined {
   if (text === undefined) return undefined;
   if (compression === 'zstd') {
     const level = /^[0-9]{1,2}$/.test(text.trim()) ? Number(text.trim()) : NaN;

@@ -1,13 +1,13 @@
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { StrataError, ioError } from '../errors/index.js';
-import { addEmptyHistory, appendLayer, emptyImage, serializeImage, setCreated, setFormat, updateContainerConfig, type Image } from '../image/index.js';
-import { hostPlatform, type Descriptor } from '../oci/index.js';
-import { importTarLayer, walkLayerTree, writeLayer, type LayerWriteCompression } from '../layer/index.js';
+import { addEmptyHistory, appendLayer, createdTimestamp, emptyImage, serializeImage, setCreated, setFormat, updateContainerConfig, type Image } from '../image/index.js';
+import { hostPlatform, type Descriptor, type LayerCompression } from '../oci/index.js';
+import { importTarLayer, walkLayerTree, writeLayer } from '../layer/index.js';
 import { writeToLocalStore } from '../output/index.js';
 import { CompositeBlobReader, LocalStore, MemoryBlobReader, type BlobReader } from '../store/index.js';
 import { applyConfigEdits, type ConfigEdits } from './config-edits.js';
-import { createdTime, type StrataContext } from './context.js';
+import type { StrataContext } from './context.js';
 import { writeImage, type WriteImageOptions } from './destinations.js';
 import { localImageName } from './names.js';
 import { openImage, type OpenImageOptions, type OpenedImage } from './sources.js';
@@ -34,7 +34,7 @@ export interface AppendOptions extends ConfigEdits {
   tags?: readonly string[];
   /** Image locations to write to (`oci:DIR:TAG`, `docker-archive:FILE`, ...). */
   outputs?: readonly string[];
-  compression?: LayerWriteCompression;
+  compression?: LayerCompression;
   /** Level for new layers: gzip 0-9 (default 6 with barely compressible parts stored), zstd 1-19 (default 3). */
   compressionLevel?: number | undefined;
   /** Without SOURCE_DATE_EPOCH, set every file mtime to the epoch. */
@@ -72,7 +72,7 @@ export async function appendImage(options: AppendOptions, ctx: StrataContext, io
     }
     let image = base ? base.image : emptyImage(ctx.platform ?? hostPlatform(), options.format ?? 'oci');
     if (options.format) image = setFormat(image, options.format);
-    const created = createdTime(ctx);
+    const created = createdTimestamp(ctx.sourceDateEpoch, ctx.now);
     const mtime = { sourceDateEpoch: ctx.sourceDateEpoch, normalizeMtime: options.normalizeMtime };
     for (const spec of options.layers) {
       const info = await stat(spec.path);

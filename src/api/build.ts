@@ -4,7 +4,7 @@ import { LayeredStepCache, LocalStepCache, runBuild, type BaseImage, type BuildE
 import type { Digest } from '../digest/index.js';
 import { serializeImage } from '../image/index.js';
 import type { LayerResult } from '../layer/index.js';
-import { hostPlatform, type Descriptor, type Platform } from '../oci/index.js';
+import { hostPlatform, type Descriptor, type LayerCompression, type Platform } from '../oci/index.js';
 import { CompositeBlobReader, LocalStore, MemoryBlobReader, writeFileAtomic, type BlobReader } from '../store/index.js';
 import type { RegistryIo } from './append.js';
 import { checkCacheSpecs, exportBuildCache, importBuildCaches, parseCacheExport, parseCacheImport } from './build-cache.js';
@@ -53,7 +53,7 @@ export interface BuildImageOptions {
   /** gzip level 0-9 for new layers (`--compression-level`); default 6 with barely compressible parts stored. */
   compressionLevel?: number | undefined;
   /** Compression of new layers (`--compression`); default gzip. zstd runs the `zstd` program. */
-  compression?: 'gzip' | 'zstd' | 'none' | undefined;
+  compression?: LayerCompression | undefined;
   iidFile?: string | undefined;
   metadataFile?: string | undefined;
   events?: BuildEventSink | undefined;

@@ -19,6 +19,3 @@ export interface StrataContext {
   scratchDir?: string | undefined;
 }
 
-export function createdTime(ctx: StrataContext): string {
-  return (ctx.sourceDateEpoch !== undefined ? new Date(ctx.sourceDateEpoch * 1000) : ctx.now()).toISOString().replace(/\.000Z$/, 'Z');
-}

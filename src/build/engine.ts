@@ -2,8 +2,8 @@ import { mkdir, mkdtemp, realpath, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { StrataError, isStrataError, wrapError } from '../errors/index.js';
 import { expandWord, parseDockerfile, type Instruction, type ParsedDockerfile } from '../dockerfile/index.js';
-import { emptyImage, setCreated, setFormat, updateContainerConfig, type Image } from '../image/index.js';
-import { normalizePlatform, parsePlatform, type Platform } from '../oci/index.js';
+import { createdTimestamp, emptyImage, setCreated, setFormat, updateContainerConfig, type Image } from '../image/index.js';
+import { DEFAULT_PATH, normalizePlatform, parsePlatform, type Platform } from '../oci/index.js';
 import { CompositeBlobReader } from '../store/index.js';
 import { ContextStatCache, statCacheFile } from '../context/index.js';
 import { platformArgs } from './args.js';
@@ -37,7 +37,7 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
   const statCacheAt = statCacheFile(join(deps.store.root, 'cache', 'context-stats'), contextRoot);
   const statCache = new ContextStatCache(contextRoot);
   await statCache.load(statCacheAt);
-  const created = (input.sourceDateEpoch !== undefined ? new Date(input.sourceDateEpoch * 1000) : deps.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const created = createdTimestamp(input.sourceDateEpoch, deps.now);
   const session: BuildSession = {
     deps,
     input,
@@ -211,7 +211,6 @@ function scratchImage(platform: Platform): Image {
   return updateContainerConfig(emptyImage(platform), (c) => ({ ...c, Env: [`PATH=${DEFAULT_PATH}`], WorkingDir: '/' }));
 }
 
-const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 async function dispatch(state: StageState, ins: Exclude<Instruction, { kind: 'FROM' }>, p: StagePlan, session: BuildSession, meta: MetadataContext, rc: StageRunContext, at: string): Promise<StepState> {
   if (applyMetadata(state, ins, meta)) return 'metadata';

@@ -1,5 +1,5 @@
 import type { Image } from '../image/index.js';
-import type { Platform } from '../oci/index.js';
+import type { LayerCompression, Platform } from '../oci/index.js';
 import type { LocalStore, BlobIngester, BlobReader } from '../store/index.js';
 import type { Executor } from '../exec/index.js';
 import type { ParsedDockerfile } from '../dockerfile/index.js';
@@ -72,7 +72,7 @@ export interface BuildInput {
   /** gzip level 0-9 for new layers; default: zlib's 6, with members that barely compress stored. */
   compressionLevel?: number | undefined;
   /** Compression of new layers; default gzip. zstd layers get OCI media types whatever the base used. */
-  compression?: 'gzip' | 'zstd' | 'none' | undefined;
+  compression?: LayerCompression | undefined;
 }
 
 export interface BuildOutcome {

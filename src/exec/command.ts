@@ -1,4 +1,5 @@
 import { StrataError } from '../errors/index.js';
+import { DEFAULT_PATH } from '../oci/index.js';
 import { checkMount } from './mounts.js';
 import { findBinary, runFailed, runProcess } from './process.js';
 import type { Executor, RunRequest, RunResult } from './types.js';
@@ -32,7 +33,7 @@ export function commandExecutor(program: string, options: CommandExecutorOptions
       const { onOutput: _onOutput, signal: _signal, ...rest } = request;
       const description: CommandRunDescription = { version: 1, ...rest };
       const result = await runProcess(program, [request.rootfs], {
-        env: options.env ?? { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' },
+        env: options.env ?? { PATH: DEFAULT_PATH },
         stdin: `${JSON.stringify(description)}\n`,
         onOutput: request.onOutput,
         signal: request.signal,

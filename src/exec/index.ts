@@ -7,4 +7,4 @@ export { commandExecutor, type CommandExecutorOptions, type CommandRunDescriptio
 export { detectExecutors } from './detect.js';
 export { createExecutor, EXECUTOR_NAMES, type CreateExecutorOptions } from './registry.js';
 export { runCaptureExcludes, secretTarget, MountStubs, type MountPoint } from './mounts.js';
-export { OutputTail, TAIL_LINES, runFailed, DEFAULT_PATH } from './process.js';
+export { OutputTail, TAIL_LINES, runFailed } from './process.js';

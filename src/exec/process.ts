@@ -2,6 +2,7 @@ import { spawn, type SpawnOptions } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { StrataError } from '../errors/index.js';
+import { DEFAULT_PATH } from '../oci/index.js';
 import type { RunRequest } from './types.js';
 
 /** How many of the last output lines a failure repeats. */
@@ -105,7 +106,7 @@ export function runFailed(request: RunRequest, exitCode: number, tail: readonly 
 }
 
 /** Finds an executable on `PATH` (the given one, or a standard system PATH). */
-export function findBinary(name: string, path = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'): string | undefined {
+export function findBinary(name: string, path = DEFAULT_PATH): string | undefined {
   if (name.includes('/')) return isExecutable(name) ? name : undefined;
   for (const dir of path.split(delimiter)) {
     if (dir === '') continue;
@@ -125,7 +126,6 @@ function isExecutable(path: string): boolean {
 }
 
 /** Docker's PATH for a step whose environment has none. */
-export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** The step's environment as the command sees it: docker adds a default PATH when the image has none. */
 export function stepEnv(env: readonly string[]): string[] {

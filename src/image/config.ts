@@ -20,3 +20,11 @@ export function exposedPortKeys(spec: string): { keys: string[] } | { invalid: s
   const proto = (m[3] ?? 'tcp').toLowerCase();
   return { keys: Array.from({ length: to - from + 1 }, (_, i) => `${from + i}/${proto}`) };
 }
+
+/**
+ * The `created` time strata writes into configs and history: SOURCE_DATE_EPOCH when given, else the
+ * clock, in RFC 3339 to the second (the precision SOURCE_DATE_EPOCH has), so every command writes one format.
+ */
+export function createdTimestamp(sourceDateEpoch: number | undefined, now: () => Date): string {
+  return (sourceDateEpoch !== undefined ? new Date(sourceDateEpoch * 1000) : now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}

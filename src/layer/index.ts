@@ -2,7 +2,6 @@ export type {
   LayerEntry,
   LayerEntryType,
   LayerResult,
-  LayerWriteCompression,
   WriteLayerOptions,
   ImportTarLayerOptions,
   MtimeOptions,

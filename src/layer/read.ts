@@ -102,7 +102,7 @@ function drained(tar: Extract): Promise<void> {
   });
 }
 
-function decompressor(compression: 'gzip' | 'zstd', what: string): Duplex {
+function decompressor(compression: Exclude<LayerCompression, 'none'>, what: string): Duplex {
   if (compression === 'gzip') return zlib.createGunzip();
   // Node gained zstd in 22.15 / 23.8; strata supports Node 20, so without it the zstd program does the work.
   const create = (zlib as unknown as Record<string, unknown>)['createZstdDecompress'];

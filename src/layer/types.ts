@@ -1,5 +1,5 @@
 import type { Digest } from '../digest/index.js';
-import type { Descriptor } from '../oci/index.js';
+import type { Descriptor, LayerCompression } from '../oci/index.js';
 
 /** The kinds of tar entry strata writes and reads; `hardlink` points at an earlier path of the same layer. */
 export type LayerEntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'fifo' | 'char' | 'block';
@@ -37,10 +37,10 @@ export interface MtimeOptions {
 }
 
 /** Layer compressions strata can write. zstd runs the `zstd` program (see zstd.ts) and needs OCI media types. */
-export type LayerWriteCompression = 'gzip' | 'zstd' | 'none';
+
 
 export interface WriteLayerOptions extends MtimeOptions {
-  compression?: LayerWriteCompression | undefined;
+  compression?: LayerCompression | undefined;
   mediaTypeFamily?: 'oci' | 'docker' | undefined;
   /** `root` (default) writes uid/gid 0; `keep` writes the ids in the entries. Explicit uid/gid win over both. */
   ownership?: 'root' | 'keep' | undefined;
@@ -67,7 +67,7 @@ export interface LayerResult {
 }
 
 export interface ImportTarLayerOptions {
-  compression?: LayerWriteCompression | undefined;
+  compression?: LayerCompression | undefined;
   mediaTypeFamily?: 'oci' | 'docker' | undefined;
   gzipLevel?: number | undefined;
   zstdLevel?: number | undefined;

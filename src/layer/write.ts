@@ -6,13 +6,13 @@ import { pipeline } from 'node:stream/promises';
 import { pack, type Pack } from 'tar-stream';
 import { Hasher, digestOf, type Digest } from '../digest/index.js';
 import { StrataError, errnoCode, isStrataError } from '../errors/index.js';
-import { layerMediaType } from '../oci/index.js';
+import { layerMediaType, type LayerCompression } from '../oci/index.js';
 import type { BlobIngester } from '../store/index.js';
 import { ParallelGzip } from './gzip.js';
 import { sortLayerEntries } from './order.js';
 import { safeEntryPath } from './safe-path.js';
 import { toTarHeader } from './tar-header.js';
-import type { LayerEntry, LayerResult, LayerWriteCompression, WriteLayerOptions } from './types.js';
+import type { LayerEntry, LayerResult, WriteLayerOptions } from './types.js';
 import { ZSTD_DEFAULT_LEVEL, createZstdCompress } from './zstd.js';
 
 const CHUNK = 1024 * 1024;
@@ -88,7 +88,7 @@ export async function writeLayer(entries: readonly LayerEntry[], options: WriteL
  * Docker's manifest format has no zstd layer type. BuildKit forces OCI media types for zstd; strata refuses
  * here and lets the caller choose (a build switches to OCI, append asks for --format oci).
  */
-export function checkZstdFamily(compression: LayerWriteCompression, family: 'oci' | 'docker' | undefined): void {
+export function checkZstdFamily(compression: LayerCompression, family: 'oci' | 'docker' | undefined): void {
   if (compression !== 'zstd' || family !== 'docker') return;
   throw new StrataError('E_USAGE', 'zstd layers need OCI media types, and this image uses the Docker format', {
     hint: 'use --format oci (Docker manifests have no zstd layer type), or --compression gzip',

@@ -3,4 +3,5 @@ export * from './types.js';
 export * from './canonical-json.js';
 export * from './parse.js';
 export * from './platform.js';
+export * from './defaults.js';
 export * from './platform-select.js';

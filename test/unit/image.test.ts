@@ -176,3 +176,11 @@ describe('serializeImage', () => {
     expect(serializeImage(back).manifest.descriptor.digest).toBe(manifest.descriptor.digest);
   });
 });
+
+describe('createdTimestamp', () => {
+  it('writes one format, to the second, for SOURCE_DATE_EPOCH and the clock alike', async () => {
+    const { createdTimestamp } = await import('../../src/image/index.js');
+    expect(createdTimestamp(1700000000, () => new Date(0))).toBe('2023-11-14T22:13:20Z');
+    expect(createdTimestamp(undefined, () => new Date('2026-12-06T10:11:12.345Z'))).toBe('2026-12-06T10:11:12Z');
+  });
+});

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isStrataError, type StrataError } from '../../../src/errors/index.js';
+import { DEFAULT_PATH } from '../../../src/oci/index.js';
 import {
-  DEFAULT_PATH,
   EXECUTOR_NAMES,
   MountStubs,
   OutputTail,
