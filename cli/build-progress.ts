@@ -1,4 +1,4 @@
-import type { BuildEvent } from '../src/index.js';
+import type { BuildEvent } from '../src/internals.js';
 
 export type ProgressMode = 'auto' | 'plain' | 'tty' | 'json' | 'quiet';
 

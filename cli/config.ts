@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { StrataError } from '../src/index.js';
+import { StrataError } from '../src/internals.js';
 import type { CliContext } from './context.js';
 
 /** Settings a user keeps instead of repeating flags: `$STRATA_CONFIG`, else `$XDG_CONFIG_HOME/strata/config.json`. */

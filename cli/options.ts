@@ -1,5 +1,5 @@
 import { homedir } from 'node:os';
-import { StrataError, defaultStoreRoot, parsePlatform, type LayerCompression, type StrataContext } from '../src/index.js';
+import { StrataError, defaultStoreRoot, parsePlatform, type LayerCompression, type StrataContext } from '../src/internals.js';
 import type { CliContext } from './context.js';
 
 /** Repeatable option collector for commander. */

@@ -1,5 +1,5 @@
 import type { Writable } from 'node:stream';
-import { StrataError, formatBytes, type ProgressListener, type TransferEvent } from '../src/index.js';
+import { StrataError, formatBytes, type ProgressListener, type TransferEvent } from '../src/internals.js';
 
 export type ProgressMode = 'auto' | 'plain' | 'tty' | 'json' | 'quiet';
 const MODES: readonly ProgressMode[] = ['auto', 'plain', 'tty', 'json', 'quiet'];

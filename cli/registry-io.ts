@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { StrataError, createRegistryIo, parseRegistryHost, type RegistryConnection, type StrataContext } from '../src/index.js';
+import { StrataError, createRegistryIo, parseRegistryHost, type RegistryConnection, type StrataContext } from '../src/internals.js';
 import type { CliContext } from './context.js';
 import { collect } from './options.js';
 import { createProgress, parseProgressMode, type ProgressRenderer } from './progress.js';

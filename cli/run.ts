@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
-import { isStrataError } from '../src/index.js';
+import { isStrataError } from '../src/internals.js';
 import type { CliContext } from './context.js';
 import { register as registerAppend } from './commands/append.js';
 import { register as registerBuild } from './commands/build.js';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { StrataError, appendImage, parseLayerSpec } from '../../src/index.js';
+import { StrataError, appendImage, parseLayerSpec } from '../../src/internals.js';
 import type { CliContext } from '../context.js';
 import { apiContext, collect, parseCompression, parseCompressionLevel, writeLine } from '../options.js';
 import { addRegistryOptions, withRegistry, type RegistryFlags } from '../registry-io.js';

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { StrataError, buildImage, formatBytes, familiarImageName, ioError } from '../../src/index.js';
+import { StrataError, buildImage, formatBytes, familiarImageName, ioError } from '../../src/internals.js';
 import type { CliContext } from '../context.js';
 import { buildEventRenderer, type ProgressMode } from '../build-progress.js';
 import { apiContext, collect, parseCompression, parseCompressionLevel, writeLine } from '../options.js';

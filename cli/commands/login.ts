@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Command } from 'commander';
-import { StrataError, loginRegistry, logoutRegistry } from '../../src/index.js';
+import { StrataError, loginRegistry, logoutRegistry } from '../../src/internals.js';
 import type { CliContext } from '../context.js';
 import { apiContext, writeLine } from '../options.js';
 import { addRegistryOptions, withRegistry, type RegistryFlags } from '../registry-io.js';

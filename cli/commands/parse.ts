@@ -9,7 +9,7 @@ import {
   formatDiagnostic,
   parseDockerfile,
   parseDockerfileAst,
-} from '../../src/index.js';
+} from '../../src/internals.js';
 import type { CliContext } from '../context.js';
 
 async function readAll(stream: Readable): Promise<Buffer> {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { copyImage, pullToStore } from '../../src/index.js';
+import { copyImage, pullToStore } from '../../src/internals.js';
 import type { CliContext } from '../context.js';
 import { apiContext, writeLine } from '../options.js';
 import { addRegistryOptions, withRegistry, type RegistryFlags } from '../registry-io.js';

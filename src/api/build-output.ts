@@ -1,10 +1,14 @@
 import { StrataError } from '../errors/index.js';
 
-/** An `--output` as buildx takes it. */
+/**
+ * An `--output` as buildx takes it: `image` is the local store (and a push with `push: true`), `registry` a
+ * push only, `oci` an OCI layout (a tar of one unless `tar: false`), `docker` a `docker load` tarball, `local`
+ * and `tar` the root filesystem as a directory or a tarball.
+ */
 export type BuildOutputSpec =
-  | { type: 'image'; push: boolean; names?: string[] }
+  | { type: 'image'; push?: boolean; names?: string[] }
   | { type: 'registry'; names?: string[] }
-  | { type: 'oci'; dest: string; tar: boolean }
+  | { type: 'oci'; dest: string; tar?: boolean }
   | { type: 'docker'; dest: string }
   | { type: 'local'; dest: string }
   | { type: 'tar'; dest: string };

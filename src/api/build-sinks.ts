@@ -43,9 +43,9 @@ export async function writeBuildOutputs(outputs: readonly BuildOutputSpec[], con
         break;
       case 'oci': {
         const tag = firstTag(sc.names);
-        if (out.tar) await writeOciArchive(out.dest, content, tag, join(sc.store.root, 'tmp'));
+        if (out.tar !== false) await writeOciArchive(out.dest, content, tag, join(sc.store.root, 'tmp'));
         else await writeToOciLayout(out.dest, content, tag);
-        written.push(`${out.tar ? 'oci-archive' : 'oci layout'} ${out.dest}`);
+        written.push(`${out.tar !== false ? 'oci-archive' : 'oci layout'} ${out.dest}`);
         break;
       }
       case 'docker':

@@ -7,7 +7,7 @@ import type { LayerResult } from '../layer/index.js';
 import { hostPlatform, type Descriptor, type LayerCompression, type Platform } from '../oci/index.js';
 import { CompositeBlobReader, LocalStore, MemoryBlobReader, writeFileAtomic, type BlobReader } from '../store/index.js';
 import type { RegistryIo } from './append.js';
-import { checkCacheSpecs, exportBuildCache, importBuildCaches, parseCacheExport, parseCacheImport } from './build-cache.js';
+import { checkCacheSpecs, exportBuildCache, importBuildCaches, parseCacheExport, parseCacheImport, type CacheExportSpec, type CacheImportSpec } from './build-cache.js';
 import { indexOver, openBaseImage, openNamedContext, parsePlatforms, pickExecutor, readDockerfile, type PlatformBuild } from './build-inputs.js';
 import { parseBuildOutput, type BuildOutputSpec } from './build-output.js';
 import { prepareSecrets, sshSockets } from './build-secrets.js';
@@ -30,13 +30,14 @@ export interface BuildImageOptions {
   platform?: string | undefined;
   labels?: Readonly<Record<string, string>>;
   buildContexts?: Readonly<Record<string, string>>;
-  outputs?: readonly string[];
+  /** `--output` values, as buildx's syntax (`type=oci,dest=out.tar`) or typed. */
+  outputs?: readonly (string | BuildOutputSpec)[];
   push?: boolean;
   noCache?: boolean;
-  /** `--cache-from` specs (`type=registry,ref=REF`, `type=local,src=DIR`, or a bare REF). */
-  cacheFrom?: readonly string[];
-  /** `--cache-to` spec (`type=registry,ref=REPO:TAG[,mode=min|max]`, `type=local,dest=DIR[,mode=…]`). */
-  cacheTo?: string | undefined;
+  /** `--cache-from` specs (`type=registry,ref=REF`, `type=local,src=DIR`, or a bare REF), or typed. */
+  cacheFrom?: readonly (string | CacheImportSpec)[];
+  /** `--cache-to` spec (`type=registry,ref=REPO:TAG[,mode=min|max]`, `type=local,dest=DIR[,mode=…]`), or typed. */
+  cacheTo?: string | CacheExportSpec | undefined;
   /** Relative `type=local` cache directories are resolved against it (default: the process's). */
   cwd?: string | undefined;
   /** Recorded in an exported cache's annotations. */
@@ -84,7 +85,7 @@ export interface BuildImageResult {
  */
 export async function buildImage(options: BuildImageOptions, ctx: StrataContext, io: RegistryIo = {}): Promise<BuildImageResult> {
   const contextDir = resolve(options.contextDir);
-  const outputs: BuildOutputSpec[] = (options.outputs ?? []).map(parseBuildOutput);
+  const outputs: BuildOutputSpec[] = (options.outputs ?? []).map((o) => (typeof o === 'string' ? parseBuildOutput(o) : o));
   // --push is type=registry, as in buildx: pushed, not also copied into the local store (which would
   // download a registry base's layers for nothing).
   if (options.push) outputs.push({ type: 'registry' });
@@ -95,8 +96,8 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
   if (outputs.some((o) => o.type === 'registry' || (o.type === 'image' && o.push)) && defaultName) {
     throw new StrataError('E_USAGE', 'pushing needs a name: give -t REGISTRY/REPOSITORY:TAG');
   }
-  const cacheImports = (options.cacheFrom ?? []).map((s) => parseCacheImport(s, options.cwd));
-  const cacheExport = options.cacheTo ? parseCacheExport(options.cacheTo, options.cwd) : undefined;
+  const cacheImports = (options.cacheFrom ?? []).map((s) => (typeof s === 'string' ? parseCacheImport(s, options.cwd) : s));
+  const cacheExport = typeof options.cacheTo === 'string' ? parseCacheExport(options.cacheTo, options.cwd) : options.cacheTo;
   checkCacheSpecs([...cacheImports, ...(cacheExport ? [cacheExport] : [])], io);
   const executor = await pickExecutor(options.executor, options.env ?? {});
   const platforms = parsePlatforms(options.platform, ctx.platform);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { afterAll, describe, expect, it } from 'vitest';
-import { appendImage, buildImage, isDigest, parseManifestOrIndex, type StrataContext } from '../../src/index.js';
+import { appendImage, buildImage, isDigest, parseManifestOrIndex, type StrataContext } from '../../src/internals.js';
 import { CaseCounter, corpusPath } from './corpus.js';
 
 // Ajv is the judge here, not strata code: the draft-04 build (the OCI schemas are draft-04) plus

@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { createWriteStream } from 'node:fs';
 import tar from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readLayer } from '../../src/index.js';
+import { readLayer } from '../../src/internals.js';
 import { strata, tool } from '../helpers/cli.js';
 import { describeWithTools, isRoot, itAsRoot } from '../helpers/tools.js';
 import { describeTree, makeTrickyTree } from '../helpers/tree.js';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProgress } from '../../cli/progress.js';
-import type { Digest, TransferEvent } from '../../src/index.js';
+import type { Digest, TransferEvent } from '../../src/internals.js';
 import { RegistryClient, pushImage } from '../../src/registry/index.js';
 import { CLI, ok, strata, type CliResult } from '../helpers/cli.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { keepingMetadata } from '../../src/api/metadata-cache.js';
 import { digestOf } from '../../src/digest/index.js';
-import { StrataError, type Descriptor } from '../../src/index.js';
+import { StrataError, type Descriptor } from '../../src/internals.js';
 import { FileBlobStore, MemoryBlobReader, type BlobReader } from '../../src/store/index.js';
 
 let dir: string;

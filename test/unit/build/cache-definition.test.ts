@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalStepCache, stepDefinitionKey } from '../../../src/build/cache.js';
 import { statCacheFile } from '../../../src/context/index.js';
-import { emptyImage, LocalStore, type Digest } from '../../../src/index.js';
+import { emptyImage, LocalStore, type Digest } from '../../../src/internals.js';
 import { TEST_PLATFORM, testBuild, writeContext } from './harness.js';
 
 let work: string;

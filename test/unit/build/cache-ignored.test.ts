@@ -2,7 +2,7 @@ import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalStore } from '../../../src/index.js';
+import { LocalStore } from '../../../src/internals.js';
 import { testBuild, writeContext } from './harness.js';
 
 // TRAPS: ignored files must not affect cache keys (kaniko #594). A COPY's key comes from what it

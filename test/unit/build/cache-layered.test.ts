@@ -6,7 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalStore, serializeImage, type BuildEvent, type Digest } from '../../../src/index.js';
+import { LocalStore, serializeImage, type BuildEvent, type Digest } from '../../../src/internals.js';
 import { LocalStepCache, type StepOutcome } from '../../../src/build/cache.js';
 import { LayeredStepCache, type ImportedStepCache } from '../../../src/build/cache-layered.js';
 import {

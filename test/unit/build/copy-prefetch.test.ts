@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { emptyImage, LocalStore, StrataError, type BaseImage, type Image } from '../../../src/index.js';
+import { emptyImage, LocalStore, StrataError, type BaseImage, type Image } from '../../../src/internals.js';
 import { TEST_PLATFORM, testBuild, writeContext } from './harness.js';
 
 // A stage's context COPYs are listed while its base image resolves (src/build/handlers/copy-sources.ts).

@@ -14,7 +14,7 @@ import {
   type BuildEvent,
   type BuildInput,
   type Platform,
-} from '../../../src/index.js';
+} from '../../../src/internals.js';
 
 const PLATFORM: Platform = { os: 'linux', architecture: 'amd64' };
 let work: string;

@@ -1,6 +1,6 @@
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { StrataError, noneExecutor, runBuild, type BuildDeps, type BuildInput, type LocalStore, type Platform } from '../../../src/index.js';
+import { StrataError, noneExecutor, runBuild, type BuildDeps, type BuildInput, type LocalStore, type Platform } from '../../../src/internals.js';
 
 /** The engine tests' shared scaffolding: a context on disk and a build with no registry and no RUN. */
 export const TEST_PLATFORM: Platform = { os: 'linux', architecture: 'amd64' };

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalStore, type BlobReader } from '../../../src/index.js';
+import { LocalStore, type BlobReader } from '../../../src/internals.js';
 import { testBuild, writeContext } from './harness.js';
 
 let work: string;

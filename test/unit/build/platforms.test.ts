@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OciLayout, buildImage, parseManifestOrIndex, parseImageConfig } from '../../../src/index.js';
+import { OciLayout, buildImage, parseManifestOrIndex, parseImageConfig } from '../../../src/internals.js';
 import { checkRunPlatform } from '../../../src/build/emulation.js';
 
 let work: string;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Digest } from '../../../src/digest/index.js';
-import { LocalStore, type Platform } from '../../../src/index.js';
+import { LocalStore, type Platform } from '../../../src/internals.js';
 import type { LayerResult } from '../../../src/layer/index.js';
 import type { BlobIngester } from '../../../src/store/index.js';
 import { testBuild, writeContext } from './harness.js';
