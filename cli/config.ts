@@ -10,6 +10,8 @@ export interface StrataConfigFile {
   executor?: string;
   /** Registries reached over plain HTTP, as with --insecure-registry. */
   insecureRegistries?: string[];
+  /** Registry request deadlines, as with --registry-timeout: seconds, or "connect=S,headers=S,idle=S". */
+  registryTimeout?: string | number;
 }
 
 export function configPath(cli: CliContext): string {
@@ -45,6 +47,12 @@ export function readConfigFile(cli: CliContext): StrataConfigFile {
       throw new StrataError('E_USAGE', `${path}: "insecureRegistries" must be a list of host[:port] strings`);
     }
     out.insecureRegistries = config.insecureRegistries as string[];
+  }
+  if (config.registryTimeout !== undefined) {
+    if (typeof config.registryTimeout !== 'string' && typeof config.registryTimeout !== 'number') {
+      throw new StrataError('E_USAGE', `${path}: "registryTimeout" must be seconds or "connect=S,headers=S,idle=S"`);
+    }
+    out.registryTimeout = config.registryTimeout;
   }
   return out;
 }

@@ -2,15 +2,18 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { StrataError, createRegistryIo, parseRegistryHost, type RegistryConnection, type StrataContext } from '../src/internals.js';
+import { StrataError, createRegistryIo, parseRegistryHost, type DeadlineOptions, type RegistryConnection, type StrataContext } from '../src/internals.js';
+import { configPath, readConfigFile } from './config.js';
 import type { CliContext } from './context.js';
 import { collect } from './options.js';
 import { createProgress, parseProgressMode, type ProgressRenderer } from './progress.js';
+import { parseRegistryTimeout } from './registry-timeout.js';
 
 export interface RegistryFlags {
   insecureRegistry?: string[];
   caCert?: string;
   progress?: string;
+  registryTimeout?: string;
 }
 
 /** The options of every command that may talk to a registry. */
@@ -18,6 +21,7 @@ export function addRegistryOptions(command: Command): Command {
   return command
     .option('--insecure-registry <host[:port]>', 'allow plain HTTP to this registry (loopback registries are allowed anyway); repeatable', collect, [])
     .option('--ca-cert <file>', 'PEM file of CA certificates to trust for registries with a private CA')
+    .option('--registry-timeout <seconds>', 'how long a registry request may wait to connect, for its response and inside a body: SECONDS, or connect=S,headers=S,idle=S (default 30 each)')
     .option('--progress <mode>', 'transfer progress on stderr: auto, plain, tty, json or quiet', 'auto');
 }
 
@@ -57,9 +61,17 @@ function setup(cli: CliContext, _api: StrataContext, flags: RegistryFlags): { io
     homeDir: cli.env.HOME ?? homedir(),
     insecureRegistries: insecure,
     caCert: trustedCaCerts(cli, flags.caCert),
+    deadlines: registryDeadlines(cli, flags),
     progress: progress.listener,
   });
   return { io, progress };
+}
+
+/** --registry-timeout, else the config file's `registryTimeout`, else the defaults. */
+function registryDeadlines(cli: CliContext, flags: RegistryFlags): DeadlineOptions | undefined {
+  if (flags.registryTimeout !== undefined) return parseRegistryTimeout(flags.registryTimeout, '--registry-timeout');
+  const configured = readConfigFile(cli).registryTimeout;
+  return configured === undefined ? undefined : parseRegistryTimeout(configured, `${configPath(cli)}: registryTimeout`);
 }
 
 /**

@@ -15,7 +15,7 @@ export function register(program: Command, ctx: CliContext): void {
     .action(async (image: string, flags: RegistryFlags & { format: string; raw?: string; platform?: string }) => {
       const api = apiContext(ctx, { platform: flags.platform });
       if (flags.format !== 'text' && flags.format !== 'json') throw new StrataError('E_USAGE', `--format must be text or json, got "${flags.format}"`);
-      const result = await withRegistry(ctx, api, flags, (io) => inspectImage(image, api, io));
+      const result = await withRegistry(ctx, api, flags, (io) => inspectImage(image, api, io, { notice: (m) => ctx.stderr.write(`${m}\n`) }));
       if (flags.raw !== undefined) {
         const raw = flags.raw === 'manifest' ? result.raw.manifest : flags.raw === 'config' ? result.raw.config : flags.raw === 'index' ? result.raw.index : undefined;
         if (flags.raw !== 'manifest' && flags.raw !== 'config' && flags.raw !== 'index') throw new StrataError('E_USAGE', `--raw must be manifest, config or index, got "${flags.raw}"`);

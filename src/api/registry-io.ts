@@ -1,4 +1,4 @@
-import { RegistryClient, createNodeFetch, type CredentialLookup, type FetchLike, type ProgressListener, type RetryOptions } from '../registry/index.js';
+import { RegistryClient, createNodeFetch, type CredentialLookup, type DeadlineOptions, type FetchLike, type ProgressListener, type RetryOptions } from '../registry/index.js';
 import { createCredentialStore, credentialLookup, type HelperRunner } from '../registry/credentials/index.js';
 import { openFromRegistry } from './registry-open.js';
 import type { RegistryConnection } from './registry-target.js';
@@ -17,6 +17,8 @@ export interface RegistryIoOptions {
   progress?: ProgressListener | undefined;
   now?: (() => Date) | undefined;
   retry?: RetryOptions | undefined;
+  /** Connect, time-to-first-byte and body idle deadlines of every registry request (30 s each by default). */
+  deadlines?: DeadlineOptions | undefined;
   /** Credential helpers runner (tests); default spawns `docker-credential-*` from the env's PATH. */
   runHelper?: HelperRunner | undefined;
   /** Blobs in flight at once per image; default 4. */
@@ -25,7 +27,7 @@ export interface RegistryIoOptions {
 
 /** Wires the registry client into the API: `docker://` sources and destinations, shared connections and tokens. */
 export function createRegistryIo(options: RegistryIoOptions): RegistryConnection {
-  const fetch = options.fetch ?? createNodeFetch(options.caCert !== undefined ? { caCert: options.caCert } : {});
+  const fetch = options.fetch ?? createNodeFetch({ caCert: options.caCert, connectTimeoutMs: options.deadlines?.connectMs });
   const credentials = createCredentialStore({
     env: options.env,
     homeDir: options.homeDir,
@@ -41,6 +43,7 @@ export function createRegistryIo(options: RegistryIoOptions): RegistryConnection
       credentials: creds,
       insecureRegistries: options.insecureRegistries,
       retry: options.retry,
+      deadlines: options.deadlines,
       progress: options.progress,
       ...(clock !== undefined ? { now: () => clock().getTime() } : {}),
     });

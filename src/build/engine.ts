@@ -17,7 +17,7 @@ import { runRun } from './handlers/run.js';
 import { runWorkdir } from './handlers/workdir.js';
 import { planBuild, resolveSourceName, type StagePlan } from './plan.js';
 import type { BaseImage, BuildDeps, BuildInput, BuildOutcome, BuildSession } from './session.js';
-import { type StageState } from './state.js';
+import { Stage, type StageState } from './state.js';
 import { StageResults, type StageResult } from './stages.js';
 
 /**
@@ -158,8 +158,7 @@ async function runStage(p: StagePlan, parsed: ParsedDockerfile, session: BuildSe
   const platform = p.platform ? parsePlatform(p.platform) : normalizePlatform(input.platform);
   prefetchCopySources(session, p.stage.instructions);
   const base = await openBase(p, session, platform, rc);
-  const state: StageState = {
-    image: base.image,
+  const state: StageState = new Stage(base.image, {
     reader: new CompositeBlobReader([deps.store.blobs, base.reader, ...(deps.cacheReaders ?? [])]),
     args: new Map(),
     shell: [],
@@ -167,7 +166,7 @@ async function runStage(p: StagePlan, parsed: ParsedDockerfile, session: BuildSe
     cmdSet: false,
     file,
     escapeToken: parsed.escapeToken,
-  };
+  });
   resetShell(state);
   deps.events?.({ type: 'stage', stage: p.label, base: base.description });
   const meta: MetadataContext = {

@@ -1,6 +1,5 @@
 import { StrataError } from '../errors/index.js';
 import { expandShellWord, type ShellExpansion } from '../dockerfile/index.js';
-import { expansionEnv } from './args.js';
 import { where, type StageState } from './state.js';
 
 export type WarnFn = (message: string, at?: string) => void;
@@ -11,7 +10,7 @@ export type WarnFn = (message: string, at?: string) => void;
  */
 function expansion(state: StageState, word: string, line: number, warn: WarnFn): ShellExpansion {
   try {
-    const result = expandShellWord(word, expansionEnv(state.args, state.image.config.config?.Env), { escapeToken: state.escapeToken });
+    const result = expandShellWord(word, state.metadata().expansionEnv(state.args), { escapeToken: state.escapeToken });
     for (const name of result.unmatched) warn(`variable "${name}" is not set; it expands to an empty string`, where(state, line));
     return result;
   } catch (cause) {

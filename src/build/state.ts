@@ -1,9 +1,13 @@
 import type { Image } from '../image/index.js';
 import type { BlobReader } from '../store/index.js';
+import { ConfigDraft } from './config-draft.js';
 
 /** A stage as the build walks through it. The image value is replaced, never mutated. */
 export interface StageState {
+  /** The stage's image so far; reading it applies the pending metadata edits. */
   image: Image;
+  /** The pending metadata edits, which metadata instructions make in place (see config-draft.ts). */
+  metadata(): ConfigDraft;
   /** Where the image's layer blobs can be read. */
   reader: BlobReader;
   /** ARGs declared in this stage, with their values. */
@@ -27,4 +31,53 @@ export const DEFAULT_SHELL = ['/bin/sh', '-c'];
 
 export function where(state: Pick<StageState, 'file'>, line: number): string {
   return `${state.file}:${line}`;
+}
+
+type StageFields = Omit<StageState, 'image' | 'metadata'>;
+
+/**
+ * A StageState whose metadata edits wait in a draft until something reads `image`. Assigning
+ * `image` replaces it (every assignment is computed from a read, which applied the draft first).
+ */
+export class Stage implements StageState {
+  private current: Image;
+  private draft: ConfigDraft | undefined;
+  reader: BlobReader;
+  args: Map<string, string>;
+  shell: string[];
+  entrypointSet: boolean;
+  cmdSet: boolean;
+  rootfs?: { dir: string; layers: number } | undefined;
+  file: string;
+  escapeToken: '\\' | '`';
+
+  constructor(image: Image, fields: StageFields) {
+    this.current = image;
+    this.reader = fields.reader;
+    this.args = fields.args;
+    this.shell = fields.shell;
+    this.entrypointSet = fields.entrypointSet;
+    this.cmdSet = fields.cmdSet;
+    this.rootfs = fields.rootfs;
+    this.file = fields.file;
+    this.escapeToken = fields.escapeToken;
+  }
+
+  get image(): Image {
+    if (this.draft) {
+      this.current = this.draft.apply();
+      this.draft = undefined;
+    }
+    return this.current;
+  }
+
+  set image(image: Image) {
+    this.draft = undefined;
+    this.current = image;
+  }
+
+  metadata(): ConfigDraft {
+    this.draft ??= new ConfigDraft(this.current);
+    return this.draft;
+  }
 }

@@ -31,6 +31,7 @@ export interface RegistryAuthOptions {
   allowHttp: boolean;
   userAgent: string;
   timeoutMs?: number | undefined;
+  idleMs?: number | undefined;
 }
 
 const DEFAULT_TOKEN_TTL_S = 60;
@@ -185,7 +186,7 @@ export class RegistryAuth {
 
   private async send(url: string, init: { method: string; headers: Record<string, string>; body?: Buffer }, signal?: AbortSignal) {
     try {
-      return await sendWithRetry(this.options.fetch, url, () => ({ ...init, signal }), { retry: this.options.retry, signal, timeoutMs: this.options.timeoutMs });
+      return await sendWithRetry(this.options.fetch, url, () => ({ ...init, signal }), { retry: this.options.retry, signal, timeoutMs: this.options.timeoutMs, idleMs: this.options.idleMs });
     } catch (cause) {
       if (cause instanceof StrataError) throw cause;
       const why = cause instanceof Error ? ((cause as { code?: string }).code ?? cause.message) : String(cause);

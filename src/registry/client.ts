@@ -3,8 +3,10 @@ import { StrataError } from '../errors/index.js';
 import { digestAlgorithm, digestOf, isDigest, sizeMismatch, verifyBytes, VerifyingStream, type Digest } from '../digest/index.js';
 import { MediaType, parseManifestOrIndex, type Descriptor, type ParsedManifest } from '../oci/index.js';
 import type { BlobReader, ReadOptions } from '../store/types.js';
-import { describeContext, type RegistryErrorContext } from './errors.js';
+import { findDeadline } from './deadlines.js';
+import { describeContext, redactUrl, stallError, type RegistryErrorContext } from './errors.js';
 import { discardBody, readBytes, type FetchResponse } from './http.js';
+import { backoffDelay, isRetryableError } from './retry.js';
 import { pullScopes, pushScopes } from './scopes.js';
 import { RegistryTransport, type RegistryConnectionOptions } from './transport.js';
 import { uploadBlob, type BlobSource, type BlobUploadCallOptions, type UploadOptions } from './upload.js';
@@ -61,32 +63,10 @@ class ByteCounter extends Transform {
   }
 }
 
-/**
- * Fails a body that stops flowing, with a retryable ETIMEDOUT: a stalled storage backend should
- * cost a retry, not hang the pull.
- */
-class IdleTimeout extends Transform {
-  private timer: NodeJS.Timeout | undefined;
-  constructor(private readonly ms: number, private readonly message: string) {
-    super();
-    this.arm();
-  }
-  private arm(): void {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.destroy(Object.assign(new Error(this.message), { code: 'ETIMEDOUT' })), this.ms);
-    this.timer.unref();
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.arm();
-    cb(null, chunk);
-  }
-  override _flush(cb: TransformCallback): void {
-    clearTimeout(this.timer);
-    cb();
-  }
-  override _destroy(error: Error | null, cb: (error: Error | null) => void): void {
-    clearTimeout(this.timer);
-    cb(error);
+/** A failure while reading a response body, after its headers arrived: worth asking again. */
+class BodyFailure extends Error {
+  constructor(readonly error: unknown) {
+    super('response body failed', { cause: error });
   }
 }
 
@@ -150,21 +130,29 @@ export class RegistryClient {
   /** GETs a manifest or index by tag or digest, verifying the bytes against every digest in play. */
   async getManifest(repository: string, reference: string, options: TransferOptions & { scopes?: readonly string[] } = {}): Promise<FetchedManifest> {
     const ctx = this.ctx(repository, `manifest ${reference}`);
-    const response = await this.transport.send({
-      method: 'GET',
-      url: `/v2/${encodeRepo(repository)}/manifests/${reference}`,
-      headers: { accept: MANIFEST_ACCEPT },
-      scopes: options.scopes ?? pullScopes(repository),
-      ctx,
-      signal: options.signal,
+    const path = `/v2/${encodeRepo(repository)}/manifests/${reference}`;
+    const { response, bytes } = await this.withBodyRetries(path, options.signal, async () => {
+      const response = await this.transport.send({
+        method: 'GET',
+        url: path,
+        headers: { accept: MANIFEST_ACCEPT },
+        scopes: options.scopes ?? pullScopes(repository),
+        ctx,
+        signal: options.signal,
+      });
+      if (response.status !== 200) throw await this.transport.fail(response, ctx);
+      try {
+        return { response, bytes: await readBytes(response, MANIFEST_MAX_BYTES, `manifest ${reference}`) };
+      } catch (cause) {
+        const deadline = findDeadline(cause);
+        if (deadline) throw new BodyFailure(stallError(ctx, 'GET', this.transport.url(path), deadline));
+        if (isRetryableError(cause)) {
+          const why = (cause as { code?: string }).code ?? (cause as Error).message;
+          throw new BodyFailure(new StrataError('E_REGISTRY_UNREACHABLE', `${describeContext(ctx)}: GET ${redactUrl(this.transport.url(path))}: the response broke off: ${why}`, { cause }));
+        }
+        throw new StrataError('E_MANIFEST_INVALID', `${describeContext(ctx)}: ${(cause as Error).message}`, { cause });
+      }
     });
-    if (response.status !== 200) throw await this.transport.fail(response, ctx);
-    let bytes: Buffer;
-    try {
-      bytes = await readBytes(response, MANIFEST_MAX_BYTES, `manifest ${reference}`);
-    } catch (cause) {
-      throw new StrataError('E_MANIFEST_INVALID', `${describeContext(ctx)}: ${(cause as Error).message}`, { cause });
-    }
     const what = `manifest ${reference} of ${this.registry}/${repository}`;
     const requested = isDigest(reference) ? (reference as Digest) : undefined;
     const digest = digestOf(bytes, requested ? digestAlgorithm(requested) : 'sha256');
@@ -220,37 +208,71 @@ export class RegistryClient {
     } = {},
   ): Promise<Readable> {
     const ctx = this.ctx(repository, `blob ${descriptor.digest}`);
-    const response = await this.transport.send({
-      method: 'GET',
-      url: `/v2/${encodeRepo(repository)}/blobs/${descriptor.digest}`,
-      scopes: pullScopes(repository),
-      ctx,
-      signal: options.signal,
-    });
+    const path = `/v2/${encodeRepo(repository)}/blobs/${descriptor.digest}`;
+    const response = await this.transport.send({ method: 'GET', url: path, scopes: pullScopes(repository), ctx, signal: options.signal });
     if (response.status !== 200) throw await this.transport.fail(response, ctx);
-    return this.verified(response, descriptor, ctx, options.onBytes, options.verify !== false);
+    return this.verified(response, descriptor, ctx, this.transport.url(path), options.onBytes, options.verify !== false);
   }
 
-  private verified(response: FetchResponse, descriptor: Pick<Descriptor, 'digest' | 'size'>, ctx: RegistryErrorContext, onBytes: ((total: number) => void) | undefined, hash: boolean): Readable {
+  private verified(response: FetchResponse, descriptor: Pick<Descriptor, 'digest' | 'size'>, ctx: RegistryErrorContext, url: string, onBytes: ((total: number) => void) | undefined, hash: boolean): Readable {
     const body = response.body;
     const source = body instanceof Readable ? body : Readable.from(body ?? []);
     const expected = { digest: descriptor.digest, size: descriptor.size, what: `blob ${descriptor.digest} of ${ctx.registry}/${ctx.repository ?? ''}` };
     const verifier = hash ? new VerifyingStream(expected) : new SizeLimit(expected);
-    const stages: NodeJS.ReadWriteStream[] = [new IdleTimeout(this.transport.bodyIdleTimeoutMs, `${describeContext(ctx)}: no data for ${this.transport.bodyIdleTimeoutMs} ms`)];
+    const stages: NodeJS.ReadWriteStream[] = [];
     if (onBytes) stages.push(new ByteCounter(onBytes));
+    // `out` stays outside the pipeline, which would destroy it with the bare error: a stalled body (the
+    // transport's idle deadline) reaches the reader named with its request, as a stalled header does.
     const out = new PassThrough();
-    pipeline([source, ...stages, verifier, out], (error) => {
-      if (error && !out.destroyed) out.destroy(error);
+    pipeline([source, ...stages, verifier], (error) => {
+      const deadline = findDeadline(error);
+      if (error && !out.destroyed) out.destroy(deadline ? stallError(ctx, 'GET', url, deadline) : error);
+    });
+    verifier.pipe(out);
+    out.once('close', () => {
+      if (!out.readableEnded) verifier.destroy();
     });
     return out;
   }
 
-  /** Reads a small blob (a config) whole, verified. */
+  /** Reads a small blob (a config) whole, verified; a body cut short or stalled is asked for again. */
   async readBlob(repository: string, descriptor: Pick<Descriptor, 'digest' | 'size'>, options: TransferOptions = {}): Promise<Buffer> {
-    const stream = await this.openBlob(repository, descriptor, options);
-    const chunks: Buffer[] = [];
-    for await (const chunk of stream) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks);
+    return this.withBodyRetries(`/v2/${encodeRepo(repository)}/blobs/${descriptor.digest}`, options.signal, async () => {
+      const stream = await this.openBlob(repository, descriptor, options);
+      const chunks: Buffer[] = [];
+      try {
+        for await (const chunk of stream) chunks.push(chunk as Buffer);
+      } catch (error) {
+        throw new BodyFailure(error);
+      }
+      return Buffer.concat(chunks);
+    });
+  }
+
+  /**
+   * Runs a request whose body is read whole, again when the body fails after the headers (a dropped
+   * connection, a stall, a short body: `work` throws those as BodyFailure). They count against the
+   * same retries as failures before the headers, which `send` has already spent on its own.
+   */
+  private async withBodyRetries<T>(path: string, signal: AbortSignal | undefined, work: () => Promise<T>): Promise<T> {
+    const retry = this.transport.retry;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await work();
+      } catch (failure) {
+        if (!(failure instanceof BodyFailure)) throw failure;
+        const error = failure.error;
+        const deadline = findDeadline(error);
+        const transient = deadline !== undefined || isRetryableError(error) || (error instanceof StrataError && error.code === 'E_SIZE_MISMATCH');
+        if (attempt > retry.retries || !transient || signal?.aborted) {
+          if (deadline && error instanceof StrataError && attempt > 1) throw new StrataError(error.code, `${error.message} (${attempt} attempts)`, { hint: error.hint, cause: error });
+          throw error;
+        }
+        const delayMs = backoffDelay(attempt, retry);
+        this.transport.noteRetry({ attempt, delayMs, url: this.transport.url(path), reason: deadline?.message ?? (error as Error).message });
+        await retry.sleep(delayMs, signal);
+      }
+    }
   }
 
   /** A BlobReader over one repository of this registry (for copies and inspect). */

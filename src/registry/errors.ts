@@ -1,4 +1,5 @@
 import { StrataError, type ErrorCode } from '../errors/index.js';
+import type { DeadlineError } from './deadlines.js';
 
 /** Where a registry failure happened, for messages: registry, then repository, then the object. */
 export interface RegistryErrorContext {
@@ -85,6 +86,18 @@ function statusText(status: number): string {
     429: 'too many requests', 500: 'internal server error', 502: 'bad gateway', 503: 'service unavailable', 504: 'gateway timeout',
   };
   return texts[status] ?? 'unexpected response';
+}
+
+/**
+ * A request that ran out of a deadline, after its retries: one line with the registry, the request,
+ * what it waited for and how long.
+ */
+export function stallError(ctx: RegistryErrorContext, method: string, url: string, deadline: DeadlineError): StrataError {
+  const attempts = deadline.attempts > 1 ? ` (${deadline.attempts} attempts)` : '';
+  return new StrataError('E_REGISTRY_UNREACHABLE', `${describeContext(ctx)}: ${method} ${redactUrl(url)}: ${deadline.message}${attempts}`, {
+    hint: 'the registry (or a proxy before it) stopped answering; try again later, or allow longer waits with --registry-timeout',
+    cause: deadline,
+  });
 }
 
 export function unreachableError(ctx: RegistryErrorContext, url: string, cause: unknown): StrataError {

@@ -1,8 +1,10 @@
-import { Agent as HttpAgent } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
-import type { Readable } from 'node:stream';
-import { createSecureContext, rootCertificates } from 'node:tls';
+import { Agent as HttpAgent, type ClientRequestArgs } from 'node:http';
+import { Agent as HttpsAgent, type RequestOptions as HttpsRequestOptions } from 'node:https';
+import { Socket } from 'node:net';
+import type { Duplex, Readable } from 'node:stream';
+import { TLSSocket, createSecureContext, rootCertificates } from 'node:tls';
 import nodeFetch, { type BodyInit } from 'node-fetch';
+import { DEFAULT_DEADLINES, DeadlineError } from './deadlines.js';
 
 /** The response surface strata needs; node-fetch's and the global fetch's responses both fit. */
 export interface FetchResponse {
@@ -34,37 +36,83 @@ export interface NodeFetchOptions {
    */
   caCert?: string | Buffer | undefined;
   maxSockets?: number | undefined;
+  /** TCP connect plus TLS handshake; default 30 s. */
+  connectTimeoutMs?: number | undefined;
+}
+
+/** node-fetch keeps only the code of a socket error; this one names the connect deadline. */
+const CONNECT_DEADLINE = 'E_STRATA_CONNECT_DEADLINE';
+
+/** Destroys a socket that is not connected (and, for TLS, through its handshake) within `ms`. */
+function connectDeadline(socket: Duplex | null | undefined, ms: number, host: string): void {
+  if (!(socket instanceof Socket)) return;
+  const event = socket instanceof TLSSocket ? 'secureConnect' : 'connect';
+  if (event === 'connect' && !socket.connecting) return;
+  const timer = setTimeout(() => {
+    socket.destroy(Object.assign(new DeadlineError('connect', ms, { host }), { code: CONNECT_DEADLINE }));
+  }, ms);
+  const done = (): void => clearTimeout(timer);
+  socket.once(event, done);
+  socket.once('close', done);
+}
+
+class DeadlineHttpAgent extends HttpAgent {
+  constructor(options: ConstructorParameters<typeof HttpAgent>[0], private readonly connectMs: number) {
+    super(options);
+  }
+  override createConnection(options: ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
+    const socket = super.createConnection(options, callback);
+    connectDeadline(socket, this.connectMs, `${options.host ?? options.hostname ?? ''}:${options.port ?? ''}`);
+    return socket;
+  }
+}
+
+class DeadlineHttpsAgent extends HttpsAgent {
+  constructor(options: ConstructorParameters<typeof HttpsAgent>[0], private readonly connectMs: number) {
+    super(options);
+  }
+  override createConnection(options: HttpsRequestOptions, callback?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
+    const socket = super.createConnection(options, callback);
+    connectDeadline(socket, this.connectMs, `${options.host ?? options.hostname ?? ''}:${options.port ?? ''}`);
+    return socket;
+  }
 }
 
 /** The default adapter: node-fetch 3 over keep-alive agents. */
 export function createNodeFetch(options: NodeFetchOptions = {}): FetchLike {
   const maxSockets = options.maxSockets ?? 16;
-  const httpAgent = new HttpAgent({ keepAlive: true, maxSockets });
+  const connectMs = options.connectTimeoutMs ?? DEFAULT_DEADLINES.connectMs;
+  const httpAgent = new DeadlineHttpAgent({ keepAlive: true, maxSockets }, connectMs);
   const { caCert } = options;
   // Made at the first https request, so a build that makes none never parses a certificate. With extra CAs,
   // one context for every connection: the `ca` option alone would parse them all again for each.
   let httpsAgent: HttpsAgent | undefined;
   const agentFor = (parsed: URL): HttpAgent | HttpsAgent => {
     if (parsed.protocol === 'http:') return httpAgent;
-    httpsAgent ??= new HttpsAgent({
+    httpsAgent ??= new DeadlineHttpsAgent({
       keepAlive: true,
       maxSockets,
       ...(caCert !== undefined ? { secureContext: createSecureContext({ ca: [...rootCertificates, caCert] }) } : {}),
-    });
+    }, connectMs);
     return httpsAgent;
   };
   return async (url, init) => {
-    const response = await nodeFetch(url, {
-      method: init.method,
-      headers: init.headers,
-      // node-fetch sends any Uint8Array or Readable; its typings only name Buffer and streams.
-      body: (init.body ?? null) as BodyInit | null,
-      signal: init.signal ?? null,
-      redirect: 'manual',
-      compress: false,
-      agent: agentFor,
-    });
-    return response as unknown as FetchResponse;
+    try {
+      const response = await nodeFetch(url, {
+        method: init.method,
+        headers: init.headers,
+        // node-fetch sends any Uint8Array or Readable; its typings only name Buffer and streams.
+        body: (init.body ?? null) as BodyInit | null,
+        signal: init.signal ?? null,
+        redirect: 'manual',
+        compress: false,
+        agent: agentFor,
+      });
+      return response as unknown as FetchResponse;
+    } catch (error) {
+      if ((error as { code?: unknown } | null)?.code === CONNECT_DEADLINE) throw new DeadlineError('connect', connectMs, { host: new URL(url).host });
+      throw error;
+    }
   };
 }
 

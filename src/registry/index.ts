@@ -12,6 +12,7 @@ export { parseWwwAuthenticate, pickChallenge, type AuthChallenge } from './chall
 export { repositoryScope, pullScopes, pushScopes, mergeScopes, scopesCover, type RepositoryAction } from './scopes.js';
 export { createNodeFetch, type FetchLike, type FetchInit, type FetchResponse, type NodeFetchOptions } from './http.js';
 export type { RetryOptions } from './retry.js';
+export { DEFAULT_DEADLINES, DeadlineError, type DeadlineOptions, type RegistryDeadlines } from './deadlines.js';
 export type { RetryInfo } from './send.js';
 export type { RegistryErrorContext } from './errors.js';
 export { blobSourceFromReader, type BlobSource, type UploadOptions, type BlobUploadCallOptions } from './upload.js';

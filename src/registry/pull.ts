@@ -4,6 +4,7 @@ import type { BlobSink } from '../store/types.js';
 import type { FetchedManifest, RegistryClient } from './client.js';
 import { mapLimit } from '../store/index.js';
 import type { ProgressListener } from './progress.js';
+import { findDeadline } from './deadlines.js';
 import { backoffDelay, isRetryableError } from './retry.js';
 
 export interface PullImageOptions {
@@ -43,8 +44,6 @@ export interface PulledImage {
   /** Every manifest and index written to the sink, children before parents. */
   stored: Descriptor[];
 }
-
-const BLOB_ATTEMPTS = 3;
 
 function isForeign(d: Descriptor): boolean {
   return d.mediaType.includes('nondistributable') || d.mediaType.includes('foreign');
@@ -159,7 +158,12 @@ async function pullBlobs(options: PullImageOptions, manifest: Manifest, concurre
         } catch (error) {
           // A connection dropped mid-body or a truncated body is worth another try; wrong bytes never are.
           const transient = isRetryableError(error) || (error instanceof StrataError && (error.code === 'E_SIZE_MISMATCH' || error.code === 'E_REGISTRY_UNREACHABLE'));
-          if (attempt >= BLOB_ATTEMPTS || !transient || signal.aborted) throw error;
+          const attempts = client.transport.retry.retries + 1;
+          if (attempt >= attempts || !transient || signal.aborted) {
+            // A stall already names the request; say how often it was asked.
+            if (attempt > 1 && findDeadline(error) && error instanceof StrataError) throw new StrataError(error.code, `${error.message} (${attempt} attempts)`, { hint: error.hint, cause: error });
+            throw error;
+          }
           const retry = client.transport.retry;
           await retry.sleep(backoffDelay(attempt, retry), signal);
         }

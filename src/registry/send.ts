@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { StrataError } from '../errors/index.js';
+import { DEFAULT_DEADLINES, DeadlineError, findDeadline, guardBody } from './deadlines.js';
 import { type FetchInit, type FetchLike, type FetchResponse, discardBody } from './http.js';
 import { abortError, backoffDelay, isRetryableError, isRetryableStatus, parseRetryAfter, type ResolvedRetry } from './retry.js';
 
@@ -13,8 +13,12 @@ export interface RetryInfo {
 export interface SendOptions {
   retry: ResolvedRetry;
   signal?: AbortSignal | undefined;
-  /** Milliseconds to wait for response headers once the request body is sent; default 120 s. */
+  /** Milliseconds to wait for response headers once the request body is sent; default 30 s. */
   timeoutMs?: number | undefined;
+  /** The longest silence inside the response body (which the caller reads); default 30 s. */
+  idleMs?: number | undefined;
+  /** Attempts already spent on this request elsewhere (a probe); they count against the retries. */
+  attemptsUsed?: number | undefined;
   /** False for requests whose body cannot be sent twice. */
   retryable?: boolean | undefined;
   onRetry?: ((info: RetryInfo) => void) | undefined;
@@ -28,20 +32,22 @@ export interface SendOptions {
 export async function sendWithRetry(fetch: FetchLike, url: string, makeInit: () => FetchInit, options: SendOptions): Promise<FetchResponse> {
   const { retry } = options;
   const maxAttempts = options.retryable === false ? 1 : retry.retries + 1;
-  for (let attempt = 1; ; attempt++) {
+  for (let attempt = 1 + (options.attemptsUsed ?? 0); ; attempt++) {
     if (options.signal?.aborted) throw abortError(options.signal);
     let response: FetchResponse;
     try {
-      response = await withTimeout(fetch, url, makeInit(), options.signal, options.timeoutMs ?? 120_000);
+      response = await withTimeout(fetch, url, makeInit(), options.signal, options.timeoutMs ?? DEFAULT_DEADLINES.headersMs);
     } catch (error) {
       if (options.signal?.aborted) throw abortError(options.signal);
+      const deadline = findDeadline(error);
+      if (deadline) deadline.attempts = attempt;
       if (attempt >= maxAttempts || !isRetryableError(error)) throw error;
       const delayMs = backoffDelay(attempt, retry);
       options.onRetry?.({ attempt, delayMs, url, reason: errorReason(error) });
       await retry.sleep(delayMs, options.signal);
       continue;
     }
-    if (!isRetryableStatus(response.status) || attempt >= maxAttempts) return response;
+    if (!isRetryableStatus(response.status) || attempt >= maxAttempts) return withIdleDeadline(response, options.idleMs ?? DEFAULT_DEADLINES.idleMs);
     const delayMs = backoffDelay(attempt, retry, parseRetryAfter(response.headers.get('retry-after'), retry.now()));
     await discardBody(response);
     options.onRetry?.({ attempt, delayMs, url, reason: `HTTP ${response.status}` });
@@ -49,7 +55,29 @@ export async function sendWithRetry(fetch: FetchLike, url: string, makeInit: () 
   }
 }
 
+/** The response with its body under the idle deadline (every body reader gets the guard). */
+function withIdleDeadline(response: FetchResponse, idleMs: number): FetchResponse {
+  if (!response.body) return response;
+  const body = guardBody(response.body, idleMs);
+  const read = async (): Promise<Buffer> => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of body) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  };
+  return {
+    status: response.status,
+    headers: response.headers,
+    body,
+    text: async () => (await read()).toString('utf8'),
+    arrayBuffer: async () => {
+      const copy = new Uint8Array(await read());
+      return copy.buffer;
+    },
+  };
+}
+
 function errorReason(error: unknown): string {
+  if (error instanceof DeadlineError) return error.message;
   if (typeof error === 'object' && error !== null) {
     const e = error as { code?: unknown; message?: unknown };
     if (typeof e.code === 'string') return e.code;
@@ -66,7 +94,7 @@ async function withTimeout(fetch: FetchLike, url: string, init: FetchInit, signa
   const timeout = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const start = (): void => {
-    timer = setTimeout(() => timeout.abort(new StrataError('E_REGISTRY_UNREACHABLE', `no response within ${timeoutMs} ms`)), timeoutMs);
+    timer = setTimeout(() => timeout.abort(new DeadlineError('headers', timeoutMs)), timeoutMs);
   };
   const body = init.body;
   if (body instanceof Readable && !body.readableEnded) body.once('end', start);
@@ -75,9 +103,7 @@ async function withTimeout(fetch: FetchLike, url: string, init: FetchInit, signa
   try {
     return await fetch(url, { ...init, signal: combined });
   } catch (error) {
-    if (timeout.signal.aborted && !signal?.aborted) {
-      throw Object.assign(new Error(`no response from ${new URL(url).host} within ${timeoutMs} ms`), { code: 'ETIMEDOUT' });
-    }
+    if (timeout.signal.aborted && !signal?.aborted) throw new DeadlineError('headers', timeoutMs);
     throw error;
   } finally {
     if (body instanceof Readable) body.off('end', start);

@@ -3,7 +3,8 @@ import { StrataError } from '../errors/index.js';
 import { isLoopbackRegistry, registryApiHost, splitRegistryHost } from '../ref/index.js';
 import { RegistryAuth, isPrivateHost, type CredentialLookup } from './auth.js';
 import { parseWwwAuthenticate } from './challenge.js';
-import { describeContext, redactUrl, registryResponseError, unreachableError, type RegistryErrorContext } from './errors.js';
+import { findDeadline, resolveDeadlines, type DeadlineOptions, type RegistryDeadlines } from './deadlines.js';
+import { describeContext, redactUrl, registryResponseError, stallError, unreachableError, type RegistryErrorContext } from './errors.js';
 import { createNodeFetch, discardBody, readText, type FetchInit, type FetchLike, type FetchResponse } from './http.js';
 import type { ProgressListener } from './progress.js';
 import { isCertificateError, isRetryableStatus, resolveRetry, type ResolvedRetry, type RetryOptions } from './retry.js';
@@ -23,9 +24,11 @@ export interface RegistryConnectionOptions {
   retry?: RetryOptions | undefined;
   now?: (() => number) | undefined;
   userAgent?: string | undefined;
-  /** Milliseconds to wait for response headers. */
+  /** Connect, time-to-first-byte and body idle deadlines (see deadlines.ts); 30 s each by default. */
+  deadlines?: DeadlineOptions | undefined;
+  /** The same as `deadlines.headersMs`. */
   timeoutMs?: number | undefined;
-  /** A blob download that receives nothing for this long fails (and is retried); default 60 s. */
+  /** The same as `deadlines.idleMs`. */
   bodyIdleTimeoutMs?: number | undefined;
   /**
    * Force a scheme. Default: https; loopback and insecure registries use plain http when their listener
@@ -69,10 +72,9 @@ export class RegistryTransport {
   readonly auth: RegistryAuth;
   readonly retry: ResolvedRetry;
   readonly progress: ProgressListener | undefined;
-  readonly bodyIdleTimeoutMs: number;
+  readonly deadlines: RegistryDeadlines;
   private readonly fetch: FetchLike;
   private readonly userAgent: string;
-  private readonly timeoutMs: number | undefined;
   private pinged: Promise<void> | undefined;
 
   constructor(options: RegistryConnectionOptions) {
@@ -83,12 +85,11 @@ export class RegistryTransport {
     this.allowHttp = insecure || isLoopbackRegistry(apiHost) || options.scheme === 'http';
     this.probeTls = this.allowHttp && options.scheme === undefined;
     this.baseUrl = `${options.scheme ?? 'https'}://${apiHost}`;
-    this.fetch = options.fetch ?? createNodeFetch({ caCert: options.caCert });
+    this.deadlines = resolveDeadlines({ ...options.deadlines, headersMs: options.timeoutMs ?? options.deadlines?.headersMs, idleMs: options.bodyIdleTimeoutMs ?? options.deadlines?.idleMs });
+    this.fetch = options.fetch ?? createNodeFetch({ caCert: options.caCert, connectTimeoutMs: this.deadlines.connectMs });
     this.retry = resolveRetry({ ...options.retry, now: options.retry?.now ?? options.now });
     this.userAgent = options.userAgent ?? 'strata/0.1';
-    this.timeoutMs = options.timeoutMs;
     this.progress = options.progress;
-    this.bodyIdleTimeoutMs = options.bodyIdleTimeoutMs ?? 60_000;
     this.auth = new RegistryAuth({
       registry: options.registry,
       fetch: this.fetch,
@@ -97,7 +98,8 @@ export class RegistryTransport {
       now: options.now,
       allowHttp: this.allowHttp,
       userAgent: this.userAgent,
-      timeoutMs: options.timeoutMs,
+      timeoutMs: this.deadlines.headersMs,
+      idleMs: this.deadlines.idleMs,
     });
   }
 
@@ -181,6 +183,12 @@ export class RegistryTransport {
       response = await sendWithRetry(this.fetch, plainUrl, () => this.pingInit(), this.sendOptions(signal, false));
     } catch (cause) {
       if (signal?.aborted) throw this.networkError({ registry: this.registry }, plainUrl, cause);
+      // Connected and then silent: no TLS listener (it would refuse the plain request), so a stalled
+      // plain one; the other attempts go to it, counting this one.
+      if (findDeadline(cause)?.phase === 'headers') {
+        this.baseUrl = `http://${this.apiHost}`;
+        return this.pingWithRetries(plainUrl, signal, 1);
+      }
       return undefined;
     }
     if (response.status === 400) {
@@ -218,9 +226,9 @@ export class RegistryTransport {
   }
 
   /** `GET /v2/` at `url` with the usual retries; a failure to reach it becomes the typed network error. */
-  private async pingWithRetries(url: string, signal: AbortSignal | undefined): Promise<FetchResponse> {
+  private async pingWithRetries(url: string, signal: AbortSignal | undefined, attemptsUsed = 0): Promise<FetchResponse> {
     try {
-      return await sendWithRetry(this.fetch, url, () => this.pingInit(), this.sendOptions(signal, true));
+      return await sendWithRetry(this.fetch, url, () => this.pingInit(), { ...this.sendOptions(signal, true), attemptsUsed });
     } catch (cause) {
       throw this.networkError({ registry: this.registry }, url, cause);
     }
@@ -230,15 +238,23 @@ export class RegistryTransport {
     return {
       retry: this.retry,
       signal,
-      timeoutMs: this.timeoutMs,
+      timeoutMs: this.deadlines.headersMs,
+      idleMs: this.deadlines.idleMs,
       retryable,
       onRetry: (info: { attempt: number; delayMs: number; url: string; reason: string }) =>
         this.progress?.({ type: 'retry', registry: this.registry, attempt: info.attempt, delayMs: info.delayMs, reason: info.reason, path: redactUrl(info.url) }),
     };
   }
 
-  private networkError(ctx: RegistryErrorContext, url: string, cause: unknown): StrataError {
+  /** A progress note for a retry made outside `send` (a body that failed after its headers). */
+  noteRetry(info: { attempt: number; delayMs: number; url: string; reason: string }): void {
+    this.progress?.({ type: 'retry', registry: this.registry, attempt: info.attempt, delayMs: info.delayMs, reason: info.reason, path: redactUrl(info.url) });
+  }
+
+  private networkError(ctx: RegistryErrorContext, url: string, cause: unknown, method = 'GET'): StrataError {
     if (cause instanceof StrataError) return cause;
+    const deadline = findDeadline(cause);
+    if (deadline) return stallError(ctx, method, url, deadline);
     if (isCertificateError(cause)) {
       return new StrataError('E_REGISTRY_INSECURE', `${describeContext(ctx)}: TLS certificate of ${new URL(url).host} not trusted (${(cause as { code?: string }).code ?? 'certificate error'})`, {
         hint: 'pass the registry\'s CA with --ca-cert FILE, or --insecure-registry HOST for a plain-HTTP registry',
@@ -277,7 +293,7 @@ export class RegistryTransport {
         const b = body;
         response = await sendWithRetry(this.fetch, url, () => ({ method, headers, body: b?.() }), this.sendOptions(spec.signal, spec.retryable !== false));
       } catch (cause) {
-        throw this.networkError(spec.ctx, url, cause);
+        throw this.networkError(spec.ctx, url, cause, method);
       }
       // A one-shot body has been consumed: the caller (the upload) decides how to go on after a 401.
       const canResend = spec.retryable !== false || spec.body === undefined;

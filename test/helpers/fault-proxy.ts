@@ -30,6 +30,10 @@ export type FaultAction =
   | { kind: 'truncate'; bytes: number }
   /** Wait, then forward. */
   | { kind: 'delay'; ms: number }
+  /** Forward, send the headers and the first `afterBytes` bytes of the body, then send nothing more, holding the connection open. */
+  | { kind: 'stall-response'; afterBytes: number }
+  /** Read the request and never answer, holding the connection open. */
+  | { kind: 'silent' }
   /**
    * Answer a redirect (default 307) to a side server on another port, which fetches the same
    * resource from the registry with the original request's credentials and serves those bytes.
@@ -255,6 +259,12 @@ export async function startFaultProxy(targetUrl: string, rules: FaultRule[] = []
         sendThenCut(ures, res, action.afterBytes, () => cut(res));
         return;
       }
+      if (action?.kind === 'stall-response') {
+        res.writeHead(status, outHeaders);
+        // The rest is never sent; the connection stays open until the client gives up or the proxy stops.
+        sendThenCut(ures, res, action.afterBytes, () => undefined);
+        return;
+      }
       res.writeHead(status, outHeaders);
       body.push(res);
       pipeline(body as unknown as [NodeJS.ReadableStream, NodeJS.WritableStream]).catch(() => cut(res));
@@ -303,6 +313,9 @@ export async function startFaultProxy(targetUrl: string, rules: FaultRule[] = []
       case 'close':
         drain(req, record);
         cut(res);
+        return;
+      case 'silent':
+        drain(req, record);
         return;
       case 'redirect': {
         drain(req, record);

@@ -160,8 +160,9 @@ describeWithTools(['docker-registry', 'skopeo'], 'strata CLI with an anonymous r
     expect(viaDocker).toContain(`Digest:       ${digest}`);
     expect(viaDocker).toMatch(/^Source:\s+registry$/m);
 
-    const bare = ok(await strata(['inspect', `${reg.host}/cli/inspect-me:1`], env));
-    expect(bare).toMatch(/^Source:\s+registry$/m);
+    const bareRun = await strata(['inspect', `${reg.host}/cli/inspect-me:1`], env);
+    expect(ok(bareRun)).toMatch(/^Source:\s+registry$/m);
+    expect(bareRun.stderr).toContain(`is not in the local store; asking the registry ${reg.host} for ${reg.host}/cli/inspect-me:1`);
     const json = JSON.parse(ok(await strata(['inspect', '--format', 'json', `${reg.host}/cli/inspect-me:1`], env))) as { source: string; digest: string };
     expect(json).toMatchObject({ source: 'registry', digest });
 
@@ -174,7 +175,7 @@ describeWithTools(['docker-registry', 'skopeo'], 'strata CLI with an anonymous r
     const result = await strata(['inspect', `127.0.0.1:${closed}/typo/nmae:1`, '--progress', 'quiet'], env);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('is not in the local store');
-    expect(result.stderr).toContain(`the registry could not provide docker://127.0.0.1:${closed}/typo/nmae:1`);
+    expect(result.stderr).toContain(`the registry 127.0.0.1:${closed}, asked for docker://127.0.0.1:${closed}/typo/nmae:1, could not provide it`);
     expect(result.stderr).toMatch(/hint: .*typo/);
   }, 60_000);
 });

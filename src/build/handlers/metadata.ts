@@ -1,6 +1,6 @@
 import { StrataError } from '../../errors/index.js';
 import type { Instruction } from '../../dockerfile/index.js';
-import { addEmptyHistory, exposedPortKeys, setEnvEntry, updateContainerConfig, type Image } from '../../image/index.js';
+import { exposedPortKeys } from '../../image/index.js';
 import type { ContainerConfig, HealthConfig } from '../../oci/index.js';
 import { expandInStage, expandWordsInStage, type WarnFn } from '../expand.js';
 import { DEFAULT_SHELL, where, type StageState } from '../state.js';
@@ -19,12 +19,18 @@ export interface MetadataContext {
 
 export const HISTORY_COMMENT = 'strata.dockerfile.v0';
 
-function record(image: Image, createdBy: string, created: string): Image {
-  return addEmptyHistory(image, { created, created_by: createdBy, comment: HISTORY_COMMENT });
+// Edits go to the stage's draft, in place: copying the config per instruction made N lines cost N².
+function record(state: StageState, createdBy: string, created: string): void {
+  state.metadata().addHistory({ created, created_by: createdBy, comment: HISTORY_COMMENT });
 }
 
-function setConfig(state: StageState, edit: (c: ContainerConfig) => ContainerConfig): void {
-  state.image = updateContainerConfig(state.image, edit);
+function setConfig(state: StageState, edit: (c: ContainerConfig) => void): void {
+  edit(state.metadata().edit());
+}
+
+function addKeys(state: StageState, field: 'ExposedPorts' | 'Volumes', keys: readonly string[]): void {
+  const map = state.metadata().map(field);
+  for (const k of keys) map[k] = {};
 }
 
 /** Shell form ⇒ the stage's SHELL plus the command; exec form as written. */
@@ -50,12 +56,9 @@ export function applyMetadata(state: StageState, ins: Exclude<Instruction, { kin
   switch (ins.kind) {
     case 'ENV': {
       const pairs = ins.pairs.map((p) => [expand(p.key), expand(p.value)] as const);
-      setConfig(state, (c) => {
-        let env = c.Env ?? [];
-        for (const [k, v] of pairs) env = setEnvEntry(env, k, v);
-        return { ...c, Env: env };
-      });
-      state.image = record(state.image, `ENV ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`, ctx.created);
+      const draft = state.metadata();
+      for (const [k, v] of pairs) draft.setEnv(k, v);
+      record(state, `ENV ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`, ctx.created);
       return true;
     }
     case 'ARG': {
@@ -74,39 +77,41 @@ export function applyMetadata(state: StageState, ins: Exclude<Instruction, { kin
         }
         if (value !== undefined) state.args.set(name, value);
         else state.args.delete(name);
+        state.metadata().setArg(name, value);
       }
       return true;
     }
     case 'LABEL': {
       const pairs = ins.pairs.map((p) => [expand(p.key), expand(p.value)] as const);
-      setConfig(state, (c) => ({ ...c, Labels: { ...(c.Labels ?? {}), ...Object.fromEntries(pairs) } }));
-      state.image = record(state.image, `LABEL ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`, ctx.created);
+      const labels = state.metadata().map('Labels');
+      for (const [k, v] of pairs) labels[k] = v;
+      record(state, `LABEL ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`, ctx.created);
       return true;
     }
     case 'EXPOSE': {
       const ports = ins.ports.flatMap((p) => expandWordsInStage(state, p, line, ctx.warn)).flatMap((p) => exposedPorts(p, at));
-      setConfig(state, (c) => ({ ...c, ExposedPorts: { ...(c.ExposedPorts ?? {}), ...Object.fromEntries(ports.map((p) => [p, {}])) } }));
-      state.image = record(state.image, `EXPOSE ${ports.join(' ')}`, ctx.created);
+      addKeys(state, 'ExposedPorts', ports);
+      record(state, `EXPOSE ${ports.join(' ')}`, ctx.created);
       return true;
     }
     case 'VOLUME': {
       const volumes = ins.volumes.map(expand).filter((v) => v !== '');
       if (volumes.length === 0) throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: VOLUME specified can not be an empty string`);
-      setConfig(state, (c) => ({ ...c, Volumes: { ...(c.Volumes ?? {}), ...Object.fromEntries(volumes.map((v) => [v, {}])) } }));
-      state.image = record(state.image, `VOLUME ${JSON.stringify(volumes)}`, ctx.created);
+      addKeys(state, 'Volumes', volumes);
+      record(state, `VOLUME ${JSON.stringify(volumes)}`, ctx.created);
       return true;
     }
     case 'USER': {
       const user = expand(ins.user);
-      setConfig(state, (c) => ({ ...c, User: user }));
-      state.image = record(state.image, `USER ${user}`, ctx.created);
+      setConfig(state, (c) => (c.User = user));
+      record(state, `USER ${user}`, ctx.created);
       return true;
     }
     case 'STOPSIGNAL': {
       const signal = expand(ins.signal);
       if (!/^(SIG[A-Z0-9+-]+|\d+)$/.test(signal)) throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: invalid STOPSIGNAL "${signal}"`);
-      setConfig(state, (c) => ({ ...c, StopSignal: signal }));
-      state.image = record(state.image, `STOPSIGNAL ${signal}`, ctx.created);
+      setConfig(state, (c) => (c.StopSignal = signal));
+      record(state, `STOPSIGNAL ${signal}`, ctx.created);
       return true;
     }
     case 'HEALTHCHECK': {
@@ -117,40 +122,43 @@ export function applyMetadata(state: StageState, ins: Exclude<Instruction, { kin
       if (h.startPeriod) health.StartPeriod = h.startPeriod;
       if (h.startInterval) health.StartInterval = h.startInterval;
       if (h.retries) health.Retries = h.retries;
-      setConfig(state, (c) => ({ ...c, Healthcheck: health }));
-      state.image = record(state.image, `HEALTHCHECK ${JSON.stringify(health.Test)}`, ctx.created);
+      setConfig(state, (c) => (c.Healthcheck = health));
+      record(state, `HEALTHCHECK ${JSON.stringify(health.Test)}`, ctx.created);
       return true;
     }
     case 'CMD': {
       const cmd = commandLine(state, ins.args, ins.prependShell);
-      setConfig(state, (c) => ({ ...c, Cmd: cmd }));
+      setConfig(state, (c) => (c.Cmd = cmd));
       state.cmdSet = true;
-      state.image = record(state.image, `CMD ${JSON.stringify(cmd)}`, ctx.created);
+      record(state, `CMD ${JSON.stringify(cmd)}`, ctx.created);
       return true;
     }
     case 'ENTRYPOINT': {
       const entrypoint = commandLine(state, ins.args, ins.prependShell);
       // An ENTRYPOINT resets a CMD inherited from the base image, but not one set in this stage.
-      setConfig(state, (c) => (state.cmdSet ? { ...c, Entrypoint: entrypoint } : { ...c, Entrypoint: entrypoint, Cmd: null }));
+      setConfig(state, (c) => {
+        c.Entrypoint = entrypoint;
+        if (!state.cmdSet) c.Cmd = null;
+      });
       state.entrypointSet = true;
-      state.image = record(state.image, `ENTRYPOINT ${JSON.stringify(entrypoint)}`, ctx.created);
+      record(state, `ENTRYPOINT ${JSON.stringify(entrypoint)}`, ctx.created);
       return true;
     }
     case 'SHELL': {
       state.shell = [...ins.shell];
-      setConfig(state, (c) => ({ ...c, Shell: [...ins.shell] }));
-      state.image = record(state.image, `SHELL ${JSON.stringify(ins.shell)}`, ctx.created);
+      setConfig(state, (c) => (c.Shell = [...ins.shell]));
+      record(state, `SHELL ${JSON.stringify(ins.shell)}`, ctx.created);
       return true;
     }
     case 'ONBUILD': {
-      setConfig(state, (c) => ({ ...c, OnBuild: [...(c.OnBuild ?? []), ins.expression] }));
-      state.image = record(state.image, `ONBUILD ${ins.expression}`, ctx.created);
+      setConfig(state, (c) => (c.OnBuild = [...(c.OnBuild ?? []), ins.expression]));
+      record(state, `ONBUILD ${ins.expression}`, ctx.created);
       return true;
     }
     case 'MAINTAINER': {
       // Docker records the maintainer as the image author, not as a label.
-      state.image = { ...state.image, config: { ...state.image.config, author: ins.maintainer } };
-      state.image = record(state.image, `MAINTAINER ${ins.maintainer}`, ctx.created);
+      state.metadata().setAuthor(ins.maintainer);
+      record(state, `MAINTAINER ${ins.maintainer}`, ctx.created);
       return true;
     }
     default:

@@ -1,0 +1,46 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseRegistryTimeout } from '../../../cli/registry-timeout.js';
+import { DEFAULT_DEADLINES, RegistryClient } from '../../../src/registry/index.js';
+import { resolveRetry } from '../../../src/registry/retry.js';
+
+const servers: Server[] = [];
+const sockets: Socket[] = [];
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.destroy();
+  await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
+});
+
+describe('registry deadlines', () => {
+  it('a TLS listener that never completes the handshake fails the connect deadline, retried, naming the host', async () => {
+    // Accepts TCP and says nothing: the TLS handshake never ends.
+    const server = createServer((socket) => void sockets.push(socket));
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    const client = new RegistryClient({ registry: `127.0.0.1:${port}`, scheme: 'https', deadlines: { connectMs: 200 }, retry: { retries: 2, sleep: async () => undefined } });
+    const started = Date.now();
+    await expect(client.ping()).rejects.toMatchObject({
+      code: 'E_REGISTRY_UNREACHABLE',
+      message: `registry 127.0.0.1:${port}: GET https://127.0.0.1:${port}/v2/: no connection to 127.0.0.1:${port} within 200 ms (3 attempts)`,
+    });
+    expect(sockets.length).toBe(3);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it('by default a request that stalls in any phase gives up, retries included, within 3 minutes', () => {
+    const retry = resolveRetry();
+    // Each try ends at its first stalled phase.
+    const perTry = Math.max(DEFAULT_DEADLINES.connectMs, DEFAULT_DEADLINES.headersMs, DEFAULT_DEADLINES.idleMs);
+    const backoff = Array.from({ length: retry.retries }, (_, i) => Math.min(retry.baseDelayMs * 2 ** i, retry.maxDelayMs)).reduce((a, b) => a + b, 0);
+    expect(perTry * (retry.retries + 1) + backoff).toBeLessThan(180_000);
+  });
+
+  it('--registry-timeout takes seconds for every phase, or per phase', () => {
+    expect(parseRegistryTimeout('20', 'flag')).toEqual({ connectMs: 20_000, headersMs: 20_000, idleMs: 20_000 });
+    expect(parseRegistryTimeout('connect=5, idle=0.5', 'flag')).toEqual({ connectMs: 5000, idleMs: 500 });
+    expect(parseRegistryTimeout(3, 'config')).toEqual({ connectMs: 3000, headersMs: 3000, idleMs: 3000 });
+    expect(() => parseRegistryTimeout('0', 'flag')).toThrow(/not a positive number/);
+    expect(() => parseRegistryTimeout('dial=3', 'flag')).toThrow(/unknown phase "dial"/);
+  });
+});
