@@ -12,7 +12,7 @@ import {
 } from '../../context/index.js';
 import type { AddInstruction, CopyInstruction } from '../../dockerfile/index.js';
 import type { ImageFsIndex } from '../../layer/index.js';
-import { stepCacheKey, stepDefinitionKey } from '../cache.js';
+import { filesystemKey, stepCacheKey, stepDefinitionKey } from '../cache.js';
 import { parseChmod } from '../chmod.js';
 import { expandInStage } from '../expand.js';
 import { imageFilesystem, imageRootfs } from '../imagefs.js';
@@ -23,7 +23,7 @@ import { resolveOwnership } from '../users.js';
 import { CopyPlan, layerPath } from './copy-entries.js';
 import { archiveRoot, isArchiveSource } from './add-archive.js';
 import { buildContextRoot, listCopySources, takeCopySources, type ListedSources } from './copy-sources.js';
-import { commitLayerStep, replayCached } from './layer-step.js';
+import { commitLayerStep, layerStepWords, replayCached } from './layer-step.js';
 
 export interface CopyContext {
   stageSource(name: string): Promise<StageResult | BaseImage | { dir: string }>;
@@ -105,21 +105,25 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
   // keyEntries come match by match, each match's listing sorted: a deterministic order as it is.
   const hashOptions = { includeOwnership: from !== undefined, statCache, paths: keyPaths, signal: session.deps.signal };
   const inline = ins.sourceContents.map((c) => ({ path: c.path, text: c.expand ? expand(c.data) : c.data }));
-  const instruction = {
-    kind: ins.kind, sources, dest: destAbs, from: fromKey, chown: chownSpec ?? null, chmod: chmodSpec ?? null, link: ins.link, parents, excludes,
+  // What the step reads and nothing else: the layer chain below it (which holds the destination's
+  // directories and the passwd/group files --chown names resolve through) and its own resolved words.
+  // ENV, LABEL and the rest of the config reach it only through these words.
+  const words = {
+    sources, dest: destAbs, from: fromKey, chown: chownSpec ?? null, chmod: chmodSpec ?? null, link: ins.link, parents, excludes,
     unpack: ins.kind === 'ADD' ? ins.unpack ?? null : null,
     inline: inline.map((c) => [c.path, digestOf(c.text)]),
+    ...layerStepWords(session),
   };
-  const parent = state.image;
-  const keyFor = (sourcesDigest: Digest): Digest => stepCacheKey({ parent, instruction, env: [], sources: sourcesDigest });
-  const definition = stepDefinitionKey({ parent, instruction, env: [] });
+  const definitionParts = { kind: ins.kind, parent: filesystemKey(state.image), words };
+  const keyFor = (sourcesDigest: Digest): Digest => stepCacheKey({ ...definitionParts, sources: sourcesDigest });
+  const definition = stepDefinitionKey(definitionParts);
   const createdBy = `${ins.original.replace(/\s+/g, ' ').trim()} # strata`;
   // The sources are hashed before the work only when a hit is possible; otherwise their digests come
   // from the layer write, which reads every file anyway, and the key is computed after it.
-  const cachedSources = hashSourcesFromCache(keyEntries, hashOptions);
-  let key = cachedSources === undefined ? undefined : keyFor(cachedSources);
-  if (key === undefined && (await session.cache?.mayHave(definition)) === true) key = keyFor(await hashSources(keyEntries, hashOptions));
-  if (key !== undefined && (await replayCached(state, session, key))) return 'cached';
+  let sourcesDigest = hashSourcesFromCache(keyEntries, hashOptions);
+  if (sourcesDigest === undefined && (await session.cache?.mayHave(definition)) === true) sourcesDigest = await hashSources(keyEntries, hashOptions);
+  const key = sourcesDigest === undefined ? undefined : keyFor(sourcesDigest);
+  if (key !== undefined && (await replayCached(state, session, key, createdBy))) return 'cached';
 
   // --link layers stand alone and never look at the image below; otherwise the destination is
   // resolved against it (existing directories, symlinked paths), which needs the base's layers.
@@ -153,7 +157,10 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
     plan.addData(target, Buffer.from(content.text, 'utf8'), 0o644, dirMtime);
   }
   const fileDigests = key === undefined ? new Map<string, Digest>() : undefined;
-  const keyAfterWrite = async (): Promise<Digest> => keyFor(await hashSources(keyEntries, { ...hashOptions, known: fileDigests }));
+  const keyAfterWrite = async (): Promise<Digest> => {
+    sourcesDigest = await hashSources(keyEntries, { ...hashOptions, known: fileDigests });
+    return keyFor(sourcesDigest);
+  };
   await commitLayerStep(state, session, key ?? keyAfterWrite, plan.list(), createdBy, { definition, fileDigests, shareable: true });
   return 'done';
 }

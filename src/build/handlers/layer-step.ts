@@ -1,5 +1,5 @@
 import type { Digest } from '../../digest/index.js';
-import { appendLayer, updateContainerConfig } from '../../image/index.js';
+import { appendLayer } from '../../image/index.js';
 import { layerContentKey, writeLayer, type LayerEntry, type LayerResult, type WriteLayerOptions } from '../../layer/index.js';
 import { layerCompression } from '../../oci/index.js';
 import type { StepOutcome } from '../cache.js';
@@ -7,19 +7,27 @@ import type { BuildSession } from '../session.js';
 import type { StageState } from '../state.js';
 import { HISTORY_COMMENT } from './metadata.js';
 
-export function applyOutcome(state: StageState, outcome: StepOutcome): void {
+/**
+ * Adds a step's layer to the image. The config is left as it is: a layer step reads the config but
+ * never sets it (the metadata instructions around it do), so a replayed step keeps this build's labels and ENV.
+ */
+export function applyOutcome(state: StageState, outcome: Pick<StepOutcome, 'layer' | 'history'>): void {
   state.image = appendLayer(state.image, outcome.layer, outcome.history);
-  state.image = updateContainerConfig(state.image, () => ({ ...outcome.config }));
 }
 
-/** Replays a cached outcome for `key` when there is one; returns whether it did. */
-export async function replayCached(state: StageState, session: BuildSession, key: Digest): Promise<boolean> {
+/**
+ * Replays a cached outcome for `key` when there is one; returns whether it did. The history entry is
+ * this build's (its words may differ from the recorded step's where they resolve the same); only its
+ * time comes from the record, which a rebuild that replays everything keeps (see ImageRecords).
+ */
+export async function replayCached(state: StageState, session: BuildSession, key: Digest, createdBy: string): Promise<boolean> {
   const cached = await session.cache?.get(key);
   if (!cached) return false;
   // The key says what the step does, not how its layer is compressed: a layer cached in another compression
   // is written again rather than put in an image that asked for this one.
   if (layerCompression(cached.layer.descriptor.mediaType) !== (session.input.compression ?? 'gzip')) return false;
-  applyOutcome(state, cached);
+  const created = session.input.sourceDateEpoch !== undefined ? session.created : cached.history.created ?? session.created;
+  applyOutcome(state, { layer: cached.layer, history: { created, created_by: createdBy, comment: HISTORY_COMMENT } });
   return true;
 }
 
@@ -78,4 +86,12 @@ export async function commitLayerStep(
   };
   if (session.cache) await session.cache.put(typeof key === 'function' ? await key() : key, outcome, options.definition);
   applyOutcome(state, outcome);
+}
+
+/**
+ * Words every layer step's key holds beside its own: SOURCE_DATE_EPOCH, which sets the times written
+ * in the layer, so a layer made with another epoch is never replayed into this build.
+ */
+export function layerStepWords(session: BuildSession): { epoch: number | null } {
+  return { epoch: session.input.sourceDateEpoch ?? null };
 }

@@ -3,13 +3,13 @@ import { isStrataError } from '../../errors/index.js';
 import type { WorkdirInstruction } from '../../dockerfile/index.js';
 import { addEmptyHistory, updateContainerConfig } from '../../image/index.js';
 import type { LayerEntry } from '../../layer/index.js';
-import { stepCacheKey } from '../cache.js';
+import { filesystemKey, stepCacheKey } from '../cache.js';
 import { expandInStage } from '../expand.js';
 import { imageFilesystem } from '../imagefs.js';
 import type { BuildSession } from '../session.js';
 import type { StageState } from '../state.js';
 import { resolveOwnership } from '../users.js';
-import { commitLayerStep, replayCached } from './layer-step.js';
+import { commitLayerStep, layerStepWords, replayCached } from './layer-step.js';
 import { HISTORY_COMMENT } from './metadata.js';
 
 /**
@@ -47,8 +47,9 @@ export async function runWorkdir(state: StageState, ins: WorkdirInstruction, ses
     if (fs.has(p)) continue;
     entries.push({ path: p.slice(1), type: 'dir', mode: 0o755, size: 0, mtime, ...owner });
   }
-  const key = stepCacheKey({ parent: state.image, instruction: { kind: 'WORKDIR', dir, owner }, env: [] });
-  if (await replayCached(state, session, key)) return 'cached';
+  // The directories it creates depend on the filesystem below, the path and the owner USER resolves to.
+  const key = stepCacheKey({ kind: 'WORKDIR', parent: filesystemKey(state.image), words: { dir, owner, ...layerStepWords(session) } });
+  if (await replayCached(state, session, key, createdBy)) return 'cached';
   await commitLayerStep(state, session, key, entries, createdBy);
   return 'done';
 }

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, realpath, rm, utimes, writeFile } from 'node:fs/prom
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalStepCache, stepDefinitionKey } from '../../../src/build/cache.js';
+import { filesystemKey, LocalStepCache, stepDefinitionKey } from '../../../src/build/cache.js';
 import { statCacheFile } from '../../../src/context/index.js';
 import { emptyImage, LocalStore, type Digest } from '../../../src/index.js';
 import { TEST_PLATFORM, testBuild, writeContext } from './harness.js';
@@ -20,7 +20,7 @@ describe('definition keys', () => {
   it('a cache that never saw a definition says so; one put with it says it may hold keys of it', async () => {
     const store = await LocalStore.open(join(work, 'store-keys'));
     const cache = LocalStepCache.forStore(store.root, store.blobs);
-    const definition = stepDefinitionKey({ parent: emptyImage(TEST_PLATFORM), instruction: { kind: 'COPY' }, env: [] });
+    const definition = stepDefinitionKey({ kind: "COPY", parent: filesystemKey(emptyImage(TEST_PLATFORM)), words: {} });
     expect(await cache.mayHave(definition)).toBe(false);
     const outcome = {
       layer: { descriptor: { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: `sha256:${'1'.repeat(64)}` as Digest, size: 1 }, diffId: `sha256:${'2'.repeat(64)}` as Digest },
