@@ -8,6 +8,7 @@ import {
   serializeImage,
   type BuildEvent,
   type BuildInput,
+  type BlobReader,
   type BuildOutcome,
   type Executor,
   type Image,
@@ -23,6 +24,8 @@ export interface LibraryBuildOptions {
   executor: Executor;
   contextDir: string;
   scratchDir?: string;
+  /** Where the bases' blobs are read, when not from the store itself (a cold store stays empty of them). */
+  baseReader?: BlobReader;
 }
 
 export interface LibraryBuildResult extends BuildOutcome {
@@ -51,7 +54,7 @@ export async function libraryBuild(o: LibraryBuildOptions, text: string, input: 
       openImage: async (ref) => {
         const image = o.bases.get(ref);
         if (!image) throw new StrataError('E_NOT_FOUND', `no base ${ref} in this test`);
-        return { image, reader: o.store.blobs, description: ref };
+        return { image, reader: o.baseReader ?? o.store.blobs, description: ref };
       },
       openNamedContext: async () => {
         throw new StrataError('E_NOT_FOUND', 'no named contexts in this test');

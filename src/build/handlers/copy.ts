@@ -103,7 +103,8 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
   // Only context files go through the stat cache: other roots are temporary directories.
   const statCache = from === undefined ? session.statCache : undefined;
   // keyEntries come match by match, each match's listing sorted: a deterministic order as it is.
-  const hashOptions = { includeOwnership: from !== undefined, statCache, paths: keyPaths, signal: session.deps.signal };
+  // With SOURCE_DATE_EPOCH the layer holds each file's mtime clamped to it, so the key holds it too.
+  const hashOptions = { includeOwnership: from !== undefined, statCache, paths: keyPaths, signal: session.deps.signal, mtimesUpTo: session.input.sourceDateEpoch };
   const inline = ins.sourceContents.map((c) => ({ path: c.path, text: c.expand ? expand(c.data) : c.data }));
   // What the step reads and nothing else: the layer chain below it (which holds the destination's
   // directories and the passwd/group files --chown names resolve through) and its own resolved words.
