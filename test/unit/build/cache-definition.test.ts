@@ -67,11 +67,15 @@ describe('definition keys', () => {
     await writeFile(statsFile, `${head}\n[]`);
     expect((await testBuild(store, text, ctx)).steps.cached).toBe(1);
     expect(await readFile(statsFile, 'utf8')).toBe(`${head}\n[]`);
-    // A moved mtime (same content) misses the set and the records: the files are hashed again, and it still hits.
-    await utimes(join(ctx, 'a.txt'), new Date(5000), new Date(5000));
+    // A moved mtime (same content, and past SOURCE_DATE_EPOCH, so the layer clamps it to the same time)
+    // misses the set and the records: the files are hashed again, and it still hits.
+    await utimes(join(ctx, 'a.txt'), new Date(1_800_000_000_000), new Date(1_800_000_000_000));
     expect((await testBuild(store, text, ctx)).steps.cached).toBe(1);
     const records = JSON.parse((await readFile(statsFile, 'utf8')).split('\n')[1]!) as unknown[];
     expect(records).toHaveLength(2 * 7);
+    // An mtime before the epoch is written into the layer as it is, so it misses.
+    await utimes(join(ctx, 'a.txt'), new Date(5000), new Date(5000));
+    expect((await testBuild(store, text, ctx)).steps.cached).toBe(0);
     // New content misses.
     await writeFile(join(ctx, 'dir/b.txt'), 'changed\n');
     expect((await testBuild(store, text, ctx)).steps.cached).toBe(0);
