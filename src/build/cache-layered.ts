@@ -28,6 +28,8 @@ export interface LayeredStepCacheOptions {
   imported?: readonly ImportedStepCache[] | undefined;
   /** False under --no-cache: nothing hits, but outcomes are still recorded for export. */
   reads?: boolean | undefined;
+  /** False under --explain-cache: a hit from an imported cache is not copied into the store's cache. */
+  writes?: boolean | undefined;
 }
 
 /**
@@ -38,12 +40,14 @@ export class LayeredStepCache implements StepCache {
   private readonly local: StepCache | undefined;
   private readonly imported: readonly ImportedStepCache[];
   private readonly reads: boolean;
+  private readonly writes: boolean;
   private readonly used = new Map<Digest, StepOutcome>();
 
   constructor(options: LayeredStepCacheOptions) {
     this.local = options.local;
     this.imported = options.imported ?? [];
     this.reads = options.reads ?? true;
+    this.writes = options.writes ?? true;
   }
 
   /** The imported caches' blob readers, for the build's stage readers and its outputs. */
@@ -63,7 +67,7 @@ export class LayeredStepCache implements StepCache {
       if (!outcome) continue;
       this.used.set(key, outcome);
       // Recorded locally too: once an output brings the layer into the store, later builds hit without the import.
-      await this.local?.put(key, outcome);
+      if (this.writes) await this.local?.put(key, outcome);
       return { outcome, source: cache.description, reader: cache.reader };
     }
     return undefined;

@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import { StrataError, isStrataError } from '../../errors/index.js';
-import { digestOf, type Digest } from '../../digest/index.js';
+import { digestHex, digestOf, type Digest } from '../../digest/index.js';
 import {
   hashSources,
   hashSourcesFromCache,
@@ -23,7 +23,8 @@ import { resolveOwnership } from '../users.js';
 import { CopyPlan, layerPath } from './copy-entries.js';
 import { archiveRoot, isArchiveSource } from './add-archive.js';
 import { buildContextRoot, listCopySources, takeCopySources, type ListedSources } from './copy-sources.js';
-import { commitLayerStep, layerStepWords, replayCached } from './layer-step.js';
+import { commitLayerStep, dryMissed, explainMiss, layerStepWords, missLabel, recordKey, replayCached } from './layer-step.js';
+import type { FileList } from '../cache-explain.js';
 
 export interface CopyContext {
   stageSource(name: string): Promise<StageResult | BaseImage | { dir: string }>;
@@ -36,6 +37,7 @@ export interface CopyContext {
  * keyed by the parent image, the resolved instruction and the content of what it copies.
  */
 export async function runCopy(state: StageState, ins: CopyInstruction | AddInstruction, session: BuildSession, cc: CopyContext): Promise<'cached' | 'done'> {
+  if (session.input.explainOnly === true && dryMissed(state, ins)) return 'done';
   const line = ins.location.line;
   const at = cc.at;
   const warn = (m: string, w?: string): void => session.warn(m, w);
@@ -63,6 +65,11 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
   let fromKey: string | null = null;
   if (from !== undefined) {
     const src = await cc.stageSource(from);
+    if (session.input.explainOnly === true && 'state' in src && src.state.dryMiss !== undefined) {
+      // That stage would be rebuilt, so what this step copies from it cannot be known.
+      state.miss = { reason: `${missLabel(ins)} missed: stage ${from} changed (${src.state.dryMiss})`, changes: [{ kind: 'word', field: 'from' }] };
+      return 'done';
+    }
     if ('dir' in src) {
       root = await sourceRootForDirectory(src.dir, `build context ${from}`);
     } else {
@@ -125,6 +132,29 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
   if (sourcesDigest === undefined && (await session.cache?.mayHave(definition)) === true) sourcesDigest = await hashSources(keyEntries, hashOptions);
   const key = sourcesDigest === undefined ? undefined : keyFor(sourcesDigest);
   if (key !== undefined && (await replayCached(state, session, key, createdBy))) return 'cached';
+  // What the COPY read, file by file (context files only, whose digests the stat cache holds), to name
+  // the files that changed when it misses.
+  const fileList = (): FileList | undefined => {
+    if (statCache === undefined) return undefined;
+    const out: Array<[string, string]> = [];
+    for (const e of keyEntries) {
+      let digest: Digest | null = null;
+      if (e.type === 'file') {
+        const known = statCache.get(e);
+        if (known === undefined) return undefined;
+        digest = known;
+      }
+      const epoch = session.input.sourceDateEpoch;
+      const mtime = epoch === undefined ? null : Math.min(Math.floor(e.mtimeMs / 1000), epoch);
+      out.push([posix.relative(root.dir, e.absPath), digestHex(digestOf(JSON.stringify([e.type, e.mode, e.linkTarget ?? null, e.size, digest, mtime]))).slice(0, 12)]);
+    }
+    return out;
+  };
+  if (session.input.explainOnly === true) {
+    sourcesDigest ??= await hashSources(keyEntries, hashOptions);
+    await explainMiss(state, session, ins, keyFor(sourcesDigest), { ...definitionParts, sources: sourcesDigest }, fileList());
+    return 'done';
+  }
 
   // --link layers stand alone and never look at the image below; otherwise the destination is
   // resolved against it (existing directories, symlinked paths), which needs the base's layers.
@@ -162,7 +192,16 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
     sourcesDigest = await hashSources(keyEntries, { ...hashOptions, known: fileDigests });
     return keyFor(sourcesDigest);
   };
-  await commitLayerStep(state, session, key ?? keyAfterWrite, plan.list(), createdBy, { definition, fileDigests, shareable: true });
+  let committed: Digest | undefined;
+  const keyOnce = async (): Promise<Digest> => (committed = key ?? (await keyAfterWrite()));
+  await commitLayerStep(state, session, keyOnce, plan.list(), createdBy, { definition, fileDigests, shareable: true });
+  if (session.explainer !== undefined && sourcesDigest !== undefined) {
+    const components = { ...definitionParts, sources: sourcesDigest };
+    const finalKey = committed ?? keyFor(sourcesDigest);
+    const files = fileList();
+    await explainMiss(state, session, ins, finalKey, components, files);
+    await recordKey(session, ins, finalKey, components, files);
+  }
   return 'done';
 }
 

@@ -2,7 +2,8 @@ import type { Digest } from '../../digest/index.js';
 import { appendLayer } from '../../image/index.js';
 import { layerContentKey, writeLayer, type LayerEntry, type LayerResult, type WriteLayerOptions } from '../../layer/index.js';
 import { layerCompression } from '../../oci/index.js';
-import type { StepOutcome } from '../cache.js';
+import type { KeyComponents, StepOutcome } from '../cache.js';
+import type { FileList } from '../cache-explain.js';
 import type { BuildSession } from '../session.js';
 import type { StageState } from '../state.js';
 import { HISTORY_COMMENT } from './metadata.js';
@@ -94,4 +95,42 @@ export async function commitLayerStep(
  */
 export function layerStepWords(session: BuildSession): { epoch: number | null } {
   return { epoch: session.input.sourceDateEpoch ?? null };
+}
+
+/** The instruction line a key is recorded under: its kind and words as written (not expanded). */
+export function cacheLine(ins: { kind: string; original: string }): string {
+  return `${ins.kind} ${ins.original.replace(/\s+/g, ' ').trim()}`;
+}
+
+/** How a miss names its step: `COPY src/`, `RUN`, `WORKDIR /app` (words as written, sources only for a COPY). */
+export function missLabel(ins: { kind: string; sources?: readonly string[]; path?: string }): string {
+  if ((ins.kind === 'COPY' || ins.kind === 'ADD') && ins.sources !== undefined) return `${ins.kind} ${ins.sources.join(' ')}`.trim();
+  if (ins.kind === 'WORKDIR' && ins.path !== undefined) return `WORKDIR ${ins.path}`;
+  return ins.kind;
+}
+
+/** Sets the step's miss explanation (the closest recorded key of its line, compared). */
+export async function explainMiss(
+  state: StageState,
+  session: BuildSession,
+  ins: { kind: string; original: string; sources?: readonly string[]; path?: string },
+  key: Digest,
+  components: KeyComponents,
+  files?: FileList,
+): Promise<void> {
+  if (session.explainer === undefined) return;
+  state.miss = await session.explainer.explain(missLabel(ins), cacheLine(ins), key, components, { files, parentStep: state.lastWritten });
+}
+
+/** Records the key's components under its line, for the next miss to be compared with (never under --explain-cache). */
+export async function recordKey(session: BuildSession, ins: { kind: string; original: string }, key: Digest, components: KeyComponents, files?: FileList): Promise<void> {
+  if (session.explainer === undefined || session.input.explainOnly === true) return;
+  await session.explainer.record(cacheLine(ins), key, components, files);
+}
+
+/** Under --explain-cache, a step after a miss in its stage: it misses because of that miss, and is not looked up. */
+export function dryMissed(state: StageState, ins: { kind: string; sources?: readonly string[]; path?: string }): boolean {
+  if (state.dryMiss === undefined) return false;
+  state.miss = { reason: `${missLabel(ins)} missed: ${state.dryMiss}`, changes: [{ kind: 'parent', step: state.lastWritten }] };
+  return true;
 }

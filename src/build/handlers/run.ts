@@ -20,7 +20,7 @@ import type { StageState } from '../state.js';
 import { resolveExecUser } from '../users.js';
 import { type CopyContext } from './copy.js';
 import { buildContextRoot, listCopySources } from './copy-sources.js';
-import { commitLayerStep, layerStepWords, replayCached } from './layer-step.js';
+import { commitLayerStep, dryMissed, explainMiss, layerStepWords, recordKey, replayCached } from './layer-step.js';
 import { commandLine } from './metadata.js';
 
 /**
@@ -30,6 +30,7 @@ import { commandLine } from './metadata.js';
  * does: RUN steps are cached by what they are, not by what they read from the network.
  */
 export async function runRun(state: StageState, ins: RunInstruction, session: BuildSession, cc: CopyContext): Promise<'cached' | 'done'> {
+  if (session.input.explainOnly === true && dryMissed(state, ins)) return 'done';
   const line = ins.location.line;
   const warn = (m: string, w?: string): void => session.warn(m, w);
   const expand = (w: string): string => expandInStage(state, w, line, warn);
@@ -45,11 +46,13 @@ export async function runRun(state: StageState, ins: RunInstruction, session: Bu
   const platform = { os: state.image.config.os, architecture: state.image.config.architecture, ...(state.image.config.variant ? { variant: state.image.config.variant } : {}) };
   const components = await runKeyComponents(state, session, cc, { args, mountSpecs, network, platform });
   const key = stepCacheKey(components);
-  if (session.deps.executor.name === 'none') {
+  if (session.deps.executor.name === 'none' && session.input.explainOnly !== true) {
     // Nothing can run: say so at the line before any work is done (the none executor throws).
     await session.deps.executor.run({ rootfs: '', args, env: [], user: { uid: 0, gid: 0 }, workdir: '/', mounts: [], network, platform: { os: state.image.config.os, architecture: state.image.config.architecture }, where: cc.at });
   }
   if (await replayCached(state, session, key, createdBy)) return 'cached';
+  await explainMiss(state, session, ins, key, components);
+  if (session.input.explainOnly === true) return 'done';
   checkRunPlatform(platform, cc.at);
 
   const rootfs = await privateRootfs(state, session);
@@ -84,6 +87,7 @@ export async function runRun(state: StageState, ins: RunInstruction, session: Bu
     }
     const changes = await captureChanges(rootfs, before, { exclude: mounts.map((m) => m.target), signal: session.deps.signal });
     await commitLayerStep(state, session, key, changes, createdBy);
+    await recordKey(session, ins, key, components);
     state.rootfs = { dir: rootfs, layers: state.image.layers.length };
     return 'done';
   } catch (cause) {
