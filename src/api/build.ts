@@ -200,7 +200,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
     const content = { descriptor: top, reader };
     const written = options.explainCache === true ? [] : await writeBuildOutputs(outputs, content, builds.map((b) => ({ platform: b.platform, image: b.image })), { store, names, ctx: { ...ctx, platform: platforms[0] }, io, signal: options.signal });
     if (cacheExport && layered && options.explainCache !== true) {
-      const cacheWritten = await exportBuildCache(cacheExport, { cache: layered, finals: builds.map((b) => b.image), reader, io, strataVersion: options.strataVersion, warn: warnCache });
+      const cacheWritten = await exportBuildCache(cacheExport, { cache: layered, finals: builds.map((b) => b.image), reader, io, strataVersion: options.strataVersion, warn: warnCache, ingester: store.blobs });
       if (cacheWritten) written.push(cacheWritten);
     }
     const size = top.size + builds.reduce((n, b) => n + b.serialized.manifest.descriptor.size + b.serialized.config.descriptor.size + b.image.layers.reduce((m, l) => m + l.descriptor.size, 0), 0);

@@ -5,6 +5,7 @@ import { errnoCode } from '../errors/index.js';
 import type { Image, ImageLayer } from '../image/index.js';
 import { canonicalJson, type ContainerConfig, type HistoryEntry } from '../oci/index.js';
 import { writeFileAtomic, type BlobReader } from '../store/index.js';
+import type { Descriptor } from '../oci/index.js';
 
 /**
  * Version 2 keys a step by what it reads (the layer chain below it, not the image config); a key of
@@ -84,6 +85,11 @@ export interface StepCache {
   put(key: Digest, outcome: StepOutcome, definition?: Digest): Promise<void>;
   /** False only when no key of this definition can hit. */
   mayHave(definition: Digest): Promise<boolean>;
+  /**
+   * A RUN is about to mount the cache mount `id` from `dir`: remembered for export, and filled from an
+   * imported cache (by `restore`) when the store has nothing in it yet. Optional: the store's own cache has no mounts to bring.
+   */
+  cacheMount?(id: string, dir: string, restore: (layer: Descriptor, reader: BlobReader) => Promise<void>): Promise<void>;
 }
 
 /** Step outcomes kept as small JSON files under the store (`<root>/cache/steps/<key>.json`). */

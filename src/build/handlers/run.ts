@@ -238,6 +238,8 @@ async function resolveMount(spec: MountSpec, state: StageState, session: BuildSe
       const id = spec.id ?? target;
       const dir = join(session.deps.store.root, 'cache', 'mounts', digestHex(digestOf(id)).slice(0, 32));
       await mkdir(dir, { recursive: true });
+      // An imported cache may bring the mount's contents (--cache-to …,cache-mounts=true).
+      await session.cache?.cacheMount?.(id, dir, (layer, reader) => extractImageToDirectory([layer], reader, dir, { privileged: session.deps.privileged === true, signal: session.deps.signal }).then(() => undefined));
       return { type: 'cache', target, source: dir, readonly: false };
     }
     case 'tmpfs':
