@@ -86,6 +86,25 @@ describeAsRoot('cache keys from what each step reads', () => {
     expect(changed.image.layers.slice(0, 2).map((l) => l.diffId)).toEqual(first.image.layers.slice(0, 2).map((l) => l.diffId));
   }, 60_000);
 
+  it('COPY --link replays onto a changed base; with --chown by name, only while the user databases stay the same', async () => {
+    const o = await setup('store-link');
+    const store = o.store;
+    const extra = await busyboxImage(store, AMD64, [{ path: 'extra', type: 'file', mode: 0o644, size: 1, mtime: 1_700_000_000, uid: 0, gid: 0, data: Buffer.from('x') }]);
+    const passwd = 'root:x:0:0:root:/root:/bin/sh\napp:x:1001:1001:app:/home/app:/bin/sh\n';
+    const moved = await busyboxImage(store, AMD64, [{ path: 'etc/passwd', type: 'file', mode: 0o644, size: passwd.length, mtime: 1_700_000_000, uid: 0, gid: 0, data: Buffer.from(passwd) }]);
+    const bases = new Map([['busybox', base], ['extra', extra], ['moved', moved]]);
+    const text = (from: string): string => `FROM ${from}\nCOPY --link --chown=app a.txt /a\n`;
+    const first = await libraryBuild({ ...o, bases }, text('busybox'));
+    const rebased = await libraryBuild({ ...o, bases }, text('extra'));
+    expect(rebased.states).toEqual(['cached']);
+    expect(rebased.image.layers[1]!.diffId).toBe(first.image.layers[1]!.diffId);
+    const cold = await libraryBuild({ ...(await setup('store-link-cold')), bases, baseReader: store.blobs }, text('extra'));
+    expect(manifestDigest(rebased.image)).toBe(manifestDigest(cold.image));
+    const renumbered = await libraryBuild({ ...o, bases }, text('moved'));
+    expect(renumbered.states).toEqual(['done']);
+    expect(renumbered.image.layers[1]!.diffId).not.toBe(first.image.layers[1]!.diffId);
+  }, 60_000);
+
   it('a COPY whose destination expands the changed variable misses; the COPY before it does not', async () => {
     const o = await setup('store-dest');
     const text = (dir: string): string => `FROM busybox\nCOPY a.txt /a\nENV DEST=${dir}\nCOPY b.txt $DEST/\n`;

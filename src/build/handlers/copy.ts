@@ -12,6 +12,7 @@ import {
 } from '../../context/index.js';
 import type { AddInstruction, CopyInstruction } from '../../dockerfile/index.js';
 import type { ImageFsIndex } from '../../layer/index.js';
+import { canonicalJson } from '../../oci/index.js';
 import { filesystemKey, stepCacheKey, stepDefinitionKey } from '../cache.js';
 import { parseChmod } from '../chmod.js';
 import { expandInStage } from '../expand.js';
@@ -114,7 +115,8 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
   const hashOptions = { includeOwnership: from !== undefined, statCache, paths: keyPaths, signal: session.deps.signal, mtimesUpTo: session.input.sourceDateEpoch };
   const inline = ins.sourceContents.map((c) => ({ path: c.path, text: c.expand ? expand(c.data) : c.data }));
   // What the step reads and nothing else: the layer chain below it (which holds the destination's
-  // directories and the passwd/group files --chown names resolve through) and its own resolved words.
+  // directories and the passwd/group files --chown names resolve through; for --link, only those files)
+  // and its own resolved words.
   // ENV, LABEL and the rest of the config reach it only through these words.
   const words = {
     sources, dest: destAbs, from: fromKey, chown: chownSpec ?? null, chmod: chmodSpec ?? null, link: ins.link, parents, excludes,
@@ -122,7 +124,7 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
     inline: inline.map((c) => [c.path, digestOf(c.text)]),
     ...layerStepWords(session),
   };
-  const definitionParts = { kind: ins.kind, parent: filesystemKey(state.image), words };
+  const definitionParts = { kind: ins.kind, parent: await copyParentKey(ins.link, chownSpec, session, state), words };
   const keyFor = (sourcesDigest: Digest): Digest => stepCacheKey({ ...definitionParts, sources: sourcesDigest });
   const definition = stepDefinitionKey(definitionParts);
   const createdBy = `${ins.original.replace(/\s+/g, ' ').trim()} # strata`;
@@ -226,11 +228,29 @@ function placeMatch(plan: CopyPlan, match: SourceMatch, entries: readonly Contex
   plan.add(target, match.entry);
 }
 
+/**
+ * What a COPY reads of the filesystem below it. A --link layer stands alone: nothing below goes into it
+ * but, for --chown by name, the user and group databases the names resolve through; its key holds those
+ * instead of the layer chain, so it replays onto a changed base (BuildKit's rebase). Otherwise the chain.
+ */
+async function copyParentKey(link: boolean, chownSpec: string | undefined, session: BuildSession, state: StageState): Promise<Digest> {
+  if (!link) return filesystemKey(state.image);
+  let users: string[] | null = null;
+  if (chownSpec !== undefined && !isNumericOwner(chownSpec)) {
+    const fs = await imageFilesystem(session, state.image, state.reader);
+    users = ['/etc/passwd', '/etc/group'].map((p) => fs.content(p)?.toString('base64') ?? '');
+  }
+  return digestOf(canonicalJson({ link: true, users }));
+}
+
+function isNumericOwner(spec: string): boolean {
+  const [user = '', group] = spec.split(':');
+  return /^\d+$/.test(user) && (group === undefined || /^\d+$/.test(group));
+}
+
 async function ownership(spec: string, fs: ImageFsIndex | undefined, session: BuildSession, state: StageState, at: string): Promise<{ uid: number; gid: number }> {
   let index = fs;
-  const [user = '', group] = spec.split(':');
-  const numeric = /^\d+$/.test(user) && (group === undefined || /^\d+$/.test(group));
-  if (!index && !numeric) index = await imageFilesystem(session, state.image, state.reader);
+  if (!index && !isNumericOwner(spec)) index = await imageFilesystem(session, state.image, state.reader);
   try {
     return resolveOwnership(spec, index?.content('/etc/passwd')?.toString('utf8'), index?.content('/etc/group')?.toString('utf8'));
   } catch (cause) {
