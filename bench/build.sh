@@ -2,8 +2,9 @@
 # Build benchmark (issue 6): a generated context of 5,000 files and about 100 MB of deterministic
 # random data, a Dockerfile FROM a small base in a loopback registry with COPY, ENV, LABEL and CMD,
 # pushed to that registry. strata beside `buildah bud --layers` + `buildah push` on the same inputs,
-# and beside `tar -cf - CTX | pigz -6 >/dev/null`: cold build, fully cached rebuild, and a rebuild
-# after changing one file, each REPS times (cold with a fresh store, buildah root and repository). Wall
+# and beside `tar -cf - CTX | pigz -6 >/dev/null`: cold build, fully cached rebuild, a rebuild
+# after changing one file, and one after changing only the revision LABEL at the top (what CI does on
+# every commit; issue 18), each REPS times (cold with a fresh store, buildah root and repository). Wall
 # time (median) and peak RSS (largest) from /usr/bin/time -v, printed as a table.
 #   FILES=5000 MIB=100 BIG_MIB=2048 REPS=3 bash bench/build.sh
 set -euo pipefail
@@ -41,26 +42,29 @@ per=$((MIB * 1024 * 1024 / FILES))
 (cd "$CTX" && split -a 4 -d -b "$per" "$WORK/random.bin" part- && i=0 && for f in part-*; do
   d="dir$((i % 50))"; mkdir -p "$d"; mv "$f" "$d/$f.bin"; i=$((i + 1)); done)
 rm "$WORK/random.bin"
-cat >"$CTX/Dockerfile" <<DOCKERFILE
-FROM $REG/base:1
+cat >"$CTX/Dockerfile" <<'DOCKERFILE'
+FROM ${BASE_REF}
+ARG REVISION=0
+LABEL org.opencontainers.image.revision=$REVISION
 COPY . /app/
 ENV APP_HOME=/app MODE=bench
 LABEL org.opencontainers.image.title=bench
 CMD ["/bin/sh", "-c", "ls /app"]
 DOCKERFILE
+sed -i "s|\${BASE_REF}|$REG/base:1|" "$CTX/Dockerfile"
 one_file=$(cd "$CTX" && ls dir7 | head -1)
 
 # --- runs: REPS of each, wall time the median, peak RSS the largest ----------------------------------
 change_one() { printf 'changed %s\n' "$1" >>"$CTX/dir7/$one_file"; }
 B() { buildah --storage-driver vfs --root "$WORK/buildah-$1/root" --runroot "$WORK/buildah-$1/runroot" "${@:2}"; }
-buildah_build() { # REP TAG: build with cached layers, then push (a repository per rep: nothing there yet when cold)
-  B "$1" bud --layers --isolation chroot --tls-verify=false -q -t "$REG/buildah-$1:$2" "$CTX" >/dev/null &&
+buildah_build() { # REP TAG [REVISION]: build with cached layers, then push (a repository per rep: nothing there yet when cold)
+  B "$1" bud --layers --isolation chroot --tls-verify=false -q --build-arg "REVISION=${3:-0}" -t "$REG/buildah-$1:$2" "$CTX" >/dev/null &&
     B "$1" push --tls-verify=false -q "$REG/buildah-$1:$2" "docker://$REG/buildah-$1:$2"
 }
 export -f B buildah_build
 export WORK REG CTX
-strata_run() { # LABEL REP TAG
-  measure "$1" env STRATA_ROOT="$WORK/strata-store-$2" "${STRATA[@]}" build "$CTX" --progress quiet --push -t "$REG/strata-$2:$3"
+strata_run() { # LABEL REP TAG [REVISION]
+  measure "$1" env STRATA_ROOT="$WORK/strata-store-$2" "${STRATA[@]}" build "$CTX" --progress quiet --push -t "$REG/strata-$2:$3" --build-arg "REVISION=${4:-0}"
 }
 
 for rep in $(seq 1 "$REPS"); do
@@ -69,10 +73,12 @@ for rep in $(seq 1 "$REPS"); do
   strata_run "strata-cached-$rep" "$rep" cached
   change_one "strata $rep"
   strata_run "strata-one-$rep" "$rep" one
+  strata_run "strata-label-$rep" "$rep" label "rev-$rep"
   measure "buildah-cold-$rep" bash -c "buildah_build $rep cold"
   measure "buildah-cached-$rep" bash -c "buildah_build $rep cached"
   change_one "buildah $rep"
   measure "buildah-one-$rep" bash -c "buildah_build $rep one"
+  measure "buildah-label-$rep" bash -c "buildah_build $rep label rev-$rep"
   B "$rep" rmi --all --force >/dev/null 2>&1 || true
   rm -rf "$WORK/buildah-$rep" "$WORK/strata-store-$rep"
 done
@@ -95,9 +101,11 @@ awk -v cores="$(nproc)" -v files="$FILES" -v mib="$MIB" -v big="$BIG_MIB" -v rep
     row("cold", "strata-cold", "buildah-cold")
     row("fully cached", "strata-cached", "buildah-cached")
     row("one file changed", "strata-one", "buildah-one")
+    row("label changed", "strata-label", "buildah-label")
+    printf "\nlabel changed vs strata fully cached: %.2fx\n", median("strata-label") / median("strata-cached")
     printf "\ntar | pigz -6: %.2f s\n", pigz
     if (n["strata-big"] > 0) printf "one %d MiB file, built and pushed by strata: %.2f s, peak RSS %d MiB\n", big, median("strata-big"), r["strata-big"] / 1024
-    printf "targets: cold <= 1.5x tar|pigz; cached <= 0.05x buildah; one file changed <= 0.25x buildah; RSS < 250 MiB\n"
+    printf "targets: cold <= 1.5x tar|pigz; cached <= 0.05x buildah; one file changed <= 0.25x buildah; label changed <= 0.1x buildah and <= 1.5x fully cached; RSS < 250 MiB\n"
   }
   function median(key,   i, j, t, a, m) {
     m = n[key]; for (i = 1; i <= m; i++) a[i] = v[key, i]

@@ -34,6 +34,8 @@ export function buildEventRenderer(mode: ProgressMode, stderr: NodeJS.WritableSt
         const state = event.state === 'cached' ? 'CACHED' : event.state === 'metadata' ? '' : 'DONE';
         const time = `${(event.durationMs / 1000).toFixed(1)}s`;
         stderr.write(`#${event.step}/${event.total} [${event.stage}] ${event.text.split('\n')[0]}${state ? `  ${state}` : ''} ${time}\n`);
+        // Why it missed, unless it never ran before (which every step of a first build would say).
+        if (event.miss && !event.miss.changes.every((c) => c.kind === 'new')) stderr.write(`#${event.step} ${event.miss.reason}\n`);
         return;
       }
       case 'output':

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { StrataError, buildImage, formatBytes, familiarImageName, ioError } from '../../src/internals.js';
 import type { CliContext } from '../context.js';
 import { buildEventRenderer, type ProgressMode } from '../build-progress.js';
+import { explainCacheRenderer } from '../explain-cache.js';
 import { apiContext, collect, parseCompression, parseCompressionLevel, writeLine } from '../options.js';
 import { withRegistry } from '../registry-io.js';
 import { readConfigFile } from '../config.js';
@@ -33,6 +34,7 @@ interface BuildFlags {
   network?: string;
   compressionLevel?: string;
   compression: string;
+  explainCache?: boolean;
 }
 
 function keyValues(values: readonly string[], flag: string, env: NodeJS.ProcessEnv, allowBare: boolean): Record<string, string> {
@@ -80,6 +82,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--compression <gzip|zstd|none>', 'layer compression (zstd needs the zstd program and gives OCI media types)', 'gzip')
     .option('--compression-level <level>', 'level for new layers: gzip 0-9 (default: 6, with parts that barely compress stored), zstd 1-19 (default: 3)')
     .option('--progress <mode>', 'auto, plain, tty, json or quiet', 'auto')
+    .option('--explain-cache', 'only report which steps would miss the cache and why; run and write nothing')
     .option('--iidfile <file>', 'write the image ID (config digest) to a file')
     .option('--metadata-file <file>', 'write build result metadata (digests, names) as JSON')
     .option('--source-date-epoch <seconds>', 'fix timestamps for a reproducible image (default: $SOURCE_DATE_EPOCH)')
@@ -105,7 +108,8 @@ export function register(program: Command, ctx: CliContext): void {
         dockerfileText = Buffer.concat(chunks).toString('utf8');
         dockerfile = 'Dockerfile';
       }
-      const render = buildEventRenderer(flags.progress as ProgressMode, ctx.stderr, ctx.isTty);
+      const explain = flags.explainCache === true;
+      const render = explain ? explainCacheRenderer(ctx.stdout, ctx.stderr) : buildEventRenderer(flags.progress as ProgressMode, ctx.stderr, ctx.isTty);
       const registryFlags = { insecureRegistry: [...flags.insecureRegistry, ...(config.insecureRegistries ?? [])], progress: flags.progress, ...(flags.caCert !== undefined ? { caCert: flags.caCert } : {}), ...(flags.registryTimeout !== undefined ? { registryTimeout: flags.registryTimeout } : {}) };
       const result = await withRegistry(ctx, api, registryFlags, (io) => buildImage(
         {
@@ -135,10 +139,15 @@ export function register(program: Command, ctx: CliContext): void {
           iidFile: flags.iidfile === undefined ? undefined : resolve(ctx.cwd, flags.iidfile),
           metadataFile: flags.metadataFile === undefined ? undefined : resolve(ctx.cwd, flags.metadataFile),
           events: render,
+          explainCache: explain,
         },
         api,
         io,
       ));
+      if (explain) {
+        writeLine(ctx.stdout, `${result.steps.cached}/${result.steps.total} steps cached`);
+        return;
+      }
       if (flags.progress !== 'quiet') {
         const seconds = ((Date.now() - started) / 1000).toFixed(1);
         ctx.stderr.write(`=> built ${result.manifest.digest} (${formatBytes(result.size)}, ${result.steps.cached}/${result.steps.total} steps cached, ${seconds}s)\n`);

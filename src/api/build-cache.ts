@@ -7,7 +7,8 @@ import type { Image } from '../image/index.js';
 import { MediaType, canonicalJsonBytes, parseManifestOrIndex, type Descriptor, type Manifest } from '../oci/index.js';
 import { writeToOciLayout } from '../output/index.js';
 import { parseImageReference } from '../ref/index.js';
-import { CompositeBlobReader, MemoryBlobReader, OciLayout, type BlobReader } from '../store/index.js';
+import { CompositeBlobReader, MemoryBlobReader, OciLayout, type BlobIngester, type BlobReader } from '../store/index.js';
+import { walkLayerTree, writeLayer } from '../layer/index.js';
 import type { RegistryIo } from './append.js';
 import { reportingReader } from './registry-open.js';
 import { isRegistryConnection, noteReadFrom, registryTarget, type RegistryConnection } from './registry-target.js';
@@ -27,12 +28,16 @@ export type CacheExportSpec = ({ type: 'registry'; ref: string } | { type: 'loca
   mode: CacheMode;
   /** `ignore-error=true`: a failed export is a warning, not a failed build. */
   ignoreError?: boolean;
+  /** `cache-mounts=true`: the contents of the RUN --mount=type=cache directories travel too (never an image layer). */
+  cacheMounts?: boolean;
 };
 
 /** The config blob of a cache artifact: every exported step's outcome by its key. */
 interface CacheConfig {
   schemaVersion: number;
   steps: Record<string, StepOutcome>;
+  /** Cache mounts' contents by mount id: a layer of the artifact each. */
+  mounts?: Record<string, Descriptor>;
 }
 
 /** buildx attributes that mean nothing to strata's format but are accepted, so shared CI scripts keep working. */
@@ -107,13 +112,15 @@ export function parseCacheExport(text: string, cwd = '.'): CacheExportSpec {
   const mode: CacheMode = modeText;
   const ignoreText = attrs.get('ignore-error') ?? 'false';
   if (ignoreText !== 'true' && ignoreText !== 'false') throw new StrataError('E_USAGE', `${flag} "${text}": ignore-error must be true or false`);
-  const common = { mode, ...(ignoreText === 'true' ? { ignoreError: true } : {}) };
+  const mountsText = attrs.get('cache-mounts') ?? 'false';
+  if (mountsText !== 'true' && mountsText !== 'false') throw new StrataError('E_USAGE', `${flag} "${text}": cache-mounts must be true or false`);
+  const common = { mode, ...(ignoreText === 'true' ? { ignoreError: true } : {}), ...(mountsText === 'true' ? { cacheMounts: true } : {}) };
   switch (type) {
     case 'registry':
-      checkKnown(attrs, ['type', 'ref', 'mode', 'ignore-error'], flag, text);
+      checkKnown(attrs, ['type', 'ref', 'mode', 'ignore-error', 'cache-mounts'], flag, text);
       return { type, ref: checkRef(attrs.get('ref'), flag, text, false), ...common };
     case 'local': {
-      checkKnown(attrs, ['type', 'dest', 'mode', 'ignore-error'], flag, text);
+      checkKnown(attrs, ['type', 'dest', 'mode', 'ignore-error', 'cache-mounts'], flag, text);
       const dest = attrs.get('dest');
       if (!dest) throw new StrataError('E_USAGE', `${flag} "${text}": type=local needs dest=DIR`);
       return { type, dest: resolve(cwd, dest), ...common };
@@ -143,8 +150,8 @@ export async function importBuildCaches(specs: readonly CacheImportSpec[], io: R
     const description = describeImport(spec);
     try {
       const opened = spec.type === 'registry' ? await openRegistryCache(io as RegistryConnection, spec.ref, signal) : await openLocalCache(spec.src);
-      const outcomes = readCacheConfig(opened.manifest, opened.config, description, warn);
-      out.push({ description, outcomes, reader: opened.reader });
+      const { outcomes, mounts } = readCacheConfig(opened.manifest, opened.config, description, warn);
+      out.push({ description, outcomes, reader: opened.reader, ...(mounts.size ? { mounts } : {}) });
     } catch (cause) {
       if (isStrataError(cause, 'E_ABORTED') || signal?.aborted) throw cause;
       const why = cause instanceof Error ? cause.message : String(cause);
@@ -201,7 +208,7 @@ function isOutcome(value: unknown, layers: ReadonlySet<string>): value is StepOu
   return layers.has(d.digest);
 }
 
-function readCacheConfig(manifest: Manifest, bytes: Buffer, description: string, warn: (message: string) => void): Map<Digest, StepOutcome> {
+function readCacheConfig(manifest: Manifest, bytes: Buffer, description: string, warn: (message: string) => void): { outcomes: Map<Digest, StepOutcome>; mounts: Map<string, Descriptor> } {
   let config: Partial<CacheConfig>;
   try {
     config = JSON.parse(bytes.toString('utf8')) as Partial<CacheConfig>;
@@ -228,7 +235,13 @@ function readCacheConfig(manifest: Manifest, bytes: Buffer, description: string,
     else skipped++;
   }
   if (skipped) warn(`${description}: ${skipped} damaged step record(s) ignored`);
-  return outcomes;
+  const mounts = new Map<string, Descriptor>();
+  for (const [id, d] of Object.entries(config.mounts ?? {})) {
+    // Only a layer the artifact carries, by the descriptor it lists.
+    const listed = manifest.layers.find((l) => l.digest === d?.digest);
+    if (listed !== undefined) mounts.set(id, listed);
+  }
+  return { outcomes, mounts };
 }
 
 export interface ExportBuildCacheOptions {
@@ -239,10 +252,16 @@ export interface ExportBuildCacheOptions {
   reader: BlobReader;
   io: RegistryIo;
   strataVersion?: string | undefined;
+  /** Where cache-mount layers are written (the store): they are read back through `reader`. */
+  ingester?: BlobIngester | undefined;
 }
 
 /** The cache artifact: a manifest over the config (steps by key) and the layers those steps made. */
-export function buildCacheArtifact(spec: CacheExportSpec, options: Pick<ExportBuildCacheOptions, 'cache' | 'finals' | 'strataVersion'>): { descriptor: Descriptor; memory: MemoryBlobReader; steps: number } {
+export function buildCacheArtifact(
+  spec: CacheExportSpec,
+  options: Pick<ExportBuildCacheOptions, 'cache' | 'finals' | 'strataVersion'>,
+  mounts: Readonly<Record<string, Descriptor>> = {},
+): { descriptor: Descriptor; memory: MemoryBlobReader; steps: number } {
   const wanted = spec.mode === 'max' ? undefined : new Set(options.finals.flatMap((i) => i.layers.map((l) => l.descriptor.digest)));
   const steps: Record<string, StepOutcome> = {};
   const layers = new Map<string, Descriptor>();
@@ -251,7 +270,8 @@ export function buildCacheArtifact(spec: CacheExportSpec, options: Pick<ExportBu
     steps[key] = outcome;
     if (!layers.has(outcome.layer.descriptor.digest)) layers.set(outcome.layer.descriptor.digest, outcome.layer.descriptor);
   }
-  const configBytes = canonicalJsonBytes({ schemaVersion: FORMAT_VERSION, steps } satisfies CacheConfig);
+  for (const d of Object.values(mounts)) if (!layers.has(d.digest)) layers.set(d.digest, d);
+  const configBytes = canonicalJsonBytes({ schemaVersion: FORMAT_VERSION, steps, ...(Object.keys(mounts).length ? { mounts } : {}) } satisfies CacheConfig);
   const config: Descriptor = { mediaType: BUILD_CACHE_CONFIG_TYPE, digest: digestOf(configBytes), size: configBytes.byteLength };
   const manifest: Manifest = {
     schemaVersion: 2,
@@ -282,8 +302,19 @@ export async function exportBuildCache(spec: CacheExportSpec, options: ExportBui
   }
 }
 
+/** Each cache mount the build used, written as a layer into the store (streamed, as any layer). */
+async function cacheMountLayers(spec: CacheExportSpec, options: ExportBuildCacheOptions): Promise<Record<string, Descriptor>> {
+  const out: Record<string, Descriptor> = {};
+  if (spec.cacheMounts !== true || options.ingester === undefined) return out;
+  for (const [id, dir] of [...options.cache.mounts()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const layer = await writeLayer(await walkLayerTree(dir), { compression: 'gzip', mediaTypeFamily: 'oci', ownership: 'keep' }, options.ingester);
+    out[id] = { ...layer.descriptor, annotations: { 'dev.strata.cache-mount.id': id } };
+  }
+  return out;
+}
+
 async function writeBuildCache(spec: CacheExportSpec, options: ExportBuildCacheOptions): Promise<string> {
-  const artifact = buildCacheArtifact(spec, options);
+  const artifact = buildCacheArtifact(spec, options, await cacheMountLayers(spec, options));
   const content = { descriptor: artifact.descriptor, reader: new CompositeBlobReader([artifact.memory, options.reader]) };
   if (spec.type === 'registry') {
     await pushToRegistry(options.io as RegistryConnection, spec.ref, content);

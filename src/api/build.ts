@@ -57,6 +57,8 @@ export interface BuildImageOptions {
   compression?: LayerCompression | undefined;
   iidFile?: string | undefined;
   metadataFile?: string | undefined;
+  /** `--explain-cache`: look every step up and explain the misses; run nothing, write no output, cache or file. */
+  explainCache?: boolean | undefined;
   events?: BuildEventSink | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -141,7 +143,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
     };
     const imported = options.noCache ? [] : await importBuildCaches(cacheImports, io, warnCache, options.signal);
     const layered = cacheImports.length || cacheExport
-      ? new LayeredStepCache({ local: LocalStepCache.forStore(store.root, store.blobs), imported, reads: options.noCache !== true })
+      ? new LayeredStepCache({ local: LocalStepCache.forStore(store.root, store.blobs), imported, reads: options.noCache !== true, writes: options.explainCache !== true })
       : undefined;
     // A build that pushes uploads each new layer while writing it. Across platforms a COPY layer that
     // would be the same bytes is written (and so sent) once: the platform builds share their writes.
@@ -171,6 +173,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
           network: options.network ?? 'none',
           compressionLevel: options.compressionLevel,
           compression: options.compression,
+          explainOnly: options.explainCache === true,
         },
         {
           store,
@@ -196,9 +199,9 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
     const reader = new CompositeBlobReader([memory, store.blobs, ...builds.map((b) => b.reader)]);
     const top = builds.length === 1 ? builds[0]!.serialized.manifest.descriptor : indexOver(builds, memory);
     const content = { descriptor: top, reader };
-    const written = await writeBuildOutputs(outputs, content, builds.map((b) => ({ platform: b.platform, image: b.image })), { store, names, ctx: { ...ctx, platform: platforms[0] }, io, signal: options.signal });
-    if (cacheExport && layered) {
-      const cacheWritten = await exportBuildCache(cacheExport, { cache: layered, finals: builds.map((b) => b.image), reader, io, strataVersion: options.strataVersion, warn: warnCache });
+    const written = options.explainCache === true ? [] : await writeBuildOutputs(outputs, content, builds.map((b) => ({ platform: b.platform, image: b.image })), { store, names, ctx: { ...ctx, platform: platforms[0] }, io, signal: options.signal });
+    if (cacheExport && layered && options.explainCache !== true) {
+      const cacheWritten = await exportBuildCache(cacheExport, { cache: layered, finals: builds.map((b) => b.image), reader, io, strataVersion: options.strataVersion, warn: warnCache, ingester: store.blobs });
       if (cacheWritten) written.push(cacheWritten);
     }
     const size = top.size + builds.reduce((n, b) => n + b.serialized.manifest.descriptor.size + b.serialized.config.descriptor.size + b.image.layers.reduce((m, l) => m + l.descriptor.size, 0), 0);
@@ -215,6 +218,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
       baseLayersRead: baseLayers.opened,
       registryBase: baseLayers.fromRegistry,
     };
+    if (options.explainCache === true) return result;
     if (options.iidFile) await writeFileAtomic(options.iidFile, result.configDigest);
     if (options.metadataFile) {
       await writeFileAtomic(options.metadataFile, `${JSON.stringify({

@@ -1,4 +1,6 @@
+import { readdir } from 'node:fs/promises';
 import type { Digest } from '../digest/index.js';
+import type { Descriptor } from '../oci/index.js';
 import type { BlobReader } from '../store/index.js';
 import type { StepCache, StepOutcome } from './cache.js';
 
@@ -12,6 +14,8 @@ export interface ImportedStepCache {
    * unpack, a local-store write), so a hit that is pushed back to the same registry is never downloaded.
    */
   reader: BlobReader;
+  /** Contents of RUN --mount=type=cache directories by mount id, each a layer (`cache-mounts=true` exports). */
+  mounts?: ReadonlyMap<string, Descriptor> | undefined;
 }
 
 export interface StepCacheHit {
@@ -28,6 +32,8 @@ export interface LayeredStepCacheOptions {
   imported?: readonly ImportedStepCache[] | undefined;
   /** False under --no-cache: nothing hits, but outcomes are still recorded for export. */
   reads?: boolean | undefined;
+  /** False under --explain-cache: a hit from an imported cache is not copied into the store's cache. */
+  writes?: boolean | undefined;
 }
 
 /**
@@ -38,12 +44,16 @@ export class LayeredStepCache implements StepCache {
   private readonly local: StepCache | undefined;
   private readonly imported: readonly ImportedStepCache[];
   private readonly reads: boolean;
+  private readonly writes: boolean;
   private readonly used = new Map<Digest, StepOutcome>();
+  private readonly mountDirs = new Map<string, Promise<void>>();
+  private readonly mountPaths = new Map<string, string>();
 
   constructor(options: LayeredStepCacheOptions) {
     this.local = options.local;
     this.imported = options.imported ?? [];
     this.reads = options.reads ?? true;
+    this.writes = options.writes ?? true;
   }
 
   /** The imported caches' blob readers, for the build's stage readers and its outputs. */
@@ -63,7 +73,7 @@ export class LayeredStepCache implements StepCache {
       if (!outcome) continue;
       this.used.set(key, outcome);
       // Recorded locally too: once an output brings the layer into the store, later builds hit without the import.
-      await this.local?.put(key, outcome);
+      if (this.writes) await this.local?.put(key, outcome);
       return { outcome, source: cache.description, reader: cache.reader };
     }
     return undefined;
@@ -82,6 +92,30 @@ export class LayeredStepCache implements StepCache {
   async mayHave(definition: Digest): Promise<boolean> {
     if (!this.reads) return false;
     return this.imported.length > 0 || (await this.local?.mayHave(definition)) === true;
+  }
+
+  /**
+   * Restores an imported cache mount into an empty `dir` once per build, before the first RUN that
+   * mounts it; a directory that already holds something (this store's own use of the mount) is kept.
+   */
+  cacheMount(id: string, dir: string, restore: (layer: Descriptor, reader: BlobReader) => Promise<void>): Promise<void> {
+    this.mountPaths.set(id, dir);
+    let done = this.mountDirs.get(id);
+    if (done === undefined) {
+      done = (async () => {
+        if (!this.reads) return;
+        const source = this.imported.find((c) => c.mounts?.has(id));
+        if (source === undefined || (await readdir(dir)).length > 0) return;
+        await restore(source.mounts!.get(id)!, source.reader);
+      })();
+      this.mountDirs.set(id, done);
+    }
+    return done;
+  }
+
+  /** The cache mounts this build's RUN steps used, by id: their directories. */
+  mounts(): ReadonlyMap<string, string> {
+    return this.mountPaths;
   }
 
   /** Every step outcome this build used, by key, in the order they were first used. */

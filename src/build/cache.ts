@@ -5,8 +5,13 @@ import { errnoCode } from '../errors/index.js';
 import type { Image, ImageLayer } from '../image/index.js';
 import { canonicalJson, type ContainerConfig, type HistoryEntry } from '../oci/index.js';
 import { writeFileAtomic, type BlobReader } from '../store/index.js';
+import type { Descriptor } from '../oci/index.js';
 
-const CACHE_VERSION = 1;
+/**
+ * Version 2 keys a step by what it reads (the layer chain below it, not the image config); a key of
+ * version 1 (config included) is never computed again, so an old local or imported cache is a miss.
+ */
+const CACHE_VERSION = 2;
 
 /**
  * The identity of an image's content for cache keys: layers by diffID plus the runtime config and
@@ -18,9 +23,36 @@ export function imageContentKey(image: Image): Digest {
   return digestOf(canonicalJson({ diffIds: c.rootfs.diff_ids, config: c.config ?? {}, os: c.os, architecture: c.architecture, variant: c.variant ?? null }));
 }
 
-/** A step's key: a hash of canonical JSON, never a joined string. */
-export function stepCacheKey(parts: { parent: Image; instruction: unknown; env: readonly string[]; sources?: Digest | null }): Digest {
-  return digestOf(canonicalJson({ v: CACHE_VERSION, parent: imageContentKey(parts.parent), instruction: parts.instruction, env: parts.env, sources: parts.sources ?? null }));
+/**
+ * The identity of an image's filesystem: its chain of layer diffIDs and nothing else. Labels, ENV,
+ * USER and the other config fields are not in it, so a step that does not read them is not keyed by them.
+ */
+export function filesystemKey(image: Image): Digest {
+  return digestOf(canonicalJson({ diffIds: image.config.rootfs.diff_ids }));
+}
+
+/**
+ * Everything a layer step's result depends on, as recorded per instruction line to explain a miss:
+ * the filesystem below it, its resolved words, the environment it sees (values by digest) and the
+ * content digest of what it reads. The step's key is the digest of exactly this.
+ */
+export interface KeyComponents {
+  kind: string;
+  /** filesystemKey of the image below the step. */
+  parent: Digest;
+  /** The resolved instruction and every setting the step reads (destination, owner, user, shell, mounts …). */
+  words: Record<string, unknown>;
+  /** ENV entries the step runs with: name → digest of the value. */
+  env?: Record<string, Digest> | undefined;
+  /** Build ARGs in scope the step runs with (not shadowed by ENV): name → digest of the value. */
+  args?: Record<string, Digest> | undefined;
+  /** Content digest of the files the step reads (a COPY's sources). */
+  sources?: Digest | undefined;
+}
+
+/** A step's key: a hash of canonical JSON of its components, never a joined string. */
+export function stepCacheKey(c: KeyComponents): Digest {
+  return digestOf(canonicalJson({ v: CACHE_VERSION, ...c, env: c.env ?? null, args: c.args ?? null, sources: c.sources ?? null }));
 }
 
 /**
@@ -28,8 +60,15 @@ export function stepCacheKey(parts: { parent: Image; instruction: unknown; env: 
  * definition cannot hit on any of its keys, so the step can skip hashing its sources before the work and
  * take their digests from the layer write instead (BuildKit's definition vs content keys).
  */
-export function stepDefinitionKey(parts: { parent: Image; instruction: unknown; env: readonly string[] }): Digest {
-  return digestOf(canonicalJson({ v: CACHE_VERSION, definition: true, parent: imageContentKey(parts.parent), instruction: parts.instruction, env: parts.env }));
+export function stepDefinitionKey(c: Omit<KeyComponents, 'sources'>): Digest {
+  return digestOf(canonicalJson({ v: CACHE_VERSION, definition: true, ...c, env: c.env ?? null, args: c.args ?? null }));
+}
+
+/** name=value entries as name → digest of the value (values are never kept in cache records). */
+export function valueDigests(entries: Iterable<readonly [string, string]>): Record<string, Digest> {
+  const out: Record<string, Digest> = {};
+  for (const [k, v] of entries) out[k] = digestOf(v);
+  return out;
 }
 
 /** What a layer-making step did, recorded so a later build can replay it without doing the work. */
@@ -46,6 +85,11 @@ export interface StepCache {
   put(key: Digest, outcome: StepOutcome, definition?: Digest): Promise<void>;
   /** False only when no key of this definition can hit. */
   mayHave(definition: Digest): Promise<boolean>;
+  /**
+   * A RUN is about to mount the cache mount `id` from `dir`: remembered for export, and filled from an
+   * imported cache (by `restore`) when the store has nothing in it yet. Optional: the store's own cache has no mounts to bring.
+   */
+  cacheMount?(id: string, dir: string, restore: (layer: Descriptor, reader: BlobReader) => Promise<void>): Promise<void>;
 }
 
 /** Step outcomes kept as small JSON files under the store (`<root>/cache/steps/<key>.json`). */

@@ -8,6 +8,7 @@ import { CompositeBlobReader } from '../store/index.js';
 import { ContextStatCache, statCacheFile } from '../context/index.js';
 import { platformArgs } from './args.js';
 import { LocalStepCache } from './cache.js';
+import { CacheExplainer } from './cache-explain.js';
 import { ImageRecords } from './image-record.js';
 import type { BuildEvent } from './events.js';
 import { applyMetadata, resetShell, type MetadataContext } from './handlers/metadata.js';
@@ -42,6 +43,7 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
     deps,
     input,
     cache: deps.stepCache ?? (input.noCache ? undefined : LocalStepCache.forStore(deps.store.root, deps.store.blobs)),
+    explainer: input.noCache ? undefined : CacheExplainer.forStore(deps.store.root),
     statCache,
     created,
     warn(message, at) {
@@ -109,10 +111,11 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
     }
     // OCI media types by default, whatever the base used (a Docker-format base converts).
     image = setFormat(image, 'oci');
-    image = input.sourceDateEpoch !== undefined || input.noCache
+    image = input.sourceDateEpoch !== undefined || input.noCache || input.explainOnly
       ? setCreated(image, created)
       : await ImageRecords.forStore(deps.store.root).settle(image, created, counter.executed === 0);
-    await statCache.save(statCacheAt, deps.now());
+    // --explain-cache writes nothing, not even what it learned about the context's files.
+    if (input.explainOnly !== true) await statCache.save(statCacheAt, deps.now());
     return { image, reader: final.state.reader, warnings, steps: { total, cached: counter.cached }, parsed };
   } finally {
     await results.closeAll();
@@ -168,6 +171,12 @@ async function runStage(p: StagePlan, parsed: ParsedDockerfile, session: BuildSe
     escapeToken: parsed.escapeToken,
   });
   resetShell(state);
+  if (p.base.kind === 'stage') {
+    // A stage built on another continues its layers: a miss there is the parent of a miss here.
+    const below = (await rc.results(p.base.index)).state;
+    state.lastWritten = below.lastWritten;
+    state.dryMiss = below.dryMiss;
+  }
   deps.events?.({ type: 'stage', stage: p.label, base: base.description });
   const meta: MetadataContext = {
     warn: (m, at) => session.warn(m, at),
@@ -186,6 +195,7 @@ async function runStage(p: StagePlan, parsed: ParsedDockerfile, session: BuildSe
       const parsedTrigger = parseDockerfile(`FROM scratch\n${trigger}\n`, { file: `${base.description} ONBUILD` });
       for (const ins of parsedTrigger.stages[0]!.instructions) {
         await dispatch(state, ins, p, session, meta, rc, `${base.description} ONBUILD ${trigger}`);
+        state.miss = undefined;
       }
     }
   }
@@ -197,8 +207,14 @@ async function runStage(p: StagePlan, parsed: ParsedDockerfile, session: BuildSe
     const started = Date.now();
     const outcome = await dispatch(state, ins, p, session, meta, rc, at);
     if (outcome === 'cached') rc.counter.cached++;
-    if (outcome === 'done') rc.counter.executed++;
-    deps.events?.({ type: 'step', stage: p.label, step, total: rc.total, text, where: at, state: outcome, durationMs: Date.now() - started });
+    if (outcome === 'done') {
+      rc.counter.executed++;
+      state.lastWritten = step;
+      if (input.explainOnly === true) state.dryMiss ??= `parent layer changed (step ${step})`;
+    }
+    const miss = state.miss;
+    state.miss = undefined;
+    deps.events?.({ type: 'step', stage: p.label, step, total: rc.total, text, where: at, state: outcome, durationMs: Date.now() - started, ...(miss ? { miss } : {}) });
   }
   return { state, platform };
 }

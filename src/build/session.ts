@@ -5,6 +5,7 @@ import type { Executor } from '../exec/index.js';
 import type { ParsedDockerfile } from '../dockerfile/index.js';
 import type { BuildEventSink } from './events.js';
 import type { StepCache } from './cache.js';
+import type { CacheExplainer } from './cache-explain.js';
 import type { ContextStatCache } from '../context/index.js';
 import type { Digest } from '../digest/index.js';
 import type { LayerResult } from '../layer/index.js';
@@ -73,6 +74,11 @@ export interface BuildInput {
   compressionLevel?: number | undefined;
   /** Compression of new layers; default gzip. zstd layers get OCI media types whatever the base used. */
   compression?: LayerCompression | undefined;
+  /**
+   * `--explain-cache`: look every step up and explain each miss, but run nothing and write nothing
+   * (no layer, no cache record, no stat cache); a step after a miss misses because of it.
+   */
+  explainOnly?: boolean | undefined;
 }
 
 export interface BuildOutcome {
@@ -89,6 +95,8 @@ export interface BuildSession {
   deps: BuildDeps;
   input: BuildInput;
   cache: StepCache | undefined;
+  /** Records the components of step keys per instruction line and explains misses; undefined under --no-cache. */
+  explainer: CacheExplainer | undefined;
   /** Content digests of context files by stat data, kept in the store so an unchanged file is not reread. */
   statCache: ContextStatCache;
   created: string;

@@ -1,6 +1,7 @@
 import type { Image } from '../image/index.js';
 import type { BlobReader } from '../store/index.js';
 import { ConfigDraft } from './config-draft.js';
+import type { CacheMiss } from './cache-explain.js';
 
 /** A stage as the build walks through it. The image value is replaced, never mutated. */
 export interface StageState {
@@ -22,6 +23,15 @@ export interface StageState {
    * image: consecutive RUN steps reuse it, later layers are applied on top instead of unpacking again.
    */
   rootfs?: { dir: string; layers: number } | undefined;
+  /** Why the step being run missed the cache, for its step event (set by the handler, taken by the engine). */
+  miss?: CacheMiss | undefined;
+  /** The last step of this stage (or the stage below it) that wrote a new layer, to name it when the parent changed. */
+  lastWritten?: number | undefined;
+  /**
+   * Under --explain-cache, set once a step of this stage (or of the stage it starts from) missed: the
+   * steps after it cannot be looked up, as their parent would be new. Says why, as a miss does.
+   */
+  dryMiss?: string | undefined;
   /** Where the Dockerfile lives, for messages. */
   file: string;
   escapeToken: '\\' | '`';

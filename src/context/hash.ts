@@ -20,6 +20,12 @@ export interface HashSourcesOptions {
    * hashed in the order given (a COPY's matches, each listing sorted), not sorted again.
    */
   paths?: readonly string[] | undefined;
+  /**
+   * Also key each entry's mtime in whole seconds, clamped to this many seconds (SOURCE_DATE_EPOCH):
+   * a COPY writes exactly that time into its layer, so two sources differing only there give different
+   * layers. Left out (the default), mtimes are not hashed, as when no epoch makes the layer reproducible anyway.
+   */
+  mtimesUpTo?: number | undefined;
   /** Files hashed at once. */
   concurrency?: number | undefined;
   signal?: AbortSignal | undefined;
@@ -111,7 +117,7 @@ function sourcesFingerprint(sorted: readonly ContextEntry[], options: HashSource
     numbers[o + 3] = e.gid;
     numbers[o + 4] = file ? e.size : 0;
     // Only a file's content stands behind its stat identity; a directory's mtime moves with any change inside.
-    numbers[o + 5] = file ? e.mtimeMs : 0;
+    numbers[o + 5] = file || options.mtimesUpTo !== undefined ? e.mtimeMs : 0;
     numbers[o + 6] = file ? e.ino : 0;
     numbers[o + 7] = file ? e.dev : 0;
     numbers[o + 8] = e.type === 'char' || e.type === 'block' ? e.rdev : 0;
@@ -120,7 +126,7 @@ function sourcesFingerprint(sorted: readonly ContextEntry[], options: HashSource
     if (e.linkTarget !== undefined) links += `${i}\0${e.linkTarget}\0`;
   }
   return createHash('sha256')
-    .update(JSON.stringify([FINGERPRINT_FORMAT, FORMAT, options.includeOwnership ?? true, n]))
+    .update(JSON.stringify([FINGERPRINT_FORMAT, FORMAT, options.includeOwnership ?? true, n, options.mtimesUpTo ?? null]))
     .update(numbers)
     .update(names.join('\0'))
     .update(links)
@@ -141,6 +147,7 @@ function digestRows(sorted: readonly ContextEntry[], contents: ReadonlyArray<Dig
     row.push(e.type === 'file' ? e.size : null);
     row.push(contents[i] ?? null);
     if (e.type === 'char' || e.type === 'block') row.push(e.rdev);
+    if (options.mtimesUpTo !== undefined) row.push('mtime', Math.min(Math.floor(e.mtimeMs / 1000), options.mtimesUpTo));
     return row;
   });
   return digestOf(JSON.stringify([FORMAT, rows]));

@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import { StrataError, wrapError } from '../../errors/index.js';
-import { digestOf, type Digest } from '../../digest/index.js';
+import { digestHex, digestOf, type Digest } from '../../digest/index.js';
 import {
   hashSources,
   hashSourcesFromCache,
@@ -12,7 +12,8 @@ import {
 } from '../../context/index.js';
 import type { AddInstruction, CopyInstruction } from '../../dockerfile/index.js';
 import type { ImageFsIndex } from '../../layer/index.js';
-import { stepCacheKey, stepDefinitionKey } from '../cache.js';
+import { canonicalJson } from '../../oci/index.js';
+import { filesystemKey, stepCacheKey, stepDefinitionKey } from '../cache.js';
 import { parseChmod } from '../chmod.js';
 import { expandInStage } from '../expand.js';
 import { imageFilesystem, imageRootfs } from '../imagefs.js';
@@ -23,7 +24,8 @@ import { resolveOwnership } from '../users.js';
 import { CopyPlan, layerPath } from './copy-entries.js';
 import { archiveRoot, isArchiveSource } from './add-archive.js';
 import { buildContextRoot, listCopySources, takeCopySources, type ListedSources } from './copy-sources.js';
-import { commitLayerStep, replayCached } from './layer-step.js';
+import { commitLayerStep, dryMissed, explainMiss, layerStepWords, missLabel, recordKey, replayCached } from './layer-step.js';
+import type { FileList } from '../cache-explain.js';
 
 export interface CopyContext {
   stageSource(name: string): Promise<StageResult | BaseImage | { dir: string }>;
@@ -36,6 +38,7 @@ export interface CopyContext {
  * keyed by the parent image, the resolved instruction and the content of what it copies.
  */
 export async function runCopy(state: StageState, ins: CopyInstruction | AddInstruction, session: BuildSession, cc: CopyContext): Promise<'cached' | 'done'> {
+  if (session.input.explainOnly === true && dryMissed(state, ins)) return 'done';
   const line = ins.location.line;
   const at = cc.at;
   const warn = (m: string, w?: string): void => session.warn(m, w);
@@ -63,6 +66,11 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
   let fromKey: string | null = null;
   if (from !== undefined) {
     const src = await cc.stageSource(from);
+    if (session.input.explainOnly === true && 'state' in src && src.state.dryMiss !== undefined) {
+      // That stage would be rebuilt, so what this step copies from it cannot be known.
+      state.miss = { reason: `${missLabel(ins)} missed: stage ${from} changed (${src.state.dryMiss})`, changes: [{ kind: 'word', field: 'from' }] };
+      return 'done';
+    }
     if ('dir' in src) {
       root = await sourceRootForDirectory(src.dir, `build context ${from}`);
     } else {
@@ -102,23 +110,52 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
   // Only context files go through the stat cache: other roots are temporary directories.
   const statCache = from === undefined ? session.statCache : undefined;
   // keyEntries come match by match, each match's listing sorted: a deterministic order as it is.
-  const hashOptions = { includeOwnership: from !== undefined, statCache, paths: keyPaths, signal: session.deps.signal };
+  // With SOURCE_DATE_EPOCH the layer holds each file's mtime clamped to it, so the key holds it too.
+  const hashOptions = { includeOwnership: from !== undefined, statCache, paths: keyPaths, signal: session.deps.signal, mtimesUpTo: session.input.sourceDateEpoch };
   const inline = ins.sourceContents.map((c) => ({ path: c.path, text: c.expand ? expand(c.data) : c.data }));
-  const instruction = {
-    kind: ins.kind, sources, dest: destAbs, from: fromKey, chown: chownSpec ?? null, chmod: chmodSpec ?? null, link: ins.link, parents, excludes,
+  // What the step reads and nothing else: the layer chain below it (which holds the destination's
+  // directories and the passwd/group files --chown names resolve through; for --link, only those files)
+  // and its own resolved words.
+  // ENV, LABEL and the rest of the config reach it only through these words.
+  const words = {
+    sources, dest: destAbs, from: fromKey, chown: chownSpec ?? null, chmod: chmodSpec ?? null, link: ins.link, parents, excludes,
     unpack: ins.kind === 'ADD' ? ins.unpack ?? null : null,
     inline: inline.map((c) => [c.path, digestOf(c.text)]),
+    ...layerStepWords(session),
   };
-  const parent = state.image;
-  const keyFor = (sourcesDigest: Digest): Digest => stepCacheKey({ parent, instruction, env: [], sources: sourcesDigest });
-  const definition = stepDefinitionKey({ parent, instruction, env: [] });
+  const definitionParts = { kind: ins.kind, parent: await copyParentKey(ins.link, chownSpec, session, state), words };
+  const keyFor = (sourcesDigest: Digest): Digest => stepCacheKey({ ...definitionParts, sources: sourcesDigest });
+  const definition = stepDefinitionKey(definitionParts);
   const createdBy = `${ins.original.replace(/\s+/g, ' ').trim()} # strata`;
   // The sources are hashed before the work only when a hit is possible; otherwise their digests come
   // from the layer write, which reads every file anyway, and the key is computed after it.
-  const cachedSources = hashSourcesFromCache(keyEntries, hashOptions);
-  let key = cachedSources === undefined ? undefined : keyFor(cachedSources);
-  if (key === undefined && (await session.cache?.mayHave(definition)) === true) key = keyFor(await hashSources(keyEntries, hashOptions));
-  if (key !== undefined && (await replayCached(state, session, key))) return 'cached';
+  let sourcesDigest = hashSourcesFromCache(keyEntries, hashOptions);
+  if (sourcesDigest === undefined && (await session.cache?.mayHave(definition)) === true) sourcesDigest = await hashSources(keyEntries, hashOptions);
+  const key = sourcesDigest === undefined ? undefined : keyFor(sourcesDigest);
+  if (key !== undefined && (await replayCached(state, session, key, createdBy))) return 'cached';
+  // What the COPY read, file by file (context files only, whose digests the stat cache holds), to name
+  // the files that changed when it misses.
+  const fileList = (): FileList | undefined => {
+    if (statCache === undefined) return undefined;
+    const out: Array<[string, string]> = [];
+    for (const e of keyEntries) {
+      let digest: Digest | null = null;
+      if (e.type === 'file') {
+        const known = statCache.get(e);
+        if (known === undefined) return undefined;
+        digest = known;
+      }
+      const epoch = session.input.sourceDateEpoch;
+      const mtime = epoch === undefined ? null : Math.min(Math.floor(e.mtimeMs / 1000), epoch);
+      out.push([posix.relative(root.dir, e.absPath), digestHex(digestOf(JSON.stringify([e.type, e.mode, e.linkTarget ?? null, e.size, digest, mtime]))).slice(0, 12)]);
+    }
+    return out;
+  };
+  if (session.input.explainOnly === true) {
+    sourcesDigest ??= await hashSources(keyEntries, hashOptions);
+    await explainMiss(state, session, ins, keyFor(sourcesDigest), { ...definitionParts, sources: sourcesDigest }, fileList());
+    return 'done';
+  }
 
   // --link layers stand alone and never look at the image below; otherwise the destination is
   // resolved against it (existing directories, symlinked paths), which needs the base's layers.
@@ -152,8 +189,20 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
     plan.addData(target, Buffer.from(content.text, 'utf8'), 0o644, dirMtime);
   }
   const fileDigests = key === undefined ? new Map<string, Digest>() : undefined;
-  const keyAfterWrite = async (): Promise<Digest> => keyFor(await hashSources(keyEntries, { ...hashOptions, known: fileDigests }));
-  await commitLayerStep(state, session, key ?? keyAfterWrite, plan.list(), createdBy, { definition, fileDigests, shareable: true });
+  const keyAfterWrite = async (): Promise<Digest> => {
+    sourcesDigest = await hashSources(keyEntries, { ...hashOptions, known: fileDigests });
+    return keyFor(sourcesDigest);
+  };
+  let committed: Digest | undefined;
+  const keyOnce = async (): Promise<Digest> => (committed = key ?? (await keyAfterWrite()));
+  await commitLayerStep(state, session, keyOnce, plan.list(), createdBy, { definition, fileDigests, shareable: true });
+  if (session.explainer !== undefined && sourcesDigest !== undefined) {
+    const components = { ...definitionParts, sources: sourcesDigest };
+    const finalKey = committed ?? keyFor(sourcesDigest);
+    const files = fileList();
+    await explainMiss(state, session, ins, finalKey, components, files);
+    await recordKey(session, ins, finalKey, components, files);
+  }
   return 'done';
 }
 
@@ -178,11 +227,29 @@ function placeMatch(plan: CopyPlan, match: SourceMatch, entries: readonly Contex
   plan.add(target, match.entry);
 }
 
+/**
+ * What a COPY reads of the filesystem below it. A --link layer stands alone: nothing below goes into it
+ * but, for --chown by name, the user and group databases the names resolve through; its key holds those
+ * instead of the layer chain, so it replays onto a changed base (BuildKit's rebase). Otherwise the chain.
+ */
+async function copyParentKey(link: boolean, chownSpec: string | undefined, session: BuildSession, state: StageState): Promise<Digest> {
+  if (!link) return filesystemKey(state.image);
+  let users: string[] | null = null;
+  if (chownSpec !== undefined && !isNumericOwner(chownSpec)) {
+    const fs = await imageFilesystem(session, state.image, state.reader);
+    users = ['/etc/passwd', '/etc/group'].map((p) => fs.content(p)?.toString('base64') ?? '');
+  }
+  return digestOf(canonicalJson({ link: true, users }));
+}
+
+function isNumericOwner(spec: string): boolean {
+  const [user = '', group] = spec.split(':');
+  return /^\d+$/.test(user) && (group === undefined || /^\d+$/.test(group));
+}
+
 async function ownership(spec: string, fs: ImageFsIndex | undefined, session: BuildSession, state: StageState, at: string): Promise<{ uid: number; gid: number }> {
   let index = fs;
-  const [user = '', group] = spec.split(':');
-  const numeric = /^\d+$/.test(user) && (group === undefined || /^\d+$/.test(group));
-  if (!index && !numeric) index = await imageFilesystem(session, state.image, state.reader);
+  if (!index && !isNumericOwner(spec)) index = await imageFilesystem(session, state.image, state.reader);
   try {
     return resolveOwnership(spec, index?.content('/etc/passwd')?.toString('utf8'), index?.content('/etc/group')?.toString('utf8'));
   } catch (cause) {

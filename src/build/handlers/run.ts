@@ -4,11 +4,13 @@ import { StrataError, isStrataError, wrapError } from '../../errors/index.js';
 import { digestOf, digestHex } from '../../digest/index.js';
 import type { RunInstruction } from '../../dockerfile/index.js';
 import type { RunMount } from '../../exec/index.js';
+import { hashSources, sourceRootForDirectory } from '../../context/index.js';
+import type { Platform } from '../../oci/index.js';
 import { RUN_EXCLUDES, captureChanges, extractImageToDirectory, snapshotRootfs } from '../../layer/index.js';
 import { readFileSync } from 'node:fs';
 import { readInHostRoot, resolveInHostRoot } from '../host-root.js';
 import { PROXY_ARGS, expansionEnv } from '../args.js';
-import { stepCacheKey } from '../cache.js';
+import { filesystemKey, stepCacheKey, valueDigests, type KeyComponents } from '../cache.js';
 import { checkRunPlatform } from '../emulation.js';
 import { expandInStage } from '../expand.js';
 import { imageRootfs } from '../imagefs.js';
@@ -17,8 +19,8 @@ import type { BuildSession } from '../session.js';
 import type { StageState } from '../state.js';
 import { resolveExecUser } from '../users.js';
 import { type CopyContext } from './copy.js';
-import { buildContextRoot } from './copy-sources.js';
-import { commitLayerStep, replayCached } from './layer-step.js';
+import { buildContextRoot, listCopySources } from './copy-sources.js';
+import { commitLayerStep, dryMissed, explainMiss, layerStepWords, recordKey, replayCached } from './layer-step.js';
 import { commandLine } from './metadata.js';
 
 /**
@@ -28,6 +30,7 @@ import { commandLine } from './metadata.js';
  * does: RUN steps are cached by what they are, not by what they read from the network.
  */
 export async function runRun(state: StageState, ins: RunInstruction, session: BuildSession, cc: CopyContext): Promise<'cached' | 'done'> {
+  if (session.input.explainOnly === true && dryMissed(state, ins)) return 'done';
   const line = ins.location.line;
   const warn = (m: string, w?: string): void => session.warn(m, w);
   const expand = (w: string): string => expandInStage(state, w, line, warn);
@@ -40,17 +43,16 @@ export async function runRun(state: StageState, ins: RunInstruction, session: Bu
   const env = [...expansionEnv(state.args, config.Env)].map(([k, v]) => `${k}=${v}`);
   const argsInScope = [...state.args].filter(([k]) => !PROXY_ARGS.has(k) && !(config.Env ?? []).some((e) => e.startsWith(`${k}=`)));
   const createdBy = `RUN ${argsInScope.length ? `|${argsInScope.length} ${argsInScope.map(([k, v]) => `${k}=${v}`).join(' ')} ` : ''}${args.join(' ')} # strata`;
-  const key = stepCacheKey({
-    parent: state.image,
-    instruction: { kind: 'RUN', args, mounts: mountSpecs.map((m) => ({ ...m, source: m.type === 'secret' ? undefined : m.source })), network },
-    env: [...env].sort(),
-  });
   const platform = { os: state.image.config.os, architecture: state.image.config.architecture, ...(state.image.config.variant ? { variant: state.image.config.variant } : {}) };
-  if (session.deps.executor.name === 'none') {
+  const components = await runKeyComponents(state, session, cc, { args, mountSpecs, network, platform });
+  const key = stepCacheKey(components);
+  if (session.deps.executor.name === 'none' && session.input.explainOnly !== true) {
     // Nothing can run: say so at the line before any work is done (the none executor throws).
     await session.deps.executor.run({ rootfs: '', args, env: [], user: { uid: 0, gid: 0 }, workdir: '/', mounts: [], network, platform: { os: state.image.config.os, architecture: state.image.config.architecture }, where: cc.at });
   }
-  if (await replayCached(state, session, key)) return 'cached';
+  if (await replayCached(state, session, key, createdBy)) return 'cached';
+  await explainMiss(state, session, ins, key, components);
+  if (session.input.explainOnly === true) return 'done';
   checkRunPlatform(platform, cc.at);
 
   const rootfs = await privateRootfs(state, session);
@@ -85,6 +87,7 @@ export async function runRun(state: StageState, ins: RunInstruction, session: Bu
     }
     const changes = await captureChanges(rootfs, before, { exclude: mounts.map((m) => m.target), signal: session.deps.signal });
     await commitLayerStep(state, session, key, changes, createdBy);
+    await recordKey(session, ins, key, components);
     state.rootfs = { dir: rootfs, layers: state.image.layers.length };
     return 'done';
   } catch (cause) {
@@ -93,6 +96,94 @@ export async function runRun(state: StageState, ins: RunInstruction, session: Bu
     // The step's own errors name the line already; what failed below it gets the line as context.
     throw isStrataError(cause) && cause.message.startsWith(cc.at) ? cause : wrapError(cause, cc.at);
   }
+}
+
+interface RunKeyInput {
+  args: string[];
+  mountSpecs: MountSpec[];
+  network: string;
+  platform: Platform;
+}
+
+/**
+ * What a RUN reads: the filesystem below it and the platform it runs for, the command (with the
+ * shell), the ENV and ARGs it runs with, user, working directory, network, the executor, and its
+ * mounts: a bind mount by the content of its source, a cache mount by its id, a secret or ssh
+ * mount by whether it is there (never by its content). Labels, EXPOSE, CMD and the like are not in it.
+ */
+async function runKeyComponents(state: StageState, session: BuildSession, cc: CopyContext, r: RunKeyInput): Promise<KeyComponents> {
+  const config = state.image.config.config ?? {};
+  const env = valueDigests((config.Env ?? []).map((e) => {
+    const eq = e.indexOf('=');
+    return eq < 0 ? ([e, ''] as const) : ([e.slice(0, eq), e.slice(eq + 1)] as const);
+  }));
+  const mounts: unknown[] = [];
+  for (const m of r.mountSpecs) {
+    const { source: _source, ...spec } = m;
+    switch (m.type) {
+      case 'bind':
+        mounts.push({
+          ...spec,
+          source: m.source ?? null,
+          content: await bindSourceDigest(m, session, cc).catch((cause: unknown) => {
+            if (isStrataError(cause)) throw new StrataError(cause.code, `${cc.at}: --mount source ${m.source ?? '/'}: ${cause.message}`, { hint: cause.hint, cause });
+            throw cause;
+          }),
+        });
+        break;
+      case 'cache':
+        mounts.push({ ...spec, cacheId: m.id ?? posix.resolve(config.WorkingDir || '/', m.target ?? '') });
+        break;
+      case 'secret': {
+        const id = m.id ?? posix.basename(m.target ?? '');
+        mounts.push({ ...spec, present: session.input.secrets?.[id] !== undefined });
+        break;
+      }
+      case 'ssh':
+        mounts.push({ ...spec, present: session.input.ssh?.[m.id ?? 'default'] !== undefined });
+        break;
+      default:
+        mounts.push(spec);
+    }
+  }
+  return {
+    kind: 'RUN',
+    parent: filesystemKey(state.image),
+    words: {
+      args: r.args,
+      user: config.User || '',
+      workdir: config.WorkingDir || '/',
+      network: r.network,
+      mounts,
+      platform: r.platform,
+      executor: session.deps.executor.name,
+      ...layerStepWords(session),
+    },
+    env,
+    // The ARGs in scope that no ENV shadows reach the command as variables too (proxy ARGs included:
+    // the command sees them).
+    args: valueDigests([...state.args].filter(([k]) => !(k in env))),
+  };
+}
+
+/** A bind mount's source by content: the files of the context (or named context), or a stage's layer chain. */
+async function bindSourceDigest(m: MountSpec, session: BuildSession, cc: CopyContext): Promise<string> {
+  const source = m.source ?? '.';
+  if (m.from !== undefined) {
+    const src = await cc.stageSource(m.from);
+    if (!('dir' in src)) return filesystemKey('state' in src ? src.state.image : src.image);
+    const root = await sourceRootForDirectory(src.dir, `build context ${m.from}`);
+    const listing = await listCopySources(root, [source], []);
+    return hashSources(listing.listed.flat(), { includeOwnership: true, paths: listedPaths(listing), signal: session.deps.signal });
+  }
+  const root = await buildContextRoot(session);
+  const listing = await listCopySources(root, [source], []);
+  return hashSources(listing.listed.flat(), { includeOwnership: true, statCache: session.statCache, paths: listedPaths(listing), signal: session.deps.signal });
+}
+
+function listedPaths(listing: { resolved: Array<{ matches: Array<{ matchedPath: string }> }>; listed: Array<Array<{ relPath: string }>> }): string[] {
+  const matches = listing.resolved.flatMap((r) => r.matches);
+  return matches.flatMap((match, i) => listing.listed[i]!.map((e) => `${match.matchedPath}/${e.relPath}`));
 }
 
 /** Shell form runs through the stage's SHELL; a heredoc-only command (`RUN <<EOF`) runs its body. */
@@ -145,6 +236,8 @@ async function resolveMount(spec: MountSpec, state: StageState, session: BuildSe
       const id = spec.id ?? target;
       const dir = join(session.deps.store.root, 'cache', 'mounts', digestHex(digestOf(id)).slice(0, 32));
       await mkdir(dir, { recursive: true });
+      // An imported cache may bring the mount's contents (--cache-to …,cache-mounts=true).
+      await session.cache?.cacheMount?.(id, dir, (layer, reader) => extractImageToDirectory([layer], reader, dir, { privileged: session.deps.privileged === true, signal: session.deps.signal }).then(() => undefined));
       return { type: 'cache', target, source: dir, readonly: false };
     }
     case 'tmpfs':

@@ -3,13 +3,13 @@ import { isStrataError } from '../../errors/index.js';
 import type { WorkdirInstruction } from '../../dockerfile/index.js';
 import { addEmptyHistory, updateContainerConfig } from '../../image/index.js';
 import type { LayerEntry } from '../../layer/index.js';
-import { stepCacheKey } from '../cache.js';
+import { filesystemKey, stepCacheKey } from '../cache.js';
 import { expandInStage } from '../expand.js';
 import { imageFilesystem } from '../imagefs.js';
 import type { BuildSession } from '../session.js';
 import type { StageState } from '../state.js';
 import { resolveOwnership } from '../users.js';
-import { commitLayerStep, replayCached } from './layer-step.js';
+import { commitLayerStep, explainMiss, layerStepWords, recordKey, replayCached } from './layer-step.js';
 import { HISTORY_COMMENT } from './metadata.js';
 
 /**
@@ -18,6 +18,14 @@ import { HISTORY_COMMENT } from './metadata.js';
  * as it is and the step only changes the config.
  */
 export async function runWorkdir(state: StageState, ins: WorkdirInstruction, session: BuildSession, at: string): Promise<'cached' | 'done' | 'metadata'> {
+  if (session.input.explainOnly === true && state.dryMiss !== undefined) {
+    // The filesystem below is not known: whether the directory exists cannot be told. The config changes as always.
+    const current = state.image.config.config?.WorkingDir || '/';
+    const path = expandInStage(state, ins.path, ins.location.line, (m, w) => session.warn(m, w));
+    const dir = posix.normalize(path.startsWith('/') ? path : posix.join(current, path));
+    state.image = updateContainerConfig(state.image, (c) => ({ ...c, WorkingDir: dir }));
+    return 'metadata';
+  }
   const expanded = expandInStage(state, ins.path, ins.location.line, (m, w) => session.warn(m, w));
   const current = state.image.config.config?.WorkingDir || '/';
   const dir = posix.normalize(expanded.startsWith('/') ? expanded : posix.join(current, expanded));
@@ -47,8 +55,13 @@ export async function runWorkdir(state: StageState, ins: WorkdirInstruction, ses
     if (fs.has(p)) continue;
     entries.push({ path: p.slice(1), type: 'dir', mode: 0o755, size: 0, mtime, ...owner });
   }
-  const key = stepCacheKey({ parent: state.image, instruction: { kind: 'WORKDIR', dir, owner }, env: [] });
-  if (await replayCached(state, session, key)) return 'cached';
+  // The directories it creates depend on the filesystem below, the path and the owner USER resolves to.
+  const components = { kind: 'WORKDIR', parent: filesystemKey(state.image), words: { dir, owner, ...layerStepWords(session) } };
+  const key = stepCacheKey(components);
+  if (await replayCached(state, session, key, createdBy)) return 'cached';
+  await explainMiss(state, session, ins, key, components);
+  if (session.input.explainOnly === true) return 'done';
   await commitLayerStep(state, session, key, entries, createdBy);
+  await recordKey(session, ins, key, components);
   return 'done';
 }

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, realpath, rm, utimes, writeFile } from 'node:fs/prom
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalStepCache, stepDefinitionKey } from '../../../src/build/cache.js';
+import { filesystemKey, LocalStepCache, stepDefinitionKey } from '../../../src/build/cache.js';
 import { statCacheFile } from '../../../src/context/index.js';
 import { emptyImage, LocalStore, type Digest } from '../../../src/internals.js';
 import { TEST_PLATFORM, testBuild, writeContext } from './harness.js';
@@ -20,7 +20,7 @@ describe('definition keys', () => {
   it('a cache that never saw a definition says so; one put with it says it may hold keys of it', async () => {
     const store = await LocalStore.open(join(work, 'store-keys'));
     const cache = LocalStepCache.forStore(store.root, store.blobs);
-    const definition = stepDefinitionKey({ parent: emptyImage(TEST_PLATFORM), instruction: { kind: 'COPY' }, env: [] });
+    const definition = stepDefinitionKey({ kind: "COPY", parent: filesystemKey(emptyImage(TEST_PLATFORM)), words: {} });
     expect(await cache.mayHave(definition)).toBe(false);
     const outcome = {
       layer: { descriptor: { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: `sha256:${'1'.repeat(64)}` as Digest, size: 1 }, diffId: `sha256:${'2'.repeat(64)}` as Digest },
@@ -67,11 +67,15 @@ describe('definition keys', () => {
     await writeFile(statsFile, `${head}\n[]`);
     expect((await testBuild(store, text, ctx)).steps.cached).toBe(1);
     expect(await readFile(statsFile, 'utf8')).toBe(`${head}\n[]`);
-    // A moved mtime (same content) misses the set and the records: the files are hashed again, and it still hits.
-    await utimes(join(ctx, 'a.txt'), new Date(5000), new Date(5000));
+    // A moved mtime (same content, and past SOURCE_DATE_EPOCH, so the layer clamps it to the same time)
+    // misses the set and the records: the files are hashed again, and it still hits.
+    await utimes(join(ctx, 'a.txt'), new Date(1_800_000_000_000), new Date(1_800_000_000_000));
     expect((await testBuild(store, text, ctx)).steps.cached).toBe(1);
     const records = JSON.parse((await readFile(statsFile, 'utf8')).split('\n')[1]!) as unknown[];
     expect(records).toHaveLength(2 * 7);
+    // An mtime before the epoch is written into the layer as it is, so it misses.
+    await utimes(join(ctx, 'a.txt'), new Date(5000), new Date(5000));
+    expect((await testBuild(store, text, ctx)).steps.cached).toBe(0);
     // New content misses.
     await writeFile(join(ctx, 'dir/b.txt'), 'changed\n');
     expect((await testBuild(store, text, ctx)).steps.cached).toBe(0);
