@@ -16,7 +16,7 @@ export { writeLayer } from './write.js';
 export { layerContentKey } from './content-key.js';
 export { importTarLayer } from './import.js';
 export { readLayer, type ReadLayerOptions } from './read.js';
-export { safeEntryPath } from './safe-path.js';
+export { cleanEntryPath, safeEntryPath } from './safe-path.js';
 export { clampMtime } from './mtime.js';
 export { compareLayerPaths, sortLayerEntries } from './order.js';
 export { classifyWhiteout, OPAQUE_WHITEOUT, WHITEOUT_PREFIX, type WhiteoutKind } from './whiteout.js';
