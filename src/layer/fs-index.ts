@@ -2,6 +2,9 @@ import { posix } from 'node:path';
 import { StrataError } from '../errors/index.js';
 import { layerCompression, type Descriptor } from '../oci/index.js';
 import type { BlobReader } from '../store/types.js';
+import type { Digest } from '../digest/index.js';
+import type { LayerIndexCache } from './layer-index-store.js';
+import { RECORDED_CONTENT_NAMES, emptyRecord, recordEntries, replayRecord } from './layer-record.js';
 import { LayerWrites } from './layer-writes.js';
 import { readLayer } from './read.js';
 import { joinRel, layerPathToRel, resolveSync, whiteoutName, type PathLookup, type ResolveOutcome } from './secure-join.js';
@@ -33,6 +36,14 @@ export interface IndexImageOptions {
   /** Absolute image paths (`/etc/passwd`) whose final bytes to keep; files over 1 MiB are not kept. */
   wantContent?: readonly string[] | undefined;
   signal?: AbortSignal | undefined;
+  /** Layer records by diffID: a recorded layer is replayed instead of read; a layer read is recorded. */
+  records?: LayerRecords | undefined;
+}
+
+/** Where layer records live, and the diffID of each layer passed (same order). */
+export interface LayerRecords {
+  cache: LayerIndexCache;
+  diffIds: readonly Digest[];
 }
 
 /**
@@ -71,20 +82,36 @@ export async function indexImageFilesystem(layers: readonly Descriptor[], reader
  * indexes its base once, then each step's new layer. `base` is left as it was. The files captured are
  * those `base` was made to capture.
  */
-export async function extendImageFilesystem(base: ImageFsIndex, layers: readonly Descriptor[], reader: BlobReader, options: Pick<IndexImageOptions, 'signal'> = {}): Promise<ImageFsIndex> {
+export async function extendImageFilesystem(base: ImageFsIndex, layers: readonly Descriptor[], reader: BlobReader, options: Pick<IndexImageOptions, 'signal' | 'records'> = {}): Promise<ImageFsIndex> {
   if (!(base instanceof IndexTree)) throw new StrataError('E_INTERNAL', 'extendImageFilesystem takes an index made by indexImageFilesystem');
   const tree = base.clone();
-  for (const descriptor of layers) {
+  for (const [i, descriptor] of layers.entries()) {
     if (options.signal?.aborted === true) throw new StrataError('E_ABORTED', 'indexing the image filesystem was aborted');
-    const compression = layerCompression(descriptor.mediaType);
     const what = `layer ${descriptor.digest}`;
+    const diffId = options.records?.diffIds[i];
+    const cache = diffId === undefined ? undefined : options.records?.cache;
+    if (cache !== undefined && diffId !== undefined && tree.replayable()) {
+      const record = await cache.load(diffId);
+      if (record !== undefined) {
+        await tree.layer(replayRecord(record), what);
+        continue;
+      }
+    }
+    const compression = layerCompression(descriptor.mediaType);
     if (compression === undefined) {
       throw new StrataError('E_LAYER_INVALID', `${what} has media type ${descriptor.mediaType}, which is not a layer strata can read`, {
         hint: 'strata reads tar, tar+gzip and tar+zstd layers',
       });
     }
     const stream = await reader.openBlob(descriptor, options.signal === undefined ? {} : { signal: options.signal });
-    await tree.layer(readLayer(stream, { compression, what, signal: options.signal }), what);
+    if (cache === undefined || diffId === undefined) {
+      await tree.layer(readLayer(stream, { compression, what, signal: options.signal }), what);
+      continue;
+    }
+    const record = emptyRecord();
+    let read: Digest | undefined;
+    await tree.layer(recordEntries(readLayer(stream, { compression, what, signal: options.signal, onDiffId: (d) => (read = d) }), record), what);
+    if (read === diffId) await cache.save(diffId, record);
   }
   return tree;
 }
@@ -122,6 +149,11 @@ class IndexTree implements ImageFsIndex {
     for (const [rel, names] of this.children) copy.children.set(rel, new Set(names));
     for (const [rel, bytes] of this.contents) copy.contents.set(rel, bytes);
     return copy;
+  }
+
+  /** A record keeps only the bytes of RECORDED_CONTENT_NAMES: replaying one serves only an index that wants no others. */
+  replayable(): boolean {
+    return [...this.wantedNames].every((name) => RECORDED_CONTENT_NAMES.has(name));
   }
 
   async layer(entries: AsyncIterable<LayerReadEntry>, what: string): Promise<void> {

@@ -30,7 +30,10 @@ export {
   type ImageFsEntry,
   type ImageFsEntryType,
   type IndexImageOptions,
+  type LayerRecords,
 } from './fs-index.js';
+export { LayerIndexStore, layerIndexDir, type LayerIndexCache } from './layer-index-store.js';
+export type { LayerRecord, RecordedEntry } from './layer-record.js';
 export {
   MAX_SYMLINKS,
   resolveSync as resolveInRootSync,

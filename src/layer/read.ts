@@ -1,7 +1,9 @@
+import { createHash, type Hash } from 'node:crypto';
 import type { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { extract, type Extract, type Header } from 'tar-stream';
+import type { Digest } from '../digest/index.js';
 import { StrataError, isStrataError } from '../errors/index.js';
 import type { LayerCompression } from '../oci/index.js';
 import { cleanEntryPath } from './safe-path.js';
@@ -14,6 +16,11 @@ export interface ReadLayerOptions {
   /** Names the layer in errors: a file path or a digest. */
   what?: string | undefined;
   signal?: AbortSignal | undefined;
+  /**
+   * Hash the uncompressed bytes and call this with their digest once the whole layer was read: what the image
+   * config's diffID must be. Anything kept by diffID (a layer record) is kept only when they match.
+   */
+  onDiffId?: ((diffId: Digest) => void) | undefined;
 }
 
 const TYPES: Partial<Record<Header['type'], LayerEntryType>> = {
@@ -43,7 +50,7 @@ export async function* readLayer(stream: Readable, options: ReadLayerOptions): A
   options.signal?.addEventListener('abort', onAbort, { once: true });
   if (options.signal?.aborted === true) onAbort();
   const fed: FedBytes = { total: 0, trailingZeros: 0 };
-  const feeding = feed(stream, options.compression, tar, what, fed);
+  const feeding = feed(stream, options.compression, tar, what, fed, options.onDiffId === undefined ? undefined : createHash('sha256'));
   let current: { drain: () => Promise<void> } | undefined;
   let last: { start: number; size: number } | undefined;
   let completed = false;
@@ -66,7 +73,8 @@ export async function* readLayer(stream: Readable, options: ReadLayerOptions): A
       current = entry.content;
       yield entry.value;
     }
-    await feeding;
+    const hash = await feeding;
+    if (hash !== undefined) options.onDiffId?.(`sha256:${hash.digest('hex')}`);
     completed = true;
   } catch (error) {
     throw invalid(error, what);
@@ -102,7 +110,7 @@ function endsAfterLastEntry(error: unknown, fed: FedBytes, last: { start: number
   return fed.total - paddedEnd <= fed.trailingZeros;
 }
 
-async function feed(stream: Readable, compression: LayerCompression, tar: Extract, what: string, fed: FedBytes): Promise<void> {
+async function feed(stream: Readable, compression: LayerCompression, tar: Extract, what: string, fed: FedBytes, hash: Hash | undefined): Promise<Hash | undefined> {
   try {
     let bytes: AsyncIterable<unknown> = stream;
     let piping: Promise<void> = Promise.resolve();
@@ -113,14 +121,17 @@ async function feed(stream: Readable, compression: LayerCompression, tar: Extrac
       bytes = decompress;
     }
     for await (const chunk of bytes) {
-      if (tar.destroying) return;
+      if (tar.destroying) return undefined;
       count(fed, chunk as Buffer);
+      hash?.update(chunk as Buffer);
       if (!tar.write(chunk)) await drained(tar);
     }
     await piping;
     tar.end(undefined);
+    return hash;
   } catch (error) {
     tar.destroy(invalid(error, what));
+    return undefined;
   }
 }
 

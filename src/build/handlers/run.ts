@@ -11,7 +11,7 @@ import { PROXY_ARGS, expansionEnv } from '../args.js';
 import { stepCacheKey } from '../cache.js';
 import { checkRunPlatform } from '../emulation.js';
 import { expandInStage } from '../expand.js';
-import { imageRootfs } from '../imagefs.js';
+import { imageRootfs, layerRecords } from '../imagefs.js';
 import { parseMountSpec, type MountSpec } from '../mounts.js';
 import type { BuildSession } from '../session.js';
 import type { StageState } from '../state.js';
@@ -118,7 +118,10 @@ async function privateRootfs(state: StageState, session: BuildSession): Promise<
   if (state.rootfs && state.rootfs.layers <= layers.length) {
     const missing = layers.slice(state.rootfs.layers).map((l) => l.descriptor);
     if (missing.length) {
-      await extractImageToDirectory(missing, state.reader, state.rootfs.dir, { privileged: session.deps.privileged === true, signal: session.deps.signal });
+      const records = await layerRecords(session, state.image);
+      await extractImageToDirectory(missing, state.reader, state.rootfs.dir, {
+        privileged: session.deps.privileged === true, signal: session.deps.signal, records: { ...records, diffIds: records.diffIds.slice(state.rootfs.layers) },
+      });
       state.rootfs.layers = layers.length;
     }
     return state.rootfs.dir;
@@ -126,7 +129,9 @@ async function privateRootfs(state: StageState, session: BuildSession): Promise<
   const dir = await session.tempDir('strata-run-rootfs', { reachable: true });
   // A sandbox running as the step's (non-root) USER must be able to reach the root it runs in.
   await chmod(dir, 0o755);
-  await extractImageToDirectory(layers.map((l) => l.descriptor), state.reader, dir, { privileged: session.deps.privileged === true, signal: session.deps.signal });
+  await extractImageToDirectory(layers.map((l) => l.descriptor), state.reader, dir, {
+    privileged: session.deps.privileged === true, signal: session.deps.signal, records: await layerRecords(session, state.image),
+  });
   state.rootfs = { dir, layers: layers.length };
   return dir;
 }

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,5 +34,51 @@ describe('the base filesystem index', () => {
     });
     expect(base.image.layers).toHaveLength(2);
     for (const layer of base.image.layers) expect(opened.get(layer.descriptor.digest)).toBe(1);
+
+    // The store now keeps each layer's entries by diffID: a rebuild, fully cached or with one source file
+    // changed (so the COPY after it and WORKDIR look at the filesystem again), opens no base layer.
+    opened.clear();
+    const again = (dir: string, noCache: boolean) => testBuild(fresh, 'FROM base\nCOPY b.txt /b/\nCOPY --chown=app c.txt /c/\nWORKDIR /w\nCOPY c.txt /w/\n', dir, { noCache }, {
+      openImage: async () => ({ image: base.image, reader: counting, description: 'base' }),
+    });
+    await again(ctx, false);
+    const changed = await writeContext(work, { 'b.txt': 'b', 'c.txt': 'c changed' });
+    const rebuilt = await again(changed, false);
+    expect([...opened]).toEqual([]);
+    // Even without the step cache, every look at the base is answered by the records.
+    await again(changed, true);
+    expect([...opened]).toEqual([]);
+    expect(rebuilt.image.layers.length).toBe(base.image.layers.length + 4);
+  });
+
+  it('ignores a damaged record and reads the layer instead', async () => {
+    const store = await LocalStore.open(join(work, 'store-damaged'));
+    const baseCtx = await writeContext(work, { 'etc/passwd': 'root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n' });
+    const base = await testBuild(store, 'FROM scratch\nCOPY etc/ /etc/\n', baseCtx);
+    let opens = 0;
+    const counting: BlobReader = {
+      openBlob: (d, o) => {
+        opens += 1;
+        return base.reader.openBlob(d, o);
+      },
+      readBlob: (d, o) => base.reader.readBlob(d, o),
+    };
+    const fresh = await LocalStore.open(join(work, 'fresh-damaged'));
+    const ctx = await writeContext(work, { 'c.txt': 'c' });
+    const build = () => testBuild(fresh, 'FROM base\nCOPY --chown=app c.txt /c/\n', ctx, { noCache: true }, {
+      openImage: async () => ({ image: base.image, reader: counting, description: 'base' }),
+    });
+    await build();
+    expect(opens).toBe(1);
+    const dir = join(fresh.root, 'cache', 'layer-index', 'v1');
+    const [file] = await readdir(dir);
+    const bytes = await readFile(join(dir, file ?? ''));
+    bytes[bytes.length - 5] = (bytes[bytes.length - 5] ?? 0) ^ 0xff;
+    await writeFile(join(dir, file ?? ''), bytes);
+    const built = await build();
+    expect(opens).toBe(2);
+    expect(built.image.layers).toHaveLength(2);
+    await build();
+    expect(opens).toBe(2);
   });
 });
