@@ -1,8 +1,10 @@
+import { posix } from 'node:path';
 import { digestOf, type Digest } from '../digest/index.js';
 import {
   extendImageFilesystem,
   indexImageFilesystem,
   extractImageToDirectory,
+  classifyWhiteout,
   LayerIndexStore,
   layerIndexDir,
   type ImageFsIndex,
@@ -60,6 +62,65 @@ export function imageRootfs(session: BuildSession, image: Image, reader: BlobRea
     });
     return root;
   });
+}
+
+/**
+ * A directory holding at least `sources` (absolute paths, no wildcards) of the image, as `imageRootfs` would: only
+ * the layers whose records show an entry at, under or above a source are unpacked. COPY --from=deps
+ * /app/node_modules then reads the few layers that made it, not the base below. Anything the records cannot
+ * decide (a wildcard, a symlink on the way, a hard link out of the sources, a layer never recorded) takes the
+ * whole image.
+ */
+export async function imageRootfsFor(session: BuildSession, image: Image, reader: BlobReader, sources: readonly string[]): Promise<string> {
+  const needed = await layersHolding(session, image, reader, sources);
+  if (needed === undefined || needed.length === image.layers.length) return imageRootfs(session, image, reader);
+  return session.memo(`rootfs-part:${imageContentKey(image)}:${needed.join(',')}`, async () => {
+    const root = await session.tempDir('rootfs');
+    const records = await layerRecords(session, image);
+    await extractImageToDirectory(needed.map((i) => image.layers[i]!.descriptor), reader, root, {
+      privileged: session.deps.privileged === true,
+      signal: session.deps.signal,
+      records: { ...records, diffIds: needed.map((i) => records.diffIds[i]!) },
+    });
+    return root;
+  });
+}
+
+async function layersHolding(session: BuildSession, image: Image, reader: BlobReader, sources: readonly string[]): Promise<number[] | undefined> {
+  const rels: string[] = [];
+  for (const source of sources) {
+    if (/[*?[\\]/.test(source)) return undefined;
+    const rel = posix.normalize(`/${source}`).replace(/^\/+|\/+$/g, '');
+    if (rel === '') return undefined;
+    rels.push(rel);
+  }
+  // Indexing the image records every layer it reads, so the records below are there unless the store refused them.
+  const fs = await imageFilesystem(session, image, reader);
+  if (rels.some((rel) => fs.resolve(`/${rel}`, { followFinal: true }) !== `/${rel}` || !fs.has(`/${rel}`))) return undefined;
+  const { cache, diffIds } = await layerRecords(session, image);
+  const records: LayerRecord[] = [];
+  for (const diffId of diffIds) {
+    const record = await cache.load(diffId);
+    if (record === undefined) return undefined;
+    records.push(record);
+  }
+  const touches = (path: string): boolean => rels.some((rel) => path === rel || path.startsWith(`${rel}/`) || rel.startsWith(`${path}/`));
+  const within = (path: string): boolean => rels.some((rel) => path === rel || path.startsWith(`${rel}/`));
+  const needed: number[] = [];
+  for (const [i, record] of records.entries()) {
+    let holds = false;
+    for (const entry of record.entries) {
+      if (entry.path === '.') continue;
+      const whiteout = classifyWhiteout(entry.path);
+      const path = whiteout.kind === 'whiteout' ? whiteout.target : whiteout.kind === 'opaque' ? whiteout.dir : entry.path;
+      // An opaque root hides every lower path, the sources included.
+      if (!touches(path) && path !== '.') continue;
+      if (entry.type === 'hardlink' && !within(entry.linkname ?? '')) return undefined;
+      holds = true;
+    }
+    if (holds) needed.push(i);
+  }
+  return needed;
 }
 
 /** The store's records, each loaded once per build and kept in memory for every stage and platform. */

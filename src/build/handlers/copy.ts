@@ -15,7 +15,7 @@ import type { ImageFsIndex } from '../../layer/index.js';
 import { stepCacheKey, stepDefinitionKey } from '../cache.js';
 import { parseChmod } from '../chmod.js';
 import { expandInStage } from '../expand.js';
-import { imageFilesystem, imageRootfs } from '../imagefs.js';
+import { imageFilesystem, imageRootfsFor } from '../imagefs.js';
 import type { BaseImage, BuildSession } from '../session.js';
 import type { StageResult } from '../stages.js';
 import type { StageState } from '../state.js';
@@ -68,7 +68,7 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
     } else {
       const image = 'state' in src ? src.state.image : src.image;
       const reader = 'state' in src ? src.state.reader : src.reader;
-      root = await sourceRootForDirectory(await imageRootfs(session, image, reader), `stage ${from}`);
+      root = await sourceRootForDirectory(await imageRootfsFor(session, image, reader, sources), `stage ${from}`);
     }
     fromKey = from;
   } else {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalStore, type BlobReader } from '../../../src/index.js';
+import { indexImageFilesystem } from '../../../src/layer/index.js';
 import { testBuild, writeContext } from './harness.js';
 
 let work: string;
@@ -49,6 +50,35 @@ describe('the base filesystem index', () => {
     await again(changed, true);
     expect([...opened]).toEqual([]);
     expect(rebuilt.image.layers.length).toBe(base.image.layers.length + 4);
+  });
+
+  it('COPY --from a stage unpacks only the layers that hold the sources', async () => {
+    const store = await LocalStore.open(join(work, 'store-from'));
+    const baseCtx = await writeContext(work, { 'etc/passwd': 'root:x:0:0::/root:/bin/sh\n', 'usr/lib/big': 'x'.repeat(10_000) });
+    const base = await testBuild(store, 'FROM scratch\nCOPY etc/ /etc/\nCOPY usr/ /usr/\n', baseCtx);
+    const opened = new Map<string, number>();
+    const counting: BlobReader = {
+      openBlob: (d, o) => {
+        opened.set(d.digest, (opened.get(d.digest) ?? 0) + 1);
+        return base.reader.openBlob(d, o);
+      },
+      readBlob: (d, o) => base.reader.readBlob(d, o),
+    };
+    const fresh = await LocalStore.open(join(work, 'fresh-from'));
+    const ctx = await writeContext(work, { 'pkg/a.js': 'a', 'pkg/sub/b.js': 'b' });
+    const text = 'FROM base AS deps\nWORKDIR /app\nCOPY pkg/ ./node_modules/\nFROM base\nWORKDIR /app\nCOPY --from=deps /app/node_modules ./node_modules\nCOPY --from=deps /usr/lib/big /big\n';
+    const built = await testBuild(fresh, text, ctx, { noCache: true }, {
+      openImage: async () => ({ image: base.image, reader: counting, description: 'base' }),
+    });
+    // Each base layer is read by the first look at the base's filesystem; the COPY --from of /app unpacks none of
+    // them, the COPY --from of /usr/lib/big only the layer that holds it.
+    const [etc, usr] = base.image.layers;
+    expect(opened.get(etc?.descriptor.digest ?? '')).toBe(1);
+    expect(opened.get(usr?.descriptor.digest ?? '')).toBe(2);
+    const index = await indexImageFilesystem(built.image.layers.map((l) => l.descriptor), built.reader, {});
+    expect(index.get('/app/node_modules/sub/b.js')).toMatchObject({ type: 'file', size: 1 });
+    expect(index.get('/app/node_modules/a.js')).toMatchObject({ type: 'file', size: 1 });
+    expect(index.get('/big')).toMatchObject({ type: 'file', size: 10_000 });
   });
 
   it('ignores a damaged record and reads the layer instead', async () => {
