@@ -6,7 +6,10 @@ import {
   extractImageToDirectory,
   classifyWhiteout,
   LayerIndexStore,
+  UnpackedStore,
   layerIndexDir,
+  unpackedDir,
+  unpackedKey,
   type ImageFsIndex,
   type LayerIndexCache,
   type LayerRecord,
@@ -121,6 +124,48 @@ async function layersHolding(session: BuildSession, image: Image, reader: BlobRe
     if (holds) needed.push(i);
   }
   return needed;
+}
+
+/**
+ * The first `layers` layers of the image kept unpacked in the store (STRATA_SNAPSHOTS), checked against the stat
+ * data taken when they were unpacked, made (and the layers recorded) when missing or damaged. Undefined when the
+ * build keeps none. The tree is shared: read it, or copy it (copyUnpacked), never write into it.
+ */
+export function imageSnapshot(session: BuildSession, image: Image, reader: BlobReader, layers = image.layers.length): Promise<string | undefined> {
+  const keep = session.deps.snapshots ?? 0;
+  if (keep <= 0 || layers === 0) return Promise.resolve(undefined);
+  const privileged = session.deps.privileged === true;
+  const chain = image.layers.slice(0, layers);
+  const key = unpackedKey(chain.map((l) => l.diffId), privileged);
+  return session.memo(`unpacked:${key}`, async () => {
+    const store = new UnpackedStore(unpackedDir(session.deps.store.root), keep);
+    const found = await store.get(key, session.deps.signal);
+    if (found !== undefined) return found;
+    const records = await layerRecords(session, image);
+    return store.put(key, (root) =>
+      extractImageToDirectory(chain.map((l) => l.descriptor), reader, root, {
+        privileged,
+        signal: session.deps.signal,
+        records: { ...records, diffIds: records.diffIds.slice(0, layers) },
+      }).then(() => undefined),
+    );
+  });
+}
+
+/**
+ * Before a stage with RUN steps starts: when some base layer was never read, unpack the base into the store now
+ * (recording its layers on the way), so the steps' looks at the filesystem and the first RUN's root come from that
+ * one read. When every layer is recorded nothing is done: a cached build must not touch the base.
+ */
+export async function unpackBaseAhead(session: BuildSession, image: Image, reader: BlobReader): Promise<void> {
+  if ((session.deps.snapshots ?? 0) <= 0 || image.layers.length === 0) return;
+  const { cache, diffIds } = await layerRecords(session, image);
+  for (const diffId of diffIds) {
+    if ((await cache.load(diffId)) === undefined) {
+      await imageSnapshot(session, image, reader);
+      return;
+    }
+  }
 }
 
 /** The store's records, each loaded once per build and kept in memory for every stage and platform. */

@@ -18,6 +18,8 @@ export interface StageState {
    * image: consecutive RUN steps reuse it, later layers are applied on top instead of unpacking again.
    */
   rootfs?: { dir: string; layers: number } | undefined;
+  /** How many of the image's layers the stage's FROM image has: the chain RUN roots are kept unpacked for. */
+  baseLayers?: number | undefined;
   /** Where the Dockerfile lives, for messages. */
   file: string;
   escapeToken: '\\' | '`';

@@ -34,6 +34,7 @@ export {
 } from './fs-index.js';
 export { LayerIndexStore, layerIndexDir, type LayerIndexCache } from './layer-index-store.js';
 export type { LayerRecord, RecordedEntry } from './layer-record.js';
+export { UnpackedStore, copyUnpacked, unpackedDir, unpackedKey } from './unpacked-store.js';
 export {
   MAX_SYMLINKS,
   resolveSync as resolveInRootSync,
