@@ -4,7 +4,7 @@ import { layerCompression, type Descriptor } from '../oci/index.js';
 import type { BlobReader } from '../store/types.js';
 import type { Digest } from '../digest/index.js';
 import type { LayerIndexCache } from './layer-index-store.js';
-import { RECORDED_CONTENT_NAMES, emptyRecord, recordEntries, replayRecord } from './layer-record.js';
+import { RECORDED_CONTENT_NAMES, emptyRecord, recordEntries, replayEntry, type LayerRecord } from './layer-record.js';
 import { LayerWrites } from './layer-writes.js';
 import { readLayer } from './read.js';
 import { joinRel, layerPathToRel, resolveSync, whiteoutName, type PathLookup, type ResolveOutcome } from './secure-join.js';
@@ -93,7 +93,7 @@ export async function extendImageFilesystem(base: ImageFsIndex, layers: readonly
     if (cache !== undefined && diffId !== undefined && tree.replayable()) {
       const record = await cache.load(diffId);
       if (record !== undefined) {
-        await tree.layer(replayRecord(record), what);
+        tree.replay(record, what);
         continue;
       }
     }
@@ -133,6 +133,11 @@ class IndexTree implements ImageFsIndex {
   private readonly wanted: Set<string>;
   private readonly wantedNames: Set<string>;
   private readonly writes = new LayerWrites();
+  /**
+   * Entry parent (as named in the layer) → its resolved directory, for this layer. Siblings share a parent, so
+   * this saves most of the resolution work; removing anything or making a symlink empties it.
+   */
+  private readonly parents = new Map<string, string>();
   private what = 'layer';
 
   constructor(private readonly want: readonly string[]) {
@@ -159,7 +164,21 @@ class IndexTree implements ImageFsIndex {
   async layer(entries: AsyncIterable<LayerReadEntry>, what: string): Promise<void> {
     this.what = what;
     this.writes.clear();
-    for await (const entry of entries) await this.apply(entry);
+    this.parents.clear();
+    for await (const entry of entries) {
+      const bytes = entry.kind === 'entry' && entry.type === 'file' && entry.size <= MAX_CAPTURED_CONTENT && this.wantedNames.has(posix.basename(entry.path))
+        ? await collect(entry.content)
+        : undefined;
+      this.apply(entry, bytes);
+    }
+  }
+
+  /** Applies a recorded layer: the same as reading it, without a promise per entry. */
+  replay(record: LayerRecord, what: string): void {
+    this.what = what;
+    this.writes.clear();
+    this.parents.clear();
+    for (const [index, recorded] of record.entries.entries()) this.apply(replayEntry(recorded), record.contents.get(index));
   }
 
   get(path: string): ImageFsEntry | undefined {
@@ -206,7 +225,8 @@ class IndexTree implements ImageFsIndex {
     return { kind: 'other' };
   }
 
-  private async apply(entry: LayerReadEntry): Promise<void> {
+  /** `bytes`: the content of a file whose name is wanted, read by the caller. */
+  private apply(entry: LayerReadEntry, bytes: Buffer | undefined): void {
     if (entry.kind === 'whiteout') {
       const name = whiteoutName(entry.target, entry.path, this.what);
       const parent = this.existingDir(posix.dirname(entry.target), entry.path);
@@ -226,7 +246,12 @@ class IndexTree implements ImageFsIndex {
       this.nodes.set('', meta);
       return;
     }
-    const parent = this.ensureParent(posix.dirname(rel), entry.path);
+    const dir = posix.dirname(rel);
+    let parent = this.parents.get(dir);
+    if (parent === undefined) {
+      parent = this.ensureParent(dir, entry.path);
+      this.parents.set(dir, parent);
+    }
     const target = joinRel(parent, posix.basename(rel));
     switch (entry.type) {
       case 'dir': {
@@ -237,9 +262,10 @@ class IndexTree implements ImageFsIndex {
       }
       case 'file':
         this.put(target, { ...meta, type: 'file', size: entry.size });
-        if (entry.size <= MAX_CAPTURED_CONTENT && this.wants(target)) this.contents.set(target, await collect(entry.content));
+        if (bytes !== undefined && this.wants(target)) this.contents.set(target, bytes);
         break;
       case 'symlink':
+        this.parents.clear();
         this.put(target, { ...meta, type: 'symlink', linkTarget: entry.linkname ?? '' });
         break;
       case 'hardlink': {
@@ -281,6 +307,7 @@ class IndexTree implements ImageFsIndex {
   }
 
   private remove(rel: string): void {
+    this.parents.clear();
     const names = this.children.get(rel);
     if (names !== undefined) {
       for (const name of [...names]) this.remove(joinRel(rel, name));

@@ -101,7 +101,9 @@ export function decodeRecord(data: Buffer, diffId: Digest): LayerRecord | undefi
   return { entries, contents: bytes };
 }
 
+/** What cleanEntryPath gives back unchanged, checked cheaply for the common name (a record holds thousands). */
 function isClean(path: string): boolean {
+  if (path !== '.' && !path.startsWith('/') && !path.endsWith('/') && !path.includes('//') && !/(^|\/)\.\.?(\/|$)/.test(path)) return true;
   try {
     return cleanEntryPath(path) === path;
   } catch {

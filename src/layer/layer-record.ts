@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import type { LayerEntryType, LayerReadEntry } from './types.js';
-import { classifyWhiteout } from './whiteout.js';
+import { WHITEOUT_PREFIX, classifyWhiteout, type WhiteoutKind } from './whiteout.js';
 
 /** Largest file whose bytes a record keeps. */
 export const MAX_RECORDED_CONTENT = 1024 * 1024;
@@ -59,16 +59,22 @@ export async function* recordEntries(entries: AsyncIterable<LayerReadEntry>, rec
   }
 }
 
-/** The entries of a recorded layer, as readLayer gives them (content only for the recorded files). */
-export async function* replayRecord(record: LayerRecord): AsyncGenerator<LayerReadEntry> {
-  for (const [index, recorded] of record.entries.entries()) {
-    const bytes = record.contents.get(index);
-    const base = { ...recorded, content: once(bytes ?? Buffer.alloc(0)) };
-    const whiteout = classifyWhiteout(recorded.path);
-    yield whiteout.kind === 'opaque' ? { kind: 'opaque', dir: whiteout.dir, ...base }
-      : whiteout.kind === 'whiteout' ? { kind: 'whiteout', target: whiteout.target, ...base }
-      : { kind: 'entry', ...base };
-  }
+const NO_CONTENT: AsyncIterable<Buffer> = {
+  async *[Symbol.asyncIterator]() {
+    // A replayed entry's bytes, when kept, come with the record, not through here.
+  },
+};
+
+/** A recorded entry as readLayer gives it, without content (the record holds the bytes it kept). */
+export function replayEntry(r: RecordedEntry): LayerReadEntry {
+  const whiteout: WhiteoutKind = r.path.includes(WHITEOUT_PREFIX) ? classifyWhiteout(r.path) : { kind: 'entry' };
+  const head = {
+    path: r.path, type: r.type, mode: r.mode, uid: r.uid, gid: r.gid, size: r.size, mtime: r.mtime,
+    linkname: r.linkname, devMajor: r.devMajor, devMinor: r.devMinor, content: NO_CONTENT,
+  };
+  return whiteout.kind === 'opaque' ? { kind: 'opaque', dir: whiteout.dir, ...head }
+    : whiteout.kind === 'whiteout' ? { kind: 'whiteout', target: whiteout.target, ...head }
+    : { kind: 'entry', ...head };
 }
 
 function once(bytes: Buffer): AsyncIterable<Buffer> {
