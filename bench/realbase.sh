@@ -106,19 +106,26 @@ buildah_build() { # REP: build with cached layers, then write the image to an OC
 }
 export -f B buildah_build
 export WORK REG CTX BUILDAH_DRIVER
+strata_build() { # REP: pull the base into the store when it is not there (as buildah does), build, write a layout
+  local store="$WORK/strata-store-$1"
+  [[ -d $store/blobs ]] || STRATA_ROOT="$store" "${STRATA[@]}" pull --progress quiet "$REG/base:1" >/dev/null
+  rm -rf "$WORK/strata-out-$1"
+  STRATA_ROOT="$store" "${STRATA[@]}" build "$CTX" --executor chroot --progress plain -o "type=oci,dest=$WORK/strata-out-$1,tar=false"
+}
+export -f strata_build
+export STRATA_BIN="${STRATA[0]}"
 strata_run() { # LABEL REP
-  rm -rf "$WORK/strata-out-$2"
-  measure "$1" env STRATA_ROOT="$WORK/strata-store-$2" "${STRATA[@]}" build "$CTX" --executor chroot --progress plain -o "type=oci,dest=$WORK/strata-out-$2,tar=false"
+  measure "$1" bash -c "STRATA=(\"\$STRATA_BIN\"); strata_build $2"
   cp "$WORK/stderr-$1" "$WORK/progress-$1"
 }
 base_blobs() { # REP: the hex digests of the base's layer blobs in the strata store
   "${STRATA[@]}" inspect --raw manifest "docker://$REG/base:1" 2>/dev/null | python3 -c 'import json,sys; m=json.load(sys.stdin); print("\n".join(l["digest"].split(":")[1] for l in m["layers"]))'
 }
-opened_blobs() { # REP LABEL: build under strace; count openat of the base's layer blobs for reading
+opened_blobs() { # REP LABEL: a build into the local store under strace; count openat of the base's layer blobs for reading
   local log="$WORK/strace-$2"
-  env STRATA_ROOT="$WORK/strata-store-$1" strace -f -qq -e trace=openat -o "$log" "${STRATA[@]}" build "$CTX" --executor chroot --progress quiet -o "type=oci,dest=$WORK/strace-out-$1,tar=false" >/dev/null 2>&1
+  env STRATA_ROOT="$WORK/strata-store-$1" strace -f -qq -e trace=openat -o "$log" "${STRATA[@]}" build "$CTX" --executor chroot --progress quiet -t app:bench >/dev/null 2>&1
   local n=0 hex
-  for hex in $(base_blobs); do n=$((n + $(grep -c "blobs/sha256/$hex\"" "$log" || true))); done
+  for hex in $(base_blobs); do n=$((n + $(grep "blobs/sha256/$hex\"" "$log" | grep -c O_RDONLY || true))); done
   echo "$2 $n" >>"$WORK/opens"
 }
 slowest_cached() { sed -n 's/.*CACHED \([0-9.]*\)s$/\1/p' "$WORK/progress-$1" | sort -n | tail -1; }
@@ -129,6 +136,7 @@ for rep in $(seq 1 "$REPS"); do
   strata_run "strata-one-$rep" "$rep"
   strata_run "strata-cached-$rep" "$rep"
   echo "cached-step-$rep $(slowest_cached "strata-cached-$rep")" >>"$WORK/steps"
+  STRATA_ROOT="$WORK/strata-store-$rep" "${STRATA[@]}" build "$CTX" --executor chroot --progress quiet -t app:bench >/dev/null 2>&1
   change_one "strata strace $rep"
   opened_blobs "$rep" "one-file"
   opened_blobs "$rep" "cached"

@@ -89,6 +89,17 @@ export async function imageRootfsFor(session: BuildSession, image: Image, reader
   });
 }
 
+/**
+ * What decides the content of `sources` in the image (owners included), when the layer records can tell: the
+ * diffIDs of the layers that make them, the sources, and whether owners are applied. Undefined otherwise.
+ */
+export async function sourcesFromRecords(session: BuildSession, image: Image, reader: BlobReader, sources: readonly string[]): Promise<Digest | undefined> {
+  const needed = await layersHolding(session, image, reader, sources);
+  if (needed === undefined) return undefined;
+  const diffIds = needed.map((i) => image.layers[i]!.diffId);
+  return digestOf(JSON.stringify({ v: 1, privileged: session.deps.privileged === true, layers: diffIds, sources }));
+}
+
 async function layersHolding(session: BuildSession, image: Image, reader: BlobReader, sources: readonly string[]): Promise<number[] | undefined> {
   const rels: string[] = [];
   for (const source of sources) {

@@ -15,7 +15,7 @@ import type { ImageFsIndex } from '../../layer/index.js';
 import { stepCacheKey, stepDefinitionKey } from '../cache.js';
 import { parseChmod } from '../chmod.js';
 import { expandInStage } from '../expand.js';
-import { imageFilesystem, imageRootfsFor } from '../imagefs.js';
+import { imageFilesystem, imageRootfsFor, sourcesFromRecords } from '../imagefs.js';
 import type { BaseImage, BuildSession } from '../session.js';
 import type { StageResult } from '../stages.js';
 import type { StageState } from '../state.js';
@@ -58,9 +58,30 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
     throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: COPY cannot take a URL; use ADD`);
   }
 
+  const workdir = state.image.config.config?.WorkingDir || '/';
+  const destAbs = dest.startsWith('/') ? dest : posix.join(workdir, dest) + (dest.endsWith('/') ? '/' : '');
+  const destIsDirSyntax = destAbs.endsWith('/') || destAbs.endsWith('/.') || dest === '.';
+  const inlineCount = ins.sourceContents.length;
+  if (sources.length + inlineCount > 1 && !destIsDirSyntax) {
+    throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: when using ${ins.kind} with more than one source file, the destination must be a directory and end with a /`);
+  }
+
+  const inline = ins.sourceContents.map((c) => ({ path: c.path, text: c.expand ? expand(c.data) : c.data }));
+  const instruction = {
+    kind: ins.kind, sources, dest: destAbs, from: from ?? null, chown: chownSpec ?? null, chmod: chmodSpec ?? null, link: ins.link, parents, excludes,
+    unpack: ins.kind === 'ADD' ? ins.unpack ?? null : null,
+    inline: inline.map((c) => [c.path, digestOf(c.text)]),
+  };
+  const parent = state.image;
+  const keyFor = (sourcesDigest: Digest): Digest => stepCacheKey({ parent, instruction, env: [], sources: sourcesDigest });
+  const definition = stepDefinitionKey({ parent, instruction, env: [] });
+  const createdBy = `${ins.original.replace(/\s+/g, ' ').trim()} # strata`;
+
   // Where sources come from: the context, or another stage's (or image's) filesystem.
   let root: SourceRoot;
-  let fromKey: string | null = null;
+  // From an image whose layer records say which layers make the sources, those layers' diffIDs decide the
+  // sources' content: the step is keyed by them, and a hit unpacks nothing.
+  let recordedKey: Digest | undefined;
   if (from !== undefined) {
     const src = await cc.stageSource(from);
     if ('dir' in src) {
@@ -68,19 +89,15 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
     } else {
       const image = 'state' in src ? src.state.image : src.image;
       const reader = 'state' in src ? src.state.reader : src.reader;
+      const recorded = ins.kind === 'COPY' ? await sourcesFromRecords(session, image, reader, sources) : undefined;
+      if (recorded !== undefined) {
+        recordedKey = keyFor(recorded);
+        if (await replayCached(state, session, recordedKey)) return 'cached';
+      }
       root = await sourceRootForDirectory(await imageRootfsFor(session, image, reader, sources), `stage ${from}`);
     }
-    fromKey = from;
   } else {
     root = await buildContextRoot(session);
-  }
-
-  const workdir = state.image.config.config?.WorkingDir || '/';
-  const destAbs = dest.startsWith('/') ? dest : posix.join(workdir, dest) + (dest.endsWith('/') ? '/' : '');
-  const destIsDirSyntax = destAbs.endsWith('/') || destAbs.endsWith('/.') || dest === '.';
-  const inlineCount = ins.sourceContents.length;
-  if (sources.length + inlineCount > 1 && !destIsDirSyntax) {
-    throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: when using ${ins.kind} with more than one source file, the destination must be a directory and end with a /`);
   }
 
   // Everything the step reads, listed once (perhaps while the base was resolved). It keys the cache
@@ -104,22 +121,12 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
   const statCache = from === undefined ? session.statCache : undefined;
   // keyEntries come match by match, each match's listing sorted: a deterministic order as it is.
   const hashOptions = { includeOwnership: from !== undefined, statCache, paths: keyPaths, signal: session.deps.signal };
-  const inline = ins.sourceContents.map((c) => ({ path: c.path, text: c.expand ? expand(c.data) : c.data }));
-  const instruction = {
-    kind: ins.kind, sources, dest: destAbs, from: fromKey, chown: chownSpec ?? null, chmod: chmodSpec ?? null, link: ins.link, parents, excludes,
-    unpack: ins.kind === 'ADD' ? ins.unpack ?? null : null,
-    inline: inline.map((c) => [c.path, digestOf(c.text)]),
-  };
-  const parent = state.image;
-  const keyFor = (sourcesDigest: Digest): Digest => stepCacheKey({ parent, instruction, env: [], sources: sourcesDigest });
-  const definition = stepDefinitionKey({ parent, instruction, env: [] });
-  const createdBy = `${ins.original.replace(/\s+/g, ' ').trim()} # strata`;
   // The sources are hashed before the work only when a hit is possible; otherwise their digests come
   // from the layer write, which reads every file anyway, and the key is computed after it.
   const cachedSources = hashSourcesFromCache(keyEntries, hashOptions);
-  let key = cachedSources === undefined ? undefined : keyFor(cachedSources);
+  let key = recordedKey ?? (cachedSources === undefined ? undefined : keyFor(cachedSources));
   if (key === undefined && (await session.cache?.mayHave(definition)) === true) key = keyFor(await hashSources(keyEntries, hashOptions));
-  if (key !== undefined && (await replayCached(state, session, key))) return 'cached';
+  if (key !== undefined && key !== recordedKey && (await replayCached(state, session, key))) return 'cached';
 
   // --link layers stand alone and never look at the image below; otherwise the destination is
   // resolved against it (existing directories, symlinked paths), which needs the base's layers.

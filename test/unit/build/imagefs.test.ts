@@ -67,7 +67,7 @@ describe('the base filesystem index', () => {
     const fresh = await LocalStore.open(join(work, 'fresh-from'));
     const ctx = await writeContext(work, { 'pkg/a.js': 'a', 'pkg/sub/b.js': 'b' });
     const text = 'FROM base AS deps\nWORKDIR /app\nCOPY pkg/ ./node_modules/\nFROM base\nWORKDIR /app\nCOPY --from=deps /app/node_modules ./node_modules\nCOPY --from=deps /usr/lib/big /big\n';
-    const built = await testBuild(fresh, text, ctx, { noCache: true }, {
+    const built = await testBuild(fresh, text, ctx, {}, {
       openImage: async () => ({ image: base.image, reader: counting, description: 'base' }),
     });
     // Each base layer is read by the first look at the base's filesystem; the COPY --from of /app unpacks none of
@@ -79,6 +79,25 @@ describe('the base filesystem index', () => {
     expect(index.get('/app/node_modules/sub/b.js')).toMatchObject({ type: 'file', size: 1 });
     expect(index.get('/app/node_modules/a.js')).toMatchObject({ type: 'file', size: 1 });
     expect(index.get('/big')).toMatchObject({ type: 'file', size: 10_000 });
+
+    // Rebuilt with the cache, the COPY --from steps are keyed by the records of the layers that make their
+    // sources: every step hits, the final image is the same, and no base layer is opened.
+    opened.clear();
+    const again = await testBuild(fresh, text, ctx, {}, {
+      openImage: async () => ({ image: base.image, reader: counting, description: 'base' }),
+    });
+    expect(again.steps.cached).toBe(again.steps.total);
+    expect(again.image.layers.map((l) => l.diffId)).toEqual(built.image.layers.map((l) => l.diffId));
+    expect([...opened]).toEqual([]);
+    // A changed source in the deps stage changes the records that key the COPY --from: it runs again.
+    const changed = await writeContext(work, { 'pkg/a.js': 'a changed', 'pkg/sub/b.js': 'b' });
+    const rebuilt = await testBuild(fresh, text, changed, {}, {
+      openImage: async () => ({ image: base.image, reader: counting, description: 'base' }),
+    });
+    // The two WORKDIRs hit; the COPY --from of node_modules runs, and so does the one after it (its parent changed).
+    expect(rebuilt.steps.cached).toBe(2);
+    const after = await indexImageFilesystem(rebuilt.image.layers.map((l) => l.descriptor), rebuilt.reader, {});
+    expect(after.get('/app/node_modules/a.js')).toMatchObject({ size: 9 });
   });
 
   it('ignores a damaged record and reads the layer instead', async () => {
