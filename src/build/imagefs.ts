@@ -18,6 +18,7 @@ import {
 import type { Image } from '../image/index.js';
 import type { BlobReader } from '../store/index.js';
 import { imageContentKey } from './cache.js';
+import { chainAnswer } from './chain-answers.js';
 import type { BuildSession } from './session.js';
 
 const USER_FILES = ['/etc/passwd', '/etc/group'];
@@ -101,6 +102,13 @@ export async function sourcesFromRecords(session: BuildSession, image: Image, re
 }
 
 async function layersHolding(session: BuildSession, image: Image, reader: BlobReader, sources: readonly string[]): Promise<number[] | undefined> {
+  // Kept once known (a function of the chain and the sources), so a rebuild neither indexes the image nor
+  // walks its records; "cannot tell" is not kept, as it may come from a record the store failed to keep.
+  const answer = await chainAnswer(session, image, `layers holding\n${JSON.stringify(sources)}`, async () => ({ needed: (await findLayersHolding(session, image, reader, sources)) ?? null }), (a) => a.needed !== null);
+  return answer.needed ?? undefined;
+}
+
+async function findLayersHolding(session: BuildSession, image: Image, reader: BlobReader, sources: readonly string[]): Promise<number[] | undefined> {
   const rels: string[] = [];
   for (const source of sources) {
     if (/[*?[\\]/.test(source)) return undefined;
