@@ -25,7 +25,16 @@ export function apiContext(cli: CliContext, options: { platform?: string | undef
     platform: options.platform ? parsePlatform(options.platform) : undefined,
     privileged: cli.isRoot,
     scratchDir: cli.env.TMPDIR || '/tmp',
+    snapshots: parseSnapshots(cli.env.STRATA_SNAPSHOTS),
   };
+}
+
+/** STRATA_SNAPSHOTS: how many unpacked base chains the store keeps for RUN (default 3; 0 or off: none). */
+export function parseSnapshots(text: string | undefined): number {
+  if (text === undefined || text === '') return 3;
+  if (text === 'off') return 0;
+  if (!/^\d+$/.test(text)) throw new StrataError('E_USAGE', `STRATA_SNAPSHOTS must be a number of unpacked bases to keep (0 turns them off), got "${text}"`);
+  return Number(text);
 }
 
 /** `--compression gzip|zstd|none`. */

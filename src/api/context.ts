@@ -17,5 +17,7 @@ export interface StrataContext {
   privileged?: boolean | undefined;
   /** A world-traversable scratch directory (the CLI passes $TMPDIR or /tmp) for sandbox roots. */
   scratchDir?: string | undefined;
+  /** Unpacked base chains kept in the store for RUN roots (STRATA_SNAPSHOTS, default 3); 0 turns them off. */
+  snapshots?: number | undefined;
 }
 

@@ -20,6 +20,7 @@ import { planBuild, resolveSourceName, type StagePlan } from './plan.js';
 import type { BaseImage, BuildDeps, BuildInput, BuildOutcome, BuildSession } from './session.js';
 import { Stage, type StageState } from './state.js';
 import { StageResults, type StageResult } from './stages.js';
+import { unpackBaseAhead } from './imagefs.js';
 
 /**
  * Builds a Dockerfile: parses it, plans the stages the target needs, runs independent stages
@@ -167,6 +168,7 @@ async function runStage(p: StagePlan, parsed: ParsedDockerfile, session: BuildSe
     shell: [],
     entrypointSet: false,
     cmdSet: false,
+    baseLayers: base.image.layers.length,
     file,
     escapeToken: parsed.escapeToken,
   });
@@ -178,6 +180,7 @@ async function runStage(p: StagePlan, parsed: ParsedDockerfile, session: BuildSe
     state.dryMiss = below.dryMiss;
   }
   deps.events?.({ type: 'stage', stage: p.label, base: base.description });
+  if (p.stage.instructions.some((i) => i.kind === 'RUN')) await unpackBaseAhead(session, state.image, state.reader);
   const meta: MetadataContext = {
     warn: (m, at) => session.warn(m, at),
     created: session.created,

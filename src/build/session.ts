@@ -32,6 +32,8 @@ export interface BuildDeps {
   signal?: AbortSignal | undefined;
   /** The process may chown and create devices when unpacking (it runs as root). */
   privileged?: boolean | undefined;
+  /** How many unpacked base chains the store keeps for RUN roots (cache/unpacked); 0 or unset: none. */
+  snapshots?: number | undefined;
   /**
    * A world-traversable directory (like /tmp) for RUN roots: a sandbox that runs as the step's
    * non-root USER must reach its root, which a store under a private home cannot offer.

@@ -32,6 +32,8 @@ export interface StageState {
    * steps after it cannot be looked up, as their parent would be new. Says why, as a miss does.
    */
   dryMiss?: string | undefined;
+  /** How many of the image's layers the stage's FROM image has: the chain RUN roots are kept unpacked for. */
+  baseLayers?: number | undefined;
   /** Where the Dockerfile lives, for messages. */
   file: string;
   escapeToken: '\\' | '`';

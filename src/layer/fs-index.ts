@@ -2,6 +2,9 @@ import { posix } from 'node:path';
 import { StrataError } from '../errors/index.js';
 import { layerCompression, type Descriptor } from '../oci/index.js';
 import type { BlobReader } from '../store/types.js';
+import type { Digest } from '../digest/index.js';
+import type { LayerIndexCache } from './layer-index-store.js';
+import { RECORDED_CONTENT_NAMES, emptyRecord, recordEntries, replayEntry, type LayerRecord } from './layer-record.js';
 import { LayerWrites } from './layer-writes.js';
 import { readLayer } from './read.js';
 import { joinRel, layerPathToRel, resolveSync, whiteoutName, type PathLookup, type ResolveOutcome } from './secure-join.js';
@@ -33,6 +36,14 @@ export interface IndexImageOptions {
   /** Absolute image paths (`/etc/passwd`) whose final bytes to keep; files over 1 MiB are not kept. */
   wantContent?: readonly string[] | undefined;
   signal?: AbortSignal | undefined;
+  /** Layer records by diffID: a recorded layer is replayed instead of read; a layer read is recorded. */
+  records?: LayerRecords | undefined;
+}
+
+/** Where layer records live, and the diffID of each layer passed (same order). */
+export interface LayerRecords {
+  cache: LayerIndexCache;
+  diffIds: readonly Digest[];
 }
 
 /**
@@ -71,20 +82,36 @@ export async function indexImageFilesystem(layers: readonly Descriptor[], reader
  * indexes its base once, then each step's new layer. `base` is left as it was. The files captured are
  * those `base` was made to capture.
  */
-export async function extendImageFilesystem(base: ImageFsIndex, layers: readonly Descriptor[], reader: BlobReader, options: Pick<IndexImageOptions, 'signal'> = {}): Promise<ImageFsIndex> {
+export async function extendImageFilesystem(base: ImageFsIndex, layers: readonly Descriptor[], reader: BlobReader, options: Pick<IndexImageOptions, 'signal' | 'records'> = {}): Promise<ImageFsIndex> {
   if (!(base instanceof IndexTree)) throw new StrataError('E_INTERNAL', 'extendImageFilesystem takes an index made by indexImageFilesystem');
   const tree = base.clone();
-  for (const descriptor of layers) {
+  for (const [i, descriptor] of layers.entries()) {
     if (options.signal?.aborted === true) throw new StrataError('E_ABORTED', 'indexing the image filesystem was aborted');
-    const compression = layerCompression(descriptor.mediaType);
     const what = `layer ${descriptor.digest}`;
+    const diffId = options.records?.diffIds[i];
+    const cache = diffId === undefined ? undefined : options.records?.cache;
+    if (cache !== undefined && diffId !== undefined && tree.replayable()) {
+      const record = await cache.load(diffId);
+      if (record !== undefined) {
+        tree.replay(record, what);
+        continue;
+      }
+    }
+    const compression = layerCompression(descriptor.mediaType);
     if (compression === undefined) {
       throw new StrataError('E_LAYER_INVALID', `${what} has media type ${descriptor.mediaType}, which is not a layer strata can read`, {
         hint: 'strata reads tar, tar+gzip and tar+zstd layers',
       });
     }
     const stream = await reader.openBlob(descriptor, options.signal === undefined ? {} : { signal: options.signal });
-    await tree.layer(readLayer(stream, { compression, what, signal: options.signal }), what);
+    if (cache === undefined || diffId === undefined) {
+      await tree.layer(readLayer(stream, { compression, what, signal: options.signal }), what);
+      continue;
+    }
+    const record = emptyRecord();
+    let read: Digest | undefined;
+    await tree.layer(recordEntries(readLayer(stream, { compression, what, signal: options.signal, onDiffId: (d) => (read = d) }), record), what);
+    if (read === diffId) await cache.save(diffId, record);
   }
   return tree;
 }
@@ -106,6 +133,11 @@ class IndexTree implements ImageFsIndex {
   private readonly wanted: Set<string>;
   private readonly wantedNames: Set<string>;
   private readonly writes = new LayerWrites();
+  /**
+   * Entry parent (as named in the layer) → its resolved directory, for this layer. Siblings share a parent, so
+   * this saves most of the resolution work; removing anything or making a symlink empties it.
+   */
+  private readonly parents = new Map<string, string>();
   private what = 'layer';
 
   constructor(private readonly want: readonly string[]) {
@@ -124,10 +156,29 @@ class IndexTree implements ImageFsIndex {
     return copy;
   }
 
+  /** A record keeps only the bytes of RECORDED_CONTENT_NAMES: replaying one serves only an index that wants no others. */
+  replayable(): boolean {
+    return [...this.wantedNames].every((name) => RECORDED_CONTENT_NAMES.has(name));
+  }
+
   async layer(entries: AsyncIterable<LayerReadEntry>, what: string): Promise<void> {
     this.what = what;
     this.writes.clear();
-    for await (const entry of entries) await this.apply(entry);
+    this.parents.clear();
+    for await (const entry of entries) {
+      const bytes = entry.kind === 'entry' && entry.type === 'file' && entry.size <= MAX_CAPTURED_CONTENT && this.wantedNames.has(posix.basename(entry.path))
+        ? await collect(entry.content)
+        : undefined;
+      this.apply(entry, bytes);
+    }
+  }
+
+  /** Applies a recorded layer: the same as reading it, without a promise per entry. */
+  replay(record: LayerRecord, what: string): void {
+    this.what = what;
+    this.writes.clear();
+    this.parents.clear();
+    for (const [index, recorded] of record.entries.entries()) this.apply(replayEntry(recorded), record.contents.get(index));
   }
 
   get(path: string): ImageFsEntry | undefined {
@@ -174,7 +225,8 @@ class IndexTree implements ImageFsIndex {
     return { kind: 'other' };
   }
 
-  private async apply(entry: LayerReadEntry): Promise<void> {
+  /** `bytes`: the content of a file whose name is wanted, read by the caller. */
+  private apply(entry: LayerReadEntry, bytes: Buffer | undefined): void {
     if (entry.kind === 'whiteout') {
       const name = whiteoutName(entry.target, entry.path, this.what);
       const parent = this.existingDir(posix.dirname(entry.target), entry.path);
@@ -194,7 +246,12 @@ class IndexTree implements ImageFsIndex {
       this.nodes.set('', meta);
       return;
     }
-    const parent = this.ensureParent(posix.dirname(rel), entry.path);
+    const dir = posix.dirname(rel);
+    let parent = this.parents.get(dir);
+    if (parent === undefined) {
+      parent = this.ensureParent(dir, entry.path);
+      this.parents.set(dir, parent);
+    }
     const target = joinRel(parent, posix.basename(rel));
     switch (entry.type) {
       case 'dir': {
@@ -205,9 +262,10 @@ class IndexTree implements ImageFsIndex {
       }
       case 'file':
         this.put(target, { ...meta, type: 'file', size: entry.size });
-        if (entry.size <= MAX_CAPTURED_CONTENT && this.wants(target)) this.contents.set(target, await collect(entry.content));
+        if (bytes !== undefined && this.wants(target)) this.contents.set(target, bytes);
         break;
       case 'symlink':
+        this.parents.clear();
         this.put(target, { ...meta, type: 'symlink', linkTarget: entry.linkname ?? '' });
         break;
       case 'hardlink': {
@@ -249,6 +307,7 @@ class IndexTree implements ImageFsIndex {
   }
 
   private remove(rel: string): void {
+    this.parents.clear();
     const names = this.children.get(rel);
     if (names !== undefined) {
       for (const name of [...names]) this.remove(joinRel(rel, name));

@@ -15,7 +15,7 @@ export { writeLayer } from './write.js';
 export { layerContentKey } from './content-key.js';
 export { importTarLayer } from './import.js';
 export { readLayer, type ReadLayerOptions } from './read.js';
-export { safeEntryPath } from './safe-path.js';
+export { cleanEntryPath, safeEntryPath } from './safe-path.js';
 export { clampMtime } from './mtime.js';
 export { compareLayerPaths, sortLayerEntries } from './order.js';
 export { classifyWhiteout, OPAQUE_WHITEOUT, WHITEOUT_PREFIX, type WhiteoutKind } from './whiteout.js';
@@ -29,7 +29,11 @@ export {
   type ImageFsEntry,
   type ImageFsEntryType,
   type IndexImageOptions,
+  type LayerRecords,
 } from './fs-index.js';
+export { LayerIndexStore, layerIndexDir, type LayerIndexCache } from './layer-index-store.js';
+export type { LayerRecord, RecordedEntry } from './layer-record.js';
+export { UnpackedStore, copyUnpacked, unpackedDir, unpackedKey } from './unpacked-store.js';
 export {
   MAX_SYMLINKS,
   resolveSync as resolveInRootSync,

@@ -1,10 +1,12 @@
+import { createHash, type Hash } from 'node:crypto';
 import type { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { extract, type Extract, type Header } from 'tar-stream';
+import type { Digest } from '../digest/index.js';
 import { StrataError, isStrataError } from '../errors/index.js';
 import type { LayerCompression } from '../oci/index.js';
-import { safeEntryPath } from './safe-path.js';
+import { cleanEntryPath } from './safe-path.js';
 import type { LayerEntryType, LayerReadEntry } from './types.js';
 import { classifyWhiteout } from './whiteout.js';
 import { createZstdDecompress } from './zstd.js';
@@ -14,6 +16,11 @@ export interface ReadLayerOptions {
   /** Names the layer in errors: a file path or a digest. */
   what?: string | undefined;
   signal?: AbortSignal | undefined;
+  /**
+   * Hash the uncompressed bytes and call this with their digest once the whole layer was read: what the image
+   * config's diffID must be. Anything kept by diffID (a layer record) is kept only when they match.
+   */
+  onDiffId?: ((diffId: Digest) => void) | undefined;
 }
 
 const TYPES: Partial<Record<Header['type'], LayerEntryType>> = {
@@ -28,8 +35,9 @@ const TYPES: Partial<Record<Header['type'], LayerEntryType>> = {
 };
 
 /**
- * Streams the entries of a layer blob. Paths are normalized and refused (E_LAYER_UNSAFE) when absolute or
- * escaping with `..`; hard link targets likewise. Whiteouts and opaque markers come out as their own kinds.
+ * Streams the entries of a layer blob. Paths are cleaned as containerd cleans them (a leading `/` or `./` is
+ * dropped, the root is `.`) and refused (E_LAYER_UNSAFE) when they still escape with `..`; hard link targets
+ * likewise. Whiteouts and opaque markers come out as their own kinds.
  * Only one entry's content is live at a time: asking for the next entry skips what is left of the current one.
  * Malformed input (bad gzip or zstd, bad tar, truncation) fails with E_LAYER_INVALID.
  */
@@ -41,21 +49,32 @@ export async function* readLayer(stream: Readable, options: ReadLayerOptions): A
   };
   options.signal?.addEventListener('abort', onAbort, { once: true });
   if (options.signal?.aborted === true) onAbort();
-  const feeding = feed(stream, options.compression, tar, what);
+  const fed: FedBytes = { total: 0, trailingZeros: 0 };
+  const feeding = feed(stream, options.compression, tar, what, fed, options.onDiffId === undefined ? undefined : createHash('sha256'));
   let current: { drain: () => Promise<void> } | undefined;
+  let last: { start: number; size: number } | undefined;
   let completed = false;
   const entries = tar[Symbol.asyncIterator]();
   try {
     for (;;) {
       // The previous entry's bytes must be gone before asking for the next header, or the parser stalls.
       if (current !== undefined) await current.drain();
-      const next = await entries.next();
+      let next: Awaited<ReturnType<typeof entries.next>>;
+      try {
+        next = await entries.next();
+      } catch (error) {
+        if (!endsAfterLastEntry(error, fed, last)) throw error;
+        break;
+      }
       if (next.done === true) break;
+      const header: Header & { byteOffset?: number } = next.value.header;
+      last = { start: header.byteOffset ?? -1, size: header.size ?? 0 };
       const entry = toReadEntry(next.value.header, next.value, what);
       current = entry.content;
       yield entry.value;
     }
-    await feeding;
+    const hash = await feeding;
+    if (hash !== undefined) options.onDiffId?.(`sha256:${hash.digest('hex')}`);
     completed = true;
   } catch (error) {
     throw invalid(error, what);
@@ -69,7 +88,29 @@ export async function* readLayer(stream: Readable, options: ReadLayerOptions): A
   }
 }
 
-async function feed(stream: Readable, compression: LayerCompression, tar: Extract, what: string): Promise<void> {
+interface FedBytes {
+  /** Uncompressed bytes given to the tar parser. */
+  total: number;
+  /** How many of the last of them are zero. */
+  trailingZeros: number;
+}
+
+/**
+ * Go's archive/tar (so containerd, docker, buildah, umoci) takes an archive that stops right after the last
+ * entry's content, without its padding or the two zero blocks that end a tar; umoci 0.4 `insert` writes such
+ * layers. tar-stream calls that an unexpected end. It is one only when the data stops inside the last entry's
+ * content, or after its padding with anything but zeros (a partial header).
+ */
+function endsAfterLastEntry(error: unknown, fed: FedBytes, last: { start: number; size: number } | undefined): boolean {
+  if (!(error instanceof Error) || error.message !== 'Unexpected end of data' || last === undefined || last.start < 0) return false;
+  const contentEnd = last.start + last.size;
+  const paddedEnd = contentEnd + ((512 - (last.size % 512)) % 512);
+  if (fed.total < contentEnd) return false;
+  if (fed.total <= paddedEnd) return true;
+  return fed.total - paddedEnd <= fed.trailingZeros;
+}
+
+async function feed(stream: Readable, compression: LayerCompression, tar: Extract, what: string, fed: FedBytes, hash: Hash | undefined): Promise<Hash | undefined> {
   try {
     let bytes: AsyncIterable<unknown> = stream;
     let piping: Promise<void> = Promise.resolve();
@@ -80,14 +121,25 @@ async function feed(stream: Readable, compression: LayerCompression, tar: Extrac
       bytes = decompress;
     }
     for await (const chunk of bytes) {
-      if (tar.destroying) return;
+      if (tar.destroying) return undefined;
+      count(fed, chunk as Buffer);
+      hash?.update(chunk as Buffer);
       if (!tar.write(chunk)) await drained(tar);
     }
     await piping;
     tar.end(undefined);
+    return hash;
   } catch (error) {
     tar.destroy(invalid(error, what));
+    return undefined;
   }
+}
+
+function count(fed: FedBytes, chunk: Buffer): void {
+  fed.total += chunk.length;
+  let zeros = 0;
+  while (zeros < chunk.length && chunk[chunk.length - 1 - zeros] === 0) zeros += 1;
+  fed.trailingZeros = zeros === chunk.length ? fed.trailingZeros + zeros : zeros;
 }
 
 function drained(tar: Extract): Promise<void> {
@@ -103,7 +155,8 @@ function drained(tar: Extract): Promise<void> {
 }
 
 function decompressor(compression: Exclude<LayerCompression, 'none'>, what: string): Duplex {
-  if (compression === 'gzip') return zlib.createGunzip();
+  // Large output chunks: each one costs a trip through the tar parser and the async iterators above it.
+  if (compression === 'gzip') return zlib.createGunzip({ chunkSize: 256 * 1024 });
   // Node gained zstd in 22.15 / 23.8; strata supports Node 20, so without it the zstd program does the work.
   const create = (zlib as unknown as Record<string, unknown>)['createZstdDecompress'];
   if (typeof create === 'function') return (create as () => Duplex)();
@@ -117,10 +170,10 @@ function toReadEntry(header: Header, source: AsyncIterable<unknown>, what: strin
       hint: 'strata reads regular files, directories, links, fifos and devices; sparse and multi-volume entries are not supported',
     });
   }
-  const path = safeEntryPath(header.name, what);
+  const path = cleanEntryPath(header.name, what);
   const pax = (header.pax ?? {}) as Record<string, string | undefined>;
   let linkname: string | undefined;
-  if (type === 'hardlink') linkname = safeEntryPath(header.linkname, what);
+  if (type === 'hardlink') linkname = cleanEntryPath(header.linkname, what);
   else if (type === 'symlink') linkname = header.linkname;
 
   const iterator = source[Symbol.asyncIterator]();

@@ -7,6 +7,9 @@ import { promisify } from 'node:util';
 import { StrataError, errnoCode, ioError, isStrataError } from '../errors/index.js';
 import { layerCompression, type Descriptor } from '../oci/index.js';
 import type { BlobReader } from '../store/types.js';
+import type { Digest } from '../digest/index.js';
+import type { LayerRecords } from './fs-index.js';
+import { emptyRecord, recordEntries } from './layer-record.js';
 import { LayerWrites } from './layer-writes.js';
 import { readLayer } from './read.js';
 import { joinRel, layerPathToRel, resolveAsync, whiteoutName, type PathLookup } from './secure-join.js';
@@ -22,6 +25,8 @@ export interface ExtractImageOptions {
   /** Device nodes are skipped unless `create` and privileged. */
   devices?: 'skip' | 'create' | undefined;
   signal?: AbortSignal | undefined;
+  /** Records each layer read under its diffID (when none is kept yet), so indexing it later reads nothing. */
+  records?: LayerRecords | undefined;
 }
 
 export interface ExtractStats {
@@ -78,7 +83,7 @@ export async function extractImageToDirectory(
     keepOwnership: (options.ownership ?? (privileged ? 'keep' : 'ignore')) === 'keep',
     createDevices: options.devices === 'create' && privileged,
   });
-  for (const descriptor of layers) {
+  for (const [i, descriptor] of layers.entries()) {
     if (options.signal?.aborted === true) throw new StrataError('E_ABORTED', `extracting into ${rootDir} was aborted`);
     const compression = layerCompression(descriptor.mediaType);
     const what = `layer ${descriptor.digest}`;
@@ -88,7 +93,16 @@ export async function extractImageToDirectory(
       });
     }
     const stream = await reader.openBlob(descriptor, options.signal === undefined ? {} : { signal: options.signal });
-    await extractor.layer(readLayer(stream, { compression, what, signal: options.signal }), what, options.signal);
+    const diffId = options.records?.diffIds[i];
+    const cache = diffId === undefined ? undefined : options.records?.cache;
+    if (cache === undefined || diffId === undefined || (await cache.load(diffId)) !== undefined) {
+      await extractor.layer(readLayer(stream, { compression, what, signal: options.signal }), what, options.signal);
+      continue;
+    }
+    const record = emptyRecord();
+    let read: Digest | undefined;
+    await extractor.layer(recordEntries(readLayer(stream, { compression, what, signal: options.signal, onDiffId: (d) => (read = d) }), record), what, options.signal);
+    if (read === diffId) await cache.save(diffId, record);
   }
   return extractor.stats;
 }

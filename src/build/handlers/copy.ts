@@ -16,7 +16,7 @@ import { canonicalJson } from '../../oci/index.js';
 import { filesystemKey, stepCacheKey, stepDefinitionKey } from '../cache.js';
 import { parseChmod } from '../chmod.js';
 import { expandInStage } from '../expand.js';
-import { imageFilesystem, imageRootfs } from '../imagefs.js';
+import { imageFilesystem, imageRootfsFor, sourcesFromRecords } from '../imagefs.js';
 import type { BaseImage, BuildSession } from '../session.js';
 import type { StageResult } from '../stages.js';
 import type { StageState } from '../state.js';
@@ -61,9 +61,35 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
     throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: COPY cannot take a URL; use ADD`);
   }
 
+  const workdir = state.image.config.config?.WorkingDir || '/';
+  const destAbs = dest.startsWith('/') ? dest : posix.join(workdir, dest) + (dest.endsWith('/') ? '/' : '');
+  const destIsDirSyntax = destAbs.endsWith('/') || destAbs.endsWith('/.') || dest === '.';
+  const inlineCount = ins.sourceContents.length;
+  if (sources.length + inlineCount > 1 && !destIsDirSyntax) {
+    throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: when using ${ins.kind} with more than one source file, the destination must be a directory and end with a /`);
+  }
+
+  const inline = ins.sourceContents.map((c) => ({ path: c.path, text: c.expand ? expand(c.data) : c.data }));
+  // What the step reads and nothing else: the layer chain below it (which holds the destination's
+  // directories and the passwd/group files --chown names resolve through; for --link, only those files)
+  // and its own resolved words.
+  // ENV, LABEL and the rest of the config reach it only through these words.
+  const words = {
+    sources, dest: destAbs, from: from ?? null, chown: chownSpec ?? null, chmod: chmodSpec ?? null, link: ins.link, parents, excludes,
+    unpack: ins.kind === 'ADD' ? ins.unpack ?? null : null,
+    inline: inline.map((c) => [c.path, digestOf(c.text)]),
+    ...layerStepWords(session),
+  };
+  const definitionParts = { kind: ins.kind, parent: await copyParentKey(ins.link, chownSpec, session, state), words };
+  const keyFor = (sourcesDigest: Digest): Digest => stepCacheKey({ ...definitionParts, sources: sourcesDigest });
+  const definition = stepDefinitionKey(definitionParts);
+  const createdBy = `${ins.original.replace(/\s+/g, ' ').trim()} # strata`;
+
   // Where sources come from: the context, or another stage's (or image's) filesystem.
   let root: SourceRoot;
-  let fromKey: string | null = null;
+  // From an image whose layer records say which layers make the sources, those layers' diffIDs decide the
+  // sources' content: the step is keyed by them, and a hit unpacks nothing.
+  let recordedKey: Digest | undefined;
   if (from !== undefined) {
     const src = await cc.stageSource(from);
     if (session.input.explainOnly === true && 'state' in src && src.state.dryMiss !== undefined) {
@@ -76,19 +102,15 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
     } else {
       const image = 'state' in src ? src.state.image : src.image;
       const reader = 'state' in src ? src.state.reader : src.reader;
-      root = await sourceRootForDirectory(await imageRootfs(session, image, reader), `stage ${from}`);
+      const recorded = ins.kind === 'COPY' ? await sourcesFromRecords(session, image, reader, sources) : undefined;
+      if (recorded !== undefined) {
+        recordedKey = keyFor(recorded);
+        if (await replayCached(state, session, recordedKey, createdBy)) return 'cached';
+      }
+      root = await sourceRootForDirectory(await imageRootfsFor(session, image, reader, sources), `stage ${from}`);
     }
-    fromKey = from;
   } else {
     root = await buildContextRoot(session);
-  }
-
-  const workdir = state.image.config.config?.WorkingDir || '/';
-  const destAbs = dest.startsWith('/') ? dest : posix.join(workdir, dest) + (dest.endsWith('/') ? '/' : '');
-  const destIsDirSyntax = destAbs.endsWith('/') || destAbs.endsWith('/.') || dest === '.';
-  const inlineCount = ins.sourceContents.length;
-  if (sources.length + inlineCount > 1 && !destIsDirSyntax) {
-    throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: when using ${ins.kind} with more than one source file, the destination must be a directory and end with a /`);
   }
 
   // Everything the step reads, listed once (perhaps while the base was resolved). It keys the cache
@@ -112,27 +134,13 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
   // keyEntries come match by match, each match's listing sorted: a deterministic order as it is.
   // With SOURCE_DATE_EPOCH the layer holds each file's mtime clamped to it, so the key holds it too.
   const hashOptions = { includeOwnership: from !== undefined, statCache, paths: keyPaths, signal: session.deps.signal, mtimesUpTo: session.input.sourceDateEpoch };
-  const inline = ins.sourceContents.map((c) => ({ path: c.path, text: c.expand ? expand(c.data) : c.data }));
-  // What the step reads and nothing else: the layer chain below it (which holds the destination's
-  // directories and the passwd/group files --chown names resolve through; for --link, only those files)
-  // and its own resolved words.
-  // ENV, LABEL and the rest of the config reach it only through these words.
-  const words = {
-    sources, dest: destAbs, from: fromKey, chown: chownSpec ?? null, chmod: chmodSpec ?? null, link: ins.link, parents, excludes,
-    unpack: ins.kind === 'ADD' ? ins.unpack ?? null : null,
-    inline: inline.map((c) => [c.path, digestOf(c.text)]),
-    ...layerStepWords(session),
-  };
-  const definitionParts = { kind: ins.kind, parent: await copyParentKey(ins.link, chownSpec, session, state), words };
-  const keyFor = (sourcesDigest: Digest): Digest => stepCacheKey({ ...definitionParts, sources: sourcesDigest });
-  const definition = stepDefinitionKey(definitionParts);
-  const createdBy = `${ins.original.replace(/\s+/g, ' ').trim()} # strata`;
   // The sources are hashed before the work only when a hit is possible; otherwise their digests come
   // from the layer write, which reads every file anyway, and the key is computed after it.
-  let sourcesDigest = hashSourcesFromCache(keyEntries, hashOptions);
-  if (sourcesDigest === undefined && (await session.cache?.mayHave(definition)) === true) sourcesDigest = await hashSources(keyEntries, hashOptions);
-  const key = sourcesDigest === undefined ? undefined : keyFor(sourcesDigest);
-  if (key !== undefined && (await replayCached(state, session, key, createdBy))) return 'cached';
+  // A key from layer records (COPY --from an image) was tried above, and is the key the result is kept by.
+  let sourcesDigest = recordedKey === undefined ? hashSourcesFromCache(keyEntries, hashOptions) : undefined;
+  if (recordedKey === undefined && sourcesDigest === undefined && (await session.cache?.mayHave(definition)) === true) sourcesDigest = await hashSources(keyEntries, hashOptions);
+  const key = recordedKey ?? (sourcesDigest === undefined ? undefined : keyFor(sourcesDigest));
+  if (key !== undefined && key !== recordedKey && (await replayCached(state, session, key, createdBy))) return 'cached';
   // What the COPY read, file by file (context files only, whose digests the stat cache holds), to name
   // the files that changed when it misses.
   const fileList = (): FileList | undefined => {

@@ -6,14 +6,14 @@ import type { RunInstruction } from '../../dockerfile/index.js';
 import type { RunMount } from '../../exec/index.js';
 import { hashSources, sourceRootForDirectory } from '../../context/index.js';
 import type { Platform } from '../../oci/index.js';
-import { RUN_EXCLUDES, captureChanges, extractImageToDirectory, snapshotRootfs } from '../../layer/index.js';
+import { RUN_EXCLUDES, captureChanges, copyUnpacked, extractImageToDirectory, snapshotRootfs } from '../../layer/index.js';
 import { readFileSync } from 'node:fs';
 import { readInHostRoot, resolveInHostRoot } from '../host-root.js';
 import { PROXY_ARGS, expansionEnv } from '../args.js';
 import { filesystemKey, stepCacheKey, valueDigests, type KeyComponents } from '../cache.js';
 import { checkRunPlatform } from '../emulation.js';
 import { expandInStage } from '../expand.js';
-import { imageRootfs } from '../imagefs.js';
+import { imageRootfs, imageSnapshot, layerRecords } from '../imagefs.js';
 import { parseMountSpec, type MountSpec } from '../mounts.js';
 import type { BuildSession } from '../session.js';
 import type { StageState } from '../state.js';
@@ -207,7 +207,10 @@ async function privateRootfs(state: StageState, session: BuildSession): Promise<
   if (state.rootfs && state.rootfs.layers <= layers.length) {
     const missing = layers.slice(state.rootfs.layers).map((l) => l.descriptor);
     if (missing.length) {
-      await extractImageToDirectory(missing, state.reader, state.rootfs.dir, { privileged: session.deps.privileged === true, signal: session.deps.signal });
+      const records = await layerRecords(session, state.image);
+      await extractImageToDirectory(missing, state.reader, state.rootfs.dir, {
+        privileged: session.deps.privileged === true, signal: session.deps.signal, records: { ...records, diffIds: records.diffIds.slice(state.rootfs.layers) },
+      });
       state.rootfs.layers = layers.length;
     }
     return state.rootfs.dir;
@@ -215,7 +218,18 @@ async function privateRootfs(state: StageState, session: BuildSession): Promise<
   const dir = await session.tempDir('strata-run-rootfs', { reachable: true });
   // A sandbox running as the step's (non-root) USER must be able to reach the root it runs in.
   await chmod(dir, 0o755);
-  await extractImageToDirectory(layers.map((l) => l.descriptor), state.reader, dir, { privileged: session.deps.privileged === true, signal: session.deps.signal });
+  const privileged = session.deps.privileged === true;
+  const records = await layerRecords(session, state.image);
+  // The FROM image's layers come from the store's unpacked copy when it keeps one; the step writes into a copy.
+  const base = Math.min(state.baseLayers ?? 0, layers.length);
+  const snapshot = base > 0 ? await imageSnapshot(session, state.image, state.reader, base) : undefined;
+  const from = snapshot === undefined ? 0 : base;
+  if (snapshot !== undefined) await copyUnpacked(snapshot, dir, privileged);
+  if (from < layers.length) {
+    await extractImageToDirectory(layers.slice(from).map((l) => l.descriptor), state.reader, dir, {
+      privileged, signal: session.deps.signal, records: { ...records, diffIds: records.diffIds.slice(from) },
+    });
+  }
   state.rootfs = { dir, layers: layers.length };
   return dir;
 }

@@ -84,6 +84,29 @@ const STACKS: Record<string, Array<readonly Spec[]>> = {
       { name: 'etc/.wh.nothing' },
     ],
   ],
+  // What umoci insert, GNU tar -P, and older docker write: root entries, leading / and ./, duplicates (the last
+  // wins), a directory after its contents, hard links to earlier entries.
+  'layers as real tools write them': [
+    [
+      { name: '/', type: 'directory', mode: 0o755 },
+      { name: './', type: 'directory', mode: 0o755 },
+      { name: '/etc/passwd', content: 'root:x:0:0:root:/root:/bin/sh\n' },
+      { name: './etc/group', content: 'root:x:0:\n' },
+      { name: '/etc', type: 'directory', mode: 0o750 },
+      { name: 'usr/bin/tool', content: 'first', mode: 0o755 },
+      { name: '/usr/bin/tool', content: 'second, longer', mode: 0o700 },
+      { name: '//usr/bin/./alias', type: 'link', linkname: '/usr/bin/tool' },
+      { name: './usr/bin/other', type: 'link', linkname: './usr/bin/tool' },
+      { name: 'usr/lib/', type: 'directory', mode: 0o700 },
+      { name: 'usr/lib/', type: 'directory', mode: 0o755 },
+    ],
+    [
+      { name: '/', type: 'directory', mode: 0o755 },
+      { name: '/usr/bin/.wh.other' },
+      { name: '/etc/hostname', content: 'box\n' },
+      { name: '/etc/', type: 'directory', mode: 0o755 },
+    ],
+  ],
 };
 
 describe('indexImageFilesystem', () => {
@@ -153,6 +176,30 @@ describe('indexImageFilesystem', () => {
     expect(index.resolve('/loop', { followFinal: true })).toBeUndefined();
     expect(index.resolve('/loop', { followFinal: false })).toBe('/loop');
     expect(index.resolve('/ping/x', { followFinal: false })).toBeUndefined();
+  });
+
+  it('cleans names as containerd does and keeps them inside the root', async () => {
+    const layers = await layersOf(STACKS['layers as real tools write them'] ?? []);
+    const index = await indexImageFilesystem(layers, blobs, { wantContent: ['/etc/passwd'] });
+    expect(index.content('/etc/passwd')?.toString()).toBe('root:x:0:0:root:/root:/bin/sh\n');
+    expect(index.get('/etc')).toMatchObject({ type: 'dir', mode: 0o755 });
+    expect(index.get('/usr/bin/tool')).toMatchObject({ type: 'file', mode: 0o700, size: 14 });
+    expect(index.get('/usr/bin/alias')).toMatchObject({ type: 'file', hardlinkOf: '/usr/bin/tool' });
+    expect(index.has('/usr/bin/other')).toBe(false);
+    expect(index.listDir('/')).toEqual(['etc', 'usr']);
+  });
+
+  it('still refuses names that escape after cleaning', async () => {
+    for (const name of ['../../x', '/../x', './a/../../x', '//..//x']) {
+      const layers = await layersOf([[{ name, content: 'x' }]]);
+      await expect(indexImageFilesystem(layers, blobs)).rejects.toMatchObject({ code: 'E_LAYER_UNSAFE', message: expect.stringContaining('escapes the layer root') });
+      const root = join(base, 'escape');
+      await mkdir(root, { recursive: true });
+      await expect(extractImageToDirectory(layers, blobs, root)).rejects.toMatchObject({ code: 'E_LAYER_UNSAFE' });
+      expect(await readdir(root)).toEqual([]);
+    }
+    const link = await layersOf([[{ name: 'a', content: 'x' }, { name: 'pw', type: 'link', linkname: '/../a' }]]);
+    await expect(indexImageFilesystem(link, blobs)).rejects.toMatchObject({ code: 'E_LAYER_UNSAFE' });
   });
 
   it('refuses what extraction refuses', async () => {
