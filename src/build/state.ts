@@ -60,6 +60,10 @@ export class Stage implements StageState {
   entrypointSet: boolean;
   cmdSet: boolean;
   rootfs?: { dir: string; layers: number } | undefined;
+  miss?: CacheMiss | undefined;
+  lastWritten?: number | undefined;
+  dryMiss?: string | undefined;
+  baseLayers?: number | undefined;
   file: string;
   escapeToken: '\\' | '`';
 
@@ -71,6 +75,10 @@ export class Stage implements StageState {
     this.entrypointSet = fields.entrypointSet;
     this.cmdSet = fields.cmdSet;
     this.rootfs = fields.rootfs;
+    this.miss = fields.miss;
+    this.lastWritten = fields.lastWritten;
+    this.dryMiss = fields.dryMiss;
+    this.baseLayers = fields.baseLayers;
     this.file = fields.file;
     this.escapeToken = fields.escapeToken;
   }
