@@ -17,6 +17,7 @@ import type { StrataContext } from './context.js';
 import { familiarImageName, localImageName } from './names.js';
 import { openImage, type OpenedImage } from './sources.js';
 import { parseImageLocation } from './transport.js';
+import { isRegistryConnection } from './registry-target.js';
 
 export interface BuildImageOptions {
   contextDir: string;
@@ -183,6 +184,8 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
           scratchDir: ctx.scratchDir,
           layerIngester,
           sharedLayers,
+          remoteFetch: isRegistryConnection(io) ? io.fetch : undefined,
+          hostEnv: options.env,
           ...(layered ? { stepCache: layered, cacheReaders: layered.readers } : {}),
         },
       );

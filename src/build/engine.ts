@@ -19,6 +19,7 @@ import { planBuild, resolveSourceName, type StagePlan } from './plan.js';
 import type { BaseImage, BuildDeps, BuildInput, BuildOutcome, BuildSession } from './session.js';
 import { type StageState } from './state.js';
 import { StageResults, type StageResult } from './stages.js';
+import { redactUrlsIn } from '../remote/index.js';
 
 /**
  * Builds a Dockerfile: parses it, plans the stages the target needs, runs independent stages
@@ -193,7 +194,7 @@ async function runStage(p: StagePlan, parsed: ParsedDockerfile, session: BuildSe
   for (const ins of p.stage.instructions) {
     const step = ++rc.counter.step;
     const at = `${file}:${ins.location.line}`;
-    const text = ins.original.trim();
+    const text = redactUrlsIn(ins.original.trim());
     deps.events?.({ type: 'step-start', stage: p.label, step, total: rc.total, text, where: at });
     const started = Date.now();
     const outcome = await dispatch(state, ins, p, session, meta, rc, at);

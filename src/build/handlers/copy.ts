@@ -22,6 +22,7 @@ import type { StageState } from '../state.js';
 import { resolveOwnership } from '../users.js';
 import { CopyPlan, layerPath } from './copy-entries.js';
 import { archiveRoot, isArchiveSource } from './add-archive.js';
+import { isRemoteSource, runAddRemote } from './add-remote.js';
 import { buildContextRoot, listCopySources, takeCopySources, type ListedSources } from './copy-sources.js';
 import { commitLayerStep, replayCached } from './layer-step.js';
 
@@ -47,15 +48,16 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
   const chmodSpec = ins.chmod !== undefined ? expand(ins.chmod) : undefined;
   const excludes = ins.exclude.map(expand);
   const parents = ins.kind === 'COPY' && ins.parents;
-  for (const s of sources) {
-    if (/^https?:\/\//i.test(s) || /^git@|\.git(#|$)/.test(s)) {
-      throw new StrataError('E_BUILD', `${at}: ${ins.kind} from a URL or git repository (${s}) is not supported by strata yet`, {
-        hint: 'download the file into the build context first and COPY it',
-      });
-    }
+  if (ins.kind === 'COPY' && sources.some((s) => /^https?:\/\//i.test(s) || isRemoteSource(s))) {
+    throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: COPY cannot take a URL or git repository; use ADD`);
   }
-  if (ins.kind === 'COPY' && sources.some((s) => /^https?:\/\//i.test(s))) {
-    throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: COPY cannot take a URL; use ADD`);
+  if (ins.kind === 'ADD' && sources.some(isRemoteSource)) {
+    const workdir = state.image.config.config?.WorkingDir || '/';
+    return runAddRemote(state, ins, session, {
+      at, sources, excludes, chown: chownSpec, chmod: chmodSpec,
+      destAbs: dest.startsWith('/') ? dest : posix.join(workdir, dest) + (dest.endsWith('/') || dest === '.' ? '/' : ''),
+      ownership: (spec, fs) => ownership(spec, fs, session, state, at),
+    });
   }
 
   // Where sources come from: the context, or another stage's (or image's) filesystem.

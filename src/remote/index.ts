@@ -1,0 +1,5 @@
+export { isGitSource, isHttpSource, parseGitSource, redactUrl, redactUrlsIn, type GitSource } from './source.js';
+export { downloadUrl, type DownloadOptions, type DownloadedFile, type NotModified, type Validators } from './download.js';
+export { HttpDownloadCache, type FetchedUrl } from './http-cache.js';
+export { fetchGit, type GitCheckout, type GitFetchOptions } from './git.js';
+export { sniffArchive, sniffFile, unpackArchiveFile, type ArchiveKind, type UnpackOptions } from './tar-context.js';
