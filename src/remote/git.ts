@@ -44,7 +44,7 @@ export async function fetchGit(source: GitSource, options: GitFetchOptions): Pro
   const env = gitEnvironment(source, options, secrets.token);
   const git = (args: string[], what: string): Promise<string> => runGit(['--git-dir', gitDir, '--work-tree', tree, ...args], env, { shown, what, secrets: secrets.scrub, signal: options.signal });
 
-  await runGit(['init', '-q', '--bare', gitDir], env, { shown, what: 'init', secrets: secrets.scrub, signal: options.signal });
+  await runGit(['init', '-q', '--bare', '--template=', gitDir], env, { shown, what: 'init', secrets: secrets.scrub, signal: options.signal });
   if (options.keepGitDir === true) await git(['config', 'core.bare', 'false'], 'config');
   await git(['remote', 'add', 'origin', source.remote], 'remote add');
   const ref = source.ref ?? 'HEAD';
@@ -58,6 +58,11 @@ export async function fetchGit(source: GitSource, options: GitFetchOptions): Pro
   }
   const commit = (await git(['rev-parse', 'FETCH_HEAD^{commit}'], 'rev-parse')).trim();
   await git(['-c', 'advice.detachedHead=false', 'checkout', '-q', '--force', commit], `checkout ${commit}`);
+  if (options.keepGitDir === true) {
+    // The kept .git must hold no credential: the remote as written may carry a password.
+    await git(['remote', 'set-url', 'origin', redactUrl(source.remote).replace('***@', '')], 'remote set-url');
+    await git(['update-ref', '-d', 'FETCH_HEAD'], 'update-ref');
+  }
   const commitTime = Number((await git(['log', '-1', '--format=%ct', commit], 'log')).trim());
   let treeId: string;
   try {
