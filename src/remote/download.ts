@@ -96,11 +96,17 @@ async function downloadOnce(url: string, shown: string, options: DownloadOptions
     if (options.validators?.etag !== undefined) headers['if-none-match'] = options.validators.etag;
     if (options.validators?.lastModified !== undefined) headers['if-modified-since'] = options.validators.lastModified;
     const target = current.href;
-    response = await sendWithRetry(options.fetch, target, () => ({ method: 'GET', headers, signal: options.signal }), {
-      retry,
-      signal: options.signal,
-      timeoutMs: options.timeoutMs,
-    });
+    try {
+      response = await sendWithRetry(options.fetch, target, () => ({ method: 'GET', headers, signal: options.signal }), {
+        retry,
+        signal: options.signal,
+        timeoutMs: options.timeoutMs,
+      });
+    } catch (error) {
+      // sendWithRetry has retried the connection already; only a body cut short starts the download again.
+      if (options.signal?.aborted === true) throw error;
+      throw describe(error, shown);
+    }
     if (!REDIRECTS.has(response.status)) break;
     const location = response.headers.get('location');
     await discardBody(response);

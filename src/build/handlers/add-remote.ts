@@ -77,7 +77,7 @@ export async function runAddRemote(state: StageState, ins: AddInstruction, sessi
     return 'done';
   }
   const fetched = await fetchAll(w.sources, session, at, ins, undefined);
-  const key = keyFor(fetched.map((f) => (f.kind === 'http' ? { url: f.url, digest: f.file.digest, mtime: f.mtime } : { git: f.source, tree: f.checkout.tree, mtime: f.mtime, commit: ins.keepGitDir ? f.checkout.commit : null })));
+  const key = keyFor(fetched.map((f) => (f.kind === 'http' ? { url: f.url, digest: f.file.digest, lastModified: f.file.lastModified ?? null } : { git: f.source, tree: f.checkout.tree, mtime: f.mtime, commit: ins.keepGitDir ? f.checkout.commit : null })));
   if (await replayCached(state, session, key)) return 'cached';
   await write(state, session, ins, w, fetched, key, definition, unpack);
   return 'done';
@@ -116,6 +116,8 @@ async function fetchHttp(url: string, session: BuildSession, checksum: Digest | 
   if (fetch === undefined) throw new StrataError('E_USAGE', `cannot download ${redactUrl(url)}: this build was given no HTTP access`);
   const cache = new HttpDownloadCache(join(session.deps.store.root, 'cache', 'remote-http'));
   const file = await session.memo(`http:${url}:${checksum ?? ''}`, () => cache.fetch(url, { fetch, checksum, signal: session.deps.signal }));
+  // Without Last-Modified the file is dated like the directories the step makes; that date is no part of
+  // the key (BuildKit keys a download by its content), so an unchanged file still hits.
   const parsedMtime = file.lastModified === undefined ? Number.NaN : Date.parse(file.lastModified);
   const mtime = Number.isNaN(parsedMtime) ? createdSeconds(session) : Math.floor(parsedMtime / 1000);
   return { kind: 'http', url, name: urlFileName(url), file, mtime };
