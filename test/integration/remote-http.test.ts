@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNodeFetch, digestOf, downloadUrl, isStrataError } from '../../src/index.js';
@@ -16,7 +17,7 @@ import { CLI, ok, strata, tool, type CliResult } from '../helpers/cli.js';
 import { startFileServer, type FileServer } from '../helpers/file-server.js';
 import { layoutConfig, tarEntries } from '../helpers/image-read.js';
 import { makeCertificates } from '../helpers/tls-certs.js';
-import { describeWithTools } from '../helpers/tools.js';
+import { describeAsRoot, describeWithTools } from '../helpers/tools.js';
 
 const LAST_MODIFIED = 'Wed, 01 Mar 2023 10:00:00 GMT';
 const LAST_MODIFIED_S = Date.parse(LAST_MODIFIED) / 1000;
@@ -259,4 +260,30 @@ describeWithTools(['openssl'], 'strata build with ADD <url>', () => {
       await tls.stop();
     }
   });
+});
+
+describeAsRoot('ADD <url> onto a full disk', () => {
+  it('a 2 GiB download into a 4 MiB store fails in one line naming the URL, leaving no partial file', async () => {
+    const store = await mkdtemp(join(tmp, 'full-'));
+    ok(await tool('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', store]));
+    try {
+      const size = 2 * 1024 ** 3;
+      srv.routes.set('/huge.bin', {
+        size,
+        body: () => Readable.from((function* () {
+          const chunk = Buffer.alloc(1 << 20);
+          for (let sent = 0; sent < size; sent += chunk.length) yield chunk;
+        })()),
+      });
+      const ctx = join(tmp, 'ctx-full');
+      await mkdir(ctx, { recursive: true });
+      await writeFile(join(ctx, 'Dockerfile'), `FROM scratch\nADD ${srv.url}/huge.bin /huge.bin\n`);
+      const res = await strata(['build', '--progress', 'quiet', '-t', 'full:1', ctx], { STRATA_ROOT: store, HOME: join(tmp, 'home') });
+      expect(res.code).not.toBe(0);
+      expect(res.stderr.split('\n')[0]).toMatch(new RegExp(`^strata: .*Dockerfile:2: ADD failed: cannot download ${srv.url}/huge.bin to .*: no space left on device$`));
+      expect(await readdir(join(store, 'cache', 'remote-http', 'blobs'))).toEqual([]);
+    } finally {
+      await tool('umount', [store]);
+    }
+  }, 60_000);
 });
