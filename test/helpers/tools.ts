@@ -15,6 +15,9 @@ const APT_PACKAGES: Record<string, string> = {
   crun: 'crun',
   tar: 'tar',
   git: 'git',
+  sshd: 'openssh-server',
+  'ssh-agent': 'openssh-client',
+  'ssh-keygen': 'openssh-client',
 };
 
 export type ToolCheck = { ok: true; path: string } | { ok: false; reason: string };
