@@ -21,6 +21,7 @@ import { parseImageLocation } from './transport.js';
 import { isRegistryConnection } from './registry-target.js';
 import { openRemoteContext, type RemoteContext } from './remote-context.js';
 import { redactUrl } from '../remote/index.js';
+import { createNodeFetch } from '../registry/index.js';
 
 export interface BuildImageOptions {
   contextDir: string;
@@ -124,6 +125,8 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
 
   const store = await LocalStore.open(ctx.storeRoot);
   const secrets = await prepareSecrets(options.secrets ?? [], options.env ?? {}, store);
+  // Downloads share the registry connection's HTTP (its CAs and agents); without one, a plain adapter.
+  const httpFetch = isRegistryConnection(io) ? io.fetch : createNodeFetch();
   // `--build-context NAME=<git or http(s) URL>`: made local once for every platform, removed at the end.
   const remoteContexts = new Map<string, Promise<RemoteContext>>();
   const openRemote = (value: string): Promise<string> => {
@@ -131,7 +134,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
     if (opened === undefined) {
       opened = openRemoteContext(value, {
         scratchDir: join(store.root, 'tmp'),
-        fetch: isRegistryConnection(io) ? io.fetch : undefined,
+        fetch: httpFetch,
         secrets: secrets.files,
         ssh: sshSockets(options.ssh ?? [], options.env ?? {}),
         env: options.env,
@@ -147,7 +150,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
   const opened: OpenedImage[] = [];
   const mainRemote = options.contextSource === undefined ? undefined : openRemoteContext(options.contextSource, {
     scratchDir: join(store.root, 'tmp'),
-    fetch: isRegistryConnection(io) ? io.fetch : undefined,
+    fetch: httpFetch,
     stdin: options.stdin,
     secrets: secrets.files,
     ssh: sshSockets(options.ssh ?? [], options.env ?? {}),
@@ -232,7 +235,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
           scratchDir: ctx.scratchDir,
           layerIngester,
           sharedLayers,
-          remoteFetch: isRegistryConnection(io) ? io.fetch : undefined,
+          remoteFetch: httpFetch,
           hostEnv: options.env,
           ...(layered ? { stepCache: layered, cacheReaders: layered.readers } : {}),
         },
