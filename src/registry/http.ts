@@ -3,6 +3,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
 import { createSecureContext, rootCertificates } from 'node:tls';
 import nodeFetch, { type BodyInit } from 'node-fetch';
+import { HttpTunnelAgent, HttpsTunnelAgent, proxyFor, type ProxySettings } from './proxy.js';
 
 /** The response surface strata needs; node-fetch's and the global fetch's responses both fit. */
 export interface FetchResponse {
@@ -34,6 +35,8 @@ export interface NodeFetchOptions {
    */
   caCert?: string | Buffer | undefined;
   maxSockets?: number | undefined;
+  /** HTTPS_PROXY/HTTP_PROXY/NO_PROXY (proxySettingsFromEnv); requests they name go through a CONNECT tunnel. */
+  proxy?: ProxySettings | undefined;
 }
 
 /** The default adapter: node-fetch 3 over keep-alive agents. */
@@ -53,6 +56,24 @@ export function createNodeFetch(options: NodeFetchOptions = {}): FetchLike {
     });
     return httpsAgent;
   };
+  const tunnels = new Map<string, HttpAgent | HttpsAgent>();
+  const proxied = (parsed: URL): HttpAgent | HttpsAgent | undefined => {
+    const proxy = options.proxy === undefined ? undefined : proxyFor(parsed, options.proxy);
+    if (proxy === undefined) return undefined;
+    const key = `${parsed.protocol}${proxy.href}`;
+    let agent = tunnels.get(key);
+    if (agent === undefined) {
+      agent = parsed.protocol === 'https:'
+        ? new HttpsTunnelAgent(proxy, {
+          keepAlive: true,
+          maxSockets,
+          ...(caCert !== undefined ? { secureContext: createSecureContext({ ca: [...rootCertificates, caCert] }) } : {}),
+        })
+        : new HttpTunnelAgent(proxy, { keepAlive: true, maxSockets });
+      tunnels.set(key, agent);
+    }
+    return agent;
+  };
   return async (url, init) => {
     const response = await nodeFetch(url, {
       method: init.method,
@@ -62,7 +83,7 @@ export function createNodeFetch(options: NodeFetchOptions = {}): FetchLike {
       signal: init.signal ?? null,
       redirect: 'manual',
       compress: false,
-      agent: agentFor,
+      agent: (parsed: URL) => proxied(parsed) ?? agentFor(parsed),
     });
     return response as unknown as FetchResponse;
   };

@@ -24,3 +24,4 @@ export type { TransferEvent, ProgressListener } from './progress.js';
 export { sendWithRetry, type SendOptions } from './send.js';
 export { resolveRetry, backoffDelay, isRetryableError, isRetryableStatus, type ResolvedRetry } from './retry.js';
 export { discardBody, readText } from './http.js';
+export { proxySettingsFromEnv, proxyFor, type ProxySettings } from './proxy.js';

@@ -12,7 +12,10 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createNodeFetch, digestOf, downloadUrl, isStrataError } from '../../src/index.js';
+import { createNodeFetch, digestOf, downloadUrl, isStrataError, proxyFor, proxySettingsFromEnv } from '../../src/index.js';
+import { createServer, type IncomingMessage } from 'node:http';
+import { connect as netConnect, type Socket } from 'node:net';
+import { listenLoopback } from '../helpers/ports.js';
 import { CLI, ok, strata, tool, type CliResult } from '../helpers/cli.js';
 import { startFileServer, type FileServer } from '../helpers/file-server.js';
 import { layoutConfig, tarEntries } from '../helpers/image-read.js';
@@ -35,6 +38,71 @@ afterAll(async () => {
   await srv?.stop();
   await other?.stop();
   if (tmp) await rm(tmp, { recursive: true, force: true });
+});
+
+/** A CONNECT proxy that resolves `*.strata.test` to loopback, recording each tunnel it opens. */
+async function startConnectProxy(): Promise<{ url: string; tunnels: string[]; stop: () => Promise<void> }> {
+  const tunnels: string[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer();
+  server.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
+    sockets.add(client);
+    tunnels.push(`${req.url} ${req.headers['proxy-authorization'] ?? ''}`.trim());
+    const [host = '', port = '80'] = (req.url ?? '').split(':');
+    const upstream = netConnect(Number(port), host.endsWith('.strata.test') ? '127.0.0.1' : host, () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
+  });
+  const port = await listenLoopback(server);
+  return { url: `http://127.0.0.1:${port}`, tunnels, stop: () => new Promise((r) => {
+    for (const s of sockets) s.destroy();
+    server.closeAllConnections();
+    server.close(() => r());
+  }) };
+}
+
+describe('downloads through HTTPS_PROXY/HTTP_PROXY', () => {
+  it('tunnel through the proxy with its credentials; loopback goes direct', async () => {
+    const proxy = await startConnectProxy();
+    try {
+      srv.routes.set('/proxied.txt', { body: 'via proxy' });
+      const port = new URL(srv.url).port;
+      const proxyUrl = proxy.url.replace('http://', 'http://pu:pp@');
+      const d = join(tmp, 'proxied');
+      await mkdir(d, { recursive: true });
+      const fetch = createNodeFetch({ proxy: proxySettingsFromEnv({ HTTP_PROXY: proxyUrl, HTTPS_PROXY: proxyUrl, NO_PROXY: 'other.test' }) });
+      const res = await downloadUrl(`http://files.strata.test:${port}/proxied.txt`, { fetch, dir: d });
+      expect(res.kind === 'downloaded' && res.digest).toBe(digestOf('via proxy'));
+      expect(proxy.tunnels).toEqual([`files.strata.test:${port} Basic ${Buffer.from('pu:pp').toString('base64')}`]);
+      await downloadUrl(`${srv.url}/proxied.txt`, { fetch, dir: d });
+      expect(proxy.tunnels.length).toBe(1);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('follows Go\'s NO_PROXY rules', () => {
+    const s = { httpsProxy: 'http://p:3128', noProxy: 'example.com, .corp.test,10.0.0.0/8,registry.io:5000' };
+    const via = (u: string): string | undefined => proxyFor(new URL(u), s)?.host;
+    expect(via('https://example.com/x')).toBeUndefined();
+    expect(via('https://a.example.com/x')).toBeUndefined();
+    expect(via('https://notexample.com/x')).toBe('p:3128');
+    expect(via('https://x.corp.test/')).toBeUndefined();
+    expect(via('https://corp.test/')).toBe('p:3128');
+    expect(via('https://10.1.2.3/')).toBeUndefined();
+    expect(via('https://11.1.2.3/')).toBe('p:3128');
+    expect(via('https://registry.io:5000/')).toBeUndefined();
+    expect(via('https://registry.io/')).toBe('p:3128');
+    expect(via('https://127.0.0.1:5000/')).toBeUndefined();
+    expect(via('https://localhost/')).toBeUndefined();
+    expect(via('http://example.org/')).toBeUndefined();
+    expect(proxyFor(new URL('https://x.org/'), { httpsProxy: 'p:1', noProxy: '*' })).toBeUndefined();
+  });
 });
 
 describe('downloadUrl', () => {
