@@ -33,7 +33,7 @@ export interface DownloadOptions {
   validators?: Validators | undefined;
   retry?: RetryOptions | undefined;
   signal?: AbortSignal | undefined;
-  /** Milliseconds to wait for response headers; default 120 s. */
+  /** Milliseconds to wait for response headers, and for each piece of the body; default 120 s. */
   timeoutMs?: number | undefined;
 }
 
@@ -129,22 +129,34 @@ async function downloadOnce(url: string, shown: string, options: DownloadOptions
   const path = join(options.dir, `.download-${randomBytes(8).toString('hex')}`);
   const hasher = new Hasher('sha256');
   const body: AsyncIterable<Uint8Array> = response.body ?? emptyBody();
+  // A body that stops flowing is a dropped connection (retried), not a build that hangs forever.
+  const idleMs = options.timeoutMs ?? 120_000;
+  const stalled = new AbortController();
+  let idle = setTimeout(() => stalled.abort(), idleMs);
+  const signal = options.signal === undefined ? stalled.signal : AbortSignal.any([options.signal, stalled.signal]);
   try {
     await pipeline(
       body,
       async function* (source: AsyncIterable<Uint8Array>) {
         for await (const chunk of source) {
+          clearTimeout(idle);
+          idle = setTimeout(() => stalled.abort(), idleMs);
           hasher.update(chunk);
           yield chunk;
         }
       },
       createWriteStream(path, { flags: 'wx', mode: 0o600 }),
-      { signal: options.signal },
+      { signal },
     );
   } catch (error) {
     await rm(path, { force: true });
+    if (stalled.signal.aborted && options.signal?.aborted !== true) {
+      throw Object.assign(new Error(`no data for ${idleMs} ms`), { code: 'ETIMEDOUT', cause: error });
+    }
     if (isRetryableError(error) || options.signal?.aborted === true) throw error;
     throw ioError(`download ${shown} to`, options.dir, error);
+  } finally {
+    clearTimeout(idle);
   }
   const declared = response.headers.get('content-length');
   if (declared !== null && /^\d+$/.test(declared) && Number(declared) !== hasher.size) {

@@ -27,6 +27,8 @@ export interface FileRoute {
   dropTimes?: number;
   /** Pause this long between 64 KiB pieces of the body. */
   slowMs?: number;
+  /** With dropAfter: stall this long (sending nothing) before cutting the connection. */
+  stallMs?: number;
 }
 
 export interface RecordedRequest {
@@ -75,7 +77,7 @@ export async function startFileServer(options: { tls?: { cert: Buffer; key: Buff
     record.status = 200;
     res.writeHead(200, { ...(size !== undefined ? { 'content-length': String(size) } : {}), 'content-type': 'application/octet-stream', ...validators, ...(route.headers ?? {}) });
     const drop = route.dropAfter !== undefined && n <= (route.dropTimes ?? 1) ? route.dropAfter : undefined;
-    void send(res, typeof body === 'function' ? body() : [Buffer.from(body)], drop, route.slowMs);
+    void send(res, typeof body === 'function' ? body() : [Buffer.from(body)], drop, route.slowMs, route.stallMs);
   };
   const server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, handler) : createHttpServer(handler);
   const port = await listenLoopback(server);
@@ -90,7 +92,7 @@ export async function startFileServer(options: { tls?: { cert: Buffer; key: Buff
   };
 }
 
-async function send(res: ServerResponse, source: AsyncIterable<Buffer> | Iterable<Buffer>, dropAfter: number | undefined, slowMs: number | undefined): Promise<void> {
+async function send(res: ServerResponse, source: AsyncIterable<Buffer> | Iterable<Buffer>, dropAfter: number | undefined, slowMs: number | undefined, stallMs = 20): Promise<void> {
   let sent = 0;
   try {
     for await (const chunk of source) {
@@ -99,7 +101,7 @@ async function send(res: ServerResponse, source: AsyncIterable<Buffer> | Iterabl
         if (dropAfter !== undefined && sent + piece.length > dropAfter) {
           piece = piece.subarray(0, dropAfter - sent);
           if (piece.length > 0) res.write(piece);
-          await new Promise((r) => setTimeout(r, 20));
+          await new Promise((r) => setTimeout(r, stallMs));
           res.socket?.destroy();
           return;
         }

@@ -178,6 +178,16 @@ describe('downloadUrl', () => {
     expect(slow.kind === 'downloaded' && slow.size).toBe(big.length);
   });
 
+  it('retries a body that stalls, and names the stall when it never flows again', async () => {
+    const body = Buffer.alloc(200_000, 3);
+    srv.routes.set('/stall', { body, dropAfter: 70_000, dropTimes: 1, stallMs: 2_000 });
+    const res = await downloadUrl(`${srv.url}/stall`, { fetch, dir: await dir(), retry: fast, timeoutMs: 200 });
+    expect(res.kind === 'downloaded' && res.digest).toBe(digestOf(body));
+    srv.routes.set('/stall-always', { body, dropAfter: 70_000, dropTimes: 99, stallMs: 2_000 });
+    const err = await downloadUrl(`${srv.url}/stall-always`, { fetch, dir: await dir(), retry: { ...fast, retries: 1 }, timeoutMs: 200 }).catch((e: unknown) => e);
+    expect((err as Error).message).toBe(`download of ${srv.url}/stall-always failed: timed out`);
+  });
+
   it('says an unreachable host refused the connection', async () => {
     const closed = await startFileServer();
     const url = closed.url;
