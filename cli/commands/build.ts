@@ -92,6 +92,9 @@ export function register(program: Command, ctx: CliContext): void {
       const api = apiContext(ctx, { platform: flags.platform, sourceDateEpoch: flags.sourceDateEpoch });
       const remoteContext = isRemoteContext(contextArg) ? contextArg : undefined;
       if (remoteContext === '-' && flags.file === '-') throw new StrataError('E_USAGE', 'the context (-) and the Dockerfile (-f -) cannot both come from stdin');
+      if (remoteContext === '-' && (ctx.stdin as { isTTY?: boolean }).isTTY === true) {
+        throw new StrataError('E_USAGE', 'the context is - but stdin is a terminal', { hint: 'pipe a tar archive: tar -C DIR -c . | strata build -' });
+      }
       const contextDir = resolve(ctx.cwd, remoteContext === undefined ? contextArg : '.');
       let dockerfileText: string | undefined;
       // A remote context's -f names a file inside it, as docker takes it.

@@ -9,7 +9,10 @@ export interface GitFetchOptions {
   dir: string;
   /** Keep `.git` in the work tree (`ADD --keep-git-dir`). */
   keepGitDir?: boolean | undefined;
-  /** Build secrets by id (host files): `GIT_AUTH_TOKEN.<host>`, else `GIT_AUTH_TOKEN`, is sent to https remotes. */
+  /**
+   * Build secrets by id (host files): `GIT_AUTH_HEADER[.<host>]` (a whole Authorization value) or
+   * `GIT_AUTH_TOKEN[.<host>]` (sent as Basic x-access-token) go to http(s) remotes, the host-scoped one first.
+   */
   secrets?: Readonly<Record<string, string>> | undefined;
   /** ssh agent sockets by id (`--ssh`): `default`, else the only one, serves ssh remotes. */
   ssh?: Readonly<Record<string, string>> | undefined;
@@ -41,7 +44,7 @@ export async function fetchGit(source: GitSource, options: GitFetchOptions): Pro
   const gitDir = options.keepGitDir === true ? join(tree, '.git') : join(options.dir, 'git');
   await mkdir(tree, { recursive: true });
   const secrets = await gitSecrets(source, options);
-  const env = gitEnvironment(source, options, secrets.token);
+  const env = gitEnvironment(source, options, secrets.header);
   const git = (args: string[], what: string): Promise<string> => runGit(['--git-dir', gitDir, '--work-tree', tree, ...args], env, { shown, what, secrets: secrets.scrub, signal: options.signal });
 
   await runGit(['init', '-q', '--bare', '--template=', gitDir], env, { shown, what: 'init', secrets: secrets.scrub, signal: options.signal });
@@ -79,7 +82,8 @@ export async function fetchGit(source: GitSource, options: GitFetchOptions): Pro
 }
 
 interface Secrets {
-  token: string | undefined;
+  /** The Authorization value sent to the remote's origin. */
+  header: string | undefined;
   /** Every secret value, to be removed from anything shown. */
   scrub: string[];
 }
@@ -88,24 +92,34 @@ async function gitSecrets(source: GitSource, options: GitFetchOptions): Promise<
   const scrub: string[] = [];
   const passwordMatch = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/@:]*:([^/@]*)@/.exec(source.remote);
   if (passwordMatch?.[1]) scrub.push(passwordMatch[1], decodeURIComponent(passwordMatch[1]));
-  const file = options.secrets?.[`GIT_AUTH_TOKEN.${source.host}`] ?? options.secrets?.GIT_AUTH_TOKEN;
-  if (file === undefined || source.ssh || !/^https?:/i.test(source.remote)) return { token: undefined, scrub };
-  let token: string;
-  try {
-    token = (await readFile(file, 'utf8')).trim();
-  } catch (cause) {
-    throw new StrataError('E_IO', `git source ${redactUrl(source.remote)}: cannot read the GIT_AUTH_TOKEN secret (${errnoCode(cause) ?? 'error'})`);
+  if (source.ssh || !/^https?:/i.test(source.remote)) return { header: undefined, scrub };
+  const read = async (id: string): Promise<string | undefined> => {
+    const file = options.secrets?.[`${id}.${source.host}`] ?? options.secrets?.[id];
+    if (file === undefined) return undefined;
+    try {
+      const value = (await readFile(file, 'utf8')).trim();
+      return value === '' ? undefined : value;
+    } catch (cause) {
+      throw new StrataError('E_IO', `git source ${redactUrl(source.remote)}: cannot read the ${id} secret (${errnoCode(cause) ?? 'error'})`);
+    }
+  };
+  // As BuildKit: GIT_AUTH_HEADER is the whole Authorization value; GIT_AUTH_TOKEN becomes Basic x-access-token.
+  const header = await read('GIT_AUTH_HEADER');
+  if (header !== undefined) {
+    scrub.push(header, header.replace(/^\S+\s+/, ''));
+    return { header, scrub };
   }
-  if (token === '') return { token: undefined, scrub };
+  const token = await read('GIT_AUTH_TOKEN');
+  if (token === undefined) return { header: undefined, scrub };
   scrub.push(token, basicAuth(token));
-  return { token, scrub };
+  return { header: `basic ${basicAuth(token)}`, scrub };
 }
 
 function basicAuth(token: string): string {
   return Buffer.from(`x-access-token:${token}`).toString('base64');
 }
 
-function gitEnvironment(source: GitSource, options: GitFetchOptions, token: string | undefined): Record<string, string> {
+function gitEnvironment(source: GitSource, options: GitFetchOptions, authorization: string | undefined): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(options.env ?? {})) {
     // The caller's git configuration must not redirect where this git looks or what it runs.
@@ -118,10 +132,10 @@ function gitEnvironment(source: GitSource, options: GitFetchOptions, token: stri
   env.GIT_ALLOW_PROTOCOL = 'http:https:git:ssh';
   env.GIT_CONFIG_NOSYSTEM = '1';
   const config: [string, string][] = [['credential.helper', ''], ['core.autocrlf', 'false'], ['core.symlinks', 'true']];
-  if (token !== undefined) {
+  if (authorization !== undefined) {
     const base = new URL(source.remote);
-    // As BuildKit sends GIT_AUTH_TOKEN: Basic x-access-token, for this host only.
-    config.push([`http.${base.protocol}//${base.host}/.extraheader`, `Authorization: basic ${basicAuth(token)}`]);
+    // For this origin only, as BuildKit sends it.
+    config.push([`http.${base.protocol}//${base.host}/.extraheader`, `Authorization: ${authorization}`]);
   }
   env.GIT_CONFIG_COUNT = String(config.length);
   config.forEach(([k, v], i) => {

@@ -67,6 +67,9 @@ export class HttpDownloadCache {
     const path = this.blobPath(result.digest);
     await rename(result.path, path);
     await writeFileAtomic(this.recordPath(url), JSON.stringify({ url, etag: result.etag, lastModified: result.lastModified, digest: result.digest, size: result.size } satisfies UrlRecord));
+    // The bytes this URL gave before go, so the cache holds each URL's latest only. Another URL that gave
+    // the same bytes finds them gone and downloads them again.
+    if (record !== undefined && record.digest !== result.digest && record.digest !== options.checksum) await rm(this.blobPath(record.digest), { force: true });
     return { path, digest: result.digest, size: result.size, lastModified: result.lastModified, reused: false };
   }
 

@@ -96,6 +96,16 @@ describeWithTools(['git'], 'ADD <git> and git contexts', () => {
     expect(states((await build(store, [ctx])).stderr)).toEqual(['CACHED', 'CACHED']);
   });
 
+  it('ADD --checksum=<commit> pins the commit the ref must be at', async () => {
+    const good = await project(['FROM scratch', `ADD --checksum=${first} ${daemon.url}/app.git#v1 /p/`, ''].join('\n'));
+    ok(await build(join(tmp, `store-${n}`), [good]));
+    const wrong = '0123456789abcdef0123456789abcdef01234567';
+    const bad = await project(['FROM scratch', `ADD --checksum=${wrong} ${daemon.url}/app.git#v1 /p/`, ''].join('\n'));
+    const res = await build(join(tmp, `store-${n}`), [bad]);
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toContain(`ADD failed: ${daemon.url}/app.git#v1 is at commit ${first}, but --checksum expects ${wrong}`);
+  });
+
   it('names the ref that does not exist, in one line, and exits non-zero', async () => {
     const ctx = await project(['FROM scratch', `ADD ${daemon.url}/app.git#no-such-branch /x`, ''].join('\n'));
     const res = await build(join(tmp, `store-${n}`), [ctx]);
@@ -107,7 +117,7 @@ describeWithTools(['git'], 'ADD <git> and git contexts', () => {
     expect(res2.stderr).toContain('git fetch HEAD of git://127.0.0.1:9/app.git failed');
   });
 
-  it('sends GIT_AUTH_TOKEN (or GIT_AUTH_TOKEN.<host>) over smart HTTP and never shows it', async () => {
+  it('sends GIT_AUTH_TOKEN (or GIT_AUTH_TOKEN.<host>, or GIT_AUTH_HEADER) over smart HTTP and never shows it', async () => {
     const ctx = await project(['FROM scratch', `ADD ${http.url}/app.git#main:sub /s/`, ''].join('\n'));
     const refused = await build(join(tmp, `store-${n}`), [ctx]);
     expect(refused.code).not.toBe(0);
@@ -117,10 +127,12 @@ describeWithTools(['git'], 'ADD <git> and git contexts', () => {
     ok(good);
     const hostScoped = await build(join(tmp, `store-h${n}`), [ctx, '--secret', 'id=GIT_AUTH_TOKEN.127.0.0.1,env=TOKEN'], { TOKEN });
     ok(hostScoped);
+    const encoded = Buffer.from(`x-access-token:${TOKEN}`).toString('base64');
+    const header = await build(join(tmp, `store-hd${n}`), [ctx, '--secret', 'id=GIT_AUTH_HEADER,env=HEADER'], { HEADER: `Basic ${encoded}` });
+    ok(header);
     expect(http.requests.some((r) => r.status === 200 && r.authorization !== undefined)).toBe(true);
     const config = await layoutConfig(layout);
-    const encoded = Buffer.from(`x-access-token:${TOKEN}`).toString('base64');
-    for (const text of [refused.stderr, good.stderr, good.stdout, hostScoped.stderr, config.text]) {
+    for (const text of [refused.stderr, good.stderr, good.stdout, hostScoped.stderr, header.stderr, config.text]) {
       expect(text).not.toContain(TOKEN);
       expect(text).not.toContain(encoded);
     }

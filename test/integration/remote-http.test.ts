@@ -275,6 +275,8 @@ describeWithTools(['openssl'], 'strata build with ADD <url>', () => {
     srv.routes.set('/cache/data.txt', { body: 'two', etag: '"two"' });
     expect(states((await build(store, ctx)).stderr)).toEqual(['DONE', 'DONE']);
     expect(states((await build(store, ctx)).stderr)).toEqual(['CACHED', 'CACHED']);
+    // The cache keeps the URL's latest bytes only.
+    expect(await readdir(join(store, 'cache', 'remote-http', 'blobs'))).toEqual([digestOf('two').slice('sha256:'.length)]);
   });
 
   it('--checksum: verified before anything is kept, part of the key, and a hit asks the server nothing', async () => {

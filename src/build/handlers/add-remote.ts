@@ -56,14 +56,19 @@ export async function runAddRemote(state: StageState, ins: AddInstruction, sessi
   if (w.sources.length > 1 && !destIsDirSyntax) {
     throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: when using ADD with more than one source file, the destination must be a directory and end with a /`);
   }
-  const checksum = ins.checksum === undefined ? undefined : parseChecksum(ins.checksum, at);
+  // For a repository, --checksum is the commit the ref must resolve to (BuildKit's `ADD --checksum=<commit> <git>`).
+  const gitCommit = ins.checksum !== undefined && w.sources.length === 1 && isGitSource(w.sources[0]!) ? ins.checksum : undefined;
+  if (gitCommit !== undefined && !/^[0-9a-f]{7,64}$/.test(gitCommit)) {
+    throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: ADD --checksum=${gitCommit}: a git source's checksum is a commit id (hex)`);
+  }
+  const checksum = ins.checksum === undefined || gitCommit !== undefined ? undefined : parseChecksum(ins.checksum, at);
   if (checksum !== undefined && (w.sources.length !== 1 || !isHttpSource(w.sources[0]!))) {
-    throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: ADD --checksum takes exactly one http(s) source`);
+    throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: ADD --checksum takes exactly one http(s) or git source`);
   }
   const unpack = ins.unpack === true;
   const instruction = {
     kind: 'ADD', sources: w.sources, dest: w.destAbs, chown: w.chown ?? null, chmod: w.chmod ?? null, link: ins.link, excludes: w.excludes,
-    unpack, checksum: checksum ?? null, keepGitDir: ins.keepGitDir,
+    unpack, checksum: checksum ?? gitCommit ?? null, keepGitDir: ins.keepGitDir,
   };
   const parent = state.image;
   const definition = stepDefinitionKey({ parent, instruction, env: [] });
@@ -77,6 +82,11 @@ export async function runAddRemote(state: StageState, ins: AddInstruction, sessi
     return 'done';
   }
   const fetched = await fetchAll(w.sources, session, at, ins, undefined);
+  for (const f of fetched) {
+    if (gitCommit !== undefined && f.kind === 'git' && !f.checkout.commit.startsWith(gitCommit)) {
+      throw new StrataError('E_DIGEST_MISMATCH', `${at}: ADD failed: ${redactUrl(f.source)} is at commit ${f.checkout.commit}, but --checksum expects ${gitCommit}`);
+    }
+  }
   const key = keyFor(fetched.map((f) => (f.kind === 'http' ? { url: f.url, digest: f.file.digest, lastModified: f.file.lastModified ?? null } : { git: f.source, tree: f.checkout.tree, mtime: f.mtime, commit: ins.keepGitDir ? f.checkout.commit : null })));
   if (await replayCached(state, session, key)) return 'cached';
   await write(state, session, ins, w, fetched, key, definition, unpack);
