@@ -24,6 +24,9 @@ async function waitFor(check: () => Promise<boolean>, what: string): Promise<voi
   throw new Error(`${what} did not start`);
 }
 
+// sshd lives in /usr/sbin, which a non-root user's PATH often lacks.
+const SBIN_ENV = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
+
 describeWithTools(['git', 'sshd', 'ssh-agent', 'ssh-keygen'], 'ADD <git> over ssh with --ssh', () => {
   let tmp: string;
   let sshd: ChildProcess;
@@ -44,7 +47,7 @@ describeWithTools(['git', 'sshd', 'ssh-agent', 'ssh-keygen'], 'ADD <git> over ss
     ].join('\n'));
     // sshd started as root wants its privilege separation directory.
     if (process.getuid?.() === 0) await mkdir('/run/sshd', { recursive: true });
-    sshd = spawn(findOnPath('sshd', { PATH: `${process.env.PATH}:/usr/sbin:/sbin` }) ?? '/usr/sbin/sshd', ['-D', '-e', '-f', join(tmp, 'sshd_config')], { stdio: 'ignore' });
+    sshd = spawn(findOnPath('sshd', SBIN_ENV) ?? '/usr/sbin/sshd', ['-D', '-e', '-f', join(tmp, 'sshd_config')], { stdio: 'ignore' });
     sock = join(tmp, 'agent.sock');
     agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
     await waitFor(async () => existsSync(sock), 'ssh-agent');
@@ -80,4 +83,4 @@ describeWithTools(['git', 'sshd', 'ssh-agent', 'ssh-keygen'], 'ADD <git> over ss
     expect(res.code).not.toBe(0);
     expect(res.stderr).toContain(`ADD failed: git source ${url.replace(/\/\/[^@]*@/, '//***@')} is reached over ssh, but the build has no ssh agent`);
   });
-});
+}, SBIN_ENV);
