@@ -2,7 +2,9 @@ import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestHex, digestOf, isDigest, type Digest } from '../digest/index.js';
 import { writeFileAtomic } from '../store/index.js';
+import { StrataError } from '../errors/index.js';
 import { downloadUrl, type DownloadOptions } from './download.js';
+import { redactUrl } from './source.js';
 
 /** What a URL gave last time: its validators, for revalidation, and the digest of its bytes. */
 interface UrlRecord {
@@ -54,7 +56,9 @@ export class HttpDownloadCache {
     const validators = known !== undefined && (known.etag !== undefined || known.lastModified !== undefined) ? { etag: known.etag, lastModified: known.lastModified } : undefined;
     const result = await downloadUrl(url, { ...options, dir: join(this.dir, 'blobs'), validators });
     if (result.kind === 'not-modified') {
-      const kept = known as UrlRecord;
+      // Only asked with validators, which only a known record gives.
+      const kept = known;
+      if (kept === undefined) throw new StrataError('E_INTERNAL', `${redactUrl(url)} answered 304 to a request without validators`);
       if (options.checksum !== undefined && kept.digest !== options.checksum) {
         // The server says unchanged, but what we hold is not what the checksum asks: fetch it whole.
         await rm(this.recordPath(url), { force: true });
