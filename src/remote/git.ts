@@ -81,6 +81,32 @@ export async function fetchGit(source: GitSource, options: GitFetchOptions): Pro
   return { dir, commit, tree: treeId, commitTime };
 }
 
+/**
+ * The commit a ref names on the remote, asked with `git ls-remote` (no fetch): a branch, a tag (peeled), a full
+ * ref, or HEAD. Undefined for a commit id or anything the remote does not advertise; the caller then fetches.
+ */
+export async function resolveGitRef(source: GitSource, options: Omit<GitFetchOptions, 'dir' | 'keepGitDir'>): Promise<string | undefined> {
+  const ref = source.ref ?? 'HEAD';
+  if (/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(ref)) return ref;
+  const shown = redactUrl(source.remote) + (source.ref !== undefined ? `#${source.ref}` : '');
+  const secrets = await gitSecrets(source, options);
+  const env = gitEnvironment(source, options, secrets.header);
+  const out = await runGit(['ls-remote', source.remote, ref], env, { shown, what: `ls-remote ${ref}`, secrets: secrets.scrub, signal: options.signal });
+  const refs = new Map<string, string>();
+  for (const line of out.split('\n')) {
+    const [sha, name] = line.split('\t');
+    if (sha !== undefined && name !== undefined) refs.set(name.trim(), sha.trim());
+  }
+  // git fetch's own order for a short name: the name itself, refs/<name>, tags, then branches.
+  for (const name of [ref, `refs/${ref}`, `refs/tags/${ref}`, `refs/heads/${ref}`]) {
+    const peeled = refs.get(`${name}^{}`);
+    if (peeled !== undefined) return peeled;
+    const direct = refs.get(name);
+    if (direct !== undefined) return direct;
+  }
+  return undefined;
+}
+
 interface Secrets {
   /** The Authorization value sent to the remote's origin. */
   header: string | undefined;
@@ -88,7 +114,7 @@ interface Secrets {
   scrub: string[];
 }
 
-async function gitSecrets(source: GitSource, options: GitFetchOptions): Promise<Secrets> {
+async function gitSecrets(source: GitSource, options: Pick<GitFetchOptions, 'secrets'>): Promise<Secrets> {
   const scrub: string[] = [];
   const passwordMatch = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/@:]*:([^/@]*)@/.exec(source.remote);
   if (passwordMatch?.[1]) scrub.push(passwordMatch[1], decodeURIComponent(passwordMatch[1]));
@@ -119,7 +145,7 @@ function basicAuth(token: string): string {
   return Buffer.from(`x-access-token:${token}`).toString('base64');
 }
 
-function gitEnvironment(source: GitSource, options: GitFetchOptions, authorization: string | undefined): Record<string, string> {
+function gitEnvironment(source: GitSource, options: Pick<GitFetchOptions, 'env' | 'ssh'>, authorization: string | undefined): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(options.env ?? {})) {
     // The caller's git configuration must not redirect where this git looks or what it runs.

@@ -125,6 +125,12 @@ describeWithTools(['git'], 'ADD <git> and git contexts', () => {
     const layout = join(tmp, `layout-${n}`);
     const good = await build(join(tmp, `store-${n}`), [ctx, '--secret', 'id=GIT_AUTH_TOKEN,env=TOKEN', '-o', `type=oci,dest=${layout},tar=false`], { TOKEN });
     ok(good);
+    // A rebuild whose ref names the same commit asks the remote for its refs and fetches nothing.
+    const uploads = (): number => http.requests.filter((r) => r.path.endsWith('/git-upload-pack')).length;
+    const before = uploads();
+    const again = await build(join(tmp, `store-${n}`), [ctx, '--secret', 'id=GIT_AUTH_TOKEN,env=TOKEN'], { TOKEN });
+    expect(states(again.stderr)).toEqual(['CACHED']);
+    expect(uploads() - before).toBe(1);
     const hostScoped = await build(join(tmp, `store-h${n}`), [ctx, '--secret', 'id=GIT_AUTH_TOKEN.127.0.0.1,env=TOKEN'], { TOKEN });
     ok(hostScoped);
     const encoded = Buffer.from(`x-access-token:${TOKEN}`).toString('base64');
@@ -132,7 +138,7 @@ describeWithTools(['git'], 'ADD <git> and git contexts', () => {
     ok(header);
     expect(http.requests.some((r) => r.status === 200 && r.authorization !== undefined)).toBe(true);
     const config = await layoutConfig(layout);
-    for (const text of [refused.stderr, good.stderr, good.stdout, hostScoped.stderr, header.stderr, config.text]) {
+    for (const text of [refused.stderr, good.stderr, good.stdout, again.stderr, hostScoped.stderr, header.stderr, config.text]) {
       expect(text).not.toContain(TOKEN);
       expect(text).not.toContain(encoded);
     }

@@ -6,7 +6,7 @@ import { listSourceTree, sourceRootForDirectory, type ContextEntry } from '../..
 import type { AddInstruction } from '../../dockerfile/index.js';
 import type { ImageFsIndex } from '../../layer/index.js';
 import { canonicalJsonBytes } from '../../oci/index.js';
-import { HttpDownloadCache, fetchGit, isGitSource, isHttpSource, parseGitSource, redactUrl, redactUrlsIn, type FetchedUrl, type GitCheckout } from '../../remote/index.js';
+import { GitTreeCache, HttpDownloadCache, fetchGit, isGitSource, resolveGitRef, isHttpSource, parseGitSource, redactUrl, redactUrlsIn, type FetchedUrl, type GitCheckout } from '../../remote/index.js';
 import { stepCacheKey, stepDefinitionKey } from '../cache.js';
 import { parseChmod } from '../chmod.js';
 import { imageFilesystem } from '../imagefs.js';
@@ -81,16 +81,50 @@ export async function runAddRemote(state: StageState, ins: AddInstruction, sessi
     await write(state, session, ins, w, fetched, key, definition, unpack);
     return 'done';
   }
+  // Repositories whose ref still names a commit seen before are keyed without a fetch (one ls-remote each).
+  const early = await gitKeysWithoutFetch(w.sources, session, ins.keepGitDir, gitCommit);
+  if (early !== undefined && (await replayCached(state, session, keyFor(early)))) return 'cached';
   const fetched = await fetchAll(w.sources, session, at, ins, undefined);
   for (const f of fetched) {
     if (gitCommit !== undefined && f.kind === 'git' && !f.checkout.commit.startsWith(gitCommit)) {
       throw new StrataError('E_DIGEST_MISMATCH', `${at}: ADD failed: ${redactUrl(f.source)} is at commit ${f.checkout.commit}, but --checksum expects ${gitCommit}`);
     }
   }
-  const key = keyFor(fetched.map((f) => (f.kind === 'http' ? { url: f.url, digest: f.file.digest, lastModified: f.file.lastModified ?? null } : { git: f.source, tree: f.checkout.tree, mtime: f.mtime, commit: ins.keepGitDir ? f.checkout.commit : null })));
+  const key = keyFor(fetched.map((f) => (f.kind === 'http' ? { url: f.url, digest: f.file.digest, lastModified: f.file.lastModified ?? null } : gitKeyPart(f.source, f.checkout.tree, f.mtime, ins.keepGitDir ? f.checkout.commit : null))));
   if (await replayCached(state, session, key)) return 'cached';
   await write(state, session, ins, w, fetched, key, definition, unpack);
   return 'done';
+}
+
+/** What a repository source puts in the step key; the same whether it came from a checkout or a record. */
+function gitKeyPart(source: string, tree: string, mtime: number, commit: string | null): unknown {
+  return { git: source, tree, mtime, commit };
+}
+
+function gitTreeCache(session: BuildSession): GitTreeCache {
+  return new GitTreeCache(join(session.deps.store.root, 'cache', 'remote-git'));
+}
+
+/** The key parts of an ADD of repositories only, from `git ls-remote` and earlier checkouts; undefined when any needs a fetch. */
+async function gitKeysWithoutFetch(sources: readonly string[], session: BuildSession, keepGitDir: boolean, pinned: string | undefined): Promise<unknown[] | undefined> {
+  if (!sources.every((s) => isGitSource(s) && !isHttpSource(s))) return undefined;
+  const parts: unknown[] = [];
+  for (const text of sources) {
+    const source = parseGitSource(text);
+    let commit: string | undefined;
+    try {
+      commit = await resolveGitRef(source, { secrets: session.input.secrets, ssh: session.input.ssh, env: session.deps.hostEnv, signal: session.deps.signal });
+    } catch {
+      // The fetch that follows reports what is wrong, in its own words.
+      return undefined;
+    }
+    // A commit other than the pinned one is an error the fetch path reports.
+    if (commit === undefined || (pinned !== undefined && !commit.startsWith(pinned))) return undefined;
+    const known = await gitTreeCache(session).get(commit, source.subdir);
+    if (known === undefined) return undefined;
+    parts.push(gitKeyPart(text, known.tree, session.input.sourceDateEpoch ?? known.commitTime, keepGitDir ? known.commit : null));
+  }
+  return parts;
 }
 
 function parseChecksum(text: string, at: string): Digest {
@@ -154,6 +188,7 @@ async function fetchRepository(text: string, session: BuildSession, keepGitDir: 
       env: session.deps.hostEnv,
       signal: session.deps.signal,
     }));
+  await gitTreeCache(session).put({ commit: checkout.commit, subdir: source.subdir, tree: checkout.tree, commitTime: checkout.commitTime });
   const mtime = session.input.sourceDateEpoch ?? checkout.commitTime;
   return { kind: 'git', source: text, checkout, mtime };
 }
