@@ -16,5 +16,6 @@ export * from './output/index.js';
 export * from './inspect/index.js';
 export * from './context/index.js';
 export * from './exec/index.js';
+export * from './remote/index.js';
 export * from './build/index.js';
 export * from './api/index.js';

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { StrataError, buildImage, formatBytes, familiarImageName, ioError } from '../../src/internals.js';
+import { StrataError, buildImage, formatBytes, familiarImageName, ioError, isRemoteContext } from '../../src/internals.js';
 import type { CliContext } from '../context.js';
 import { buildEventRenderer, type ProgressMode } from '../build-progress.js';
 import { explainCacheRenderer } from '../explain-cache.js';
@@ -62,14 +62,14 @@ export function register(program: Command, ctx: CliContext): void {
   program
     .command('build')
     .description('build an image from a Dockerfile, without a daemon')
-    .argument('[context]', 'build context directory', '.')
-    .option('-f, --file <path>', 'the Dockerfile (default: CONTEXT/Dockerfile; - reads stdin)')
+    .argument('[context]', 'build context: a directory, a git URL (URL#ref:subdir), an http(s) URL of a tar archive or Dockerfile, or - for a tar on stdin', '.')
+    .option('-f, --file <path>', 'the Dockerfile (default: CONTEXT/Dockerfile; relative to a remote context; - reads stdin)')
     .option('-t, --tag <name>', 'name the image; repeatable', collect, [])
     .option('--build-arg <key[=value]>', 'set a build-time variable; repeatable', collect, [])
     .option('--target <stage>', 'build this stage and what it needs')
     .option('--platform <os/arch[/variant]>', 'target platform')
     .option('--label <key=value>', 'set a label on the image; repeatable', collect, [])
-    .option('--build-context <name=value>', 'extra context: a directory, docker-image://REF or oci-layout://DIR[:TAG]; repeatable', collect, [])
+    .option('--build-context <name=value>', 'extra context: a directory, a git URL, an http(s) tar URL, docker-image://REF or oci-layout://DIR[:TAG]; repeatable', collect, [])
     .option('-o, --output <spec>', 'type=image|registry|oci|docker|local|tar[,dest=PATH]; repeatable', collect, [])
     .option('--push', 'push the image (same as --output type=registry)')
     .option('--no-cache', 'do not use the build cache')
@@ -95,9 +95,15 @@ export function register(program: Command, ctx: CliContext): void {
       const compression = parseCompression(flags.compression);
       const config = readConfigFile(ctx);
       const api = apiContext(ctx, { platform: flags.platform, sourceDateEpoch: flags.sourceDateEpoch });
-      const contextDir = resolve(ctx.cwd, contextArg);
+      const remoteContext = isRemoteContext(contextArg) ? contextArg : undefined;
+      if (remoteContext === '-' && flags.file === '-') throw new StrataError('E_USAGE', 'the context (-) and the Dockerfile (-f -) cannot both come from stdin');
+      if (remoteContext === '-' && (ctx.stdin as { isTTY?: boolean }).isTTY === true) {
+        throw new StrataError('E_USAGE', 'the context is - but stdin is a terminal', { hint: 'pipe a tar archive: tar -C DIR -c . | strata build -' });
+      }
+      const contextDir = resolve(ctx.cwd, remoteContext === undefined ? contextArg : '.');
       let dockerfileText: string | undefined;
-      let dockerfile = flags.file === undefined ? undefined : flags.file === '-' ? 'Dockerfile' : resolve(ctx.cwd, flags.file);
+      // A remote context's -f names a file inside it, as docker takes it.
+      let dockerfile = flags.file === undefined ? undefined : flags.file === '-' ? 'Dockerfile' : remoteContext !== undefined ? flags.file : resolve(ctx.cwd, flags.file);
       if (flags.file === '-') {
         const chunks: Buffer[] = [];
         try {
@@ -114,6 +120,8 @@ export function register(program: Command, ctx: CliContext): void {
       const result = await withRegistry(ctx, api, registryFlags, (io) => buildImage(
         {
           contextDir,
+          contextSource: remoteContext,
+          stdin: ctx.stdin,
           dockerfile,
           dockerfileText,
           tags: flags.tag,

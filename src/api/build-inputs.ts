@@ -11,6 +11,7 @@ import type { RegistryIo } from './append.js';
 import type { StrataContext } from './context.js';
 import { localImageName } from './names.js';
 import { openImage, type OpenedImage } from './sources.js';
+import { isRemoteContext } from './remote-context.js';
 
 /** What `strata build` resolves before the engine runs: the Dockerfile, executor, platforms, bases and named contexts. */
 export interface PlatformBuild {
@@ -79,10 +80,14 @@ export async function openBaseImage(ref: string, ctx: StrataContext, store: Loca
 
 export type Opener = (ref: string, platform: Platform) => Promise<BaseImage>;
 
-/** `--build-context NAME=VALUE`: `docker-image://REF`, `oci-layout://DIR[:TAG]`, or a directory. */
-export async function openNamedContext(name: string, value: string, platform: Platform, openRef: Opener, openLayout: Opener, contextDir: string): Promise<NamedContext> {
+/**
+ * `--build-context NAME=VALUE`: `docker-image://REF`, `oci-layout://DIR[:TAG]`, a git repository or
+ * http(s) tar archive (made local by `openRemote`), or a directory.
+ */
+export async function openNamedContext(name: string, value: string, platform: Platform, openRef: Opener, openLayout: Opener, contextDir: string, openRemote?: (value: string) => Promise<string>): Promise<NamedContext> {
   if (value.startsWith('docker-image://')) return { kind: 'image', base: await openRef(value.slice('docker-image://'.length), platform) };
   if (value.startsWith('oci-layout://')) return { kind: 'image', base: await openLayout(value.slice('oci-layout://'.length), platform) };
+  if (openRemote !== undefined && value !== '-' && isRemoteContext(value)) return { kind: 'dir', dir: await openRemote(value) };
   const dir = isAbsolute(value) ? value : resolve(contextDir, value);
   try {
     if (!(await stat(dir)).isDirectory()) throw new StrataError('E_USAGE', `--build-context ${name}=${value}: not a directory`);

@@ -1,4 +1,5 @@
-import { basename, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
 import { StrataError } from '../errors/index.js';
 import { LayeredStepCache, LocalStepCache, runBuild, type BaseImage, type BuildEventSink } from '../build/index.js';
 import type { Digest } from '../digest/index.js';
@@ -17,9 +18,21 @@ import type { StrataContext } from './context.js';
 import { familiarImageName, localImageName } from './names.js';
 import { openImage, type OpenedImage } from './sources.js';
 import { parseImageLocation } from './transport.js';
+import { isRegistryConnection } from './registry-target.js';
+import { openRemoteContext, type RemoteContext } from './remote-context.js';
+import { redactUrl } from '../remote/index.js';
+import { createNodeFetch } from '../registry/index.js';
 
 export interface BuildImageOptions {
   contextDir: string;
+  /**
+   * A context that is no directory: a git repository (`URL#ref:subdir`), an http(s) URL of a tar archive
+   * (or of a Dockerfile), or `-` for a tar archive on `stdin`. `contextDir` is then ignored and a relative
+   * `dockerfile` is taken inside the context.
+   */
+  contextSource?: string | undefined;
+  /** Where a `-` context is read from. */
+  stdin?: Readable | undefined;
   /** Path of the Dockerfile (default `<context>/Dockerfile`); with `dockerfileText`, only its name. */
   dockerfile?: string | undefined;
   /** The Dockerfile's text when it does not come from a file (`-f -`). */
@@ -94,7 +107,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
   if (outputs.length === 0) outputs.push({ type: 'image', push: false });
   const tagged = (options.tags ?? []).map(localImageName);
   const defaultName = tagged.length === 0;
-  const names = defaultName ? [localImageName(`${(await defaultRepository(contextDir)) || 'image'}:latest`)] : tagged;
+  let names = defaultName && options.contextSource === undefined ? [localImageName(`${(await defaultRepository(contextDir)) || 'image'}:latest`)] : tagged;
   if (outputs.some((o) => o.type === 'registry' || (o.type === 'image' && o.push)) && defaultName) {
     throw new StrataError('E_USAGE', 'pushing needs a name: give -t REGISTRY/REPOSITORY:TAG');
   }
@@ -111,11 +124,43 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
       hint: 'use --output type=oci, or --compression gzip',
     });
   }
-  const dockerfile = await readDockerfile(contextDir, options);
+  const localDockerfile = options.contextSource === undefined ? await readDockerfile(contextDir, options) : undefined;
 
   const store = await LocalStore.open(ctx.storeRoot);
   const secrets = await prepareSecrets(options.secrets ?? [], options.env ?? {}, store);
+  // Downloads share the registry connection's HTTP (its CAs and agents); without one, a plain adapter.
+  const httpFetch = isRegistryConnection(io) ? io.fetch : createNodeFetch();
+  // `--build-context NAME=<git or http(s) URL>`: made local once for every platform, removed at the end.
+  const remoteContexts = new Map<string, Promise<RemoteContext>>();
+  const openRemote = (value: string): Promise<string> => {
+    let opened = remoteContexts.get(value);
+    if (opened === undefined) {
+      opened = openRemoteContext(value, {
+        scratchDir: join(store.root, 'tmp'),
+        fetch: httpFetch,
+        secrets: secrets.files,
+        ssh: sshSockets(options.ssh ?? [], options.env ?? {}),
+        env: options.env,
+        signal: options.signal,
+      });
+      remoteContexts.set(value, opened);
+    }
+    return opened.then((r) => {
+      if (r.dockerfileText !== undefined) throw new StrataError('E_USAGE', `--build-context ${redactUrl(value)}: not a tar archive or git repository`);
+      return r.dir;
+    });
+  };
   const opened: OpenedImage[] = [];
+  const mainRemote = options.contextSource === undefined ? undefined : openRemoteContext(options.contextSource, {
+    scratchDir: join(store.root, 'tmp'),
+    fetch: httpFetch,
+    stdin: options.stdin,
+    secrets: secrets.files,
+    ssh: sshSockets(options.ssh ?? [], options.env ?? {}),
+    env: options.env,
+    signal: options.signal,
+  });
+  if (mainRemote !== undefined) remoteContexts.set('\0main', mainRemote);
   // Base layers read for any reason (a COPY's look at the base, RUN, an output elsewhere), counted
   // so the summary can say when a build never downloaded one.
   const baseLayers = { opened: 0, fromRegistry: false };
@@ -136,6 +181,13 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
   const openLayout = async (dirAndTag: string, p: Platform): Promise<BaseImage> =>
     track(await openImage(parseImageLocation(`oci:${dirAndTag}`), { ...ctx, platform: p }, io));
   try {
+    const main = await mainRemote;
+    const buildContextDir = main?.dir ?? contextDir;
+    const dockerfile = localDockerfile ?? (await readDockerfile(buildContextDir, {
+      dockerfile: options.dockerfile === undefined ? undefined : resolve(buildContextDir, options.dockerfile),
+      dockerfileText: options.dockerfileText ?? main?.dockerfileText,
+    }));
+    if (main !== undefined && defaultName) names = [localImageName(`${(await defaultRepository(main.name)) || 'image'}:latest`)];
     const cacheWarnings: string[] = [];
     const warnCache = (message: string): void => {
       cacheWarnings.push(message);
@@ -159,7 +211,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
       const outcome = await runBuild(
         {
           dockerfile,
-          contextDir,
+          contextDir: buildContextDir,
           buildArgs: options.buildArgs ?? {},
           target: options.target,
           platform,
@@ -178,7 +230,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
         {
           store,
           openImage: openBase,
-          openNamedContext: (name, value, p) => openNamedContext(name, value, p, openBase, openLayout, contextDir),
+          openNamedContext: (name, value, p) => openNamedContext(name, value, p, openBase, openLayout, contextDir, openRemote),
           executor,
           now: () => startedAt,
           events: options.events,
@@ -188,6 +240,8 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
           snapshots: ctx.snapshots,
           layerIngester,
           sharedLayers,
+          remoteFetch: httpFetch,
+          hostEnv: options.env,
           ...(layered ? { stepCache: layered, cacheReaders: layered.readers } : {}),
         },
       );
@@ -232,6 +286,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
     return result;
   } finally {
     await Promise.all(opened.map((o) => o.close()));
+    await Promise.all([...remoteContexts.values()].map((r) => r.then((c) => c.cleanup(), () => undefined)));
     await secrets.cleanup();
   }
 }

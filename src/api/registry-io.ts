@@ -1,4 +1,4 @@
-import { RegistryClient, createNodeFetch, type CredentialLookup, type DeadlineOptions, type FetchLike, type ProgressListener, type RetryOptions } from '../registry/index.js';
+import { RegistryClient, createNodeFetch, proxySettingsFromEnv, type CredentialLookup, type DeadlineOptions, type FetchLike, type ProgressListener, type RetryOptions } from '../registry/index.js';
 import { createCredentialStore, credentialLookup, type HelperRunner } from '../registry/credentials/index.js';
 import { openFromRegistry } from './registry-open.js';
 import type { RegistryConnection } from './registry-target.js';
@@ -27,7 +27,9 @@ export interface RegistryIoOptions {
 
 /** Wires the registry client into the API: `docker://` sources and destinations, shared connections and tokens. */
 export function createRegistryIo(options: RegistryIoOptions): RegistryConnection {
-  const fetch = options.fetch ?? createNodeFetch({ caCert: options.caCert, connectTimeoutMs: options.deadlines?.connectMs });
+  // Proxies from the environment, as docker and skopeo take them (never for loopback registries).
+  const proxy = proxySettingsFromEnv(options.env);
+  const fetch = options.fetch ?? createNodeFetch({ caCert: options.caCert, connectTimeoutMs: options.deadlines?.connectMs, ...(proxy !== undefined ? { proxy } : {}) });
   const credentials = createCredentialStore({
     env: options.env,
     homeDir: options.homeDir,

@@ -21,6 +21,7 @@ import type { BaseImage, BuildDeps, BuildInput, BuildOutcome, BuildSession } fro
 import { Stage, type StageState } from './state.js';
 import { StageResults, type StageResult } from './stages.js';
 import { unpackBaseAhead } from './imagefs.js';
+import { redactUrlsIn } from '../remote/index.js';
 
 /**
  * Builds a Dockerfile: parses it, plans the stages the target needs, runs independent stages
@@ -205,7 +206,7 @@ async function runStage(p: StagePlan, parsed: ParsedDockerfile, session: BuildSe
   for (const ins of p.stage.instructions) {
     const step = ++rc.counter.step;
     const at = `${file}:${ins.location.line}`;
-    const text = ins.original.trim();
+    const text = redactUrlsIn(ins.original.trim());
     deps.events?.({ type: 'step-start', stage: p.label, step, total: rc.total, text, where: at });
     const started = Date.now();
     const outcome = await dispatch(state, ins, p, session, meta, rc, at);

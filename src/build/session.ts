@@ -9,6 +9,7 @@ import type { CacheExplainer } from './cache-explain.js';
 import type { ContextStatCache } from '../context/index.js';
 import type { Digest } from '../digest/index.js';
 import type { LayerResult } from '../layer/index.js';
+import type { FetchLike } from '../registry/index.js';
 
 /** An image the build starts from: its value and where its blobs can be read. */
 export interface BaseImage {
@@ -53,6 +54,10 @@ export interface BuildDeps {
    * also uploads each layer while it is written. It must leave every blob it ingests in the store.
    */
   layerIngester?: BlobIngester | undefined;
+  /** HTTP for `ADD <url>` (the registry client's, so its TLS trust and retries apply); without it a URL is refused. */
+  remoteFetch?: FetchLike | undefined;
+  /** The environment `git` runs in for `ADD <git>` (PATH, HOME, proxies). */
+  hostEnv?: Readonly<Record<string, string | undefined>> | undefined;
 }
 
 export interface BuildInput {

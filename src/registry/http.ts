@@ -5,6 +5,7 @@ import type { Duplex, Readable } from 'node:stream';
 import { TLSSocket, createSecureContext, rootCertificates } from 'node:tls';
 import nodeFetch, { type BodyInit } from 'node-fetch';
 import { DEFAULT_DEADLINES, DeadlineError } from './deadlines.js';
+import { HttpTunnelAgent, HttpsTunnelAgent, proxyFor, type ProxySettings } from './proxy.js';
 
 /** The response surface strata needs; node-fetch's and the global fetch's responses both fit. */
 export interface FetchResponse {
@@ -38,6 +39,8 @@ export interface NodeFetchOptions {
   maxSockets?: number | undefined;
   /** TCP connect plus TLS handshake; default 30 s. */
   connectTimeoutMs?: number | undefined;
+  /** HTTPS_PROXY/HTTP_PROXY/NO_PROXY (proxySettingsFromEnv); requests they name go through a CONNECT tunnel. */
+  proxy?: ProxySettings | undefined;
 }
 
 /** node-fetch keeps only the code of a socket error; this one names the connect deadline. */
@@ -96,6 +99,24 @@ export function createNodeFetch(options: NodeFetchOptions = {}): FetchLike {
     }, connectMs);
     return httpsAgent;
   };
+  const tunnels = new Map<string, HttpAgent | HttpsAgent>();
+  const proxied = (parsed: URL): HttpAgent | HttpsAgent | undefined => {
+    const proxy = options.proxy === undefined ? undefined : proxyFor(parsed, options.proxy);
+    if (proxy === undefined) return undefined;
+    const key = `${parsed.protocol}${proxy.href}`;
+    let agent = tunnels.get(key);
+    if (agent === undefined) {
+      agent = parsed.protocol === 'https:'
+        ? new HttpsTunnelAgent(proxy, {
+          keepAlive: true,
+          maxSockets,
+          ...(caCert !== undefined ? { secureContext: createSecureContext({ ca: [...rootCertificates, caCert] }) } : {}),
+        })
+        : new HttpTunnelAgent(proxy, { keepAlive: true, maxSockets });
+      tunnels.set(key, agent);
+    }
+    return agent;
+  };
   return async (url, init) => {
     try {
       const response = await nodeFetch(url, {
@@ -106,7 +127,7 @@ export function createNodeFetch(options: NodeFetchOptions = {}): FetchLike {
         signal: init.signal ?? null,
         redirect: 'manual',
         compress: false,
-        agent: agentFor,
+        agent: (parsed: URL) => proxied(parsed) ?? agentFor(parsed),
       });
       return response as unknown as FetchResponse;
     } catch (error) {

@@ -21,3 +21,7 @@ export { pullImage, type PullImageOptions, type PulledImage, type PulledManifest
 export { pushImage, type PushImageOptions, type PushedImage } from './push.js';
 export { copyBetweenRegistries, registryImageReader, type CopyOptions, type RegistryLocation } from './copy.js';
 export type { TransferEvent, ProgressListener } from './progress.js';
+export { sendWithRetry, type SendOptions } from './send.js';
+export { resolveRetry, backoffDelay, isRetryableError, isRetryableStatus, type ResolvedRetry } from './retry.js';
+export { discardBody, readText } from './http.js';
+export { proxySettingsFromEnv, proxyFor, type ProxySettings } from './proxy.js';

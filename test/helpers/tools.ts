@@ -15,6 +15,9 @@ const APT_PACKAGES: Record<string, string> = {
   crun: 'crun',
   tar: 'tar',
   git: 'git',
+  sshd: 'openssh-server',
+  'ssh-agent': 'openssh-client',
+  'ssh-keygen': 'openssh-client',
 };
 
 export type ToolCheck = { ok: true; path: string } | { ok: false; reason: string };
@@ -83,8 +86,8 @@ export function toolGate(
  * missing tool there is a broken CI image, never something to skip silently) and is skipped
  * elsewhere, with the reason in the title and on stderr.
  */
-export function describeWithTools(names: string[], title: string, fn: () => void): void {
-  const gate = toolGate(names);
+export function describeWithTools(names: string[], title: string, fn: () => void, env: NodeJS.ProcessEnv = process.env): void {
+  const gate = toolGate(names, env);
   if (gate.run) {
     describe(title, fn);
     return;

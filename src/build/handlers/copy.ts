@@ -12,8 +12,7 @@ import {
 } from '../../context/index.js';
 import type { AddInstruction, CopyInstruction } from '../../dockerfile/index.js';
 import type { ImageFsIndex } from '../../layer/index.js';
-import { canonicalJson } from '../../oci/index.js';
-import { filesystemKey, stepCacheKey, stepDefinitionKey } from '../cache.js';
+import { stepCacheKey, stepDefinitionKey } from '../cache.js';
 import { parseChmod } from '../chmod.js';
 import { expandInStage } from '../expand.js';
 import { imageFilesystem, imageRootfsFor, sourcesFromRecords } from '../imagefs.js';
@@ -23,7 +22,9 @@ import type { StageState } from '../state.js';
 import { resolveOwnership } from '../users.js';
 import { CopyPlan, layerPath } from './copy-entries.js';
 import { archiveRoot, isArchiveSource } from './add-archive.js';
+import { isRemoteSource, runAddRemote } from './add-remote.js';
 import { buildContextRoot, listCopySources, takeCopySources, type ListedSources } from './copy-sources.js';
+import { copyParentKey, isNumericOwner } from './copy-parent.js';
 import { commitLayerStep, dryMissed, explainMiss, layerStepWords, missLabel, recordKey, replayCached } from './layer-step.js';
 import type { FileList } from '../cache-explain.js';
 
@@ -50,15 +51,16 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
   const chmodSpec = ins.chmod !== undefined ? expand(ins.chmod) : undefined;
   const excludes = ins.exclude.map(expand);
   const parents = ins.kind === 'COPY' && ins.parents;
-  for (const s of sources) {
-    if (/^https?:\/\//i.test(s) || /^git@|\.git(#|$)/.test(s)) {
-      throw new StrataError('E_BUILD', `${at}: ${ins.kind} from a URL or git repository (${s}) is not supported by strata yet`, {
-        hint: 'download the file into the build context first and COPY it',
-      });
-    }
+  if (ins.kind === 'COPY' && sources.some((s) => /^https?:\/\//i.test(s) || isRemoteSource(s))) {
+    throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: COPY cannot take a URL or git repository; use ADD`);
   }
-  if (ins.kind === 'COPY' && sources.some((s) => /^https?:\/\//i.test(s))) {
-    throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: COPY cannot take a URL; use ADD`);
+  if (ins.kind === 'ADD' && sources.some(isRemoteSource)) {
+    const workdir = state.image.config.config?.WorkingDir || '/';
+    return runAddRemote(state, ins, session, {
+      at, sources, excludes, chown: chownSpec, chmod: chmodSpec,
+      destAbs: dest.startsWith('/') ? dest : posix.join(workdir, dest) + (dest.endsWith('/') || dest === '.' ? '/' : ''),
+      ownership: (spec, fs) => ownership(spec, fs, session, state, at),
+    });
   }
 
   const workdir = state.image.config.config?.WorkingDir || '/';
@@ -240,20 +242,6 @@ function placeMatch(plan: CopyPlan, match: SourceMatch, entries: readonly Contex
  * but, for --chown by name, the user and group databases the names resolve through; its key holds those
  * instead of the layer chain, so it replays onto a changed base (BuildKit's rebase). Otherwise the chain.
  */
-async function copyParentKey(link: boolean, chownSpec: string | undefined, session: BuildSession, state: StageState): Promise<Digest> {
-  if (!link) return filesystemKey(state.image);
-  let users: string[] | null = null;
-  if (chownSpec !== undefined && !isNumericOwner(chownSpec)) {
-    const fs = await imageFilesystem(session, state.image, state.reader);
-    users = ['/etc/passwd', '/etc/group'].map((p) => fs.content(p)?.toString('base64') ?? '');
-  }
-  return digestOf(canonicalJson({ link: true, users }));
-}
-
-function isNumericOwner(spec: string): boolean {
-  const [user = '', group] = spec.split(':');
-  return /^\d+$/.test(user) && (group === undefined || /^\d+$/.test(group));
-}
 
 async function ownership(spec: string, fs: ImageFsIndex | undefined, session: BuildSession, state: StageState, at: string): Promise<{ uid: number; gid: number }> {
   let index = fs;

@@ -1,0 +1,6 @@
+export { isGitSource, isHttpSource, parseGitSource, redactUrl, redactUrlsIn, type GitSource } from './source.js';
+export { downloadUrl, type DownloadOptions, type DownloadedFile, type NotModified, type Validators } from './download.js';
+export { HttpDownloadCache, type FetchedUrl } from './http-cache.js';
+export { fetchGit, resolveGitRef, type GitCheckout, type GitFetchOptions } from './git.js';
+export { sniffArchive, sniffFile, unpackArchiveFile, type ArchiveKind, type UnpackOptions } from './tar-context.js';
+export { GitTreeCache, type GitTreeRecord } from './git-cache.js';
