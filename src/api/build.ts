@@ -227,6 +227,8 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
   } finally {
     await Promise.all(opened.map((o) => o.close()));
     await secrets.cleanup();
+    // The tags are written (or the build failed): its blobs need no lease any more.
+    store.release();
   }
 }
 

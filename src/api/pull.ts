@@ -29,6 +29,14 @@ export interface PullResult {
 export async function pullToStore(text: string, ctx: StrataContext, conn: RegistryConnection, options: PullOptions = {}): Promise<PullResult> {
   const target = registryTarget(conn, text);
   const store = await LocalStore.open(ctx.storeRoot);
+  try {
+    return await pullInto(store, target, conn, options, ctx);
+  } finally {
+    store.release();
+  }
+}
+
+async function pullInto(store: LocalStore, target: ReturnType<typeof registryTarget>, conn: RegistryConnection, options: PullOptions, ctx: StrataContext): Promise<PullResult> {
   const pulled = await pullImage({
     client: target.client,
     repository: target.repository,

@@ -36,9 +36,14 @@ export async function openImage(location: ImageLocation, ctx: StrataContext, opt
   switch (location.transport) {
     case 'local': {
       const store = await LocalStore.open(ctx.storeRoot);
-      const top = await findLocal(store, location.name);
-      const resolved = await resolveImage(top, store.blobs, description, ctx.platform);
-      return { ...resolved, location, description, reader: store.blobs, close: noop };
+      try {
+        const top = await findLocal(store, location.name);
+        const resolved = await resolveImage(top, store.blobs, description, ctx.platform);
+        return { ...resolved, location, description, reader: store.blobs, close: async () => store.release() };
+      } catch (cause) {
+        store.release();
+        throw cause;
+      }
     }
     case 'oci': {
       const layout = await OciLayout.open(location.dir);

@@ -35,7 +35,8 @@ export type ErrorCode =
   | 'E_BUILD'
   | 'E_RUN_UNSUPPORTED'
   | 'E_RUN_FAILED'
-  | 'E_ABORTED';
+  | 'E_ABORTED'
+  | 'E_LOCKED';
 
 export interface StrataErrorOptions {
   hint?: string | undefined;

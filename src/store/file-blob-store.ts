@@ -1,6 +1,6 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { once } from 'node:events';
@@ -26,8 +26,23 @@ function toReadable(data: BlobData): Readable {
  * Blobs as files named by digest (`<dir>/<algorithm>/<hex>`), the layout an OCI image layout uses.
  * Writes go to a temp file beside the final name and are renamed only once the bytes are verified.
  */
+export interface BlobLease {
+  /** Records that this process uses `digest`, before the blob is looked at (see Lease). */
+  touch(digest: string): Promise<void>;
+}
+
+export interface FileBlobStoreOptions {
+  /** Held on every blob this store looks at or writes, so a collector in another process keeps them. */
+  lease?: BlobLease | undefined;
+  /**
+   * Where blobs being written wait for their digest (on the same file system): by default beside
+   * the blobs. The local store keeps them apart so a sweep for leftovers need not list every blob.
+   */
+  tempDir?: string | undefined;
+}
+
 export class FileBlobStore implements BlobStore {
-  constructor(readonly dir: string) {}
+  constructor(readonly dir: string, private readonly options: FileBlobStoreOptions = {}) {}
 
   blobPath(digest: Digest): string {
     parseDigest(digest);
@@ -35,6 +50,7 @@ export class FileBlobStore implements BlobStore {
   }
 
   async hasBlob(descriptor: Pick<Descriptor, 'digest'>): Promise<boolean> {
+    await this.options.lease?.touch(descriptor.digest);
     try {
       return (await stat(this.blobPath(descriptor.digest))).isFile();
     } catch (cause) {
@@ -45,6 +61,7 @@ export class FileBlobStore implements BlobStore {
 
   async openBlob(descriptor: Descriptor, options: ReadOptions = {}): Promise<Readable> {
     const path = this.blobPath(descriptor.digest);
+    await this.options.lease?.touch(descriptor.digest);
     let size: number;
     try {
       size = (await stat(path)).size;
@@ -84,10 +101,11 @@ export class FileBlobStore implements BlobStore {
   async ingestBlob(data: Readable | AsyncIterable<Uint8Array>, options: ReadOptions = {}): Promise<{ digest: Digest; size: number }> {
     await mkdir(join(this.dir, 'sha256'), { recursive: true });
     const hasher = new DigestingStream('sha256');
-    const tmp = tempPathFor(join(this.dir, 'sha256', 'ingest'));
+    const tmp = tempPathFor(join(this.options.tempDir ?? join(this.dir, 'sha256'), 'ingest'));
     await this.pipeToFile(tmp, data, hasher, options);
     const result = hasher.result();
     try {
+      await this.options.lease?.touch(result.digest);
       await rename(tmp, this.blobPath(result.digest));
     } catch (cause) {
       await rm(tmp, { force: true });
@@ -117,7 +135,7 @@ export class FileBlobStore implements BlobStore {
   }
 
   private async writeThrough(finalPath: string, data: BlobData, check: Transform, options: ReadOptions): Promise<void> {
-    const tmp = tempPathFor(finalPath);
+    const tmp = this.options.tempDir ? tempPathFor(join(this.options.tempDir, basename(finalPath))) : tempPathFor(finalPath);
     await this.pipeToFile(tmp, data, check, options);
     try {
       await rename(tmp, finalPath);

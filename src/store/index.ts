@@ -7,3 +7,7 @@ export * from './readers.js';
 export * from './copy.js';
 export * from './archive.js';
 export * from './pool.js';
+export * from './owner.js';
+export * from './lock.js';
+export * from './lease.js';
+export * from './gc.js';
