@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
-import { isStrataError } from '../src/index.js';
+import { isStrataError, removeLeftovers } from '../src/index.js';
+import { apiContext } from './options.js';
 import type { CliContext } from './context.js';
 import { register as registerAppend } from './commands/append.js';
 import { register as registerBuild } from './commands/build.js';
@@ -40,6 +41,10 @@ export function buildProgram(ctx: CliContext): Command {
       writeOut: (s) => ctx.stdout.write(s),
       writeErr: (s) => ctx.stderr.write(s),
     });
+  // What killed runs left behind goes before each command's own work (see removeLeftovers).
+  program.hook('preAction', async () => {
+    await removeLeftovers(apiContext(ctx), ctx.env).catch(() => undefined);
+  });
   for (const register of COMMANDS) register(program, ctx);
   for (const command of program.commands) command.exitOverride();
   return program;

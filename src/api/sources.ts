@@ -1,9 +1,9 @@
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StrataError, ioError } from '../errors/index.js';
 import { digestFile, digestOf, parseDigest, type Digest } from '../digest/index.js';
 import { MediaType, canonicalJsonBytes, type Descriptor, type Manifest } from '../oci/index.js';
-import { FileMapBlobReader, LocalStore, MemoryBlobReader, CompositeBlobReader, OciLayout, extractImageArchive, isGzipFile, type BlobReader, type BlobStore } from '../store/index.js';
+import { FileMapBlobReader, LocalStore, MemoryBlobReader, CompositeBlobReader, OciLayout, extractImageArchive, isGzipFile, makeScratchDir, type BlobReader, type BlobStore } from '../store/index.js';
 import type { StrataContext } from './context.js';
 import { localImageName } from './names.js';
 import { resolveImage, type ResolvedImage } from './resolve.js';
@@ -98,8 +98,7 @@ async function findLocal(store: LocalStore, name: string): Promise<Descriptor> {
 
 async function unpackTemp(ctx: StrataContext, file: string): Promise<string> {
   const base = join(ctx.storeRoot, 'tmp');
-  await mkdir(base, { recursive: true });
-  const tmp = await mkdtemp(join(base, 'archive-'));
+  const tmp = await makeScratchDir(base, 'archive');
   try {
     await extractImageArchive(file, tmp);
   } catch (cause) {

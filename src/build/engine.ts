@@ -1,10 +1,10 @@
-import { mkdir, mkdtemp, realpath, rm } from 'node:fs/promises';
+import { realpath, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { StrataError } from '../errors/index.js';
 import { expandWord, parseDockerfile, type Instruction, type ParsedDockerfile } from '../dockerfile/index.js';
 import { emptyImage, setCreated, setFormat, updateContainerConfig, type Image } from '../image/index.js';
 import { normalizePlatform, parsePlatform, type Platform } from '../oci/index.js';
-import { CompositeBlobReader } from '../store/index.js';
+import { CompositeBlobReader, makeScratchDir } from '../store/index.js';
 import { ContextStatCache, statCacheFile } from '../context/index.js';
 import { platformArgs } from './args.js';
 import { LocalStepCache } from './cache.js';
@@ -69,8 +69,7 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
     },
     async tempDir(prefix, options = {}) {
       const base = options.reachable && deps.scratchDir ? deps.scratchDir : join(deps.store.root, 'tmp');
-      await mkdir(base, { recursive: true });
-      const dir = await mkdtemp(join(base, `${prefix}-`));
+      const dir = await makeScratchDir(base, prefix);
       temps.push(dir);
       return dir;
     },

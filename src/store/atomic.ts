@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, open, rename, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, open, rename, rm } from 'node:fs/promises';
 import { dirname, join, basename } from 'node:path';
 import { ioError } from '../errors/index.js';
 import { currentOwner, ownerTag } from './owner.js';
@@ -51,4 +51,13 @@ export async function moveFileAtomic(from: string, to: string): Promise<void> {
     await rm(tmp, { force: true });
     throw ioError('write', to, cause);
   }
+}
+
+/**
+ * A new private directory `<base>/<prefix>-<owner>-XXXXXX` (made with its parents): the owner in its
+ * name lets a later run remove it once this process is gone (see sweepLeftovers).
+ */
+export async function makeScratchDir(base: string, prefix: string): Promise<string> {
+  await mkdir(base, { recursive: true });
+  return mkdtemp(join(base, `${prefix}-${ownerTag(currentOwner())}-`));
 }

@@ -11,3 +11,4 @@ export * from './owner.js';
 export * from './lock.js';
 export * from './lease.js';
 export * from './gc.js';
+export * from './sweep.js';

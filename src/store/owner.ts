@@ -17,12 +17,14 @@ export interface ProcessOwner {
   realm: string;
 }
 
-/** Start time of `pid` (field 22 of /proc/PID/stat), or undefined when there is no such process or no /proc. */
+/** Start time of `pid` (field 22 of /proc/PID/stat), or undefined when there is no such live process or no /proc. */
 export function processStart(pid: number): string | undefined {
   try {
     const text = readFileSync(`/proc/${pid}/stat`, 'latin1');
     // The command name (field 2) is in parentheses and may hold spaces or ')': split after the last one.
     const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    // A zombie (killed, not yet reaped by its parent) has ended: it holds nothing any more.
+    if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
     return fields[19];
   } catch {
     return undefined;
