@@ -41,7 +41,8 @@ async function pullInto(store: LocalStore, target: ReturnType<typeof registryTar
     client: target.client,
     repository: target.repository,
     reference: target.reference,
-    sink: store.blobs,
+    // A pull is how a damaged image is mended: what it would skip as already there is checked first.
+    sink: { hasBlob: (d) => store.blobs.hasIntactBlob(d), putBlob: (d, data, o) => store.blobs.putBlob(d, data, o) },
     platform: options.allPlatforms ? 'all' : ctx.platform,
     sinkVerifies: true,
     concurrency: conn.concurrency,
@@ -51,6 +52,8 @@ async function pullInto(store: LocalStore, target: ReturnType<typeof registryTar
   const chosen = options.allPlatforms || !pulled.image ? pulled.root.descriptor : pulled.image.descriptor;
   const { platform: _platform, ...descriptor } = chosen;
   const name = localImageName(options.name ?? formatReference(target.ref));
+  // Where it came from, so a blob of it found corrupt later can be fetched again (strata verify --repair).
+  await store.recordSource(descriptor.digest, { repository: `${target.ref.domain}/${target.ref.path}`, allPlatforms: options.allPlatforms === true });
   await store.tag(name, descriptor);
   return { name, descriptor, root: pulled.root.descriptor };
 }

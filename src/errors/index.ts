@@ -36,7 +36,8 @@ export type ErrorCode =
   | 'E_RUN_UNSUPPORTED'
   | 'E_RUN_FAILED'
   | 'E_ABORTED'
-  | 'E_LOCKED';
+  | 'E_LOCKED'
+  | 'E_STORE_INVALID';
 
 export interface StrataErrorOptions {
   hint?: string | undefined;

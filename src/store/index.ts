@@ -12,3 +12,4 @@ export * from './lock.js';
 export * from './lease.js';
 export * from './gc.js';
 export * from './sweep.js';
+export * from './verify.js';

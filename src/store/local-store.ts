@@ -1,6 +1,8 @@
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Digest } from '../digest/index.js';
-import type { Descriptor } from '../oci/index.js';
+import { digestHex, type Digest } from '../digest/index.js';
+import { canonicalJson, type Descriptor } from '../oci/index.js';
+import { writeFileAtomic } from './atomic.js';
 import { FileBlobStore } from './file-blob-store.js';
 import { closure, collectGarbage, type CollectOptions, type CollectResult } from './gc.js';
 import { Lease } from './lease.js';
@@ -12,6 +14,12 @@ export function defaultStoreRoot(env: Record<string, string | undefined>, homeDi
   if (env.STRATA_ROOT) return env.STRATA_ROOT;
   if (env.XDG_DATA_HOME) return join(env.XDG_DATA_HOME, 'strata');
   return join(homeDir, '.local', 'share', 'strata');
+}
+
+/** Where an image was pulled from: `registry/repository`, and whether the whole index was. */
+export interface ImageSource {
+  repository: string;
+  allPlatforms: boolean;
 }
 
 export interface StoredImage {
@@ -34,7 +42,7 @@ export class LocalStore {
   static async open(root: string): Promise<LocalStore> {
     const owner = currentOwner();
     const lease = new Lease(join(root, 'leases'), join(root, 'gc.lock'), owner);
-    const layout = await OciLayout.open(join(root, 'oci'), { create: true, blobs: { lease, tempDir: join(root, 'tmp', 'blobs') } });
+    const layout = await OciLayout.open(join(root, 'oci'), { create: true, blobs: { lease, tempDir: join(root, 'tmp', 'blobs'), quarantineDir: join(root, 'corrupt') } });
     return new LocalStore(root, layout, lease, owner);
   }
 
@@ -91,6 +99,28 @@ export class LocalStore {
   async removeUnreachableFrom(roots: readonly Descriptor[]): Promise<{ removed: number; freedBytes: number }> {
     const candidates = await closure(new FileBlobStore(this.blobs.dir), roots);
     return this.collectGarbage({ candidates });
+  }
+
+  /**
+   * Remembers where an image came from (a registry repository), so a blob of it found corrupt can be
+   * fetched again. One small file per image digest; written whole, last writer wins.
+   */
+  async recordSource(digest: Digest, source: ImageSource): Promise<void> {
+    await writeFileAtomic(join(this.root, 'cache', 'sources', `${digestHex(digest)}.json`), canonicalJson(source));
+  }
+
+  async sourceOf(digest: Digest): Promise<ImageSource | undefined> {
+    try {
+      const value = JSON.parse(await readFile(join(this.root, 'cache', 'sources', `${digestHex(digest)}.json`), 'utf8')) as Partial<ImageSource>;
+      return typeof value.repository === 'string' ? { repository: value.repository, allPlatforms: value.allPlatforms === true } : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The directory corrupt blobs are moved to when found. */
+  get quarantineDir(): string {
+    return join(this.root, 'corrupt');
   }
 
   /**
