@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { StrataError } from '../src/index.js';
+import { StrataError, parseSize } from '../src/index.js';
 import type { CliContext } from './context.js';
 
 /** Settings a user keeps instead of repeating flags: `$STRATA_CONFIG`, else `$XDG_CONFIG_HOME/strata/config.json`. */
@@ -10,6 +10,8 @@ export interface StrataConfigFile {
   executor?: string;
   /** Registries reached over plain HTTP, as with --insecure-registry. */
   insecureRegistries?: string[];
+  /** The bound on the store's cache after each build (`"5GB"`, or `"off"`); default a tenth of the free disk. */
+  cacheLimit?: number | 'off';
 }
 
 export function configPath(cli: CliContext): string {
@@ -45,6 +47,10 @@ export function readConfigFile(cli: CliContext): StrataConfigFile {
       throw new StrataError('E_USAGE', `${path}: "insecureRegistries" must be a list of host[:port] strings`);
     }
     out.insecureRegistries = config.insecureRegistries as string[];
+  }
+  if (config.cacheLimit !== undefined) {
+    if (typeof config.cacheLimit !== 'string') throw new StrataError('E_USAGE', `${path}: "cacheLimit" must be a size such as "5GB", or "off"`);
+    out.cacheLimit = config.cacheLimit === 'off' ? 'off' : parseSize(config.cacheLimit);
   }
   return out;
 }

@@ -1,4 +1,5 @@
 import { basename, resolve } from 'node:path';
+import { boundStoreCache } from './prune.js';
 import { StrataError } from '../errors/index.js';
 import { LayeredStepCache, LocalStepCache, runBuild, type BaseImage, type BuildEventSink } from '../build/index.js';
 import type { Digest } from '../digest/index.js';
@@ -41,6 +42,11 @@ export interface BuildImageOptions {
   cwd?: string | undefined;
   /** Recorded in an exported cache's annotations. */
   strataVersion?: string | undefined;
+  /**
+   * The bound on the store's cache applied after a build that wrote something (see boundStoreCache):
+   * bytes, or 'off'; default a tenth of the free space of the store's disk.
+   */
+  cacheLimit?: number | 'off' | undefined;
   executor?: string | undefined;
   /** `--secret` values: `id=ID,src=FILE` or `id=ID,env=VAR` (read from `env`). */
   secrets?: readonly string[];
@@ -214,6 +220,10 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
       baseLayersRead: baseLayers.opened,
       registryBase: baseLayers.fromRegistry,
     };
+    if (options.cacheLimit !== 'off' && result.steps.cached < result.steps.total) {
+      // Only a build that wrote something can have grown the cache; a fully cached one skips the walk.
+      await boundStoreCache(ctx, options.cacheLimit);
+    }
     if (options.iidFile) await writeFileAtomic(options.iidFile, result.configDigest);
     if (options.metadataFile) {
       await writeFileAtomic(options.metadataFile, `${JSON.stringify({

@@ -21,3 +21,4 @@ export * from './build.js';
 export * from './build-cache.js';
 export * from './leftovers.js';
 export * from './store-maintenance.js';
+export * from './prune.js';
