@@ -220,8 +220,8 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
       baseLayersRead: baseLayers.opened,
       registryBase: baseLayers.fromRegistry,
     };
-    if (options.cacheLimit !== 'off' && result.steps.cached < result.steps.total) {
-      // Only a build that wrote something can have grown the cache; a fully cached one skips the walk.
+    if (options.cacheLimit !== 'off' && store.blobs.written > 0) {
+      // Only a build that wrote a blob can have grown the cache; a fully cached one skips the walk.
       await boundStoreCache(ctx, options.cacheLimit);
     }
     if (options.iidFile) await writeFileAtomic(options.iidFile, result.configDigest);

@@ -47,6 +47,9 @@ export interface FileBlobStoreOptions {
 }
 
 export class FileBlobStore implements BlobStore {
+  /** Blobs this handle has added to the store (not those it found there): whether a run wrote anything. */
+  written = 0;
+
   constructor(readonly dir: string, private readonly options: FileBlobStoreOptions = {}) {}
 
   blobPath(digest: Digest): string {
@@ -139,6 +142,7 @@ export class FileBlobStore implements BlobStore {
     try {
       await this.options.lease?.touch(result.digest);
       await rename(tmp, this.blobPath(result.digest));
+      this.written++;
     } catch (cause) {
       await rm(tmp, { force: true });
       throw ioError('write', this.blobPath(result.digest), cause);
@@ -188,6 +192,7 @@ export class FileBlobStore implements BlobStore {
     await this.pipeToFile(tmp, data, check, options);
     try {
       await rename(tmp, finalPath);
+      this.written++;
     } catch (cause) {
       await rm(tmp, { force: true });
       throw ioError('write', finalPath, cause);
