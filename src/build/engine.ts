@@ -4,7 +4,7 @@ import { StrataError } from '../errors/index.js';
 import { expandWord, parseDockerfile, type Instruction, type ParsedDockerfile } from '../dockerfile/index.js';
 import { emptyImage, setCreated, setFormat, updateContainerConfig, type Image } from '../image/index.js';
 import { normalizePlatform, parsePlatform, type Platform } from '../oci/index.js';
-import { CompositeBlobReader, makeScratchDir } from '../store/index.js';
+import { CompositeBlobReader, currentOwner, makeScratchDir, withLock } from '../store/index.js';
 import { ContextStatCache, statCacheFile } from '../context/index.js';
 import { platformArgs } from './args.js';
 import { LocalStepCache } from './cache.js';
@@ -111,7 +111,12 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
     image = input.sourceDateEpoch !== undefined || input.noCache
       ? setCreated(image, created)
       : await ImageRecords.forStore(deps.store.root).settle(image, created, counter.executed === 0);
-    await statCache.save(statCacheAt, deps.now());
+    if (statCache.dirty) {
+      // Builds of one context in parallel merge their records under the file's lock (see save).
+      await withLock(`${statCacheAt}.lock`, { owner: currentOwner() }, () => statCache.save(statCacheAt, deps.now()));
+    } else {
+      await statCache.save(statCacheAt, deps.now());
+    }
     return { image, reader: final.state.reader, warnings, steps: { total, cached: counter.cached }, parsed };
   } finally {
     await results.closeAll();

@@ -73,6 +73,7 @@ export function storeSweepPlaces(root: string): SweepPlace[] {
     { dir: join(root, 'tmp', 'blobs'), match: () => true, unowned: true },
     { dir: root, match: temp },
     { dir: join(root, 'oci'), match: temp },
+    { dir: join(root, 'cache', 'context-stats'), match: temp },
     { dir: join(root, 'leases'), match: () => true },
   ];
 }

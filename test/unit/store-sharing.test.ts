@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
+  ContextStatCache,
   FileBlobStore,
   Lease,
   LocalStore,
@@ -18,6 +19,7 @@ import {
   readLiveLeases,
   sweepLeftovers,
   withLock,
+  type ContextEntry,
   type ProcessOwner,
 } from '../../src/index.js';
 
@@ -148,5 +150,29 @@ describe('sweeping leftovers', () => {
     const removed = await sweepLeftovers([{ dir, match: (n) => n.startsWith('strata-') || n.startsWith('.tmp-') }], currentOwner());
     expect(removed.sort()).toEqual([join(dir, `.tmp-ingest-${dead}-0011`), join(dir, `strata-run-rootfs-${dead}-aaaaaa`)].sort());
     expect((await readdir(dir)).sort()).toEqual([`strata-run-rootfs-${live}-bbbbbb`, 'strata-run-secrets-cccccc'].sort());
+  });
+});
+
+describe('context stat caches saved by two builds of one context', () => {
+  it('keep what both learned', async () => {
+    const root = join(dir, 'ctx');
+    const file = join(dir, 'stats.json');
+    const entry = (name: string, ino: number): ContextEntry => ({
+      relPath: name, absPath: join(root, name), type: 'file', mode: 0o644, size: 1, mtimeMs: 1, uid: 0, gid: 0, rdev: 0, dev: 1, ino, nlink: 1,
+    });
+    const a = new ContextStatCache(root);
+    const b = new ContextStatCache(root);
+    await a.load(file);
+    await b.load(file);
+    a.set(entry('a.txt', 1), digestOf('a'));
+    b.set(entry('b.txt', 2), digestOf('b'));
+    b.rememberSources('f'.repeat(64), digestOf('set'));
+    await a.save(file, new Date());
+    await b.save(file, new Date());
+    const merged = new ContextStatCache(root);
+    await merged.load(file);
+    expect(merged.get(entry('a.txt', 1))).toBe(digestOf('a'));
+    expect(merged.get(entry('b.txt', 2))).toBe(digestOf('b'));
+    expect(merged.sources('f'.repeat(64))).toBe(digestOf('set'));
   });
 });
