@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -172,4 +172,40 @@ describeWithTools(['docker-registry', 'skopeo'], 'a store shared by eight proces
     });
     process.stderr.write(`store stress: ${ops} commands in ${SECONDS} s, ${listed.length} images, ${removed.size} removed, ${crossFailures.length} appends lost their base to an rmi\n`);
   }, (SECONDS + 240) * 1000);
+});
+
+describeWithTools(['skopeo'], 'rmi of a base while a build reads it', () => {
+  it('never leaves a build with missing blobs: it succeeds whole, or finds the base gone', async () => {
+    const root = join(work, 'rmi-store');
+    const env = { STRATA_ROOT: root, SOURCE_DATE_EPOCH: EPOCH };
+    const layer = join(work, 'rmi-layer');
+    await mkdir(layer, { recursive: true });
+    await writeFile(join(layer, 'big.bin'), randomBytes(12 * 1024 * 1024));
+    const ctx = join(work, 'rmi-ctx');
+    await mkdir(ctx, { recursive: true });
+    await writeFile(join(ctx, 'Dockerfile'), 'FROM base\nCOPY f.txt /f.txt\n');
+    await writeFile(join(ctx, 'f.txt'), 'f\n');
+    const outcomes: string[] = [];
+    for (const delay of [100, 300, 600, 900, 1200]) {
+      const made = await strata(['append', '--layer', layer, '-t', 'base'], env);
+      expect(made.code, made.stderr).toBe(0);
+      const building = strata(['build', '--no-cache', '-t', 'r1', ctx], env);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      const removed = await strata(['rmi', 'base'], env);
+      expect(removed.code, removed.stderr).toBe(0);
+      const built = await building;
+      if (built.code !== 0) {
+        // Started after the untag: the name is gone (here or, asked next, on Docker Hub), never a blob of it.
+        expect(built.stderr).not.toMatch(/is missing from|blob|digest/);
+        outcomes.push('base gone');
+        continue;
+      }
+      outcomes.push('built');
+      expect((await strata(['verify'], env)).stdout).toMatch(/all good/);
+      const out = join(work, `rmi-out-${delay}`);
+      expect((await strata(['copy', 'r1', `oci:${out}:r1`], env)).code).toBe(0);
+      expect((await tool('skopeo', ['copy', '--insecure-policy', `oci:${out}:r1`, `dir:${out}-dir`])).code).toBe(0);
+    }
+    process.stderr.write(`rmi during build: ${outcomes.join(', ')}\n`);
+  }, 180_000);
 });
