@@ -1,4 +1,4 @@
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import type { Digest } from '../digest/index.js';
 import { isIndexMediaType, isManifestMediaType, parseManifestOrIndex, type Descriptor } from '../oci/index.js';
 import type { FileBlobStore } from './file-blob-store.js';
@@ -74,8 +74,8 @@ export async function collectGarbage(input: CollectInput, options: CollectOption
 
 /**
  * Every digest reachable from `roots` (descriptors) and `leased` (bare digests, read to see whether
- * they are manifests) through the manifests and indexes present. A manifest that cannot be read or
- * parsed keeps itself and nothing more: the collector never fails on a damaged store.
+ * they are manifests) through the manifests and indexes present. A manifest that cannot be parsed
+ * keeps itself and nothing more: the collector never fails on a damaged store.
  */
 export async function closure(blobs: FileBlobStore, roots: readonly Descriptor[], leased: readonly string[] = []): Promise<Set<string>> {
   const reachable = new Set<string>();
@@ -96,7 +96,9 @@ async function childrenOf(blobs: FileBlobStore, digest: string, mediaType: strin
     const path = blobs.blobPath(digest as Digest);
     const info = await stat(path);
     if (!info.isFile() || info.size > MANIFEST_MAX_BYTES) return [];
-    const bytes = await blobs.readBlob({ digest: digest as Digest, size: info.size, mediaType: mediaType ?? 'application/octet-stream' });
+    // Read as it is, unverified: a manifest whose bytes went bad still says what it needed, and the
+    // collector keeps too much rather than take the layers of an image verify --repair can mend.
+    const bytes = await readFile(path);
     // A leased digest of unknown type is a manifest only if it parses as one (a config or a layer does not).
     if (mediaType === undefined && bytes[0] !== 0x7b) return [];
     const parsed = parseManifestOrIndex(bytes, `manifest ${digest}`, mediaType);
