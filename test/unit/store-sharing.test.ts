@@ -15,6 +15,8 @@ import {
   ownerAlive,
   ownerFromName,
   ownerTag,
+  parseDuration,
+  parseSize,
   processStart,
   readLiveLeases,
   sweepLeftovers,
@@ -174,5 +176,20 @@ describe('context stat caches saved by two builds of one context', () => {
     expect(merged.get(entry('a.txt', 1))).toBe(digestOf('a'));
     expect(merged.get(entry('b.txt', 2))).toBe(digestOf('b'));
     expect(merged.sources('f'.repeat(64))).toBe(digestOf('set'));
+  });
+});
+
+describe('prune sizes and durations', () => {
+  it('reads sizes as docker does (powers of 1024) and durations in ms, s, m, h, d, w', () => {
+    expect(parseSize('1024')).toBe(1024);
+    expect(parseSize('30KB')).toBe(30 * 1024);
+    expect(parseSize('1.5GiB')).toBe(1.5 * 1024 ** 3);
+    expect(parseSize('5g')).toBe(5 * 1024 ** 3);
+    expect(() => parseSize('lots')).toThrow(/"lots" is not a size/);
+    expect(parseDuration('90m')).toBe(90 * 60_000);
+    expect(parseDuration('1h30m')).toBe(90 * 60_000);
+    expect(parseDuration('7d')).toBe(7 * 86_400_000);
+    expect(() => parseDuration('soon')).toThrow(/"soon" is not a duration/);
+    expect(() => parseDuration('5x')).toThrow(/not a duration/);
   });
 });
