@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { StrataError } from '../src/internals.js';
+import { StrataError, parseSize } from '../src/internals.js';
 import type { CliContext } from './context.js';
 
 /** Settings a user keeps instead of repeating flags: `$STRATA_CONFIG`, else `$XDG_CONFIG_HOME/strata/config.json`. */
@@ -12,6 +12,8 @@ export interface StrataConfigFile {
   insecureRegistries?: string[];
   /** Registry request deadlines, as with --registry-timeout: seconds, or "connect=S,headers=S,idle=S". */
   registryTimeout?: string | number;
+  /** The bound on the store's cache after each build (`"5GB"`, or `"off"`); default a tenth of the free disk. */
+  cacheLimit?: number | 'off';
 }
 
 export function configPath(cli: CliContext): string {
@@ -53,6 +55,10 @@ export function readConfigFile(cli: CliContext): StrataConfigFile {
       throw new StrataError('E_USAGE', `${path}: "registryTimeout" must be seconds or "connect=S,headers=S,idle=S"`);
     }
     out.registryTimeout = config.registryTimeout;
+  }
+  if (config.cacheLimit !== undefined) {
+    if (typeof config.cacheLimit !== 'string') throw new StrataError('E_USAGE', `${path}: "cacheLimit" must be a size such as "5GB", or "off"`);
+    out.cacheLimit = config.cacheLimit === 'off' ? 'off' : parseSize(config.cacheLimit);
   }
   return out;
 }

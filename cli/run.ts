@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
-import { isStrataError } from '../src/internals.js';
+import { isStrataError, removeLeftovers } from '../src/internals.js';
+import { apiContext } from './options.js';
 import type { CliContext } from './context.js';
 import { register as registerAppend } from './commands/append.js';
 import { register as registerBuild } from './commands/build.js';
@@ -12,9 +13,10 @@ import { register as registerParse } from './commands/parse.js';
 import { register as registerPull } from './commands/pull.js';
 import { register as registerPush } from './commands/push.js';
 import { register as registerLogin } from './commands/login.js';
+import { register as registerStore } from './commands/store.js';
 
 type Register = (program: Command, ctx: CliContext) => void;
-const COMMANDS: readonly Register[] = [registerBuild, registerAppend, registerInspect, registerImages, registerParse, registerPull, registerPush, registerLogin];
+const COMMANDS: readonly Register[] = [registerBuild, registerAppend, registerInspect, registerImages, registerParse, registerPull, registerPush, registerLogin, registerStore];
 
 function packageVersion(): string {
   // Works from both cli/ (sources under test) and dist/cli/ (the installed program).
@@ -40,6 +42,10 @@ export function buildProgram(ctx: CliContext): Command {
       writeOut: (s) => ctx.stdout.write(s),
       writeErr: (s) => ctx.stderr.write(s),
     });
+  // What killed runs left behind goes before each command's own work (see removeLeftovers).
+  program.hook('preAction', async () => {
+    await removeLeftovers(apiContext(ctx), ctx.env).catch(() => undefined);
+  });
   for (const register of COMMANDS) register(program, ctx);
   for (const command of program.commands) command.exitOverride();
   return program;

@@ -138,6 +138,7 @@ export function register(program: Command, ctx: CliContext): void {
           cwd: ctx.cwd,
           strataVersion: program.version(),
           executor: flags.executor ?? config.executor ?? 'none',
+          ...(config.cacheLimit !== undefined ? { cacheLimit: config.cacheLimit } : {}),
           secrets: flags.secret,
           ssh: flags.ssh,
           env: ctx.env,

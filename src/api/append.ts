@@ -109,6 +109,7 @@ export async function appendImage(options: AppendOptions, ctx: StrataContext, io
     return { descriptor: serialized.manifest.descriptor, image, written };
   } finally {
     await base?.close();
+    store.release();
   }
 }
 

@@ -10,6 +10,8 @@ import type { BlobReader, LocalStore, MemoryBlobReader } from '../store/index.js
 import type { RegistryIo } from './append.js';
 import type { StrataContext } from './context.js';
 import { localImageName } from './names.js';
+import { pullToStore } from './pull.js';
+import { isRegistryConnection } from './registry-target.js';
 import { openImage, type OpenedImage } from './sources.js';
 import { isRemoteContext } from './remote-context.js';
 
@@ -70,10 +72,34 @@ export async function readDockerfile(contextDir: string, options: { dockerfile?:
   }
 }
 
-/** A FROM image: the local store when it has the name, else the registry. */
+/**
+ * A FROM image: the local store when it has the name, else the registry. A stored image that lost a
+ * blob (moved aside as corrupt when a read found it wrong) is pulled again by digest from where it was
+ * pulled, when strata recorded that and the registry can be reached.
+ */
 export async function openBaseImage(ref: string, ctx: StrataContext, store: LocalStore, io: RegistryIo): Promise<OpenedImage> {
   const name = localImageName(ref);
-  if (await store.lookup(name)) return openImage({ transport: 'local', name: ref }, ctx, io);
+  const found = await store.lookup(name);
+  if (found) {
+    let opened: OpenedImage | undefined;
+    let failure: unknown;
+    try {
+      opened = await openImage({ transport: 'local', name: ref }, ctx, io);
+      const blobs = [opened.manifest.value.config, ...opened.manifest.value.layers];
+      if ((await Promise.all(blobs.map((d) => store.blobs.hasBlob(d)))).every(Boolean)) return opened;
+    } catch (cause) {
+      if (!isStrataError(cause, 'E_NOT_FOUND') && !isStrataError(cause, 'E_DIGEST_MISMATCH') && !isStrataError(cause, 'E_SIZE_MISMATCH')) throw cause;
+      failure = cause;
+    }
+    const source = await store.sourceOf(found.digest);
+    if (!source || !isRegistryConnection(io)) {
+      if (opened) return opened;
+      throw failure;
+    }
+    await opened?.close();
+    await pullToStore(`docker://${source.repository}@${found.digest}`, ctx, io, { name, allPlatforms: source.allPlatforms });
+    return openImage({ transport: 'local', name: ref }, ctx, io);
+  }
   if (!io.openRegistry) throw new StrataError('E_NOT_FOUND', `base image ${ref} is not in the local store and registry access is not configured`);
   return io.openRegistry(ref, ctx, { keepMetadataIn: store.blobs });
 }

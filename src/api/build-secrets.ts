@@ -1,7 +1,7 @@
-import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { access, constants, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { StrataError, ioError } from '../errors/index.js';
-import type { LocalStore } from '../store/index.js';
+import { makeScratchDir, type LocalStore } from '../store/index.js';
 
 /** `--secret` and `--ssh` turned into host files and sockets for the build's duration. */
 export function sshSockets(specs: readonly string[], env: Readonly<Record<string, string | undefined>>): Record<string, string> {
@@ -41,14 +41,36 @@ export async function prepareSecrets(specs: readonly string[], env: Readonly<Rec
       const name = envName ?? id;
       const value = env[name];
       if (value === undefined) throw new StrataError('E_USAGE', `--secret id=${id}: environment variable ${name} is not set`);
-      if (!dir) {
-        await mkdir(store.tmpDir, { recursive: true });
-        dir = await mkdtemp(join(store.tmpDir, 'secrets-'));
-      }
+      dir ??= await secretsDir(env, store);
       const file = join(dir, id.replace(/[^A-Za-z0-9._-]/g, '_'));
       await writeFile(file, value, { mode: 0o600 });
       files[id] = file;
     }
   }
   return { files, cleanup: async () => { if (dir) await rm(dir, { recursive: true, force: true }); } };
+}
+
+const TMPFS_MAGIC = 0x01021994;
+
+/**
+ * Where `env=` secrets are written: a tmpfs when there is one (/dev/shm, else $XDG_RUNTIME_DIR), so a
+ * crash leaves nothing on disk and a reboot clears it; else the store's scratch directory. Either way
+ * the directory names its owner, and a later run removes it once that process is dead.
+ */
+async function secretsDir(env: Readonly<Record<string, string | undefined>>, store: LocalStore): Promise<string> {
+  for (const base of secretTmpfsDirs(env)) {
+    try {
+      if ((await statfs(base)).type !== TMPFS_MAGIC) continue;
+      await access(base, constants.W_OK | constants.X_OK);
+      return await makeScratchDir(base, 'strata-secrets');
+    } catch {
+      // Not usable here: try the next.
+    }
+  }
+  return makeScratchDir(store.tmpDir, 'secrets');
+}
+
+/** The tmpfs directories secrets may go to, in order of preference (also swept for leftovers). */
+export function secretTmpfsDirs(env: Readonly<Record<string, string | undefined>>): string[] {
+  return ['/dev/shm', ...(env.XDG_RUNTIME_DIR ? [env.XDG_RUNTIME_DIR] : [])];
 }

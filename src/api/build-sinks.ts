@@ -5,7 +5,7 @@ import type { Image } from '../image/index.js';
 import { formatPlatform, type Platform } from '../oci/index.js';
 import { extractImageToDirectory, walkLayerTree, writeLayer } from '../layer/index.js';
 import { writeToLocalStore, writeToOciLayout, writeOciArchive, type ImageContent } from '../output/index.js';
-import { FileBlobStore, moveFileAtomic, type LocalStore } from '../store/index.js';
+import { FileBlobStore, makeScratchDir, moveFileAtomic, type LocalStore } from '../store/index.js';
 import type { RegistryIo } from './append.js';
 import type { BuildOutputSpec } from './build-output.js';
 import type { StrataContext } from './context.js';
@@ -107,8 +107,7 @@ async function writeRootfsDirectory(dest: string, image: Image, content: ImageCo
 
 /** The final root filesystem as one reproducible tar (the layer writer's rules, uncompressed). */
 async function writeRootfsTar(dest: string, image: Image, content: ImageContent, sc: SinkContext): Promise<void> {
-  await mkdir(join(sc.store.root, 'tmp'), { recursive: true });
-  const work = await mkdtemp(join(sc.store.root, 'tmp', 'rootfs-tar-'));
+  const work = await makeScratchDir(join(sc.store.root, 'tmp'), 'rootfs-tar');
   try {
     const root = join(work, 'rootfs');
     await mkdir(root);

@@ -1,5 +1,6 @@
 import { basename, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
+import { boundStoreCache } from './prune.js';
 import { StrataError } from '../errors/index.js';
 import { LayeredStepCache, LocalStepCache, runBuild, type BaseImage, type BuildEventSink } from '../build/index.js';
 import type { Digest } from '../digest/index.js';
@@ -55,6 +56,11 @@ export interface BuildImageOptions {
   cwd?: string | undefined;
   /** Recorded in an exported cache's annotations. */
   strataVersion?: string | undefined;
+  /**
+   * The bound on the store's cache applied after a build that wrote something (see boundStoreCache):
+   * bytes, or 'off'; default a tenth of the free space of the store's disk.
+   */
+  cacheLimit?: number | 'off' | undefined;
   executor?: string | undefined;
   /** `--secret` values: `id=ID,src=FILE` or `id=ID,env=VAR` (read from `env`). */
   secrets?: readonly string[];
@@ -274,6 +280,10 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
       registryBase: baseLayers.fromRegistry,
     };
     if (options.explainCache === true) return result;
+    if (options.cacheLimit !== 'off' && store.blobs.written > 0) {
+      // Only a build that wrote a blob can have grown the cache; a fully cached one skips the walk.
+      await boundStoreCache(ctx, options.cacheLimit);
+    }
     if (options.iidFile) await writeFileAtomic(options.iidFile, result.configDigest);
     if (options.metadataFile) {
       await writeFileAtomic(options.metadataFile, `${JSON.stringify({
@@ -288,6 +298,8 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
     await Promise.all(opened.map((o) => o.close()));
     await Promise.all([...remoteContexts.values()].map((r) => r.then((c) => c.cleanup(), () => undefined)));
     await secrets.cleanup();
+    // The tags are written (or the build failed): its blobs need no lease any more.
+    store.release();
   }
 }
 

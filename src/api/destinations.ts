@@ -24,7 +24,11 @@ export async function writeImage(location: ImageLocation, content: ImageContent,
   switch (location.transport) {
     case 'local': {
       const store = await LocalStore.open(ctx.storeRoot);
-      await writeToLocalStore(store, content, [localImageName(location.name)]);
+      try {
+        await writeToLocalStore(store, content, [localImageName(location.name)]);
+      } finally {
+        store.release();
+      }
       return content.descriptor;
     }
     case 'oci':

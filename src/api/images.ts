@@ -29,12 +29,17 @@ export async function listImages(ctx: StrataContext): Promise<ImageListEntry[]> 
 export async function removeImage(name: string, ctx: StrataContext): Promise<{ removed: string; freedBytes: number }> {
   const store = await LocalStore.open(ctx.storeRoot);
   const full = localImageName(name);
-  const descriptor = await store.lookup(full);
-  if (!descriptor || !(await store.untag(full))) {
-    throw new StrataError('E_NOT_FOUND', `image "${name}" is not in the local store (${store.root})`, { hint: '`strata images` lists what is there' });
+  // Untag only what the name pointed at when looked up: a name moved meanwhile is looked up again.
+  for (;;) {
+    const descriptor = await store.lookup(full);
+    if (!descriptor) {
+      throw new StrataError('E_NOT_FOUND', `image "${name}" is not in the local store (${store.root})`, { hint: '`strata images` lists what is there' });
+    }
+    if (!(await store.layout.removeNameIf(full, descriptor.digest))) continue;
+    // Untagging is the removal; the collector then frees what nothing else (a name, a build's lease) reaches.
+    const { freedBytes } = await store.removeUnreachableFrom([descriptor]);
+    return { removed: full, freedBytes };
   }
-  const { freedBytes } = await store.removeUnreachableFrom([descriptor]);
-  return { removed: full, freedBytes };
 }
 
 /** Gives an image that is in the local store (or any location) another local-store name. */
@@ -44,8 +49,11 @@ export async function tagImage(source: string, newName: string, ctx: StrataConte
   const store = await LocalStore.open(ctx.storeRoot);
   if (location.transport === 'local') {
     const opened = await openImage(location, { ...ctx, platform: undefined });
-    await opened.close();
-    await store.tag(target, opened.top.descriptor);
+    try {
+      await store.tag(target, opened.top.descriptor);
+    } finally {
+      await opened.close();
+    }
     return { name: target, digest: opened.top.descriptor.digest };
   }
   throw new StrataError('E_USAGE', `tag works on local-store images; use \`strata copy ${source} ${newName}\` to bring another image in`);

@@ -20,3 +20,6 @@ export * from './build-output.js';
 export * from './build.js';
 export * from './build-cache.js';
 export * from './remote-context.js';
+export * from './leftovers.js';
+export * from './store-maintenance.js';
+export * from './prune.js';

@@ -29,11 +29,20 @@ export interface PullResult {
 export async function pullToStore(text: string, ctx: StrataContext, conn: RegistryConnection, options: PullOptions = {}): Promise<PullResult> {
   const target = registryTarget(conn, text);
   const store = await LocalStore.open(ctx.storeRoot);
+  try {
+    return await pullInto(store, target, conn, options, ctx);
+  } finally {
+    store.release();
+  }
+}
+
+async function pullInto(store: LocalStore, target: ReturnType<typeof registryTarget>, conn: RegistryConnection, options: PullOptions, ctx: StrataContext): Promise<PullResult> {
   const pulled = await pullImage({
     client: target.client,
     repository: target.repository,
     reference: target.reference,
-    sink: store.blobs,
+    // A pull is how a damaged image is mended: what it would skip as already there is checked first.
+    sink: { hasBlob: (d) => store.blobs.hasIntactBlob(d), putBlob: (d, data, o) => store.blobs.putBlob(d, data, o) },
     platform: options.allPlatforms ? 'all' : ctx.platform,
     sinkVerifies: true,
     concurrency: conn.concurrency,
@@ -43,6 +52,8 @@ export async function pullToStore(text: string, ctx: StrataContext, conn: Regist
   const chosen = options.allPlatforms || !pulled.image ? pulled.root.descriptor : pulled.image.descriptor;
   const { platform: _platform, ...descriptor } = chosen;
   const name = localImageName(options.name ?? formatReference(target.ref));
+  // Where it came from, so a blob of it found corrupt later can be fetched again (strata verify --repair).
+  await store.recordSource(descriptor.digest, { repository: `${target.ref.domain}/${target.ref.path}`, allPlatforms: options.allPlatforms === true });
   await store.tag(name, descriptor);
   return { name, descriptor, root: pulled.root.descriptor };
 }

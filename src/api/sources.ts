@@ -1,9 +1,9 @@
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StrataError, ioError } from '../errors/index.js';
 import { digestFile, digestOf, parseDigest, type Digest } from '../digest/index.js';
 import { MediaType, canonicalJsonBytes, type Descriptor, type Manifest } from '../oci/index.js';
-import { FileMapBlobReader, LocalStore, MemoryBlobReader, CompositeBlobReader, OciLayout, extractImageArchive, isGzipFile, type BlobReader, type BlobStore } from '../store/index.js';
+import { FileMapBlobReader, LocalStore, MemoryBlobReader, CompositeBlobReader, OciLayout, extractImageArchive, isGzipFile, makeScratchDir, type BlobReader, type BlobStore } from '../store/index.js';
 import type { StrataContext } from './context.js';
 import { localImageName } from './names.js';
 import { resolveImage, type ResolvedImage } from './resolve.js';
@@ -36,9 +36,14 @@ export async function openImage(location: ImageLocation, ctx: StrataContext, opt
   switch (location.transport) {
     case 'local': {
       const store = await LocalStore.open(ctx.storeRoot);
-      const top = await findLocal(store, location.name);
-      const resolved = await resolveImage(top, store.blobs, description, ctx.platform);
-      return { ...resolved, location, description, reader: store.blobs, close: noop };
+      try {
+        const top = await findLocal(store, location.name);
+        const resolved = await resolveImage(top, store.blobs, description, ctx.platform);
+        return { ...resolved, location, description, reader: store.blobs, close: async () => store.release() };
+      } catch (cause) {
+        store.release();
+        throw cause;
+      }
     }
     case 'oci': {
       const layout = await OciLayout.open(location.dir);
@@ -93,8 +98,7 @@ async function findLocal(store: LocalStore, name: string): Promise<Descriptor> {
 
 async function unpackTemp(ctx: StrataContext, file: string): Promise<string> {
   const base = join(ctx.storeRoot, 'tmp');
-  await mkdir(base, { recursive: true });
-  const tmp = await mkdtemp(join(base, 'archive-'));
+  const tmp = await makeScratchDir(base, 'archive');
   try {
     await extractImageArchive(file, tmp);
   } catch (cause) {

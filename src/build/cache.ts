@@ -1,4 +1,4 @@
-import { access, mkdir, readFile } from 'node:fs/promises';
+import { access, mkdir, readFile, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestHex, digestOf, parseDigest, type Digest } from '../digest/index.js';
 import { errnoCode } from '../errors/index.js';
@@ -113,6 +113,9 @@ export class LocalStepCache implements StepCache {
       const outcome = JSON.parse(text) as StepOutcome;
       parseDigest(outcome.layer.diffId);
       if (!(await this.blobs.hasBlob(outcome.layer.descriptor))) return undefined;
+      // The entry's mtime is its last use: `strata prune` and the cache bound remove the oldest first.
+      const now = new Date();
+      await utimes(join(this.dir, `${digestHex(key)}.json`), now, now).catch(() => undefined);
       return outcome;
     } catch {
       // A damaged entry is a miss, never a failure: the step is simply done again.

@@ -1,10 +1,10 @@
-import { mkdir, mkdtemp, realpath, rm } from 'node:fs/promises';
+import { realpath, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { StrataError, isStrataError, wrapError } from '../errors/index.js';
 import { expandWord, parseDockerfile, type Instruction, type ParsedDockerfile } from '../dockerfile/index.js';
 import { createdTimestamp, emptyImage, setCreated, setFormat, updateContainerConfig, type Image } from '../image/index.js';
 import { DEFAULT_PATH, normalizePlatform, parsePlatform, type Platform } from '../oci/index.js';
-import { CompositeBlobReader } from '../store/index.js';
+import { CompositeBlobReader, currentOwner, makeScratchDir, withLock } from '../store/index.js';
 import { ContextStatCache, statCacheFile } from '../context/index.js';
 import { platformArgs } from './args.js';
 import { LocalStepCache } from './cache.js';
@@ -73,8 +73,7 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
     },
     async tempDir(prefix, options = {}) {
       const base = options.reachable && deps.scratchDir ? deps.scratchDir : join(deps.store.root, 'tmp');
-      await mkdir(base, { recursive: true });
-      const dir = await mkdtemp(join(base, `${prefix}-`));
+      const dir = await makeScratchDir(base, prefix);
       temps.push(dir);
       return dir;
     },
@@ -117,7 +116,14 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
       ? setCreated(image, created)
       : await ImageRecords.forStore(deps.store.root).settle(image, created, counter.executed === 0);
     // --explain-cache writes nothing, not even what it learned about the context's files.
-    if (input.explainOnly !== true) await statCache.save(statCacheAt, deps.now());
+    if (input.explainOnly !== true) {
+      if (statCache.dirty) {
+        // Builds of one context in parallel merge their records under the file's lock (see save).
+        await withLock(`${statCacheAt}.lock`, { owner: currentOwner() }, () => statCache.save(statCacheAt, deps.now()));
+      } else {
+        await statCache.save(statCacheAt, deps.now());
+      }
+    }
     return { image, reader: final.state.reader, warnings, steps: { total, cached: counter.cached }, parsed };
   } finally {
     await results.closeAll();

@@ -53,6 +53,11 @@ export class ContextStatCache {
     this.prefix = root.endsWith('/') ? root : `${root}/`;
   }
 
+  /** Whether save would write: something was set since the last load or save. */
+  get dirty(): boolean {
+    return this.changed;
+  }
+
   get size(): number {
     this.parsePending();
     return this.records.size;
@@ -175,6 +180,11 @@ export class ContextStatCache {
       }
       return false;
     }
+    // Another build of the same context may have saved since this one loaded: take in what it
+    // learned (this cache's records win for paths both know) rather than write over it. The caller
+    // holds the file's lock around save, so nothing is lost between this read and the rename.
+    const current = await stat(file).then((i) => i.mtimeMs, () => undefined);
+    if (current !== undefined && current !== this.loaded.get(file)) await this.load(file);
     this.parsePending();
     const files: Array<string | number> = [];
     for (const at of this.records.values()) for (let i = 0; i < FIELDS; i++) files.push(this.values[at + i] as string | number);

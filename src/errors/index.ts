@@ -35,7 +35,9 @@ export type ErrorCode =
   | 'E_BUILD'
   | 'E_RUN_UNSUPPORTED'
   | 'E_RUN_FAILED'
-  | 'E_ABORTED';
+  | 'E_ABORTED'
+  | 'E_LOCKED'
+  | 'E_STORE_INVALID';
 
 export interface StrataErrorOptions {
   hint?: string | undefined;

@@ -1,7 +1,6 @@
-import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { rm, stat } from 'node:fs/promises';
 import type { Descriptor } from '../oci/index.js';
-import { LocalStore, OciLayout, copyContentTree, directoryMembers, writeDeterministicTar, type BlobReader } from '../store/index.js';
+import { LocalStore, OciLayout, copyContentTree, makeScratchDir, directoryMembers, writeDeterministicTar, type BlobReader } from '../store/index.js';
 
 export interface ImageContent {
   /** The manifest or index to write. */
@@ -34,8 +33,7 @@ export async function writeToOciLayout(dir: string, content: ImageContent, tag: 
 
 /** An oci-archive is a tar of an OCI layout; it is assembled in `tmpBase` and renamed into place. */
 export async function writeOciArchive(file: string, content: ImageContent, tag: string | undefined, tmpBase: string): Promise<void> {
-  await mkdir(tmpBase, { recursive: true });
-  const dir = await mkdtemp(join(tmpBase, 'oci-archive-'));
+  const dir = await makeScratchDir(tmpBase, 'oci-archive');
   try {
     await writeToOciLayout(dir, content, tag);
     await writeDeterministicTar(file, await directoryMembers(dir));

@@ -1,11 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, open, rename, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, open, rename, rm } from 'node:fs/promises';
 import { dirname, join, basename } from 'node:path';
 import { ioError } from '../errors/index.js';
+import { currentOwner, ownerTag } from './owner.js';
 
-/** A sibling temp name, so the final rename stays on one file system and is atomic. */
+/**
+ * A sibling temp name, so the final rename stays on one file system and is atomic. It carries the
+ * owning process (see ownerTag) so that a later run can remove it once that process is gone.
+ */
 export function tempPathFor(finalPath: string): string {
-  return join(dirname(finalPath), `.tmp-${basename(finalPath)}-${randomBytes(6).toString('hex')}`);
+  return join(dirname(finalPath), `.tmp-${basename(finalPath)}-${ownerTag(currentOwner())}-${randomBytes(6).toString('hex')}`);
 }
 
 /** Writes a small file by temp name + fsync + rename: readers see the old content or the new, never half. */
@@ -47,4 +51,13 @@ export async function moveFileAtomic(from: string, to: string): Promise<void> {
     await rm(tmp, { force: true });
     throw ioError('write', to, cause);
   }
+}
+
+/**
+ * A new private directory `<base>/<prefix>-<owner>-XXXXXX` (made with its parents): the owner in its
+ * name lets a later run remove it once this process is gone (see sweepLeftovers).
+ */
+export async function makeScratchDir(base: string, prefix: string): Promise<string> {
+  await mkdir(base, { recursive: true });
+  return mkdtemp(join(base, `${prefix}-${ownerTag(currentOwner())}-`));
 }

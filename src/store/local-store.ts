@@ -1,14 +1,25 @@
-import { stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Digest } from '../digest/index.js';
-import { isIndexMediaType, isManifestMediaType, parseManifestOrIndex, type Descriptor } from '../oci/index.js';
+import { digestHex, type Digest } from '../digest/index.js';
+import { canonicalJson, type Descriptor } from '../oci/index.js';
+import { writeFileAtomic } from './atomic.js';
+import { FileBlobStore } from './file-blob-store.js';
+import { closure, collectGarbage, type CollectOptions, type CollectResult } from './gc.js';
+import { Lease } from './lease.js';
 import { OciLayout, REF_NAME_ANNOTATION } from './oci-layout.js';
+import { currentOwner, type ProcessOwner } from './owner.js';
 
 /** Where the local store lives: $STRATA_ROOT, else $XDG_DATA_HOME/strata, else ~/.local/share/strata. */
 export function defaultStoreRoot(env: Record<string, string | undefined>, homeDir: string): string {
   if (env.STRATA_ROOT) return env.STRATA_ROOT;
   if (env.XDG_DATA_HOME) return join(env.XDG_DATA_HOME, 'strata');
   return join(homeDir, '.local', 'share', 'strata');
+}
+
+/** Where an image was pulled from: `registry/repository`, and whether the whole index was. */
+export interface ImageSource {
+  repository: string;
+  allPlatforms: boolean;
 }
 
 export interface StoredImage {
@@ -22,10 +33,17 @@ export interface StoredImage {
  * normalized by the caller; the store only compares strings.
  */
 export class LocalStore {
-  private constructor(readonly root: string, readonly layout: OciLayout) {}
+  private constructor(readonly root: string, readonly layout: OciLayout, private readonly lease: Lease, private readonly owner: ProcessOwner) {}
 
+  /**
+   * Opens (creating when needed) the store at `root`. Every blob the handle looks at or writes is
+   * leased until `release` (or this process's end), so a collector in another process keeps it.
+   */
   static async open(root: string): Promise<LocalStore> {
-    return new LocalStore(root, await OciLayout.open(join(root, 'oci'), { create: true }));
+    const owner = currentOwner();
+    const lease = new Lease(join(root, 'leases'), join(root, 'gc.lock'), owner);
+    const layout = await OciLayout.open(join(root, 'oci'), { create: true, blobs: { lease, tempDir: join(root, 'tmp', 'blobs'), quarantineDir: join(root, 'corrupt') } });
+    return new LocalStore(root, layout, lease, owner);
   }
 
   get blobs() {
@@ -64,53 +82,53 @@ export class LocalStore {
   }
 
   /**
-   * Deletes blobs no named image reaches. Blobs written in the last `graceMs` are kept, because a
-   * build or pull running right now may have written them without naming them yet.
+   * Deletes blobs that no named image and no live lease reaches (see gc.ts). With `candidates`
+   * only those may go, as after an untag; `choose` picks among the unreachable (prune's filters).
    */
-  async collectGarbage(graceMs = 60 * 60 * 1000, now = Date.now()): Promise<{ removed: number; freedBytes: number }> {
-    const reachable = await this.closure((await this.layout.readIndex()).manifests);
-    const unreachable = (await this.blobs.listBlobs()).filter((d) => !reachable.has(d));
-    return this.removeBlobs(unreachable, graceMs, now);
+  async collectGarbage(options: CollectOptions = {}): Promise<CollectResult> {
+    return collectGarbage({
+      blobs: new FileBlobStore(this.blobs.dir),
+      leasesDir: join(this.root, 'leases'),
+      gcLockPath: join(this.root, 'gc.lock'),
+      owner: this.owner,
+      readRoots: async () => (await this.layout.readIndex()).manifests,
+    }, options);
+  }
+
+  /** Deletes the blobs of `roots` (an image just untagged) that no name and no live lease still reaches. */
+  async removeUnreachableFrom(roots: readonly Descriptor[]): Promise<{ removed: number; freedBytes: number }> {
+    const candidates = await closure(new FileBlobStore(this.blobs.dir), roots);
+    return this.collectGarbage({ candidates });
   }
 
   /**
-   * Deletes the blobs of `roots` (an image just untagged) that no image in the store still reaches.
-   * Only those blobs are candidates, so blobs a concurrent build has written are never touched.
+   * Remembers where an image came from (a registry repository), so a blob of it found corrupt can be
+   * fetched again. One small file per image digest; written whole, last writer wins.
    */
-  async removeUnreachableFrom(roots: readonly Descriptor[]): Promise<{ removed: number; freedBytes: number }> {
-    const candidates = await this.closure(roots);
-    const reachable = await this.closure((await this.layout.readIndex()).manifests);
-    return this.removeBlobs([...candidates].filter((d) => !reachable.has(d)) as Digest[], 0, Date.now());
+  async recordSource(digest: Digest, source: ImageSource): Promise<void> {
+    await writeFileAtomic(join(this.root, 'cache', 'sources', `${digestHex(digest)}.json`), canonicalJson(source));
   }
 
-  /** Every digest reachable from `roots` through indexes and manifests that are present. */
-  private async closure(roots: readonly Descriptor[]): Promise<Set<string>> {
-    const reachable = new Set<string>();
-    const pending: Descriptor[] = [...roots];
-    while (pending.length > 0) {
-      const d = pending.pop()!;
-      if (reachable.has(d.digest)) continue;
-      reachable.add(d.digest);
-      if (!isIndexMediaType(d.mediaType) && !isManifestMediaType(d.mediaType)) continue;
-      if (!(await this.blobs.hasBlob(d))) continue;
-      const parsed = parseManifestOrIndex(await this.blobs.readBlob(d), `manifest ${d.digest}`, d.mediaType);
-      if (parsed.kind === 'index') pending.push(...parsed.index.manifests);
-      else pending.push(parsed.manifest.config, ...parsed.manifest.layers);
+  async sourceOf(digest: Digest): Promise<ImageSource | undefined> {
+    try {
+      const value = JSON.parse(await readFile(join(this.root, 'cache', 'sources', `${digestHex(digest)}.json`), 'utf8')) as Partial<ImageSource>;
+      return typeof value.repository === 'string' ? { repository: value.repository, allPlatforms: value.allPlatforms === true } : undefined;
+    } catch {
+      return undefined;
     }
-    return reachable;
   }
 
-  private async removeBlobs(digests: readonly Digest[], graceMs: number, now: number): Promise<{ removed: number; freedBytes: number }> {
-    let removed = 0;
-    let freedBytes = 0;
-    for (const digest of digests) {
-      const info = await stat(this.blobs.blobPath(digest)).catch(() => undefined);
-      if (!info || now - info.mtimeMs < graceMs) continue;
-      await this.blobs.removeBlob(digest);
-      removed++;
-      freedBytes += info.size;
-    }
-    return { removed, freedBytes };
+  /** The directory corrupt blobs are moved to when found. */
+  get quarantineDir(): string {
+    return join(this.root, 'corrupt');
+  }
+
+  /**
+   * Ends this handle's lease: call once the names that reach what it wrote are in the index. A
+   * handle used again takes a new lease.
+   */
+  release(): void {
+    this.lease.release();
   }
 }
 

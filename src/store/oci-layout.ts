@@ -3,7 +3,9 @@ import { join } from 'node:path';
 import { StrataError, errnoCode, ioError } from '../errors/index.js';
 import { MediaType, canonicalJson, checkDescriptor, type Descriptor, type Index } from '../oci/index.js';
 import { writeFileAtomic } from './atomic.js';
-import { FileBlobStore } from './file-blob-store.js';
+import { FileBlobStore, type FileBlobStoreOptions } from './file-blob-store.js';
+import { withLock } from './lock.js';
+import { currentOwner } from './owner.js';
 
 export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
 const LAYOUT_VERSION = '1.0.0';
@@ -15,13 +17,13 @@ const LAYOUT_VERSION = '1.0.0';
 export class OciLayout {
   readonly blobs: FileBlobStore;
 
-  private constructor(readonly dir: string) {
-    this.blobs = new FileBlobStore(join(dir, 'blobs'));
+  private constructor(readonly dir: string, blobOptions: FileBlobStoreOptions) {
+    this.blobs = new FileBlobStore(join(dir, 'blobs'), blobOptions);
   }
 
   /** Opens an existing layout; with `create`, makes an empty one when the directory has none. */
-  static async open(dir: string, options: { create?: boolean } = {}): Promise<OciLayout> {
-    const layout = new OciLayout(dir);
+  static async open(dir: string, options: { create?: boolean; blobs?: FileBlobStoreOptions } = {}): Promise<OciLayout> {
+    const layout = new OciLayout(dir, options.blobs ?? {});
     let text: string | undefined;
     try {
       text = await readFile(join(dir, 'oci-layout'), 'utf8');
@@ -36,8 +38,13 @@ export class OciLayout {
     }
     if (text === undefined) {
       await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
+      // Two processes may create the same layout at once: the index is written only where there is
+      // none (under the lock), or the second would empty what the first already named.
+      await layout.updateIndex(async () => {
+        const exists = await stat(join(dir, 'index.json')).then(() => true, () => false);
+        if (!exists) await layout.writeIndex({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] });
+      });
       await writeFileAtomic(join(dir, 'oci-layout'), canonicalJson({ imageLayoutVersion: LAYOUT_VERSION }));
-      await layout.writeIndex({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] });
       return layout;
     }
     let version: unknown;
@@ -97,8 +104,22 @@ export class OciLayout {
     return found;
   }
 
+  /**
+   * Runs a read-modify-write of `index.json` under the layout's lock (`index.json.lock`), so writers
+   * in other processes neither lose nor resurrect entries. Readers take no lock: the index is
+   * replaced by rename, so they see the old version or the new. Only the write is locked, never a
+   * build, so the lock is held for a read, a small write and an fsync.
+   */
+  async updateIndex<T>(change: () => Promise<T>): Promise<T> {
+    return withLock(join(this.dir, 'index.json.lock'), { owner: currentOwner() }, change);
+  }
+
   /** Points `name` (when given) at `descriptor`, replacing what it named before; unnamed entries are added once. */
   async setManifest(descriptor: Descriptor, name?: string): Promise<void> {
+    await this.updateIndex(() => this.setManifestUnlocked(descriptor, name));
+  }
+
+  private async setManifestUnlocked(descriptor: Descriptor, name?: string): Promise<void> {
     const index = await this.readIndex();
     const entry: Descriptor = { ...descriptor };
     if (name !== undefined) entry.annotations = { ...(descriptor.annotations ?? {}), [REF_NAME_ANNOTATION]: name };
@@ -112,6 +133,19 @@ export class OciLayout {
 
   /** Removes the entry called `name`; returns whether there was one. */
   async removeName(name: string): Promise<boolean> {
+    return this.updateIndex(() => this.removeNameUnlocked(name));
+  }
+
+  /** Removes the entry called `name` if it still points at `digest` (a removal that lost a race to a new tag keeps it). */
+  async removeNameIf(name: string, digest: string): Promise<boolean> {
+    return this.updateIndex(async () => {
+      const index = await this.readIndex();
+      if (!index.manifests.some((m) => m.annotations?.[REF_NAME_ANNOTATION] === name && m.digest === digest)) return false;
+      return this.removeNameUnlocked(name);
+    });
+  }
+
+  private async removeNameUnlocked(name: string): Promise<boolean> {
     const index = await this.readIndex();
     const kept = index.manifests.filter((m) => m.annotations?.[REF_NAME_ANNOTATION] !== name);
     if (kept.length === index.manifests.length) return false;
