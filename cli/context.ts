@@ -11,6 +11,8 @@ export interface CliContext {
   isTty: boolean;
   /** Whether the process runs as root (unpacked filesystems then keep their owners). */
   isRoot?: boolean;
+  /** strata's own program files (the directory of dist/cli), which `--executor inplace` leaves alone on /. */
+  programDir?: string | undefined;
   /**
    * NODE_EXTRA_CA_CERTS when Node was started without it (the launcher, cli/strata, deferred it): registry
    * connections then add those CAs themselves.

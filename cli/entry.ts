@@ -1,3 +1,4 @@
+import { dirname } from 'node:path';
 import { takeDeferredCaCerts } from './deferred-ca.js';
 import { runCli } from './run.js';
 
@@ -12,6 +13,7 @@ void runCli(process.argv.slice(2), {
   cwd: process.cwd(),
   isTty: process.stdout.isTTY === true,
   isRoot: typeof process.getuid === 'function' && process.getuid() === 0,
+  ...(process.argv[1] !== undefined ? { programDir: dirname(dirname(process.argv[1])) } : {}),
   ...(deferredCaCertsFile !== undefined ? { deferredCaCertsFile } : {}),
 }).then((code) => {
   process.exitCode = code;

@@ -6,7 +6,7 @@ import { emptyImage, setCreated, setFormat, updateContainerConfig, type Image } 
 import { normalizePlatform, parsePlatform, type Platform } from '../oci/index.js';
 import { CompositeBlobReader } from '../store/index.js';
 import { ContextStatCache, statCacheFile } from '../context/index.js';
-import { platformArgs } from './args.js';
+import { PROXY_ARGS, platformArgs } from './args.js';
 import { LocalStepCache } from './cache.js';
 import { ImageRecords } from './image-record.js';
 import type { BuildEvent } from './events.js';
@@ -101,7 +101,7 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
     const all = await Promise.all(plan.stages.map(run));
     const final = all[all.length - 1]!;
     for (const name of buildArgs.keys()) {
-      if (!consumed.has(name) && !platformValues.has(name)) session.warn(`build-arg "${name}" was not consumed by any ARG`);
+      if (!consumed.has(name) && !platformValues.has(name) && !PROXY_ARGS.has(name)) session.warn(`build-arg "${name}" was not consumed by any ARG`);
     }
     let image = final.state.image;
     if (Object.keys(input.labels).length) {

@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { StrataError } from '../errors/index.js';
 import { MountStubs, checkMount, ensureWorkdir, makeNetworkFiles, mountKind, mountReadonly, type MountPoint } from './mounts.js';
 import { findBinary, isRoot, runFailed, runProcess, stepEnv } from './process.js';
@@ -30,13 +33,18 @@ export function chrootExecutor(options: ChrootExecutorOptions = {}): Executor {
     chroot: findBinary('chroot', options.path),
     env: findBinary('env', options.path),
   });
+  let probed: Promise<{ ok: true } | { ok: false; reason: string }> | undefined;
   return {
     name: 'chroot',
-    async available() {
-      if (!isRoot()) return { ok: false, reason: 'the chroot executor needs root (mount namespaces and chroot); run as root, or use --executor bwrap where user namespaces are allowed' };
-      const missing = Object.entries(tools()).filter(([, path]) => path === undefined).map(([name]) => name);
-      if (missing.length > 0) return { ok: false, reason: `the chroot executor needs ${missing.join(', ')} on the host (apt-get install util-linux mount coreutils)` };
-      return { ok: true };
+    available() {
+      probed ??= (async () => {
+        if (!isRoot()) return { ok: false, reason: 'the chroot executor needs root (mount namespaces and chroot); run as root, or use --executor bwrap where user namespaces are allowed' };
+        const found = tools();
+        const missing = Object.entries(found).filter(([, path]) => path === undefined).map(([name]) => name);
+        if (missing.length > 0) return { ok: false, reason: `the chroot executor needs ${missing.join(', ')} on the host (apt-get install util-linux mount coreutils)` };
+        return probeChroot(found as Record<keyof typeof found, string>);
+      })();
+      return probed;
     },
     async run(request: RunRequest): Promise<RunResult> {
       const found = tools();
@@ -71,6 +79,24 @@ export function chrootExecutor(options: ChrootExecutorOptions = {}): Executor {
       }
     },
   };
+}
+
+/**
+ * Tries what a step needs, as it will be done: namespaces, a mount and a chroot. uid 0 in a job container
+ * started with docker's default capabilities (no CAP_SYS_ADMIN) fails here, not in the step.
+ */
+async function probeChroot(bin: Record<'sh' | 'unshare' | 'mount' | 'chroot' | 'env', string>): Promise<{ ok: true } | { ok: false; reason: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'strata-chroot-probe-'));
+  try {
+    const script = `${shellQuote(bin.mount)} -t proc proc ${shellQuote(dir)} && ${shellQuote(bin.chroot)} / true`;
+    const result = await runProcess(bin.unshare, ['--mount', '--pid', '--fork', '--uts', '--ipc', '--propagation', 'private', '--', bin.sh, '-c', script], {
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+    }).catch((error: unknown) => ({ exitCode: -1, tail: [error instanceof Error ? error.message : String(error)] }));
+    if (result.exitCode === 0) return { ok: true };
+    return { ok: false, reason: `the chroot executor cannot make namespaces or mount here: ${result.tail.join(' ').trim() || `exit code ${result.exitCode}`} (a container without CAP_SYS_ADMIN)` };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 function setupScript(

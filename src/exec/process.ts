@@ -1,5 +1,5 @@
 import { spawn, type SpawnOptions } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readFileSync, readdirSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { StrataError } from '../errors/index.js';
 import type { RunRequest } from './types.js';
@@ -33,6 +33,8 @@ export class OutputTail {
 
 export interface ProcessOptions {
   env: NodeJS.ProcessEnv;
+  /** Working directory of the program (default: this process's). */
+  cwd?: string | undefined;
   stdin?: string | undefined;
   uid?: number | undefined;
   gid?: number | undefined;
@@ -53,18 +55,19 @@ export async function runProcess(file: string, args: readonly string[], options:
   options.signal?.throwIfAborted();
   const tail = new OutputTail();
   const spawnOptions: SpawnOptions = { env: options.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true };
+  if (options.cwd !== undefined) spawnOptions.cwd = options.cwd;
   if (options.uid !== undefined) spawnOptions.uid = options.uid;
   if (options.gid !== undefined) spawnOptions.gid = options.gid;
   const child = spawn(file, [...args], spawnOptions);
   const onAbort = (): void => {
-    if (child.pid !== undefined) {
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        child.kill('SIGKILL');
-      }
-    }
+    if (child.pid !== undefined) killSession(child.pid);
+    else child.kill('SIGKILL');
   };
+  // When the program is done, whatever it left running in its session goes too, as docker stops a container's
+  // processes when its main process exits: a leftover would hold the output pipes open (and outlive strata).
+  child.once('exit', () => {
+    if (child.pid !== undefined) killSession(child.pid);
+  });
   options.signal?.addEventListener('abort', onAbort, { once: true });
   const forward = (stream: 'stdout' | 'stderr') => (chunk: Buffer) => {
     tail.push(chunk);
@@ -134,4 +137,48 @@ export function stepEnv(env: readonly string[]): string[] {
 
 export function isRoot(): boolean {
   return typeof process.geteuid === 'function' && process.geteuid() === 0;
+}
+
+/**
+ * Kills a process started detached (its own session and process group) and everything still in that session or
+ * group, found in /proc: a step's daemon that left the process group by `setpgid` is still in the session. Only
+ * a process that made a session of its own escapes; the pid namespace of bwrap, runc and chroot catches that one.
+ */
+export function killSession(sid: number): void {
+  try {
+    process.kill(-sid, 'SIGKILL');
+  } catch {
+    // no group left
+  }
+  for (const pid of sessionMembers(sid)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+}
+
+/** Pids whose session or process group is `sid` (from /proc/PID/stat), never this process. */
+export function sessionMembers(sid: number): number[] {
+  let names: string[];
+  try {
+    names = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  const out: number[] = [];
+  for (const name of names) {
+    if (!/^[0-9]+$/.test(name) || Number(name) === process.pid) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    // pid (comm) state ppid pgrp session …; comm may hold spaces and parentheses, so split after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[2]) === sid || Number(fields[3]) === sid) out.push(Number(name));
+  }
+  return out;
 }

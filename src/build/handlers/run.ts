@@ -4,7 +4,7 @@ import { StrataError, isStrataError } from '../../errors/index.js';
 import { digestOf, digestHex } from '../../digest/index.js';
 import type { RunInstruction } from '../../dockerfile/index.js';
 import type { RunMount } from '../../exec/index.js';
-import { RUN_EXCLUDES, captureChanges, extractImageToDirectory, snapshotRootfs } from '../../layer/index.js';
+import { RUN_EXCLUDES, captureChanges, extractImageToDirectory, snapshotRootfs, type LayerEntry } from '../../layer/index.js';
 import { readFileSync } from 'node:fs';
 import { readInHostRoot, resolveInHostRoot } from '../host-root.js';
 import { PROXY_ARGS, expansionEnv } from '../args.js';
@@ -70,7 +70,7 @@ export async function runRun(state: StageState, ins: RunInstruction, session: Bu
     const result = await session.deps.executor.run({
       rootfs,
       args,
-      env,
+      env: [...env, ...proxyEnv(session, env)],
       user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
       workdir: config.WorkingDir || '/',
       mounts,
@@ -83,7 +83,8 @@ export async function runRun(state: StageState, ins: RunInstruction, session: Bu
     if (result.exitCode !== 0) {
       throw new StrataError('E_RUN_FAILED', `${cc.at}: RUN ${args.join(' ')} exited with code ${result.exitCode}`);
     }
-    const changes = await captureChanges(rootfs, before, { exclude: mounts.map((m) => m.target), signal: session.deps.signal });
+    const captured = await captureChanges(rootfs, before, { exclude: mounts.map((m) => m.target), signal: session.deps.signal });
+    const changes = session.deps.privileged === true ? captured : mapInvokingOwner(captured, user);
     await commitLayerStep(state, session, key, changes, createdBy);
     state.rootfs = { dir: rootfs, layers: state.image.layers.length };
     return 'done';
@@ -97,6 +98,34 @@ export async function runRun(state: StageState, ins: RunInstruction, session: Bu
   }
 }
 
+/**
+ * Proxy variables the step sees and nothing records: the build's --build-arg values for them (predefined ARGs,
+ * usable without an ARG line) and else the environment strata runs in, unless the step's env sets them already.
+ * Like BuildKit's proxy env, they are not part of the cache key: a proxy does not change what a step makes.
+ */
+function proxyEnv(session: BuildSession, env: readonly string[]): string[] {
+  const set = new Set(env.map((e) => e.slice(0, e.indexOf('='))));
+  const out: string[] = [];
+  for (const name of PROXY_ARGS) {
+    if (set.has(name)) continue;
+    const value = session.input.buildArgs[name] ?? session.input.proxyEnv?.[name];
+    if (value !== undefined) out.push(`${name}=${value}`);
+  }
+  return out;
+}
+
+/**
+ * Unprivileged, files a step makes belong on disk to whoever runs strata: they are recorded as the step's user,
+ * as rootless buildah and podman map the invoking uid (to 0 for a root step). Other owners (a base's file the
+ * step changed, which unprivileged extraction gave to the invoking user too) cannot be told apart and are
+ * recorded the same way; a chown to a third user cannot be made here at all.
+ */
+function mapInvokingOwner(entries: LayerEntry[], user: { uid: number; gid: number }): LayerEntry[] {
+  const uid = typeof process.geteuid === 'function' ? process.geteuid() : 0;
+  const gid = typeof process.getegid === 'function' ? process.getegid() : 0;
+  return entries.map((e) => (!posix.basename(e.path).startsWith('.wh.') && (e.uid === uid || e.gid === gid) ? { ...e, uid: e.uid === uid ? user.uid : e.uid, gid: e.gid === gid ? user.gid : e.gid } : e));
+}
+
 /** Shell form runs through the stage's SHELL; a heredoc-only command (`RUN <<EOF`) runs its body. */
 function runArgs(state: StageState, ins: RunInstruction): string[] {
   const heredoc = ins.heredocs[0];
@@ -107,7 +136,7 @@ function runArgs(state: StageState, ins: RunInstruction): string[] {
 }
 
 function networkMode(flag: string | undefined, session: BuildSession, at: string): 'none' | 'host' {
-  if (flag === undefined || flag === 'default') return session.input.network ?? 'none';
+  if (flag === undefined || flag === 'default') return session.input.network ?? 'host';
   if (flag === 'none' || flag === 'host') return flag;
   throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: RUN --network=${flag} is not supported; use none, host or default`);
 }
