@@ -95,7 +95,9 @@ async function probe(runtime: string, name: string): Promise<{ ok: true } | { ok
     const result = await runProcess(bin, ['--root', join(work, 'state'), 'run', '--bundle', work, id], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
     await runProcess(bin, ['--root', join(work, 'state'), 'delete', '--force', id], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } }).catch(() => undefined);
     const output = result.tail.join(' ');
-    if (output.includes('strata-probe')) return { ok: true };
+    // Only the exec of the missing program counts: the container id holds the same word, and a cgroup or
+    // namespace failure names the id.
+    if (output.includes('"/strata-probe"') || output.includes('/strata-probe: no such file')) return { ok: true };
     return { ok: false, reason: `${name} cannot start a container here: ${output.trim() || `exit code ${result.exitCode}`}; try --executor bwrap or chroot` };
   } catch (error) {
     return { ok: false, reason: `${name} cannot start a container here: ${error instanceof Error ? error.message : String(error)}` };

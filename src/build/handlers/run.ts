@@ -4,7 +4,7 @@ import { StrataError, isStrataError } from '../../errors/index.js';
 import { digestOf, digestHex } from '../../digest/index.js';
 import type { RunInstruction } from '../../dockerfile/index.js';
 import type { RunMount } from '../../exec/index.js';
-import { RUN_EXCLUDES, captureChanges, extractImageToDirectory, snapshotRootfs, type LayerEntry } from '../../layer/index.js';
+import { RUN_EXCLUDES, captureChanges, extractImageToDirectory, indexImageFilesystem, snapshotRootfs, type ImageFsIndex, type LayerEntry, type RootfsSnapshot } from '../../layer/index.js';
 import { readFileSync } from 'node:fs';
 import { readInHostRoot, resolveInHostRoot } from '../host-root.js';
 import { PROXY_ARGS, expansionEnv } from '../args.js';
@@ -84,7 +84,9 @@ export async function runRun(state: StageState, ins: RunInstruction, session: Bu
       throw new StrataError('E_RUN_FAILED', `${cc.at}: RUN ${args.join(' ')} exited with code ${result.exitCode}`);
     }
     const captured = await captureChanges(rootfs, before, { exclude: mounts.map((m) => m.target), signal: session.deps.signal });
-    const changes = session.deps.privileged === true ? captured : mapInvokingOwner(captured, user);
+    const changes = session.deps.privileged === true
+      ? captured
+      : mapOwners(captured, before, await indexImageFilesystem(state.image.layers.map((l) => l.descriptor), state.reader, { signal: session.deps.signal }), user);
     await commitLayerStep(state, session, key, changes, createdBy);
     state.rootfs = { dir: rootfs, layers: state.image.layers.length };
     return 'done';
@@ -115,15 +117,24 @@ function proxyEnv(session: BuildSession, env: readonly string[]): string[] {
 }
 
 /**
- * Unprivileged, files a step makes belong on disk to whoever runs strata: they are recorded as the step's user,
- * as rootless buildah and podman map the invoking uid (to 0 for a root step). Other owners (a base's file the
- * step changed, which unprivileged extraction gave to the invoking user too) cannot be told apart and are
- * recorded the same way; a chown to a third user cannot be made here at all.
+ * Unprivileged, everything in the stage's root belongs on disk to whoever runs strata (the base was unpacked
+ * without owners, and the step's files are made by that uid). Owners are recorded as docker would have them: a
+ * path the step changed but did not chown keeps the owner the image gave it; what the step made (or chowned to
+ * itself) belongs to the step's user, as rootless buildah and podman map the invoking uid (to 0 for a root
+ * step). A chown to a third user cannot be made here at all, so it is not in the layer.
  */
-function mapInvokingOwner(entries: LayerEntry[], user: { uid: number; gid: number }): LayerEntry[] {
+function mapOwners(entries: LayerEntry[], before: RootfsSnapshot, image: ImageFsIndex, user: { uid: number; gid: number }): LayerEntry[] {
   const uid = typeof process.geteuid === 'function' ? process.geteuid() : 0;
   const gid = typeof process.getegid === 'function' ? process.getegid() : 0;
-  return entries.map((e) => (!posix.basename(e.path).startsWith('.wh.') && (e.uid === uid || e.gid === gid) ? { ...e, uid: e.uid === uid ? user.uid : e.uid, gid: e.gid === gid ? user.gid : e.gid } : e));
+  return entries.map((e) => {
+    if (posix.basename(e.path).startsWith('.wh.')) return e;
+    const was = before.entries.get(e.path);
+    const inImage = image.get(`/${e.path}`);
+    if (was !== undefined && inImage !== undefined && was.uid === e.uid && was.gid === e.gid && (was.type === e.type || e.type === 'hardlink')) {
+      return { ...e, uid: inImage.uid, gid: inImage.gid };
+    }
+    return { ...e, uid: e.uid === uid ? user.uid : e.uid, gid: e.gid === gid ? user.gid : e.gid };
+  });
 }
 
 /** Shell form runs through the stage's SHELL; a heredoc-only command (`RUN <<EOF`) runs its body. */
