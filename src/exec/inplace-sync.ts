@@ -1,4 +1,4 @@
-import { chmodSync, copyFileSync, constants, lchownSync, lstatSync, mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync, utimesSync, type Stats } from 'node:fs';
+import { chmodSync, copyFileSync, constants, lchownSync, linkSync, lstatSync, mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync, utimesSync, type Stats } from 'node:fs';
 import { join, posix } from 'node:path';
 
 /**
@@ -48,6 +48,11 @@ export interface SyncOptions {
   owners: boolean;
   /** Paths (`/a/b`) copied even when their stat data match: what a step rewrote in place. */
   force?: ReadonlySet<string>;
+  /**
+   * Whether a directory above an ignored path is made when the target lacks it: yes when laying a stage onto /
+   * (its /etc must be there), no when copying back (/work of /work/ctx is not the image's).
+   */
+  makeHolders: boolean;
 }
 
 /**
@@ -56,10 +61,11 @@ export interface SyncOptions {
  * is not copied again, so laying a stage down twice in a row costs a walk. Device nodes and fifos are skipped.
  */
 export function syncTree(from: string, to: string, options: SyncOptions): void {
-  syncDir(from, to, '/', options);
+  syncDir(from, to, '/', options, new Map());
 }
 
-function syncDir(from: string, to: string, path: string, options: SyncOptions): void {
+/** `links` maps a multiply linked source inode to the first target path made for it, so the rest link to it. */
+function syncDir(from: string, to: string, path: string, options: SyncOptions, links: Map<string, string>): void {
   const { ignore } = options;
   const src = join(from, path);
   const dst = join(to, path);
@@ -76,8 +82,12 @@ function syncDir(from: string, to: string, path: string, options: SyncOptions): 
     const target = join(dst, name);
     const d = statOrUndefined(target);
     if (ignore.holdsIgnored(child)) {
-      // Kept as the directory it must be; the image's content below it still comes down.
-      if (s.isDirectory() && d?.isDirectory()) syncDir(from, to, child, options);
+      // Kept as the directory it must be (never removed); the image's content below it still comes down.
+      if (!s.isDirectory() || (d !== undefined && !d.isDirectory()) || (d === undefined && !options.makeHolders)) continue;
+      if (d === undefined) mkdirSync(target, { mode: 0o700 });
+      chmodSync(target, 0o700 | (s.mode & 0o7777));
+      syncDir(from, to, child, options, links);
+      setMeta(target, s, options.owners);
       continue;
     }
     if (s.isDirectory()) {
@@ -85,7 +95,7 @@ function syncDir(from: string, to: string, path: string, options: SyncOptions): 
       if (d === undefined || !d.isDirectory()) mkdirSync(target, { mode: 0o700 });
       // Writable while its children come down; its own mode goes on after.
       chmodSync(target, 0o700 | (s.mode & 0o7777));
-      syncDir(from, to, child, options);
+      syncDir(from, to, child, options, links);
       setMeta(target, s, options.owners);
     } else if (s.isSymbolicLink()) {
       const link = readlinkSync(join(src, name));
@@ -94,7 +104,16 @@ function syncDir(from: string, to: string, path: string, options: SyncOptions): 
       symlinkSync(link, target);
       if (options.owners) lchownSync(target, s.uid, s.gid);
     } else if (s.isFile()) {
-      if (d !== undefined && sameFile(s, d, options.owners) && !options.force?.has(child)) continue;
+      const inode = s.nlink > 1 ? `${s.dev}:${s.ino}` : undefined;
+      const first = inode === undefined ? undefined : links.get(inode);
+      if (first !== undefined) {
+        if (d !== undefined && d.ino === lstatSync(first).ino) continue;
+        if (d !== undefined) rmSync(target, { recursive: true, force: true });
+        linkSync(first, target);
+        continue;
+      }
+      if (inode !== undefined) links.set(inode, target);
+      if (d !== undefined && d.nlink === 1 && sameFile(s, d, options.owners) && !options.force?.has(child)) continue;
       if (d !== undefined) rmSync(target, { recursive: true, force: true });
       copyFileSync(join(src, name), target, constants.COPYFILE_FICLONE);
       setMeta(target, s, options.owners);

@@ -17,6 +17,9 @@ export interface InplaceExecutorOptions {
   env?: Readonly<Record<string, string | undefined>>;
 }
 
+/** The runtime's own marks on a container's /, which stay whatever image is laid over it. */
+const CONTAINER_FILES = ['/.dockerenv', '/run/.containerenv'];
+
 /** What says a process runs in a container; each is a file or variable a runtime sets up. */
 export interface ContainerEvidence {
   exists: (path: string) => boolean;
@@ -77,7 +80,10 @@ export function mountPoints(mountinfo?: string): string[] {
  * The network is the container's; `--network=none` is refused.
  */
 export function inplaceExecutor(options: InplaceExecutorOptions = {}): Executor {
-  const available = async (): Promise<{ ok: true } | { ok: false; reason: string }> => {
+  // Decided once, before the first step lays an image over / (which has no /.dockerenv of its own).
+  let decided: Promise<{ ok: true } | { ok: false; reason: string }> | undefined;
+  const available = (): Promise<{ ok: true } | { ok: false; reason: string }> => (decided ??= decide());
+  const decide = async (): Promise<{ ok: true } | { ok: false; reason: string }> => {
     if (options.force !== true) {
       const sign = containerSign(hostEvidence(options.env ?? {}));
       if (sign === undefined) {
@@ -105,13 +111,13 @@ export function inplaceExecutor(options: InplaceExecutorOptions = {}): Executor 
       const owners = isCapableRoot();
       // strata's own temporary files (the stage roots among them) are `strata-*` in the temp dir.
       const prefixed = [{ dir: tmpdir(), prefix: 'strata-' }];
-      const ignore = new IgnoreSet([...RUN_EXCLUDES, ...mountPoints(), process.execPath, request.rootfs, ...(options.ignorePaths ?? [])], prefixed);
+      const ignore = new IgnoreSet([...RUN_EXCLUDES, ...CONTAINER_FILES, ...mountPoints(), process.execPath, request.rootfs, ...(options.ignorePaths ?? [])], prefixed);
       const targets = request.mounts.map((m) => m.target);
       for (const target of targets) {
         if (ignore.ignored(target)) throw new StrataError('E_RUN_FAILED', `${request.where}: the mount target ${target} is a path the inplace executor leaves alone`);
       }
       const exclude = [...ignore.list(), ...targets];
-      syncTree(request.rootfs, '/', { ignore, owners });
+      syncTree(request.rootfs, '/', { ignore, owners, makeHolders: true });
       mkdirSync(request.workdir, { recursive: true });
       const stubs = new MountStubs('/', request.where);
       const placed = request.mounts.map((m) => placeMount(m, stubs));
@@ -130,7 +136,7 @@ export function inplaceExecutor(options: InplaceExecutorOptions = {}): Executor 
         stubs.remove();
       }
       // What changed comes back into the stage's root; the engine's capture there makes the layer.
-      syncTree('/', request.rootfs, { ignore: new IgnoreSet([...ignore.list(), ...targets], prefixed), owners, force: changed });
+      syncTree('/', request.rootfs, { ignore: new IgnoreSet([...ignore.list(), ...targets], prefixed), owners, force: changed, makeHolders: false });
       return { exitCode: 0 };
     },
   };
