@@ -60,7 +60,13 @@ export function chrootExecutor(options: ChrootExecutorOptions = {}): Executor {
         const script = setupScript(request, bin, stubs, files);
         const unshareArgs = ['--mount', '--pid', '--fork', '--kill-child', '--uts', '--ipc', '--propagation', 'private'];
         if (request.network === 'none') unshareArgs.push('--net');
-        const result = await runProcess(bin.unshare, [...unshareArgs, '--', bin.sh, '-c', script], {
+        // unshare kills the namespace's first process when it dies (--kill-child); setpriv makes unshare die with
+        // strata, even by SIGKILL, so nothing of the step outlives the build.
+        const setpriv = findBinary('setpriv', options.path);
+        const [file, ...argv] = setpriv === undefined
+          ? [bin.unshare, ...unshareArgs, '--', bin.sh, '-c', script]
+          : [setpriv, '--pdeathsig', 'KILL', '--', bin.unshare, ...unshareArgs, '--', bin.sh, '-c', script];
+        const result = await runProcess(file!, argv, {
           env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
           onOutput: request.onOutput,
           signal: request.signal,

@@ -40,6 +40,8 @@ export interface ProcessOptions {
   gid?: number | undefined;
   onOutput?: RunRequest['onOutput'];
   signal?: AbortSignal | undefined;
+  /** Called with the program's pid once it started. */
+  onSpawn?: ((pid: number) => void) | undefined;
 }
 
 export interface ProcessResult {
@@ -59,6 +61,7 @@ export async function runProcess(file: string, args: readonly string[], options:
   if (options.uid !== undefined) spawnOptions.uid = options.uid;
   if (options.gid !== undefined) spawnOptions.gid = options.gid;
   const child = spawn(file, [...args], spawnOptions);
+  if (child.pid !== undefined) options.onSpawn?.(child.pid);
   const onAbort = (): void => {
     if (child.pid !== undefined) killSession(child.pid);
     else child.kill('SIGKILL');
@@ -144,13 +147,16 @@ export function isRoot(): boolean {
  * group, found in /proc: a step's daemon that left the process group by `setpgid` is still in the session. Only
  * a process that made a session of its own escapes; the pid namespace of bwrap, runc and chroot catches that one.
  */
-export function killSession(sid: number): void {
-  try {
-    process.kill(-sid, 'SIGKILL');
-  } catch {
-    // no group left
+export function killSession(sid: number, spare: readonly number[] = []): void {
+  if (spare.length === 0) {
+    try {
+      process.kill(-sid, 'SIGKILL');
+    } catch {
+      // no group left
+    }
   }
   for (const pid of sessionMembers(sid)) {
+    if (spare.includes(pid)) continue;
     try {
       process.kill(pid, 'SIGKILL');
     } catch {
@@ -181,4 +187,13 @@ export function sessionMembers(sid: number): number[] {
     if (Number(fields[2]) === sid || Number(fields[3]) === sid) out.push(Number(name));
   }
   return out;
+}
+
+/** The pids whose parent is `pid` (from /proc), oldest first. */
+export function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter((s) => s !== '').map(Number);
+  } catch {
+    return [];
+  }
 }

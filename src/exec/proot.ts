@@ -1,10 +1,11 @@
+import { existsSync } from 'node:fs';
 import { chmod, cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StrataError } from '../errors/index.js';
 import { isCapableRoot } from './capabilities.js';
 import { MountStubs, checkMount, ensureWorkdir, makeNetworkFiles, mountKind } from './mounts.js';
-import { findBinary, runFailed, runProcess, stepEnv, type ProcessResult } from './process.js';
+import { childrenOf, findBinary, killSession, runFailed, runProcess, sessionMembers, stepEnv, type ProcessResult } from './process.js';
 import type { Executor, RunMount, RunRequest, RunResult } from './types.js';
 
 export interface ProotExecutorOptions {
@@ -95,7 +96,29 @@ export function prootExecutor(options: ProotExecutorOptions = {}): Executor {
         } else {
           argv = [...args, ...(uid === 0 && gid === 0 ? ['-0'] : ['-i', `${uid}:${gid}`]), ...request.args];
         }
-        const result = await runProcess(file, argv, { env: envRecord(env), onOutput: request.onOutput, signal: request.signal });
+        // proot waits for every process it traces: a daemon the step started would hold the build forever. When the
+        // step's own process is gone, what it left in the session goes, as docker stops a container's processes.
+        let watch: NodeJS.Timeout | undefined;
+        const onSpawn = (pid: number): void => {
+          let main: number | undefined;
+          // setpriv execs proot: the spawned pid is the tracer either way. The step's process is proot's child;
+          // what it started and left is reparented away from proot, but stays in the session.
+          watch = setInterval(() => {
+            if (main === undefined) {
+              main = childrenOf(pid)[0];
+              if (main === undefined && sessionMembers(pid).some((p) => p !== pid)) killSession(pid, [pid]);
+              return;
+            }
+            if (!existsSync(`/proc/${main}`)) killSession(pid, [pid]);
+          }, 100);
+          watch.unref();
+        };
+        let result: ProcessResult;
+        try {
+          result = await runProcess(file, argv, { env: envRecord(env), onOutput: request.onOutput, signal: request.signal, onSpawn });
+        } finally {
+          if (watch !== undefined) clearInterval(watch);
+        }
         if (result.exitCode !== 0) {
           if (result.tail.some((line) => PTRACE_REFUSED.test(line))) {
             const left = (await (options.alternatives?.() ?? Promise.resolve([]))).filter((name) => name !== 'proot');

@@ -243,6 +243,26 @@ function executorSuite(name: string): void {
     for (const stub of ['proc', 'dev', 'etc/hosts']) expect(existsSync(join(rootfs, stub))).toBe(false);
   });
 
+  it('ends a step when its command does, killing what it left running', async () => {
+    const marker = String(1000 + Math.floor(Math.random() * 8000));
+    const started = Date.now();
+    const req = request(sh(`sleep ${marker} & echo started`));
+    await run(req);
+    expect(req.output()).toContain('started');
+    expect(Date.now() - started).toBeLessThan(10_000);
+    await expectNoProcess(['sleep', marker]);
+  });
+
+  it('kills the whole process tree of an aborted step, background processes included', async () => {
+    const marker = String(1000 + Math.floor(Math.random() * 8000));
+    const controller = new AbortController();
+    const running = executor.run(request(sh(`sleep ${marker} & sleep ${Number(marker) + 1}`), { signal: controller.signal }));
+    setTimeout(() => controller.abort(), 500);
+    expect(isStrataError(await running.catch((e: unknown) => e), 'E_ABORTED')).toBe(true);
+    await expectNoProcess(['sleep', marker]);
+    await expectNoProcess(['sleep', String(Number(marker) + 1)]);
+  });
+
   it('mounts a secret read-only that never reaches the layer', async () => {
     const secret = join(dir, 'secret.txt');
     await writeFile(secret, 'TOP-SECRET-VALUE', { mode: 0o600 });
@@ -318,6 +338,26 @@ function executorSuite(name: string): void {
     expect((await readdir('/etc')).sort()).toEqual(hostEtcNames);
     expect(existsSync('/etc/pwned')).toBe(false);
   });
+}
+
+/** No process on the machine runs exactly `argv` (read from /proc/PID/cmdline), within a second. */
+async function expectNoProcess(argv: string[]): Promise<void> {
+  const wanted = `${argv.join('\0')}\0`;
+  const find = async (): Promise<string[]> => {
+    const found: string[] = [];
+    for (const pid of await readdir('/proc')) {
+      if (!/^[0-9]+$/.test(pid)) continue;
+      const cmdline = await readFile(join('/proc', pid, 'cmdline'), 'utf8').catch(() => '');
+      if (cmdline === wanted) found.push(pid);
+    }
+    return found;
+  };
+  let left = await find();
+  for (let i = 0; i < 10 && left.length > 0; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    left = await find();
+  }
+  expect(left, `still running: ${argv.join(' ')}`).toEqual([]);
 }
 
 async function hashTree(base: string, names: string[]): Promise<Record<string, string>> {
