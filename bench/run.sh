@@ -105,7 +105,7 @@ awk -v reps="$REPS" '
 inplace_root() { # SCRATCH STATE -> the command prefix, in the array INPLACE
   mkdir -p "$1" "$2/tmp"
   INPLACE=(bwrap --bind "$1" / --ro-bind /usr /usr --symlink usr/lib /lib --symlink usr/lib64 /lib64
-    --symlink usr/bin /bin --symlink usr/sbin /sbin --ro-bind "$ROOT" "$ROOT" --bind "$2" /strata
+    --symlink usr/bin /bin --symlink usr/sbin /sbin --ro-bind "$ROOT" "$ROOT" --bind "$2" /strata --ro-bind "$WORK" "$WORK"
     --ro-bind /etc/resolv.conf /etc/resolv.conf --proc /proc --dev /dev --unshare-pid --die-with-parent
     --cap-add CAP_CHOWN --cap-add CAP_DAC_OVERRIDE --cap-add CAP_FOWNER --cap-add CAP_FSETID --cap-add CAP_SETUID
     --cap-add CAP_SETGID --cap-add CAP_KILL --clearenv --setenv PATH /usr/bin:/bin --setenv HOME /strata

@@ -53,8 +53,9 @@ function keyValues(values: readonly string[], flag: string, env: NodeJS.ProcessE
 }
 
 function parseNetwork(value: string): 'none' | 'host' {
-  if (value === 'none' || value === 'host' || value === 'default') return value === 'host' ? 'host' : 'none';
-  throw new StrataError('E_USAGE', `--network must be none or host, got "${value}"`);
+  // `default` is docker's name for its default, the host's network for a build.
+  if (value === 'none' || value === 'host' || value === 'default') return value === 'none' ? 'none' : 'host';
+  throw new StrataError('E_USAGE', `--network must be host, none or default, got "${value}"`);
 }
 
 export function register(program: Command, ctx: CliContext): void {

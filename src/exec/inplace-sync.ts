@@ -83,8 +83,11 @@ function syncDir(from: string, to: string, path: string, options: SyncOptions, l
     const d = statOrUndefined(target);
     if (ignore.holdsIgnored(child)) {
       // Kept as the directory it must be (never removed); the image's content below it still comes down.
-      if (!s.isDirectory() || (d !== undefined && !d.isDirectory()) || (d === undefined && !options.makeHolders)) continue;
-      if (d === undefined) mkdirSync(target, { mode: 0o700 });
+      const isDir = d?.isDirectory() === true;
+      if (!s.isDirectory() || (!isDir && !options.makeHolders)) continue;
+      // Not a directory here, so nothing ignored lies below it: safe to replace.
+      if (d !== undefined && !isDir) rmSync(target, { force: true });
+      if (!isDir) mkdirSync(target, { mode: 0o700 });
       chmodSync(target, 0o700 | (s.mode & 0o7777));
       syncDir(from, to, child, options, links);
       setMeta(target, s, options.owners);
@@ -129,7 +132,8 @@ function setMeta(path: string, s: Stats, owners: boolean): void {
 }
 
 function sameFile(a: Stats, b: Stats, owners: boolean): boolean {
-  return b.isFile() && a.size === b.size && a.mtimeMs === b.mtimeMs && (a.mode & 0o7777) === (b.mode & 0o7777) && (!owners || (a.uid === b.uid && a.gid === b.gid));
+  // utimes from Node keeps about a microsecond: a copy's mtime is within a millisecond of its source's.
+  return b.isFile() && a.size === b.size && Math.abs(a.mtimeMs - b.mtimeMs) < 1 && (a.mode & 0o7777) === (b.mode & 0o7777) && (!owners || (a.uid === b.uid && a.gid === b.gid));
 }
 
 function statOrUndefined(path: string): Stats | undefined {
