@@ -102,13 +102,22 @@ awk -v reps="$REPS" '
 # /usr and this repository bound read-only, docker's default capabilities), as in a throwaway job
 # container. BENCH_APT=1 adds the apt-get Dockerfile on a debootstrap minbase bookworm base (needs
 # debootstrap and Debian's archive; several minutes).
+# Node, time(1) and their libraries go to /strata-node, outside every image path (as strata would be installed in
+# a job image for inplace): the image's /usr, /lib and /bin are laid over /, not the host's.
+NODE_ROOT="$WORK/strata-node"
+mkdir -p "$NODE_ROOT"
+for bin in "$(readlink -f "$(command -v node)")" /usr/bin/time; do
+  cp "$bin" "$NODE_ROOT/"
+  ldd "$bin" | awk '/=>/ { print $3 } /ld-linux/ { print $1 }' | while read -r lib; do [[ -f $lib ]] && cp -n "$lib" "$NODE_ROOT/"; done
+done
+LOADER=$(cd "$NODE_ROOT" && ls ld-linux* | head -1)
+mkdir -p "$WORK/ictx"
 inplace_root() { # SCRATCH STATE -> the command prefix, in the array INPLACE
   mkdir -p "$1" "$2/tmp"
-  INPLACE=(bwrap --bind "$1" / --ro-bind /usr /usr --symlink usr/lib /lib --symlink usr/lib64 /lib64
-    --symlink usr/bin /bin --symlink usr/sbin /sbin --ro-bind "$ROOT" "$ROOT" --bind "$2" /strata --ro-bind "$WORK" "$WORK"
+  INPLACE=(bwrap --bind "$1" / --ro-bind "$NODE_ROOT" /strata-node --ro-bind "$ROOT" "$ROOT" --bind "$2" /strata --ro-bind "$WORK/ictx" "$WORK/ictx"
     --ro-bind /etc/resolv.conf /etc/resolv.conf --proc /proc --dev /dev --unshare-pid --die-with-parent
     --cap-add CAP_CHOWN --cap-add CAP_DAC_OVERRIDE --cap-add CAP_FOWNER --cap-add CAP_FSETID --cap-add CAP_SETUID
-    --cap-add CAP_SETGID --cap-add CAP_KILL --clearenv --setenv PATH /usr/bin:/bin --setenv HOME /strata
+    --cap-add CAP_SETGID --cap-add CAP_KILL --clearenv --setenv PATH /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --setenv HOME /strata
     --setenv STRATA_ROOT /strata/store --setenv TMPDIR /strata/tmp --setenv SOURCE_DATE_EPOCH 0 --)
 }
 
@@ -120,7 +129,13 @@ exec_bench() { # NAME CONTEXT -> measures "xNAME-EXECUTOR-REP" rows into $WORK/r
       rm -rf "$WORK/x-$name-$e-$rep"
     done
     inplace_root "$WORK/xroot-$name-$rep" "$WORK/xstate-$name-$rep"
-    measure "x$name-inplace-$rep" "${INPLACE[@]}" "${STRATA[@]}" build "$ctx" --executor inplace --force --no-cache --progress quiet -t "bench-$name"
+    # time(1) outside sees bwrap only: the peak RSS comes from a time(1) inside, next to strata.
+    [[ -d $WORK/ictx/$name ]] || { mkdir -p "$WORK/ictx" && cp -r "$ctx" "$WORK/ictx/$name"; }
+    measure "x$name-inplace-$rep" "${INPLACE[@]}" "/strata-node/$LOADER" --library-path /strata-node /strata-node/time -v -o /strata/time.txt \
+      "/strata-node/$LOADER" --library-path /strata-node /strata-node/node "$ROOT/dist/cli/main.js" \
+      build "$WORK/ictx/$name" --executor inplace --force --no-cache --progress quiet -t "bench-$name"
+    rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$WORK/xstate-$name-$rep/time.txt")
+    sed -i "\$s/ [0-9]*\$/ $rss/" "$WORK/results"
     rm -rf "$WORK/xroot-$name-$rep" "$WORK/xstate-$name-$rep"
     BUD=(buildah --root "$WORK/xb-$rep/root" --runroot "$WORK/xb-$rep/runroot" --storage-driver vfs bud --isolation chroot
       --tls-verify=false --signature-policy "$BUILDAH_POLICY" -q -t "bench-$name" "$ctx")
