@@ -127,7 +127,7 @@ export function inplaceExecutor(options: InplaceExecutorOptions = {}): Executor 
         const spawnIds = owners && (request.user.uid !== 0 || request.user.gid !== 0) ? { uid: request.user.uid, gid: request.user.gid } : {};
         const [file, ...args] = request.args;
         if (file === undefined) throw new StrataError('E_RUN_FAILED', `${request.where}: RUN has no command`);
-        const result = await runProcess(file, args, { env: envRecord(stepEnv(request.env)), cwd: request.workdir, ...spawnIds, onOutput: request.onOutput, signal: request.signal });
+        const result = await runProcess(file, args, { env: envRecord(stepEnv(request.env)), cwd: request.workdir, ...spawnIds, onOutput: request.onOutput, signal: request.signal, killWithStrata: true });
         if (result.exitCode !== 0) throw runFailed(request, result.exitCode, result.tail);
         const entries = await captureChanges('/', before, { exclude: targets, signal: request.signal });
         changed = new Set(entries.map((e) => `/${e.path}`));

@@ -1,4 +1,4 @@
-import { spawn, type SpawnOptions } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { accessSync, constants, readFileSync, readdirSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { StrataError } from '../errors/index.js';
@@ -42,6 +42,11 @@ export interface ProcessOptions {
   signal?: AbortSignal | undefined;
   /** Called with the program's pid once it started. */
   onSpawn?: ((pid: number) => void) | undefined;
+  /**
+   * For programs with no namespace to die with (proot, inplace): a watchdog kills the program's process group if
+   * strata itself is killed, even by SIGKILL.
+   */
+  killWithStrata?: boolean | undefined;
 }
 
 export interface ProcessResult {
@@ -62,6 +67,7 @@ export async function runProcess(file: string, args: readonly string[], options:
   if (options.gid !== undefined) spawnOptions.gid = options.gid;
   const child = spawn(file, [...args], spawnOptions);
   if (child.pid !== undefined) options.onSpawn?.(child.pid);
+  const watchdog = options.killWithStrata === true && child.pid !== undefined ? startWatchdog(child.pid) : undefined;
   const onAbort = (): void => {
     if (child.pid !== undefined) killSession(child.pid);
     else child.kill('SIGKILL');
@@ -92,7 +98,25 @@ export async function runProcess(file: string, args: readonly string[], options:
     throw new StrataError('E_IO', `cannot start ${file}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
+    // Its group: the watchdog and the `sleep` it waits in.
+    if (watchdog?.pid !== undefined) killSession(watchdog.pid);
   }
+}
+
+/**
+ * A small process that outlives strata only to kill `pgid`: setpriv gives it SIGTERM when strata dies (its parent
+ * death signal), and its trap kills the group. It runs in a session of its own, so the group kill misses it.
+ */
+function startWatchdog(pgid: number): ChildProcess | undefined {
+  const setpriv = findBinary('setpriv');
+  const sh = findBinary('sh');
+  if (setpriv === undefined || sh === undefined) return undefined;
+  // `kill -9 -PGID`: the form dash and busybox sh both read as a group (neither takes `--`).
+  const script = 'trap \'kill -9 "-$1" 2>/dev/null; exit 0\' TERM; while :; do sleep 1; done';
+  const dog = spawn(setpriv, ['--pdeathsig', 'TERM', '--', sh, '-c', script, 'strata-watchdog', String(pgid)], { stdio: 'ignore', detached: true, env: { PATH: '/usr/bin:/bin' } });
+  dog.on('error', () => undefined);
+  dog.unref();
+  return dog;
 }
 
 function signalNumber(signal: NodeJS.Signals): number {

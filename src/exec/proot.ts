@@ -115,7 +115,7 @@ export function prootExecutor(options: ProotExecutorOptions = {}): Executor {
         };
         let result: ProcessResult;
         try {
-          result = await runProcess(file, argv, { env: envRecord(env), onOutput: request.onOutput, signal: request.signal, onSpawn });
+          result = await runProcess(file, argv, { env: envRecord(env), onOutput: request.onOutput, signal: request.signal, onSpawn, killWithStrata: true });
         } finally {
           if (watch !== undefined) clearInterval(watch);
         }

@@ -79,7 +79,7 @@ describeAsRoot('RUN with the default flags', () => {
       expect(second.stderr).toMatch(/2\/2 steps cached/);
     }, 120_000);
 
-    for (const executor of ['bwrap', 'chroot']) {
+    for (const executor of ['bwrap', 'chroot', 'proot']) {
       it(`strata killed by SIGKILL mid-step (${executor}): nothing of the step keeps running`, async () => {
         const marker = 2000 + Math.floor(Math.random() * 5000);
         const ctx = join(work, `kill-${executor}`);
