@@ -77,6 +77,13 @@ export function chrootExecutor(options: ChrootExecutorOptions = {}): Executor {
             hint: `${result.tail.filter((line) => line !== setup).join('\n')}\ncheck the mount targets and that the rootfs has no symlinks where /proc, /dev, /sys or /etc are expected`.trim(),
           });
         }
+        // unshare or setpriv refusing (no CAP_SYS_ADMIN, no namespaces) is the sandbox failing, not the step.
+        const refused = result.tail.find((line) => /^(unshare|setpriv): /.test(line));
+        if (result.exitCode === 1 && refused !== undefined) {
+          throw new StrataError('E_RUN_UNSUPPORTED', `${request.where}: the chroot sandbox could not be set up: ${refused}`, {
+            hint: 'the chroot executor needs root with CAP_SYS_ADMIN; --executor auto picks one that works here',
+          });
+        }
         if (result.exitCode !== 0) throw runFailed(request, result.exitCode, result.tail);
         return { exitCode: 0 };
       } finally {

@@ -59,7 +59,18 @@ export function ociRuntimeExecutor(options: OciRuntimeExecutorOptions = {}): Exe
           onOutput: request.onOutput,
           signal: request.signal,
         });
-        if (result.exitCode !== 0) throw runFailed(request, result.exitCode, result.tail);
+        if (result.exitCode !== 0) {
+          // The runtime failing to make the container (cgroups, namespaces) is the sandbox, not the step; a missing
+          // program (`exec: "…": no such file`) is the step's own failure, as docker reports it.
+          const setup = result.tail.find((line) => /unable to start container process: (?!exec: )/.test(line) || (/^crun: /.test(line) && !/executable file not found|No such file/.test(line)));
+          if (setup !== undefined) {
+            const message = /msg="([^"]*)"/.exec(setup)?.[1] ?? setup;
+            throw new StrataError('E_RUN_UNSUPPORTED', `${request.where}: the ${name} sandbox could not be set up: ${message}`, {
+              hint: '--executor auto picks an executor that works here',
+            });
+          }
+          throw runFailed(request, result.exitCode, result.tail);
+        }
         return { exitCode: 0 };
       } finally {
         await runProcess(bin, ['--root', stateDir, 'delete', '--force', id], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } }).catch(() => undefined);
