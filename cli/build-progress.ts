@@ -46,6 +46,10 @@ export function buildEventRenderer(mode: ProgressMode, stderr: NodeJS.WritableSt
         clear();
         stderr.write(`WARNING: ${event.where ? `${event.where}: ` : ''}${event.message}\n`);
         return;
+      case 'executor':
+        clear();
+        stderr.write(`=> executor ${event.name}${event.refused.length > 0 ? ` (${event.refused.map((r) => `${r.name} cannot run here`).join(', ')})` : ''}\n`);
+        return;
       case 'pull':
         if (event.state === 'resolving') {
           clear();

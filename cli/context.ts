@@ -11,4 +11,6 @@ export interface CliContext {
   isTty: boolean;
   /** Whether the process runs as root (unpacked filesystems then keep their owners). */
   isRoot?: boolean;
+  /** strata's own program files (the directory of dist/cli), which `--executor inplace` leaves alone on /. */
+  programDir?: string | undefined;
 }

@@ -1,3 +1,4 @@
+import { dirname } from 'node:path';
 import { runCli } from './run.js';
 
 // The one place that touches the process for a command: argv, env, cwd, the standard streams and the
@@ -10,6 +11,7 @@ void runCli(process.argv.slice(2), {
   cwd: process.cwd(),
   isTty: process.stdout.isTTY === true,
   isRoot: typeof process.getuid === 'function' && process.getuid() === 0,
+  ...(process.argv[1] !== undefined ? { programDir: dirname(dirname(process.argv[1])) } : {}),
 }).then((code) => {
   process.exitCode = code;
 });

@@ -1,5 +1,5 @@
 import { homedir } from 'node:os';
-import { StrataError, defaultStoreRoot, parsePlatform, type LayerCompression, type StrataContext } from '../src/internals.js';
+import { StrataError, defaultStoreRoot, isCapableRoot, parsePlatform, type LayerCompression, type StrataContext } from '../src/internals.js';
 import type { CliContext } from './context.js';
 
 /** Repeatable option collector for commander. */
@@ -23,7 +23,8 @@ export function apiContext(cli: CliContext, options: { platform?: string | undef
     now: () => new Date(),
     sourceDateEpoch: epoch,
     platform: options.platform ? parsePlatform(options.platform) : undefined,
-    privileged: cli.isRoot,
+    // Root in a job container with its capabilities dropped cannot set owners: it unpacks as a rootless user does.
+    privileged: cli.isRoot === true && isCapableRoot(),
     scratchDir: cli.env.TMPDIR || '/tmp',
     snapshots: parseSnapshots(cli.env.STRATA_SNAPSHOTS),
   };

@@ -3,7 +3,7 @@
 # the distribution registry, skopeo and umoci as independent judges, htpasswd and openssl for the
 # registry's auth variants, busybox-static for a real shell in test images, buildah as the peer.
 set -euo pipefail
-PACKAGES=(docker-registry skopeo umoci apache2-utils openssl busybox-static tar gzip bzip2 xz-utils zstd bubblewrap runc crun buildah pigz time curl git openssh-server openssh-client)
+PACKAGES=(docker-registry skopeo umoci apache2-utils openssl busybox-static tar gzip bzip2 xz-utils zstd bubblewrap proot util-linux runc crun buildah pigz time curl git openssh-server openssh-client)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

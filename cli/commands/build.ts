@@ -32,6 +32,8 @@ interface BuildFlags {
   secret: string[];
   ssh: string[];
   network?: string;
+  force?: boolean;
+  ignorePath: string[];
   compressionLevel?: string;
   compression: string;
   explainCache?: boolean;
@@ -54,8 +56,9 @@ function keyValues(values: readonly string[], flag: string, env: NodeJS.ProcessE
 }
 
 function parseNetwork(value: string): 'none' | 'host' {
-  if (value === 'none' || value === 'host' || value === 'default') return value === 'host' ? 'host' : 'none';
-  throw new StrataError('E_USAGE', `--network must be none or host, got "${value}"`);
+  // `default` is docker's name for its default, the host's network for a build.
+  if (value === 'none' || value === 'host' || value === 'default') return value === 'none' ? 'none' : 'host';
+  throw new StrataError('E_USAGE', `--network must be host, none or default, got "${value}"`);
 }
 
 export function register(program: Command, ctx: CliContext): void {
@@ -75,10 +78,12 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--no-cache', 'do not use the build cache')
     .option('--cache-from <spec>', 'import a build cache: type=registry,ref=REF (or just REF) or type=local,src=DIR; repeatable', collect, [])
     .option('--cache-to <spec>', 'export the build cache: type=registry,ref=REPO:TAG or type=local,dest=DIR, with mode=min|max')
-    .option('--executor <name>', 'what runs RUN steps: none, chroot, bwrap, runc, crun or command:PATH (default: the config file\'s, else none)')
+    .option('--executor <name>', 'what runs RUN steps: auto, bwrap, runc, crun, chroot, proot, inplace, none or command:PATH (default: the config file\'s, else auto: the most isolated that works here)')
     .option('--secret <id=ID,src=FILE|env=VAR>', 'a secret RUN --mount=type=secret can read; repeatable', collect, [])
     .option('--ssh <default|ID[=SOCKET]>', 'an ssh agent RUN --mount=type=ssh can use (default: $SSH_AUTH_SOCK); repeatable', collect, [])
-    .option('--network <none|host>', 'network for RUN steps (default none)')
+    .option('--network <none|host>', 'network for RUN steps (default host, as in docker)')
+    .option('--ignore-path <path>', 'inplace executor: a path of / to leave alone; repeatable', collect, [])
+    .option('--force', 'inplace executor: run even where no container is seen')
     .option('--compression <gzip|zstd|none>', 'layer compression (zstd needs the zstd program and gives OCI media types)', 'gzip')
     .option('--compression-level <level>', 'level for new layers: gzip 0-9 (default: 6, with parts that barely compress stored), zstd 1-19 (default: 3)')
     .option('--progress <mode>', 'auto, plain, tty, json or quiet', 'auto')
@@ -137,8 +142,11 @@ export function register(program: Command, ctx: CliContext): void {
           cacheTo: flags.cacheTo,
           cwd: ctx.cwd,
           strataVersion: program.version(),
-          executor: flags.executor ?? config.executor ?? 'none',
+          executor: flags.executor ?? config.executor ?? 'auto',
           ...(config.cacheLimit !== undefined ? { cacheLimit: config.cacheLimit } : {}),
+          force: flags.force === true,
+          // strata's own files: the program and the Node running it are never the image's.
+          ignorePaths: [...flags.ignorePath.map((p) => resolve(ctx.cwd, p)), ...(ctx.programDir !== undefined ? [ctx.programDir] : [])],
           secrets: flags.secret,
           ssh: flags.ssh,
           env: ctx.env,

@@ -3,7 +3,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { StrataError, ioError, isStrataError } from '../errors/index.js';
 import type { BaseImage, NamedContext } from '../build/index.js';
 import { digestOf } from '../digest/index.js';
-import { createExecutor, detectExecutors, type Executor } from '../exec/index.js';
+import { chooseExecutor, createExecutor, detectExecutors, type CreateExecutorOptions, type Executor, type ExecutorRefusal } from '../exec/index.js';
 import { imagePlatform, type Image, type SerializedImage } from '../image/index.js';
 import { MediaType, canonicalJsonBytes, formatPlatform, hostPlatform, parsePlatform, type Descriptor, type Index, type Platform } from '../oci/index.js';
 import type { BlobReader, LocalStore, MemoryBlobReader } from '../store/index.js';
@@ -51,15 +51,21 @@ export function indexOver(builds: readonly PlatformBuild[], memory: MemoryBlobRe
 }
 
 /** `--executor`: none (the default), chroot, bwrap, runc, crun or command:PATH. Checked before the build. */
-export async function pickExecutor(name: string | undefined, env: Readonly<Record<string, string | undefined>>): Promise<Executor> {
-  const executor = createExecutor(name ?? 'none', { commandEnv: env });
+export async function pickExecutor(
+  name: string | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+  options: CreateExecutorOptions = {},
+): Promise<{ executor: Executor; refused: ExecutorRefusal[] }> {
+  // auto: the first that works, found by trying; a RUN-free build still builds when none does.
+  if ((name ?? 'auto') === 'auto') return chooseExecutor();
+  const executor = createExecutor(name ?? 'auto', { commandEnv: env, ...options });
   const available = await executor.available();
   if (!available.ok) {
     throw new StrataError('E_RUN_UNSUPPORTED', `executor ${executor.name} cannot run here: ${available.reason}`, {
       hint: `executors available on this machine: ${(await detectExecutors()).join(', ') || 'none'}`,
     });
   }
-  return executor;
+  return { executor, refused: [] };
 }
 
 export async function readDockerfile(contextDir: string, options: { dockerfile?: string | undefined; dockerfileText?: string | undefined }): Promise<{ file: string; text: string }> {

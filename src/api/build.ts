@@ -68,8 +68,12 @@ export interface BuildImageOptions {
   env?: Readonly<Record<string, string | undefined>>;
   /** `--ssh` values: `default`, `ID`, or `ID=SOCKET` (the socket defaults to $SSH_AUTH_SOCK in `env`). */
   ssh?: readonly string[];
-  /** Default network for RUN steps. */
+  /** Default network for RUN steps: the host's (docker's default) unless `none`. */
   network?: 'none' | 'host';
+  /** `inplace` only: run where no container is seen (`--force`). */
+  force?: boolean;
+  /** `inplace` only: more paths of `/` to leave alone (`--ignore-path`). */
+  ignorePaths?: readonly string[];
   /** gzip level 0-9 for new layers (`--compression-level`); default 6 with barely compressible parts stored. */
   compressionLevel?: number | undefined;
   /** Compression of new layers (`--compression`); default gzip. zstd runs the `zstd` program. */
@@ -98,6 +102,8 @@ export interface BuildImageResult {
   baseLayersRead: number;
   /** Whether a base came from a registry (so a registry-level build was possible). */
   registryBase: boolean;
+  /** The executor RUN steps had (`auto` resolved to the one that works here). */
+  executor: string;
 }
 
 /**
@@ -120,7 +126,15 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
   const cacheImports = (options.cacheFrom ?? []).map((s) => (typeof s === 'string' ? parseCacheImport(s, options.cwd) : s));
   const cacheExport = typeof options.cacheTo === 'string' ? parseCacheExport(options.cacheTo, options.cwd) : options.cacheTo;
   checkCacheSpecs([...cacheImports, ...(cacheExport ? [cacheExport] : [])], io);
-  const executor = await pickExecutor(options.executor, options.env ?? {});
+  const { executor, refused } = await pickExecutor(options.executor, options.env ?? {}, {
+    inplace: {
+      force: options.force === true,
+      // strata's own files: its store and the build context, with what the caller adds (its install directory).
+      ignorePaths: [ctx.storeRoot, contextDir, ...(options.ignorePaths ?? [])],
+      env: options.env ?? {},
+    },
+  });
+  options.events?.({ type: 'executor', name: executor.name, refused });
   const platforms = parsePlatforms(options.platform, ctx.platform);
   if (platforms.length > 1 && outputs.some((o) => o.type === 'docker')) {
     throw new StrataError('E_USAGE', '--output type=docker holds one platform; build one --platform at a time for it, or use type=oci');
@@ -228,7 +242,8 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
           sourceDateEpoch: ctx.sourceDateEpoch,
           secrets: secrets.files,
           ssh: sshSockets(options.ssh ?? [], options.env ?? {}),
-          network: options.network ?? 'none',
+          network: options.network ?? 'host',
+          proxyEnv: proxyEnv(options.env ?? {}),
           compressionLevel: options.compressionLevel,
           compression: options.compression,
           explainOnly: options.explainCache === true,
@@ -278,6 +293,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
       size,
       baseLayersRead: baseLayers.opened,
       registryBase: baseLayers.fromRegistry,
+      executor: executor.name,
     };
     if (options.explainCache === true) return result;
     if (options.cacheLimit !== 'off' && store.blobs.written > 0) {
@@ -291,6 +307,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
         'containerimage.digest': result.manifest.digest,
         'containerimage.descriptor': result.manifest,
         'image.name': names.map(familiarImageName).join(','),
+        'strata.executor': executor.name,
       }, null, 2)}\n`);
     }
     return result;
@@ -302,6 +319,18 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
     store.release();
   }
 }
+
+/** The proxy variables set in the environment strata runs in, which RUN steps see (never recorded). */
+function proxyEnv(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of PROXY_VARIABLES) {
+    const value = env[name];
+    if (value !== undefined && value !== '') out[name] = value;
+  }
+  return out;
+}
+
+const PROXY_VARIABLES = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
 
 /**
  * The name of an untagged build, from the context directory. slugify is loaded only here: building its

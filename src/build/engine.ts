@@ -6,7 +6,7 @@ import { createdTimestamp, emptyImage, setCreated, setFormat, updateContainerCon
 import { DEFAULT_PATH, normalizePlatform, parsePlatform, type Platform } from '../oci/index.js';
 import { CompositeBlobReader, currentOwner, makeScratchDir, withLock } from '../store/index.js';
 import { ContextStatCache, statCacheFile } from '../context/index.js';
-import { platformArgs } from './args.js';
+import { PROXY_ARGS, platformArgs } from './args.js';
 import { LocalStepCache } from './cache.js';
 import { CacheExplainer } from './cache-explain.js';
 import { ImageRecords } from './image-record.js';
@@ -104,7 +104,7 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
     const all = await Promise.all(plan.stages.map(run));
     const final = all[all.length - 1]!;
     for (const name of buildArgs.keys()) {
-      if (!consumed.has(name) && !platformValues.has(name)) session.warn(`build-arg "${name}" was not consumed by any ARG`);
+      if (!consumed.has(name) && !platformValues.has(name) && !PROXY_ARGS.has(name)) session.warn(`build-arg "${name}" was not consumed by any ARG`);
     }
     let image = final.state.image;
     if (Object.keys(input.labels).length) {

@@ -7,6 +7,7 @@ export type BuildEvent =
   | { type: 'step-start'; stage: string; step: number; total: number; text: string; where: string }
   | { type: 'output'; where: string; stream: 'stdout' | 'stderr'; text: string }
   | { type: 'warning'; message: string; where?: string }
+  | { type: 'executor'; name: string; refused: Array<{ name: string; reason: string }> }
   | { type: 'pull'; image: string; state: 'resolving' | 'resolved' | 'layers' };
 
 export type BuildEventSink = (event: BuildEvent) => void;

@@ -75,8 +75,13 @@ export interface BuildInput {
   secrets?: Readonly<Record<string, string>> | undefined;
   /** `--ssh ID=SOCKET`: agent sockets RUN --mount=type=ssh forwards (`default` when no id is given). */
   ssh?: Readonly<Record<string, string>> | undefined;
-  /** The default network for RUN steps (`--network`); `none` unless the user asks. */
+  /** The default network for RUN steps (`--network`); the host's unless the user asks, as in docker. */
   network?: 'none' | 'host' | undefined;
+  /**
+   * Proxy variables (HTTP_PROXY, no_proxy, …) of the environment strata runs in: RUN steps see them, as docker
+   * passes them; they stay out of the config, the history and the cache key.
+   */
+  proxyEnv?: Readonly<Record<string, string>> | undefined;
   /** gzip level 0-9 for new layers; default: zlib's 6, with members that barely compress stored. */
   compressionLevel?: number | undefined;
   /** Compression of new layers; default gzip. zstd layers get OCI media types whatever the base used. */

@@ -32,7 +32,12 @@ export function bwrapExecutor(options: BwrapExecutorOptions = {}): Executor {
     probed ??= (async () => {
       const bin = binary();
       if (bin === undefined) return { ok: false, reason: 'bwrap is not installed (apt-get install bubblewrap)' };
-      if (isRoot()) return { ok: true };
+      if (isRoot()) {
+        // Tried, not assumed: uid 0 in a job container without CAP_SYS_ADMIN cannot make namespaces.
+        const probe = await runProcess(bin, ['--bind', '/', '/', '--proc', '/proc', '--dev', '/dev', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--cap-add', 'CAP_CHOWN', '--', 'true'], { env: { PATH: '/usr/bin:/bin' } }).catch(() => undefined);
+        if (probe?.exitCode === 0) return { ok: true };
+        return { ok: false, reason: `bwrap cannot create namespaces here as root${probe === undefined ? '' : `: ${probe.tail.join(' ').trim()}`} (a container without CAP_SYS_ADMIN)` };
+      }
       const probe = await runProcess(bin, ['--unshare-user', '--bind', '/', '/', 'true'], { env: { PATH: '/usr/bin:/bin' } }).catch(() => undefined);
       if (probe?.exitCode === 0) return { ok: true };
       return {
@@ -92,6 +97,12 @@ export function bwrapExecutor(options: BwrapExecutorOptions = {}): Executor {
         const result = await runProcess(bin, args, { env: {}, ...spawnIds, onOutput: request.onOutput, signal: request.signal });
         if (result.exitCode !== 0) {
           const setup = result.tail.find((line) => line.startsWith('bwrap: '));
+          if (setup?.startsWith('bwrap: execvp ') === true && result.exitCode === 1) {
+            // The sandbox was up; the image has no such program: the step's own failure, as docker reports it.
+            throw new StrataError('E_RUN_FAILED', `${request.where}: RUN ${request.args.join(' ').slice(0, 200)}: cannot start ${setup.slice('bwrap: execvp '.length)}`, {
+              hint: 'the program is not in the image (a FROM scratch stage has no shell: use the exec form with a program the image has)',
+            });
+          }
           if (setup !== undefined && result.exitCode === 1) {
             throw new StrataError('E_RUN_FAILED', `${request.where}: bwrap could not set up the sandbox: ${setup.slice(7)}`, {
               hint: spawnIds.uid === undefined

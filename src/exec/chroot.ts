@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { StrataError } from '../errors/index.js';
 import { MountStubs, checkMount, ensureWorkdir, makeNetworkFiles, mountKind, mountReadonly, type MountPoint } from './mounts.js';
 import { findBinary, isRoot, runFailed, runProcess, stepEnv } from './process.js';
@@ -30,13 +33,18 @@ export function chrootExecutor(options: ChrootExecutorOptions = {}): Executor {
     chroot: findBinary('chroot', options.path),
     env: findBinary('env', options.path),
   });
+  let probed: Promise<{ ok: true } | { ok: false; reason: string }> | undefined;
   return {
     name: 'chroot',
-    async available() {
-      if (!isRoot()) return { ok: false, reason: 'the chroot executor needs root (mount namespaces and chroot); run as root, or use --executor bwrap where user namespaces are allowed' };
-      const missing = Object.entries(tools()).filter(([, path]) => path === undefined).map(([name]) => name);
-      if (missing.length > 0) return { ok: false, reason: `the chroot executor needs ${missing.join(', ')} on the host (apt-get install util-linux mount coreutils)` };
-      return { ok: true };
+    available() {
+      probed ??= (async () => {
+        if (!isRoot()) return { ok: false, reason: 'the chroot executor needs root (mount namespaces and chroot); run as root, or use --executor bwrap where user namespaces are allowed' };
+        const found = tools();
+        const missing = Object.entries(found).filter(([, path]) => path === undefined).map(([name]) => name);
+        if (missing.length > 0) return { ok: false, reason: `the chroot executor needs ${missing.join(', ')} on the host (apt-get install util-linux mount coreutils)` };
+        return probeChroot(found as Record<keyof typeof found, string>);
+      })();
+      return probed;
     },
     async run(request: RunRequest): Promise<RunResult> {
       const found = tools();
@@ -52,7 +60,13 @@ export function chrootExecutor(options: ChrootExecutorOptions = {}): Executor {
         const script = setupScript(request, bin, stubs, files);
         const unshareArgs = ['--mount', '--pid', '--fork', '--kill-child', '--uts', '--ipc', '--propagation', 'private'];
         if (request.network === 'none') unshareArgs.push('--net');
-        const result = await runProcess(bin.unshare, [...unshareArgs, '--', bin.sh, '-c', script], {
+        // unshare kills the namespace's first process when it dies (--kill-child); setpriv makes unshare die with
+        // strata, even by SIGKILL, so nothing of the step outlives the build.
+        const setpriv = findBinary('setpriv', options.path);
+        const [file, ...argv] = setpriv === undefined
+          ? [bin.unshare, ...unshareArgs, '--', bin.sh, '-c', script]
+          : [setpriv, '--pdeathsig', 'KILL', '--', bin.unshare, ...unshareArgs, '--', bin.sh, '-c', script];
+        const result = await runProcess(file!, argv, {
           env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
           onOutput: request.onOutput,
           signal: request.signal,
@@ -63,6 +77,13 @@ export function chrootExecutor(options: ChrootExecutorOptions = {}): Executor {
             hint: `${result.tail.filter((line) => line !== setup).join('\n')}\ncheck the mount targets and that the rootfs has no symlinks where /proc, /dev, /sys or /etc are expected`.trim(),
           });
         }
+        // unshare or setpriv refusing (no CAP_SYS_ADMIN, no namespaces) is the sandbox failing, not the step.
+        const refused = result.tail.find((line) => /^(unshare|setpriv): /.test(line));
+        if (result.exitCode === 1 && refused !== undefined) {
+          throw new StrataError('E_RUN_UNSUPPORTED', `${request.where}: the chroot sandbox could not be set up: ${refused}`, {
+            hint: 'the chroot executor needs root with CAP_SYS_ADMIN; --executor auto picks one that works here',
+          });
+        }
         if (result.exitCode !== 0) throw runFailed(request, result.exitCode, result.tail);
         return { exitCode: 0 };
       } finally {
@@ -71,6 +92,24 @@ export function chrootExecutor(options: ChrootExecutorOptions = {}): Executor {
       }
     },
   };
+}
+
+/**
+ * Tries what a step needs, as it will be done: namespaces, a mount and a chroot. uid 0 in a job container
+ * started with docker's default capabilities (no CAP_SYS_ADMIN) fails here, not in the step.
+ */
+async function probeChroot(bin: Record<'sh' | 'unshare' | 'mount' | 'chroot' | 'env', string>): Promise<{ ok: true } | { ok: false; reason: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'strata-chroot-probe-'));
+  try {
+    const script = `${shellQuote(bin.mount)} -t proc proc ${shellQuote(dir)} && ${shellQuote(bin.chroot)} / true`;
+    const result = await runProcess(bin.unshare, ['--mount', '--pid', '--fork', '--uts', '--ipc', '--propagation', 'private', '--', bin.sh, '-c', script], {
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+    }).catch((error: unknown) => ({ exitCode: -1, tail: [error instanceof Error ? error.message : String(error)] }));
+    if (result.exitCode === 0) return { ok: true };
+    return { ok: false, reason: `the chroot executor cannot make namespaces or mount here: ${result.tail.join(' ').trim() || `exit code ${result.exitCode}`} (a container without CAP_SYS_ADMIN)` };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 function setupScript(

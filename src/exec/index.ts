@@ -7,4 +7,8 @@ export { commandExecutor, type CommandExecutorOptions, type CommandRunDescriptio
 export { detectExecutors } from './detect.js';
 export { createExecutor, EXECUTOR_NAMES, type CreateExecutorOptions } from './registry.js';
 export { runCaptureExcludes, secretTarget, MountStubs, type MountPoint } from './mounts.js';
-export { OutputTail, TAIL_LINES, runFailed } from './process.js';
+export { OutputTail, TAIL_LINES, runFailed, killSession, sessionMembers } from './process.js';
+export { prootExecutor, type ProotExecutorOptions } from './proot.js';
+export { inplaceExecutor, containerSign, mountPoints, type InplaceExecutorOptions, type ContainerEvidence } from './inplace.js';
+export { AUTO_ORDER, autoCandidates, autoExecutor, chooseExecutor, noWorkingExecutor, type AutoChoice, type ExecutorRefusal } from './auto.js';
+export { isCapableRoot, effectiveCapabilities } from './capabilities.js';

@@ -1,5 +1,5 @@
-import { spawn, type SpawnOptions } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { accessSync, constants, readFileSync, readdirSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { StrataError } from '../errors/index.js';
 import { DEFAULT_PATH } from '../oci/index.js';
@@ -34,11 +34,20 @@ export class OutputTail {
 
 export interface ProcessOptions {
   env: NodeJS.ProcessEnv;
+  /** Working directory of the program (default: this process's). */
+  cwd?: string | undefined;
   stdin?: string | undefined;
   uid?: number | undefined;
   gid?: number | undefined;
   onOutput?: RunRequest['onOutput'];
   signal?: AbortSignal | undefined;
+  /** Called with the program's pid once it started. */
+  onSpawn?: ((pid: number) => void) | undefined;
+  /**
+   * For programs with no namespace to die with (proot, inplace): a watchdog kills the program's process group if
+   * strata itself is killed, even by SIGKILL.
+   */
+  killWithStrata?: boolean | undefined;
 }
 
 export interface ProcessResult {
@@ -54,18 +63,21 @@ export async function runProcess(file: string, args: readonly string[], options:
   options.signal?.throwIfAborted();
   const tail = new OutputTail();
   const spawnOptions: SpawnOptions = { env: options.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true };
+  if (options.cwd !== undefined) spawnOptions.cwd = options.cwd;
   if (options.uid !== undefined) spawnOptions.uid = options.uid;
   if (options.gid !== undefined) spawnOptions.gid = options.gid;
   const child = spawn(file, [...args], spawnOptions);
+  if (child.pid !== undefined) options.onSpawn?.(child.pid);
+  const watchdog = options.killWithStrata === true && child.pid !== undefined ? startWatchdog(child.pid) : undefined;
   const onAbort = (): void => {
-    if (child.pid !== undefined) {
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        child.kill('SIGKILL');
-      }
-    }
+    if (child.pid !== undefined) killSession(child.pid);
+    else child.kill('SIGKILL');
   };
+  // When the program is done, whatever it left running in its session goes too, as docker stops a container's
+  // processes when its main process exits: a leftover would hold the output pipes open (and outlive strata).
+  child.once('exit', () => {
+    if (child.pid !== undefined) killSession(child.pid);
+  });
   options.signal?.addEventListener('abort', onAbort, { once: true });
   const forward = (stream: 'stdout' | 'stderr') => (chunk: Buffer) => {
     tail.push(chunk);
@@ -87,7 +99,25 @@ export async function runProcess(file: string, args: readonly string[], options:
     throw new StrataError('E_IO', `cannot start ${file}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
+    // Its group: the watchdog and the `sleep` it waits in.
+    if (watchdog?.pid !== undefined) killSession(watchdog.pid);
   }
+}
+
+/**
+ * A small process that outlives strata only to kill `pgid`: setpriv gives it SIGTERM when strata dies (its parent
+ * death signal), and its trap kills the group. It runs in a session of its own, so the group kill misses it.
+ */
+function startWatchdog(pgid: number): ChildProcess | undefined {
+  const setpriv = findBinary('setpriv');
+  const sh = findBinary('sh');
+  if (setpriv === undefined || sh === undefined) return undefined;
+  // `kill -9 -PGID`: the form dash and busybox sh both read as a group (neither takes `--`).
+  const script = 'trap \'kill -9 "-$1" 2>/dev/null; exit 0\' TERM; while :; do sleep 1; done';
+  const dog = spawn(setpriv, ['--pdeathsig', 'TERM', '--', sh, '-c', script, 'strata-watchdog', String(pgid)], { stdio: 'ignore', detached: true, env: { PATH: '/usr/bin:/bin' } });
+  dog.on('error', () => undefined);
+  dog.unref();
+  return dog;
 }
 
 function signalNumber(signal: NodeJS.Signals): number {
@@ -134,4 +164,60 @@ export function stepEnv(env: readonly string[]): string[] {
 
 export function isRoot(): boolean {
   return typeof process.geteuid === 'function' && process.geteuid() === 0;
+}
+
+/**
+ * Kills a process started detached (its own session and process group) and everything still in that session or
+ * group, found in /proc: a step's daemon that left the process group by `setpgid` is still in the session. Only
+ * a process that made a session of its own escapes; the pid namespace of bwrap, runc and chroot catches that one.
+ */
+export function killSession(sid: number, spare: readonly number[] = []): void {
+  if (spare.length === 0) {
+    try {
+      process.kill(-sid, 'SIGKILL');
+    } catch {
+      // no group left
+    }
+  }
+  for (const pid of sessionMembers(sid)) {
+    if (spare.includes(pid)) continue;
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+}
+
+/** Pids whose session or process group is `sid` (from /proc/PID/stat), never this process. */
+export function sessionMembers(sid: number): number[] {
+  let names: string[];
+  try {
+    names = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  const out: number[] = [];
+  for (const name of names) {
+    if (!/^[0-9]+$/.test(name) || Number(name) === process.pid) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    // pid (comm) state ppid pgrp session …; comm may hold spaces and parentheses, so split after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[2]) === sid || Number(fields[3]) === sid) out.push(Number(name));
+  }
+  return out;
+}
+
+/** The pids whose parent is `pid` (from /proc), oldest first. */
+export function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter((s) => s !== '').map(Number);
+  } catch {
+    return [];
+  }
 }

@@ -59,7 +59,18 @@ export function ociRuntimeExecutor(options: OciRuntimeExecutorOptions = {}): Exe
           onOutput: request.onOutput,
           signal: request.signal,
         });
-        if (result.exitCode !== 0) throw runFailed(request, result.exitCode, result.tail);
+        if (result.exitCode !== 0) {
+          // The runtime failing to make the container (cgroups, namespaces) is the sandbox, not the step; a missing
+          // program (`exec: "…": no such file`) is the step's own failure, as docker reports it.
+          const setup = result.tail.find((line) => /unable to start container process: (?!exec: )/.test(line) || (/^crun: /.test(line) && !/executable file not found|No such file/.test(line)));
+          if (setup !== undefined) {
+            const message = /msg="([^"]*)"/.exec(setup)?.[1] ?? setup;
+            throw new StrataError('E_RUN_UNSUPPORTED', `${request.where}: the ${name} sandbox could not be set up: ${message}`, {
+              hint: '--executor auto picks an executor that works here',
+            });
+          }
+          throw runFailed(request, result.exitCode, result.tail);
+        }
         return { exitCode: 0 };
       } finally {
         await runProcess(bin, ['--root', stateDir, 'delete', '--force', id], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } }).catch(() => undefined);
@@ -95,7 +106,9 @@ async function probe(runtime: string, name: string): Promise<{ ok: true } | { ok
     const result = await runProcess(bin, ['--root', join(work, 'state'), 'run', '--bundle', work, id], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
     await runProcess(bin, ['--root', join(work, 'state'), 'delete', '--force', id], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } }).catch(() => undefined);
     const output = result.tail.join(' ');
-    if (output.includes('strata-probe')) return { ok: true };
+    // Only the exec of the missing program counts: the container id holds the same word, and a cgroup or
+    // namespace failure names the id.
+    if (output.includes('"/strata-probe"') || output.includes('/strata-probe: no such file')) return { ok: true };
     return { ok: false, reason: `${name} cannot start a container here: ${output.trim() || `exit code ${result.exitCode}`}; try --executor bwrap or chroot` };
   } catch (error) {
     return { ok: false, reason: `${name} cannot start a container here: ${error instanceof Error ? error.message : String(error)}` };

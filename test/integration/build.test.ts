@@ -249,7 +249,9 @@ describeWithTools(['docker-registry', 'skopeo', 'tar'], 'strata build (strata on
       },
       { name: '${X:?} with X unset', dockerfile: 'FROM scratch\nARG X\nENV Y="${X:?X is required}"\n', error: /Dockerfile:3\b.*X is required/ },
       { name: 'an unknown --output type', dockerfile: 'FROM scratch\nCOPY a.txt /\n', error: /--output.*bogus/, args: ['-o', 'type=bogus,dest=somewhere'] },
-      { name: 'RUN with the default executor', dockerfile: 'FROM scratch\nCOPY a.txt /\nRUN echo hi\n', error: /Dockerfile:3: RUN needs an executor/ },
+      { name: 'RUN with --executor none', dockerfile: 'FROM scratch\nCOPY a.txt /\nRUN echo hi\n', error: /Dockerfile:3: RUN needs an executor/, args: ['--executor', 'none'] },
+      // The default (auto) runs the step: FROM scratch has no /bin/sh, which is the step's own failure.
+      { name: 'RUN with the default executor and no shell in the image', dockerfile: 'FROM scratch\nCOPY a.txt /\nRUN echo hi\n', error: /Dockerfile:3: RUN/ },
     ];
 
     for (const bad of BAD) {

@@ -50,7 +50,11 @@ const CASES: Case[] = [
   { name: 'bwrap', tools: ['bwrap'], root: false },
   { name: 'runc', tools: ['runc'], root: true },
   { name: 'crun', tools: ['crun'], root: true },
+  { name: 'proot', tools: ['proot'], root: false },
 ];
+
+/** Executors with no namespaces: the network is the host's, and a step that asks for none is refused. */
+const NO_PRIVATE_NETWORK = new Set(['proot']);
 
 for (const c of CASES) {
   const inner = (): void => describeWithTools(c.tools, `${c.name} executor`, () => executorSuite(c.name));
@@ -93,7 +97,7 @@ function executorSuite(name: string): void {
       user: { uid: 0, gid: 0 },
       workdir: '/',
       mounts: [],
-      network: 'none',
+      network: NO_PRIVATE_NETWORK.has(name) ? 'host' : 'none',
       platform: { os: 'linux', architecture: 'amd64' },
       where: 'Dockerfile:3',
       onOutput: (_stream, chunk) => chunks.push(chunk),
@@ -182,7 +186,16 @@ function executorSuite(name: string): void {
     expect(error.hint).toContain('first');
   });
 
-  it('has no network but loopback by default, and the host network when asked', async () => {
+  it('refuses a step that asks for no network when it cannot take the network away', async (ctx) => {
+    if (!NO_PRIVATE_NETWORK.has(name)) ctx.skip();
+    const error = (await executor.run(request(['/bin/true'], { network: 'none' })).catch((e: unknown) => e)) as StrataError;
+    expect(isStrataError(error, 'E_RUN_UNSUPPORTED')).toBe(true);
+    expect(error.message).toContain('cannot take the network away');
+    expect(error.message).toContain('Dockerfile:3');
+  });
+
+  it('has no network but loopback by default, and the host network when asked', async (ctx) => {
+    if (NO_PRIVATE_NETWORK.has(name)) ctx.skip();
     const none = request(['/bin/cat', '/proc/net/dev']);
     await run(none);
     const names = none.output().split('\n').slice(2).map((l) => l.trim().split(':')[0]).filter((n) => n !== '' && n !== undefined);
@@ -195,7 +208,8 @@ function executorSuite(name: string): void {
     }
   });
 
-  it('brings loopback up in the private network, as docker does', async () => {
+  it('brings loopback up in the private network, as docker does', async (ctx) => {
+    if (NO_PRIVATE_NETWORK.has(name)) ctx.skip();
     const req = request(['/bin/ip', 'link', 'show', 'lo']);
     await run(req);
     expect(req.output()).toMatch(/<[^>]*\bUP\b[^>]*>/);
@@ -203,7 +217,7 @@ function executorSuite(name: string): void {
 
   it('sets supplementary groups when the user has them', async (ctx) => {
     // bwrap runs a non-root step as that uid in a one-id user namespace: no supplementary groups (documented).
-    if (name === 'bwrap') ctx.skip();
+    if (name === 'bwrap' || (name === 'proot' && !isRoot())) ctx.skip();
     const req = request(['/bin/id', '-G'], { user: { uid: 1000, gid: 1000, additionalGids: [5, 6] }, workdir: '/tmp' });
     await run(req);
     expect(req.output().trim().split(' ').map(Number).sort((a, b) => a - b)).toEqual([5, 6, 1000]);
@@ -229,6 +243,26 @@ function executorSuite(name: string): void {
     for (const stub of ['proc', 'dev', 'etc/hosts']) expect(existsSync(join(rootfs, stub))).toBe(false);
   });
 
+  it('ends a step when its command does, killing what it left running', async () => {
+    const marker = String(1000 + Math.floor(Math.random() * 8000));
+    const started = Date.now();
+    const req = request(sh(`sleep ${marker} & echo started`));
+    await run(req);
+    expect(req.output()).toContain('started');
+    expect(Date.now() - started).toBeLessThan(10_000);
+    await expectNoProcess(['sleep', marker]);
+  });
+
+  it('kills the whole process tree of an aborted step, background processes included', async () => {
+    const marker = String(1000 + Math.floor(Math.random() * 8000));
+    const controller = new AbortController();
+    const running = executor.run(request(sh(`sleep ${marker} & sleep ${Number(marker) + 1}`), { signal: controller.signal }));
+    setTimeout(() => controller.abort(), 500);
+    expect(isStrataError(await running.catch((e: unknown) => e), 'E_ABORTED')).toBe(true);
+    await expectNoProcess(['sleep', marker]);
+    await expectNoProcess(['sleep', String(Number(marker) + 1)]);
+  });
+
   it('mounts a secret read-only that never reaches the layer', async () => {
     const secret = join(dir, 'secret.txt');
     await writeFile(secret, 'TOP-SECRET-VALUE', { mode: 0o600 });
@@ -236,7 +270,8 @@ function executorSuite(name: string): void {
     const req = request(sh('cat /run/secrets/token; echo; echo x > /run/secrets/token && echo WRITABLE || echo readonly'), { mounts });
     const { entries } = await runAndCapture(req);
     expect(req.output()).toContain('TOP-SECRET-VALUE');
-    expect(req.output()).toContain('readonly');
+    // proot has no read-only bind: the step gets a private copy, and a root step's write goes to that copy.
+    if (!(name === 'proot' && isRoot())) expect(req.output()).toContain('readonly');
     expect(entries.filter((e) => e.path.startsWith('run'))).toEqual([]);
     expect(existsSync(join(rootfs, 'run'))).toBe(false);
     expect(await readFile(secret, 'utf8')).toBe('TOP-SECRET-VALUE');
@@ -303,6 +338,26 @@ function executorSuite(name: string): void {
     expect((await readdir('/etc')).sort()).toEqual(hostEtcNames);
     expect(existsSync('/etc/pwned')).toBe(false);
   });
+}
+
+/** No process on the machine runs exactly `argv` (read from /proc/PID/cmdline), within a second. */
+async function expectNoProcess(argv: string[]): Promise<void> {
+  const wanted = `${argv.join('\0')}\0`;
+  const find = async (): Promise<string[]> => {
+    const found: string[] = [];
+    for (const pid of await readdir('/proc')) {
+      if (!/^[0-9]+$/.test(pid)) continue;
+      const cmdline = await readFile(join('/proc', pid, 'cmdline'), 'utf8').catch(() => '');
+      if (cmdline === wanted) found.push(pid);
+    }
+    return found;
+  };
+  let left = await find();
+  for (let i = 0; i < 10 && left.length > 0; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    left = await find();
+  }
+  expect(left, `still running: ${argv.join(' ')}`).toEqual([]);
 }
 
 async function hashTree(base: string, names: string[]): Promise<Record<string, string>> {

@@ -26,7 +26,7 @@ import { REPO_ROOT, strata } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeAsRoot, describeWithTools, needExecutor } from '../helpers/tools.js';
 
-const EXECUTORS = ['chroot', 'bwrap', 'runc', 'crun'] as const;
+const EXECUTORS = ['chroot', 'bwrap', 'runc', 'crun', 'proot'] as const;
 /**
  * crun refuses hosts whose cgroups are in hybrid mode (v1 controllers plus a v2 mount), which CI
  * machines often are; there it is skipped with strata's reason even under CI=true.

@@ -6,14 +6,14 @@ import type { RunInstruction } from '../../dockerfile/index.js';
 import type { RunMount } from '../../exec/index.js';
 import { hashSources, sourceRootForDirectory } from '../../context/index.js';
 import type { Platform } from '../../oci/index.js';
-import { RUN_EXCLUDES, captureChanges, copyUnpacked, extractImageToDirectory, snapshotRootfs } from '../../layer/index.js';
+import { RUN_EXCLUDES, captureChanges, copyUnpacked, extractImageToDirectory, snapshotRootfs, type ImageFsIndex, type LayerEntry, type RootfsSnapshot } from '../../layer/index.js';
 import { readFileSync } from 'node:fs';
 import { readInHostRoot, resolveInHostRoot } from '../host-root.js';
 import { PROXY_ARGS, expansionEnv } from '../args.js';
 import { filesystemKey, stepCacheKey, valueDigests, type KeyComponents } from '../cache.js';
 import { checkRunPlatform } from '../emulation.js';
 import { expandInStage } from '../expand.js';
-import { imageRootfs, imageSnapshot, layerRecords } from '../imagefs.js';
+import { imageFilesystem, imageRootfs, imageSnapshot, layerRecords } from '../imagefs.js';
 import { parseMountSpec, type MountSpec } from '../mounts.js';
 import type { BuildSession } from '../session.js';
 import type { StageState } from '../state.js';
@@ -72,7 +72,7 @@ export async function runRun(state: StageState, ins: RunInstruction, session: Bu
     const result = await session.deps.executor.run({
       rootfs,
       args,
-      env,
+      env: [...env, ...proxyEnv(session, env)],
       user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
       workdir: config.WorkingDir || '/',
       mounts,
@@ -85,7 +85,10 @@ export async function runRun(state: StageState, ins: RunInstruction, session: Bu
     if (result.exitCode !== 0) {
       throw new StrataError('E_RUN_FAILED', `${cc.at}: RUN ${args.join(' ')} exited with code ${result.exitCode}`);
     }
-    const changes = await captureChanges(rootfs, before, { exclude: mounts.map((m) => m.target), signal: session.deps.signal });
+    const captured = await captureChanges(rootfs, before, { exclude: mounts.map((m) => m.target), signal: session.deps.signal });
+    const changes = session.deps.privileged === true
+      ? captured
+      : mapOwners(captured, before, await imageFilesystem(session, state.image, state.reader), user);
     await commitLayerStep(state, session, key, changes, createdBy);
     await recordKey(session, ins, key, components);
     state.rootfs = { dir: rootfs, layers: state.image.layers.length };
@@ -186,6 +189,43 @@ function listedPaths(listing: { resolved: Array<{ matches: Array<{ matchedPath: 
   return matches.flatMap((match, i) => listing.listed[i]!.map((e) => `${match.matchedPath}/${e.relPath}`));
 }
 
+/**
+ * Proxy variables the step sees and nothing records: the build's --build-arg values for them (predefined ARGs,
+ * usable without an ARG line) and else the environment strata runs in, unless the step's env sets them already.
+ * Like BuildKit's proxy env, they are not part of the cache key: a proxy does not change what a step makes.
+ */
+function proxyEnv(session: BuildSession, env: readonly string[]): string[] {
+  const set = new Set(env.map((e) => e.slice(0, e.indexOf('='))));
+  const out: string[] = [];
+  for (const name of PROXY_ARGS) {
+    if (set.has(name)) continue;
+    const value = session.input.buildArgs[name] ?? session.input.proxyEnv?.[name];
+    if (value !== undefined) out.push(`${name}=${value}`);
+  }
+  return out;
+}
+
+/**
+ * Unprivileged, everything in the stage's root belongs on disk to whoever runs strata (the base was unpacked
+ * without owners, and the step's files are made by that uid). Owners are recorded as docker would have them: a
+ * path the step changed but did not chown keeps the owner the image gave it; what the step made (or chowned to
+ * itself) belongs to the step's user, as rootless buildah and podman map the invoking uid (to 0 for a root
+ * step). A chown to a third user cannot be made here at all, so it is not in the layer.
+ */
+function mapOwners(entries: LayerEntry[], before: RootfsSnapshot, image: ImageFsIndex, user: { uid: number; gid: number }): LayerEntry[] {
+  const uid = typeof process.geteuid === 'function' ? process.geteuid() : 0;
+  const gid = typeof process.getegid === 'function' ? process.getegid() : 0;
+  return entries.map((e) => {
+    if (posix.basename(e.path).startsWith('.wh.')) return e;
+    const was = before.entries.get(e.path);
+    const inImage = image.get(`/${e.path}`);
+    if (was !== undefined && inImage !== undefined && was.uid === e.uid && was.gid === e.gid && (was.type === e.type || e.type === 'hardlink')) {
+      return { ...e, uid: inImage.uid, gid: inImage.gid };
+    }
+    return { ...e, uid: e.uid === uid ? user.uid : e.uid, gid: e.gid === gid ? user.gid : e.gid };
+  });
+}
+
 /** Shell form runs through the stage's SHELL; a heredoc-only command (`RUN <<EOF`) runs its body. */
 function runArgs(state: StageState, ins: RunInstruction): string[] {
   const heredoc = ins.heredocs[0];
@@ -196,7 +236,7 @@ function runArgs(state: StageState, ins: RunInstruction): string[] {
 }
 
 function networkMode(flag: string | undefined, session: BuildSession, at: string): 'none' | 'host' {
-  if (flag === undefined || flag === 'default') return session.input.network ?? 'none';
+  if (flag === undefined || flag === 'default') return session.input.network ?? 'host';
   if (flag === 'none' || flag === 'host') return flag;
   throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: RUN --network=${flag} is not supported; use none, host or default`);
 }

@@ -171,7 +171,7 @@ describe('executor registry', () => {
 
   it('detects executors as a list of names that are available', async () => {
     const names = await detectExecutors();
-    for (const name of names) expect(['bwrap', 'runc', 'crun', 'chroot']).toContain(name);
+    for (const name of names) expect(['bwrap', 'runc', 'crun', 'chroot', 'proot']).toContain(name);
   });
 
   it('none refuses RUN and names the alternatives', async () => {

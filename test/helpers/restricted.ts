@@ -1,0 +1,70 @@
+/**
+ * The restricted sandboxes of a CI job container, made on any Linux machine where the tests run as root: no user
+ * namespaces, no mount, no capabilities. strata runs inside them as a user would run it in such a job.
+ *
+ * - `bwrap-uid0`: bubblewrap with `--unshare-user --disable-userns --cap-drop ALL`, as uid 0 (a Kubernetes pod
+ *   whose securityContext drops every capability, user namespaces off).
+ * - `bwrap-uid1000`: the same started as uid 1000 (a job image with `USER 1000`).
+ * - `setpriv-uid0`: root with an empty bounding set (`setpriv --bounding-set -all`): no capability survives exec.
+ *
+ * The host's filesystem is seen as it is (`--bind / /`), and the network is the host's, so a loopback registry
+ * is reachable. Everything a sandbox writes must be writable by its uid.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { CLI, REPO_ROOT, type CliResult } from './cli.js';
+
+const execFileP = promisify(execFile);
+
+export interface RestrictedSandbox {
+  name: 'bwrap-uid0' | 'bwrap-uid1000' | 'setpriv-uid0';
+  uid: number;
+  /** The command line that runs `argv` inside the sandbox. */
+  wrap(argv: readonly string[]): string[];
+}
+
+const BWRAP = (uid: number): string[] => [
+  'bwrap', '--unshare-user', '--uid', String(uid), '--gid', String(uid), '--disable-userns', '--cap-drop', 'ALL',
+  '--bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--unshare-pid', '--die-with-parent', '--',
+];
+
+export const RESTRICTED_SANDBOXES: readonly RestrictedSandbox[] = [
+  { name: 'bwrap-uid0', uid: 0, wrap: (argv) => [...BWRAP(0), ...argv] },
+  { name: 'bwrap-uid1000', uid: 1000, wrap: (argv) => ['setpriv', '--reuid=1000', '--regid=1000', '--clear-groups', ...BWRAP(1000), ...argv] },
+  { name: 'setpriv-uid0', uid: 0, wrap: (argv) => ['setpriv', '--bounding-set', '-all', '--inh-caps', '-all', '--', ...argv] },
+];
+
+/** Runs a program inside a sandbox; never throws for a non-zero exit. */
+export async function runRestricted(sandbox: RestrictedSandbox, argv: readonly string[], env: Record<string, string | undefined>, cwd = REPO_ROOT): Promise<CliResult> {
+  const [file, ...args] = sandbox.wrap(argv);
+  try {
+    const { stdout, stderr } = await execFileP(file!, args, { env, cwd, maxBuffer: 64 * 1024 * 1024 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+/** `strata ARGS` inside a sandbox, with a minimal environment (PATH, HOME) plus `env`. */
+export function strataRestricted(sandbox: RestrictedSandbox, args: readonly string[], env: Record<string, string | undefined>): Promise<CliResult> {
+  return runRestricted(sandbox, [CLI, ...args], { PATH: process.env.PATH, ...env });
+}
+
+/**
+ * Why these sandboxes cannot be made here, or undefined when they can: it takes root (to start one as uid 1000),
+ * bwrap 0.8 or later (`--disable-userns`), setpriv and proot.
+ */
+export async function restrictedUnavailable(): Promise<string | undefined> {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'the restricted sandboxes are started by root';
+  for (const tool of ['bwrap', 'setpriv', 'proot']) {
+    try {
+      await execFileP(tool, ['--version']);
+    } catch {
+      return `${tool} is not installed (apt-get install ${tool === 'bwrap' ? 'bubblewrap' : tool === 'setpriv' ? 'util-linux' : 'proot'})`;
+    }
+  }
+  const probe = await runRestricted(RESTRICTED_SANDBOXES[0]!, ['true'], { PATH: process.env.PATH });
+  if (probe.code !== 0) return `bwrap cannot make the restricted sandbox here (it needs 0.8 for --disable-userns): ${probe.stderr.trim()}`;
+  return undefined;
+}

@@ -1,0 +1,110 @@
+/**
+ * `--executor inplace` (kaniko's mode) never runs on the test machine's own `/`: every build here runs strata inside
+ * a bubblewrap sandbox whose `/` is a scratch directory (with the host's /usr and the repository bound read-only,
+ * and /strata for the store, the temp dir and the output), as strata would run in a throwaway job container.
+ *
+ * - With no sign of a container (no /.dockerenv, no KUBERNETES_SERVICE_HOST, a plain cgroup), it refuses in one line.
+ * - With one (or --force), the step runs in that `/` and the image equals buildah's, file by file with owners.
+ */
+import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { BUILDAH_RUN_LEAKS, Buildah, describeOwnedTree, pushBusyboxBase, treeDifferences, umociUnpack, type OwnedEntry } from '../helpers/busybox-base.js';
+import { CLI, REPO_ROOT } from '../helpers/cli.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { runRestricted, type RestrictedSandbox } from '../helpers/restricted.js';
+import { describeAsRoot, describeWithTools } from '../helpers/tools.js';
+
+const SECRET = 'inplace-secret-value-0123456789';
+/** Docker's default capabilities a job container's root has (no CAP_SYS_ADMIN). */
+const DOCKER_CAPS = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_SETUID', 'CAP_SETGID', 'CAP_KILL'];
+
+/** A sandbox whose / is `scratch`: the host's /usr and the repository read-only, `state` at /strata. */
+function scratchRoot(scratch: string, state: string, options: { dockerenv?: boolean } = {}): RestrictedSandbox {
+  const args = [
+    'bwrap', '--bind', scratch, '/', '--ro-bind', '/usr', '/usr',
+    '--symlink', 'usr/lib', '/lib', '--symlink', 'usr/lib64', '/lib64', '--symlink', 'usr/bin', '/bin', '--symlink', 'usr/sbin', '/sbin',
+    '--ro-bind', REPO_ROOT, REPO_ROOT, '--bind', state, '/strata', '--proc', '/proc', '--dev', '/dev', '--unshare-pid', '--die-with-parent',
+    ...DOCKER_CAPS.flatMap((c) => ['--cap-add', c]),
+    '--clearenv', '--setenv', 'PATH', '/usr/bin:/bin', '--setenv', 'HOME', '/strata', '--setenv', 'STRATA_ROOT', '/strata/store', '--setenv', 'TMPDIR', '/strata/tmp',
+    ...(options.dockerenv === true ? ['--file', '9', '/.dockerenv'] : []),
+    '--',
+  ];
+  return { name: 'bwrap-uid0', uid: 0, wrap: (argv) => (options.dockerenv === true ? ['sh', '-c', 'exec "$@" 9</dev/null', 'sh', ...args, ...argv] : [...args, ...argv]) };
+}
+
+describeAsRoot('RUN --executor inplace', () => {
+  describeWithTools(['docker-registry', 'buildah', 'umoci', 'bwrap'], 'RUN --executor inplace', () => {
+    let registry: TestRegistry;
+    let work: string;
+    let base: string;
+    let buildah: Buildah;
+    const references = new Map<string, Record<string, OwnedEntry>>();
+
+    beforeAll(async () => {
+      work = await mkdtemp(join(tmpdir(), 'strata-inplace-'));
+      await chmod(work, 0o755);
+      registry = await startRegistry();
+      base = (await pushBusyboxBase(registry.host)).ref;
+      buildah = new Buildah(join(work, 'buildah'));
+      const secret = join(work, 'secret');
+      await writeFile(secret, SECRET, { mode: 0o600 });
+      for (const name of ['restricted', 'multistage']) {
+        const res = await buildah.bud(join(REPO_ROOT, 'testdata', 'run', name), `inplace-${name}`, { buildArgs: { BASE: base }, extra: ['--secret', `id=tok,src=${secret}`] });
+        if (res.code !== 0) throw new Error(`buildah bud ${name} failed (${res.code}):\n${res.stderr}\n${res.stdout}`);
+        await buildah.pushOci(`inplace-${name}`, join(work, `buildah-${name}`));
+        const tree = await describeOwnedTree(await umociUnpack(join(work, `buildah-${name}`), 'latest', join(work, `buildah-${name}-bundle`)));
+        for (const leak of [...BUILDAH_RUN_LEAKS, 'run/secrets', 'var', 'var/cache']) delete tree[leak];
+        references.set(name, tree);
+      }
+    }, 180_000);
+
+    afterAll(async () => {
+      await buildah?.cleanup();
+      await registry?.stop();
+      if (work) await rm(work, { recursive: true, force: true });
+    });
+
+    async function sandboxDirs(name: string): Promise<{ scratch: string; state: string }> {
+      const scratch = join(work, `${name}-root`);
+      const state = join(work, `${name}-state`);
+      await mkdir(scratch, { recursive: true });
+      await mkdir(join(state, 'tmp'), { recursive: true });
+      await writeFile(join(state, 'secret'), SECRET, { mode: 0o600 });
+      return { scratch, state };
+    }
+
+    it('refuses in one line where it sees no container, and touches nothing', async () => {
+      const { scratch, state } = await sandboxDirs('refuse');
+      const res = await runRestricted(scratchRoot(scratch, state), [CLI, 'build', join(REPO_ROOT, 'testdata', 'run', 'restricted'), '--executor', 'inplace', '--build-arg', `BASE=${base}`, '--progress', 'plain'], {});
+      expect(res.code).not.toBe(0);
+      expect(res.stderr).toMatch(/^strata: executor inplace cannot run here: the inplace executor overwrites \/ and runs only inside a throwaway container: no container seen here .*; pass --force if this is one$/m);
+      // The scratch root holds only what bwrap made for its mount points.
+      expect((await readdir(scratch)).sort()).toEqual(['bin', 'dev', 'lib', 'lib64', 'proc', 'sbin', 'strata', 'usr', REPO_ROOT.split('/')[1]!].sort());
+    }, 60_000);
+
+    for (const name of ['restricted', 'multistage']) {
+      it(`${name}: in a container (/.dockerenv), the step runs in its / and the image equals buildah's`, async () => {
+        const { scratch, state } = await sandboxDirs(name);
+        const res = await runRestricted(
+          scratchRoot(scratch, state, { dockerenv: true }),
+          [CLI, 'build', join(REPO_ROOT, 'testdata', 'run', name), '--executor', 'inplace', '--build-arg', `BASE=${base}`, '--secret', 'id=tok,src=/strata/secret', '--progress', 'plain', '-o', 'type=oci,dest=/strata/out,tar=false'],
+          {},
+        );
+        expect(res.code, res.stderr).toBe(0);
+        expect(res.stderr).toMatch(/^=> executor inplace$/m);
+        const ours = await describeOwnedTree(await umociUnpack(join(state, 'out'), 'latest', join(work, `${name}-bundle`)));
+        expect(treeDifferences(ours, references.get(name)!)).toEqual([]);
+      }, 120_000);
+    }
+
+    it('--force runs where no container is seen', async () => {
+      const { scratch, state } = await sandboxDirs('force');
+      await writeFile(join(state, 'Dockerfile'), `FROM ${base}\nRUN echo forced > /forced\n`);
+      const res = await runRestricted(scratchRoot(scratch, state), [CLI, 'build', '/strata', '--executor', 'inplace', '--force', '--progress', 'plain', '-o', 'type=local,dest=/strata/out'], {});
+      expect(res.code, res.stderr).toBe(0);
+      expect((await readdir(join(state, 'out'))).sort()).toContain('forced');
+    }, 60_000);
+  });
+});
