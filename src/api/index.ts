@@ -13,6 +13,7 @@ export * from './registry-target.js';
 export * from './registry-io.js';
 export * from './registry-open.js';
 export * from './registry-write.js';
+export * from './registry-verbs.js';
 export * from './pull.js';
 export * from './push.js';
 export * from './login.js';

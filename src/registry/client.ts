@@ -5,7 +5,7 @@ import { MediaType, parseManifestOrIndex, type Descriptor, type ParsedManifest }
 import type { BlobReader, ReadOptions } from '../store/types.js';
 import { describeContext, type RegistryErrorContext } from './errors.js';
 import { discardBody, readBytes, type FetchResponse } from './http.js';
-import { pullScopes, pushScopes } from './scopes.js';
+import { pullScopes, pushScopes, repositoryScope } from './scopes.js';
 import { RegistryTransport, type RegistryConnectionOptions } from './transport.js';
 import { uploadBlob, type BlobSource, type BlobUploadCallOptions, type UploadOptions } from './upload.js';
 import { streamBlobUpload, type StreamBlobOptions, type StreamedBlob } from './upload-stream.js';
@@ -335,11 +335,40 @@ export class RegistryClient {
     return digest;
   }
 
-  /** Lists tags of a repository (`GET /v2/<name>/tags/list`), following `Link` pagination. */
-  async listTags(repository: string, options: TransferOptions = {}): Promise<string[]> {
+  /**
+   * Deletes a manifest by digest (`DELETE /v2/<name>/manifests/<digest>`). Registries that refuse
+   * deletes answer 405 (distribution without `storage.delete.enabled`); that becomes one clear error.
+   */
+  async deleteManifest(repository: string, digest: Digest, options: TransferOptions = {}): Promise<void> {
+    const ctx = this.ctx(repository, `manifest ${digest}`);
+    const response = await this.transport.send({
+      method: 'DELETE',
+      url: `/v2/${encodeRepo(repository)}/manifests/${digest}`,
+      scopes: [repositoryScope(repository, ['delete', 'pull'])],
+      ctx,
+      signal: options.signal,
+    });
+    if (response.status === 202 || response.status === 200 || response.status === 204) {
+      await discardBody(response);
+      return;
+    }
+    if (response.status === 405) {
+      await discardBody(response);
+      throw new StrataError('E_REGISTRY_UNSUPPORTED', `${describeContext(ctx)}: the registry does not allow deleting manifests (HTTP 405)`, {
+        hint: 'deletes must be enabled on the registry (distribution: storage.delete.enabled, or REGISTRY_STORAGE_DELETE_ENABLED=true); some registries delete only through their own web UI or API',
+      });
+    }
+    throw await this.transport.fail(response, ctx);
+  }
+
+  /**
+   * Lists tags of a repository (`GET /v2/<name>/tags/list`), following `Link` pagination. `pageSize`
+   * asks for pages of that many tags (`?n=`); without it the registry picks.
+   */
+  async listTags(repository: string, options: TransferOptions & { pageSize?: number | undefined } = {}): Promise<string[]> {
     const ctx = this.ctx(repository, 'tag list');
     const tags: string[] = [];
-    let url: string | undefined = `/v2/${encodeRepo(repository)}/tags/list`;
+    let url: string | undefined = `/v2/${encodeRepo(repository)}/tags/list${options.pageSize !== undefined ? `?n=${options.pageSize}` : ''}`;
     for (let page = 0; url !== undefined && page < 1000; page++) {
       const response: FetchResponse = await this.transport.send({ method: 'GET', url, scopes: pullScopes(repository), ctx, signal: options.signal });
       if (response.status !== 200) throw await this.transport.fail(response, ctx);
