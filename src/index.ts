@@ -14,6 +14,7 @@ export * from './layer/index.js';
 export * from './image/index.js';
 export * from './output/index.js';
 export * from './inspect/index.js';
+export * from './diff/index.js';
 export * from './context/index.js';
 export * from './exec/index.js';
 export * from './build/index.js';

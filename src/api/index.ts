@@ -14,6 +14,8 @@ export * from './registry-io.js';
 export * from './registry-open.js';
 export * from './registry-write.js';
 export * from './registry-verbs.js';
+export * from './diff.js';
+export * from './export.js';
 export * from './pull.js';
 export * from './push.js';
 export * from './login.js';
