@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { StrataError, createRegistryIo, parseRegistryHost, type RegistryConnection, type StrataContext } from '../src/index.js';
 import type { CliContext } from './context.js';
@@ -42,7 +42,7 @@ export async function withRegistry<T>(cli: CliContext, api: StrataContext, flags
   }
 }
 
-function setup(cli: CliContext, _api: StrataContext, flags: RegistryFlags): { io: RegistryConnection; progress: ProgressRenderer } {
+function setup(cli: CliContext, api: StrataContext, flags: RegistryFlags): { io: RegistryConnection; progress: ProgressRenderer } {
   const mode = parseProgressMode(flags.progress);
   const insecure = (flags.insecureRegistry ?? []).map((h) => {
     try {
@@ -58,6 +58,7 @@ function setup(cli: CliContext, _api: StrataContext, flags: RegistryFlags): { io
     insecureRegistries: insecure,
     caCert: trustedCaCerts(cli, flags.caCert),
     progress: progress.listener,
+    blobLocationsFile: join(api.storeRoot, 'cache', 'blob-locations.json'),
   });
   return { io, progress };
 }

@@ -4,7 +4,7 @@ import { copyBetweenRegistries } from '../registry/index.js';
 import type { StrataContext } from './context.js';
 import { writeImage } from './destinations.js';
 import type { RegistryIo } from './append.js';
-import { isRegistryConnection, noteReadFrom, registryTarget, type RegistryConnection } from './registry-target.js';
+import { isRegistryConnection, noteBlobLocations, noteReadFrom, registryTarget, type RegistryConnection } from './registry-target.js';
 import { openImage } from './sources.js';
 import { parseImageLocation } from './transport.js';
 
@@ -40,8 +40,11 @@ async function copyRegistryToRegistry(source: string, destination: string, ctx: 
     platform: options.allPlatforms ? 'all' : (ctx.platform ?? hostPlatform()),
     concurrency: conn.concurrency,
     progress: conn.progress,
+    mountSources: (digest) => conn.blobLocations?.sources(dest.client.registry, digest) ?? [],
   });
   noteReadFrom(conn, src.client.registry, src.repository);
+  conn.blobLocations?.note(src.client.registry, src.repository, pushed.blobs);
+  await noteBlobLocations(conn, dest.client.registry, dest.repository, pushed.blobs);
   if (dest.ref.digest !== undefined && dest.ref.digest !== pushed.digest) {
     throw new StrataError('E_DIGEST_MISMATCH', `${dest.description}: the copied image is ${pushed.digest}, not the digest the destination names`);
   }

@@ -1,4 +1,4 @@
-import { RegistryClient, createNodeFetch, type CredentialLookup, type FetchLike, type ProgressListener, type RetryOptions } from '../registry/index.js';
+import { BlobLocations, RegistryClient, createNodeFetch, type CredentialLookup, type FetchLike, type ProgressListener, type RetryOptions } from '../registry/index.js';
 import { createCredentialStore, credentialLookup, type HelperRunner } from '../registry/credentials/index.js';
 import { openFromRegistry } from './registry-open.js';
 import type { RegistryConnection } from './registry-target.js';
@@ -21,6 +21,11 @@ export interface RegistryIoOptions {
   runHelper?: HelperRunner | undefined;
   /** Blobs in flight at once per image; default 4. */
   concurrency?: number | undefined;
+  /**
+   * The store's record of where blobs were seen (`<store>/cache/blob-locations.json`): pushes mount from
+   * repositories of the same registry that earlier runs pulled from or pushed to. None: this run's reads only.
+   */
+  blobLocationsFile?: string | undefined;
 }
 
 /** Wires the registry client into the API: `docker://` sources and destinations, shared connections and tokens. */
@@ -58,6 +63,7 @@ export function createRegistryIo(options: RegistryIoOptions): RegistryConnection
     progress: options.progress,
     concurrency: options.concurrency ?? 4,
     readFrom: new Map(),
+    blobLocations: options.blobLocationsFile === undefined ? undefined : new BlobLocations(options.blobLocationsFile),
   };
   return conn;
 }

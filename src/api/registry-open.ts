@@ -3,7 +3,7 @@ import type { Descriptor } from '../oci/index.js';
 import { registryImageReader, type ProgressListener, type RegistryClient } from '../registry/index.js';
 import { CompositeBlobReader, MemoryBlobReader, type BlobReader, type ReadOptions } from '../store/index.js';
 import type { StrataContext } from './context.js';
-import { noteReadFrom, registryTarget, type RegistryConnection } from './registry-target.js';
+import { noteBlobLocations, noteReadFrom, registryTarget, type RegistryConnection } from './registry-target.js';
 import { keepingMetadata } from './metadata-cache.js';
 import { resolveImage } from './resolve.js';
 import type { OpenedImage, RegistryOpenOptions } from './sources.js';
@@ -23,6 +23,8 @@ export async function openFromRegistry(conn: RegistryConnection, text: string, c
     options.keepMetadataIn === undefined ? registry : keepingMetadata(registry, options.keepMetadataIn),
   ]);
   const resolved = await resolveImage(root.descriptor, reader, target.description, ctx.platform);
+  const manifest = resolved.manifest.value;
+  await noteBlobLocations(conn, target.client.registry, target.repository, [manifest.config, ...manifest.layers].map((d) => d.digest));
   return {
     ...resolved,
     location: { transport: 'docker', ref: text.startsWith('docker://') ? text.slice('docker://'.length) : text },

@@ -21,3 +21,4 @@ export { pullImage, type PullImageOptions, type PulledImage, type PulledManifest
 export { pushImage, type PushImageOptions, type PushedImage } from './push.js';
 export { copyBetweenRegistries, registryImageReader, type CopyOptions, type RegistryLocation } from './copy.js';
 export type { TransferEvent, ProgressListener } from './progress.js';
+export { BlobLocations } from './blob-locations.js';
