@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { StrataError, createRegistryIo, parseRegistryHost, type RegistryConnection, type StrataContext } from '../src/index.js';
 import type { CliContext } from './context.js';
 import { collect } from './options.js';
@@ -11,6 +11,7 @@ export interface RegistryFlags {
   insecureRegistry?: string[];
   caCert?: string;
   progress?: string;
+  skipTlsVerify?: string[];
 }
 
 /** The options of every command that may talk to a registry. */
@@ -18,7 +19,15 @@ export function addRegistryOptions(command: Command): Command {
   return command
     .option('--insecure-registry <host[:port]>', 'allow plain HTTP to this registry (loopback registries are allowed anyway); repeatable', collect, [])
     .option('--ca-cert <file>', 'PEM file of CA certificates to trust for registries with a private CA')
+    .addOption(skipTlsVerifyOption())
     .option('--progress <mode>', 'transfer progress on stderr: auto, plain, tty, json or quiet', 'auto');
+}
+
+/** `--skip-tls-verify[=HOST]` (kaniko's flag): without a host, every registry. */
+export function skipTlsVerifyOption(): Option {
+  return new Option('--skip-tls-verify [host[:port]]', 'accept any TLS certificate from this registry (every registry without =HOST); insecure; repeatable')
+    .preset('*')
+    .argParser(collect);
 }
 
 /**
@@ -51,6 +60,14 @@ function setup(cli: CliContext, api: StrataContext, flags: RegistryFlags): { io:
       throw new StrataError('E_USAGE', `--insecure-registry ${h}: expected host[:port]`, { cause });
     }
   });
+  const skipTlsVerify = (flags.skipTlsVerify ?? []).map((h) => {
+    if (h === '*') return h;
+    try {
+      return parseRegistryHost(h);
+    } catch (cause) {
+      throw new StrataError('E_USAGE', `--skip-tls-verify ${h}: expected host[:port]`, { cause, hint: 'write --skip-tls-verify=HOST, or the flag alone for every registry' });
+    }
+  });
   const progress = createProgress(mode, cli.stderr, (cli.stderr as { isTTY?: boolean }).isTTY === true);
   const io = createRegistryIo({
     env: cli.env,
@@ -59,6 +76,8 @@ function setup(cli: CliContext, api: StrataContext, flags: RegistryFlags): { io:
     caCert: trustedCaCerts(cli, flags.caCert),
     progress: progress.listener,
     blobLocationsFile: join(api.storeRoot, 'cache', 'blob-locations.json'),
+    skipTlsVerify,
+    warn: (message) => cli.stderr.write(`WARNING: ${message}\n`),
   });
   return { io, progress };
 }

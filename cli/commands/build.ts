@@ -4,7 +4,7 @@ import { StrataError, buildImage, formatBytes, familiarImageName, ioError } from
 import type { CliContext } from '../context.js';
 import { buildEventRenderer, type ProgressMode } from '../build-progress.js';
 import { apiContext, collect, parseCompression, parseCompressionLevel, writeLine } from '../options.js';
-import { withRegistry } from '../registry-io.js';
+import { skipTlsVerifyOption, withRegistry } from '../registry-io.js';
 import { readConfigFile } from '../config.js';
 
 interface BuildFlags {
@@ -27,6 +27,7 @@ interface BuildFlags {
   sourceDateEpoch?: string;
   insecureRegistry: string[];
   caCert?: string;
+  skipTlsVerify?: string[];
   secret: string[];
   ssh: string[];
   network?: string;
@@ -84,6 +85,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--source-date-epoch <seconds>', 'fix timestamps for a reproducible image (default: $SOURCE_DATE_EPOCH)')
     .option('--insecure-registry <host[:port]>', 'allow plain HTTP to this registry (loopback registries are allowed anyway); repeatable', collect, [])
     .option('--ca-cert <file>', 'PEM file of CA certificates to trust for registries with a private CA')
+    .addOption(skipTlsVerifyOption())
     .action(async (contextArg: string, flags: BuildFlags) => {
       if (!['auto', 'plain', 'tty', 'json', 'quiet'].includes(flags.progress)) throw new StrataError('E_USAGE', `--progress must be auto, plain, tty, json or quiet, got "${flags.progress}"`);
       const started = Date.now();
@@ -104,7 +106,7 @@ export function register(program: Command, ctx: CliContext): void {
         dockerfile = 'Dockerfile';
       }
       const render = buildEventRenderer(flags.progress as ProgressMode, ctx.stderr, ctx.isTty);
-      const registryFlags = { insecureRegistry: [...flags.insecureRegistry, ...(config.insecureRegistries ?? [])], progress: flags.progress, ...(flags.caCert !== undefined ? { caCert: flags.caCert } : {}) };
+      const registryFlags = { insecureRegistry: [...flags.insecureRegistry, ...(config.insecureRegistries ?? [])], progress: flags.progress, ...(flags.caCert !== undefined ? { caCert: flags.caCert } : {}), ...(flags.skipTlsVerify !== undefined ? { skipTlsVerify: flags.skipTlsVerify } : {}) };
       const result = await withRegistry(ctx, api, registryFlags, (io) => buildImage(
         {
           contextDir,

@@ -1,4 +1,5 @@
 import { BlobLocations, RegistryClient, createNodeFetch, type CredentialLookup, type FetchLike, type ProgressListener, type RetryOptions } from '../registry/index.js';
+import { registryApiHost } from '../ref/index.js';
 import { createCredentialStore, credentialLookup, type HelperRunner } from '../registry/credentials/index.js';
 import { openFromRegistry } from './registry-open.js';
 import type { RegistryConnection } from './registry-target.js';
@@ -26,11 +27,21 @@ export interface RegistryIoOptions {
    * repositories of the same registry that earlier runs pulled from or pushed to. None: this run's reads only.
    */
   blobLocationsFile?: string | undefined;
+  /**
+   * Registries (host[:port] as written in references) whose TLS certificates are not verified; `*` for all
+   * (kaniko's --skip-tls-verify). Each is warned about once, when first used.
+   */
+  skipTlsVerify?: readonly string[] | undefined;
+  /** Where warnings go (the CLI: stderr). */
+  warn?: ((message: string) => void) | undefined;
 }
 
 /** Wires the registry client into the API: `docker://` sources and destinations, shared connections and tokens. */
 export function createRegistryIo(options: RegistryIoOptions): RegistryConnection {
-  const fetch = options.fetch ?? createNodeFetch(options.caCert !== undefined ? { caCert: options.caCert } : {});
+  const skipped = new Set((options.skipTlsVerify ?? []).map((r) => (r === '*' ? r : registryApiHost(r))));
+  const skipsVerify = (host: string): boolean => skipped.has('*') || skipped.has(host);
+  const fetch = options.fetch ?? createNodeFetch({ ...(options.caCert !== undefined ? { caCert: options.caCert } : {}), ...(skipped.size > 0 ? { skipVerify: skipsVerify } : {}) });
+  const warned = new Set<string>();
   const credentials = createCredentialStore({
     env: options.env,
     homeDir: options.homeDir,
@@ -39,8 +50,13 @@ export function createRegistryIo(options: RegistryIoOptions): RegistryConnection
   const lookup = credentialLookup(credentials);
   const clock = options.now;
   const clients = new Map<string, RegistryClient>();
-  const newClient = (registry: string, creds: CredentialLookup = lookup): RegistryClient =>
-    new RegistryClient({
+  const newClient = (registry: string, creds: CredentialLookup = lookup): RegistryClient => {
+    const host = registryApiHost(registry);
+    if (skipsVerify(host) && !warned.has(host)) {
+      warned.add(host);
+      options.warn?.(`TLS certificate verification is off for ${registry}: any server can pose as it`);
+    }
+    return new RegistryClient({
       registry,
       fetch,
       credentials: creds,
@@ -49,6 +65,7 @@ export function createRegistryIo(options: RegistryIoOptions): RegistryConnection
       progress: options.progress,
       ...(clock !== undefined ? { now: () => clock().getTime() } : {}),
     });
+  };
   const conn: RegistryConnection = {
     openRegistry: (ref, ctx, openOptions) => openFromRegistry(conn, ref, ctx, openOptions),
     writeRegistry: (ref, content) => pushToRegistry(conn, ref, content),

@@ -34,6 +34,11 @@ export interface NodeFetchOptions {
    */
   caCert?: string | Buffer | undefined;
   maxSockets?: number | undefined;
+  /**
+   * Hosts (`host[:port]` of the URL) whose certificates are not verified at all (`--skip-tls-verify`); every
+   * other host, a redirect target included, is verified as usual.
+   */
+  skipVerify?: ((host: string) => boolean) | undefined;
 }
 
 /** The default adapter: node-fetch 3 over keep-alive agents. */
@@ -44,8 +49,10 @@ export function createNodeFetch(options: NodeFetchOptions = {}): FetchLike {
   // Made at the first https request, so a build that makes none never parses a certificate. With extra CAs,
   // one context for every connection: the `ca` option alone would parse them all again for each.
   let httpsAgent: HttpsAgent | undefined;
+  let unverifiedAgent: HttpsAgent | undefined;
   const agentFor = (parsed: URL): HttpAgent | HttpsAgent => {
     if (parsed.protocol === 'http:') return httpAgent;
+    if (options.skipVerify?.(parsed.host) === true) return (unverifiedAgent ??= new HttpsAgent({ keepAlive: true, maxSockets, rejectUnauthorized: false }));
     httpsAgent ??= new HttpsAgent({
       keepAlive: true,
       maxSockets,

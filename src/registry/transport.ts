@@ -241,7 +241,7 @@ export class RegistryTransport {
     if (cause instanceof StrataError) return cause;
     if (isCertificateError(cause)) {
       return new StrataError('E_REGISTRY_INSECURE', `${describeContext(ctx)}: TLS certificate of ${new URL(url).host} not trusted (${(cause as { code?: string }).code ?? 'certificate error'})`, {
-        hint: 'pass the registry\'s CA with --ca-cert FILE, or --insecure-registry HOST for a plain-HTTP registry',
+        hint: `pass the registry's CA with --ca-cert FILE, or --skip-tls-verify=${new URL(url).host} to accept any certificate from it (insecure)`,
         cause,
       });
     }
