@@ -1,6 +1,6 @@
 import { StrataError } from '../errors/index.js';
 import { hostPlatform, type Descriptor } from '../oci/index.js';
-import { copyBetweenRegistries } from '../registry/index.js';
+import { convertToDockerV2s2, copyBetweenRegistries } from '../registry/index.js';
 import type { StrataContext } from './context.js';
 import { writeImage } from './destinations.js';
 import type { RegistryIo } from './append.js';
@@ -11,19 +11,22 @@ import { parseImageLocation } from './transport.js';
 export interface CopyImageOptions {
   /** Copy the whole index (every platform) rather than the platform's image. */
   allPlatforms?: boolean;
+  /** `v2s2` writes Docker schema 2 manifests (and a manifest list) over the same blobs; the digest changes. */
+  format?: 'oci' | 'v2s2' | undefined;
 }
 
 /** Copies an image between any two locations, verifying every blob on the way. */
 export async function copyImage(source: string, destination: string, ctx: StrataContext, options: CopyImageOptions = {}, io: RegistryIo = {}): Promise<Descriptor> {
   const from = parseImageLocation(source);
   const to = parseImageLocation(destination);
-  if (from.transport === 'docker' && to.transport === 'docker' && isRegistryConnection(io)) {
+  if (from.transport === 'docker' && to.transport === 'docker' && isRegistryConnection(io) && options.format !== 'v2s2') {
     return copyRegistryToRegistry(from.ref, to.ref, ctx, options, io);
   }
   const opened = await openImage(from, ctx, io);
   try {
     const descriptor = options.allPlatforms || opened.index === undefined ? opened.top.descriptor : opened.manifest.descriptor;
-    return await writeImage(to, { descriptor, reader: opened.reader }, ctx, io);
+    const content = options.format === 'v2s2' ? await convertToDockerV2s2(descriptor, opened.reader) : { descriptor, reader: opened.reader };
+    return await writeImage(to, content, ctx, io);
   } finally {
     await opened.close();
   }

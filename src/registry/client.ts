@@ -324,6 +324,12 @@ export class RegistryClient {
       ctx,
       signal: options.signal,
     });
+    if (response.status === 415 && (mediaType === MediaType.OciManifest || mediaType === MediaType.OciIndex)) {
+      await discardBody(response);
+      throw new StrataError('E_REGISTRY_UNSUPPORTED', `${describeContext(ctx)}: the registry refuses OCI media types (HTTP 415 for ${mediaType})`, {
+        hint: 'push with Docker schema 2 manifests: `strata push --format v2s2`, `strata copy --format v2s2`, or `-o type=registry,oci-mediatypes=false` for a build (the image digest changes)',
+      });
+    }
     if (response.status !== 201 && response.status !== 200) throw await this.transport.fail(response, ctx);
     await discardBody(response);
     const header = response.headers.get('docker-content-digest');

@@ -22,3 +22,4 @@ export { pushImage, type PushImageOptions, type PushedImage } from './push.js';
 export { copyBetweenRegistries, registryImageReader, type CopyOptions, type RegistryLocation } from './copy.js';
 export type { TransferEvent, ProgressListener } from './progress.js';
 export { BlobLocations } from './blob-locations.js';
+export { convertToDockerV2s2 } from './v2s2.js';
