@@ -10,6 +10,8 @@ export interface StrataConfigFile {
   executor?: string;
   /** Registries reached over plain HTTP, as with --insecure-registry. */
   insecureRegistries?: string[];
+  /** `"registry-mirrors": {"docker.io": ["mirror.example:5000"]}`: mirrors to pull through, per registry. */
+  registryMirrors?: Record<string, string[]>;
 }
 
 export function configPath(cli: CliContext): string {
@@ -45,6 +47,13 @@ export function readConfigFile(cli: CliContext): StrataConfigFile {
       throw new StrataError('E_USAGE', `${path}: "insecureRegistries" must be a list of host[:port] strings`);
     }
     out.insecureRegistries = config.insecureRegistries as string[];
+  }
+  const mirrors = config['registry-mirrors'];
+  if (mirrors !== undefined) {
+    const valid = mirrors !== null && typeof mirrors === 'object' && !Array.isArray(mirrors) &&
+      Object.values(mirrors).every((hosts) => Array.isArray(hosts) && hosts.every((h) => typeof h === 'string'));
+    if (!valid) throw new StrataError('E_USAGE', `${path}: "registry-mirrors" must map registries to lists of mirror hosts, e.g. {"docker.io": ["mirror.example:5000"]}`);
+    out.registryMirrors = mirrors as Record<string, string[]>;
   }
   return out;
 }

@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { StrataError, createRegistryIo, parseRegistryHost, type RegistryConnection, type StrataContext } from '../src/index.js';
 import type { CliContext } from './context.js';
+import { readConfigFile } from './config.js';
 import { collect } from './options.js';
 import { createProgress, parseProgressMode, type ProgressRenderer } from './progress.js';
 
@@ -12,6 +13,7 @@ export interface RegistryFlags {
   caCert?: string;
   progress?: string;
   skipTlsVerify?: string[];
+  registryMirror?: string[];
 }
 
 /** The options of every command that may talk to a registry. */
@@ -20,6 +22,7 @@ export function addRegistryOptions(command: Command): Command {
     .option('--insecure-registry <host[:port]>', 'allow plain HTTP to this registry (loopback registries are allowed anyway); repeatable', collect, [])
     .option('--ca-cert <file>', 'PEM file of CA certificates to trust for registries with a private CA')
     .addOption(skipTlsVerifyOption())
+    .option('--registry-mirror <host[:port]>', 'pull docker.io images through this mirror first (kaniko\'s flag); repeatable', collect, [])
     .option('--progress <mode>', 'transfer progress on stderr: auto, plain, tty, json or quiet', 'auto');
 }
 
@@ -68,6 +71,7 @@ function setup(cli: CliContext, api: StrataContext, flags: RegistryFlags): { io:
       throw new StrataError('E_USAGE', `--skip-tls-verify ${h}: expected host[:port]`, { cause, hint: 'write --skip-tls-verify=HOST, or the flag alone for every registry' });
     }
   });
+  const registryMirrors = mirrorsOf(cli, flags.registryMirror ?? []);
   const progress = createProgress(mode, cli.stderr, (cli.stderr as { isTTY?: boolean }).isTTY === true);
   const io = createRegistryIo({
     env: cli.env,
@@ -77,9 +81,32 @@ function setup(cli: CliContext, api: StrataContext, flags: RegistryFlags): { io:
     progress: progress.listener,
     blobLocationsFile: join(api.storeRoot, 'cache', 'blob-locations.json'),
     skipTlsVerify,
+    registryMirrors,
     warn: (message) => cli.stderr.write(`WARNING: ${message}\n`),
   });
   return { io, progress };
+}
+
+/**
+ * Mirrors per registry: `--registry-mirror` (for docker.io, as kaniko's and docker's daemon.json mirrors are),
+ * then the config file's `registry-mirrors` map.
+ */
+function mirrorsOf(cli: CliContext, flagged: readonly string[]): Record<string, string[]> {
+  const host = (h: string, where: string): string => {
+    try {
+      return parseRegistryHost(h.replace(/^https?:\/\//, '').replace(/\/+$/, ''));
+    } catch (cause) {
+      throw new StrataError('E_USAGE', `${where} ${h}: expected host[:port]`, { cause });
+    }
+  };
+  const out: Record<string, string[]> = {};
+  const add = (registry: string, hosts: readonly string[], where: string): void => {
+    const list = (out[registry] ??= []);
+    for (const h of hosts) if (!list.includes(host(h, where))) list.push(host(h, where));
+  };
+  add('docker.io', flagged, '--registry-mirror');
+  for (const [registry, hosts] of Object.entries(readConfigFile(cli).registryMirrors ?? {})) add(registry === 'index.docker.io' ? 'docker.io' : registry, hosts, 'registry-mirrors:');
+  return out;
 }
 
 /**

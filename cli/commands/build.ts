@@ -28,6 +28,7 @@ interface BuildFlags {
   insecureRegistry: string[];
   caCert?: string;
   skipTlsVerify?: string[];
+  registryMirror: string[];
   secret: string[];
   ssh: string[];
   network?: string;
@@ -86,6 +87,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--insecure-registry <host[:port]>', 'allow plain HTTP to this registry (loopback registries are allowed anyway); repeatable', collect, [])
     .option('--ca-cert <file>', 'PEM file of CA certificates to trust for registries with a private CA')
     .addOption(skipTlsVerifyOption())
+    .option('--registry-mirror <host[:port]>', 'pull docker.io base images through this mirror first; repeatable', collect, [])
     .action(async (contextArg: string, flags: BuildFlags) => {
       if (!['auto', 'plain', 'tty', 'json', 'quiet'].includes(flags.progress)) throw new StrataError('E_USAGE', `--progress must be auto, plain, tty, json or quiet, got "${flags.progress}"`);
       const started = Date.now();
@@ -106,7 +108,7 @@ export function register(program: Command, ctx: CliContext): void {
         dockerfile = 'Dockerfile';
       }
       const render = buildEventRenderer(flags.progress as ProgressMode, ctx.stderr, ctx.isTty);
-      const registryFlags = { insecureRegistry: [...flags.insecureRegistry, ...(config.insecureRegistries ?? [])], progress: flags.progress, ...(flags.caCert !== undefined ? { caCert: flags.caCert } : {}), ...(flags.skipTlsVerify !== undefined ? { skipTlsVerify: flags.skipTlsVerify } : {}) };
+      const registryFlags = { insecureRegistry: [...flags.insecureRegistry, ...(config.insecureRegistries ?? [])], progress: flags.progress, ...(flags.caCert !== undefined ? { caCert: flags.caCert } : {}), ...(flags.skipTlsVerify !== undefined ? { skipTlsVerify: flags.skipTlsVerify } : {}), registryMirror: flags.registryMirror };
       const result = await withRegistry(ctx, api, registryFlags, (io) => buildImage(
         {
           contextDir,

@@ -5,6 +5,7 @@ import type { StrataContext } from './context.js';
 import { writeImage } from './destinations.js';
 import type { RegistryIo } from './append.js';
 import { isRegistryConnection, noteBlobLocations, noteReadFrom, registryTarget, type RegistryConnection } from './registry-target.js';
+import { fetchThroughMirrors } from './registry-mirrors.js';
 import { openImage } from './sources.js';
 import { parseImageLocation } from './transport.js';
 
@@ -36,9 +37,11 @@ export async function copyImage(source: string, destination: string, ctx: Strata
 async function copyRegistryToRegistry(source: string, destination: string, ctx: StrataContext, options: CopyImageOptions, conn: RegistryConnection): Promise<Descriptor> {
   const src = registryTarget(conn, source);
   const dest = registryTarget(conn, destination);
+  // A mirror may serve the source (never the destination); the copy then streams from it.
+  const served = (conn.mirrors?.get(src.client.registry)?.length ?? 0) > 0 ? await fetchThroughMirrors(conn, src) : { client: src.client };
   const tags = dest.ref.tag !== undefined ? [dest.ref.tag] : dest.ref.digest !== undefined ? [] : ['latest'];
   const pushed = await copyBetweenRegistries({
-    source: { client: src.client, repository: src.repository, reference: src.reference },
+    source: { client: served.client, repository: src.repository, reference: src.reference },
     target: { client: dest.client, repository: dest.repository, tags },
     platform: options.allPlatforms ? 'all' : (ctx.platform ?? hostPlatform()),
     concurrency: conn.concurrency,

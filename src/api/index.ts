@@ -14,6 +14,7 @@ export * from './registry-io.js';
 export * from './registry-open.js';
 export * from './registry-write.js';
 export * from './registry-verbs.js';
+export * from './registry-mirrors.js';
 export * from './diff.js';
 export * from './export.js';
 export * from './pull.js';

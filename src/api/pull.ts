@@ -1,6 +1,8 @@
 import type { Descriptor } from '../oci/index.js';
 import { formatReference } from '../ref/index.js';
-import { pullImage } from '../registry/index.js';
+import { isStrataError } from '../errors/index.js';
+import { pullImage, type PulledImage, type RegistryClient } from '../registry/index.js';
+import { fetchThroughMirrors } from './registry-mirrors.js';
 import { LocalStore } from '../store/index.js';
 import type { StrataContext } from './context.js';
 import { localImageName } from './names.js';
@@ -29,8 +31,8 @@ export interface PullResult {
 export async function pullToStore(text: string, ctx: StrataContext, conn: RegistryConnection, options: PullOptions = {}): Promise<PullResult> {
   const target = registryTarget(conn, text);
   const store = await LocalStore.open(ctx.storeRoot);
-  const pulled = await pullImage({
-    client: target.client,
+  const pull = (client: RegistryClient) => pullImage({
+    client,
     repository: target.repository,
     reference: target.reference,
     sink: store.blobs,
@@ -39,6 +41,19 @@ export async function pullToStore(text: string, ctx: StrataContext, conn: Regist
     concurrency: conn.concurrency,
     progress: conn.progress,
   });
+  const served = (conn.mirrors?.get(target.client.registry)?.length ?? 0) > 0 ? await fetchThroughMirrors(conn, target) : undefined;
+  let pulled: PulledImage;
+  if (served?.mirror === undefined) pulled = await pull(target.client);
+  else {
+    try {
+      pulled = await pull(served.client);
+    } catch (error) {
+      // A mirror that served the manifest but fails on the way: the registry itself, as for a mirror that is down.
+      if (isStrataError(error, 'E_ABORTED')) throw error;
+      conn.progress?.({ type: 'mirror', registry: target.client.registry, mirror: served.mirror, reference: target.description.replace(/^docker:\/\//, ''), failed: isStrataError(error) ? error.code : String(error) });
+      pulled = await pull(target.client);
+    }
+  }
   noteReadFrom(conn, target.client.registry, target.repository);
   const chosen = options.allPlatforms || !pulled.image ? pulled.root.descriptor : pulled.image.descriptor;
   const { platform: _platform, ...descriptor } = chosen;

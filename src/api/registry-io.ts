@@ -32,6 +32,11 @@ export interface RegistryIoOptions {
    * (kaniko's --skip-tls-verify). Each is warned about once, when first used.
    */
   skipTlsVerify?: readonly string[] | undefined;
+  /**
+   * Registry mirrors (docker's `registry-mirrors`, kaniko's `--registry-mirror`), per registry as written in
+   * references: pulls try them in order and fall back to the registry; pushes never use them.
+   */
+  registryMirrors?: Readonly<Record<string, readonly string[]>> | undefined;
   /** Where warnings go (the CLI: stderr). */
   warn?: ((message: string) => void) | undefined;
 }
@@ -50,7 +55,7 @@ export function createRegistryIo(options: RegistryIoOptions): RegistryConnection
   const lookup = credentialLookup(credentials);
   const clock = options.now;
   const clients = new Map<string, RegistryClient>();
-  const newClient = (registry: string, creds: CredentialLookup = lookup): RegistryClient => {
+  const newClient = (registry: string, creds: CredentialLookup = lookup, retry: RetryOptions | undefined = options.retry): RegistryClient => {
     const host = registryApiHost(registry);
     if (skipsVerify(host) && !warned.has(host)) {
       warned.add(host);
@@ -61,7 +66,7 @@ export function createRegistryIo(options: RegistryIoOptions): RegistryConnection
       fetch,
       credentials: creds,
       insecureRegistries: options.insecureRegistries,
-      retry: options.retry,
+      retry,
       progress: options.progress,
       ...(clock !== undefined ? { now: () => clock().getTime() } : {}),
     });
@@ -80,6 +85,13 @@ export function createRegistryIo(options: RegistryIoOptions): RegistryConnection
     progress: options.progress,
     concurrency: options.concurrency ?? 4,
     readFrom: new Map(),
+    mirrors: new Map(Object.entries(options.registryMirrors ?? {}).filter(([, hosts]) => hosts.length > 0)),
+    mirrorClient(host) {
+      const key = `mirror:${host}`;
+      let client = clients.get(key);
+      if (!client) clients.set(key, (client = newClient(host, lookup, { ...options.retry, retries: 1 })));
+      return client;
+    },
     blobLocations: options.blobLocationsFile === undefined ? undefined : new BlobLocations(options.blobLocationsFile),
   };
   return conn;

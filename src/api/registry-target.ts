@@ -27,6 +27,10 @@ export interface RegistryConnection extends RegistryIo {
   readonly readFrom: Map<string, Set<string>>;
   /** Where blobs were seen in earlier runs (the store's record): mount sources, and updated by pulls and pushes. */
   readonly blobLocations?: BlobLocations | undefined;
+  /** Mirrors to pull through, per registry (`docker.io` → `mirror.example:5000`), tried in order before it. */
+  readonly mirrors?: ReadonlyMap<string, readonly string[]> | undefined;
+  /** The client for a mirror: fewer retries, since the registry itself is the fallback. */
+  mirrorClient?(host: string): RegistryClient;
 }
 
 export function isRegistryConnection(io: RegistryIo | undefined): io is RegistryConnection {
