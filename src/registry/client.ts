@@ -5,6 +5,7 @@ import { MediaType, parseManifestOrIndex, type Descriptor, type ParsedManifest }
 import type { BlobReader, ReadOptions } from '../store/types.js';
 import { describeContext, type RegistryErrorContext } from './errors.js';
 import { discardBody, readBytes, type FetchResponse } from './http.js';
+import { isRetryableError } from './retry.js';
 import { pullScopes, pushScopes, repositoryScope } from './scopes.js';
 import { RegistryTransport, type RegistryConnectionOptions } from './transport.js';
 import { uploadBlob, type BlobSource, type BlobUploadCallOptions, type UploadOptions } from './upload.js';
@@ -42,6 +43,12 @@ export interface TransferOptions {
 function stripParams(contentType: string | null): string | undefined {
   const value = contentType?.split(';')[0]?.trim();
   return value ? value : undefined;
+}
+
+/** The first byte of `Content-Range: bytes START-END/SIZE`. */
+function rangeStart(header: string | null): number | undefined {
+  const match = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(header?.trim() ?? '');
+  return match?.[1] === undefined ? undefined : Number(match[1]);
 }
 
 function encodeRepo(repository: string): string {
@@ -228,12 +235,61 @@ export class RegistryClient {
       signal: options.signal,
     });
     if (response.status !== 200) throw await this.transport.fail(response, ctx);
-    return this.verified(response, descriptor, ctx, options.onBytes, options.verify !== false);
+    const source = Readable.from(this.resumingBody(response, repository, descriptor, ctx, options.signal), { objectMode: false });
+    return this.verified(source, descriptor, ctx, options.onBytes, options.verify !== false);
   }
 
-  private verified(response: FetchResponse, descriptor: Pick<Descriptor, 'digest' | 'size'>, ctx: RegistryErrorContext, onBytes: ((total: number) => void) | undefined, hash: boolean): Readable {
-    const body = response.body;
-    const source = body instanceof Readable ? body : Readable.from(body ?? []);
+  /**
+   * A blob's body that resumes where a dropped connection left it: `Range: bytes=N-` from the byte reached.
+   * A 206 from N (or earlier: the overlap is skipped) continues; a server that ignores the Range (200), or
+   * answers another one, is read from zero again with the bytes already passed on skipped. The digest is
+   * checked over the whole stream by the caller's verifier, as without a resume.
+   */
+  private async *resumingBody(first: FetchResponse, repository: string, descriptor: Pick<Descriptor, 'digest' | 'size'>, ctx: RegistryErrorContext, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
+    const url = `/v2/${encodeRepo(repository)}/blobs/${descriptor.digest}`;
+    let response = first;
+    let offset = 0;
+    let skip = 0;
+    for (let resumes = 1; ; resumes++) {
+      try {
+        for await (const chunk of response.body ?? []) {
+          let bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
+          if (skip > 0) {
+            if (bytes.byteLength <= skip) {
+              skip -= bytes.byteLength;
+              continue;
+            }
+            bytes = bytes.subarray(skip);
+            skip = 0;
+          }
+          offset += bytes.byteLength;
+          yield bytes;
+        }
+        return;
+      } catch (error) {
+        if (signal?.aborted === true || resumes > this.transport.retry.retries || !isRetryableError(error)) throw error;
+        // Every byte arrived and only the end was lost: the verifier decides.
+        if (offset >= descriptor.size) return;
+      }
+      this.transport.progress?.({ type: 'retry', registry: this.registry, attempt: resumes, delayMs: 0, reason: `connection dropped; resuming at byte ${offset}`, path: url });
+      const get = (headers: Record<string, string>) => this.transport.send({ method: 'GET', url, headers, scopes: pullScopes(repository), ctx, signal });
+      response = await get({ range: `bytes=${offset}-` });
+      const start = response.status === 206 ? rangeStart(response.headers.get('content-range')) : undefined;
+      if (start !== undefined && start <= offset) {
+        skip = offset - start;
+        continue;
+      }
+      if (response.status === 206) {
+        // A range that starts past the byte reached cannot be used: everything again, from zero.
+        await discardBody(response);
+        response = await get({});
+      }
+      if (response.status !== 200) throw await this.transport.fail(response, ctx);
+      skip = offset;
+    }
+  }
+
+  private verified(source: Readable, descriptor: Pick<Descriptor, 'digest' | 'size'>, ctx: RegistryErrorContext, onBytes: ((total: number) => void) | undefined, hash: boolean): Readable {
     const expected = { digest: descriptor.digest, size: descriptor.size, what: `blob ${descriptor.digest} of ${ctx.registry}/${ctx.repository ?? ''}` };
     const verifier = hash ? new VerifyingStream(expected) : new SizeLimit(expected);
     const stages: NodeJS.ReadWriteStream[] = [new IdleTimeout(this.transport.bodyIdleTimeoutMs, `${describeContext(ctx)}: no data for ${this.transport.bodyIdleTimeoutMs} ms`)];
