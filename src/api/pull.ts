@@ -1,4 +1,4 @@
-import type { Descriptor } from '../oci/index.js';
+import { parseManifestOrIndex, type Descriptor } from '../oci/index.js';
 import { formatReference } from '../ref/index.js';
 import { isStrataError } from '../errors/index.js';
 import { pullImage, type PulledImage, type RegistryClient } from '../registry/index.js';
@@ -6,7 +6,7 @@ import { fetchThroughMirrors } from './registry-mirrors.js';
 import { LocalStore } from '../store/index.js';
 import type { StrataContext } from './context.js';
 import { localImageName } from './names.js';
-import { noteReadFrom, registryTarget, type RegistryConnection } from './registry-target.js';
+import { noteBlobLocations, noteReadFrom, registryTarget, type RegistryConnection } from './registry-target.js';
 
 export interface PullOptions {
   /** Pull every platform of an index and name the index; default: the context's (or host's) platform. */
@@ -55,6 +55,10 @@ export async function pullToStore(text: string, ctx: StrataContext, conn: Regist
     }
   }
   noteReadFrom(conn, target.client.registry, target.repository);
+  if (pulled.image !== undefined) {
+    const parsed = parseManifestOrIndex(pulled.image.bytes, `manifest ${pulled.image.descriptor.digest}`, pulled.image.mediaType);
+    if (parsed.kind === 'manifest') await noteBlobLocations(conn, target.client.registry, target.repository, [parsed.manifest.config, ...parsed.manifest.layers].map((d) => d.digest));
+  }
   const chosen = options.allPlatforms || !pulled.image ? pulled.root.descriptor : pulled.image.descriptor;
   const { platform: _platform, ...descriptor } = chosen;
   const name = localImageName(options.name ?? formatReference(target.ref));

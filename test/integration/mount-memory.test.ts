@@ -47,6 +47,11 @@ describeWithTools(['docker-registry'], 'mount memory across runs', () => {
       expect(ok(second)).toBe(tiny.manifestDigest);
       expect(uploadsTo(reg.logs(), 'mm/b')).toBe(0);
       expect(second.stderr).toMatch(/mounted/);
+      // An image pulled into another store in one process is mounted by a push from it in the next.
+      const puller = { ...env, STRATA_ROOT: join(tmp, 'store-pulled') };
+      ok(await strata(['pull', `${reg.host}/mm/a:1`, '--progress', 'quiet'], puller));
+      ok(await strata(['push', `${reg.host}/mm/a:1`, `${reg.host}/mm/d:1`, '--progress', 'quiet'], puller));
+      expect(uploadsTo(reg.logs(), 'mm/d')).toBe(0);
       // A store without the record uploads, as before.
       ok(await strata(['push', `oci:${tiny.dir}:v1`, `${reg.host}/mm/c:1`, '--progress', 'quiet'], { ...env, STRATA_ROOT: join(tmp, 'store-fresh') }));
       expect(uploadsTo(reg.logs(), 'mm/c')).toBeGreaterThan(0);
