@@ -54,7 +54,13 @@ function fileReasons(files: readonly FileChange[], layers: readonly LayerCompari
   const where = [...new Set(real.map((f) => f.b?.layer ?? f.a?.layer ?? 0))].sort((x, y) => x - y);
   const first = real.slice(0, 3).map((f) => f.path).join(', ');
   const more = real.length > 3 ? `, …` : '';
-  return [`files differ: ${parts.join(', ')}: ${first}${more} (from ${layerList(where)})`];
+  const reasons = [`files differ: ${parts.join(', ')}: ${first}${more} (from ${layerList(where)})`];
+  const mtimeOnly = files.filter((f) => f.change === 'changed' && (f.fields ?? []).every((x) => x === 'mtime'));
+  if (mtimeOnly.length > 0) {
+    const mtimeLayers = [...new Set(mtimeOnly.map((f) => f.b?.layer ?? 0))].sort((x, y) => x - y);
+    reasons.push(`${mtimeOnly.length} more file${mtimeOnly.length === 1 ? '' : 's'} differ only in mtime, in ${layerList(mtimeLayers)} (SOURCE_DATE_EPOCH not set)`);
+  }
+  return reasons;
 }
 
 function namesOf(changes: readonly FieldChange[]): string[] {

@@ -187,6 +187,16 @@ describe('strata diff and export on images made to differ in one way', () => {
     expect(d.reasons).toEqual(['same files, different mtimes in layer 2 (SOURCE_DATE_EPOCH not set)']);
   });
 
+  it('a changed file among files whose mtimes moved: both are said', async () => {
+    const moved = edit(BASE, 'app/a.txt', { content: 'ALPHA\n' }).map((e) => ({ ...e, mtime: 1_733_500_000 }));
+    const b = await layout(join(tmp, 'mixed'), [{ layers: [OS, { entries: moved }] }]);
+    const d = await diff(base, b);
+    expect(d.reasons).toEqual([
+      'files differ: 1 changed (content, mtime): /app/a.txt (from layer 2)',
+      '4 more files differ only in mtime, in layer 2 (SOURCE_DATE_EPOCH not set)',
+    ]);
+  });
+
   it('a label (and created): "same layers, config differs in created and Labels"', async () => {
     const b = await layout(join(tmp, 'label'), [{ layers: [OS, { entries: BASE }], labels: { app: 'demo', extra: '1' }, created: '2024-01-01T00:00:00Z' }]);
     const d = await diff(base, b);
