@@ -2,7 +2,9 @@
  * The everyday registry verbs of the built CLI against a real docker-registry: `ls` (following Link
  * pages), `digest` (skopeo as the judge) and `delete` (and the 405 of a registry that refuses it).
  */
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -16,6 +18,8 @@ import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { sha256 } from '../helpers/memory-blobs.js';
 import { skopeo } from '../helpers/skopeo.js';
 import { describeWithTools } from '../helpers/tools.js';
+
+const run = promisify(execFile);
 
 describeWithTools(['docker-registry', 'skopeo'], 'strata ls, digest and delete against a registry', () => {
   let reg: TestRegistry;
@@ -86,6 +90,19 @@ describeWithTools(['docker-registry', 'skopeo'], 'strata ls, digest and delete a
     const missing = await strata(['digest', `${reg.host}/verbs/app:nope`], env);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/manifest nope.*not found|MANIFEST_UNKNOWN/);
+  });
+
+  it('diff and export read a registry image as they read a layout', async () => {
+    const same = JSON.parse(ok(await strata(['diff', `docker://${reg.host}/verbs/app:c`, `oci:${tiny.dir}:v1`, '--format', 'json'], env))) as { identical: boolean };
+    expect(same.identical).toBe(true);
+    const other = await writeTinyOciLayout(join(tmp, 'other'), { tag: 'v1', content: 'verbs, changed\n' });
+    const text = ok(await strata(['diff', `docker://${reg.host}/verbs/app:c`, `oci:${other.dir}:v1`], env));
+    expect(text).toContain('~ /hello.txt: content (6 -> 15 bytes)');
+    expect(text).toContain('files differ: 1 changed (content): /hello.txt (from layer 1)');
+    const out = join(tmp, 'rootfs.tar');
+    ok(await strata(['export', `docker://${reg.host}/verbs/app:c`, '-o', out, '--progress', 'quiet'], env));
+    const listed = await run('tar', ['-xOf', out, 'hello.txt']);
+    expect(listed.stdout).toBe('verbs\n');
   });
 
   it('delete removes the manifest (and every tag naming it); a 405 says deletes are off', async () => {
