@@ -26,7 +26,7 @@ function platformLines(p: PlatformDiff, maxFiles: number): string[] {
   lines.push(`  manifest ${short(p.a.manifest)} vs ${short(p.b.manifest)}`);
   for (const f of p.manifest) lines.push(`    ${field(f)}`);
   if (p.config.length > 0) lines.push(`  config ${short(p.a.config)} vs ${short(p.b.config)}`);
-  for (const f of p.config) lines.push(`    ${field(f)}`);
+  for (const f of p.config) lines.push(...keyed(f).map((l) => `    ${l}`));
   lines.push('  layers');
   for (const l of p.layers) {
     const what = l.verdict === 'same' ? 'same'
@@ -60,6 +60,33 @@ function fileLine(f: FileChange): string {
     }
   });
   return `~ ${f.path}: ${details.join(', ')}`;
+}
+
+/** Maps (Labels) and KEY=VALUE lists (Env) key by key; other fields whole. */
+function keyed(f: FieldChange): string[] {
+  const a = asMap(f.a);
+  const b = asMap(f.b);
+  if (a === undefined || b === undefined) return [field(f)];
+  const lines: string[] = [];
+  for (const key of [...new Set([...a.keys(), ...b.keys()])].sort()) {
+    const x = a.get(key);
+    const y = b.get(key);
+    if (x === y) continue;
+    if (x === undefined) lines.push(`${f.field}: + ${key}=${y}`);
+    else if (y === undefined) lines.push(`${f.field}: - ${key}=${x}`);
+    else lines.push(`${f.field}: ~ ${key}: ${value(x)} -> ${value(y)}`);
+  }
+  return lines.length > 0 ? lines : [field(f)];
+}
+
+function asMap(v: unknown): Map<string, string> | undefined {
+  if (v === undefined) return new Map();
+  if (Array.isArray(v)) {
+    if (!v.every((x) => typeof x === 'string' && x.includes('='))) return undefined;
+    return new Map(v.map((x: string) => [x.slice(0, x.indexOf('=')), x.slice(x.indexOf('=') + 1)]));
+  }
+  if (typeof v === 'object' && v !== null) return new Map(Object.entries(v).map(([k, x]) => [k, typeof x === 'string' ? x : JSON.stringify(x)]));
+  return undefined;
 }
 
 function field(f: FieldChange): string {

@@ -202,6 +202,9 @@ describe('strata diff and export on images made to differ in one way', () => {
     const d = await diff(base, b);
     expect(d.platforms[0]?.files).toBeUndefined();
     expect(d.reasons).toEqual(['same layers, config differs in created and Labels']);
+    const text = ok(await strata(['diff', base, b], env));
+    expect(text).toContain('Labels: + extra=1');
+    expect(text).toContain('created: 2023-11-14T22:13:20Z -> 2024-01-01T00:00:00Z');
   });
 
   it('a layer split in two, same final tree', async () => {
