@@ -14,6 +14,8 @@ export interface StrataConfigFile {
   registryTimeout?: string | number;
   /** The bound on the store's cache after each build (`"5GB"`, or `"off"`); default a tenth of the free disk. */
   cacheLimit?: number | 'off';
+  /** `"registry-mirrors": {"docker.io": ["mirror.example:5000"]}`: mirrors to pull through, per registry. */
+  registryMirrors?: Record<string, string[]>;
 }
 
 export function configPath(cli: CliContext): string {
@@ -59,6 +61,13 @@ export function readConfigFile(cli: CliContext): StrataConfigFile {
   if (config.cacheLimit !== undefined) {
     if (typeof config.cacheLimit !== 'string') throw new StrataError('E_USAGE', `${path}: "cacheLimit" must be a size such as "5GB", or "off"`);
     out.cacheLimit = config.cacheLimit === 'off' ? 'off' : parseSize(config.cacheLimit);
+  }
+  const mirrors = config['registry-mirrors'];
+  if (mirrors !== undefined) {
+    const valid = mirrors !== null && typeof mirrors === 'object' && !Array.isArray(mirrors) &&
+      Object.values(mirrors).every((hosts) => Array.isArray(hosts) && hosts.every((h) => typeof h === 'string'));
+    if (!valid) throw new StrataError('E_USAGE', `${path}: "registry-mirrors" must map registries to lists of mirror hosts, e.g. {"docker.io": ["mirror.example:5000"]}`);
+    out.registryMirrors = mirrors as Record<string, string[]>;
   }
   return out;
 }

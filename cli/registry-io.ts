@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { resolve } from 'node:path';
-import type { Command } from 'commander';
+import { join, resolve } from 'node:path';
+import { Option, type Command } from 'commander';
 import { StrataError, createRegistryIo, parseRegistryHost, type DeadlineOptions, type RegistryConnection, type StrataContext } from '../src/internals.js';
 import { configPath, readConfigFile } from './config.js';
 import type { CliContext } from './context.js';
@@ -14,6 +14,8 @@ export interface RegistryFlags {
   caCert?: string;
   progress?: string;
   registryTimeout?: string;
+  skipTlsVerify?: string[];
+  registryMirror?: string[];
 }
 
 /** The options of every command that may talk to a registry. */
@@ -22,7 +24,16 @@ export function addRegistryOptions(command: Command): Command {
     .option('--insecure-registry <host[:port]>', 'allow plain HTTP to this registry (loopback registries are allowed anyway); repeatable', collect, [])
     .option('--ca-cert <file>', 'PEM file of CA certificates to trust for registries with a private CA')
     .option('--registry-timeout <seconds>', 'how long a registry request may wait to connect, for its response and inside a body: SECONDS, or connect=S,headers=S,idle=S (default 30 each)')
+    .addOption(skipTlsVerifyOption())
+    .option('--registry-mirror <host[:port]>', 'pull docker.io images through this mirror first (kaniko\'s flag); repeatable', collect, [])
     .option('--progress <mode>', 'transfer progress on stderr: auto, plain, tty, json or quiet', 'auto');
+}
+
+/** `--skip-tls-verify[=HOST]` (kaniko's flag): without a host, every registry. */
+export function skipTlsVerifyOption(): Option {
+  return new Option('--skip-tls-verify [host[:port]]', 'accept any TLS certificate from this registry (every registry without =HOST); insecure; repeatable')
+    .preset('*')
+    .argParser(collect);
 }
 
 /**
@@ -46,7 +57,7 @@ export async function withRegistry<T>(cli: CliContext, api: StrataContext, flags
   }
 }
 
-function setup(cli: CliContext, _api: StrataContext, flags: RegistryFlags): { io: RegistryConnection; progress: ProgressRenderer } {
+function setup(cli: CliContext, api: StrataContext, flags: RegistryFlags): { io: RegistryConnection; progress: ProgressRenderer } {
   const mode = parseProgressMode(flags.progress);
   const insecure = (flags.insecureRegistry ?? []).map((h) => {
     try {
@@ -55,6 +66,15 @@ function setup(cli: CliContext, _api: StrataContext, flags: RegistryFlags): { io
       throw new StrataError('E_USAGE', `--insecure-registry ${h}: expected host[:port]`, { cause });
     }
   });
+  const skipTlsVerify = (flags.skipTlsVerify ?? []).map((h) => {
+    if (h === '*') return h;
+    try {
+      return parseRegistryHost(h);
+    } catch (cause) {
+      throw new StrataError('E_USAGE', `--skip-tls-verify ${h}: expected host[:port]`, { cause, hint: 'write --skip-tls-verify=HOST, or the flag alone for every registry' });
+    }
+  });
+  const registryMirrors = mirrorsOf(cli, flags.registryMirror ?? []);
   const progress = createProgress(mode, cli.stderr, (cli.stderr as { isTTY?: boolean }).isTTY === true);
   const io = createRegistryIo({
     env: cli.env,
@@ -63,6 +83,10 @@ function setup(cli: CliContext, _api: StrataContext, flags: RegistryFlags): { io
     caCert: trustedCaCerts(cli, flags.caCert),
     deadlines: registryDeadlines(cli, flags),
     progress: progress.listener,
+    blobLocationsFile: join(api.storeRoot, 'cache', 'blob-locations.json'),
+    skipTlsVerify,
+    registryMirrors,
+    warn: (message) => cli.stderr.write(`WARNING: ${message}\n`),
   });
   return { io, progress };
 }
@@ -72,6 +96,28 @@ function registryDeadlines(cli: CliContext, flags: RegistryFlags): DeadlineOptio
   if (flags.registryTimeout !== undefined) return parseRegistryTimeout(flags.registryTimeout, '--registry-timeout');
   const configured = readConfigFile(cli).registryTimeout;
   return configured === undefined ? undefined : parseRegistryTimeout(configured, `${configPath(cli)}: registryTimeout`);
+}
+
+/**
+ * Mirrors per registry: `--registry-mirror` (for docker.io, as kaniko's and docker's daemon.json mirrors are),
+ * then the config file's `registry-mirrors` map.
+ */
+function mirrorsOf(cli: CliContext, flagged: readonly string[]): Record<string, string[]> {
+  const host = (h: string, where: string): string => {
+    try {
+      return parseRegistryHost(h.replace(/^https?:\/\//, '').replace(/\/+$/, ''));
+    } catch (cause) {
+      throw new StrataError('E_USAGE', `${where} ${h}: expected host[:port]`, { cause });
+    }
+  };
+  const out: Record<string, string[]> = {};
+  const add = (registry: string, hosts: readonly string[], where: string): void => {
+    const list = (out[registry] ??= []);
+    for (const h of hosts) if (!list.includes(host(h, where))) list.push(host(h, where));
+  };
+  add('docker.io', flagged, '--registry-mirror');
+  for (const [registry, hosts] of Object.entries(readConfigFile(cli).registryMirrors ?? {})) add(registry === 'index.docker.io' ? 'docker.io' : registry, hosts, 'registry-mirrors:');
+  return out;
 }
 
 /**

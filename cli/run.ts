@@ -14,9 +14,12 @@ import { register as registerPull } from './commands/pull.js';
 import { register as registerPush } from './commands/push.js';
 import { register as registerLogin } from './commands/login.js';
 import { register as registerStore } from './commands/store.js';
+import { register as registerRegistryVerbs } from './commands/registry-verbs.js';
+import { register as registerExport } from './commands/export.js';
+import { register as registerDiff } from './commands/diff.js';
 
 type Register = (program: Command, ctx: CliContext) => void;
-const COMMANDS: readonly Register[] = [registerBuild, registerAppend, registerInspect, registerImages, registerParse, registerPull, registerPush, registerLogin, registerStore];
+const COMMANDS: readonly Register[] = [registerBuild, registerAppend, registerInspect, registerImages, registerParse, registerPull, registerPush, registerLogin, registerStore, registerRegistryVerbs, registerExport, registerDiff];
 
 function packageVersion(): string {
   // Works from both cli/ (sources under test) and dist/cli/ (the installed program).

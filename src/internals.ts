@@ -17,5 +17,6 @@ export * from './inspect/index.js';
 export * from './context/index.js';
 export * from './exec/index.js';
 export * from './remote/index.js';
+export * from './diff/index.js';
 export * from './build/index.js';
 export * from './api/index.js';

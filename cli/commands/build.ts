@@ -5,7 +5,7 @@ import type { CliContext } from '../context.js';
 import { buildEventRenderer, type ProgressMode } from '../build-progress.js';
 import { explainCacheRenderer } from '../explain-cache.js';
 import { apiContext, collect, parseCompression, parseCompressionLevel, writeLine } from '../options.js';
-import { withRegistry } from '../registry-io.js';
+import { skipTlsVerifyOption, withRegistry } from '../registry-io.js';
 import { readConfigFile } from '../config.js';
 
 interface BuildFlags {
@@ -29,6 +29,8 @@ interface BuildFlags {
   insecureRegistry: string[];
   caCert?: string;
   registryTimeout?: string;
+  skipTlsVerify?: string[];
+  registryMirror: string[];
   secret: string[];
   ssh: string[];
   network?: string;
@@ -94,6 +96,8 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--insecure-registry <host[:port]>', 'allow plain HTTP to this registry (loopback registries are allowed anyway); repeatable', collect, [])
     .option('--ca-cert <file>', 'PEM file of CA certificates to trust for registries with a private CA')
     .option('--registry-timeout <seconds>', 'how long a registry request may wait to connect, for its response and inside a body: SECONDS, or connect=S,headers=S,idle=S (default 30 each)')
+    .addOption(skipTlsVerifyOption())
+    .option('--registry-mirror <host[:port]>', 'pull docker.io base images through this mirror first; repeatable', collect, [])
     .action(async (contextArg: string, flags: BuildFlags) => {
       if (!['auto', 'plain', 'tty', 'json', 'quiet'].includes(flags.progress)) throw new StrataError('E_USAGE', `--progress must be auto, plain, tty, json or quiet, got "${flags.progress}"`);
       const started = Date.now();
@@ -121,7 +125,14 @@ export function register(program: Command, ctx: CliContext): void {
       }
       const explain = flags.explainCache === true;
       const render = explain ? explainCacheRenderer(ctx.stdout, ctx.stderr) : buildEventRenderer(flags.progress as ProgressMode, ctx.stderr, ctx.isTty);
-      const registryFlags = { insecureRegistry: [...flags.insecureRegistry, ...(config.insecureRegistries ?? [])], progress: flags.progress, ...(flags.caCert !== undefined ? { caCert: flags.caCert } : {}), ...(flags.registryTimeout !== undefined ? { registryTimeout: flags.registryTimeout } : {}) };
+      const registryFlags = {
+        insecureRegistry: [...flags.insecureRegistry, ...(config.insecureRegistries ?? [])],
+        progress: flags.progress,
+        ...(flags.caCert !== undefined ? { caCert: flags.caCert } : {}),
+        ...(flags.registryTimeout !== undefined ? { registryTimeout: flags.registryTimeout } : {}),
+        ...(flags.skipTlsVerify !== undefined ? { skipTlsVerify: flags.skipTlsVerify } : {}),
+        registryMirror: flags.registryMirror,
+      };
       const result = await withRegistry(ctx, api, registryFlags, (io) => buildImage(
         {
           contextDir,

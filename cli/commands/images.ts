@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { copyImage, formatBytes, listImages, removeImage, tagImage } from '../../src/internals.js';
 import type { CliContext } from '../context.js';
 import { apiContext, writeLine } from '../options.js';
+import { parseManifestFormat } from './push.js';
 import { addRegistryOptions, withRegistry, type RegistryFlags } from '../registry-io.js';
 
 /** The local-store commands: images, rmi, tag, copy. */
@@ -48,10 +49,12 @@ export function register(program: Command, ctx: CliContext): void {
     .argument('<source>', 'a local name, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] or docker://REF')
     .argument('<destination>', 'same forms as the source')
     .option('--all-platforms', 'copy every platform of a multi-platform image')
-    .option('--platform <os/arch[/variant]>', 'which image of a multi-platform index (default: this host\'s)'))
-    .action(async (source: string, destination: string, flags: RegistryFlags & { allPlatforms?: boolean; platform?: string }) => {
+    .option('--platform <os/arch[/variant]>', 'which image of a multi-platform index (default: this host\'s)')
+    .option('--format <oci|v2s2>', 'v2s2: write Docker schema 2 manifests over the same blobs (the digest changes)'))
+    .action(async (source: string, destination: string, flags: RegistryFlags & { allPlatforms?: boolean; platform?: string; format?: string }) => {
       const api = apiContext(ctx, { platform: flags.platform });
-      const descriptor = await withRegistry(ctx, api, flags, (io) => copyImage(source, destination, api, { allPlatforms: flags.allPlatforms === true }, io));
+      const format = parseManifestFormat(flags.format);
+      const descriptor = await withRegistry(ctx, api, flags, (io) => copyImage(source, destination, api, { allPlatforms: flags.allPlatforms === true, format }, io));
       writeLine(ctx.stdout, descriptor.digest);
     });
 }

@@ -6,8 +6,8 @@ import { StrataError } from '../errors/index.js';
  * and `tar` the root filesystem as a directory or a tarball.
  */
 export type BuildOutputSpec =
-  | { type: 'image'; push?: boolean; names?: string[] }
-  | { type: 'registry'; names?: string[] }
+  | { type: 'image'; push?: boolean; names?: string[]; ociMediaTypes?: boolean }
+  | { type: 'registry'; names?: string[]; ociMediaTypes?: boolean }
   | { type: 'oci'; dest: string; tar?: boolean }
   | { type: 'docker'; dest: string }
   | { type: 'local'; dest: string }
@@ -44,9 +44,9 @@ export function parseBuildOutput(text: string): BuildOutputSpec {
   };
   switch (type) {
     case 'image':
-      return { type: 'image', push: bool('push', false), ...(names ? { names } : {}) };
+      return { type: 'image', push: bool('push', false), ...(names ? { names } : {}), ...(bool('oci-mediatypes', true) ? {} : { ociMediaTypes: false }) };
     case 'registry':
-      return { type: 'registry', ...(names ? { names } : {}) };
+      return { type: 'registry', ...(names ? { names } : {}), ...(bool('oci-mediatypes', true) ? {} : { ociMediaTypes: false }) };
     case 'oci':
       return { type: 'oci', dest: needDest(), tar: bool('tar', true) };
     case 'docker':

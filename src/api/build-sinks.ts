@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { StrataError } from '../errors/index.js';
 import type { Image } from '../image/index.js';
 import { formatPlatform, type Platform } from '../oci/index.js';
+import { convertToDockerV2s2 } from '../registry/index.js';
 import { extractImageToDirectory, walkLayerTree, writeLayer } from '../layer/index.js';
 import { writeToLocalStore, writeToOciLayout, writeOciArchive, type ImageContent } from '../output/index.js';
 import { FileBlobStore, makeScratchDir, moveFileAtomic, type LocalStore } from '../store/index.js';
@@ -35,11 +36,11 @@ export async function writeBuildOutputs(outputs: readonly BuildOutputSpec[], con
         const names = out.names ?? sc.names;
         await writeToLocalStore(sc.store, content, names);
         written.push(...names.map((n) => `local store ${familiarImageName(n)}`));
-        if (out.push) written.push(...(await push(names, content, sc)));
+        if (out.push) written.push(...(await push(names, content, sc, out.ociMediaTypes !== false)));
         break;
       }
       case 'registry':
-        written.push(...(await push(out.names ?? sc.names, content, sc)));
+        written.push(...(await push(out.names ?? sc.names, content, sc, out.ociMediaTypes !== false)));
         break;
       case 'oci': {
         const tag = firstTag(sc.names);
@@ -74,8 +75,10 @@ function firstTag(names: readonly string[]): string | undefined {
   return colon > name.lastIndexOf('/') ? name.slice(colon + 1) : undefined;
 }
 
-async function push(names: readonly string[], content: ImageContent, sc: SinkContext): Promise<string[]> {
+/** `ociMediaTypes` false (buildx's `oci-mediatypes=false`): Docker schema 2 manifests over the same blobs. */
+async function push(names: readonly string[], image: ImageContent, sc: SinkContext, ociMediaTypes: boolean): Promise<string[]> {
   if (!sc.io.writeRegistry) throw new StrataError('E_TRANSPORT_INVALID', 'registry access is not available here');
+  const content = ociMediaTypes ? image : await convertToDockerV2s2(image.descriptor, image.reader);
   const out: string[] = [];
   for (const name of names) {
     await sc.io.writeRegistry(name, content, sc.ctx);

@@ -1,10 +1,12 @@
-import type { Descriptor } from '../oci/index.js';
+import { parseManifestOrIndex, type Descriptor } from '../oci/index.js';
 import { formatReference } from '../ref/index.js';
-import { pullImage } from '../registry/index.js';
+import { isStrataError } from '../errors/index.js';
+import { pullImage, type PulledImage, type RegistryClient } from '../registry/index.js';
+import { fetchThroughMirrors } from './registry-mirrors.js';
 import { LocalStore } from '../store/index.js';
 import type { StrataContext } from './context.js';
 import { localImageName } from './names.js';
-import { noteReadFrom, registryTarget, type RegistryConnection } from './registry-target.js';
+import { noteBlobLocations, noteReadFrom, registryTarget, type RegistryConnection } from './registry-target.js';
 
 export interface PullOptions {
   /** Pull every platform of an index and name the index; default: the context's (or host's) platform. */
@@ -37,8 +39,8 @@ export async function pullToStore(text: string, ctx: StrataContext, conn: Regist
 }
 
 async function pullInto(store: LocalStore, target: ReturnType<typeof registryTarget>, conn: RegistryConnection, options: PullOptions, ctx: StrataContext): Promise<PullResult> {
-  const pulled = await pullImage({
-    client: target.client,
+  const pull = (client: RegistryClient) => pullImage({
+    client,
     repository: target.repository,
     reference: target.reference,
     // A pull is how a damaged image is mended: what it would skip as already there is checked first.
@@ -48,7 +50,24 @@ async function pullInto(store: LocalStore, target: ReturnType<typeof registryTar
     concurrency: conn.concurrency,
     progress: conn.progress,
   });
+  const served = (conn.mirrors?.get(target.client.registry)?.length ?? 0) > 0 ? await fetchThroughMirrors(conn, target) : undefined;
+  let pulled: PulledImage;
+  if (served?.mirror === undefined) pulled = await pull(target.client);
+  else {
+    try {
+      pulled = await pull(served.client);
+    } catch (error) {
+      // A mirror that served the manifest but fails on the way: the registry itself, as for a mirror that is down.
+      if (isStrataError(error, 'E_ABORTED')) throw error;
+      conn.progress?.({ type: 'mirror', registry: target.client.registry, mirror: served.mirror, reference: target.description.replace(/^docker:\/\//, ''), failed: isStrataError(error) ? error.code : String(error) });
+      pulled = await pull(target.client);
+    }
+  }
   noteReadFrom(conn, target.client.registry, target.repository);
+  if (pulled.image !== undefined) {
+    const parsed = parseManifestOrIndex(pulled.image.bytes, `manifest ${pulled.image.descriptor.digest}`, pulled.image.mediaType);
+    if (parsed.kind === 'manifest') await noteBlobLocations(conn, target.client.registry, target.repository, [parsed.manifest.config, ...parsed.manifest.layers].map((d) => d.digest));
+  }
   const chosen = options.allPlatforms || !pulled.image ? pulled.root.descriptor : pulled.image.descriptor;
   const { platform: _platform, ...descriptor } = chosen;
   const name = localImageName(options.name ?? formatReference(target.ref));

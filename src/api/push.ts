@@ -9,6 +9,8 @@ import { parseImageLocation } from './transport.js';
 export interface PushOptions {
   /** Push only the context's platform's image of an index; default: the image as it is (every platform). */
   singlePlatform?: boolean | undefined;
+  /** `v2s2`: Docker schema 2 manifests over the same blobs (the digest changes). */
+  format?: 'oci' | 'v2s2' | undefined;
 }
 
 /**
@@ -17,7 +19,7 @@ export interface PushOptions {
  */
 export async function pushFromLocation(source: string, destination: string | undefined, ctx: StrataContext, conn: RegistryConnection, options: PushOptions = {}): Promise<{ destination: string; descriptor: Descriptor }> {
   const dest = destination === undefined ? defaultDestination(source) : registryDestination(destination);
-  const descriptor = await copyImage(source, dest, ctx, { allPlatforms: options.singlePlatform !== true }, conn);
+  const descriptor = await copyImage(source, dest, ctx, { allPlatforms: options.singlePlatform !== true, format: options.format }, conn);
   return { destination: dest, descriptor };
 }
 

@@ -3,8 +3,9 @@ import type { Descriptor } from '../oci/index.js';
 import { registryImageReader, type ProgressListener, type RegistryClient } from '../registry/index.js';
 import { CompositeBlobReader, MemoryBlobReader, type BlobReader, type ReadOptions } from '../store/index.js';
 import type { StrataContext } from './context.js';
-import { noteReadFrom, registryTarget, type RegistryConnection } from './registry-target.js';
+import { noteBlobLocations, noteReadFrom, registryTarget, type RegistryConnection } from './registry-target.js';
 import { keepingMetadata } from './metadata-cache.js';
+import { fetchThroughMirrors, mirrorWithFallback } from './registry-mirrors.js';
 import { resolveImage } from './resolve.js';
 import type { OpenedImage, RegistryOpenOptions } from './sources.js';
 
@@ -14,15 +15,19 @@ import type { OpenedImage, RegistryOpenOptions } from './sources.js';
  */
 export async function openFromRegistry(conn: RegistryConnection, text: string, ctx: StrataContext, options: RegistryOpenOptions = {}): Promise<OpenedImage> {
   const target = registryTarget(conn, text);
-  const root = await target.client.getManifest(target.repository, target.reference);
+  const served = await fetchThroughMirrors(conn, target);
+  const root = served.manifest;
   noteReadFrom(conn, target.client.registry, target.repository);
-  const registry = reportingReader(target.client, target.repository, conn.progress);
+  const origin = reportingReader(target.client, target.repository, conn.progress);
+  const registry = served.mirror === undefined ? origin : mirrorWithFallback(reportingReader(served.client, target.repository, conn.progress), origin);
   // The root's bytes are kept, so resolving and copying do not GET it a second time.
   const reader = new CompositeBlobReader([
     new MemoryBlobReader().add(root.digest, root.bytes),
     options.keepMetadataIn === undefined ? registry : keepingMetadata(registry, options.keepMetadataIn),
   ]);
   const resolved = await resolveImage(root.descriptor, reader, target.description, ctx.platform);
+  const manifest = resolved.manifest.value;
+  await noteBlobLocations(conn, target.client.registry, target.repository, [manifest.config, ...manifest.layers].map((d) => d.digest));
   return {
     ...resolved,
     location: { transport: 'docker', ref: text.startsWith('docker://') ? text.slice('docker://'.length) : text },

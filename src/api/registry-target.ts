@@ -1,6 +1,6 @@
 import { StrataError } from '../errors/index.js';
 import { formatReference, parseImageReference, referenceTarget, type ImageReference } from '../ref/index.js';
-import type { CredentialLookup, FetchLike, ProgressListener, RegistryClient } from '../registry/index.js';
+import type { BlobLocations, CredentialLookup, FetchLike, ProgressListener, RegistryClient } from '../registry/index.js';
 import type { CredentialStore } from '../registry/credentials/index.js';
 import type { RegistryIo } from './append.js';
 import type { RegistryWriter } from './destinations.js';
@@ -25,6 +25,12 @@ export interface RegistryConnection extends RegistryIo {
   readonly concurrency: number;
   /** Repositories read from per registry in this run: mount sources for pushes to the same registry. */
   readonly readFrom: Map<string, Set<string>>;
+  /** Where blobs were seen in earlier runs (the store's record): mount sources, and updated by pulls and pushes. */
+  readonly blobLocations?: BlobLocations | undefined;
+  /** Mirrors to pull through, per registry (`docker.io` → `mirror.example:5000`), tried in order before it. */
+  readonly mirrors?: ReadonlyMap<string, readonly string[]> | undefined;
+  /** The client for a mirror: fewer retries, since the registry itself is the fallback. */
+  mirrorClient?(host: string): RegistryClient;
 }
 
 export function isRegistryConnection(io: RegistryIo | undefined): io is RegistryConnection {
@@ -61,4 +67,11 @@ export function noteReadFrom(conn: RegistryConnection, registry: string, reposit
   let repos = conn.readFrom.get(registry);
   if (!repos) conn.readFrom.set(registry, (repos = new Set()));
   repos.add(repository);
+}
+
+/** Records where an image's blobs now are, for mounts by later runs; a cache, so failures are ignored. */
+export async function noteBlobLocations(conn: RegistryConnection, registry: string, repository: string, digests: Iterable<string>): Promise<void> {
+  if (conn.blobLocations === undefined) return;
+  conn.blobLocations.note(registry, repository, digests);
+  await conn.blobLocations.save();
 }

@@ -2,7 +2,7 @@ import { StrataError } from '../errors/index.js';
 import type { Descriptor } from '../oci/index.js';
 import type { ImageContent } from '../output/index.js';
 import { pushImage } from '../registry/index.js';
-import { registryTarget, type RegistryConnection } from './registry-target.js';
+import { noteBlobLocations, registryTarget, type RegistryConnection } from './registry-target.js';
 
 /**
  * Pushes an image to `docker://REF`: every blob HEAD-checked, then mounted (from repositories of
@@ -25,8 +25,10 @@ export async function pushToRegistry(conn: RegistryConnection, text: string, con
     root: content.descriptor,
     tags,
     mountFrom,
+    mountSources: (digest) => conn.blobLocations?.sources(target.client.registry, digest) ?? [],
     concurrency: conn.concurrency,
     progress: conn.progress,
   });
+  await noteBlobLocations(conn, target.client.registry, target.repository, pushed.blobs);
   return { mediaType: pushed.mediaType, digest: pushed.digest, size: pushed.size };
 }

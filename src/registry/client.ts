@@ -7,7 +7,7 @@ import { findDeadline } from './deadlines.js';
 import { describeContext, redactUrl, stallError, type RegistryErrorContext } from './errors.js';
 import { discardBody, readBytes, type FetchResponse } from './http.js';
 import { backoffDelay, isRetryableError } from './retry.js';
-import { pullScopes, pushScopes } from './scopes.js';
+import { pullScopes, pushScopes, repositoryScope } from './scopes.js';
 import { RegistryTransport, type RegistryConnectionOptions } from './transport.js';
 import { uploadBlob, type BlobSource, type BlobUploadCallOptions, type UploadOptions } from './upload.js';
 import { streamBlobUpload, type StreamBlobOptions, type StreamedBlob } from './upload-stream.js';
@@ -44,6 +44,12 @@ export interface TransferOptions {
 function stripParams(contentType: string | null): string | undefined {
   const value = contentType?.split(';')[0]?.trim();
   return value ? value : undefined;
+}
+
+/** The first byte of `Content-Range: bytes START-END/SIZE`. */
+function rangeStart(header: string | null): number | undefined {
+  const match = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(header?.trim() ?? '');
+  return match?.[1] === undefined ? undefined : Number(match[1]);
 }
 
 function encodeRepo(repository: string): string {
@@ -211,12 +217,61 @@ export class RegistryClient {
     const path = `/v2/${encodeRepo(repository)}/blobs/${descriptor.digest}`;
     const response = await this.transport.send({ method: 'GET', url: path, scopes: pullScopes(repository), ctx, signal: options.signal });
     if (response.status !== 200) throw await this.transport.fail(response, ctx);
-    return this.verified(response, descriptor, ctx, this.transport.url(path), options.onBytes, options.verify !== false);
+    const source = Readable.from(this.resumingBody(response, repository, descriptor, ctx, options.signal), { objectMode: false });
+    return this.verified(source, descriptor, ctx, this.transport.url(path), options.onBytes, options.verify !== false);
   }
 
-  private verified(response: FetchResponse, descriptor: Pick<Descriptor, 'digest' | 'size'>, ctx: RegistryErrorContext, url: string, onBytes: ((total: number) => void) | undefined, hash: boolean): Readable {
-    const body = response.body;
-    const source = body instanceof Readable ? body : Readable.from(body ?? []);
+  /**
+   * A blob's body that resumes where a dropped connection left it: `Range: bytes=N-` from the byte reached.
+   * A 206 from N (or earlier: the overlap is skipped) continues; a server that ignores the Range (200), or
+   * answers another one, is read from zero again with the bytes already passed on skipped. The digest is
+   * checked over the whole stream by the caller's verifier, as without a resume.
+   */
+  private async *resumingBody(first: FetchResponse, repository: string, descriptor: Pick<Descriptor, 'digest' | 'size'>, ctx: RegistryErrorContext, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
+    const url = `/v2/${encodeRepo(repository)}/blobs/${descriptor.digest}`;
+    let response = first;
+    let offset = 0;
+    let skip = 0;
+    for (let resumes = 1; ; resumes++) {
+      try {
+        for await (const chunk of response.body ?? []) {
+          let bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
+          if (skip > 0) {
+            if (bytes.byteLength <= skip) {
+              skip -= bytes.byteLength;
+              continue;
+            }
+            bytes = bytes.subarray(skip);
+            skip = 0;
+          }
+          offset += bytes.byteLength;
+          yield bytes;
+        }
+        return;
+      } catch (error) {
+        if (signal?.aborted === true || resumes > this.transport.retry.retries || !isRetryableError(error)) throw error;
+        // Every byte arrived and only the end was lost: the verifier decides.
+        if (offset >= descriptor.size) return;
+      }
+      this.transport.progress?.({ type: 'retry', registry: this.registry, attempt: resumes, delayMs: 0, reason: `connection dropped; resuming at byte ${offset}`, path: url });
+      const get = (headers: Record<string, string>) => this.transport.send({ method: 'GET', url, headers, scopes: pullScopes(repository), ctx, signal });
+      response = await get({ range: `bytes=${offset}-` });
+      const start = response.status === 206 ? rangeStart(response.headers.get('content-range')) : undefined;
+      if (start !== undefined && start <= offset) {
+        skip = offset - start;
+        continue;
+      }
+      if (response.status === 206) {
+        // A range that starts past the byte reached cannot be used: everything again, from zero.
+        await discardBody(response);
+        response = await get({});
+      }
+      if (response.status !== 200) throw await this.transport.fail(response, ctx);
+      skip = offset;
+    }
+  }
+
+  private verified(source: Readable, descriptor: Pick<Descriptor, 'digest' | 'size'>, ctx: RegistryErrorContext, url: string, onBytes: ((total: number) => void) | undefined, hash: boolean): Readable {
     const expected = { digest: descriptor.digest, size: descriptor.size, what: `blob ${descriptor.digest} of ${ctx.registry}/${ctx.repository ?? ''}` };
     const verifier = hash ? new VerifyingStream(expected) : new SizeLimit(expected);
     const stages: NodeJS.ReadWriteStream[] = [];
@@ -346,6 +401,12 @@ export class RegistryClient {
       ctx,
       signal: options.signal,
     });
+    if (response.status === 415 && (mediaType === MediaType.OciManifest || mediaType === MediaType.OciIndex)) {
+      await discardBody(response);
+      throw new StrataError('E_REGISTRY_UNSUPPORTED', `${describeContext(ctx)}: the registry refuses OCI media types (HTTP 415 for ${mediaType})`, {
+        hint: 'push with Docker schema 2 manifests: `strata push --format v2s2`, `strata copy --format v2s2`, or `-o type=registry,oci-mediatypes=false` for a build (the image digest changes)',
+      });
+    }
     if (response.status !== 201 && response.status !== 200) throw await this.transport.fail(response, ctx);
     await discardBody(response);
     const header = response.headers.get('docker-content-digest');
@@ -357,11 +418,40 @@ export class RegistryClient {
     return digest;
   }
 
-  /** Lists tags of a repository (`GET /v2/<name>/tags/list`), following `Link` pagination. */
-  async listTags(repository: string, options: TransferOptions = {}): Promise<string[]> {
+  /**
+   * Deletes a manifest by digest (`DELETE /v2/<name>/manifests/<digest>`). Registries that refuse
+   * deletes answer 405 (distribution without `storage.delete.enabled`); that becomes one clear error.
+   */
+  async deleteManifest(repository: string, digest: Digest, options: TransferOptions = {}): Promise<void> {
+    const ctx = this.ctx(repository, `manifest ${digest}`);
+    const response = await this.transport.send({
+      method: 'DELETE',
+      url: `/v2/${encodeRepo(repository)}/manifests/${digest}`,
+      scopes: [repositoryScope(repository, ['delete', 'pull'])],
+      ctx,
+      signal: options.signal,
+    });
+    if (response.status === 202 || response.status === 200 || response.status === 204) {
+      await discardBody(response);
+      return;
+    }
+    if (response.status === 405) {
+      await discardBody(response);
+      throw new StrataError('E_REGISTRY_UNSUPPORTED', `${describeContext(ctx)}: the registry does not allow deleting manifests (HTTP 405)`, {
+        hint: 'deletes must be enabled on the registry (distribution: storage.delete.enabled, or REGISTRY_STORAGE_DELETE_ENABLED=true); some registries delete only through their own web UI or API',
+      });
+    }
+    throw await this.transport.fail(response, ctx);
+  }
+
+  /**
+   * Lists tags of a repository (`GET /v2/<name>/tags/list`), following `Link` pagination. `pageSize`
+   * asks for pages of that many tags (`?n=`); without it the registry picks.
+   */
+  async listTags(repository: string, options: TransferOptions & { pageSize?: number | undefined } = {}): Promise<string[]> {
     const ctx = this.ctx(repository, 'tag list');
     const tags: string[] = [];
-    let url: string | undefined = `/v2/${encodeRepo(repository)}/tags/list`;
+    let url: string | undefined = `/v2/${encodeRepo(repository)}/tags/list${options.pageSize !== undefined ? `?n=${options.pageSize}` : ''}`;
     for (let page = 0; url !== undefined && page < 1000; page++) {
       const response: FetchResponse = await this.transport.send({ method: 'GET', url, scopes: pullScopes(repository), ctx, signal: options.signal });
       if (response.status !== 200) throw await this.transport.fail(response, ctx);

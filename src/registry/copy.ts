@@ -2,7 +2,7 @@ import { descendToManifest, isIndexMediaType, isManifestMediaType, type Descript
 import type { BlobReader, ReadOptions } from '../store/types.js';
 import type { RegistryClient } from './client.js';
 import type { ProgressListener } from './progress.js';
-import { pushImage, type PushedImage } from './push.js';
+import { pushImage, type PushImageOptions, type PushedImage } from './push.js';
 
 export interface RegistryLocation {
   client: RegistryClient;
@@ -17,6 +17,8 @@ export interface CopyOptions {
   concurrency?: number | undefined;
   signal?: AbortSignal | undefined;
   progress?: ProgressListener | undefined;
+  /** Repositories of the target registry where a blob was seen before (see PushImageOptions). */
+  mountSources?: PushImageOptions['mountSources'];
 }
 
 /** A BlobReader over a registry repository that serves manifests (by digest) as well as blobs. */
@@ -53,6 +55,7 @@ export async function copyBetweenRegistries(options: CopyOptions): Promise<Pushe
     root: descriptor,
     tags: target.tags,
     mountFrom: sameRegistry ? [source.repository] : [],
+    mountSources: options.mountSources,
     concurrency: options.concurrency,
     signal,
     progress: options.progress,

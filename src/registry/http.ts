@@ -41,6 +41,11 @@ export interface NodeFetchOptions {
   connectTimeoutMs?: number | undefined;
   /** HTTPS_PROXY/HTTP_PROXY/NO_PROXY (proxySettingsFromEnv); requests they name go through a CONNECT tunnel. */
   proxy?: ProxySettings | undefined;
+  /**
+   * Hosts (`host[:port]` of the URL) whose certificates are not verified at all (`--skip-tls-verify`); every
+   * other host, a redirect target included, is verified as usual.
+   */
+  skipVerify?: ((host: string) => boolean) | undefined;
 }
 
 /** node-fetch keeps only the code of a socket error; this one names the connect deadline. */
@@ -90,8 +95,10 @@ export function createNodeFetch(options: NodeFetchOptions = {}): FetchLike {
   // Made at the first https request, so a build that makes none never parses a certificate. With extra CAs,
   // one context for every connection: the `ca` option alone would parse them all again for each.
   let httpsAgent: HttpsAgent | undefined;
+  let unverifiedAgent: HttpsAgent | undefined;
   const agentFor = (parsed: URL): HttpAgent | HttpsAgent => {
     if (parsed.protocol === 'http:') return httpAgent;
+    if (options.skipVerify?.(parsed.host) === true) return (unverifiedAgent ??= new HttpsAgent({ keepAlive: true, maxSockets, rejectUnauthorized: false }));
     httpsAgent ??= new DeadlineHttpsAgent({
       keepAlive: true,
       maxSockets,

@@ -25,3 +25,5 @@ export { sendWithRetry, type SendOptions } from './send.js';
 export { resolveRetry, backoffDelay, isRetryableError, isRetryableStatus, type ResolvedRetry } from './retry.js';
 export { discardBody, readText } from './http.js';
 export { proxySettingsFromEnv, proxyFor, type ProxySettings } from './proxy.js';
+export { BlobLocations } from './blob-locations.js';
+export { convertToDockerV2s2 } from './v2s2.js';

@@ -12,6 +12,8 @@ export type TransferEvent =
   | { type: 'manifest-done'; direction: 'pull' | 'push'; digest: Digest; mediaType: string; reference: string }
   /** A push that found the reference already naming the manifest: nothing was sent. */
   | { type: 'manifest-unchanged'; digest: Digest; reference: string }
+  /** A pull served by a registry mirror, or a mirror that failed and was passed over (`failed` says why). */
+  | { type: 'mirror'; registry: string; mirror: string; reference: string; failed?: string }
   | { type: 'retry'; registry: string; attempt: number; delayMs: number; reason: string; path: string };
 
 export type ProgressListener = (event: TransferEvent) => void;

@@ -19,6 +19,11 @@ export interface PushImageOptions {
   tags?: readonly string[] | undefined;
   /** Repositories of the same registry that may already hold the blobs (cross-repository mount). */
   mountFrom?: readonly string[] | undefined;
+  /**
+   * Repositories of the same registry where one blob was seen before (the store's record across runs), tried
+   * before `mountFrom`.
+   */
+  mountSources?: ((digest: Descriptor['digest']) => readonly string[]) | undefined;
   /** Blobs in flight at once; default 4. */
   concurrency?: number | undefined;
   signal?: AbortSignal | undefined;
@@ -31,6 +36,8 @@ export interface PushedImage {
   size: number;
   /** `registry/repository:tag` for each tag, or `registry/repository@digest`. */
   references: string[];
+  /** Digests of the configs and layers the image references (now all in the repository); empty when nothing was pushed. */
+  blobs: Array<Descriptor['digest']>;
 }
 
 interface ManifestNode {
@@ -77,7 +84,7 @@ export async function pushImage(options: PushImageOptions): Promise<PushedImage>
   const tags = options.tags && options.tags.length > 0 ? options.tags : [options.root.digest];
   if (await allNameRoot(client, repository, tags, options.root, signal)) {
     for (const tag of tags) progress?.({ type: 'manifest-unchanged', digest: options.root.digest, reference: referenceOf(name, tag) });
-    return { digest: options.root.digest, mediaType: options.root.mediaType, size: options.root.size, references: tags.map((t) => referenceOf(name, t)) };
+    return { digest: options.root.digest, mediaType: options.root.mediaType, size: options.root.size, references: tags.map((t) => referenceOf(name, t)), blobs: [] };
   }
 
   const manifests: ManifestNode[] = [];
@@ -108,7 +115,8 @@ export async function pushImage(options: PushImageOptions): Promise<PushedImage>
         return;
       }
       let location: string | undefined;
-      for (const from of mountFrom) {
+      const remembered = (options.mountSources?.(d.digest) ?? []).filter((r) => r !== repository).slice(0, 3);
+      for (const from of [...new Set([...remembered, ...mountFrom])]) {
         const mount = await client.mountBlob(repository, d.digest, from, { signal: blobSignal });
         if (mount.mounted) {
           progress?.({ type: 'blob-mounted', digest: d.digest, size: d.size, from });
@@ -145,6 +153,6 @@ export async function pushImage(options: PushImageOptions): Promise<PushedImage>
     references.push(reference);
     progress?.({ type: 'manifest-done', direction: 'push', digest: root.descriptor.digest, mediaType: root.mediaType, reference });
   }
-  return { digest: root.descriptor.digest, mediaType: root.mediaType, size: root.bytes.byteLength, references };
+  return { digest: root.descriptor.digest, mediaType: root.mediaType, size: root.bytes.byteLength, references, blobs: [...blobs.values()].map((b) => b.digest) };
 }
 

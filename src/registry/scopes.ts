@@ -2,7 +2,7 @@
  * Token scopes (`repository:<name>:<actions>`). Order matters: some registries only look at the
  * first scope of a token request, so the scope being pushed to always comes first.
  */
-export type RepositoryAction = 'pull' | 'push';
+export type RepositoryAction = 'pull' | 'push' | 'delete';
 
 interface ParsedScope {
   resource: string; // `repository:<name>`

@@ -257,7 +257,7 @@ export class RegistryTransport {
     if (deadline) return stallError(ctx, method, url, deadline);
     if (isCertificateError(cause)) {
       return new StrataError('E_REGISTRY_INSECURE', `${describeContext(ctx)}: TLS certificate of ${new URL(url).host} not trusted (${(cause as { code?: string }).code ?? 'certificate error'})`, {
-        hint: 'pass the registry\'s CA with --ca-cert FILE, or --insecure-registry HOST for a plain-HTTP registry',
+        hint: `pass the registry's CA with --ca-cert FILE, or --skip-tls-verify=${new URL(url).host} to accept any certificate from it (insecure)`,
         cause,
       });
     }
