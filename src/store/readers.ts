@@ -78,7 +78,9 @@ export class CompositeBlobReader implements BlobReader {
       try {
         return await read(reader);
       } catch (cause) {
-        if (!isStrataError(cause, 'E_NOT_FOUND')) throw cause;
+        // A registry answers 404 for a blob another source holds (a layer of an imported build cache is
+        // not in the base's repository): the next source is asked, as for a missing local blob.
+        if (!isStrataError(cause, 'E_NOT_FOUND') && !isStrataError(cause, 'E_REGISTRY_NOT_FOUND')) throw cause;
       }
     }
     throw notFound(descriptor, 'any source of this image');

@@ -38,9 +38,12 @@ describeAsRoot('cache mounts that travel', () => {
       base = (await pushBusyboxBase(registry.host, { repo: 'busybox-mounts' })).ref;
       ctx = join(work, 'ctx');
       await mkdir(ctx);
+      // A COPY before the RUN: its hit comes from the imported cache, and the RUN's root needs its layer
+      // from the cache's repository, not the base's.
+      await writeFile(join(ctx, 'input.txt'), 'input\n');
       await writeFile(
         join(ctx, 'Dockerfile'),
-        'ARG BASE\nFROM $BASE\nARG N\n' +
+        'ARG BASE\nFROM $BASE\nCOPY input.txt /input.txt\nARG N\n' +
           'RUN --mount=type=cache,id=npm,target=/root/.npm ' +
           `if [ -f /root/.npm/marker ]; then echo "found-filled" > /found; else echo "found-empty" > /found; fi; echo "$N" > /n; echo ${MARKER} > /root/.npm/marker\n`,
       );
