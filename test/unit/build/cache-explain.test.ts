@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCacheExport } from '../../../src/api/build-cache.js';
 import { CacheExplainer } from '../../../src/build/cache-explain.js';
 import { stepCacheKey, valueDigests, type KeyComponents } from '../../../src/build/cache.js';
-import type { Digest } from '../../../src/index.js';
+import type { Digest } from '../../../src/internals.js';
 
 let work: string;
 beforeAll(async () => {
