@@ -16,4 +16,6 @@ export interface CliContext {
    * connections then add those CAs themselves.
    */
   deferredCaCertsFile?: string | undefined;
+  /** Fires on SIGINT/SIGTERM (entry.ts); its reason is the error to report. */
+  signal?: AbortSignal | undefined;
 }

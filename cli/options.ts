@@ -25,6 +25,7 @@ export function apiContext(cli: CliContext, options: { platform?: string | undef
     platform: options.platform ? parsePlatform(options.platform) : undefined,
     privileged: cli.isRoot,
     scratchDir: cli.env.TMPDIR || '/tmp',
+    signal: cli.signal,
   };
 }
 

@@ -17,6 +17,8 @@ export interface StrataContext {
   privileged?: boolean | undefined;
   /** A world-traversable scratch directory (the CLI passes $TMPDIR or /tmp) for sandbox roots. */
   scratchDir?: string | undefined;
+  /** Aborts the operation (the CLI's SIGINT/SIGTERM); no name is written once it has fired. */
+  signal?: AbortSignal | undefined;
 }
 
 export function createdTime(ctx: StrataContext): string {

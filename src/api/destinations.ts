@@ -25,7 +25,7 @@ export async function writeImage(location: ImageLocation, content: ImageContent,
   switch (location.transport) {
     case 'local': {
       const store = await LocalStore.open(ctx.storeRoot);
-      await writeToLocalStore(store, content, [localImageName(location.name)]);
+      await writeToLocalStore(store, content, [localImageName(location.name)], ctx.signal);
       return content.descriptor;
     }
     case 'oci':

@@ -38,11 +38,13 @@ export async function pullToStore(text: string, ctx: StrataContext, conn: Regist
     sinkVerifies: true,
     concurrency: conn.concurrency,
     progress: conn.progress,
+    signal: ctx.signal,
   });
   noteReadFrom(conn, target.client.registry, target.repository);
   const chosen = options.allPlatforms || !pulled.image ? pulled.root.descriptor : pulled.image.descriptor;
   const { platform: _platform, ...descriptor } = chosen;
   const name = localImageName(options.name ?? formatReference(target.ref));
+  ctx.signal?.throwIfAborted();
   await store.tag(name, descriptor);
   return { name, descriptor, root: pulled.root.descriptor };
 }

@@ -72,7 +72,9 @@ export async function writeLayer(entries: readonly LayerEntry[], options: WriteL
   const [produced, ingested, piped] = await Promise.allSettled([producing, ingesting, piping]);
   options.signal?.removeEventListener('abort', onAbort);
 
-  // The producer's error says what went wrong (which file); the others are its echo down the pipeline.
+  // A store that failed (ENOSPC, EIO) aborted the producer, whose abort is only the echo of it.
+  if (ingested.status === 'rejected' && options.signal?.aborted !== true && controller.signal.reason === ingested.reason) throw layerError(ingested.reason, options.signal);
+  // Otherwise the producer's error says what went wrong (which file); the others are its echo down the pipeline.
   if (produced.status === 'rejected') throw layerError(produced.reason, options.signal);
   if (ingested.status === 'rejected') throw layerError(ingested.reason, options.signal);
   if (piped.status === 'rejected') throw layerError(piped.reason, options.signal);
