@@ -2,9 +2,12 @@
  * Text that came from input (Dockerfile lines, file and image names) goes to a terminal only with its
  * control characters escaped: an ESC or BEL in a Dockerfile must not retitle the window or clear the
  * screen when an error quotes it. Newlines and tabs stay (messages span lines); the rest of C0, DEL
- * and C1 become `\xNN`, and any other non-printing code point `\u{…}`.
+ * and C1 become `\xNN`, and any other non-printing code point `\u{…}`; so do the bytes of file names
+ * that are not UTF-8.
  */
 export function escapeControls(text: string): string {
+  // A file name byte that is not UTF-8 travels as a lone surrogate (src/fsname): shown as the byte it is.
+  text = text.replace(/(?<![\ud800-\udbff])[\udc80-\udcff]/g, (c) => `\\x${(c.charCodeAt(0) - 0xdc00).toString(16)}`);
   // eslint-disable-next-line no-control-regex
   return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => {
     const code = c.codePointAt(0)!;

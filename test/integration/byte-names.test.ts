@@ -51,6 +51,9 @@ describeWithTools(['buildah', 'docker-registry'], 'file names that are not UTF-8
     writeFileSync(at(ctx, BAD), 'hello\n');
     writeFileSync(at(ctx, Buffer.from('sub'), LATIN1), 'x');
     writeFileSync(at(ctx, IGNORED), 'ignored');
+    // Two names that differ only in a byte that is not UTF-8: two files, in byte order.
+    writeFileSync(at(ctx, Buffer.from('b\xfe', 'latin1')), '1');
+    writeFileSync(at(ctx, Buffer.from('b\xff', 'latin1')), '2');
     symlinkSync(BAD, at(ctx, LINK));
     writeFileSync(join(ctx, '.dockerignore'), 'ign*\nDockerfile\n.dockerignore\n');
     writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY . /c/\n');
@@ -70,6 +73,9 @@ describeWithTools(['buildah', 'docker-registry'], 'file names that are not UTF-8
     expect(ours).toContain('c/sub/caf\\351');
     expect(ours).toContain('c/l\\377nk');
     expect(ours.some((n) => n.includes('ign'))).toBe(false);
+    const listed = execFileSync('tar', ['-tf', lastLayer(join(tmp, 'copy-oci'), 'latest')], { encoding: 'latin1' }).split('\n');
+    expect(listed.indexOf('c/b\\376')).toBeGreaterThan(0);
+    expect(listed.indexOf('c/b\\377')).toBe(listed.indexOf('c/b\\376') + 1);
     // The link target is the bytes too.
     expect(execFileSync('tar', ['-tvf', lastLayer(join(tmp, 'copy-oci'), 'latest')], { encoding: 'latin1' })).toContain('c/l\\377nk -> bad\\377\\376utf8.txt');
 
