@@ -1,4 +1,5 @@
 import type { BuildEvent } from '../src/internals.js';
+import { escapeControls as esc } from './terminal-text.js';
 
 export type ProgressMode = 'auto' | 'plain' | 'tty' | 'json' | 'quiet';
 
@@ -20,12 +21,12 @@ export function buildEventRenderer(mode: ProgressMode, stderr: NodeJS.WritableSt
     switch (event.type) {
       case 'stage':
         clear();
-        stderr.write(`=> stage ${event.stage} FROM ${event.base}\n`);
+        stderr.write(`=> stage ${esc(event.stage)} FROM ${esc(event.base)}\n`);
         return;
       case 'step-start':
         if (effective === 'tty') {
           clear();
-          stderr.write(`#${event.step}/${event.total} ${event.text.split('\n')[0]} ...`);
+          stderr.write(`#${event.step}/${event.total} ${esc(event.text.split('\n')[0] ?? '')} ...`);
           running = true;
         }
         return;
@@ -33,7 +34,7 @@ export function buildEventRenderer(mode: ProgressMode, stderr: NodeJS.WritableSt
         clear();
         const state = event.state === 'cached' ? 'CACHED' : event.state === 'metadata' ? '' : 'DONE';
         const time = `${(event.durationMs / 1000).toFixed(1)}s`;
-        stderr.write(`#${event.step}/${event.total} [${event.stage}] ${event.text.split('\n')[0]}${state ? `  ${state}` : ''} ${time}\n`);
+        stderr.write(`#${event.step}/${event.total} [${esc(event.stage)}] ${esc(event.text.split('\n')[0] ?? '')}${state ? `  ${state}` : ''} ${time}\n`);
         // Why it missed, unless it never ran before (which every step of a first build would say).
         if (event.miss && !event.miss.changes.every((c) => c.kind === 'new')) stderr.write(`#${event.step} ${event.miss.reason}\n`);
         return;
@@ -44,7 +45,7 @@ export function buildEventRenderer(mode: ProgressMode, stderr: NodeJS.WritableSt
         return;
       case 'warning':
         clear();
-        stderr.write(`WARNING: ${event.where ? `${event.where}: ` : ''}${event.message}\n`);
+        stderr.write(`WARNING: ${esc(event.where ? `${event.where}: ` : '')}${esc(event.message)}\n`);
         return;
       case 'executor':
         clear();
@@ -53,7 +54,7 @@ export function buildEventRenderer(mode: ProgressMode, stderr: NodeJS.WritableSt
       case 'pull':
         if (event.state === 'resolving') {
           clear();
-          stderr.write(`=> resolving ${event.image}\n`);
+          stderr.write(`=> resolving ${esc(event.image)}\n`);
         }
         return;
     }

@@ -13,4 +13,6 @@ export interface CliContext {
   isRoot?: boolean;
   /** strata's own program files (the directory of dist/cli), which `--executor inplace` leaves alone on /. */
   programDir?: string | undefined;
+  /** Fires on SIGINT/SIGTERM (entry.ts); its reason is the error to report. */
+  signal?: AbortSignal | undefined;
 }

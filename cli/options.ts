@@ -27,6 +27,7 @@ export function apiContext(cli: CliContext, options: { platform?: string | undef
     privileged: cli.isRoot === true && isCapableRoot(),
     scratchDir: cli.env.TMPDIR || '/tmp',
     snapshots: parseSnapshots(cli.env.STRATA_SNAPSHOTS),
+    signal: cli.signal,
   };
 }
 

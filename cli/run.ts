@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { isStrataError, removeLeftovers } from '../src/internals.js';
 import { apiContext } from './options.js';
 import type { CliContext } from './context.js';
+import { forTerminal } from './terminal-text.js';
 import { register as registerAppend } from './commands/append.js';
 import { register as registerBuild } from './commands/build.js';
 import { register as registerImages } from './commands/images.js';
@@ -66,14 +67,20 @@ export async function runCli(argv: readonly string[], ctx: CliContext): Promise<
       return error.exitCode === 0 || error.code === 'commander.helpDisplayed' || error.code === 'commander.version' ? 0 : 2;
     }
     const debug = argv.includes('--debug');
+    // Interrupted: whatever the work threw on its way out, the signal is the cause.
+    if (ctx.signal?.aborted && isStrataError(ctx.signal.reason)) {
+      ctx.stderr.write(`strata: ${ctx.signal.reason.message}\n`);
+      if (debug && error instanceof Error && error.stack) ctx.stderr.write(`${error.stack}\n`);
+      return 1;
+    }
     if (isStrataError(error)) {
-      ctx.stderr.write(`strata: ${error.message}\n`);
-      if (error.hint) ctx.stderr.write(`hint: ${error.hint}\n`);
+      ctx.stderr.write(`strata: ${forTerminal(error.message)}\n`);
+      if (error.hint) ctx.stderr.write(`hint: ${forTerminal(error.hint)}\n`);
       if (debug && error.stack) ctx.stderr.write(`${error.stack}\n`);
       return error.code === 'E_USAGE' ? 2 : 1;
     }
     const message = error instanceof Error ? error.message : String(error);
-    ctx.stderr.write(`strata: internal error: ${message}\n`);
+    ctx.stderr.write(`strata: internal error: ${forTerminal(message)}\n`);
     if (debug && error instanceof Error && error.stack) ctx.stderr.write(`${error.stack}\n`);
     else ctx.stderr.write('hint: run again with --debug for the stack, and report it\n');
     return 1;

@@ -3,6 +3,7 @@
  * (`strata/internals`). Unlike the public API (src/index.ts), none of it is promised to stay as it is.
  */
 export * from './errors/index.js';
+export * from './fsname/index.js';
 export * from './digest/index.js';
 export * from './oci/index.js';
 export * from './ref/index.js';

@@ -77,8 +77,8 @@ export async function appendImage(options: AppendOptions, ctx: StrataContext, io
     for (const spec of options.layers) {
       const info = await stat(spec.path);
       const layer = info.isDirectory()
-        ? await writeLayer(await walkLayerTree(spec.path, spec.dest ? { dest: spec.dest } : {}), { ...mtime, compression: options.compression, gzipLevel: options.compressionLevel, zstdLevel: options.compressionLevel, mediaTypeFamily: image.format }, store.blobs)
-        : await importTarLayer(spec.path, { compression: options.compression, gzipLevel: options.compressionLevel, zstdLevel: options.compressionLevel, mediaTypeFamily: image.format }, store.blobs);
+        ? await writeLayer(await walkLayerTree(spec.path, spec.dest ? { dest: spec.dest } : {}), { ...mtime, compression: options.compression, gzipLevel: options.compressionLevel, zstdLevel: options.compressionLevel, mediaTypeFamily: image.format, signal: ctx.signal }, store.blobs)
+        : await importTarLayer(spec.path, { compression: options.compression, gzipLevel: options.compressionLevel, zstdLevel: options.compressionLevel, mediaTypeFamily: image.format, signal: ctx.signal }, store.blobs);
       const source = `${basename(spec.path)}${spec.dest ? `:${spec.dest}` : ''}`;
       image = appendLayer(image, layer, { created, created_by: `strata append --layer ${source}`, comment: 'strata' });
     }
@@ -103,7 +103,7 @@ export async function appendImage(options: AppendOptions, ctx: StrataContext, io
       written.push(out.text);
     }
     if (tags.length > 0 || outputs.length === 0) {
-      await copyIntoStore(store, content, tags.map((t) => t.name));
+      await copyIntoStore(store, content, tags.map((t) => t.name), ctx.signal);
       written.push(...tags.map((t) => t.text));
     }
     return { descriptor: serialized.manifest.descriptor, image, written };
@@ -113,8 +113,8 @@ export async function appendImage(options: AppendOptions, ctx: StrataContext, io
   }
 }
 
-async function copyIntoStore(store: LocalStore, content: { descriptor: Descriptor; reader: BlobReader }, names: string[]): Promise<void> {
-  await writeToLocalStore(store, content, names);
+async function copyIntoStore(store: LocalStore, content: { descriptor: Descriptor; reader: BlobReader }, names: string[], signal: AbortSignal | undefined): Promise<void> {
+  await writeToLocalStore(store, content, names, signal);
   if (names.length === 0) await store.layout.setManifest(content.descriptor);
 }
 

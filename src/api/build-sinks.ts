@@ -34,7 +34,7 @@ export async function writeBuildOutputs(outputs: readonly BuildOutputSpec[], con
     switch (out.type) {
       case 'image': {
         const names = out.names ?? sc.names;
-        await writeToLocalStore(sc.store, content, names);
+        await writeToLocalStore(sc.store, content, names, sc.signal);
         written.push(...names.map((n) => `local store ${familiarImageName(n)}`));
         if (out.push) written.push(...(await push(names, content, sc, out.ociMediaTypes !== false)));
         break;

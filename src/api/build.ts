@@ -110,7 +110,8 @@ export interface BuildImageResult {
  * `strata build`: checks every option first (outputs, names, executor), runs the build engine,
  * and only then writes outputs, so a failed build writes nothing and moves no tag.
  */
-export async function buildImage(options: BuildImageOptions, ctx: StrataContext, io: RegistryIo = {}): Promise<BuildImageResult> {
+export async function buildImage(given: BuildImageOptions, ctx: StrataContext, io: RegistryIo = {}): Promise<BuildImageResult> {
+  const options = given.signal === undefined && ctx.signal !== undefined ? { ...given, signal: ctx.signal } : given;
   const contextDir = resolve(options.contextDir);
   const outputs: BuildOutputSpec[] = (options.outputs ?? []).map((o) => (typeof o === 'string' ? parseBuildOutput(o) : o));
   // --push is type=registry, as in buildx: pushed, not also copied into the local store (which would

@@ -25,7 +25,7 @@ export async function writeImage(location: ImageLocation, content: ImageContent,
     case 'local': {
       const store = await LocalStore.open(ctx.storeRoot);
       try {
-        await writeToLocalStore(store, content, [localImageName(location.name)]);
+        await writeToLocalStore(store, content, [localImageName(location.name)], ctx.signal);
       } finally {
         store.release();
       }

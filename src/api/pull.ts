@@ -49,6 +49,7 @@ async function pullInto(store: LocalStore, target: ReturnType<typeof registryTar
     sinkVerifies: true,
     concurrency: conn.concurrency,
     progress: conn.progress,
+    signal: ctx.signal,
   });
   const served = (conn.mirrors?.get(target.client.registry)?.length ?? 0) > 0 ? await fetchThroughMirrors(conn, target) : undefined;
   let pulled: PulledImage;
@@ -71,6 +72,7 @@ async function pullInto(store: LocalStore, target: ReturnType<typeof registryTar
   const chosen = options.allPlatforms || !pulled.image ? pulled.root.descriptor : pulled.image.descriptor;
   const { platform: _platform, ...descriptor } = chosen;
   const name = localImageName(options.name ?? formatReference(target.ref));
+  ctx.signal?.throwIfAborted();
   // Where it came from, so a blob of it found corrupt later can be fetched again (strata verify --repair).
   await store.recordSource(descriptor.digest, { repository: `${target.ref.domain}/${target.ref.path}`, allPlatforms: options.allPlatforms === true });
   await store.tag(name, descriptor);

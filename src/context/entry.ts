@@ -1,4 +1,5 @@
 import { lstatSync, readlinkSync, type Stats } from 'node:fs';
+import { decodeName, fsPath } from '../fsname/index.js';
 import { errnoCode, ioError } from '../errors/index.js';
 import type { ContextEntry, ContextEntryType } from './types.js';
 
@@ -31,7 +32,7 @@ export function makeEntry(relPath: string, absPath: string, st: Stats): ContextE
   };
   if (type === 'symlink') {
     try {
-      entry.linkTarget = readlinkSync(absPath);
+      entry.linkTarget = decodeName(readlinkSync(fsPath(absPath), { encoding: 'buffer' }));
     } catch (cause) {
       throw ioError('read symlink', absPath, cause);
     }
@@ -45,7 +46,7 @@ export function makeEntry(relPath: string, absPath: string, st: Stats): ContextE
  */
 export function lstatOrMissing(absPath: string): Stats | undefined {
   try {
-    return lstatSync(absPath, { throwIfNoEntry: false });
+    return lstatSync(fsPath(absPath), { throwIfNoEntry: false });
   } catch (cause) {
     const code = errnoCode(cause);
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
+import { fsPath } from '../fsname/index.js';
 import { open } from 'node:fs/promises';
 import { Hasher, digestOf, type Digest } from '../digest/index.js';
 import { StrataError, ioError } from '../errors/index.js';
@@ -185,7 +186,7 @@ export async function digestRegularFile(entry: ContextEntry): Promise<Digest> {
   if (entry.size <= READ_CHUNK) return digestSmallFile(entry);
   let handle;
   try {
-    handle = await open(entry.absPath, constants.O_RDONLY | constants.O_NOFOLLOW);
+    handle = await open(fsPath(entry.absPath), constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (cause) {
     throw ioError('read', entry.absPath, cause);
   }
@@ -211,7 +212,7 @@ export async function digestRegularFile(entry: ContextEntry): Promise<Digest> {
 function digestSmallFile(entry: ContextEntry): Digest {
   let fd: number;
   try {
-    fd = openSync(entry.absPath, constants.O_RDONLY | constants.O_NOFOLLOW);
+    fd = openSync(fsPath(entry.absPath), constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (cause) {
     throw ioError('read', entry.absPath, cause);
   }

@@ -1,3 +1,5 @@
+import { nameBytes } from '../fsname/index.js';
+
 /**
  * Path order for source listings: components compared one by one as UTF-8 bytes, the rule strata's layer
  * writer uses (src/layer/order.ts, copied rather than imported to keep module boundaries), so `a/b` sorts
@@ -18,7 +20,8 @@ function rankedName(name: string): string {
 /**
  * Sort keys compare as UTF-8 bytes. Below U+D800, UTF-16 code units (what `<` compares) order exactly as
  * UTF-8 bytes do, so a key without surrogates or later characters compares as a plain string; only the rest
- * are encoded, which keeps sorting a big tree free of an allocation per comparison.
+ * are encoded (a name that is not UTF-8 as its own bytes: see fsname), which keeps sorting a big tree free of
+ * an allocation per comparison.
  */
 const NEEDS_BYTES = /[\ud800-\uffff]/;
 
@@ -28,12 +31,12 @@ interface SortKey {
 }
 
 function sortKey(text: string): SortKey {
-  return { text, bytes: NEEDS_BYTES.test(text) ? Buffer.from(text, 'utf8') : undefined };
+  return { text, bytes: NEEDS_BYTES.test(text) ? nameBytes(text) : undefined };
 }
 
 function compareKeys(a: SortKey, b: SortKey): number {
   if (a.bytes === undefined && b.bytes === undefined) return a.text < b.text ? -1 : a.text > b.text ? 1 : 0;
-  return Buffer.compare(a.bytes ?? Buffer.from(a.text, 'utf8'), b.bytes ?? Buffer.from(b.text, 'utf8'));
+  return Buffer.compare(a.bytes ?? nameBytes(a.text), b.bytes ?? nameBytes(b.text));
 }
 
 export function compareContextPaths(a: string, b: string): number {

@@ -1,5 +1,6 @@
 import type { Stats } from 'node:fs';
 import { readlink } from 'node:fs/promises';
+import { decodeName, fsPath } from '../fsname/index.js';
 import { StrataError, ioError } from '../errors/index.js';
 import { lstatOrMissing } from './entry.js';
 import type { ContextView } from './view.js';
@@ -58,7 +59,7 @@ export async function resolveInRoot(view: ContextView, path: string, followFinal
       }
       let target: string;
       try {
-        target = await readlink(abs);
+        target = decodeName(await readlink(fsPath(abs), { encoding: 'buffer' }));
       } catch (cause) {
         throw ioError('read symlink', abs, cause);
       }

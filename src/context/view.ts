@@ -1,4 +1,5 @@
-import { readdirSync, type Dirent } from 'node:fs';
+import { readdirSync } from 'node:fs';
+import { decodeName, fsPath } from '../fsname/index.js';
 import { join } from 'node:path';
 import { errnoCode, ioError } from '../errors/index.js';
 import type { SourceRoot } from './types.js';
@@ -32,7 +33,7 @@ export class ContextView {
     const known = this.keptDirs.get(rel);
     if (known !== undefined) return known;
     let found = false;
-    for (const child of await readDirents(this.abs(rel))) {
+    for (const child of readDirents(this.abs(rel))) {
       const childRel = `${rel}/${child.name}`;
       if (!this.ignored(childRel) || (child.isDirectory() && (await this.holdsVisible(childRel)))) {
         found = true;
@@ -44,17 +45,22 @@ export class ContextView {
   }
 }
 
-/** readdir of names only (all a walk that lstats every entry needs); a directory that vanished reads as empty. */
+/**
+ * readdir of names only (all a walk that lstats every entry needs); a directory that vanished reads as
+ * empty. Names are read as bytes: one that is not UTF-8 keeps its bytes (see fsname).
+ */
 export function readNames(absDir: string): string[] {
-  return emptyIfGone(absDir, () => readdirSync(absDir));
+  return emptyIfGone(absDir, () => readdirSync(fsPath(absDir), { encoding: 'buffer' }).map(decodeName));
 }
 
 /**
  * readdir with file types (never following links); a directory that vanished reads as empty. A blocking
  * call, like the lstat of each entry that follows it (see entry.ts).
  */
-export function readDirents(absDir: string): Dirent[] {
-  return emptyIfGone(absDir, () => readdirSync(absDir, { withFileTypes: true }));
+export function readDirents(absDir: string): { name: string; isDirectory(): boolean }[] {
+  return emptyIfGone(absDir, () =>
+    readdirSync(fsPath(absDir), { withFileTypes: true, encoding: 'buffer' }).map((d) => ({ name: decodeName(d.name), isDirectory: () => d.isDirectory() })),
+  );
 }
 
 function emptyIfGone<T>(absDir: string, read: () => T[]): T[] {

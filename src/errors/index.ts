@@ -103,6 +103,11 @@ export function ioError(action: string, path: string, cause: unknown): StrataErr
     : code === 'ENOTDIR' ? 'a parent is not a directory'
     : code === 'EISDIR' ? 'is a directory'
     : code === 'ENOSPC' ? 'no space left on device'
+    : code === 'EDQUOT' ? 'disk quota exceeded'
+    : code === 'EIO' ? 'input/output error'
+    : code === 'EROFS' ? 'read-only file system'
+    : code === 'ENAMETOOLONG' ? 'file name too long'
+    : code === 'EMFILE' || code === 'ENFILE' ? 'too many open files'
     : cause instanceof Error ? cause.message : String(cause);
   return new StrataError(code === 'ENOENT' ? 'E_NOT_FOUND' : 'E_IO', `cannot ${action} ${path}: ${why}`, { cause });
 }

@@ -1,5 +1,6 @@
 import { fileTypeOf } from './file-type.js';
 import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
+import { decodeName, fsPath } from '../fsname/index.js';
 import { join } from 'node:path';
 import { StrataError, ioError } from '../errors/index.js';
 import type { LayerEntryType } from './types.js';
@@ -71,7 +72,7 @@ export function walkRootfs(root: string, exclude: ReadonlySet<string>, signal?: 
     const absDir = dir === '' ? root : join(root, dir);
     let names: string[];
     try {
-      names = readdirSync(absDir);
+      names = readdirSync(fsPath(absDir), { encoding: 'buffer' }).map(decodeName);
     } catch (cause) {
       throw ioError('read directory', absDir, cause);
     }
@@ -81,14 +82,14 @@ export function walkRootfs(root: string, exclude: ReadonlySet<string>, signal?: 
       const abs = join(root, path);
       let st: BigIntStats;
       try {
-        st = lstatSync(abs, { bigint: true });
+        st = lstatSync(fsPath(abs), { bigint: true });
       } catch (cause) {
         throw ioError('stat', abs, cause);
       }
       const entry = toSnapshotEntry(st);
       if (entry.type === 'symlink') {
         try {
-          entry.linkTarget = readlinkSync(abs);
+          entry.linkTarget = decodeName(readlinkSync(fsPath(abs), { encoding: 'buffer' }));
         } catch (cause) {
           throw ioError('read symlink', abs, cause);
         }

@@ -1,5 +1,6 @@
 import type { Header } from 'tar-stream';
 import { StrataError } from '../errors/index.js';
+import { hasEscapedBytes, nameBytes } from '../fsname/index.js';
 import { clampMtime } from './mtime.js';
 import type { LayerEntry, WriteLayerOptions } from './types.js';
 
@@ -69,4 +70,59 @@ export function toTarHeader(entry: LayerEntry, options: WriteLayerOptions): Pack
 
 function isAscii(value: string): boolean {
   return /^[\x01-\x7f]*$/.test(value);
+}
+
+/** One PAX record, `"%d %s=%s\n"` with the length counting itself, over bytes. */
+function paxRecord(key: string, value: Buffer): Buffer {
+  const body = Buffer.concat([Buffer.from(` ${key}=`), value, Buffer.from('\n')]);
+  let length = body.length + 1;
+  while (String(length).length + body.length !== length) length = String(length).length + body.length;
+  return Buffer.concat([Buffer.from(String(length)), body]);
+}
+
+/** `n` octal digits and a space, as tar-stream writes numeric fields. */
+function octal(value: number, n: number): string {
+  const digits = value.toString(8);
+  return digits.length > n ? `${'7'.repeat(n)} ` : `${digits.padStart(n, '0')} `;
+}
+
+/** The 512-byte ustar block of a PAX extended header ('x') of `size` bytes, with tar-stream's fields for it. */
+function paxHeaderBlock(header: PackHeader, size: number): Buffer {
+  const block = Buffer.alloc(512);
+  block.write('PaxHeader', 0, 'ascii');
+  block.write(octal((header.mode ?? 0o644) & 0o7777, 6), 100, 'ascii');
+  block.write(octal(header.uid ?? 0, 6), 108, 'ascii');
+  block.write(octal(header.gid ?? 0, 6), 116, 'ascii');
+  block.write(octal(size, 11), 124, 'ascii');
+  block.write(octal(Math.floor((header.mtime?.getTime() ?? 0) / 1000), 11), 136, 'ascii');
+  block[156] = 'x'.charCodeAt(0);
+  if (header.linkname) block.write('PaxHeader', 157, 'ascii');
+  block.write('ustar\0', 257, 'ascii');
+  block.write('00', 263, 'ascii');
+  block.write(octal(header.devmajor ?? 0, 6), 329, 'ascii');
+  block.write(octal(header.devminor ?? 0, 6), 337, 'ascii');
+  let sum = 8 * 32;
+  for (let i = 0; i < 512; i++) if (i < 148 || i >= 156) sum += block[i]!;
+  block.write(octal(sum, 6), 148, 'ascii');
+  return block;
+}
+
+/**
+ * A name or link target that is not UTF-8 (see fsname) must reach the tar as its exact bytes, in the
+ * PAX `path`/`linkpath` records, as GNU tar and Go's archive/tar write them; tar-stream would encode
+ * the string as UTF-8. For such an entry this gives the bytes of the PAX extended header (block,
+ * records, padding) to write before it, and the entry's own header, laid out as tar-stream lays out
+ * its PAX entries (ustar name "PaxHeader").
+ */
+export function rawPaxHeaders(header: PackHeader): { bytes: Buffer; entry: PackHeader } | undefined {
+  const linkname = header.linkname ?? undefined;
+  if (!hasEscapedBytes(header.name) && !(linkname !== undefined && hasEscapedBytes(linkname))) return undefined;
+  const records = [paxRecord('path', nameBytes(header.name))];
+  if (linkname) records.push(paxRecord('linkpath', nameBytes(linkname)));
+  for (const [key, value] of Object.entries(header.pax ?? {})) records.push(paxRecord(key, Buffer.from(value, 'utf8')));
+  const body = Buffer.concat(records);
+  const { pax: _pax, ...rest } = header;
+  const entry: PackHeader = { ...rest, name: 'PaxHeader', ...(linkname ? { linkname: 'PaxHeader' } : {}) };
+  const padding = Buffer.alloc((512 - (body.length % 512)) % 512);
+  return { bytes: Buffer.concat([paxHeaderBlock(header, body.length), body, padding]), entry };
 }

@@ -1,6 +1,7 @@
 import { fileTypeOf } from './file-type.js';
 import type { Stats } from 'node:fs';
 import { lstat, open, readdir, readlink, stat } from 'node:fs/promises';
+import { decodeName, fsPath } from '../fsname/index.js';
 import { join, posix } from 'node:path';
 import { StrataError, errnoCode, ioError } from '../errors/index.js';
 import { sortLayerEntries } from './order.js';
@@ -46,7 +47,7 @@ export async function walkLayerTree(root: string, options: WalkLayerTreeOptions 
     if (options.signal?.aborted === true) throw new StrataError('E_ABORTED', `listing ${root} was aborted`);
     let names: string[];
     try {
-      names = await readdir(next.dir);
+      names = (await readdir(fsPath(next.dir), { encoding: 'buffer' })).map(decodeName);
     } catch (cause) {
       throw ioError('read directory', next.dir, cause);
     }
@@ -55,7 +56,7 @@ export async function walkLayerTree(root: string, options: WalkLayerTreeOptions 
       const layerPath = next.layerDir === '' ? name : `${next.layerDir}/${name}`;
       let st: Stats;
       try {
-        st = await lstat(full);
+        st = await lstat(fsPath(full));
       } catch (cause) {
         throw ioError('stat', full, cause);
       }
@@ -68,14 +69,14 @@ export async function walkLayerTree(root: string, options: WalkLayerTreeOptions 
       const entry = toEntry(layerPath, full, st, type);
       if (type === 'symlink') {
         try {
-          entry.linkTarget = await readlink(full);
+          entry.linkTarget = decodeName(await readlink(fsPath(full), { encoding: 'buffer' }));
         } catch (cause) {
           throw ioError('read symlink', full, cause);
         }
       } else if (type === 'file') {
         // open(2), unlike access(2), checks with the effective ids: the ones the write will use.
         try {
-          await (await open(full, 'r')).close();
+          await (await open(fsPath(full), 'r')).close();
         } catch (cause) {
           throw new StrataError('E_IO', `cannot read ${full}: ${describe(cause)}`, {
             cause,

@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { fsPath } from '../fsname/index.js';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -11,7 +12,7 @@ import type { BlobIngester } from '../store/index.js';
 import { ParallelGzip } from './gzip.js';
 import { sortLayerEntries } from './order.js';
 import { safeEntryPath } from './safe-path.js';
-import { toTarHeader } from './tar-header.js';
+import { rawPaxHeaders, toTarHeader } from './tar-header.js';
 import type { LayerEntry, LayerResult, WriteLayerOptions } from './types.js';
 import { ZSTD_DEFAULT_LEVEL, createZstdCompress } from './zstd.js';
 
@@ -72,7 +73,9 @@ export async function writeLayer(entries: readonly LayerEntry[], options: WriteL
   const [produced, ingested, piped] = await Promise.allSettled([producing, ingesting, piping]);
   options.signal?.removeEventListener('abort', onAbort);
 
-  // The producer's error says what went wrong (which file); the others are its echo down the pipeline.
+  // A store that failed (ENOSPC, EIO) aborted the producer, whose abort is only the echo of it.
+  if (ingested.status === 'rejected' && options.signal?.aborted !== true && controller.signal.reason === ingested.reason) throw layerError(ingested.reason, options.signal);
+  // Otherwise the producer's error says what went wrong (which file); the others are its echo down the pipeline.
   if (produced.status === 'rejected') throw layerError(produced.reason, options.signal);
   if (ingested.status === 'rejected') throw layerError(ingested.reason, options.signal);
   if (piped.status === 'rejected') throw layerError(piped.reason, options.signal);
@@ -130,7 +133,13 @@ function checkEntries(sorted: readonly LayerEntry[]): void {
 async function produce(packer: Pack, sorted: readonly LayerEntry[], options: WriteLayerOptions, signal: AbortSignal): Promise<void> {
   for (const entry of sorted) {
     signal.throwIfAborted();
-    const header = toTarHeader(entry, options);
+    let header = toTarHeader(entry, options);
+    const raw = rawPaxHeaders(header);
+    if (raw !== undefined) {
+      // Between entries (each is awaited to its end), so the block lands right before its entry.
+      packer.push(raw.bytes);
+      header = raw.entry;
+    }
     if (entry.type === 'file' && entry.source !== undefined && entry.size <= CHUNK) {
       const body = readSmallFile(entry, entry.source);
       options.fileDigests?.set(entry.source, digestOf(body));
@@ -153,7 +162,7 @@ async function produce(packer: Pack, sorted: readonly LayerEntry[], options: Wri
 function readSmallFile(entry: LayerEntry, source: string): Buffer {
   let fd: number;
   try {
-    fd = openSync(source, NO_FOLLOW);
+    fd = openSync(fsPath(source), NO_FOLLOW);
   } catch (cause) {
     throw fileError(source, cause);
   }
@@ -198,7 +207,7 @@ async function addFile(packer: Pack, header: ReturnType<typeof toTarHeader>, ent
 async function* listedFileChunks(entry: LayerEntry, source: string, chunk: number): AsyncGenerator<Buffer> {
   let handle: FileHandle;
   try {
-    handle = await open(source, NO_FOLLOW);
+    handle = await open(fsPath(source), NO_FOLLOW);
   } catch (cause) {
     throw fileError(source, cause);
   }

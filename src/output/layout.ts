@@ -10,8 +10,10 @@ export interface ImageContent {
 }
 
 /** Copies an image into the local store and points each name at it. */
-export async function writeToLocalStore(store: LocalStore, content: ImageContent, names: readonly string[]): Promise<void> {
+export async function writeToLocalStore(store: LocalStore, content: ImageContent, names: readonly string[], signal?: AbortSignal): Promise<void> {
   await copyContentTree(content.descriptor, content.reader, store.blobs);
+  // An interrupted command names nothing: its blobs wait for garbage collection instead.
+  signal?.throwIfAborted();
   for (const name of names) await store.tag(name, content.descriptor);
 }
 

@@ -25,7 +25,7 @@ export function resolveDeadlines(given: DeadlineOptions | undefined): RegistryDe
   return { ...DEFAULT_DEADLINES, ...Object.fromEntries(Object.entries(given ?? {}).filter(([, v]) => v !== undefined)) };
 }
 
-export type DeadlinePhase = 'connect' | 'headers' | 'body';
+export type DeadlinePhase = 'connect' | 'headers' | 'body' | 'upload';
 
 /** `30 s`, `1.5 s`, `250 ms`. */
 export function formatWait(ms: number): string {
@@ -46,6 +46,7 @@ export class DeadlineError extends Error {
     super(
       phase === 'connect' ? `no connection to ${detail.host ?? 'the registry'} within ${formatWait(waitedMs)}`
       : phase === 'headers' ? `no response within ${formatWait(waitedMs)}`
+      : phase === 'upload' ? `the registry stopped reading the upload for ${formatWait(waitedMs)} after ${detail.bytes ?? 0} bytes`
       : `the response stalled: no data for ${formatWait(waitedMs)} after ${detail.bytes ?? 0} bytes of the body`,
     );
     this.name = 'DeadlineError';
@@ -100,5 +101,51 @@ export function guardBody(body: AsyncIterable<Uint8Array>, ms: number): Readable
   const source = body instanceof Readable ? body : Readable.from(body);
   const guard = new IdleDeadline(ms);
   pipeline(source, guard, () => undefined);
+  return guard;
+}
+
+/**
+ * A request body that fails with a DeadlineError when the other side stops taking it: bytes wait to be
+ * sent (the connection's buffers are full) and nothing is read for `ms`. A producer that is merely slow
+ * (a layer still being compressed) leaves nothing waiting, so the clock does not run for it.
+ */
+export class UploadDeadline extends Transform {
+  private timer: NodeJS.Timeout | undefined;
+  private bytes = 0;
+  failure: DeadlineError | undefined;
+  constructor(private readonly ms: number) {
+    super();
+    // The last bytes are taken without another _read.
+    this.once('end', () => clearTimeout(this.timer));
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.bytes += chunk.byteLength;
+    if (!this.push(chunk)) this.arm();
+    cb();
+  }
+  override _read(size: number): void {
+    clearTimeout(this.timer);
+    super._read(size);
+  }
+  override _flush(cb: TransformCallback): void {
+    cb();
+  }
+  override _destroy(error: Error | null, cb: (error: Error | null) => void): void {
+    clearTimeout(this.timer);
+    cb(error);
+  }
+  private arm(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.failure = new DeadlineError('upload', this.ms, { bytes: this.bytes - this.readableLength });
+      this.destroy(this.failure);
+    }, this.ms);
+  }
+}
+
+/** The request body under an upload deadline (see UploadDeadline); errors of `body` reach the guard. */
+export function guardUpload(body: Readable, ms: number): UploadDeadline {
+  const guard = new UploadDeadline(ms);
+  pipeline(body, guard, () => undefined);
   return guard;
 }

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { DEFAULT_DEADLINES, DeadlineError, findDeadline, guardBody } from './deadlines.js';
+import { DEFAULT_DEADLINES, DeadlineError, UploadDeadline, findDeadline, guardBody, guardUpload } from './deadlines.js';
 import { type FetchInit, type FetchLike, type FetchResponse, discardBody } from './http.js';
 import { abortError, backoffDelay, isRetryableError, isRetryableStatus, parseRetryAfter, type ResolvedRetry } from './retry.js';
 
@@ -36,7 +36,7 @@ export async function sendWithRetry(fetch: FetchLike, url: string, makeInit: () 
     if (options.signal?.aborted) throw abortError(options.signal);
     let response: FetchResponse;
     try {
-      response = await withTimeout(fetch, url, makeInit(), options.signal, options.timeoutMs ?? DEFAULT_DEADLINES.headersMs);
+      response = await withTimeout(fetch, url, makeInit(), options.signal, options.timeoutMs ?? DEFAULT_DEADLINES.headersMs, options.idleMs ?? DEFAULT_DEADLINES.idleMs);
     } catch (error) {
       if (options.signal?.aborted) throw abortError(options.signal);
       const deadline = findDeadline(error);
@@ -90,20 +90,21 @@ function errorReason(error: unknown): string {
  * The timer starts once a streamed body has been sent in full: an upload that takes longer than the
  * timeout to stream (a large layer, a slow link, bytes still being produced) is not "no response".
  */
-async function withTimeout(fetch: FetchLike, url: string, init: FetchInit, signal: AbortSignal | undefined, timeoutMs: number): Promise<FetchResponse> {
+async function withTimeout(fetch: FetchLike, url: string, init: FetchInit, signal: AbortSignal | undefined, timeoutMs: number, idleMs: number): Promise<FetchResponse> {
   const timeout = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const start = (): void => {
     timer = setTimeout(() => timeout.abort(new DeadlineError('headers', timeoutMs)), timeoutMs);
   };
-  const body = init.body;
-  if (body instanceof Readable && !body.readableEnded) body.once('end', start);
+  const body = init.body instanceof Readable && !init.body.readableEnded ? guardUpload(init.body, idleMs) : init.body;
+  if (body instanceof Readable) body.once('end', start);
   else start();
   const combined = signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal;
   try {
-    return await fetch(url, { ...init, signal: combined });
+    return await fetch(url, { ...init, body, signal: combined });
   } catch (error) {
     if (timeout.signal.aborted && !signal?.aborted) throw new DeadlineError('headers', timeoutMs);
+    if (body instanceof UploadDeadline && body.failure !== undefined) throw body.failure;
     throw error;
   } finally {
     if (body instanceof Readable) body.off('end', start);

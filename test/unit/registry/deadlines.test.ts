@@ -1,7 +1,10 @@
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
+import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseRegistryTimeout } from '../../../cli/registry-timeout.js';
-import { DEFAULT_DEADLINES, RegistryClient } from '../../../src/registry/index.js';
+import { DEFAULT_DEADLINES, RegistryClient, createNodeFetch } from '../../../src/registry/index.js';
+import { sendWithRetry } from '../../../src/registry/send.js';
 import { resolveRetry } from '../../../src/registry/retry.js';
 
 const servers: Server[] = [];
@@ -42,5 +45,28 @@ describe('registry deadlines', () => {
     expect(parseRegistryTimeout(3, 'config')).toEqual({ connectMs: 3000, headersMs: 3000, idleMs: 3000 });
     expect(() => parseRegistryTimeout('0', 'flag')).toThrow(/not a positive number/);
     expect(() => parseRegistryTimeout('dial=3', 'flag')).toThrow(/unknown phase "dial"/);
+  });
+});
+
+describe('upload deadline', () => {
+  it('a server that stops reading a streamed upload fails it with the bytes it took, not a hang', async () => {
+    // Takes the headers, then never reads the body.
+    const server = createHttpServer((req) => req.pause());
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as { port: number }).port;
+      const chunk = Buffer.alloc(1024 * 1024, 1);
+      const body = Readable.from((function* () { for (let i = 0; i < 64; i++) yield chunk; })());
+      const started = Date.now();
+      await expect(sendWithRetry(createNodeFetch(), `http://127.0.0.1:${port}/upload`, () => ({ method: 'PUT', headers: { 'content-length': String(64 * chunk.length) }, body }), {
+        retry: resolveRetry({ retries: 0 }),
+        retryable: false,
+        idleMs: 300,
+      })).rejects.toMatchObject({ phase: 'upload', message: expect.stringMatching(/^the registry stopped reading the upload for 300 ms after \d+ bytes$/) });
+      expect(Date.now() - started).toBeLessThan(5000);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 });
