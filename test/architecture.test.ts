@@ -12,7 +12,7 @@ const ROOT = resolve(import.meta.dirname, '..');
 const SRC = join(ROOT, 'src');
 const CLI = join(ROOT, 'cli');
 
-const ALL_SRC = ['errors', 'digest', 'oci', 'ref', 'store', 'layer', 'image', 'registry', 'dockerfile', 'context', 'build', 'exec', 'output', 'inspect', 'api'];
+const ALL_SRC = ['errors', 'digest', 'oci', 'ref', 'store', 'layer', 'image', 'registry', 'dockerfile', 'context', 'build', 'exec', 'output', 'inspect', 'sbom', 'attest', 'api'];
 
 const ALLOWED: Record<string, readonly string[]> = {
   errors: [],
@@ -30,6 +30,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   // digest is allowed here beyond DESIGN.md's table (hashing and digest types are needed by both).
   output: ['errors', 'digest', 'oci', 'image', 'store', 'registry', 'ref'],
   inspect: ['errors', 'digest', 'oci', 'ref', 'store', 'registry', 'layer'],
+  sbom: ['errors', 'digest', 'oci', 'store', 'layer'],
+  attest: ['errors', 'digest', 'oci', 'store', 'sbom'],
   api: ALL_SRC.filter((m) => m !== 'api'),
   'index.ts': ALL_SRC,
 };
