@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import { pack, type Header } from 'tar-stream';
+import { pack } from 'tar-stream';
 import type { Digest } from '../../../src/digest/index.js';
 import { MediaType, type Descriptor } from '../../../src/oci/index.js';
 import { MemoryBlobReader } from '../../../src/store/index.js';
 
-export type TarEntry = { name: string; body?: string | Buffer; mode?: number; type?: Header['type']; linkname?: string };
+type Headers = Parameters<ReturnType<typeof pack>['entry']>[0];
+
+export type TarEntry = { name: string; body?: string | Buffer; mode?: number; type?: Headers['type']; linkname?: string };
 
 /** A gzip tar layer of exactly these entries, in this order, added to `reader`. */
 export async function layerOf(reader: MemoryBlobReader, entries: readonly TarEntry[]): Promise<Descriptor> {
@@ -20,7 +22,7 @@ export async function layerOf(reader: MemoryBlobReader, entries: readonly TarEnt
   });
   for (const e of entries) {
     const type = e.type ?? 'file';
-    const header: Header = { name: e.name, mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644), mtime: new Date(0), uid: 0, gid: 0, type };
+    const header: Headers = { name: e.name, mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644), mtime: new Date(0), uid: 0, gid: 0, type };
     if (e.linkname !== undefined) header.linkname = e.linkname;
     if (type === 'file') p.entry(header, e.body ?? '');
     else p.entry(header);
