@@ -6,8 +6,9 @@ import { buildEventRenderer, type ProgressMode } from '../build-progress.js';
 import { apiContext, collect, parseCompression, parseCompressionLevel, writeLine } from '../options.js';
 import { withRegistry } from '../registry-io.js';
 import { readConfigFile } from '../config.js';
+import { addAttestOptions, attestOptions, type AttestFlags } from './build-attest.js';
 
-interface BuildFlags {
+interface BuildFlags extends AttestFlags {
   file?: string;
   tag: string[];
   buildArg: string[];
@@ -56,8 +57,8 @@ function parseNetwork(value: string): 'none' | 'host' {
 }
 
 export function register(program: Command, ctx: CliContext): void {
-  program
-    .command('build')
+  addAttestOptions(program
+    .command('build'))
     .description('build an image from a Dockerfile, without a daemon')
     .argument('[context]', 'build context directory', '.')
     .option('-f, --file <path>', 'the Dockerfile (default: CONTEXT/Dockerfile; - reads stdin)')
@@ -133,6 +134,7 @@ export function register(program: Command, ctx: CliContext): void {
           iidFile: flags.iidfile === undefined ? undefined : resolve(ctx.cwd, flags.iidfile),
           metadataFile: flags.metadataFile === undefined ? undefined : resolve(ctx.cwd, flags.metadataFile),
           events: render,
+          ...attestOptions(flags),
         },
         api,
         io,

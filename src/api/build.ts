@@ -9,6 +9,8 @@ import { CompositeBlobReader, LocalStore, MemoryBlobReader, writeFileAtomic, typ
 import type { RegistryIo } from './append.js';
 import { checkCacheSpecs, exportBuildCache, importBuildCaches, parseCacheExport, parseCacheImport } from './build-cache.js';
 import { indexOver, openBaseImage, openNamedContext, parsePlatforms, pickExecutor, readDockerfile, type PlatformBuild } from './build-inputs.js';
+import { parseAttestOptions } from '../attest/index.js';
+import { AttestRecorder, attestBuilds, parseAttestTo, writeAttestationExtras } from './build-attest.js';
 import { parseBuildOutput, type BuildOutputSpec } from './build-output.js';
 import { prepareSecrets, sshSockets } from './build-secrets.js';
 import { writeBuildOutputs } from './build-sinks.js';
@@ -56,6 +58,11 @@ export interface BuildImageOptions {
   compression?: 'gzip' | 'zstd' | 'none' | undefined;
   iidFile?: string | undefined;
   metadataFile?: string | undefined;
+  /** `--sbom`, `--provenance`, `--attest` and `--attest-to`, as buildx takes them (see attest/options.ts). */
+  sbom?: string | undefined;
+  provenance?: string | undefined;
+  attest?: readonly string[] | undefined;
+  attestTo?: string | undefined;
   events?: BuildEventSink | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -109,6 +116,8 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
     });
   }
   const dockerfile = await readDockerfile(contextDir, options);
+  const attest = new AttestRecorder(parseAttestOptions(options));
+  const attestTo = parseAttestTo(options.attestTo);
 
   const store = await LocalStore.open(ctx.storeRoot);
   const secrets = await prepareSecrets(options.secrets ?? [], options.env ?? {}, store);
@@ -129,9 +138,16 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
     };
     return { image: image.image, reader, description: image.description };
   };
-  const openBase = async (ref: string, p: Platform): Promise<BaseImage> => track(await openBaseImage(ref, { ...ctx, platform: p }, store, io));
-  const openLayout = async (dirAndTag: string, p: Platform): Promise<BaseImage> =>
-    track(await openImage(parseImageLocation(`oci:${dirAndTag}`), { ...ctx, platform: p }, io));
+  const openBase = async (ref: string, p: Platform): Promise<BaseImage> => {
+    const base = await openBaseImage(ref, { ...ctx, platform: p }, store, io);
+    attest.base(ref, p, base);
+    return track(base);
+  };
+  const openLayout = async (dirAndTag: string, p: Platform): Promise<BaseImage> => {
+    const base = await openImage(parseImageLocation(`oci:${dirAndTag}`), { ...ctx, platform: p }, io);
+    attest.base(dirAndTag, p, base);
+    return track(base);
+  };
   try {
     const cacheWarnings: string[] = [];
     const warnCache = (message: string): void => {
@@ -153,6 +169,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
     // One engine run per platform: each resolves its bases for its platform and sets the platform
     // ARGs; content-identical layers come out with the same digest and are stored and pushed once.
     for (const platform of platforms) {
+      attest.forPlatform(platform);
       const outcome = await runBuild(
         {
           dockerfile,
@@ -177,7 +194,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
           openNamedContext: (name, value, p) => openNamedContext(name, value, p, openBase, openLayout, contextDir),
           executor,
           now: () => startedAt,
-          events: options.events,
+          events: attest.events(options.events),
           signal: options.signal,
           privileged: ctx.privileged === true,
           scratchDir: ctx.scratchDir,
@@ -193,9 +210,22 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
       memory.add(b.serialized.config.descriptor.digest, b.serialized.config.bytes).add(b.serialized.manifest.descriptor.digest, b.serialized.manifest.bytes);
     }
     const reader = new CompositeBlobReader([memory, store.blobs, ...builds.map((b) => b.reader)]);
-    const top = builds.length === 1 ? builds[0]!.serialized.manifest.descriptor : indexOver(builds, memory);
+    let top = builds.length === 1 ? builds[0]!.serialized.manifest.descriptor : indexOver(builds, memory);
+    const attested = attest.wanted
+      ? await attestBuilds(builds, reader, memory, {
+        request: attest.request, attestTo, strataVersion: options.strataVersion ?? 'unknown', dockerfile, contextDir,
+        buildArgs: options.buildArgs ?? {}, target: options.target, contexts: Object.keys(options.buildContexts ?? {}),
+        sourceDateEpoch: ctx.sourceDateEpoch, startedAt, finishedAt: ctx.now(), names, materials: attest.materials,
+        steps: attest.steps, storeRoot: store.root, signal: options.signal,
+      })
+      : undefined;
+    if (attested) {
+      top = attested.top;
+      for (const w of attested.warnings) options.events?.({ type: 'warning', message: w });
+    }
     const content = { descriptor: top, reader };
     const written = await writeBuildOutputs(outputs, content, builds.map((b) => ({ platform: b.platform, image: b.image })), { store, names, ctx: { ...ctx, platform: platforms[0] }, io, signal: options.signal });
+    if (attested) written.push(...(await writeAttestationExtras(attested, outputs, names, reader, io, options.events, options.signal)));
     if (cacheExport && layered) {
       const cacheWritten = await exportBuildCache(cacheExport, { cache: layered, finals: builds.map((b) => b.image), reader, io, strataVersion: options.strataVersion, warn: warnCache });
       if (cacheWritten) written.push(cacheWritten);
@@ -208,7 +238,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
       names,
       written,
       defaultName,
-      warnings: [...new Set([...cacheWarnings, ...builds.flatMap((b) => b.warnings)])],
+      warnings: [...new Set([...cacheWarnings, ...builds.flatMap((b) => b.warnings), ...(attested?.warnings ?? [])])],
       steps: { total: builds.reduce((n, b) => n + b.steps.total, 0), cached: builds.reduce((n, b) => n + b.steps.cached, 0) },
       size,
       baseLayersRead: baseLayers.opened,

@@ -1,5 +1,5 @@
-import { Enums, Models, Serialize, Spec } from '@cyclonedx/cyclonedx-library';
 import { createHash } from 'node:crypto';
+import { loadCycloneDx } from './cdx-lib.js';
 import { normalizeLicense } from './license.js';
 import type { SbomSubject } from './spdx.js';
 import type { SbomScan } from './types.js';
@@ -9,7 +9,8 @@ import type { SbomScan } from './types.js';
  * as metadata.component, each package a library component with its purl (also its bom-ref, so the
  * output is deterministic) and where it was found as `strata:location` properties.
  */
-export function cyclonedxDocument(scan: SbomScan, subject: SbomSubject): string {
+export async function cyclonedxDocument(scan: SbomScan, subject: SbomSubject): Promise<string> {
+  const { Enums, Models, Serialize, Spec, SPDX } = await loadCycloneDx();
   const bom = new Models.Bom();
   const serial = createHash('sha256').update(JSON.stringify([subject.name, subject.created.toISOString(), scan.packages])).digest('hex');
   bom.serialNumber = `urn:uuid:${serial.slice(0, 8)}-${serial.slice(8, 12)}-5${serial.slice(13, 16)}-8${serial.slice(17, 20)}-${serial.slice(20, 32)}`;
@@ -19,7 +20,7 @@ export function cyclonedxDocument(scan: SbomScan, subject: SbomSubject): string 
   for (const p of scan.packages) {
     const c = new Models.Component(Enums.ComponentType.Library, p.name, { version: p.version, purl: p.purl, bomRef: p.purl });
     if (p.license !== undefined) {
-      const l = normalizeLicense(p.license);
+      const l = normalizeLicense(SPDX, p.license);
       if (l.single) c.licenses.add(new Models.SpdxLicense(l.expression));
       else if (l.refs.length === 0) c.licenses.add(new Models.LicenseExpression(l.expression));
       else c.licenses.add(new Models.NamedLicense(p.license.slice(0, 200)));

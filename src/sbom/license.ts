@@ -1,4 +1,6 @@
-import { SPDX } from '@cyclonedx/cyclonedx-library';
+import type { CycloneDxLibrary } from './cdx-lib.js';
+
+type Spdx = CycloneDxLibrary['SPDX'];
 
 export interface NormalizedLicense {
   /** A valid SPDX license expression: known ids, `LicenseRef-…` for the rest. */
@@ -18,7 +20,7 @@ function licenseRef(text: string): { id: string; text: string } {
  * by the SPDX list CycloneDX ships) stays one; any other becomes a `LicenseRef-`; text that is not an
  * expression at all (a sentence, unbalanced parentheses) becomes one `LicenseRef-` for all of it.
  */
-export function normalizeLicense(text: string): NormalizedLicense {
+export function normalizeLicense(SPDX: Spdx, text: string): NormalizedLicense {
   const tokens = text.trim().match(/\(|\)|[^()\s]+/g) ?? [];
   const refs: Array<{ id: string; text: string }> = [];
   const out: string[] = [];

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { loadCycloneDx } from './cdx-lib.js';
 import { normalizeLicense } from './license.js';
 import type { SbomPackage, SbomScan } from './types.js';
 
@@ -39,7 +40,8 @@ export function spdxTime(date: Date): string {
  * reference and where it was found as `sourceInfo`. Deterministic: the namespace is a digest of the
  * content, so the same image and time give the same bytes.
  */
-export function spdxDocument(scan: SbomScan, subject: SbomSubject): Record<string, unknown> {
+export async function spdxDocument(scan: SbomScan, subject: SbomSubject): Promise<Record<string, unknown>> {
+  const { SPDX } = await loadCycloneDx();
   const extracted = new Map<string, string>();
   const rootId = 'SPDXRef-DocumentRoot-Image';
   const used = new Set<string>([rootId]);
@@ -47,7 +49,7 @@ export function spdxDocument(scan: SbomScan, subject: SbomSubject): Record<strin
     let id = spdxId(`Package-${p.type}-${p.name}`, shortHash(p.purl));
     for (let n = 2; used.has(id); n++) id = `${id}-${n}`;
     used.add(id);
-    const license = p.license === undefined ? undefined : normalizeLicense(p.license);
+    const license = p.license === undefined ? undefined : normalizeLicense(SPDX, p.license);
     for (const ref of license?.refs ?? []) extracted.set(ref.id, ref.text);
     return {
       name: p.name,
