@@ -18,6 +18,7 @@ import { formatPlatform, hostPlatform, type Descriptor, type Platform } from '..
 import { cyclonedxDocument, scanImageLayers, spdxDocument } from '../sbom/index.js';
 import type { BlobReader, MemoryBlobReader } from '../store/index.js';
 import type { RegistryIo } from './append.js';
+import { annotationsFor, indexEntry, needsIndex, type AnnotationSpec } from './annotations.js';
 import type { PlatformBuild } from './build-inputs.js';
 import type { BuildOutputSpec } from './build-output.js';
 import { pushReferrers } from './registry-referrers.js';
@@ -91,6 +92,8 @@ export interface BuildStep {
 
 export interface AttestInputs {
   request: AttestRequest;
+  /** `--annotation`s: the index's, and each image entry's descriptor's. */
+  annotations: readonly AnnotationSpec[];
   attestTo: AttestTo;
   strataVersion: string;
   dockerfile: { file: string; text: string };
@@ -155,7 +158,7 @@ export async function attestBuilds(builds: readonly PlatformBuild[], reader: Blo
   for (const b of builds) {
     const platform = imagePlatform(b.image);
     const key = formatPlatform(b.platform);
-    const subjectDescriptor: Descriptor = { ...b.serialized.manifest.descriptor, platform };
+    const subjectDescriptor: Descriptor = indexEntry(b.serialized.manifest.descriptor, b.image, inputs.annotations);
     const subject = { name: dockerPurl(name, platform), digest: subjectDescriptor.digest };
     const statements: InTotoStatement[] = [];
     if (inputs.request.sbom) {
@@ -199,8 +202,8 @@ export async function attestBuilds(builds: readonly PlatformBuild[], reader: Blo
     entries.push(entry);
   }
   let top: Descriptor;
-  if (inputs.attestTo === 'referrers' && builds.length === 1) top = builds[0]!.serialized.manifest.descriptor;
-  else top = indexWithAttestations(entries, blobs);
+  if (inputs.attestTo === 'referrers' && builds.length === 1 && !needsIndex(inputs.annotations)) top = builds[0]!.serialized.manifest.descriptor;
+  else top = indexWithAttestations(entries, blobs, annotationsFor(inputs.annotations, 'index'));
   for (const [digest, bytes] of blobs) memory.add(digest, bytes);
   return { top, referrers, warnings: [...new Set(warnings)], packages };
 }

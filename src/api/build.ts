@@ -10,6 +10,7 @@ import type { RegistryIo } from './append.js';
 import { checkCacheSpecs, exportBuildCache, importBuildCaches, parseCacheExport, parseCacheImport } from './build-cache.js';
 import { indexOver, openBaseImage, openNamedContext, parsePlatforms, pickExecutor, readDockerfile, type PlatformBuild } from './build-inputs.js';
 import { parseAttestOptions } from '../attest/index.js';
+import { annotateManifest, annotationsFor, needsIndex, parseAnnotation } from './annotations.js';
 import { AttestRecorder, attestBuilds, parseAttestTo, writeAttestationExtras } from './build-attest.js';
 import { parseBuildOutput, type BuildOutputSpec } from './build-output.js';
 import { prepareSecrets, sshSockets } from './build-secrets.js';
@@ -63,6 +64,8 @@ export interface BuildImageOptions {
   provenance?: string | undefined;
   attest?: readonly string[] | undefined;
   attestTo?: string | undefined;
+  /** `--annotation [TYPE[,TYPE][PLATFORM]:]KEY=VALUE`, as buildx takes it (see annotations.ts). */
+  annotations?: readonly string[] | undefined;
   events?: BuildEventSink | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -118,6 +121,7 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
   const dockerfile = await readDockerfile(contextDir, options);
   const attest = new AttestRecorder(parseAttestOptions(options));
   const attestTo = parseAttestTo(options.attestTo);
+  const annotations = (options.annotations ?? []).map(parseAnnotation);
 
   const store = await LocalStore.open(ctx.storeRoot);
   const secrets = await prepareSecrets(options.secrets ?? [], options.env ?? {}, store);
@@ -203,16 +207,18 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
           ...(layered ? { stepCache: layered, cacheReaders: layered.readers } : {}),
         },
       );
-      builds.push({ platform, image: outcome.image, reader: outcome.reader, serialized: serializeImage(outcome.image), warnings: outcome.warnings, steps: outcome.steps });
+      const image = annotateManifest(outcome.image, annotations);
+      builds.push({ platform, image, reader: outcome.reader, serialized: serializeImage(image), warnings: outcome.warnings, steps: outcome.steps });
     }
     const memory = new MemoryBlobReader();
     for (const b of builds) {
       memory.add(b.serialized.config.descriptor.digest, b.serialized.config.bytes).add(b.serialized.manifest.descriptor.digest, b.serialized.manifest.bytes);
     }
     const reader = new CompositeBlobReader([memory, store.blobs, ...builds.map((b) => b.reader)]);
-    let top = builds.length === 1 ? builds[0]!.serialized.manifest.descriptor : indexOver(builds, memory);
+    let top = builds.length === 1 && !needsIndex(annotations) ? builds[0]!.serialized.manifest.descriptor : indexOver(builds, memory, annotations);
     const attested = attest.wanted
       ? await attestBuilds(builds, reader, memory, {
+        annotations,
         request: attest.request, attestTo, strataVersion: options.strataVersion ?? 'unknown', dockerfile, contextDir,
         buildArgs: options.buildArgs ?? {}, target: options.target, contexts: Object.keys(options.buildContexts ?? {}),
         sourceDateEpoch: ctx.sourceDateEpoch, startedAt, finishedAt: ctx.now(), names, materials: attest.materials,
@@ -223,6 +229,8 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
       top = attested.top;
       for (const w of attested.warnings) options.events?.({ type: 'warning', message: w });
     }
+    const topAnnotations = annotationsFor(annotations, 'index-descriptor');
+    if (topAnnotations) top = { ...top, annotations: topAnnotations };
     const content = { descriptor: top, reader };
     const written = await writeBuildOutputs(outputs, content, builds.map((b) => ({ platform: b.platform, image: b.image })), { store, names, ctx: { ...ctx, platform: platforms[0] }, io, signal: options.signal });
     if (attested) written.push(...(await writeAttestationExtras(attested, outputs, names, reader, io, options.events, options.signal)));
