@@ -19,3 +19,4 @@ export * from './login.js';
 export * from './build-output.js';
 export * from './build.js';
 export * from './build-cache.js';
+export * from './inspect-attest.js';

@@ -42,7 +42,8 @@ async function layerFindings(layer: Descriptor, reader: BlobReader, options: Sca
 
 /** Turns the merged findings into packages, merged by purl (one package, every location it was found at). */
 export function packagesOf(files: ReadonlyMap<string, Finding>, warnings: ScanWarnings): SbomScan {
-  const os = files.get('etc/os-release') ?? files.get('usr/lib/os-release');
+  // /etc/os-release is often a symlink to ../usr/lib/os-release (recorded as saying nothing).
+  const os = [files.get('etc/os-release'), files.get('usr/lib/os-release')].find((f) => f?.kind === 'os');
   const distro = os?.kind === 'os' ? { id: os.id, versionId: os.versionId, prettyName: os.prettyName } : undefined;
   const distroQualifier = distro ? (distro.versionId ? `${distro.id}-${distro.versionId}` : distro.id) : undefined;
   const byPurl = new Map<string, SbomPackage>();

@@ -134,6 +134,14 @@ describeWithTools(['docker-registry', 'skopeo'], 'SBOM and provenance attestatio
     expect(second).toBe(first);
     expect(ok(await build('store-a', ['--sbom', '--provenance=mode=max', '--push', '-t', `${reg.host}/app:1`]))).toBe(first);
 
+    // strata inspect reads them back: a table of packages, the provenance as JSON.
+    const table = ok(await strata(['inspect', `docker://${reg.host}/app:1`, '--sbom'], { STRATA_ROOT: join(tmp, 'store-a') }));
+    expect(table).toMatch(/^NAME\s+VERSION\s+LICENSE\s+PURL/);
+    expect(table).toMatch(/left-pad\s+1\.3\.0\s+WTFPL\s+pkg:npm\/left-pad@1\.3\.0/);
+    expect(table).toMatch(/4 packages \(https:\/\/spdx\.dev\/Document, from the image index\)/);
+    const provenance = JSON.parse(ok(await strata(['inspect', `docker://${reg.host}/app:1`, '--provenance'], { STRATA_ROOT: join(tmp, 'store-a') }))) as Record<string, unknown>;
+    expect(provenance['buildDefinition']).toBeDefined();
+
     // skopeo copies the whole index to another registry, digest kept.
     await skopeo(['copy', '--all', '--preserve-digests', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${reg.host}/app:1`, `docker://${reg2.host}/copied:1`]);
     const copied = (await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg2.host}/copied:1`])).stdout;
@@ -158,6 +166,8 @@ describeWithTools(['docker-registry', 'skopeo'], 'SBOM and provenance attestatio
     expect(prov.predicate['buildType']).toMatch(/^https:\/\//);
     expect((prov.predicate['metadata'] as { reproducible: boolean }).reproducible).toBe(true);
     expect(existsSync(archive)).toBe(true);
+    const cdxTable = ok(await strata(['inspect', `oci:${layout}`, '--sbom'], { STRATA_ROOT: join(tmp, 'store-c') }));
+    expect(cdxTable).toMatch(/4 packages \(https:\/\/cyclonedx\.org\/bom, from the image index\)/);
   });
 
   it('--attest-to referrers: the tag schema on distribution 2.8', async () => {
@@ -169,6 +179,10 @@ describeWithTools(['docker-registry', 'skopeo'], 'SBOM and provenance attestatio
       ['application/vnd.in-toto+json', 'https://spdx.dev/Document'],
       ['application/vnd.in-toto+json', 'https://slsa.dev/provenance/v1'],
     ]);
+    const listed = ok(await strata(['inspect', `docker://${reg.host}/ref:1`], { STRATA_ROOT: join(tmp, 'store-d') }));
+    expect(listed).toContain('Referrers (2):');
+    expect(listed).toContain(`${referrers.manifests[1]!.digest}  https://slsa.dev/provenance/v1`);
+    expect(ok(await strata(['inspect', `docker://${reg.host}/ref:1`, '--sbom'], { STRATA_ROOT: join(tmp, 'store-d') }))).toMatch(/from the referrers\)$/);
     const artifact = await manifest<RawManifest>(reg, 'ref', referrers.manifests[0]!.digest);
     expect(artifact.subject?.digest).toBe(digest);
     expect(artifact.config.mediaType).toBe('application/vnd.oci.empty.v1+json');
