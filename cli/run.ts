@@ -12,9 +12,10 @@ import { register as registerParse } from './commands/parse.js';
 import { register as registerPull } from './commands/pull.js';
 import { register as registerPush } from './commands/push.js';
 import { register as registerLogin } from './commands/login.js';
+import { register as registerIndex } from './commands/index-create.js';
 
 type Register = (program: Command, ctx: CliContext) => void;
-const COMMANDS: readonly Register[] = [registerBuild, registerAppend, registerInspect, registerImages, registerParse, registerPull, registerPush, registerLogin];
+const COMMANDS: readonly Register[] = [registerBuild, registerAppend, registerInspect, registerImages, registerParse, registerPull, registerPush, registerLogin, registerIndex];
 
 function packageVersion(): string {
   // Works from both cli/ (sources under test) and dist/cli/ (the installed program).

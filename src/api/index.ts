@@ -20,3 +20,4 @@ export * from './build-output.js';
 export * from './build.js';
 export * from './build-cache.js';
 export * from './inspect-attest.js';
+export * from './index-create.js';
