@@ -162,6 +162,7 @@ export async function attestBuilds(builds: readonly PlatformBuild[], reader: Blo
     const subject = { name: dockerPurl(name, platform), digest: subjectDescriptor.digest };
     const statements: InTotoStatement[] = [];
     if (inputs.request.sbom) {
+      if (inputs.request.sbom.scanStage) warnings.push('--sbom scan-stage=true: strata scans the final image only; build stages are not scanned yet');
       const scan = await scanImageLayers(b.image.layers.map((l) => l.descriptor), reader, { cacheDir: join(inputs.storeRoot, 'cache', 'sbom'), signal: inputs.signal });
       for (const w of scan.warnings) warnings.push(`sbom ${key}: ${w}`);
       packages.set(key, scan.packages.length);

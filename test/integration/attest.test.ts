@@ -170,6 +170,22 @@ describeWithTools(['docker-registry', 'skopeo'], 'SBOM and provenance attestatio
     expect(cdxTable).toMatch(/4 packages \(https:\/\/cyclonedx\.org\/bom, from the image index\)/);
   });
 
+  it('provenance names a registry base by its digest', async () => {
+    const baseDir = join(tmp, 'base');
+    await mkdir(baseDir, { recursive: true });
+    await writeFile(join(baseDir, 'hello'), 'hi\n');
+    const baseDigest = ok(await strata(['append', '--layer', baseDir, '-o', `docker://${reg.host}/base:1`], { STRATA_ROOT: join(tmp, 'store-base') }));
+    const ctx2 = join(tmp, 'ctx2');
+    await mkdir(ctx2, { recursive: true });
+    await writeFile(join(ctx2, 'Dockerfile'), `FROM ${reg.host}/base:1\nCOPY Dockerfile /\n`);
+    ok(await strata(['build', ctx2, '--provenance=version=v0.2', '--push', '-t', `${reg.host}/onbase:1`, '--progress', 'quiet'], { STRATA_ROOT: join(tmp, 'store-f'), SOURCE_DATE_EPOCH: EPOCH }));
+    const index = await manifest<RawIndex>(reg, 'onbase', '1');
+    const att = await manifest<RawManifest>(reg, 'onbase', index.manifests[1]!.digest);
+    const prov = await blobJson<Statement>(reg, 'onbase', att.layers[0]!.digest);
+    const platform = encodeURIComponent(`${index.manifests[0]!.platform!.os}/${index.manifests[0]!.platform!.architecture}`);
+    expect(prov.predicate['materials']).toEqual([{ uri: `pkg:docker/${reg.host}/base@1?platform=${platform}`, digest: { sha256: baseDigest.slice(7) } }]);
+  });
+
   it('--attest-to referrers: the tag schema on distribution 2.8', async () => {
     const digest = ok(await build('store-d', ['--sbom', '--provenance', '--attest-to', 'referrers', '--push', '-t', `${reg.host}/ref:1`]));
     const top = await manifest<RawManifest>(reg, 'ref', '1');
