@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { scanImageLayers } from '../../../src/sbom/index.js';
 import { MemoryBlobReader } from '../../../src/store/index.js';
+import { readFileSync } from 'node:fs';
+import { findOnPath, itIfTools } from '../../helpers/tools.js';
 import { fakeGoBinary, layerOf } from './tar.js';
 
 const STATUS = `Package: base-files
@@ -79,6 +81,15 @@ describe('scanImageLayers', () => {
     expect(byName.get('musl')?.license).toBe('MIT');
     expect(scan.distro).toEqual({ id: 'debian', versionId: '12', prettyName: 'Debian GNU/Linux 12 (bookworm)' });
     expect(scan.warnings).toEqual([]);
+  });
+
+  itIfTools(['umoci'], 'reads the build info of a real Go binary (Debian\'s umoci)', async () => {
+    const reader = new MemoryBlobReader();
+    const layer = await layerOf(reader, [{ name: 'usr/bin/umoci', mode: 0o755, body: readFileSync(findOnPath('umoci')!) }]);
+    const scan = await scanImageLayers([layer], reader);
+    expect(scan.warnings).toEqual([]);
+    expect(scan.packages.map((p) => p.purl)).toContainEqual(expect.stringMatching(/^pkg:golang\/stdlib@go1\.\d+/));
+    expect(scan.packages.map((p) => p.name)).toContain('github.com/opencontainers/umoci/cmd/umoci');
   });
 
   it('applies whiteouts and opaque directories of upper layers', async () => {

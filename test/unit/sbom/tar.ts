@@ -28,7 +28,7 @@ export async function layerOf(reader: MemoryBlobReader, entries: readonly TarEnt
     else p.entry(header);
   }
   p.finalize();
-  const bytes = gzipSync(await done);
+  const bytes = gzipSync(await done, { level: 1 });
   const digest: Digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
   reader.add(digest, bytes);
   return { mediaType: MediaType.OciLayerGzip, digest, size: bytes.byteLength };
