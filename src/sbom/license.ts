@@ -1,6 +1,6 @@
-import type { CycloneDxLibrary } from './cdx-lib.js';
+import type { SpdxIds } from './cdx-lib.js';
 
-type Spdx = CycloneDxLibrary['SPDX'];
+type Spdx = SpdxIds;
 
 export interface NormalizedLicense {
   /** A valid SPDX license expression: known ids, `LicenseRef-…` for the rest. */

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { loadCycloneDx } from './cdx-lib.js';
+import { loadSpdxIds } from './cdx-lib.js';
 import { normalizeLicense } from './license.js';
 import type { SbomPackage, SbomScan } from './types.js';
 
@@ -41,7 +41,7 @@ export function spdxTime(date: Date): string {
  * content, so the same image and time give the same bytes.
  */
 export async function spdxDocument(scan: SbomScan, subject: SbomSubject): Promise<Record<string, unknown>> {
-  const { SPDX } = await loadCycloneDx();
+  const SPDX = await loadSpdxIds();
   const extracted = new Map<string, string>();
   const rootId = 'SPDXRef-DocumentRoot-Image';
   const used = new Set<string>([rootId]);
