@@ -59,7 +59,7 @@ demo: build
 # transfer (push/pull vs skopeo), RUN steps (vs buildah), whole builds (vs buildah and tar | pigz).
 bench: build
 	bash scripts/install-test-tools.sh
-	bash bench/transfer.sh && bash bench/run.sh && bash bench/build.sh && bash bench/realbase.sh
+	bash bench/transfer.sh && bash bench/run.sh && bash bench/build.sh && bash bench/realbase.sh && bash bench/sbom.sh
 
 clean:
 	rm -rf dist .tmp

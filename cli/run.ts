@@ -18,9 +18,10 @@ import { register as registerStore } from './commands/store.js';
 import { register as registerRegistryVerbs } from './commands/registry-verbs.js';
 import { register as registerExport } from './commands/export.js';
 import { register as registerDiff } from './commands/diff.js';
+import { register as registerIndex } from './commands/index-create.js';
 
 type Register = (program: Command, ctx: CliContext) => void;
-const COMMANDS: readonly Register[] = [registerBuild, registerAppend, registerInspect, registerImages, registerParse, registerPull, registerPush, registerLogin, registerStore, registerRegistryVerbs, registerExport, registerDiff];
+const COMMANDS: readonly Register[] = [registerBuild, registerAppend, registerInspect, registerImages, registerParse, registerPull, registerPush, registerLogin, registerStore, registerRegistryVerbs, registerExport, registerDiff, registerIndex];
 
 function packageVersion(): string {
   // Works from both cli/ (sources under test) and dist/cli/ (the installed program).

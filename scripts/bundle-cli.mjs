@@ -17,6 +17,10 @@ await build({
   target: 'node20',
   legalComments: 'none',
   logLevel: 'warning',
+  // @cyclonedx/cyclonedx-library (a dependency) is loaded from node_modules when an SBOM is made
+  // (src/sbom/cdx-lib.ts): bundled, its SPDX license list made a third of the bundle every command
+  // parses. Its optional peers (XML, validation) it loads only when asked, which strata never does.
+  external: ['@cyclonedx/cyclonedx-library', '@cyclonedx/cyclonedx-library/SPDX'],
   // CommonJS has no import.meta; run.ts finds package.json (for --version) from it. The banner comes
   // before esbuild's own "use strict", which would then no longer be a directive: so it says it first.
   define: { 'import.meta.url': 'strataImportMetaUrl' },

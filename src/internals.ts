@@ -19,5 +19,7 @@ export * from './context/index.js';
 export * from './exec/index.js';
 export * from './remote/index.js';
 export * from './diff/index.js';
+export * from './attest/index.js';
+export * from './sbom/index.js';
 export * from './build/index.js';
 export * from './api/index.js';

@@ -12,7 +12,7 @@ const ROOT = resolve(import.meta.dirname, '..');
 const SRC = join(ROOT, 'src');
 const CLI = join(ROOT, 'cli');
 
-const ALL_SRC = ['errors', 'fsname', 'digest', 'oci', 'ref', 'store', 'layer', 'image', 'registry', 'dockerfile', 'context', 'build', 'exec', 'output', 'inspect', 'remote', 'diff', 'api'];
+const ALL_SRC = ['errors', 'fsname', 'digest', 'oci', 'ref', 'store', 'layer', 'image', 'registry', 'dockerfile', 'context', 'build', 'exec', 'output', 'inspect', 'remote', 'diff', 'sbom', 'attest', 'api'];
 
 const ALLOWED: Record<string, readonly string[]> = {
   errors: [],
@@ -35,6 +35,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   // ADD <url>/<git> and remote contexts: the registry client's HTTP, the layer extractor for archives.
   remote: ['errors', 'digest', 'oci', 'store', 'layer', 'registry'],
   diff: ['errors', 'digest', 'oci', 'store', 'layer'],
+  sbom: ['errors', 'digest', 'oci', 'store', 'layer'],
+  attest: ['errors', 'digest', 'oci', 'store', 'sbom'],
   api: ALL_SRC.filter((m) => m !== 'api'),
   // The public API: the commands (library.ts) and chosen types; internals.ts: every module, for the CLI.
   'index.ts': [...ALL_SRC, 'library.ts'],

@@ -7,6 +7,7 @@ import { addRegistryOptions, withRegistry, type RegistryFlags } from '../registr
 interface AppendFlags extends RegistryFlags {
   base?: string;
   layer: string[];
+  annotation: string[];
   setEnv: string[];
   setLabel: string[];
   setCmd?: string;
@@ -42,7 +43,8 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--compression <gzip|zstd|none>', 'layer compression (zstd needs the zstd program and OCI media types)', 'gzip')
     .option('--compression-level <level>', 'level for new layers: gzip 0-9 (default: 6, with parts that barely compress stored), zstd 1-19 (default: 3)')
     .option('--normalize-mtime', 'set every file time to the epoch when SOURCE_DATE_EPOCH is not set')
-    .option('--format <oci|docker>', 'manifest format (default: the base image\'s, else oci)'))
+    .option('--format <oci|docker>', 'manifest format (default: the base image\'s, else oci)')
+    .option('--annotation <[type[platform]:]key=value>', 'add an annotation (types manifest, index, manifest-descriptor, index-descriptor); repeatable', collect, []))
     .action(async (flags: AppendFlags) => {
       const api = apiContext(ctx, { platform: flags.platform });
       const compression = parseCompression(flags.compression);
@@ -65,6 +67,7 @@ export function register(program: Command, ctx: CliContext): void {
           compressionLevel: parseCompressionLevel(flags.compressionLevel, compression),
           normalizeMtime: flags.normalizeMtime === true,
           ...(flags.format ? { format: flags.format as 'oci' | 'docker' } : {}),
+          annotations: flags.annotation,
         },
         api,
         io,

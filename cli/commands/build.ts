@@ -7,8 +7,9 @@ import { explainCacheRenderer } from '../explain-cache.js';
 import { apiContext, collect, parseCompression, parseCompressionLevel, writeLine } from '../options.js';
 import { skipTlsVerifyOption, withRegistry } from '../registry-io.js';
 import { readConfigFile } from '../config.js';
+import { addAttestOptions, attestOptions, type AttestFlags } from './build-attest.js';
 
-interface BuildFlags {
+interface BuildFlags extends AttestFlags {
   file?: string;
   tag: string[];
   buildArg: string[];
@@ -64,8 +65,8 @@ function parseNetwork(value: string): 'none' | 'host' {
 }
 
 export function register(program: Command, ctx: CliContext): void {
-  program
-    .command('build')
+  addAttestOptions(program
+    .command('build'))
     .description('build an image from a Dockerfile, without a daemon')
     .argument('[context]', 'build context: a directory, a git URL (URL#ref:subdir), an http(s) URL of a tar archive or Dockerfile, or - for a tar on stdin', '.')
     .option('-f, --file <path>', 'the Dockerfile (default: CONTEXT/Dockerfile; relative to a remote context; - reads stdin)')
@@ -168,6 +169,7 @@ export function register(program: Command, ctx: CliContext): void {
           metadataFile: flags.metadataFile === undefined ? undefined : resolve(ctx.cwd, flags.metadataFile),
           events: render,
           explainCache: explain,
+          ...attestOptions(flags),
         },
         api,
         io,

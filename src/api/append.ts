@@ -6,6 +6,7 @@ import { hostPlatform, type Descriptor, type LayerCompression } from '../oci/ind
 import { importTarLayer, walkLayerTree, writeLayer } from '../layer/index.js';
 import { writeToLocalStore } from '../output/index.js';
 import { CompositeBlobReader, LocalStore, MemoryBlobReader, type BlobReader } from '../store/index.js';
+import { annotatedTop, annotateManifest, parseAnnotation } from './annotations.js';
 import { applyConfigEdits, type ConfigEdits } from './config-edits.js';
 import type { StrataContext } from './context.js';
 import { writeImage, type WriteImageOptions } from './destinations.js';
@@ -40,6 +41,8 @@ export interface AppendOptions extends ConfigEdits {
   /** Without SOURCE_DATE_EPOCH, set every file mtime to the epoch. */
   normalizeMtime?: boolean;
   format?: 'oci' | 'docker';
+  /** `--annotation [TYPE[,TYPE][PLATFORM]:]KEY=VALUE`, as buildx takes it; index types make the image an index. */
+  annotations?: readonly string[] | undefined;
 }
 
 export interface AppendResult {
@@ -57,8 +60,9 @@ export type RegistryIo = OpenImageOptions & WriteImageOptions;
  * (content addressed, so a failed run leaves no visible image), then to every destination.
  */
 export async function appendImage(options: AppendOptions, ctx: StrataContext, io: RegistryIo = {}): Promise<AppendResult> {
-  if (options.layers.length === 0 && !hasEdits(options)) {
-    throw new StrataError('E_USAGE', 'nothing to append: give --layer PATH or a --set-* option');
+  const annotations = (options.annotations ?? []).map(parseAnnotation);
+  if (options.layers.length === 0 && !hasEdits(options) && annotations.length === 0) {
+    throw new StrataError('E_USAGE', 'nothing to append: give --layer PATH, a --set-* option or --annotation');
   }
   for (const spec of options.layers) await checkLayerSource(spec);
   const outputs = (options.outputs ?? []).map((o) => ({ text: o, location: parseImageLocation(o) }));
@@ -87,6 +91,7 @@ export async function appendImage(options: AppendOptions, ctx: StrataContext, io
       image = addEmptyHistory(image, { created, created_by: `strata append ${describeEdits(options)}`, comment: 'strata' });
     }
     image = setCreated(image, created);
+    image = annotateManifest(image, annotations);
 
     const serialized = serializeImage(image);
     const memory = new MemoryBlobReader()
@@ -94,7 +99,7 @@ export async function appendImage(options: AppendOptions, ctx: StrataContext, io
       .add(serialized.manifest.descriptor.digest, serialized.manifest.bytes);
     const readers: BlobReader[] = [memory, store.blobs];
     if (base) readers.push(base.reader);
-    const content = { descriptor: serialized.manifest.descriptor, reader: new CompositeBlobReader(readers) };
+    const content = { descriptor: annotatedTop(serialized.manifest.descriptor, image, annotations, memory), reader: new CompositeBlobReader(readers) };
 
     const written: string[] = [];
     // Outputs before tags: a failed output then leaves no tag moved.
@@ -106,7 +111,7 @@ export async function appendImage(options: AppendOptions, ctx: StrataContext, io
       await copyIntoStore(store, content, tags.map((t) => t.name), ctx.signal);
       written.push(...tags.map((t) => t.text));
     }
-    return { descriptor: serialized.manifest.descriptor, image, written };
+    return { descriptor: content.descriptor, image, written };
   } finally {
     await base?.close();
     store.release();

@@ -4,10 +4,11 @@ import { StrataError, ioError, isStrataError } from '../errors/index.js';
 import type { BaseImage, NamedContext } from '../build/index.js';
 import { digestOf } from '../digest/index.js';
 import { chooseExecutor, createExecutor, detectExecutors, type CreateExecutorOptions, type Executor, type ExecutorRefusal } from '../exec/index.js';
-import { imagePlatform, type Image, type SerializedImage } from '../image/index.js';
+import type { Image, SerializedImage } from '../image/index.js';
 import { MediaType, canonicalJsonBytes, formatPlatform, hostPlatform, parsePlatform, type Descriptor, type Index, type Platform } from '../oci/index.js';
 import type { BlobReader, LocalStore, MemoryBlobReader } from '../store/index.js';
 import type { RegistryIo } from './append.js';
+import { annotationsFor, indexEntry, type AnnotationSpec } from './annotations.js';
 import type { StrataContext } from './context.js';
 import { localImageName } from './names.js';
 import { pullToStore } from './pull.js';
@@ -37,12 +38,14 @@ export function parsePlatforms(text: string | undefined, fallback: Platform | un
   return [...seen.values()];
 }
 
-/** An OCI index over the per-platform manifests, each entry carrying its platform. */
-export function indexOver(builds: readonly PlatformBuild[], memory: MemoryBlobReader): Descriptor {
+/** An OCI index over the per-platform manifests, each entry carrying its platform (and `--annotation`s for it). */
+export function indexOver(builds: readonly PlatformBuild[], memory: MemoryBlobReader, annotations: readonly AnnotationSpec[] = []): Descriptor {
+  const indexAnnotations = annotationsFor(annotations, 'index');
   const index: Index = {
     schemaVersion: 2,
     mediaType: MediaType.OciIndex,
-    manifests: builds.map((b) => ({ ...b.serialized.manifest.descriptor, platform: imagePlatform(b.image) })),
+    manifests: builds.map((b) => indexEntry(b.serialized.manifest.descriptor, b.image, annotations)),
+    ...(indexAnnotations ? { annotations: indexAnnotations } : {}),
   };
   const bytes = canonicalJsonBytes(index);
   const descriptor: Descriptor = { mediaType: MediaType.OciIndex, digest: digestOf(bytes), size: bytes.byteLength };

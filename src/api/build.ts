@@ -11,6 +11,9 @@ import { CompositeBlobReader, LocalStore, MemoryBlobReader, writeFileAtomic, typ
 import type { RegistryIo } from './append.js';
 import { checkCacheSpecs, exportBuildCache, importBuildCaches, parseCacheExport, parseCacheImport, type CacheExportSpec, type CacheImportSpec } from './build-cache.js';
 import { indexOver, openBaseImage, openNamedContext, parsePlatforms, pickExecutor, readDockerfile, type PlatformBuild } from './build-inputs.js';
+import { parseAttestOptions } from '../attest/index.js';
+import { annotateManifest, annotationsFor, needsIndex, parseAnnotation } from './annotations.js';
+import { AttestRecorder, attestBuilds, parseAttestTo, writeAttestationExtras } from './build-attest.js';
 import { parseBuildOutput, type BuildOutputSpec } from './build-output.js';
 import { prepareSecrets, sshSockets } from './build-secrets.js';
 import { writeBuildOutputs } from './build-sinks.js';
@@ -82,6 +85,13 @@ export interface BuildImageOptions {
   metadataFile?: string | undefined;
   /** `--explain-cache`: look every step up and explain the misses; run nothing, write no output, cache or file. */
   explainCache?: boolean | undefined;
+  /** `--sbom`, `--provenance`, `--attest` and `--attest-to`, as buildx takes them (see attest/options.ts). */
+  sbom?: string | undefined;
+  provenance?: string | undefined;
+  attest?: readonly string[] | undefined;
+  attestTo?: string | undefined;
+  /** `--annotation [TYPE[,TYPE][PLATFORM]:]KEY=VALUE`, as buildx takes it (see annotations.ts). */
+  annotations?: readonly string[] | undefined;
   events?: BuildEventSink | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -146,6 +156,9 @@ export async function buildImage(given: BuildImageOptions, ctx: StrataContext, i
     });
   }
   const localDockerfile = options.contextSource === undefined ? await readDockerfile(contextDir, options) : undefined;
+  const attest = new AttestRecorder(parseAttestOptions(options));
+  const attestTo = parseAttestTo(options.attestTo);
+  const annotations = (options.annotations ?? []).map(parseAnnotation);
 
   const store = await LocalStore.open(ctx.storeRoot);
   const secrets = await prepareSecrets(options.secrets ?? [], options.env ?? {}, store);
@@ -198,9 +211,16 @@ export async function buildImage(given: BuildImageOptions, ctx: StrataContext, i
     };
     return { image: image.image, reader, description: image.description };
   };
-  const openBase = async (ref: string, p: Platform): Promise<BaseImage> => track(await openBaseImage(ref, { ...ctx, platform: p }, store, io));
-  const openLayout = async (dirAndTag: string, p: Platform): Promise<BaseImage> =>
-    track(await openImage(parseImageLocation(`oci:${dirAndTag}`), { ...ctx, platform: p }, io));
+  const openBase = async (ref: string, p: Platform): Promise<BaseImage> => {
+    const base = await openBaseImage(ref, { ...ctx, platform: p }, store, io);
+    attest.base(ref, p, base);
+    return track(base);
+  };
+  const openLayout = async (dirAndTag: string, p: Platform): Promise<BaseImage> => {
+    const base = await openImage(parseImageLocation(`oci:${dirAndTag}`), { ...ctx, platform: p }, io);
+    attest.base(dirAndTag, p, base);
+    return track(base);
+  };
   try {
     const main = await mainRemote;
     const buildContextDir = main?.dir ?? contextDir;
@@ -229,6 +249,7 @@ export async function buildImage(given: BuildImageOptions, ctx: StrataContext, i
     // One engine run per platform: each resolves its bases for its platform and sets the platform
     // ARGs; content-identical layers come out with the same digest and are stored and pushed once.
     for (const platform of platforms) {
+      attest.forPlatform(platform);
       const outcome = await runBuild(
         {
           dockerfile,
@@ -255,7 +276,7 @@ export async function buildImage(given: BuildImageOptions, ctx: StrataContext, i
           openNamedContext: (name, value, p) => openNamedContext(name, value, p, openBase, openLayout, contextDir, openRemote),
           executor,
           now: () => startedAt,
-          events: options.events,
+          events: attest.events(options.events),
           signal: options.signal,
           privileged: ctx.privileged === true,
           scratchDir: ctx.scratchDir,
@@ -267,16 +288,33 @@ export async function buildImage(given: BuildImageOptions, ctx: StrataContext, i
           ...(layered ? { stepCache: layered, cacheReaders: layered.readers } : {}),
         },
       );
-      builds.push({ platform, image: outcome.image, reader: outcome.reader, serialized: serializeImage(outcome.image), warnings: outcome.warnings, steps: outcome.steps });
+      const image = annotateManifest(outcome.image, annotations);
+      builds.push({ platform, image, reader: outcome.reader, serialized: serializeImage(image), warnings: outcome.warnings, steps: outcome.steps });
     }
     const memory = new MemoryBlobReader();
     for (const b of builds) {
       memory.add(b.serialized.config.descriptor.digest, b.serialized.config.bytes).add(b.serialized.manifest.descriptor.digest, b.serialized.manifest.bytes);
     }
     const reader = new CompositeBlobReader([memory, store.blobs, ...builds.map((b) => b.reader)]);
-    const top = builds.length === 1 ? builds[0]!.serialized.manifest.descriptor : indexOver(builds, memory);
+    let top = builds.length === 1 && !needsIndex(annotations) ? builds[0]!.serialized.manifest.descriptor : indexOver(builds, memory, annotations);
+    const attested = attest.wanted
+      ? await attestBuilds(builds, reader, memory, {
+        annotations,
+        request: attest.request, attestTo, strataVersion: options.strataVersion ?? 'unknown', dockerfile, contextDir,
+        buildArgs: options.buildArgs ?? {}, target: options.target, contexts: Object.keys(options.buildContexts ?? {}),
+        sourceDateEpoch: ctx.sourceDateEpoch, startedAt, finishedAt: ctx.now(), names, materials: attest.materials,
+        steps: attest.steps, storeRoot: store.root, signal: options.signal,
+      })
+      : undefined;
+    if (attested) {
+      top = attested.top;
+      for (const w of attested.warnings) options.events?.({ type: 'warning', message: w });
+    }
+    const topAnnotations = annotationsFor(annotations, 'index-descriptor');
+    if (topAnnotations) top = { ...top, annotations: topAnnotations };
     const content = { descriptor: top, reader };
     const written = options.explainCache === true ? [] : await writeBuildOutputs(outputs, content, builds.map((b) => ({ platform: b.platform, image: b.image })), { store, names, ctx: { ...ctx, platform: platforms[0] }, io, signal: options.signal });
+    if (attested && options.explainCache !== true) written.push(...(await writeAttestationExtras(attested, outputs, names, reader, io, options.events, options.signal)));
     if (cacheExport && layered && options.explainCache !== true) {
       const cacheWritten = await exportBuildCache(cacheExport, { cache: layered, finals: builds.map((b) => b.image), reader, io, strataVersion: options.strataVersion, warn: warnCache, ingester: store.blobs });
       if (cacheWritten) written.push(cacheWritten);
@@ -289,7 +327,7 @@ export async function buildImage(given: BuildImageOptions, ctx: StrataContext, i
       names,
       written,
       defaultName,
-      warnings: [...new Set([...cacheWarnings, ...builds.flatMap((b) => b.warnings)])],
+      warnings: [...new Set([...cacheWarnings, ...builds.flatMap((b) => b.warnings), ...(attested?.warnings ?? [])])],
       steps: { total: builds.reduce((n, b) => n + b.steps.total, 0), cached: builds.reduce((n, b) => n + b.steps.cached, 0) },
       size,
       baseLayersRead: baseLayers.opened,

@@ -27,3 +27,5 @@ export * from './remote-context.js';
 export * from './leftovers.js';
 export * from './store-maintenance.js';
 export * from './prune.js';
+export * from './inspect-attest.js';
+export * from './index-create.js';

@@ -49,7 +49,7 @@ export async function inspectImage(source: string, ctx: StrataContext, io: Regis
  * `docker image inspect` + pull. When the registry cannot give it either, the error says both, so
  * a typo in a local name is still recognisable as one.
  */
-async function openWithFallback(location: ImageLocation, ctx: StrataContext, io: RegistryIo, options: InspectOptions): Promise<OpenedImage> {
+export async function openWithFallback(location: ImageLocation, ctx: StrataContext, io: RegistryIo, options: InspectOptions): Promise<OpenedImage> {
   try {
     return await openImage(location, ctx, io);
   } catch (localError) {

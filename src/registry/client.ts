@@ -1,7 +1,7 @@
 import { PassThrough, Readable, Transform, pipeline, type TransformCallback } from 'node:stream';
 import { StrataError } from '../errors/index.js';
 import { digestAlgorithm, digestOf, isDigest, sizeMismatch, verifyBytes, VerifyingStream, type Digest } from '../digest/index.js';
-import { MediaType, parseManifestOrIndex, type Descriptor, type ParsedManifest } from '../oci/index.js';
+import { MediaType, parseManifestOrIndex, type Descriptor, type Index, type ParsedManifest } from '../oci/index.js';
 import type { BlobReader, ReadOptions } from '../store/types.js';
 import { findDeadline } from './deadlines.js';
 import { describeContext, redactUrl, stallError, type RegistryErrorContext } from './errors.js';
@@ -388,7 +388,13 @@ export class RegistryClient {
   }
 
   /** PUTs a manifest under a tag or its digest; `Content-Type` is the manifest's own media type. */
-  async putManifest(repository: string, reference: string, bytes: Uint8Array, mediaType: string, options: TransferOptions & { scopes?: readonly string[] } = {}): Promise<Digest> {
+  async putManifest(
+    repository: string,
+    reference: string,
+    bytes: Uint8Array,
+    mediaType: string,
+    options: TransferOptions & { scopes?: readonly string[]; onHeaders?: (get: (name: string) => string | null) => void } = {},
+  ): Promise<Digest> {
     const ctx = this.ctx(repository, `manifest ${reference}`);
     const digest = digestOf(bytes);
     if (isDigest(reference)) verifyBytes(bytes, { digest: reference as Digest, what: `manifest ${reference}` });
@@ -409,6 +415,7 @@ export class RegistryClient {
     }
     if (response.status !== 201 && response.status !== 200) throw await this.transport.fail(response, ctx);
     await discardBody(response);
+    options.onHeaders?.((name) => response.headers.get(name));
     const header = response.headers.get('docker-content-digest');
     if (header && isDigest(header) && header !== digest) {
       throw new StrataError('E_DIGEST_MISMATCH', `${describeContext(ctx)}: the registry stored the manifest as ${header}, strata sent ${digest}`, {
@@ -416,6 +423,31 @@ export class RegistryClient {
       });
     }
     return digest;
+  }
+
+  /**
+   * The referrers of a manifest (`GET /v2/<name>/referrers/<digest>`, OCI distribution 1.1), as an
+   * index; undefined when the registry has no referrers API (404), so the caller uses the tag schema.
+   */
+  async getReferrers(repository: string, digest: Digest, options: TransferOptions = {}): Promise<Index | undefined> {
+    const ctx = this.ctx(repository, `referrers of ${digest}`);
+    const response = await this.transport.send({
+      method: 'GET',
+      url: `/v2/${encodeRepo(repository)}/referrers/${digest}`,
+      headers: { accept: MediaType.OciIndex },
+      scopes: pullScopes(repository),
+      ctx,
+      signal: options.signal,
+    });
+    if (response.status === 404) {
+      await discardBody(response);
+      return undefined;
+    }
+    if (response.status !== 200) throw await this.transport.fail(response, ctx);
+    const bytes = await readBytes(response, MANIFEST_MAX_BYTES, `referrers of ${digest}`);
+    const parsed = parseManifestOrIndex(bytes, `referrers of ${digest} in ${this.registry}/${repository}`, MediaType.OciIndex);
+    if (parsed.kind !== 'index') throw new StrataError('E_MANIFEST_INVALID', `${describeContext(ctx)}: the registry answered with a manifest, not an index`);
+    return parsed.index;
   }
 
   /**

@@ -1,0 +1,40 @@
+import { StrataError, readImageAttestations, sbomPackages, type RegistryIo, type StrataContext } from '../../src/internals.js';
+import type { CliContext } from '../context.js';
+import { writeLine } from '../options.js';
+
+const SBOM_TYPES = ['https://spdx.dev/Document', 'https://cyclonedx.org/bom'];
+
+/**
+ * `strata inspect IMAGE --sbom|--provenance`: the chosen platform's attestation (JSON with
+ * `--format json`; for an SBOM otherwise a table of its packages), from the index or the referrers.
+ */
+export async function printAttestation(ctx: CliContext, image: string, what: 'sbom' | 'provenance', format: string, api: StrataContext, io: RegistryIo): Promise<void> {
+  const found = await readImageAttestations(image, api, io);
+  const wanted = found.statements.find((s) => (what === 'sbom' ? SBOM_TYPES.includes(s.predicateType) : s.predicateType.startsWith('https://slsa.dev/provenance/')));
+  if (!wanted) {
+    throw new StrataError('E_NOT_FOUND', `${image} (${found.subject.digest}) has no ${what === 'sbom' ? 'SBOM' : 'provenance'} attestation`, {
+      hint: 'build with --sbom / --provenance to attach one',
+    });
+  }
+  if (what === 'provenance' || format === 'json') {
+    writeLine(ctx.stdout, JSON.stringify(wanted.statement.predicate, null, 2));
+    return;
+  }
+  const rows = sbomPackages(wanted);
+  const widths = [4, 7, 7].map((w, i) => Math.max(w, ...rows.map((r) => [r.name, r.version, r.license][i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c)).join('  ').trimEnd();
+  writeLine(ctx.stdout, line(['NAME', 'VERSION', 'LICENSE', 'PURL']));
+  for (const r of rows) writeLine(ctx.stdout, line([r.name, r.version, r.license || '-', r.purl]));
+  writeLine(ctx.stdout, `${rows.length} packages (${wanted.predicateType}, from the ${wanted.from === 'index' ? 'image index' : 'referrers'})`);
+}
+
+/** The referrers of a registry image, one line each, after `strata inspect`'s text. */
+export async function printReferrers(ctx: CliContext, image: string, api: StrataContext, io: RegistryIo): Promise<void> {
+  const found = await readImageAttestations(image, api, io);
+  if (found.referrers.length === 0) return;
+  writeLine(ctx.stdout, `Referrers (${found.referrers.length}):`);
+  for (const r of found.referrers) {
+    const type = r.annotations?.['in-toto.io/predicate-type'] ?? r.artifactType ?? r.mediaType;
+    writeLine(ctx.stdout, `  ${r.digest}  ${type}`);
+  }
+}
