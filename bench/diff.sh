@@ -7,14 +7,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-STRATA="$ROOT/dist/cli/strata"
+STRATA="$ROOT/dist/cli/main.js"
 MIB=${MIB:-500}
 FILES=${FILES:-2000}
 LAYERS=${LAYERS:-4}
 for tool in openssl /usr/bin/time tar gzip; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
 done
-[[ -x $STRATA ]] || { echo "bench: dist/cli/strata is missing; run make build" >&2; exit 1; }
+[[ -x $STRATA ]] || { echo "bench: dist/cli/main.js is missing; run make build" >&2; exit 1; }
 source "$ROOT/bench/lib.sh"
 export STRATA_ROOT="$WORK/store" SOURCE_DATE_EPOCH=1700000000
 

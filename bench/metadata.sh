@@ -6,9 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-STRATA=("$ROOT/dist/cli/strata")
+STRATA=("$ROOT/dist/cli/main.js")
 SIZES=${SIZES:-20000 40000 200000}
-[[ -x dist/cli/strata ]] || { echo "bench: dist/cli/strata is missing; run make build" >&2; exit 1; }
+[[ -x dist/cli/main.js ]] || { echo "bench: dist/cli/main.js is missing; run make build" >&2; exit 1; }
 command -v /usr/bin/time >/dev/null || { echo "bench: /usr/bin/time is missing (apt-get install time)" >&2; exit 1; }
 source "$ROOT/bench/lib.sh"
 

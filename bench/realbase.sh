@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-STRATA=("$ROOT/dist/cli/strata")
+STRATA=("$ROOT/dist/cli/main.js")
 REPS=${REPS:-1}
 BENCH_CACHE=${BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/strata-bench}
 unset NODE_EXTRA_CA_CERTS
@@ -19,7 +19,7 @@ unset NODE_EXTRA_CA_CERTS
 for tool in docker-registry buildah openssl /usr/bin/time tar busybox strace; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install docker-registry buildah openssl time busybox-static strace)" >&2; exit 1; }
 done
-[[ -x dist/cli/strata ]] || { echo "bench: dist/cli/strata is missing; run make build" >&2; exit 1; }
+[[ -x dist/cli/main.js ]] || { echo "bench: dist/cli/main.js is missing; run make build" >&2; exit 1; }
 source "$ROOT/bench/lib.sh"
 REG=$(start_registry realbase)
 

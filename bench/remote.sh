@@ -12,7 +12,7 @@ SIZE_MB=${SIZE_MB:-1024}
 for tool in buildah python3 /usr/bin/time tar; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
 done
-[[ -x dist/cli/strata ]] || { echo "bench: dist/cli/strata is missing; run make build" >&2; exit 1; }
+[[ -x dist/cli/main.js ]] || { echo "bench: dist/cli/main.js is missing; run make build" >&2; exit 1; }
 source "$ROOT/bench/lib.sh"
 
 mkdir -p "$WORK/www" "$WORK/ctx-add" "$WORK/ctx-tar"
@@ -28,13 +28,13 @@ printf 'FROM scratch\nADD http://127.0.0.1:%s/big.bin /big.bin\n' "$PORT" >"$WOR
 
 BUILDAH=(buildah --root "$WORK/buildah-root" --runroot "$WORK/buildah-runroot" --storage-driver vfs)
 unset NODE_EXTRA_CA_CERTS
-measure strata-add-url env STRATA_ROOT="$WORK/s1" "$ROOT/dist/cli/strata" build --progress quiet -t big:1 "$WORK/ctx-add"
+measure strata-add-url env STRATA_ROOT="$WORK/s1" "$ROOT/dist/cli/main.js" build --progress quiet -t big:1 "$WORK/ctx-add"
 rm -rf "$WORK/s1"
 measure buildah-add-url "${BUILDAH[@]}" bud --isolation chroot --layers=false -t big1 "$WORK/ctx-add"
 "${BUILDAH[@]}" rmi --all --force >/dev/null 2>&1 || true
-measure strata-tar-stdin sh -c "STRATA_ROOT='$WORK/s2' '$ROOT/dist/cli/strata' build --progress quiet -t big:2 - <'$WORK/www/ctx.tar'"
+measure strata-tar-stdin sh -c "STRATA_ROOT='$WORK/s2' '$ROOT/dist/cli/main.js' build --progress quiet -t big:2 - <'$WORK/www/ctx.tar'"
 rm -rf "$WORK/s2"
-measure strata-tar-url env STRATA_ROOT="$WORK/s3" "$ROOT/dist/cli/strata" build --progress quiet -t big:3 "http://127.0.0.1:$PORT/ctx.tar"
+measure strata-tar-url env STRATA_ROOT="$WORK/s3" "$ROOT/dist/cli/main.js" build --progress quiet -t big:3 "http://127.0.0.1:$PORT/ctx.tar"
 rm -rf "$WORK/s3"
 measure buildah-tar-url "${BUILDAH[@]}" bud --isolation chroot --layers=false -t big3 "http://127.0.0.1:$PORT/ctx.tar"
 "${BUILDAH[@]}" rmi --all --force >/dev/null 2>&1 || true

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-STRATA=("$ROOT/dist/cli/strata")
+STRATA=("$ROOT/dist/cli/main.js")
 FILES=${FILES:-5000}
 MIB=${MIB:-100}
 REPS=${REPS:-3}
@@ -16,7 +16,7 @@ unset NODE_EXTRA_CA_CERTS
 for tool in docker-registry openssl /usr/bin/time busybox; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
 done
-[[ -x dist/cli/strata ]] || { echo "bench: dist/cli/strata is missing; run make build" >&2; exit 1; }
+[[ -x dist/cli/main.js ]] || { echo "bench: dist/cli/main.js is missing; run make build" >&2; exit 1; }
 source "$ROOT/bench/lib.sh"
 REG=$(start_registry sbom)
 

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # A fully cached build (5,000-file context, three COPY steps) with the strata of this tree against
-# another strata (PEER=path to its dist/cli/strata, e.g. one built from the commit before the shared
+# another strata (PEER=path to its dist/cli/main.js, e.g. one built from the commit before the shared
 # store): the index lock, the blob leases and the leftover sweep must not make it measurably slower.
 # Runs alternate between the two; prints the median of RUNS each and the ratio.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 unset NODE_EXTRA_CA_CERTS
-OURS="$here/../dist/cli/strata"
-PEER=${PEER:?set PEER to the dist/cli/strata of the strata to compare with}
+OURS="$here/../dist/cli/main.js"
+PEER=${PEER:?set PEER to the dist/cli/main.js of the strata to compare with}
 RUNS=${RUNS:-15}
 
 ctx="$WORK/ctx"

@@ -236,7 +236,7 @@ export async function buildImage(given: BuildImageOptions, ctx: StrataContext, i
     };
     const imported = options.noCache ? [] : await importBuildCaches(cacheImports, io, warnCache, options.signal);
     const layered = cacheImports.length || cacheExport
-      ? new LayeredStepCache({ local: LocalStepCache.forStore(store.root, store.blobs), imported, reads: options.noCache !== true, writes: options.explainCache !== true })
+      ? new LayeredStepCache({ local: LocalStepCache.forStore(store.root, store.blobs, { recordUse: options.explainCache !== true }), imported, reads: options.noCache !== true, writes: options.explainCache !== true })
       : undefined;
     // A build that pushes uploads each new layer while writing it. Across platforms a COPY layer that
     // would be the same bytes is written (and so sent) once: the platform builds share their writes.

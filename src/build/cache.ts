@@ -94,10 +94,18 @@ export interface StepCache {
 
 /** Step outcomes kept as small JSON files under the store (`<root>/cache/steps/<key>.json`). */
 export class LocalStepCache implements StepCache {
-  constructor(private readonly dir: string, private readonly blobs: BlobReader & { hasBlob(d: { digest: Digest }): Promise<boolean> }) {}
+  /**
+   * `recordUse: false` (--explain-cache, which writes nothing) leaves a hit's mtime, which otherwise
+   * records its last use.
+   */
+  constructor(
+    private readonly dir: string,
+    private readonly blobs: BlobReader & { hasBlob(d: { digest: Digest }): Promise<boolean> },
+    private readonly options: { recordUse?: boolean } = {},
+  ) {}
 
-  static forStore(storeRoot: string, blobs: BlobReader & { hasBlob(d: { digest: Digest }): Promise<boolean> }): LocalStepCache {
-    return new LocalStepCache(join(storeRoot, 'cache', 'steps'), blobs);
+  static forStore(storeRoot: string, blobs: BlobReader & { hasBlob(d: { digest: Digest }): Promise<boolean> }, options: { recordUse?: boolean } = {}): LocalStepCache {
+    return new LocalStepCache(join(storeRoot, 'cache', 'steps'), blobs, options);
   }
 
   /** The outcome for `key`, when it is recorded and its layer blob is still in the store. */
@@ -114,8 +122,10 @@ export class LocalStepCache implements StepCache {
       parseDigest(outcome.layer.diffId);
       if (!(await this.blobs.hasBlob(outcome.layer.descriptor))) return undefined;
       // The entry's mtime is its last use: `strata prune` and the cache bound remove the oldest first.
-      const now = new Date();
-      await utimes(join(this.dir, `${digestHex(key)}.json`), now, now).catch(() => undefined);
+      if (this.options.recordUse !== false) {
+        const now = new Date();
+        await utimes(join(this.dir, `${digestHex(key)}.json`), now, now).catch(() => undefined);
+      }
       return outcome;
     } catch {
       // A damaged entry is a miss, never a failure: the step is simply done again.

@@ -44,7 +44,7 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
   const session: BuildSession = {
     deps,
     input,
-    cache: deps.stepCache ?? (input.noCache ? undefined : LocalStepCache.forStore(deps.store.root, deps.store.blobs)),
+    cache: deps.stepCache ?? (input.noCache ? undefined : LocalStepCache.forStore(deps.store.root, deps.store.blobs, { recordUse: input.explainOnly !== true })),
     explainer: input.noCache ? undefined : CacheExplainer.forStore(deps.store.root),
     statCache,
     created,

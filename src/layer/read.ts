@@ -1,6 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { Duplex, Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { extract, type Extract, type Header } from 'tar-stream';
 import type { Digest } from '../digest/index.js';
@@ -111,14 +110,21 @@ function endsAfterLastEntry(error: unknown, fed: FedBytes, last: { start: number
 }
 
 async function feed(stream: Readable, compression: LayerCompression, tar: Extract, what: string, fed: FedBytes, hash: Hash | undefined): Promise<Hash | undefined> {
+  let decompress: Duplex | undefined;
   try {
     let bytes: AsyncIterable<unknown> = stream;
-    let piping: Promise<void> = Promise.resolve();
     if (compression === 'gzip' || compression === 'zstd') {
-      const decompress = decompressor(compression, what);
-      piping = pipeline(stream, decompress);
-      piping.catch(() => undefined);
-      bytes = decompress;
+      decompress = decompressor(compression, what);
+      // Not pipeline(): it would destroy the blob stream with a decompression error, and that error is
+      // often only the first sign of a blob whose bytes are wrong (see blobFailure).
+      const target = decompress;
+      stream.once('error', (error) => target.destroy(error));
+      // A blob stream closed before its end (the reader was abandoned) ends the decompressor too.
+      stream.once('close', () => {
+        if (!stream.readableEnded && !target.destroyed) target.destroy(new StrataError('E_ABORTED', `reading ${what} was abandoned`));
+      });
+      stream.pipe(target);
+      bytes = target;
     }
     for await (const chunk of bytes) {
       if (tar.destroying) return undefined;
@@ -126,12 +132,29 @@ async function feed(stream: Readable, compression: LayerCompression, tar: Extrac
       hash?.update(chunk as Buffer);
       if (!tar.write(chunk)) await drained(tar);
     }
-    await piping;
     tar.end(undefined);
     return hash;
   } catch (error) {
-    tar.destroy(invalid(error, what));
+    tar.destroy(invalid((decompress !== undefined && !isStrataError(error) ? await blobFailure(stream, decompress) : undefined) ?? error, what));
     return undefined;
+  }
+}
+
+/**
+ * A layer that does not decompress may be a good layer whose stored bytes were damaged: a verifying blob
+ * reader can only tell at the blob's end. Reads the rest of the blob and returns the reader's own error (a
+ * digest mismatch, with what the store did about it), or undefined when the blob itself is intact.
+ */
+async function blobFailure(stream: Readable, decompress: Duplex): Promise<unknown> {
+  if (stream.destroyed || stream.readableEnded) return undefined;
+  stream.unpipe(decompress);
+  try {
+    for await (const _chunk of stream) {
+      // reading to the end is the check
+    }
+    return undefined;
+  } catch (error) {
+    return isStrataError(error) ? error : undefined;
   }
 }
 

@@ -279,6 +279,9 @@ export class RegistryClient {
     // `out` stays outside the pipeline, which would destroy it with the bare error: a stalled body (the
     // transport's idle deadline) reaches the reader named with its request, as a stalled header does.
     const out = new PassThrough();
+    // A blob opened but not yet read (it waits for a slot in the pool) can fail first, on abort: `out` keeps
+    // the error (`errored`) for the reader that comes, and the process does not die of an unhandled event.
+    out.on('error', () => undefined);
     pipeline([source, ...stages, verifier], (error) => {
       const deadline = findDeadline(error);
       if (error && !out.destroyed) out.destroy(deadline ? stallError(ctx, 'GET', url, deadline) : error);

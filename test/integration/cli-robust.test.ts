@@ -5,12 +5,13 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, ok, strata } from '../helpers/cli.js';
+import { storeLeftovers } from '../helpers/store-files.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeAsRoot, describeWithTools } from '../helpers/tools.js';
@@ -25,10 +26,7 @@ afterAll(async () => {
 });
 
 /** Temp files and blobs under a store: what an interrupted command must not leave behind. */
-function leftovers(store: string): string[] {
-  const dirs = [join(store, 'oci', 'blobs', 'sha256'), join(store, 'tmp')];
-  return dirs.flatMap((d) => (existsSync(d) ? readdirSync(d).filter((f) => f.startsWith('.tmp') || d.endsWith('tmp')) : []));
-}
+const leftovers = storeLeftovers;
 
 /** Starts strata, sends `signal` once `ready()` holds, and returns its exit status and stderr. */
 function interrupted(args: string[], env: Record<string, string>, signal: NodeJS.Signals, ready: () => boolean): Promise<{ code: number | null; stderr: string }> {
@@ -125,7 +123,7 @@ describeWithTools(['docker-registry'], 'SIGTERM during a pull', () => {
     const store = join(tmp, 'store-pull');
     const asked = (): boolean => proxy.requests.some((r) => r.fault === 'stall-response');
     const result = await interrupted(['pull', `${proxy.host}/robust/img:1`, '--progress', 'quiet'], { STRATA_ROOT: store }, 'SIGTERM', asked);
-    expect(result.code).toBe(143);
+    expect(result.code, result.stderr).toBe(143);
     expect(result.stderr).toBe('strata: interrupted by SIGTERM\n');
     expect(leftovers(store)).toEqual([]);
     expect(ok(await strata(['images'], { STRATA_ROOT: store }))).not.toContain('robust/img');

@@ -17,6 +17,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import { listenLoopback } from '../helpers/ports.js';
 import { CLI, ok, strata, tool, type CliResult } from '../helpers/cli.js';
+import { storeLeftovers } from '../helpers/store-files.js';
 import { startFileServer, type FileServer } from '../helpers/file-server.js';
 import { layoutConfig, tarEntries } from '../helpers/image-read.js';
 import { makeCertificates } from '../helpers/tls-certs.js';
@@ -297,7 +298,7 @@ describeWithTools(['openssl'], 'strata build with ADD <url>', () => {
     expect(res.stderr).toContain(`Dockerfile:2: ADD failed: ${srv.url}/sum/app.bin has digest ${good}, but --checksum expects ${wrong}`);
     // Nothing of the download is left: no blob, no temp file.
     expect(await readdir(join(badStore, 'cache', 'remote-http', 'blobs'))).toEqual([]);
-    expect(existsSync(join(badStore, 'tmp')) ? await readdir(join(badStore, 'tmp')) : []).toEqual([]);
+    expect(storeLeftovers(badStore)).toEqual([]);
   });
 
   it('fails in one line naming the URL for a 404 and an unreachable host', async () => {

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { BUILDAH_RUN_LEAKS, Buildah, describeOwnedTree, pushBusyboxBase, treeDifferences, umociUnpack, type OwnedEntry } from '../helpers/busybox-base.js';
-import { REPO_ROOT } from '../helpers/cli.js';
+import { CLI, REPO_ROOT } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { RESTRICTED_SANDBOXES, restrictedUnavailable, runRestricted, strataRestricted } from '../helpers/restricted.js';
 import { describeAsRoot, describeWithTools, isCI } from '../helpers/tools.js';
@@ -112,14 +112,14 @@ describeAsRoot('RUN in a restricted CI sandbox', () => {
       // bwrap reads the seccomp program from fd 3: a filter that fails ptrace with EPERM, as a strict profile does.
       const res = await runRestricted(
         { name: 'bwrap-uid0', uid: 0, wrap: (argv) => ['sh', '-c', 'exec "$@" 3<"$0"', join(dir, 'noptrace.bpf'), 'bwrap', '--bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--unshare-pid', '--seccomp', '3', '--', ...argv] },
-        [join(REPO_ROOT, 'dist', 'cli', 'strata'), 'build', dir, '--executor', 'proot', '-t', 'noptrace:test', '--progress', 'plain'],
+        [CLI, 'build', dir, '--executor', 'proot', '-t', 'noptrace:test', '--progress', 'plain'],
         { PATH: process.env.PATH, HOME: dir, STRATA_ROOT: store, TMPDIR: dir },
       );
       expect(res.code).not.toBe(0);
       expect(res.stderr).toMatch(/proot cannot trace processes here: ptrace\(TRACEME\): Operation not permitted/);
       expect(res.stderr).toMatch(/executors available on this machine: (bwrap|runc|chroot)/);
       expect(res.stderr).not.toMatch(/exited with code/);
-      const images = await runRestricted({ name: 'setpriv-uid0', uid: 0, wrap: (argv) => [...argv] }, [join(REPO_ROOT, 'dist', 'cli', 'strata'), 'images'], { PATH: process.env.PATH, STRATA_ROOT: store });
+      const images = await runRestricted({ name: 'setpriv-uid0', uid: 0, wrap: (argv) => [...argv] }, [CLI, 'images'], { PATH: process.env.PATH, STRATA_ROOT: store });
       expect(images.stdout).not.toContain('noptrace');
     }, 60_000);
   });
