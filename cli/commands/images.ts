@@ -15,7 +15,10 @@ export function register(program: Command, ctx: CliContext): void {
     .action(async (flags: { format: string; quiet?: boolean }) => {
       const images = await listImages(apiContext(ctx));
       if (flags.format === 'json') return writeLine(ctx.stdout, JSON.stringify(images, null, 2));
-      if (flags.quiet) return images.forEach((i) => writeLine(ctx.stdout, i.digest));
+      if (flags.quiet) {
+        for (const i of images) writeLine(ctx.stdout, i.digest);
+        return;
+      }
       const width = Math.max(4, ...images.map((i) => i.name.length));
       writeLine(ctx.stdout, `${'NAME'.padEnd(width)}  ${'DIGEST'.padEnd(19)}  MEDIA TYPE`);
       for (const i of images) writeLine(ctx.stdout, `${i.name.padEnd(width)}  ${i.digest.slice(0, 19)}  ${i.mediaType}`);

@@ -6,7 +6,7 @@ import type { ImportedStepCache, LayeredStepCache } from '../build/index.js';
 import type { Image } from '../image/index.js';
 import { MediaType, canonicalJsonBytes, parseManifestOrIndex, type Descriptor, type Manifest } from '../oci/index.js';
 import { writeToOciLayout } from '../output/index.js';
-import { parseImageReference } from '../ref/index.js';
+import { parseImageReference, type ImageReference } from '../ref/index.js';
 import { CompositeBlobReader, MemoryBlobReader, OciLayout, type BlobIngester, type BlobReader } from '../store/index.js';
 import { walkLayerTree, writeLayer } from '../layer/index.js';
 import type { RegistryIo } from './append.js';
@@ -63,7 +63,7 @@ function checkKnown(attrs: Map<string, string>, known: readonly string[], flag: 
 
 function checkRef(ref: string | undefined, flag: string, text: string, allowDigest: boolean): string {
   if (!ref) throw new StrataError('E_USAGE', `${flag} "${text}": type=registry needs ref=REPO[:TAG]`);
-  let parsed;
+  let parsed: ImageReference;
   try {
     parsed = parseImageReference(ref);
   } catch (cause) {

@@ -6,5 +6,5 @@ export { stepCacheKey, stepDefinitionKey, imageContentKey, filesystemKey, LocalS
 export { CacheExplainer, type CacheMiss, type CacheChange, type FileList } from './cache-explain.js';
 export { parseChmod } from './chmod.js';
 export { resolveOwnership, parsePasswd, parseGroup } from './users.js';
-export { type StepCache } from './cache.js';
+export type { StepCache } from './cache.js';
 export { LayeredStepCache, type ImportedStepCache, type StepCacheHit } from './cache-layered.js';

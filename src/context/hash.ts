@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { fsPath } from '../fsname/index.js';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { Hasher, digestOf, type Digest } from '../digest/index.js';
 import { StrataError, ioError } from '../errors/index.js';
 import { sortByPath } from './order.js';
@@ -184,7 +184,7 @@ async function contentDigests(sorted: readonly ContextEntry[], options: HashSour
  */
 export async function digestRegularFile(entry: ContextEntry): Promise<Digest> {
   if (entry.size <= READ_CHUNK) return digestSmallFile(entry);
-  let handle;
+  let handle: FileHandle;
   try {
     handle = await open(fsPath(entry.absPath), constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (cause) {

@@ -34,7 +34,7 @@ export function parseFlags(raw: readonly string[], spec: Readonly<Record<string,
       value = name.slice(eq + 1);
       name = name.slice(0, eq);
     }
-    const type = Object.prototype.hasOwnProperty.call(spec, name) ? spec[name] : undefined;
+    const type = Object.hasOwn(spec, name) ? spec[name] : undefined;
     if (type === undefined) throw new FlagError(`unknown flag: ${name}`, name, known);
     const seen = values.get(name);
     if (seen !== undefined && type !== 'strings') throw new FlagError(`duplicate flag specified: ${name}`, name, known);

@@ -27,7 +27,7 @@ const MAX_ONBUILD_DEPTH = 16;
 
 const HEREDOC_COMMANDS = new Set(['add', 'copy', 'run']);
 
-type LineParser = (rest: string, escape: EscapeToken) => ParsedArgs;
+type LineParser = (rest: string, escapeToken: EscapeToken) => ParsedArgs;
 
 const DISPATCH: Record<string, LineParser> = {
   add: (r) => parseMaybeJsonToList(r),
@@ -77,11 +77,11 @@ const isComment = (s: string): boolean => trimLeftGoSpace(s).startsWith('#');
  * Removes a trailing line-continuation token: the escape token, optionally followed by spaces and tabs,
  * not itself escaped (BuildKit's `([^E])E[ \t]*$|^E[ \t]*$`).
  */
-function trimContinuation(line: string, escape: string): { line: string; ends: boolean } {
+function trimContinuation(line: string, escapeToken: string): { line: string; ends: boolean } {
   let j = line.length;
   while (j > 0 && (line.charCodeAt(j - 1) === 0x20 || line.charCodeAt(j - 1) === 0x09)) j--;
-  if (j === 0 || line[j - 1] !== escape) return { line, ends: true };
-  if (j >= 2 && line[j - 2] === escape) return { line, ends: true };
+  if (j === 0 || line[j - 1] !== escapeToken) return { line, ends: true };
+  if (j >= 2 && line[j - 2] === escapeToken) return { line, ends: true };
   return { line: line.slice(0, j - 1), ends: false };
 }
 
@@ -116,13 +116,13 @@ interface NodeParts {
 }
 
 /** newNodeFromLine: keyword, flags, then the instruction's own argument parser. */
-function nodeFromLine(line: string, escape: EscapeToken, depth: number): NodeParts {
+function nodeFromLine(line: string, escapeToken: EscapeToken, depth: number): NodeParts {
   const { keyword, flags, rest } = splitCommand(line);
   const cmd = keyword.toLowerCase();
   if (cmd === 'onbuild') {
     if (rest === '') return { cmd, keyword, flags, args: [], json: false };
     if (depth >= MAX_ONBUILD_DEPTH) throw new LineParseError('ONBUILD triggers are nested too deeply');
-    const inner = nodeFromLine(rest, escape, depth + 1);
+    const inner = nodeFromLine(rest, escapeToken, depth + 1);
     const child: DockerfileNode = {
       ...inner,
       heredocs: [],
@@ -135,7 +135,7 @@ function nodeFromLine(line: string, escape: EscapeToken, depth: number): NodePar
   }
   const fn = DISPATCH[cmd];
   if (fn === undefined) return { cmd, keyword, flags, args: [], json: false };
-  const parsed = fn(rest, escape);
+  const parsed = fn(rest, escapeToken);
   return { cmd, keyword, flags, args: parsed.args, json: parsed.json };
 }
 
@@ -158,7 +158,7 @@ export function parseDockerfileAst(text: string, options: ParseDockerfileOptions
   const lines = splitPhysicalLines(text);
   const directivesScanner = new DirectiveScanner('#');
   const directives: Directive[] = [];
-  let escape: EscapeToken = '\\';
+  let escapeToken: EscapeToken = '\\';
   const nodes: DockerfileNode[] = [];
   const warnings: DockerfileWarning[] = [];
   const fail = (reason: string, line: number, column = 1, endLine = line, hint?: string): never => {
@@ -187,14 +187,14 @@ export function parseDockerfileAst(text: string, options: ParseDockerfileOptions
           if (d.value !== '`' && d.value !== '\\') {
             fail(`invalid escape token '${d.value}' does not match \` or \\`, current, column, current, 'use `# escape=\\` or `# escape=``');
           }
-          escape = d.value as EscapeToken;
+          escapeToken = d.value as EscapeToken;
         }
         directives.push(d);
       }
     }
     if (isComment(token)) token = '';
     const startLine = current;
-    const first = trimContinuation(token, escape);
+    const first = trimContinuation(token, escapeToken);
     if (first.ends && first.line === '') continue;
     let pieces: string[] | undefined;
     let ends = first.ends;
@@ -209,7 +209,7 @@ export function parseDockerfileAst(text: string, options: ParseDockerfileOptions
         hasEmpty = true;
         continue;
       }
-      const cont = trimContinuation(tok, escape);
+      const cont = trimContinuation(tok, escapeToken);
       (pieces ??= [first.line]).push(cont.line);
       ends = cont.ends;
     }
@@ -225,7 +225,7 @@ export function parseDockerfileAst(text: string, options: ParseDockerfileOptions
 
     let parts: NodeParts;
     try {
-      parts = nodeFromLine(line, escape, 0);
+      parts = nodeFromLine(line, escapeToken, 0);
     } catch (err) {
       if (err instanceof LineParseError) {
         // Point at the offending word when it sits on the instruction's first physical line.
@@ -283,5 +283,5 @@ export function parseDockerfileAst(text: string, options: ParseDockerfileOptions
   if (nodes.length === 0) {
     fail('file with no instructions', Math.max(current, 1), 1, Math.max(current, 1), 'a Dockerfile needs at least a FROM instruction');
   }
-  return { nodes, directives, escapeToken: escape, warnings };
+  return { nodes, directives, escapeToken, warnings };
 }

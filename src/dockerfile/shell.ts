@@ -212,7 +212,7 @@ class ShellWord {
       value = (env as ReadonlyMap<string, string>).get(name);
     } else {
       const rec = env as Readonly<Record<string, string>>;
-      value = Object.prototype.hasOwnProperty.call(rec, name) ? rec[name] : undefined;
+      value = Object.hasOwn(rec, name) ? rec[name] : undefined;
     }
     if (value === undefined) this.unmatched.add(name);
     else this.matched.add(name);

@@ -103,7 +103,7 @@ export async function walkLayerTree(root: string, options: WalkLayerTreeOptions 
 
 function linkHardlinks(sorted: LayerEntry[], inodes: Map<string, LayerEntry[]>): void {
   const position = new Map<LayerEntry, number>();
-  sorted.forEach((entry, i) => position.set(entry, i));
+  for (const [i, entry] of sorted.entries()) position.set(entry, i);
   for (const group of inodes.values()) {
     if (group.length < 2) continue;
     group.sort((a, b) => (position.get(a) ?? 0) - (position.get(b) ?? 0));

@@ -47,13 +47,13 @@ export function parseManifestOrIndex(bytes: Uint8Array | string, what: string, c
     (Array.isArray(doc.manifests) ? MediaType.OciIndex : MediaType.OciManifest);
   if (isIndexMediaType(mediaType)) {
     if (!Array.isArray(doc.manifests)) fail(what, 'index has no manifests array');
-    doc.manifests.forEach((m, i) => checkDescriptor(m, `${what}: manifests[${i}]`));
+    for (const [i, m] of doc.manifests.entries()) checkDescriptor(m, `${what}: manifests[${i}]`);
     return { kind: 'index', index: doc as unknown as Index, mediaType };
   }
   if (!isManifestMediaType(mediaType)) fail(what, `unsupported media type ${mediaType}`);
   checkDescriptor(doc.config, `${what}: config`);
   if (!Array.isArray(doc.layers)) fail(what, 'manifest has no layers array');
-  doc.layers.forEach((l, i) => checkDescriptor(l, `${what}: layers[${i}]`));
+  for (const [i, l] of doc.layers.entries()) checkDescriptor(l, `${what}: layers[${i}]`);
   return { kind: 'manifest', manifest: doc as unknown as Manifest, mediaType };
 }
 
@@ -61,7 +61,7 @@ export function parseImageConfig(bytes: Uint8Array | string, what: string): Imag
   const doc = parseJsonObject(bytes, what, 'E_CONFIG_INVALID');
   if (typeof doc.architecture !== 'string' || typeof doc.os !== 'string') fail(what, 'config has no architecture or os', 'E_CONFIG_INVALID');
   const rootfs = doc.rootfs as { type?: unknown; diff_ids?: unknown } | undefined;
-  if (!rootfs || rootfs.type !== 'layers' || !Array.isArray(rootfs.diff_ids)) fail(what, 'config has no rootfs.diff_ids', 'E_CONFIG_INVALID');
+  if (rootfs?.type !== 'layers' || !Array.isArray(rootfs.diff_ids)) fail(what, 'config has no rootfs.diff_ids', 'E_CONFIG_INVALID');
   for (const id of rootfs.diff_ids) {
     if (typeof id !== 'string') fail(what, 'rootfs.diff_ids holds a non-string', 'E_CONFIG_INVALID');
     try {

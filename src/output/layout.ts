@@ -1,6 +1,6 @@
 import { rm, stat } from 'node:fs/promises';
 import type { Descriptor } from '../oci/index.js';
-import { LocalStore, OciLayout, copyContentTree, makeScratchDir, directoryMembers, writeDeterministicTar, type BlobReader } from '../store/index.js';
+import { type LocalStore, OciLayout, copyContentTree, makeScratchDir, directoryMembers, writeDeterministicTar, type BlobReader } from '../store/index.js';
 
 export interface ImageContent {
   /** The manifest or index to write. */

@@ -61,7 +61,8 @@ export function isLoopbackRegistry(domain: string): boolean {
   const { host } = splitRegistryHost(domain.toLowerCase());
   if (host === 'localhost' || host === '::1' || host === '0:0:0:0:0:0:0:1') return true;
   const v4 = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host);
-  return v4 !== null && v4.slice(1).every((octet) => Number(octet) <= 255);
+  if (v4 === null) return false;
+  return v4.slice(1).every((octet) => Number(octet) <= 255);
 }
 
 /** Validates a registry host as typed on the command line (`strata login HOST`). */

@@ -135,7 +135,7 @@ export class RegistryAuth {
    */
   async login(signal?: AbortSignal): Promise<{ identityToken?: string }> {
     const challenge = this.challenge;
-    if (!challenge || challenge.scheme !== 'bearer') return {};
+    if (challenge?.scheme !== 'bearer') return {};
     this.refreshToken = undefined;
     this.token = await this.fetchToken(challenge, [], signal, true);
     return this.refreshToken !== undefined ? { identityToken: this.refreshToken } : {};

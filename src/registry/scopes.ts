@@ -55,7 +55,7 @@ export function scopesCover(granted: readonly string[], needed: readonly string[
   for (const scope of granted) {
     const p = parseScope(scope);
     const set = have.get(p.resource) ?? new Set<string>();
-    p.actions.forEach((a) => set.add(a));
+    for (const a of p.actions) set.add(a);
     have.set(p.resource, set);
   }
   return needed.every((scope) => {

@@ -226,7 +226,10 @@ class SizeCheck extends Transform {
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.seen += chunk.byteLength;
-    if (this.seen > this.descriptor.size) return callback(sizeMismatch({ digest: this.descriptor.digest, size: this.descriptor.size }, this.seen));
+    if (this.seen > this.descriptor.size) {
+      callback(sizeMismatch({ digest: this.descriptor.digest, size: this.descriptor.size }, this.seen));
+      return;
+    }
     callback(null, chunk);
   }
 

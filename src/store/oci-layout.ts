@@ -76,7 +76,7 @@ export class OciLayout {
     if (index.schemaVersion !== 2 || !Array.isArray(index.manifests)) {
       throw new StrataError('E_LAYOUT_INVALID', `${path}: not an OCI image index`);
     }
-    index.manifests.forEach((m, i) => checkDescriptor(m, `${path}: manifests[${i}]`));
+    for (const [i, m] of index.manifests.entries()) checkDescriptor(m, `${path}: manifests[${i}]`);
     return index;
   }
 

@@ -87,17 +87,17 @@ describe('buildkit-parser conformance', () => {
       detectSyntax: { input: string; input_hex_prefix?: string; ok: boolean; ref?: string; cmdline?: string; line?: number }[];
       parseDirectiveCheck: { input: string; ok: boolean; ref?: string; cmdline?: string; line?: number }[];
     };
-    directives.parseAll.forEach((c, i) =>
+    for (const [i, c] of directives.parseAll.entries()) {
       counter.check(`directives.parseAll[${i}]`, () =>
         eq(parseDockerfileDirectives(c.input).map((d) => ({ name: d.name, value: d.value })), c.expected),
-      ),
-    );
+      );
+    }
     const checkDetect = (
       group: string,
       key: 'syntax' | 'check',
       cases: { input: string; input_hex_prefix?: string; ok: boolean; ref?: string; cmdline?: string; line?: number }[],
-    ): void =>
-      cases.forEach((c, i) =>
+    ): void => {
+      for (const [i, c] of cases.entries()) {
         counter.check(`directives.${group}[${i}]`, () => {
           const input = (c.input_hex_prefix === 'efbbbf' ? '\uFEFF' : '') + c.input;
           const got = detectDockerfileDirective(input, key);
@@ -107,8 +107,9 @@ describe('buildkit-parser conformance', () => {
             if (c.cmdline !== undefined) eq(got.cmdline, c.cmdline);
             if (c.line !== undefined) eq(got.line, c.line);
           }
-        }),
-      );
+        });
+      }
+    };
     checkDetect('detectSyntax', 'syntax', directives.detectSyntax);
     checkDetect('parseDirectiveCheck', 'check', directives.parseDirectiveCheck);
 
@@ -155,16 +156,16 @@ describe('buildkit-parser conformance', () => {
       fromLine: { line: string; heredocNames: string[] | null }[];
       chomp: { input: string; expected: string }[];
     };
-    helpers.valid.forEach((w, i) => counter.check(`heredoc-helpers.valid[${i}]`, () => eq(parseHeredocMarker(w)?.name, 'EOF')));
-    helpers.invalid.forEach((w, i) => counter.check(`heredoc-helpers.invalid[${i}]`, () => expect(() => parseHeredocMarker(w)).toThrow()));
-    helpers.notHeredoc.forEach((w, i) => counter.check(`heredoc-helpers.notHeredoc[${i}]`, () => eq(parseHeredocMarker(w), undefined)));
-    helpers.fromLine.forEach((c, i) =>
+    for (const [i, w] of helpers.valid.entries()) counter.check(`heredoc-helpers.valid[${i}]`, () => eq(parseHeredocMarker(w)?.name, 'EOF'));
+    for (const [i, w] of helpers.invalid.entries()) counter.check(`heredoc-helpers.invalid[${i}]`, () => expect(() => parseHeredocMarker(w)).toThrow());
+    for (const [i, w] of helpers.notHeredoc.entries()) counter.check(`heredoc-helpers.notHeredoc[${i}]`, () => eq(parseHeredocMarker(w), undefined));
+    for (const [i, c] of helpers.fromLine.entries()) {
       counter.check(`heredoc-helpers.fromLine[${i}]`, () => {
         const names = parseHeredocsFromLine(c.line).map((h) => h.name);
         eq(names.length === 0 ? null : names, c.heredocNames);
-      }),
-    );
-    helpers.chomp.forEach((c, i) => counter.check(`heredoc-helpers.chomp[${i}]`, () => eq(chompHeredocContent(c.input), c.expected)));
+      });
+    }
+    for (const [i, c] of helpers.chomp.entries()) counter.check(`heredoc-helpers.chomp[${i}]`, () => eq(chompHeredocContent(c.input), c.expected));
 
     const jsonForm = readJson('heredoc-json-form.json') as { dockerfile: string };
     counter.check('heredoc-json-form', () => {
@@ -173,13 +174,13 @@ describe('buildkit-parser conformance', () => {
     });
 
     const arrays = readJson('json-arrays.json') as { valid: { input: string; expected: string[] }[]; invalidNotStringArray: string[] };
-    arrays.valid.forEach((c, i) => counter.check(`json-arrays.valid[${i}]`, () => eq(parseJsonArray(c.input), c.expected)));
-    arrays.invalidNotStringArray.forEach((input, i) =>
+    for (const [i, c] of arrays.valid.entries()) counter.check(`json-arrays.valid[${i}]`, () => eq(parseJsonArray(c.input), c.expected));
+    for (const [i, input] of arrays.invalidNotStringArray.entries()) {
       counter.check(`json-arrays.invalid[${i}]`, () => {
         expect(() => parseJsonArray(input)).toThrow(/arrays must be comprised of strings only/);
         assertThrowsStrata(() => parseDockerfileAst(`FROM x\nCMD ${input}\n`));
-      }),
-    );
+      });
+    }
 
     const lineNumbers = readJson('line-numbers.json') as {
       expected: { root: { startLine: number; endLine: number }; children: [number, number][] };
@@ -192,7 +193,7 @@ describe('buildkit-parser conformance', () => {
     });
 
     const words = readJson('parse-words.json') as { cases: { input: string; expected: string[] }[] };
-    words.cases.forEach((c, i) => counter.check(`parse-words[${i}]`, () => eq(parseWords(c.input, '\\'), c.expected)));
+    for (const [i, c] of words.cases.entries()) counter.check(`parse-words[${i}]`, () => eq(parseWords(c.input, '\\'), c.expected));
 
     // scanner-errors.json documents Go's 64 KiB line limit; the note says a TS parser need not reproduce it.
     // We check the opposite on purpose: such a line parses.

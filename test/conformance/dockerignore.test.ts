@@ -62,7 +62,7 @@ describe('dockerignore conformance', () => {
       newPatterns: { patterns: string[]; expectPatternCount?: number; expectExclusions?: boolean; expectError?: boolean }[];
       ignorefileReadAll: { input: string; expected: string[]; nilReaderExpected: string[] };
     };
-    extra.newPatterns.forEach((c, i) =>
+    for (const [i, c] of extra.newPatterns.entries()) {
       counter.check(`newPatterns[${i}]`, () => {
         if (c.expectError === true) {
           expect(() => new DockerignoreMatcher(c.patterns)).toThrow(StrataError);
@@ -71,8 +71,8 @@ describe('dockerignore conformance', () => {
         const m = new DockerignoreMatcher(c.patterns);
         if (c.expectPatternCount !== undefined) expect(m.patternList.length).toBe(c.expectPatternCount);
         if (c.expectExclusions !== undefined) expect(m.hasExclusions).toBe(c.expectExclusions);
-      }),
-    );
+      });
+    }
     counter.check('ignorefileReadAll', () => {
       expect(readDockerignorePatterns(extra.ignorefileReadAll.input)).toStrictEqual(extra.ignorefileReadAll.expected);
       expect(readDockerignorePatterns('')).toStrictEqual(extra.ignorefileReadAll.nilReaderExpected);

@@ -52,8 +52,14 @@ async function loadAjv(): Promise<Ajv> {
 function goSideErrors(doc: unknown): string[] {
   const errors: string[] = [];
   const visit = (v: unknown, key?: string): void => {
-    if (Array.isArray(v)) return v.forEach((x) => visit(x, key));
-    if (v && typeof v === 'object') return Object.entries(v).forEach(([k, x]) => visit(x, k));
+    if (Array.isArray(v)) {
+      for (const x of v) visit(x, key);
+      return;
+    }
+    if (v && typeof v === 'object') {
+      for (const [k, x] of Object.entries(v)) visit(x, k);
+      return;
+    }
     if (key === 'digest' && typeof v === 'string' && /^(sha256|sha512):/.test(v) && !isDigest(v)) errors.push(`bad digest ${v}`);
     // Go decodes `data` into []byte, which takes only padded standard base64.
     if (key === 'data' && typeof v === 'string' && !/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(v)) errors.push('bad base64 data');

@@ -33,10 +33,10 @@ const dir = process.env.STRATA_CONFORMANCE_DIR ?? path.resolve(repoRoot, '../sha
 function readTsv(file: string): Record<string, string>[] {
   const lines = readFileSync(path.join(dir, file), 'utf8').split('\n').filter((l) => l !== '');
   const header = (lines.shift() ?? '').split('\t');
-  const unescape = (v: string): string => v.replace(/\\t/g, '\t').replace(/\\n/g, '\n');
+  const unescapeCell = (v: string): string => v.replace(/\\t/g, '\t').replace(/\\n/g, '\n');
   return lines.map((line) => {
     const cells = line.split('\t');
-    return Object.fromEntries(header.map((h, i) => [h, unescape(cells[i] ?? '')]));
+    return Object.fromEntries(header.map((h, i) => [h, unescapeCell(cells[i] ?? '')]));
   });
 }
 

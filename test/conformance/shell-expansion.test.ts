@@ -82,7 +82,7 @@ describe('buildkit-shell conformance', () => {
     const matches = JSON.parse(fs.readFileSync(`${dir}/extra/process-word-with-matches.json`, 'utf8')) as {
       cases: { input: string; envs: Record<string, string>; expected?: string; expectedErr?: boolean; matches?: string[]; unmatched?: string[] }[];
     };
-    matches.cases.forEach((c, i) =>
+    for (const [i, c] of matches.cases.entries()) {
       counter.check(`process-word-with-matches[${i}] ${c.input}`, () => {
         if (c.expectedErr === true) {
           expectExpansionError(() => expandShellWord(c.input, c.envs));
@@ -92,14 +92,14 @@ describe('buildkit-shell conformance', () => {
         expect(got.value).toBe(c.expected);
         expect([...got.matched].sort()).toStrictEqual([...(c.matches ?? [])].sort());
         expect([...got.unmatched].sort()).toStrictEqual([...(c.unmatched ?? [])].sort());
-      }),
-    );
+      });
+    }
 
     const mp = JSON.parse(fs.readFileSync(`${dir}/extra/mandatory-and-platform.json`, 'utf8')) as {
       mandatory: { input: string; envs: string[]; expected?: string; errorContains?: string }[];
       platform: { input: string; envs: Record<string, string>; expected: string }[];
     };
-    mp.mandatory.forEach((c, i) =>
+    for (const [i, c] of mp.mandatory.entries()) {
       counter.check(`mandatory[${i}]`, () => {
         const envMap = new Map<string, string>();
         for (const e of c.envs) {
@@ -108,9 +108,9 @@ describe('buildkit-shell conformance', () => {
         }
         if (c.errorContains !== undefined) expectExpansionError(() => expandWord(c.input, envMap), c.errorContains);
         else expect(expandWord(c.input, envMap)).toBe(c.expected);
-      }),
-    );
-    mp.platform.forEach((c, i) => counter.check(`platform[${i}]`, () => expect(expandWord(c.input, c.envs)).toBe(c.expected)));
+      });
+    }
+    for (const [i, c] of mp.platform.entries()) counter.check(`platform[${i}]`, () => expect(expandWord(c.input, c.envs)).toBe(c.expected));
 
     expect(counter.unexpected()).toStrictEqual([]);
   });

@@ -61,16 +61,26 @@ export async function startFileServer(options: { tls?: { cert: Buffer; key: Buff
       res.writeHead(status, { 'content-length': String(Buffer.byteLength(body)), ...headers });
       res.end(body);
     };
-    if (route === undefined) return answer(404, {}, 'not found\n');
-    if (route.failStatus !== undefined && n <= (route.failTimes ?? Infinity)) return answer(route.failStatus, {}, `failing ${route.failStatus}\n`);
-    if (route.redirect !== undefined) return answer(route.redirectStatus ?? 302, { location: route.redirect });
+    if (route === undefined) {
+      answer(404, {}, 'not found\n');
+      return;
+    }
+    if (route.failStatus !== undefined && n <= (route.failTimes ?? Infinity)) {
+      answer(route.failStatus, {}, `failing ${route.failStatus}\n`);
+      return;
+    }
+    if (route.redirect !== undefined) {
+      answer(route.redirectStatus ?? 302, { location: route.redirect });
+      return;
+    }
     const validators: Record<string, string> = {};
     if (route.etag !== undefined) validators.etag = route.etag;
     if (route.lastModified !== undefined) validators['last-modified'] = route.lastModified;
     const inm = req.headers['if-none-match'];
     const ims = req.headers['if-modified-since'];
     if ((route.etag !== undefined && inm === route.etag) || (inm === undefined && route.lastModified !== undefined && ims !== undefined && Date.parse(ims) >= Date.parse(route.lastModified))) {
-      return answer(304, validators);
+      answer(304, validators);
+      return;
     }
     const body = route.body ?? '';
     const size = typeof body === 'function' ? route.size : Buffer.byteLength(body);

@@ -19,7 +19,7 @@ import { describeWithTools } from '../helpers/tools.js';
 /** The `#N/M [stage] TEXT  STATE` lines of `--progress plain`, as `TEXT STATE`. */
 function stepLines(stderr: string): string[] {
   return stderr.split('\n').flatMap((line) => {
-    const m = /^#\d+\/\d+ \[[^\]]*\] (.*?)(?:  (CACHED|DONE))? \d+\.\ds$/.exec(line);
+    const m = /^#\d+\/\d+ \[[^\]]*\] (.*?)(?: {2}(CACHED|DONE))? \d+\.\ds$/.exec(line);
     return m ? [`${m[1]} ${m[2] ?? ''}`.trim()] : [];
   });
 }

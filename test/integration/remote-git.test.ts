@@ -61,7 +61,7 @@ describeWithTools(['git'], 'ADD <git> and git contexts', () => {
   }
   const build = (store: string, args: string[], env: Record<string, string> = {}): Promise<CliResult> =>
     strata(['build', '--progress', 'plain', '-t', 'remote-git:1', ...args], { STRATA_ROOT: store, HOME: join(tmp, 'home'), ...env });
-  const states = (stderr: string): string[] => stderr.split('\n').flatMap((l) => /^#\d+\/\d+ \[[^\]]*\] .*  (CACHED|DONE) /.exec(l)?.slice(1) ?? []);
+  const states = (stderr: string): string[] => stderr.split('\n').flatMap((l) => /^#\d+\/\d+ \[[^\]]*\] .* {2}(CACHED|DONE) /.exec(l)?.slice(1) ?? []);
 
   it('checks out #branch, #tag:subdir and #commit with git modes, commit mtimes, root owners and no .git', async () => {
     const ctx = await project([

@@ -222,7 +222,7 @@ describeWithTools(['openssl'], 'strata build with ADD <url>', () => {
   }
   const build = (store: string, dir: string, args: string[] = []): Promise<CliResult> =>
     strata(['build', '--progress', 'plain', '-t', 'remote-http:1', ...args, dir], { STRATA_ROOT: store, HOME: join(tmp, 'home') });
-  const states = (stderr: string): string[] => stderr.split('\n').flatMap((l) => /^#\d+\/\d+ \[[^\]]*\] .*  (CACHED|DONE) /.exec(l)?.slice(1) ?? []);
+  const states = (stderr: string): string[] => stderr.split('\n').flatMap((l) => /^#\d+\/\d+ \[[^\]]*\] .* {2}(CACHED|DONE) /.exec(l)?.slice(1) ?? []);
 
   it('lands the file as docker does: URL name under a directory, 0600, Last-Modified mtime, --chown/--chmod, archives not unpacked', async () => {
     srv.routes.set('/files/tool.sh', { body: '#!/bin/sh\necho hi\n', lastModified: LAST_MODIFIED });

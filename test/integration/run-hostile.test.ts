@@ -10,7 +10,7 @@
  * Needs the built CLI (`make build`), root, docker-registry and skopeo.
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, type Dirent } from 'node:fs';
 import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -88,7 +88,7 @@ async function fingerprint(root: string, deep: boolean): Promise<Record<string, 
 async function findNamed(dir: string, names: readonly string[]): Promise<string[]> {
   const hits: string[] = [];
   const walk = async (path: string): Promise<void> => {
-    let entries;
+    let entries: Dirent[];
     try {
       entries = await readdir(path, { withFileTypes: true });
     } catch {

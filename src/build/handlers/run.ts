@@ -18,7 +18,7 @@ import { parseMountSpec, type MountSpec } from '../mounts.js';
 import type { BuildSession } from '../session.js';
 import type { StageState } from '../state.js';
 import { resolveExecUser } from '../users.js';
-import { type CopyContext } from './copy.js';
+import type { CopyContext } from './copy.js';
 import { buildContextRoot, listCopySources } from './copy-sources.js';
 import { commitLayerStep, dryMissed, explainMiss, layerStepWords, recordKey, replayCached } from './layer-step.js';
 import { commandLine } from './metadata.js';

@@ -49,7 +49,7 @@ function inside(abs: string): void {
 
 /** Resolves; returns the resolved relPaths, or 'not found'. Fails the test on any other outcome. */
 async function outcome(source: string): Promise<string[] | 'not found'> {
-  let rs;
+  let rs: Awaited<ReturnType<typeof resolveCopySources>>;
   try {
     rs = await resolveCopySources(root, [source]);
   } catch (err) {

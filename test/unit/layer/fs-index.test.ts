@@ -205,8 +205,8 @@ describe('indexImageFilesystem', () => {
   it('refuses what extraction refuses', async () => {
     const loop = await layersOf([[{ name: 'etc', type: 'symlink', linkname: '/etc' }], [{ name: 'etc/evil', content: 'x' }]]);
     await expect(indexImageFilesystem(loop, blobs)).rejects.toMatchObject({ code: 'E_LAYER_UNSAFE' });
-    const escape = await layersOf([[{ name: '../escape', content: 'x' }]]);
-    await expect(indexImageFilesystem(escape, blobs)).rejects.toMatchObject({ code: 'E_LAYER_UNSAFE' });
+    const escaping = await layersOf([[{ name: '../escape', content: 'x' }]]);
+    await expect(indexImageFilesystem(escaping, blobs)).rejects.toMatchObject({ code: 'E_LAYER_UNSAFE' });
     const dotdot = await layersOf([[{ name: 'a/x', content: 'x' }], [{ name: 'a/.wh...' }]]);
     await expect(indexImageFilesystem(dotdot, blobs)).rejects.toMatchObject({ code: 'E_LAYER_UNSAFE' });
     const dangling = await layersOf([[{ name: 'pw', type: 'link', linkname: 'etc/passwd' }]]);

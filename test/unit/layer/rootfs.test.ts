@@ -13,7 +13,7 @@ import { BlobMap, type Spec } from './blob-map.js';
 import { itAsRoot } from '../../helpers/tools.js';
 
 /** Every path below `dir` with what it is: `file 644 <content>`, `dir 755`, `symlink -> target`. */
-export async function describeTree(dir: string, prefix = ''): Promise<Record<string, string>> {
+async function describeTree(dir: string, prefix = ''): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const name of (await readdir(join(dir, prefix))).sort()) {
     const rel = prefix === '' ? name : `${prefix}/${name}`;

@@ -14,7 +14,13 @@ import { describeWithTools } from '../../helpers/tools.js';
 function recordingFetch(options: Parameters<typeof createNodeFetch>[0] = {}): { fetch: FetchLike; urls: string[] } {
   const inner = createNodeFetch(options);
   const urls: string[] = [];
-  return { urls, fetch: (url, init) => (urls.push(url), inner(url, init)) };
+  return {
+    urls,
+    fetch: (url, init) => {
+      urls.push(url);
+      return inner(url, init);
+    },
+  };
 }
 
 describeWithTools(['openssl'], 'registry over TLS with a private CA', () => {

@@ -3,7 +3,7 @@ import { gzipSync } from 'node:zlib';
 import { pack } from 'tar-stream';
 import type { Digest } from '../../../src/digest/index.js';
 import { MediaType, type Descriptor } from '../../../src/oci/index.js';
-import { MemoryBlobReader } from '../../../src/store/index.js';
+import type { MemoryBlobReader } from '../../../src/store/index.js';
 
 type Headers = Parameters<ReturnType<typeof pack>['entry']>[0];
 
