@@ -4,7 +4,7 @@ NODE_MODULES := node_modules/.package-lock.json
 STRATA := dist/cli/main.js
 DEMO_ROOT ?= $(CURDIR)/.tmp/demo-store
 
-.PHONY: all build typecheck test test-unit test-integration conformance demo bench clean deps
+.PHONY: all build typecheck lint format test test-unit test-integration conformance demo bench clean deps
 
 all: build
 
@@ -21,10 +21,18 @@ build: $(NODE_MODULES)
 typecheck: $(NODE_MODULES)
 	npx tsc -p tsconfig.test.json --noEmit
 
+# Biome (biome.json): lint plus a check that every file is formatted. `make format` rewrites the files.
+lint: $(NODE_MODULES)
+	npx biome check .
+
+format: $(NODE_MODULES)
+	npx biome format --write .
+
 # Unit and integration tests. Integration tests start their own registries on 127.0.0.1 and need
 # skopeo, umoci and docker-registry (scripts/install-test-tools.sh installs them with apt-get).
 test: build
 	npx tsc -p tsconfig.test.json --noEmit
+	npx biome check .
 	npx vitest run
 
 test-unit: build
