@@ -64,9 +64,13 @@ export function readConfigFile(cli: CliContext): StrataConfigFile {
   }
   const mirrors = config['registry-mirrors'];
   if (mirrors !== undefined) {
-    const valid = mirrors !== null && typeof mirrors === 'object' && !Array.isArray(mirrors) &&
+    const valid =
+      mirrors !== null &&
+      typeof mirrors === 'object' &&
+      !Array.isArray(mirrors) &&
       Object.values(mirrors).every((hosts) => Array.isArray(hosts) && hosts.every((h) => typeof h === 'string'));
-    if (!valid) throw new StrataError('E_USAGE', `${path}: "registry-mirrors" must map registries to lists of mirror hosts, e.g. {"docker.io": ["mirror.example:5000"]}`);
+    if (!valid)
+      throw new StrataError('E_USAGE', `${path}: "registry-mirrors" must map registries to lists of mirror hosts, e.g. {"docker.io": ["mirror.example:5000"]}`);
     out.registryMirrors = mirrors as Record<string, string[]>;
   }
   return out;

@@ -15,9 +15,10 @@ export function parseSourceDateEpoch(text: string | undefined, where: string): n
 
 /** The API context for a command: store root, clock, SOURCE_DATE_EPOCH, platform. */
 export function apiContext(cli: CliContext, options: { platform?: string | undefined; sourceDateEpoch?: string | undefined } = {}): StrataContext {
-  const epoch = options.sourceDateEpoch !== undefined
-    ? parseSourceDateEpoch(options.sourceDateEpoch, '--source-date-epoch')
-    : parseSourceDateEpoch(cli.env.SOURCE_DATE_EPOCH, 'SOURCE_DATE_EPOCH');
+  const epoch =
+    options.sourceDateEpoch !== undefined
+      ? parseSourceDateEpoch(options.sourceDateEpoch, '--source-date-epoch')
+      : parseSourceDateEpoch(cli.env.SOURCE_DATE_EPOCH, 'SOURCE_DATE_EPOCH');
   return {
     storeRoot: defaultStoreRoot(cli.env, cli.env.HOME ?? homedir()),
     now: () => new Date(),
@@ -50,7 +51,8 @@ export function parseCompressionLevel(text: string | undefined, compression: Lay
   if (text === undefined) return undefined;
   if (compression === 'zstd') {
     const level = /^[0-9]{1,2}$/.test(text.trim()) ? Number(text.trim()) : NaN;
-    if (!(level >= 1 && level <= 19)) throw new StrataError('E_USAGE', `--compression-level must be a zstd level from 1 (fastest) to 19 (smallest), got "${text}"`);
+    if (!(level >= 1 && level <= 19))
+      throw new StrataError('E_USAGE', `--compression-level must be a zstd level from 1 (fastest) to 19 (smallest), got "${text}"`);
     return level;
   }
   if (!/^[0-9]$/.test(text.trim())) {

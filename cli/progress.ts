@@ -37,7 +37,10 @@ function otherLine(e: TransferEvent): string | undefined {
   if (e.type === 'manifest-done') return `${e.direction === 'pull' ? 'pulled' : 'pushed'} manifest ${e.reference}`;
   if (e.type === 'manifest-unchanged') return `${e.reference} already names ${short(e.digest)}: nothing to push`;
   if (e.type === 'blob-streamed') return `push ${short(e.digest)}: sent to ${e.repository} while the layer was written (${formatBytes(e.size)})`;
-  if (e.type === 'mirror') return e.failed === undefined ? `pulling ${e.reference} from mirror ${e.mirror}` : `mirror ${e.mirror} failed for ${e.reference} (${e.failed}); trying the next`;
+  if (e.type === 'mirror')
+    return e.failed === undefined
+      ? `pulling ${e.reference} from mirror ${e.mirror}`
+      : `mirror ${e.mirror} failed for ${e.reference} (${e.failed}); trying the next`;
   if (e.type === 'retry') return `retrying ${e.path} on ${e.registry} in ${(e.delayMs / 1000).toFixed(1)} s (attempt ${e.attempt}): ${e.reason}`;
   return undefined;
 }

@@ -23,9 +23,12 @@ export function addRegistryOptions(command: Command): Command {
   return command
     .option('--insecure-registry <host[:port]>', 'allow plain HTTP to this registry (loopback registries are allowed anyway); repeatable', collect, [])
     .option('--ca-cert <file>', 'PEM file of CA certificates to trust for registries with a private CA')
-    .option('--registry-timeout <seconds>', 'how long a registry request may wait to connect, for its response and inside a body: SECONDS, or connect=S,headers=S,idle=S (default 30 each)')
+    .option(
+      '--registry-timeout <seconds>',
+      'how long a registry request may wait to connect, for its response and inside a body: SECONDS, or connect=S,headers=S,idle=S (default 30 each)',
+    )
     .addOption(skipTlsVerifyOption())
-    .option('--registry-mirror <host[:port]>', 'pull docker.io images through this mirror first (kaniko\'s flag); repeatable', collect, [])
+    .option('--registry-mirror <host[:port]>', "pull docker.io images through this mirror first (kaniko's flag); repeatable", collect, [])
     .option('--progress <mode>', 'transfer progress on stderr: auto, plain, tty, json or quiet', 'auto');
 }
 
@@ -71,7 +74,10 @@ function setup(cli: CliContext, api: StrataContext, flags: RegistryFlags): { io:
     try {
       return parseRegistryHost(h);
     } catch (cause) {
-      throw new StrataError('E_USAGE', `--skip-tls-verify ${h}: expected host[:port]`, { cause, hint: 'write --skip-tls-verify=HOST, or the flag alone for every registry' });
+      throw new StrataError('E_USAGE', `--skip-tls-verify ${h}: expected host[:port]`, {
+        cause,
+        hint: 'write --skip-tls-verify=HOST, or the flag alone for every registry',
+      });
     }
   });
   const registryMirrors = mirrorsOf(cli, flags.registryMirror ?? []);
@@ -116,7 +122,8 @@ function mirrorsOf(cli: CliContext, flagged: readonly string[]): Record<string, 
     for (const h of hosts) if (!list.includes(host(h, where))) list.push(host(h, where));
   };
   add('docker.io', flagged, '--registry-mirror');
-  for (const [registry, hosts] of Object.entries(readConfigFile(cli).registryMirrors ?? {})) add(registry === 'index.docker.io' ? 'docker.io' : registry, hosts, 'registry-mirrors:');
+  for (const [registry, hosts] of Object.entries(readConfigFile(cli).registryMirrors ?? {}))
+    add(registry === 'index.docker.io' ? 'docker.io' : registry, hosts, 'registry-mirrors:');
   return out;
 }
 

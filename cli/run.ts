@@ -21,7 +21,21 @@ import { register as registerDiff } from './commands/diff.js';
 import { register as registerIndex } from './commands/index-create.js';
 
 type Register = (program: Command, ctx: CliContext) => void;
-const COMMANDS: readonly Register[] = [registerBuild, registerAppend, registerInspect, registerImages, registerParse, registerPull, registerPush, registerLogin, registerStore, registerRegistryVerbs, registerExport, registerDiff, registerIndex];
+const COMMANDS: readonly Register[] = [
+  registerBuild,
+  registerAppend,
+  registerInspect,
+  registerImages,
+  registerParse,
+  registerPull,
+  registerPush,
+  registerLogin,
+  registerStore,
+  registerRegistryVerbs,
+  registerExport,
+  registerDiff,
+  registerIndex,
+];
 
 function packageVersion(): string {
   // Works from both cli/ (sources under test) and dist/cli/ (the installed program).

@@ -12,7 +12,28 @@ const ROOT = resolve(import.meta.dirname, '..');
 const SRC = join(ROOT, 'src');
 const CLI = join(ROOT, 'cli');
 
-const ALL_SRC = ['errors', 'fsname', 'digest', 'oci', 'ref', 'store', 'layer', 'image', 'registry', 'dockerfile', 'context', 'build', 'exec', 'output', 'inspect', 'remote', 'diff', 'sbom', 'attest', 'api'];
+const ALL_SRC = [
+  'errors',
+  'fsname',
+  'digest',
+  'oci',
+  'ref',
+  'store',
+  'layer',
+  'image',
+  'registry',
+  'dockerfile',
+  'context',
+  'build',
+  'exec',
+  'output',
+  'inspect',
+  'remote',
+  'diff',
+  'sbom',
+  'attest',
+  'api',
+];
 
 const ALLOWED: Record<string, readonly string[]> = {
   errors: [],
@@ -104,7 +125,7 @@ describe('architecture', () => {
       "const g = await import('./g.js');",
       "// import { h } from './h.js';",
       " * import { i } from './i.js';",
-      "const text = 'see import x from \"./j.js\"';",
+      'const text = \'see import x from "./j.js"\';',
     ].join('\n');
     expect(importSpecifiers(sample)).toEqual(['./a.js', '../b/index.js', './c.js', './e.js', './f.js', './side-effect.js', './g.js']);
   });
@@ -143,7 +164,11 @@ describe('architecture', () => {
   });
 
   it('src/ never imports cli/', () => {
-    const violations = srcFiles.flatMap((file) => relativeImports(file).filter((e) => e.target.startsWith(CLI + sep)).map((e) => `${e.file} imports ${e.spec}`));
+    const violations = srcFiles.flatMap((file) =>
+      relativeImports(file)
+        .filter((e) => e.target.startsWith(CLI + sep))
+        .map((e) => `${e.file} imports ${e.spec}`),
+    );
     expect(violations).toEqual([]);
   });
 

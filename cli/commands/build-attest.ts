@@ -16,7 +16,12 @@ export function addAttestOptions(command: Command): Command {
     .option('--provenance [options]', 'attach SLSA provenance: true, false, or mode=min|max[,version=v1|v0.2] (default mode=min, v1)')
     .option('--attest <type=sbom|provenance,...>', 'attach an attestation (buildx syntax); repeatable', collect, [])
     .option('--attest-to <where>', 'where attestations go: index (BuildKit layout), referrers (OCI 1.1) or both (default index)')
-    .option('--annotation <[type[platform]:]key=value>', 'add an annotation (types manifest, index, manifest-descriptor, index-descriptor); repeatable', collect, []);
+    .option(
+      '--annotation <[type[platform]:]key=value>',
+      'add an annotation (types manifest, index, manifest-descriptor, index-descriptor); repeatable',
+      collect,
+      [],
+    );
 }
 
 /** The options buildImage takes for them. A bare flag means true. */

@@ -18,7 +18,7 @@ export function register(program: Command, ctx: CliContext): void {
       .argument('<a>', 'an image: local name, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] or docker://REF')
       .argument('<b>', 'the other image, from any of the same transports')
       .option('--format <text|json>', 'output format', 'text')
-      .option('--platform <os/arch[/variant]>', 'compare only this platform\'s images (default: every platform of an index)'),
+      .option('--platform <os/arch[/variant]>', "compare only this platform's images (default: every platform of an index)"),
   ).action(async (a: string, b: string, flags: DiffFlags) => {
     if (flags.format !== 'text' && flags.format !== 'json') throw new StrataError('E_USAGE', `--format must be text or json, got "${flags.format}"`);
     const api = apiContext(ctx, { platform: flags.platform });

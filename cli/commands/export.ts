@@ -16,10 +16,10 @@ export function register(program: Command, ctx: CliContext): void {
   addRegistryOptions(
     program
       .command('export')
-      .description('write an image\'s flattened root filesystem (whiteouts applied) as one tar')
+      .description("write an image's flattened root filesystem (whiteouts applied) as one tar")
       .argument('<image>', 'a local name, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] or docker://REF')
       .option('-o, --output <file>', 'the tar to write; - for standard output')
-      .option('--platform <os/arch[/variant]>', 'which image of a multi-platform index (default: this host\'s)'),
+      .option('--platform <os/arch[/variant]>', "which image of a multi-platform index (default: this host's)"),
   ).action(async (image: string, flags: ExportFlags) => {
     if (flags.output === undefined) throw new StrataError('E_USAGE', 'export needs -o FILE (or -o - for standard output)');
     const api = apiContext(ctx, { platform: flags.platform });

@@ -46,18 +46,21 @@ export function register(program: Command, ctx: CliContext): void {
       writeLine(ctx.stdout, digest);
     });
 
-  addRegistryOptions(program
-    .command('copy')
-    .description('copy an image between the local store, OCI layouts, archives and registries')
-    .argument('<source>', 'a local name, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] or docker://REF')
-    .argument('<destination>', 'same forms as the source')
-    .option('--all-platforms', 'copy every platform of a multi-platform image')
-    .option('--platform <os/arch[/variant]>', 'which image of a multi-platform index (default: this host\'s)')
-    .option('--format <oci|v2s2>', 'v2s2: write Docker schema 2 manifests over the same blobs (the digest changes)'))
-    .action(async (source: string, destination: string, flags: RegistryFlags & { allPlatforms?: boolean; platform?: string; format?: string }) => {
-      const api = apiContext(ctx, { platform: flags.platform });
-      const format = parseManifestFormat(flags.format);
-      const descriptor = await withRegistry(ctx, api, flags, (io) => copyImage(source, destination, api, { allPlatforms: flags.allPlatforms === true, format }, io));
-      writeLine(ctx.stdout, descriptor.digest);
-    });
+  addRegistryOptions(
+    program
+      .command('copy')
+      .description('copy an image between the local store, OCI layouts, archives and registries')
+      .argument('<source>', 'a local name, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] or docker://REF')
+      .argument('<destination>', 'same forms as the source')
+      .option('--all-platforms', 'copy every platform of a multi-platform image')
+      .option('--platform <os/arch[/variant]>', "which image of a multi-platform index (default: this host's)")
+      .option('--format <oci|v2s2>', 'v2s2: write Docker schema 2 manifests over the same blobs (the digest changes)'),
+  ).action(async (source: string, destination: string, flags: RegistryFlags & { allPlatforms?: boolean; platform?: string; format?: string }) => {
+    const api = apiContext(ctx, { platform: flags.platform });
+    const format = parseManifestFormat(flags.format);
+    const descriptor = await withRegistry(ctx, api, flags, (io) =>
+      copyImage(source, destination, api, { allPlatforms: flags.allPlatforms === true, format }, io),
+    );
+    writeLine(ctx.stdout, descriptor.digest);
+  });
 }

@@ -23,7 +23,9 @@ export function register(program: Command, ctx: CliContext): void {
       .option('--append', 'add to the index (or image) the target already names'),
   ).action(async (sources: string[], flags: IndexCreateFlags) => {
     const api = apiContext(ctx, {});
-    const result = await withRegistry(ctx, api, flags, (io) => createIndex({ target: flags.tag, sources, annotations: flags.annotation, append: flags.append === true }, io));
+    const result = await withRegistry(ctx, api, flags, (io) =>
+      createIndex({ target: flags.tag, sources, annotations: flags.annotation, append: flags.append === true }, io),
+    );
     writeLine(ctx.stdout, result.descriptor.digest);
   });
 }

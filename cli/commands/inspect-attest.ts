@@ -8,9 +8,18 @@ const SBOM_TYPES = ['https://spdx.dev/Document', 'https://cyclonedx.org/bom'];
  * `strata inspect IMAGE --sbom|--provenance`: the chosen platform's attestation (JSON with
  * `--format json`; for an SBOM otherwise a table of its packages), from the index or the referrers.
  */
-export async function printAttestation(ctx: CliContext, image: string, what: 'sbom' | 'provenance', format: string, api: StrataContext, io: RegistryIo): Promise<void> {
+export async function printAttestation(
+  ctx: CliContext,
+  image: string,
+  what: 'sbom' | 'provenance',
+  format: string,
+  api: StrataContext,
+  io: RegistryIo,
+): Promise<void> {
   const found = await readImageAttestations(image, api, io);
-  const wanted = found.statements.find((s) => (what === 'sbom' ? SBOM_TYPES.includes(s.predicateType) : s.predicateType.startsWith('https://slsa.dev/provenance/')));
+  const wanted = found.statements.find((s) =>
+    what === 'sbom' ? SBOM_TYPES.includes(s.predicateType) : s.predicateType.startsWith('https://slsa.dev/provenance/'),
+  );
   if (!wanted) {
     throw new StrataError('E_NOT_FOUND', `${image} (${found.subject.digest}) has no ${what === 'sbom' ? 'SBOM' : 'provenance'} attestation`, {
       hint: 'build with --sbom / --provenance to attach one',
@@ -22,7 +31,11 @@ export async function printAttestation(ctx: CliContext, image: string, what: 'sb
   }
   const rows = sbomPackages(wanted);
   const widths = [4, 7, 7].map((w, i) => Math.max(w, ...rows.map((r) => [r.name, r.version, r.license][i]!.length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c)).join('  ').trimEnd();
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c))
+      .join('  ')
+      .trimEnd();
   writeLine(ctx.stdout, line(['NAME', 'VERSION', 'LICENSE', 'PURL']));
   for (const r of rows) writeLine(ctx.stdout, line([r.name, r.version, r.license || '-', r.purl]));
   writeLine(ctx.stdout, `${rows.length} packages (${wanted.predicateType}, from the ${wanted.from === 'index' ? 'image index' : 'referrers'})`);

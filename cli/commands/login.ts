@@ -15,7 +15,9 @@ async function readPassword(stdin: Readable): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
   // As docker: the trailing newline of `echo $TOKEN |` is not part of the password.
-  return Buffer.concat(chunks).toString('utf8').replace(/[\r\n]+$/, '');
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/[\r\n]+$/, '');
 }
 
 /** `strata login` and `strata logout`, writing credentials as docker does. */

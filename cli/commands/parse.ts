@@ -2,14 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Command } from 'commander';
-import {
-  DockerfileError,
-  StrataError,
-  dockerfileAstToJson,
-  formatDiagnostic,
-  parseDockerfile,
-  parseDockerfileAst,
-} from '../../src/internals.js';
+import { DockerfileError, StrataError, dockerfileAstToJson, formatDiagnostic, parseDockerfile, parseDockerfileAst } from '../../src/internals.js';
 import type { CliContext } from '../context.js';
 
 async function readAll(stream: Readable): Promise<Buffer> {

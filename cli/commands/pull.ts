@@ -17,7 +17,7 @@ export function register(program: Command, ctx: CliContext): void {
       .command('pull')
       .description('pull an image from a registry into the local store (or, with -o, to any location)')
       .argument('<ref>', 'image reference, e.g. alpine:3.20, ghcr.io/o/app@sha256:..., with or without docker://')
-      .option('--platform <os/arch[/variant]>', 'which image of a multi-platform index (default: this host\'s)')
+      .option('--platform <os/arch[/variant]>', "which image of a multi-platform index (default: this host's)")
       .option('--all-platforms', 'pull every platform of a multi-platform image')
       .option('-o, --output <dest>', 'write to oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE[:REF], docker://REF or a local name instead'),
   ).action(async (ref: string, flags: PullFlags) => {

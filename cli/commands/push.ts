@@ -24,12 +24,14 @@ export function register(program: Command, ctx: CliContext): void {
       .description('push an image to a registry')
       .argument('<source>', 'a local-store name, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF] or docker://REF')
       .argument('[destination]', 'registry reference (docker:// optional); default: the local name of the source')
-      .option('--platform <os/arch[/variant]>', 'push only this platform\'s image of a multi-platform image')
+      .option('--platform <os/arch[/variant]>', "push only this platform's image of a multi-platform image")
       .option('--format <oci|v2s2>', 'v2s2: Docker schema 2 manifests, for registries that refuse OCI (the digest changes)'),
   ).action(async (source: string, destination: string | undefined, flags: PushFlags) => {
     const api = apiContext(ctx, { platform: flags.platform });
     const format = parseManifestFormat(flags.format);
-    const result = await withRegistry(ctx, api, flags, (io) => pushFromLocation(source, destination, api, io, { singlePlatform: flags.platform !== undefined, format }));
+    const result = await withRegistry(ctx, api, flags, (io) =>
+      pushFromLocation(source, destination, api, io, { singlePlatform: flags.platform !== undefined, format }),
+    );
     writeLine(ctx.stdout, result.descriptor.digest);
   });
 }

@@ -35,7 +35,7 @@ export function register(program: Command, ctx: CliContext): void {
       .command('digest')
       .description('print the digest of the manifest or index an image reference names')
       .argument('<image>', 'a registry reference (docker:// optional), oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:REF]')
-      .option('--platform <os/arch[/variant]>', 'the digest of this platform\'s manifest of an index'),
+      .option('--platform <os/arch[/variant]>', "the digest of this platform's manifest of an index"),
   ).action(async (image: string, flags: RegistryFlags & { platform?: string }) => {
     const api = apiContext(ctx, { platform: flags.platform });
     const digest = await withRegistry(ctx, api, flags, (io) => imageDigest(asRegistryRef(image), api, io, { platform: flags.platform !== undefined }));

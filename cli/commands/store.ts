@@ -6,28 +6,34 @@ import { addRegistryOptions, withRegistry, type RegistryFlags } from '../registr
 
 /** Store upkeep: verify (and repair), prune, df. */
 export function register(program: Command, ctx: CliContext): void {
-  addRegistryOptions(program
-    .command('verify')
-    .description('check every blob and image of the local store; --repair fixes what it can')
-    .option('--repair', 'move corrupt blobs aside, remove leftovers, pull damaged images again from where they came from'))
-    .action(async (flags: RegistryFlags & { repair?: boolean }) => {
-      const api = apiContext(ctx);
-      const repair = flags.repair === true;
-      const report = repair
-        ? await withRegistry(ctx, api, flags, (io) => verifyStore(api, { repair, conn: io }))
-        : await verifyStore(api, { repair });
-      for (const p of report.problems) {
-        const users = p.images.length ? ` (in ${p.images.join(', ')})` : '';
-        writeLine(ctx.stdout, `${p.kind} ${p.subject}: ${p.detail}${users}${p.repaired ? `: ${p.repaired}` : ''}`);
-      }
-      writeLine(ctx.stdout, `${report.blobs} blobs (${formatBytes(report.bytes)}) and ${report.images} images checked: ${report.problems.length === 0 ? 'all good' : `${report.problems.length} problem${report.problems.length === 1 ? '' : 's'}`}`);
-      const left = report.problems.filter((p) => !p.repaired || p.repaired.includes('not repaired'));
-      if (left.length > 0) {
-        throw new StrataError('E_STORE_INVALID', `the store at ${api.storeRoot} has ${left.length} problem${left.length === 1 ? '' : 's'}${repair ? ' that could not be repaired' : ''}`, {
+  addRegistryOptions(
+    program
+      .command('verify')
+      .description('check every blob and image of the local store; --repair fixes what it can')
+      .option('--repair', 'move corrupt blobs aside, remove leftovers, pull damaged images again from where they came from'),
+  ).action(async (flags: RegistryFlags & { repair?: boolean }) => {
+    const api = apiContext(ctx);
+    const repair = flags.repair === true;
+    const report = repair ? await withRegistry(ctx, api, flags, (io) => verifyStore(api, { repair, conn: io })) : await verifyStore(api, { repair });
+    for (const p of report.problems) {
+      const users = p.images.length ? ` (in ${p.images.join(', ')})` : '';
+      writeLine(ctx.stdout, `${p.kind} ${p.subject}: ${p.detail}${users}${p.repaired ? `: ${p.repaired}` : ''}`);
+    }
+    writeLine(
+      ctx.stdout,
+      `${report.blobs} blobs (${formatBytes(report.bytes)}) and ${report.images} images checked: ${report.problems.length === 0 ? 'all good' : `${report.problems.length} problem${report.problems.length === 1 ? '' : 's'}`}`,
+    );
+    const left = report.problems.filter((p) => !p.repaired || p.repaired.includes('not repaired'));
+    if (left.length > 0) {
+      throw new StrataError(
+        'E_STORE_INVALID',
+        `the store at ${api.storeRoot} has ${left.length} problem${left.length === 1 ? '' : 's'}${repair ? ' that could not be repaired' : ''}`,
+        {
           hint: repair ? 'images that were built, not pulled, must be built again (or removed with rmi)' : 'run `strata verify --repair`',
-        });
-      }
-    });
+        },
+      );
+    }
+  });
 
   program
     .command('prune')
@@ -47,7 +53,10 @@ export function register(program: Command, ctx: CliContext): void {
         keepStorage: flags.keepStorage !== undefined ? parseSize(flags.keepStorage) : undefined,
         untilMs,
       });
-      writeLine(ctx.stdout, `Removed ${result.removedEntries} cache entr${result.removedEntries === 1 ? 'y' : 'ies'} and ${result.removedBlobs} blob${result.removedBlobs === 1 ? '' : 's'}: ${formatBytes(result.freedBytes)} freed`);
+      writeLine(
+        ctx.stdout,
+        `Removed ${result.removedEntries} cache entr${result.removedEntries === 1 ? 'y' : 'ies'} and ${result.removedBlobs} blob${result.removedBlobs === 1 ? '' : 's'}: ${formatBytes(result.freedBytes)} freed`,
+      );
     });
 
   program

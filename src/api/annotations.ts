@@ -39,7 +39,10 @@ export function parseAnnotation(text: string): AnnotationSpec {
     types = bracket[1]!;
     platform = formatPlatform(parsePlatform(bracket[2]!.trim()));
   }
-  const targets = types.split(',').map((t) => t.trim()).filter(Boolean) as AnnotationTarget[];
+  const targets = types
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean) as AnnotationTarget[];
   if (targets.length === 0) throw new StrataError('E_USAGE', `--annotation "${text}": no type before ":"`);
   for (const t of targets) {
     if (!TARGETS.includes(t)) throw new StrataError('E_USAGE', `--annotation "${text}": unknown type "${t}"`, { hint: `types: ${TARGETS.join(', ')}` });

@@ -1,7 +1,17 @@
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { StrataError, ioError } from '../errors/index.js';
-import { addEmptyHistory, appendLayer, createdTimestamp, emptyImage, serializeImage, setCreated, setFormat, updateContainerConfig, type Image } from '../image/index.js';
+import {
+  addEmptyHistory,
+  appendLayer,
+  createdTimestamp,
+  emptyImage,
+  serializeImage,
+  setCreated,
+  setFormat,
+  updateContainerConfig,
+  type Image,
+} from '../image/index.js';
 import { hostPlatform, type Descriptor, type LayerCompression } from '../oci/index.js';
 import { importTarLayer, walkLayerTree, writeLayer } from '../layer/index.js';
 import { writeToLocalStore } from '../output/index.js';
@@ -81,8 +91,29 @@ export async function appendImage(options: AppendOptions, ctx: StrataContext, io
     for (const spec of options.layers) {
       const info = await stat(spec.path);
       const layer = info.isDirectory()
-        ? await writeLayer(await walkLayerTree(spec.path, spec.dest ? { dest: spec.dest } : {}), { ...mtime, compression: options.compression, gzipLevel: options.compressionLevel, zstdLevel: options.compressionLevel, mediaTypeFamily: image.format, signal: ctx.signal }, store.blobs)
-        : await importTarLayer(spec.path, { compression: options.compression, gzipLevel: options.compressionLevel, zstdLevel: options.compressionLevel, mediaTypeFamily: image.format, signal: ctx.signal }, store.blobs);
+        ? await writeLayer(
+            await walkLayerTree(spec.path, spec.dest ? { dest: spec.dest } : {}),
+            {
+              ...mtime,
+              compression: options.compression,
+              gzipLevel: options.compressionLevel,
+              zstdLevel: options.compressionLevel,
+              mediaTypeFamily: image.format,
+              signal: ctx.signal,
+            },
+            store.blobs,
+          )
+        : await importTarLayer(
+            spec.path,
+            {
+              compression: options.compression,
+              gzipLevel: options.compressionLevel,
+              zstdLevel: options.compressionLevel,
+              mediaTypeFamily: image.format,
+              signal: ctx.signal,
+            },
+            store.blobs,
+          );
       const source = `${basename(spec.path)}${spec.dest ? `:${spec.dest}` : ''}`;
       image = appendLayer(image, layer, { created, created_by: `strata append --layer ${source}`, comment: 'strata' });
     }
@@ -108,7 +139,12 @@ export async function appendImage(options: AppendOptions, ctx: StrataContext, io
       written.push(out.text);
     }
     if (tags.length > 0 || outputs.length === 0) {
-      await copyIntoStore(store, content, tags.map((t) => t.name), ctx.signal);
+      await copyIntoStore(
+        store,
+        content,
+        tags.map((t) => t.name),
+        ctx.signal,
+      );
       written.push(...tags.map((t) => t.text));
     }
     return { descriptor: content.descriptor, image, written };
@@ -118,7 +154,12 @@ export async function appendImage(options: AppendOptions, ctx: StrataContext, io
   }
 }
 
-async function copyIntoStore(store: LocalStore, content: { descriptor: Descriptor; reader: BlobReader }, names: string[], signal: AbortSignal | undefined): Promise<void> {
+async function copyIntoStore(
+  store: LocalStore,
+  content: { descriptor: Descriptor; reader: BlobReader },
+  names: string[],
+  signal: AbortSignal | undefined,
+): Promise<void> {
   await writeToLocalStore(store, content, names, signal);
   if (names.length === 0) await store.layout.setManifest(content.descriptor);
 }
@@ -140,7 +181,13 @@ async function checkLayerSource(spec: AppendLayerSpec): Promise<void> {
 }
 
 function hasEdits(o: ConfigEdits): boolean {
-  return !!(o.env?.length || o.labels?.length || o.expose?.length) || o.cmd !== undefined || o.entrypoint !== undefined || o.workdir !== undefined || o.user !== undefined;
+  return (
+    !!(o.env?.length || o.labels?.length || o.expose?.length) ||
+    o.cmd !== undefined ||
+    o.entrypoint !== undefined ||
+    o.workdir !== undefined ||
+    o.user !== undefined
+  );
 }
 
 function describeEdits(o: ConfigEdits): string {

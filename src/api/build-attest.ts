@@ -145,7 +145,12 @@ function dockerPurl(name: string, platform: Platform): string {
  * manifests in an index (BuildKit's layout; a single platform becomes an index), OCI 1.1 referrers,
  * or both. New blobs go to `memory`, where every sink reads them from.
  */
-export async function attestBuilds(builds: readonly PlatformBuild[], reader: BlobReader, memory: MemoryBlobReader, inputs: AttestInputs): Promise<AttestedImage> {
+export async function attestBuilds(
+  builds: readonly PlatformBuild[],
+  reader: BlobReader,
+  memory: MemoryBlobReader,
+  inputs: AttestInputs,
+): Promise<AttestedImage> {
   const blobs: Blobs = new Map();
   const warnings: string[] = [];
   const packages = new Map<string, number>();
@@ -163,21 +168,31 @@ export async function attestBuilds(builds: readonly PlatformBuild[], reader: Blo
     const statements: InTotoStatement[] = [];
     if (inputs.request.sbom) {
       if (inputs.request.sbom.scanStage) warnings.push('--sbom scan-stage=true: strata scans the final image only; build stages are not scanned yet');
-      const scan = await scanImageLayers(b.image.layers.map((l) => l.descriptor), reader, { cacheDir: join(inputs.storeRoot, 'cache', 'sbom'), signal: inputs.signal });
+      const scan = await scanImageLayers(
+        b.image.layers.map((l) => l.descriptor),
+        reader,
+        { cacheDir: join(inputs.storeRoot, 'cache', 'sbom'), signal: inputs.signal },
+      );
       for (const w of scan.warnings) warnings.push(`sbom ${key}: ${w}`);
       packages.set(key, scan.packages.length);
       const docSubject = { name: familiarImageName(name), created, tool: `strata-${inputs.strataVersion}` };
-      statements.push(inputs.request.sbom.format === 'cyclonedx'
-        ? statement(PredicateType.cyclonedx, subject, JSON.parse(await cyclonedxDocument(scan, docSubject)) as unknown)
-        : statement(PredicateType.spdx, subject, await spdxDocument(scan, docSubject)));
+      statements.push(
+        inputs.request.sbom.format === 'cyclonedx'
+          ? statement(PredicateType.cyclonedx, subject, JSON.parse(await cyclonedxDocument(scan, docSubject)) as unknown)
+          : statement(PredicateType.spdx, subject, await spdxDocument(scan, docSubject)),
+      );
     }
     if (inputs.request.provenance) {
       const materials = inputs.materials
         .filter((m) => formatPlatform(m.platform) === key)
         .map((m) => ({ uri: m.docker ? dockerPurl(m.ref, m.platform) : m.ref, digest: m.digest }));
       const unique = [...new Map(materials.map((m) => [`${m.uri} ${m.digest}`, m])).values()];
-      const times = inputs.sourceDateEpoch !== undefined ? { startedOn: created, finishedOn: created } : { startedOn: inputs.startedAt, finishedOn: inputs.finishedAt };
-      const invocationId = digestOf(JSON.stringify([dockerfileDigest, inputs.buildArgs, inputs.target, key, unique, times.startedOn.toISOString()])).slice(7, 39);
+      const times =
+        inputs.sourceDateEpoch !== undefined ? { startedOn: created, finishedOn: created } : { startedOn: inputs.startedAt, finishedOn: inputs.finishedAt };
+      const invocationId = digestOf(JSON.stringify([dockerfileDigest, inputs.buildArgs, inputs.target, key, unique, times.startedOn.toISOString()])).slice(
+        7,
+        39,
+      );
       const { predicateType, predicate } = provenancePredicate({
         ...inputs.request.provenance,
         builderVersion: inputs.strataVersion,
@@ -198,7 +213,11 @@ export async function attestBuilds(builds: readonly PlatformBuild[], reader: Blo
     const entry: { image: Descriptor; attestation?: Descriptor } = { image: subjectDescriptor };
     if (statements.length > 0 && inputs.attestTo !== 'referrers') entry.attestation = attestationManifest(subjectDescriptor, statements, blobs);
     if (inputs.attestTo !== 'index') {
-      for (const s of statements) referrers.push({ subject: b.serialized.manifest.descriptor, artifact: referrerManifest(b.serialized.manifest.descriptor, s, blobs, created.toISOString().replace(/\.\d{3}Z$/, 'Z')) });
+      for (const s of statements)
+        referrers.push({
+          subject: b.serialized.manifest.descriptor,
+          artifact: referrerManifest(b.serialized.manifest.descriptor, s, blobs, created.toISOString().replace(/\.\d{3}Z$/, 'Z')),
+        });
     }
     entries.push(entry);
   }
@@ -224,7 +243,8 @@ export async function writeAttestationExtras(
 ): Promise<string[]> {
   const written: string[] = [];
   for (const out of outputs) {
-    if (out.type === 'docker') events?.({ type: 'warning', message: `--output type=docker (${out.dest}): Docker's archive format holds no attestations; they were left out` });
+    if (out.type === 'docker')
+      events?.({ type: 'warning', message: `--output type=docker (${out.dest}): Docker's archive format holds no attestations; they were left out` });
   }
   if (attested.referrers.length === 0) return written;
   const pushed = outputs.flatMap((o) => (o.type === 'registry' || (o.type === 'image' && o.push) ? (o.names ?? names) : []));

@@ -47,8 +47,17 @@ function attributes(text: string, flag: string): Map<string, string> {
   const attrs = new Map<string, string>();
   for (const part of text.split(',')) {
     const eq = part.indexOf('=');
-    if (eq <= 0) throw new StrataError('E_USAGE', `${flag} "${text}": "${part}" is not KEY=VALUE`, { hint: `write ${flag} type=registry,ref=REPO:TAG or type=local,${flag === '--cache-to' ? 'dest' : 'src'}=DIR` });
-    attrs.set(part.slice(0, eq).trim().toLowerCase(), part.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1'));
+    if (eq <= 0)
+      throw new StrataError('E_USAGE', `${flag} "${text}": "${part}" is not KEY=VALUE`, {
+        hint: `write ${flag} type=registry,ref=REPO:TAG or type=local,${flag === '--cache-to' ? 'dest' : 'src'}=DIR`,
+      });
+    attrs.set(
+      part.slice(0, eq).trim().toLowerCase(),
+      part
+        .slice(eq + 1)
+        .trim()
+        .replace(/^"(.*)"$/, '$1'),
+    );
   }
   return attrs;
 }
@@ -144,7 +153,12 @@ function describeImport(spec: CacheImportSpec): string {
  * are until something needs their bytes. A cache that is missing or unreadable is a warning, as
  * with buildx: the build goes on without it.
  */
-export async function importBuildCaches(specs: readonly CacheImportSpec[], io: RegistryIo, warn: (message: string) => void, signal?: AbortSignal): Promise<ImportedStepCache[]> {
+export async function importBuildCaches(
+  specs: readonly CacheImportSpec[],
+  io: RegistryIo,
+  warn: (message: string) => void,
+  signal?: AbortSignal,
+): Promise<ImportedStepCache[]> {
   const out: ImportedStepCache[] = [];
   for (const spec of specs) {
     const description = describeImport(spec);
@@ -169,7 +183,11 @@ interface OpenedCache {
 
 function cacheManifest(bytes: Uint8Array, mediaType: string | undefined, where: string): Manifest {
   const parsed = parseManifestOrIndex(bytes, where, mediaType);
-  if (parsed.kind !== 'manifest' || parsed.manifest.artifactType !== BUILD_CACHE_ARTIFACT_TYPE || parsed.manifest.config.mediaType !== BUILD_CACHE_CONFIG_TYPE) {
+  if (
+    parsed.kind !== 'manifest' ||
+    parsed.manifest.artifactType !== BUILD_CACHE_ARTIFACT_TYPE ||
+    parsed.manifest.config.mediaType !== BUILD_CACHE_CONFIG_TYPE
+  ) {
     throw new StrataError('E_MANIFEST_INVALID', `${where} is not a strata build cache (artifactType ${BUILD_CACHE_ARTIFACT_TYPE})`);
   }
   return parsed.manifest;
@@ -208,7 +226,12 @@ function isOutcome(value: unknown, layers: ReadonlySet<string>): value is StepOu
   return layers.has(d.digest);
 }
 
-function readCacheConfig(manifest: Manifest, bytes: Buffer, description: string, warn: (message: string) => void): { outcomes: Map<Digest, StepOutcome>; mounts: Map<string, Descriptor> } {
+function readCacheConfig(
+  manifest: Manifest,
+  bytes: Buffer,
+  description: string,
+  warn: (message: string) => void,
+): { outcomes: Map<Digest, StepOutcome>; mounts: Map<string, Descriptor> } {
   let config: Partial<CacheConfig>;
   try {
     config = JSON.parse(bytes.toString('utf8')) as Partial<CacheConfig>;
@@ -292,7 +315,10 @@ export function buildCacheArtifact(
  * repositories this run read from (bases, imported caches) before anything is uploaded; the
  * manifest goes last. Returns what was written, in words.
  */
-export async function exportBuildCache(spec: CacheExportSpec, options: ExportBuildCacheOptions & { warn?: (message: string) => void }): Promise<string | undefined> {
+export async function exportBuildCache(
+  spec: CacheExportSpec,
+  options: ExportBuildCacheOptions & { warn?: (message: string) => void },
+): Promise<string | undefined> {
   try {
     return await writeBuildCache(spec, options);
   } catch (cause) {

@@ -30,7 +30,10 @@ export interface PlatformBuild {
 export function parsePlatforms(text: string | undefined, fallback: Platform | undefined): Platform[] {
   if (!text) return [fallback ?? hostPlatform()];
   const seen = new Map<string, Platform>();
-  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const p = parsePlatform(part);
     seen.set(formatPlatform(p), p);
   }
@@ -71,9 +74,13 @@ export async function pickExecutor(
   return { executor, refused: [] };
 }
 
-export async function readDockerfile(contextDir: string, options: { dockerfile?: string | undefined; dockerfileText?: string | undefined }): Promise<{ file: string; text: string }> {
+export async function readDockerfile(
+  contextDir: string,
+  options: { dockerfile?: string | undefined; dockerfileText?: string | undefined },
+): Promise<{ file: string; text: string }> {
   if (options.dockerfileText !== undefined) return { file: options.dockerfile ?? 'Dockerfile', text: options.dockerfileText };
-  const path = options.dockerfile === undefined ? join(contextDir, 'Dockerfile') : isAbsolute(options.dockerfile) ? options.dockerfile : resolve(options.dockerfile);
+  const path =
+    options.dockerfile === undefined ? join(contextDir, 'Dockerfile') : isAbsolute(options.dockerfile) ? options.dockerfile : resolve(options.dockerfile);
   try {
     return { file: path, text: await readFile(path, 'utf8') };
   } catch (cause) {
@@ -119,7 +126,15 @@ export type Opener = (ref: string, platform: Platform) => Promise<BaseImage>;
  * `--build-context NAME=VALUE`: `docker-image://REF`, `oci-layout://DIR[:TAG]`, a git repository or
  * http(s) tar archive (made local by `openRemote`), or a directory.
  */
-export async function openNamedContext(name: string, value: string, platform: Platform, openRef: Opener, openLayout: Opener, contextDir: string, openRemote?: (value: string) => Promise<string>): Promise<NamedContext> {
+export async function openNamedContext(
+  name: string,
+  value: string,
+  platform: Platform,
+  openRef: Opener,
+  openLayout: Opener,
+  contextDir: string,
+  openRemote?: (value: string) => Promise<string>,
+): Promise<NamedContext> {
   if (value.startsWith('docker-image://')) return { kind: 'image', base: await openRef(value.slice('docker-image://'.length), platform) };
   if (value.startsWith('oci-layout://')) return { kind: 'image', base: await openLayout(value.slice('oci-layout://'.length), platform) };
   if (openRemote !== undefined && value !== '-' && isRemoteContext(value)) return { kind: 'dir', dir: await openRemote(value) };

@@ -37,7 +37,10 @@ export function parseBuildOutput(text: string): BuildOutputSpec {
     if (v === 'false' || v === '0') return false;
     throw new StrataError('E_USAGE', `--output "${text}": ${key} must be true or false`);
   };
-  const names = attrs.get('name')?.split(/[,\s]+/).filter(Boolean);
+  const names = attrs
+    .get('name')
+    ?.split(/[,\s]+/)
+    .filter(Boolean);
   const needDest = (): string => {
     if (!dest) throw new StrataError('E_USAGE', `--output type=${type} needs dest=PATH`);
     return dest;

@@ -20,14 +20,20 @@ export function sshSockets(specs: readonly string[], env: Readonly<Record<string
  * `--secret id=ID,src=FILE` is used in place; `env=VAR` is written to a private file (mode 0600) for
  * the build's duration. Secret values never reach the engine's keys, history or layers.
  */
-export async function prepareSecrets(specs: readonly string[], env: Readonly<Record<string, string | undefined>>, store: LocalStore): Promise<{ files: Record<string, string>; cleanup: () => Promise<void> }> {
+export async function prepareSecrets(
+  specs: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  store: LocalStore,
+): Promise<{ files: Record<string, string>; cleanup: () => Promise<void> }> {
   const files: Record<string, string> = {};
   let dir: string | undefined;
   for (const spec of specs) {
-    const fields = new Map(spec.split(',').map((p) => {
-      const eq = p.indexOf('=');
-      return eq < 0 ? [p, ''] as const : [p.slice(0, eq), p.slice(eq + 1)] as const;
-    }));
+    const fields = new Map(
+      spec.split(',').map((p) => {
+        const eq = p.indexOf('=');
+        return eq < 0 ? ([p, ''] as const) : ([p.slice(0, eq), p.slice(eq + 1)] as const);
+      }),
+    );
     const id = fields.get('id');
     if (!id) throw new StrataError('E_USAGE', `--secret ${spec.replace(/=.*/, '=…')}: needs id=ID`);
     const src = fields.get('src') ?? fields.get('source');
@@ -47,7 +53,12 @@ export async function prepareSecrets(specs: readonly string[], env: Readonly<Rec
       files[id] = file;
     }
   }
-  return { files, cleanup: async () => { if (dir) await rm(dir, { recursive: true, force: true }); } };
+  return {
+    files,
+    cleanup: async () => {
+      if (dir) await rm(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 const TMPFS_MAGIC = 0x01021994;

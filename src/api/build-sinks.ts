@@ -28,7 +28,12 @@ export interface PlatformImage {
   image: Image;
 }
 
-export async function writeBuildOutputs(outputs: readonly BuildOutputSpec[], content: ImageContent, images: readonly PlatformImage[], sc: SinkContext): Promise<string[]> {
+export async function writeBuildOutputs(
+  outputs: readonly BuildOutputSpec[],
+  content: ImageContent,
+  images: readonly PlatformImage[],
+  sc: SinkContext,
+): Promise<string[]> {
   const written: string[] = [];
   for (const out of outputs) {
     switch (out.type) {
@@ -90,16 +95,22 @@ async function push(names: readonly string[], image: ImageContent, sc: SinkConte
 /** The final root filesystem in a directory: unpacked beside it, then renamed into place. */
 async function writeRootfsDirectory(dest: string, image: Image, content: ImageContent, sc: SinkContext): Promise<void> {
   const existing = await readdir(dest).catch(() => undefined);
-  if (existing && existing.length > 0) throw new StrataError('E_EXISTS', `--output type=local,dest=${dest}: the directory is not empty`, { hint: 'give a new or empty directory' });
+  if (existing && existing.length > 0)
+    throw new StrataError('E_EXISTS', `--output type=local,dest=${dest}: the directory is not empty`, { hint: 'give a new or empty directory' });
   await mkdir(dirname(dest), { recursive: true });
   const tmp = await mkdtemp(join(dirname(dest), '.strata-rootfs-'));
   try {
     // mkdtemp makes 0700; a root filesystem's top is 0755 unless a layer says otherwise.
     await chmod(tmp, 0o755);
-    await extractImageToDirectory(image.layers.map((l) => l.descriptor), content.reader, tmp, {
-      privileged: sc.ctx.privileged === true,
-      signal: sc.signal,
-    });
+    await extractImageToDirectory(
+      image.layers.map((l) => l.descriptor),
+      content.reader,
+      tmp,
+      {
+        privileged: sc.ctx.privileged === true,
+        signal: sc.signal,
+      },
+    );
     if (existing) await rm(dest, { recursive: true, force: true });
     await rename(tmp, dest);
   } catch (cause) {
@@ -114,10 +125,15 @@ async function writeRootfsTar(dest: string, image: Image, content: ImageContent,
   try {
     const root = join(work, 'rootfs');
     await mkdir(root);
-    await extractImageToDirectory(image.layers.map((l) => l.descriptor), content.reader, root, {
-      privileged: sc.ctx.privileged === true,
-      signal: sc.signal,
-    });
+    await extractImageToDirectory(
+      image.layers.map((l) => l.descriptor),
+      content.reader,
+      root,
+      {
+        privileged: sc.ctx.privileged === true,
+        signal: sc.signal,
+      },
+    );
     const blobs = new FileBlobStore(join(work, 'blobs'));
     const layer = await writeLayer(await walkLayerTree(root), { compression: 'none', ownership: 'keep', sourceDateEpoch: sc.ctx.sourceDateEpoch }, blobs);
     await mkdir(dirname(dest), { recursive: true });

@@ -41,7 +41,11 @@ interface Sink {
 export class UploadingIngester implements BlobIngester {
   private readonly stallMs: number;
 
-  constructor(private readonly store: BlobIngester, private readonly uploads: readonly StreamUpload[], options: UploadingIngesterOptions = {}) {
+  constructor(
+    private readonly store: BlobIngester,
+    private readonly uploads: readonly StreamUpload[],
+    options: UploadingIngesterOptions = {},
+  ) {
     this.stallMs = options.stallMs ?? STALL_MS;
   }
 
@@ -130,7 +134,10 @@ export function uploadingIngester(store: LocalStore, names: readonly string[], i
     const key = `${target.client.registry}/${target.repository}`;
     if (targets.has(key)) continue;
     targets.set(key, async (bytes, stored, uploadSignal) => {
-      const sent = await target.client.streamBlob(target.repository, bytes, { digest: stored, signal: signal ? AbortSignal.any([signal, uploadSignal]) : uploadSignal });
+      const sent = await target.client.streamBlob(target.repository, bytes, {
+        digest: stored,
+        signal: signal ? AbortSignal.any([signal, uploadSignal]) : uploadSignal,
+      });
       io.progress?.({ type: 'blob-streamed', digest: sent.digest, size: sent.size, repository: key });
     });
   }

@@ -9,7 +9,15 @@ import type { LayerResult } from '../layer/index.js';
 import { hostPlatform, type Descriptor, type LayerCompression, type Platform } from '../oci/index.js';
 import { CompositeBlobReader, LocalStore, MemoryBlobReader, writeFileAtomic, type BlobReader } from '../store/index.js';
 import type { RegistryIo } from './append.js';
-import { checkCacheSpecs, exportBuildCache, importBuildCaches, parseCacheExport, parseCacheImport, type CacheExportSpec, type CacheImportSpec } from './build-cache.js';
+import {
+  checkCacheSpecs,
+  exportBuildCache,
+  importBuildCaches,
+  parseCacheExport,
+  parseCacheImport,
+  type CacheExportSpec,
+  type CacheImportSpec,
+} from './build-cache.js';
 import { indexOver, openBaseImage, openNamedContext, parsePlatforms, pickExecutor, readDockerfile, type PlatformBuild } from './build-inputs.js';
 import { parseAttestOptions } from '../attest/index.js';
 import { annotateManifest, annotationsFor, needsIndex, parseAnnotation } from './annotations.js';
@@ -151,7 +159,7 @@ export async function buildImage(given: BuildImageOptions, ctx: StrataContext, i
     throw new StrataError('E_USAGE', '--output type=docker holds one platform; build one --platform at a time for it, or use type=oci');
   }
   if (options.compression === 'zstd' && outputs.some((o) => o.type === 'docker')) {
-    throw new StrataError('E_USAGE', '--output type=docker cannot hold zstd layers (Docker\'s format has no zstd layer type)', {
+    throw new StrataError('E_USAGE', "--output type=docker cannot hold zstd layers (Docker's format has no zstd layer type)", {
       hint: 'use --output type=oci, or --compression gzip',
     });
   }
@@ -185,15 +193,18 @@ export async function buildImage(given: BuildImageOptions, ctx: StrataContext, i
     });
   };
   const opened: OpenedImage[] = [];
-  const mainRemote = options.contextSource === undefined ? undefined : openRemoteContext(options.contextSource, {
-    scratchDir: join(store.root, 'tmp'),
-    fetch: httpFetch,
-    stdin: options.stdin,
-    secrets: secrets.files,
-    ssh: sshSockets(options.ssh ?? [], options.env ?? {}),
-    env: options.env,
-    signal: options.signal,
-  });
+  const mainRemote =
+    options.contextSource === undefined
+      ? undefined
+      : openRemoteContext(options.contextSource, {
+          scratchDir: join(store.root, 'tmp'),
+          fetch: httpFetch,
+          stdin: options.stdin,
+          secrets: secrets.files,
+          ssh: sshSockets(options.ssh ?? [], options.env ?? {}),
+          env: options.env,
+          signal: options.signal,
+        });
   if (mainRemote !== undefined) remoteContexts.set('\0main', mainRemote);
   // Base layers read for any reason (a COPY's look at the base, RUN, an output elsewhere), counted
   // so the summary can say when a build never downloaded one.
@@ -224,10 +235,12 @@ export async function buildImage(given: BuildImageOptions, ctx: StrataContext, i
   try {
     const main = await mainRemote;
     const buildContextDir = main?.dir ?? contextDir;
-    const dockerfile = localDockerfile ?? (await readDockerfile(buildContextDir, {
-      dockerfile: options.dockerfile === undefined ? undefined : resolve(buildContextDir, options.dockerfile),
-      dockerfileText: options.dockerfileText ?? main?.dockerfileText,
-    }));
+    const dockerfile =
+      localDockerfile ??
+      (await readDockerfile(buildContextDir, {
+        dockerfile: options.dockerfile === undefined ? undefined : resolve(buildContextDir, options.dockerfile),
+        dockerfileText: options.dockerfileText ?? main?.dockerfileText,
+      }));
     if (main !== undefined && defaultName) names = [localImageName(`${(await defaultRepository(main.name)) || 'image'}:latest`)];
     const cacheWarnings: string[] = [];
     const warnCache = (message: string): void => {
@@ -235,9 +248,15 @@ export async function buildImage(given: BuildImageOptions, ctx: StrataContext, i
       options.events?.({ type: 'warning', message });
     };
     const imported = options.noCache ? [] : await importBuildCaches(cacheImports, io, warnCache, options.signal);
-    const layered = cacheImports.length || cacheExport
-      ? new LayeredStepCache({ local: LocalStepCache.forStore(store.root, store.blobs, { recordUse: options.explainCache !== true }), imported, reads: options.noCache !== true, writes: options.explainCache !== true })
-      : undefined;
+    const layered =
+      cacheImports.length || cacheExport
+        ? new LayeredStepCache({
+            local: LocalStepCache.forStore(store.root, store.blobs, { recordUse: options.explainCache !== true }),
+            imported,
+            reads: options.noCache !== true,
+            writes: options.explainCache !== true,
+          })
+        : undefined;
     // A build that pushes uploads each new layer while writing it. Across platforms a COPY layer that
     // would be the same bytes is written (and so sent) once: the platform builds share their writes.
     const layerIngester = uploadingIngester(store, pushNames(outputs, names), io, options.signal);
@@ -299,12 +318,24 @@ export async function buildImage(given: BuildImageOptions, ctx: StrataContext, i
     let top = builds.length === 1 && !needsIndex(annotations) ? builds[0]!.serialized.manifest.descriptor : indexOver(builds, memory, annotations);
     const attested = attest.wanted
       ? await attestBuilds(builds, reader, memory, {
-        annotations,
-        request: attest.request, attestTo, strataVersion: options.strataVersion ?? 'unknown', dockerfile, contextDir,
-        buildArgs: options.buildArgs ?? {}, target: options.target, contexts: Object.keys(options.buildContexts ?? {}),
-        sourceDateEpoch: ctx.sourceDateEpoch, startedAt, finishedAt: ctx.now(), names, materials: attest.materials,
-        steps: attest.steps, storeRoot: store.root, signal: options.signal,
-      })
+          annotations,
+          request: attest.request,
+          attestTo,
+          strataVersion: options.strataVersion ?? 'unknown',
+          dockerfile,
+          contextDir,
+          buildArgs: options.buildArgs ?? {},
+          target: options.target,
+          contexts: Object.keys(options.buildContexts ?? {}),
+          sourceDateEpoch: ctx.sourceDateEpoch,
+          startedAt,
+          finishedAt: ctx.now(),
+          names,
+          materials: attest.materials,
+          steps: attest.steps,
+          storeRoot: store.root,
+          signal: options.signal,
+        })
       : undefined;
     if (attested) {
       top = attested.top;
@@ -313,13 +344,35 @@ export async function buildImage(given: BuildImageOptions, ctx: StrataContext, i
     const topAnnotations = annotationsFor(annotations, 'index-descriptor');
     if (topAnnotations) top = { ...top, annotations: topAnnotations };
     const content = { descriptor: top, reader };
-    const written = options.explainCache === true ? [] : await writeBuildOutputs(outputs, content, builds.map((b) => ({ platform: b.platform, image: b.image })), { store, names, ctx: { ...ctx, platform: platforms[0] }, io, signal: options.signal });
-    if (attested && options.explainCache !== true) written.push(...(await writeAttestationExtras(attested, outputs, names, reader, io, options.events, options.signal)));
+    const written =
+      options.explainCache === true
+        ? []
+        : await writeBuildOutputs(
+            outputs,
+            content,
+            builds.map((b) => ({ platform: b.platform, image: b.image })),
+            { store, names, ctx: { ...ctx, platform: platforms[0] }, io, signal: options.signal },
+          );
+    if (attested && options.explainCache !== true)
+      written.push(...(await writeAttestationExtras(attested, outputs, names, reader, io, options.events, options.signal)));
     if (cacheExport && layered && options.explainCache !== true) {
-      const cacheWritten = await exportBuildCache(cacheExport, { cache: layered, finals: builds.map((b) => b.image), reader, io, strataVersion: options.strataVersion, warn: warnCache, ingester: store.blobs });
+      const cacheWritten = await exportBuildCache(cacheExport, {
+        cache: layered,
+        finals: builds.map((b) => b.image),
+        reader,
+        io,
+        strataVersion: options.strataVersion,
+        warn: warnCache,
+        ingester: store.blobs,
+      });
       if (cacheWritten) written.push(cacheWritten);
     }
-    const size = top.size + builds.reduce((n, b) => n + b.serialized.manifest.descriptor.size + b.serialized.config.descriptor.size + b.image.layers.reduce((m, l) => m + l.descriptor.size, 0), 0);
+    const size =
+      top.size +
+      builds.reduce(
+        (n, b) => n + b.serialized.manifest.descriptor.size + b.serialized.config.descriptor.size + b.image.layers.reduce((m, l) => m + l.descriptor.size, 0),
+        0,
+      );
     const result: BuildImageResult = {
       manifest: top,
       // For a multi-platform build the index stands for the image, as buildx writes it.
@@ -341,18 +394,32 @@ export async function buildImage(given: BuildImageOptions, ctx: StrataContext, i
     }
     if (options.iidFile) await writeFileAtomic(options.iidFile, result.configDigest);
     if (options.metadataFile) {
-      await writeFileAtomic(options.metadataFile, `${JSON.stringify({
-        'containerimage.config.digest': result.configDigest,
-        'containerimage.digest': result.manifest.digest,
-        'containerimage.descriptor': result.manifest,
-        'image.name': names.map(familiarImageName).join(','),
-        'strata.executor': executor.name,
-      }, null, 2)}\n`);
+      await writeFileAtomic(
+        options.metadataFile,
+        `${JSON.stringify(
+          {
+            'containerimage.config.digest': result.configDigest,
+            'containerimage.digest': result.manifest.digest,
+            'containerimage.descriptor': result.manifest,
+            'image.name': names.map(familiarImageName).join(','),
+            'strata.executor': executor.name,
+          },
+          null,
+          2,
+        )}\n`,
+      );
     }
     return result;
   } finally {
     await Promise.all(opened.map((o) => o.close()));
-    await Promise.all([...remoteContexts.values()].map((r) => r.then((c) => c.cleanup(), () => undefined)));
+    await Promise.all(
+      [...remoteContexts.values()].map((r) =>
+        r.then(
+          (c) => c.cleanup(),
+          () => undefined,
+        ),
+      ),
+    );
     await secrets.cleanup();
     // The tags are written (or the build failed): its blobs need no lease any more.
     store.release();

@@ -22,4 +22,3 @@ export interface StrataContext {
   /** Aborts the operation (the CLI's SIGINT/SIGTERM); no name is written once it has fired. */
   signal?: AbortSignal | undefined;
 }
-

@@ -17,7 +17,13 @@ export interface CopyImageOptions {
 }
 
 /** Copies an image between any two locations, verifying every blob on the way. */
-export async function copyImage(source: string, destination: string, ctx: StrataContext, options: CopyImageOptions = {}, io: RegistryIo = {}): Promise<Descriptor> {
+export async function copyImage(
+  source: string,
+  destination: string,
+  ctx: StrataContext,
+  options: CopyImageOptions = {},
+  io: RegistryIo = {},
+): Promise<Descriptor> {
   const from = parseImageLocation(source);
   const to = parseImageLocation(destination);
   if (from.transport === 'docker' && to.transport === 'docker' && isRegistryConnection(io) && options.format !== 'v2s2') {
@@ -34,7 +40,13 @@ export async function copyImage(source: string, destination: string, ctx: Strata
 }
 
 /** Streams blobs from one registry to another without touching disk; within one registry, mounts them. */
-async function copyRegistryToRegistry(source: string, destination: string, ctx: StrataContext, options: CopyImageOptions, conn: RegistryConnection): Promise<Descriptor> {
+async function copyRegistryToRegistry(
+  source: string,
+  destination: string,
+  ctx: StrataContext,
+  options: CopyImageOptions,
+  conn: RegistryConnection,
+): Promise<Descriptor> {
   const src = registryTarget(conn, source);
   const dest = registryTarget(conn, destination);
   // A mirror may serve the source (never the destination); the copy then streams from it.

@@ -50,7 +50,13 @@ class RoutingReader implements BlobReader {
  * Fetches a manifest or index and everything it lists that is a manifest (small documents), recording
  * which repository holds each blob. Layers are never read: the push mounts them.
  */
-async function gather(t: RegistryTarget, reference: string, reader: RoutingReader, signal: AbortSignal | undefined, depth = 0): Promise<{ descriptor: Descriptor; index?: Index; configDigest?: Descriptor }> {
+async function gather(
+  t: RegistryTarget,
+  reference: string,
+  reader: RoutingReader,
+  signal: AbortSignal | undefined,
+  depth = 0,
+): Promise<{ descriptor: Descriptor; index?: Index; configDigest?: Descriptor }> {
   if (depth > 4) throw new StrataError('E_MANIFEST_INVALID', `${t.description}: indexes nested too deeply`);
   const fetched = await t.client.getManifest(t.repository, reference, { signal });
   reader.manifests.set(fetched.digest, fetched.bytes);
@@ -79,7 +85,10 @@ export async function createIndex(options: IndexCreateOptions, io: RegistryIo): 
   const specs = (options.annotations ?? []).map(parseAnnotation);
   for (const s of specs) {
     if (s.targets.some((t) => t === 'manifest' || t === 'index-descriptor')) {
-      throw new StrataError('E_USAGE', `--annotation ${s.targets.join(',')}:${s.key}: index create sets index and manifest-descriptor annotations only (it does not rewrite manifests)`);
+      throw new StrataError(
+        'E_USAGE',
+        `--annotation ${s.targets.join(',')}:${s.key}: index create sets index and manifest-descriptor annotations only (it does not rewrite manifests)`,
+      );
     }
   }
   const target = registryTarget(io, options.target);
@@ -98,7 +107,10 @@ export async function createIndex(options: IndexCreateOptions, io: RegistryIo): 
       for (const m of got.index.manifests) add(m);
       return;
     }
-    const config = parseImageConfig(await reader.blobs.get(got.configDigest!.digest)!.readBlob(got.configDigest!, { signal: options.signal }), `config of ${t.description}`);
+    const config = parseImageConfig(
+      await reader.blobs.get(got.configDigest!.digest)!.readBlob(got.configDigest!, { signal: options.signal }),
+      `config of ${t.description}`,
+    );
     add({ ...got.descriptor, platform: { architecture: config.architecture, os: config.os, ...(config.variant ? { variant: config.variant } : {}) } });
   };
   if (options.append && (await target.client.headManifest(target.repository, target.reference, { signal: options.signal })) !== undefined) {

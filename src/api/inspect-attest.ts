@@ -61,7 +61,8 @@ export async function readImageAttestations(source: string, ctx: StrataContext, 
     const subject = opened.manifest.descriptor;
     const statements: FoundStatement[] = [];
     for (const entry of opened.index?.manifests ?? []) {
-      if (entry.annotations?.[REFERENCE_TYPE_ANNOTATION] !== ATTESTATION_MANIFEST || entry.annotations[REFERENCE_DIGEST_ANNOTATION] !== subject.digest) continue;
+      if (entry.annotations?.[REFERENCE_TYPE_ANNOTATION] !== ATTESTATION_MANIFEST || entry.annotations[REFERENCE_DIGEST_ANNOTATION] !== subject.digest)
+        continue;
       statements.push(...(await statementsOf(entry, opened.reader, 'index')));
     }
     const referrers: Descriptor[] = [];
@@ -110,10 +111,14 @@ export function sbomPackages(found: FoundStatement): PackageRow[] {
       if (typeof c !== 'object' || c === null) continue;
       const comp = c as Record<string, unknown>;
       const licenses = Array.isArray(comp['licenses']) ? (comp['licenses'] as Array<Record<string, { id?: string; name?: string } | string>>) : [];
-      const license = licenses.map((l) => (typeof l['expression'] === 'string' ? l['expression'] : typeof l['license'] === 'object' ? (l['license'].id ?? l['license'].name ?? '') : '')).filter(Boolean).join(' AND ');
+      const license = licenses
+        .map((l) =>
+          typeof l['expression'] === 'string' ? l['expression'] : typeof l['license'] === 'object' ? (l['license'].id ?? l['license'].name ?? '') : '',
+        )
+        .filter(Boolean)
+        .join(' AND ');
       rows.push({ name: str(comp['name']), version: str(comp['version']), license, purl: str(comp['purl']) });
     }
   }
   return rows;
 }
-

@@ -10,9 +10,12 @@ import type { StrataContext } from './context.js';
  */
 export async function removeLeftovers(ctx: StrataContext, env: Readonly<Record<string, string | undefined>>): Promise<string[]> {
   const strata = (name: string): boolean => name.startsWith('strata-');
-  return sweepLeftovers([
-    ...storeSweepPlaces(ctx.storeRoot),
-    ...(ctx.scratchDir ? [{ dir: ctx.scratchDir, match: strata }] : []),
-    ...secretTmpfsDirs(env).map((dir) => ({ dir, match: (n: string) => n.startsWith('strata-secrets-') })),
-  ], currentOwner());
+  return sweepLeftovers(
+    [
+      ...storeSweepPlaces(ctx.storeRoot),
+      ...(ctx.scratchDir ? [{ dir: ctx.scratchDir, match: strata }] : []),
+      ...secretTmpfsDirs(env).map((dir) => ({ dir, match: (n: string) => n.startsWith('strata-secrets-') })),
+    ],
+    currentOwner(),
+  );
 }

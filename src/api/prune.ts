@@ -78,7 +78,10 @@ async function listItems(root: string): Promise<CacheItem[]> {
     const info = await lstat(path).catch(() => undefined);
     return info ? { kind: 'mount', path, size: await sizeOf(path), usedMs: info.mtimeMs } : undefined;
   });
-  for (const [kind, dir] of [['context', 'context-stats'], ['record', 'images']] as const) {
+  for (const [kind, dir] of [
+    ['context', 'context-stats'],
+    ['record', 'images'],
+  ] as const) {
     await each(join(root, 'cache', dir), async (_name, path) => {
       const info = await lstat(path).catch(() => undefined);
       return info?.isFile() ? { kind, path, size: info.size, usedMs: info.mtimeMs } : undefined;
@@ -166,8 +169,7 @@ export async function pruneStore(ctx: StrataContext, options: PruneOptions = {})
     const holders = new Map<string, number>();
     for (const i of kept) if (i.blob && unnamedSize.has(i.blob)) holders.set(i.blob, (holders.get(i.blob) ?? 0) + 1);
     const reachedByKept = new Set(holders.keys());
-    let total = kept.reduce((n, i) => n + i.size, 0)
-      + unnamed.reduce((n, b) => n + (reachedByKept.has(b.digest) ? b.size : 0), 0);
+    let total = kept.reduce((n, i) => n + i.size, 0) + unnamed.reduce((n, b) => n + (reachedByKept.has(b.digest) ? b.size : 0), 0);
     for (const item of kept) {
       if (total <= options.keepStorage) break;
       if (!old(item.usedMs) || item.kind === 'record') continue;
@@ -204,7 +206,7 @@ export async function boundStoreCache(ctx: StrataContext, limitBytes: number | u
   if (limit === undefined) {
     const fs = await statfs(ctx.storeRoot).catch(() => undefined);
     if (!fs) return undefined;
-    limit = Math.floor(fs.bavail * fs.bsize / 10);
+    limit = Math.floor((fs.bavail * fs.bsize) / 10);
   }
   const usage = await storeUsage(ctx);
   const cache = usage.buildCache.bytes + usage.mounts.bytes + usage.contexts.bytes + usage.corrupt.bytes;

@@ -38,19 +38,26 @@ export async function pullToStore(text: string, ctx: StrataContext, conn: Regist
   }
 }
 
-async function pullInto(store: LocalStore, target: ReturnType<typeof registryTarget>, conn: RegistryConnection, options: PullOptions, ctx: StrataContext): Promise<PullResult> {
-  const pull = (client: RegistryClient) => pullImage({
-    client,
-    repository: target.repository,
-    reference: target.reference,
-    // A pull is how a damaged image is mended: what it would skip as already there is checked first.
-    sink: { hasBlob: (d) => store.blobs.hasIntactBlob(d), putBlob: (d, data, o) => store.blobs.putBlob(d, data, o) },
-    platform: options.allPlatforms ? 'all' : ctx.platform,
-    sinkVerifies: true,
-    concurrency: conn.concurrency,
-    progress: conn.progress,
-    signal: ctx.signal,
-  });
+async function pullInto(
+  store: LocalStore,
+  target: ReturnType<typeof registryTarget>,
+  conn: RegistryConnection,
+  options: PullOptions,
+  ctx: StrataContext,
+): Promise<PullResult> {
+  const pull = (client: RegistryClient) =>
+    pullImage({
+      client,
+      repository: target.repository,
+      reference: target.reference,
+      // A pull is how a damaged image is mended: what it would skip as already there is checked first.
+      sink: { hasBlob: (d) => store.blobs.hasIntactBlob(d), putBlob: (d, data, o) => store.blobs.putBlob(d, data, o) },
+      platform: options.allPlatforms ? 'all' : ctx.platform,
+      sinkVerifies: true,
+      concurrency: conn.concurrency,
+      progress: conn.progress,
+      signal: ctx.signal,
+    });
   const served = (conn.mirrors?.get(target.client.registry)?.length ?? 0) > 0 ? await fetchThroughMirrors(conn, target) : undefined;
   let pulled: PulledImage;
   if (served?.mirror === undefined) pulled = await pull(target.client);
@@ -60,14 +67,26 @@ async function pullInto(store: LocalStore, target: ReturnType<typeof registryTar
     } catch (error) {
       // A mirror that served the manifest but fails on the way: the registry itself, as for a mirror that is down.
       if (isStrataError(error, 'E_ABORTED')) throw error;
-      conn.progress?.({ type: 'mirror', registry: target.client.registry, mirror: served.mirror, reference: target.description.replace(/^docker:\/\//, ''), failed: isStrataError(error) ? error.code : String(error) });
+      conn.progress?.({
+        type: 'mirror',
+        registry: target.client.registry,
+        mirror: served.mirror,
+        reference: target.description.replace(/^docker:\/\//, ''),
+        failed: isStrataError(error) ? error.code : String(error),
+      });
       pulled = await pull(target.client);
     }
   }
   noteReadFrom(conn, target.client.registry, target.repository);
   if (pulled.image !== undefined) {
     const parsed = parseManifestOrIndex(pulled.image.bytes, `manifest ${pulled.image.descriptor.digest}`, pulled.image.mediaType);
-    if (parsed.kind === 'manifest') await noteBlobLocations(conn, target.client.registry, target.repository, [parsed.manifest.config, ...parsed.manifest.layers].map((d) => d.digest));
+    if (parsed.kind === 'manifest')
+      await noteBlobLocations(
+        conn,
+        target.client.registry,
+        target.repository,
+        [parsed.manifest.config, ...parsed.manifest.layers].map((d) => d.digest),
+      );
   }
   const chosen = options.allPlatforms || !pulled.image ? pulled.root.descriptor : pulled.image.descriptor;
   const { platform: _platform, ...descriptor } = chosen;

@@ -17,7 +17,13 @@ export interface PushOptions {
  * `strata push SRC [DEST]`: SRC is a local-store name or any location; DEST a registry reference
  * (`docker://` optional), by default the local name SRC stands for.
  */
-export async function pushFromLocation(source: string, destination: string | undefined, ctx: StrataContext, conn: RegistryConnection, options: PushOptions = {}): Promise<{ destination: string; descriptor: Descriptor }> {
+export async function pushFromLocation(
+  source: string,
+  destination: string | undefined,
+  ctx: StrataContext,
+  conn: RegistryConnection,
+  options: PushOptions = {},
+): Promise<{ destination: string; descriptor: Descriptor }> {
   const dest = destination === undefined ? defaultDestination(source) : registryDestination(destination);
   const descriptor = await copyImage(source, dest, ctx, { allPlatforms: options.singlePlatform !== true, format: options.format }, conn);
   return { destination: dest, descriptor };

@@ -1,4 +1,14 @@
-import { BlobLocations, RegistryClient, createNodeFetch, proxySettingsFromEnv, type CredentialLookup, type DeadlineOptions, type FetchLike, type ProgressListener, type RetryOptions } from '../registry/index.js';
+import {
+  BlobLocations,
+  RegistryClient,
+  createNodeFetch,
+  proxySettingsFromEnv,
+  type CredentialLookup,
+  type DeadlineOptions,
+  type FetchLike,
+  type ProgressListener,
+  type RetryOptions,
+} from '../registry/index.js';
 import { registryApiHost } from '../ref/index.js';
 import { createCredentialStore, credentialLookup, type HelperRunner } from '../registry/credentials/index.js';
 import { openFromRegistry } from './registry-open.js';
@@ -49,12 +59,14 @@ export function createRegistryIo(options: RegistryIoOptions): RegistryConnection
   const proxy = proxySettingsFromEnv(options.env);
   const skipped = new Set((options.skipTlsVerify ?? []).map((r) => (r === '*' ? r : registryApiHost(r))));
   const skipsVerify = (host: string): boolean => skipped.has('*') || skipped.has(host);
-  const fetch = options.fetch ?? createNodeFetch({
-    caCert: options.caCert,
-    connectTimeoutMs: options.deadlines?.connectMs,
-    ...(proxy !== undefined ? { proxy } : {}),
-    ...(skipped.size > 0 ? { skipVerify: skipsVerify } : {}),
-  });
+  const fetch =
+    options.fetch ??
+    createNodeFetch({
+      caCert: options.caCert,
+      connectTimeoutMs: options.deadlines?.connectMs,
+      ...(proxy !== undefined ? { proxy } : {}),
+      ...(skipped.size > 0 ? { skipVerify: skipsVerify } : {}),
+    });
   const warned = new Set<string>();
   const credentials = createCredentialStore({
     env: options.env,

@@ -27,7 +27,12 @@ export async function openFromRegistry(conn: RegistryConnection, text: string, c
   ]);
   const resolved = await resolveImage(root.descriptor, reader, target.description, ctx.platform);
   const manifest = resolved.manifest.value;
-  await noteBlobLocations(conn, target.client.registry, target.repository, [manifest.config, ...manifest.layers].map((d) => d.digest));
+  await noteBlobLocations(
+    conn,
+    target.client.registry,
+    target.repository,
+    [manifest.config, ...manifest.layers].map((d) => d.digest),
+  );
   return {
     ...resolved,
     location: { transport: 'docker', ref: text.startsWith('docker://') ? text.slice('docker://'.length) : text },

@@ -16,7 +16,13 @@ export interface Referrer {
  * distribution 2.8), the referrers tag schema: the index under tag `sha256-<hex>` gets the artifact
  * added (read, extended, written back), as the distribution spec asks clients to do.
  */
-export async function pushReferrers(conn: RegistryConnection, name: string, referrers: readonly Referrer[], reader: BlobReader, signal?: AbortSignal): Promise<string[]> {
+export async function pushReferrers(
+  conn: RegistryConnection,
+  name: string,
+  referrers: readonly Referrer[],
+  reader: BlobReader,
+  signal?: AbortSignal,
+): Promise<string[]> {
   const target = registryTarget(conn, name);
   const { client, repository } = target;
   const written: string[] = [];

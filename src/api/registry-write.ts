@@ -13,7 +13,7 @@ export async function pushToRegistry(conn: RegistryConnection, text: string, con
   const { ref } = target;
   if (ref.digest !== undefined && ref.digest !== content.descriptor.digest) {
     throw new StrataError('E_USAGE', `${target.description}: the image is ${content.descriptor.digest}, not the digest the destination names`, {
-      hint: 'push to a tag (REPO:TAG) or to the image\'s own digest',
+      hint: "push to a tag (REPO:TAG) or to the image's own digest",
     });
   }
   const tags = ref.tag !== undefined ? [ref.tag] : ref.digest !== undefined ? [] : ['latest'];

@@ -71,7 +71,8 @@ async function fromStdin(work: string, options: RemoteContextOptions): Promise<O
   } catch (cause) {
     throw ioError('read the context from stdin into', archive, cause);
   }
-  if ((await stat(archive)).size === 0) throw new StrataError('E_USAGE', 'the context is - but stdin was empty', { hint: 'pipe a tar archive: tar -C DIR -c . | strata build -' });
+  if ((await stat(archive)).size === 0)
+    throw new StrataError('E_USAGE', 'the context is - but stdin was empty', { hint: 'pipe a tar archive: tar -C DIR -c . | strata build -' });
   return { dir: await unpackInto(archive, work, 'tar context from stdin', options), name: 'context' };
 }
 

@@ -3,7 +3,18 @@ import { join } from 'node:path';
 import { StrataError, ioError } from '../errors/index.js';
 import { digestFile, digestOf, parseDigest, type Digest } from '../digest/index.js';
 import { MediaType, canonicalJsonBytes, type Descriptor, type Manifest } from '../oci/index.js';
-import { FileMapBlobReader, LocalStore, MemoryBlobReader, CompositeBlobReader, OciLayout, extractImageArchive, isGzipFile, makeScratchDir, type BlobReader, type BlobStore } from '../store/index.js';
+import {
+  FileMapBlobReader,
+  LocalStore,
+  MemoryBlobReader,
+  CompositeBlobReader,
+  OciLayout,
+  extractImageArchive,
+  isGzipFile,
+  makeScratchDir,
+  type BlobReader,
+  type BlobStore,
+} from '../store/index.js';
 import type { StrataContext } from './context.js';
 import { localImageName } from './names.js';
 import { resolveImage, type ResolvedImage } from './resolve.js';

@@ -1,4 +1,12 @@
-export { PredicateType, IN_TOTO_MEDIA_TYPE, PREDICATE_TYPE_ANNOTATION, statement, statementBytes, type InTotoStatement, type AttestationSubject } from './statement.js';
+export {
+  PredicateType,
+  IN_TOTO_MEDIA_TYPE,
+  PREDICATE_TYPE_ANNOTATION,
+  statement,
+  statementBytes,
+  type InTotoStatement,
+  type AttestationSubject,
+} from './statement.js';
 export { provenancePredicate, isSecretArgName, BUILD_TYPE, type ProvenanceInput, type ProvenanceMode, type ProvenanceVersion } from './provenance.js';
 export {
   attestationManifest,

@@ -27,12 +27,16 @@ function layerOf(blobs: Blobs, s: InTotoStatement): Descriptor {
  */
 export function attestationManifest(subject: Descriptor, statements: readonly InTotoStatement[], blobs: Blobs): Descriptor {
   const layers = statements.map((s) => layerOf(blobs, s));
-  const config = blob(blobs, MediaType.OciConfig, canonicalJsonBytes({
-    architecture: 'unknown',
-    os: 'unknown',
-    config: {},
-    rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) },
-  }));
+  const config = blob(
+    blobs,
+    MediaType.OciConfig,
+    canonicalJsonBytes({
+      architecture: 'unknown',
+      os: 'unknown',
+      config: {},
+      rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) },
+    }),
+  );
   const manifest: Manifest = { schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers };
   const bytes = canonicalJsonBytes(manifest);
   const digest = digestOf(bytes);
@@ -76,7 +80,11 @@ export function referrerManifest(subject: Descriptor, s: InTotoStatement, blobs:
 }
 
 /** An index over image manifests and their attestation manifests (each attestation right after its image, as BuildKit orders them). */
-export function indexWithAttestations(entries: ReadonlyArray<{ image: Descriptor; attestation?: Descriptor | undefined }>, blobs: Blobs, annotations?: Record<string, string>): Descriptor {
+export function indexWithAttestations(
+  entries: ReadonlyArray<{ image: Descriptor; attestation?: Descriptor | undefined }>,
+  blobs: Blobs,
+  annotations?: Record<string, string>,
+): Descriptor {
   const index: Index = {
     schemaVersion: 2,
     mediaType: MediaType.OciIndex,

@@ -19,7 +19,10 @@ export interface AttestRequest {
 
 function attrs(text: string, flag: string): Map<string, string> {
   const out = new Map<string, string>();
-  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const eq = part.indexOf('=');
     if (eq <= 0) throw new StrataError('E_USAGE', `${flag} "${text}": "${part}" is not KEY=VALUE`);
     out.set(part.slice(0, eq).trim().toLowerCase(), part.slice(eq + 1).trim());
@@ -65,7 +68,11 @@ function provenanceOf(a: Map<string, string>, flag: string, text: string): Prove
  * `--sbom[=true|false|KEY=VALUE,…]`, `--provenance[=true|false|mode=min|max,version=v1|v0.2]` and
  * `--attest type=sbom|provenance,…` as buildx takes them; a later flag for the same type wins.
  */
-export function parseAttestOptions(options: { sbom?: string | undefined; provenance?: string | undefined; attest?: readonly string[] | undefined }): AttestRequest {
+export function parseAttestOptions(options: {
+  sbom?: string | undefined;
+  provenance?: string | undefined;
+  attest?: readonly string[] | undefined;
+}): AttestRequest {
   const out: AttestRequest = {};
   const shorthand = (value: string, flag: string, type: string): Map<string, string> | undefined => {
     if (value === '' || /^(true|1)$/i.test(value)) return new Map([['type', type]]);

@@ -70,9 +70,7 @@ export function provenancePredicate(input: ProvenanceInput): { predicateType: st
     },
     locals: [{ name: 'context' }, { name: 'dockerfile' }],
   };
-  const materials = [...input.materials]
-    .sort((a, b) => (a.uri < b.uri ? -1 : a.uri > b.uri ? 1 : 0))
-    .map((m) => ({ uri: m.uri, digest: digestMap(m.digest) }));
+  const materials = [...input.materials].sort((a, b) => (a.uri < b.uri ? -1 : a.uri > b.uri ? 1 : 0)).map((m) => ({ uri: m.uri, digest: digestMap(m.digest) }));
   const buildConfig = input.mode === 'max' && input.steps ? { steps: input.steps.map((s) => ({ ...s })) } : undefined;
   if (input.version === 'v1') {
     return {

@@ -16,7 +16,16 @@ export function platformArgs(target: Platform, build: Platform): Map<string, str
 
 /** Proxy ARGs are usable without a declaration and never recorded in history (BuildKit's rule). */
 export const PROXY_ARGS = new Set([
-  'HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy',
+  'HTTP_PROXY',
+  'http_proxy',
+  'HTTPS_PROXY',
+  'https_proxy',
+  'FTP_PROXY',
+  'ftp_proxy',
+  'NO_PROXY',
+  'no_proxy',
+  'ALL_PROXY',
+  'all_proxy',
 ]);
 
 /** The environment words are expanded against: ARGs in scope, overridden by the image's Env. */

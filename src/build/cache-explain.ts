@@ -89,7 +89,13 @@ export class CacheExplainer {
    * Why `components` missed: the differences from the recorded key of `line` that differs least.
    * `parentStep` names the step that last wrote a layer below (undefined: the base image).
    */
-  async explain(label: string, line: string, key: Digest, components: KeyComponents, options: { files?: FileList | undefined; parentStep?: number | undefined }): Promise<CacheMiss> {
+  async explain(
+    label: string,
+    line: string,
+    key: Digest,
+    components: KeyComponents,
+    options: { files?: FileList | undefined; parentStep?: number | undefined },
+  ): Promise<CacheMiss> {
     const candidates = (await this.entries(line)).filter((e) => e.components.kind === components.kind);
     let best: CacheChange[] | undefined;
     let bestEntry: LineEntry | undefined;
@@ -188,7 +194,7 @@ function describe(c: CacheChange): string {
     case 'new':
       return 'no cached step of this instruction';
     case 'unavailable':
-      return "the cached layer is not available (removed, or in another compression)";
+      return 'the cached layer is not available (removed, or in another compression)';
     case 'parent':
       return c.step === undefined ? 'base image changed' : `parent layer changed (step ${c.step})`;
     case 'word':

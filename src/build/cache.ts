@@ -104,7 +104,11 @@ export class LocalStepCache implements StepCache {
     private readonly options: { recordUse?: boolean } = {},
   ) {}
 
-  static forStore(storeRoot: string, blobs: BlobReader & { hasBlob(d: { digest: Digest }): Promise<boolean> }, options: { recordUse?: boolean } = {}): LocalStepCache {
+  static forStore(
+    storeRoot: string,
+    blobs: BlobReader & { hasBlob(d: { digest: Digest }): Promise<boolean> },
+    options: { recordUse?: boolean } = {},
+  ): LocalStepCache {
     return new LocalStepCache(join(storeRoot, 'cache', 'steps'), blobs, options);
   }
 

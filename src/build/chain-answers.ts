@@ -13,7 +13,13 @@ const VERSION = 'v1';
  * a function of the chain, so an answer never goes stale; a rebuild takes it instead of building the file index,
  * and a cached step reads nothing. A file that does not parse, or answers another question, is not used.
  */
-export async function chainAnswer<T>(session: BuildSession, image: Image, question: string, compute: () => Promise<T>, keep: (answer: T) => boolean = () => true): Promise<T> {
+export async function chainAnswer<T>(
+  session: BuildSession,
+  image: Image,
+  question: string,
+  compute: () => Promise<T>,
+  keep: (answer: T) => boolean = () => true,
+): Promise<T> {
   const chain = image.layers.map((l) => l.diffId).join(',');
   const id = digestHex(digestOf(`${VERSION}\n${chain}\n${question}`));
   return session.memo(`fs-answer:${id}`, async () => {

@@ -3,7 +3,15 @@ import { StrataError } from '../errors/index.js';
 import { formatPlatform, hostPlatform, normalizePlatform, type Platform } from '../oci/index.js';
 
 const QEMU_NAMES: Record<string, string> = {
-  amd64: 'x86_64', arm64: 'aarch64', arm: 'arm', '386': 'i386', ppc64le: 'ppc64le', s390x: 's390x', riscv64: 'riscv64', mips64le: 'mips64el', loong64: 'loongarch64',
+  amd64: 'x86_64',
+  arm64: 'aarch64',
+  arm: 'arm',
+  '386': 'i386',
+  ppc64le: 'ppc64le',
+  s390x: 's390x',
+  riscv64: 'riscv64',
+  mips64le: 'mips64el',
+  loong64: 'loongarch64',
 };
 
 /**
@@ -17,9 +25,13 @@ export function checkRunPlatform(platform: Platform, at: string, binfmtDir = '/p
   if (wanted.architecture === native.architecture || (native.architecture === 'amd64' && wanted.architecture === '386')) return;
   const qemu = QEMU_NAMES[wanted.architecture] ?? wanted.architecture;
   if (hasHandler(binfmtDir, qemu)) return;
-  throw new StrataError('E_RUN_UNSUPPORTED', `${at}: RUN for ${formatPlatform(wanted)} needs emulation, and this ${formatPlatform(native)} machine has no binfmt_misc handler for ${qemu}`, {
-    hint: 'install qemu-user-static and binfmt-support (apt-get install qemu-user-static binfmt-support), or build this platform on a native runner; stages without RUN need no emulation',
-  });
+  throw new StrataError(
+    'E_RUN_UNSUPPORTED',
+    `${at}: RUN for ${formatPlatform(wanted)} needs emulation, and this ${formatPlatform(native)} machine has no binfmt_misc handler for ${qemu}`,
+    {
+      hint: 'install qemu-user-static and binfmt-support (apt-get install qemu-user-static binfmt-support), or build this platform on a native runner; stages without RUN need no emulation',
+    },
+  );
 }
 
 function hasHandler(dir: string, qemu: string): boolean {

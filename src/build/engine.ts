@@ -44,7 +44,8 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
   const session: BuildSession = {
     deps,
     input,
-    cache: deps.stepCache ?? (input.noCache ? undefined : LocalStepCache.forStore(deps.store.root, deps.store.blobs, { recordUse: input.explainOnly !== true })),
+    cache:
+      deps.stepCache ?? (input.noCache ? undefined : LocalStepCache.forStore(deps.store.root, deps.store.blobs, { recordUse: input.explainOnly !== true })),
     explainer: input.noCache ? undefined : CacheExplainer.forStore(deps.store.root),
     statCache,
     created,
@@ -112,9 +113,10 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
     }
     // OCI media types by default, whatever the base used (a Docker-format base converts).
     image = setFormat(image, 'oci');
-    image = input.sourceDateEpoch !== undefined || input.noCache || input.explainOnly
-      ? setCreated(image, created)
-      : await ImageRecords.forStore(deps.store.root).settle(image, created, counter.executed === 0);
+    image =
+      input.sourceDateEpoch !== undefined || input.noCache || input.explainOnly
+        ? setCreated(image, created)
+        : await ImageRecords.forStore(deps.store.root).settle(image, created, counter.executed === 0);
     // --explain-cache writes nothing, not even what it learned about the context's files.
     if (input.explainOnly !== true) {
       if (statCache.dirty) {
@@ -131,7 +133,13 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
   }
 }
 
-function resolveGlobalArgs(parsed: ParsedDockerfile, buildArgs: ReadonlyMap<string, string>, platformValues: ReadonlyMap<string, string>, consumed: Set<string>, file: string): Map<string, string> {
+function resolveGlobalArgs(
+  parsed: ParsedDockerfile,
+  buildArgs: ReadonlyMap<string, string>,
+  platformValues: ReadonlyMap<string, string>,
+  consumed: Set<string>,
+  file: string,
+): Map<string, string> {
   const values = new Map(platformValues);
   for (const ins of parsed.globalArgs) {
     for (const def of ins.args) {
@@ -224,7 +232,17 @@ async function runStage(p: StagePlan, parsed: ParsedDockerfile, session: BuildSe
     }
     const miss = state.miss;
     state.miss = undefined;
-    deps.events?.({ type: 'step', stage: p.label, step, total: rc.total, text, where: at, state: outcome, durationMs: Date.now() - started, ...(miss ? { miss } : {}) });
+    deps.events?.({
+      type: 'step',
+      stage: p.label,
+      step,
+      total: rc.total,
+      text,
+      where: at,
+      state: outcome,
+      durationMs: Date.now() - started,
+      ...(miss ? { miss } : {}),
+    });
   }
   return { state, platform };
 }
@@ -236,8 +254,15 @@ function scratchImage(platform: Platform): Image {
   return updateContainerConfig(emptyImage(platform), (c) => ({ ...c, Env: [`PATH=${DEFAULT_PATH}`], WorkingDir: '/' }));
 }
 
-
-async function dispatch(state: StageState, ins: Exclude<Instruction, { kind: 'FROM' }>, p: StagePlan, session: BuildSession, meta: MetadataContext, rc: StageRunContext, at: string): Promise<StepState> {
+async function dispatch(
+  state: StageState,
+  ins: Exclude<Instruction, { kind: 'FROM' }>,
+  p: StagePlan,
+  session: BuildSession,
+  meta: MetadataContext,
+  rc: StageRunContext,
+  at: string,
+): Promise<StepState> {
   if (applyMetadata(state, ins, meta)) return 'metadata';
   const stageSource = async (name: string): Promise<StageResult | BaseImage | { dir: string }> => {
     const src = resolveSourceName(name, p.stage.index, rc.parsed, new Set(Object.keys(session.input.buildContexts)));
@@ -275,7 +300,11 @@ async function openBase(p: StagePlan, session: BuildSession, platform: Platform,
     }
     case 'context': {
       const named = await deps.openNamedContext(p.base.name, input.buildContexts[p.base.name]!, platform);
-      if (named.kind === 'dir') throw new StrataError('E_BUILD', `${input.dockerfile.file}:${p.stage.from.location.line}: FROM ${p.base.name} names a directory build context, not an image`);
+      if (named.kind === 'dir')
+        throw new StrataError(
+          'E_BUILD',
+          `${input.dockerfile.file}:${p.stage.from.location.line}: FROM ${p.base.name} names a directory build context, not an image`,
+        );
       return named.base;
     }
     case 'image': {
@@ -289,4 +318,3 @@ async function openBase(p: StagePlan, session: BuildSession, platform: Platform,
     }
   }
 }
-

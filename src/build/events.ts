@@ -3,7 +3,17 @@ import type { CacheMiss } from './cache-explain.js';
 /** What the engine reports as it goes; the CLI renders these as plain lines, a live view or JSON. */
 export type BuildEvent =
   | { type: 'stage'; stage: string; base: string }
-  | { type: 'step'; stage: string; step: number; total: number; text: string; where: string; state: 'cached' | 'done' | 'metadata'; durationMs: number; miss?: CacheMiss }
+  | {
+      type: 'step';
+      stage: string;
+      step: number;
+      total: number;
+      text: string;
+      where: string;
+      state: 'cached' | 'done' | 'metadata';
+      durationMs: number;
+      miss?: CacheMiss;
+    }
   | { type: 'step-start'; stage: string; step: number; total: number; text: string; where: string }
   | { type: 'output'; where: string; stream: 'stdout' | 'stderr'; text: string }
   | { type: 'warning'; message: string; where?: string }

@@ -29,7 +29,10 @@ export class ImageRecords {
     const key = recordKey(image);
     const path = join(this.dir, `${digestHex(key)}.json`);
     if (allReplayed) {
-      const record = await readFile(path, 'utf8').then((t) => JSON.parse(t) as ImageRecord, () => undefined);
+      const record = await readFile(path, 'utf8').then(
+        (t) => JSON.parse(t) as ImageRecord,
+        () => undefined,
+      );
       const history = image.config.history ?? [];
       if (record && record.historyCreated.length === history.length) {
         const restored = history.map((h, i) => {

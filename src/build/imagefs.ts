@@ -37,7 +37,10 @@ export function imageFilesystem(session: BuildSession, image: Image, reader: Blo
     for (let n = layers.length - 1; n >= 1; n--) {
       const prefix = session.memoized<ImageFsIndex>(`fs-index:${layerChainKey(image, n)}`);
       if (prefix) {
-        return extendImageFilesystem(await prefix, layers.slice(n), reader, { signal: session.deps.signal, records: { ...records, diffIds: records.diffIds.slice(n) } });
+        return extendImageFilesystem(await prefix, layers.slice(n), reader, {
+          signal: session.deps.signal,
+          records: { ...records, diffIds: records.diffIds.slice(n) },
+        });
       }
     }
     return indexImageFilesystem(layers, reader, { wantContent: USER_FILES, signal: session.deps.signal, records });
@@ -46,7 +49,12 @@ export function imageFilesystem(session: BuildSession, image: Image, reader: Blo
 
 /** The identity of an image's first `n` layers. */
 function layerChainKey(image: Image, n: number): string {
-  return digestOf(image.layers.slice(0, n).map((l) => l.diffId).join(','));
+  return digestOf(
+    image.layers
+      .slice(0, n)
+      .map((l) => l.diffId)
+      .join(','),
+  );
 }
 
 /** The store's layer records, read at most once per build, for the layers of `image`. */
@@ -59,11 +67,16 @@ export async function layerRecords(session: BuildSession, image: Image): Promise
 export function imageRootfs(session: BuildSession, image: Image, reader: BlobReader): Promise<string> {
   return session.memo(`rootfs:${imageContentKey(image)}`, async () => {
     const root = await session.tempDir('rootfs');
-    await extractImageToDirectory(image.layers.map((l) => l.descriptor), reader, root, {
-      privileged: session.deps.privileged === true,
-      signal: session.deps.signal,
-      records: await layerRecords(session, image),
-    });
+    await extractImageToDirectory(
+      image.layers.map((l) => l.descriptor),
+      reader,
+      root,
+      {
+        privileged: session.deps.privileged === true,
+        signal: session.deps.signal,
+        records: await layerRecords(session, image),
+      },
+    );
     return root;
   });
 }
@@ -81,11 +94,16 @@ export async function imageRootfsFor(session: BuildSession, image: Image, reader
   return session.memo(`rootfs-part:${imageContentKey(image)}:${needed.join(',')}`, async () => {
     const root = await session.tempDir('rootfs');
     const records = await layerRecords(session, image);
-    await extractImageToDirectory(needed.map((i) => image.layers[i]!.descriptor), reader, root, {
-      privileged: session.deps.privileged === true,
-      signal: session.deps.signal,
-      records: { ...records, diffIds: needed.map((i) => records.diffIds[i]!) },
-    });
+    await extractImageToDirectory(
+      needed.map((i) => image.layers[i]!.descriptor),
+      reader,
+      root,
+      {
+        privileged: session.deps.privileged === true,
+        signal: session.deps.signal,
+        records: { ...records, diffIds: needed.map((i) => records.diffIds[i]!) },
+      },
+    );
     return root;
   });
 }
@@ -104,7 +122,13 @@ export async function sourcesFromRecords(session: BuildSession, image: Image, re
 async function layersHolding(session: BuildSession, image: Image, reader: BlobReader, sources: readonly string[]): Promise<number[] | undefined> {
   // Kept once known (a function of the chain and the sources), so a rebuild neither indexes the image nor
   // walks its records; "cannot tell" is not kept, as it may come from a record the store failed to keep.
-  const answer = await chainAnswer(session, image, `layers holding\n${JSON.stringify(sources)}`, async () => ({ needed: (await findLayersHolding(session, image, reader, sources)) ?? null }), (a) => a.needed !== null);
+  const answer = await chainAnswer(
+    session,
+    image,
+    `layers holding\n${JSON.stringify(sources)}`,
+    async () => ({ needed: (await findLayersHolding(session, image, reader, sources)) ?? null }),
+    (a) => a.needed !== null,
+  );
   return answer.needed ?? undefined;
 }
 
@@ -155,18 +179,26 @@ export function imageSnapshot(session: BuildSession, image: Image, reader: BlobR
   if (keep <= 0 || layers === 0) return Promise.resolve(undefined);
   const privileged = session.deps.privileged === true;
   const chain = image.layers.slice(0, layers);
-  const key = unpackedKey(chain.map((l) => l.diffId), privileged);
+  const key = unpackedKey(
+    chain.map((l) => l.diffId),
+    privileged,
+  );
   return session.memo(`unpacked:${key}`, async () => {
     const store = new UnpackedStore(unpackedDir(session.deps.store.root), keep);
     const found = await store.get(key, session.deps.signal);
     if (found !== undefined) return found;
     const records = await layerRecords(session, image);
     return store.put(key, (root) =>
-      extractImageToDirectory(chain.map((l) => l.descriptor), reader, root, {
-        privileged,
-        signal: session.deps.signal,
-        records: { ...records, diffIds: records.diffIds.slice(0, layers) },
-      }).then(() => undefined),
+      extractImageToDirectory(
+        chain.map((l) => l.descriptor),
+        reader,
+        root,
+        {
+          privileged,
+          signal: session.deps.signal,
+          records: { ...records, diffIds: records.diffIds.slice(0, layers) },
+        },
+      ).then(() => undefined),
     );
   });
 }

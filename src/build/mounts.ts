@@ -27,7 +27,8 @@ export function parseMountSpec(text: string, at: string): MountSpec {
     if (key) fields.set(key, value);
   }
   const type = fields.get('type') ?? 'bind';
-  if (!TYPES.has(type)) throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: unknown --mount type "${type}"`, { hint: 'types: bind, cache, tmpfs, secret, ssh' });
+  if (!TYPES.has(type))
+    throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: unknown --mount type "${type}"`, { hint: 'types: bind, cache, tmpfs, secret, ssh' });
   const bool = (v: string | undefined): boolean => v === 'true' || v === '1' || v === '';
   const int = (key: string, radix = 10): number | undefined => {
     const v = fields.get(key);
@@ -38,7 +39,10 @@ export function parseMountSpec(text: string, at: string): MountSpec {
   };
   const spec: MountSpec = {
     type: type as MountSpec['type'],
-    readonly: bool(fields.get('readonly') ?? fields.get('ro') ?? (type === 'bind' ? 'true' : 'false')) && fields.get('rw') !== 'true' && fields.get('readwrite') !== 'true',
+    readonly:
+      bool(fields.get('readonly') ?? fields.get('ro') ?? (type === 'bind' ? 'true' : 'false')) &&
+      fields.get('rw') !== 'true' &&
+      fields.get('readwrite') !== 'true',
     required: bool(fields.get('required') ?? 'false'),
   };
   const target = fields.get('target') ?? fields.get('dst') ?? fields.get('destination');

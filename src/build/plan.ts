@@ -1,11 +1,7 @@
 import { StrataError } from '../errors/index.js';
 import { expandWord, type DockerfileStage, type ParsedDockerfile } from '../dockerfile/index.js';
 
-export type BaseSource =
-  | { kind: 'scratch' }
-  | { kind: 'stage'; index: number }
-  | { kind: 'context'; name: string }
-  | { kind: 'image'; ref: string };
+export type BaseSource = { kind: 'scratch' } | { kind: 'stage'; index: number } | { kind: 'context'; name: string } | { kind: 'image'; ref: string };
 
 export interface StagePlan {
   stage: DockerfileStage;
@@ -70,7 +66,10 @@ export function planBuild(parsed: ParsedDockerfile, options: PlanOptions): Build
         const src = resolveSourceName(expand(from, ins.location.line), index, parsed, options.contextNames);
         if (src.kind === 'stage') dependsOn.push(src.index);
         else if (src.kind === 'image' && parsed.stages.some((s, i) => i >= index && s.name === from.toLowerCase())) {
-          throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${options.file}:${ins.location.line}: COPY --from=${from} names a stage that is defined later; a stage can only copy from stages before it`);
+          throw new StrataError(
+            'E_DOCKERFILE_INSTRUCTION',
+            `${options.file}:${ins.location.line}: COPY --from=${from} names a stage that is defined later; a stage can only copy from stages before it`,
+          );
         }
       }
       if (ins.kind === 'RUN') {

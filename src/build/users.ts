@@ -65,7 +65,15 @@ export function parseGroup(text: string): GroupEntry[] {
     const [name = '', password = '', gid = '', members = ''] = fields;
     const gidNumber = parseId(gid);
     if (name === '' || gidNumber === undefined) continue;
-    out.push({ name, password, gid: gidNumber, members: members.split(',').map((m) => m.trim()).filter((m) => m !== '') });
+    out.push({
+      name,
+      password,
+      gid: gidNumber,
+      members: members
+        .split(',')
+        .map((m) => m.trim())
+        .filter((m) => m !== ''),
+    });
   }
   return out;
 }
@@ -132,7 +140,12 @@ export function resolveExecUser(spec: string, passwd?: string, group?: string): 
     return { uid, gid, additionalGids: [gid], home };
   }
   // As docker and buildah run it: the primary group first, then every group that lists the user.
-  const listed = matched === undefined || group === undefined ? [] : parseGroup(group).filter((g) => g.members.includes(matched.name)).map((g) => g.gid);
+  const listed =
+    matched === undefined || group === undefined
+      ? []
+      : parseGroup(group)
+          .filter((g) => g.members.includes(matched.name))
+          .map((g) => g.gid);
   const additionalGids = [...new Set([gid, ...listed])];
   return { uid, gid, additionalGids, home };
 }

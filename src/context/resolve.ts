@@ -31,11 +31,7 @@ export function scopeSourcePath(source: string): string {
  * the top-level match followed when it is a symlink, and every symlink interpreted inside the root.
  * A literal source that does not exist is E_NOT_FOUND; a wildcard may match nothing.
  */
-export async function resolveCopySources(
-  root: SourceRoot,
-  sources: readonly string[],
-  options: ResolveCopySourcesOptions = {},
-): Promise<ResolvedSource[]> {
+export async function resolveCopySources(root: SourceRoot, sources: readonly string[], options: ResolveCopySourcesOptions = {}): Promise<ResolvedSource[]> {
   const view = new ContextView(root);
   const excludes = compileExcludes(options.excludes);
   const follow = options.followSymlinks ?? true;

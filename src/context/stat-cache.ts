@@ -183,7 +183,10 @@ export class ContextStatCache {
     // Another build of the same context may have saved since this one loaded: take in what it
     // learned (this cache's records win for paths both know) rather than write over it. The caller
     // holds the file's lock around save, so nothing is lost between this read and the rename.
-    const current = await stat(file).then((i) => i.mtimeMs, () => undefined);
+    const current = await stat(file).then(
+      (i) => i.mtimeMs,
+      () => undefined,
+    );
     if (current !== undefined && current !== this.loaded.get(file)) await this.load(file);
     this.parsePending();
     const files: Array<string | number> = [];

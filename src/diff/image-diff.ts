@@ -231,10 +231,16 @@ function compareLayers(la: readonly Descriptor[], ca: ImageConfig, lb: readonly 
   for (let i = 0; i < Math.max(la.length, lb.length); i++) {
     const a = side(la[i], ca, i);
     const b = side(lb[i], cb, i);
-    const verdict: LayerComparison['verdict'] = a === undefined ? 'only-b' : b === undefined ? 'only-a'
-      : a.digest === b.digest ? 'same'
-      : a.diffId !== undefined && a.diffId === b.diffId ? 'same-content'
-      : 'different';
+    const verdict: LayerComparison['verdict'] =
+      a === undefined
+        ? 'only-b'
+        : b === undefined
+          ? 'only-a'
+          : a.digest === b.digest
+            ? 'same'
+            : a.diffId !== undefined && a.diffId === b.diffId
+              ? 'same-content'
+              : 'different';
     out.push({ layer: i + 1, a, b, verdict });
   }
   return out;

@@ -11,7 +11,10 @@ export function describeReasons(diff: Pick<PlatformDiff, 'manifest' | 'config' |
   const { layers } = diff;
   for (const l of layers) {
     if (l.verdict !== 'same-content') continue;
-    const how = l.a?.mediaType !== l.b?.mediaType ? `${compressionOf(l.a?.mediaType)} vs ${compressionOf(l.b?.mediaType)}` : `${l.a?.size ?? 0} vs ${l.b?.size ?? 0} bytes`;
+    const how =
+      l.a?.mediaType !== l.b?.mediaType
+        ? `${compressionOf(l.a?.mediaType)} vs ${compressionOf(l.b?.mediaType)}`
+        : `${l.a?.size ?? 0} vs ${l.b?.size ?? 0} bytes`;
     reasons.push(`layer ${l.layer} same content, different compression (${how})`);
   }
   const configFields = namesOf(diff.config);
@@ -52,13 +55,18 @@ function fileReasons(files: readonly FileChange[], layers: readonly LayerCompari
     parts.push(`${changed.length} changed (${fields.join(', ')})`);
   }
   const where = [...new Set(real.map((f) => f.b?.layer ?? f.a?.layer ?? 0))].sort((x, y) => x - y);
-  const first = real.slice(0, 3).map((f) => f.path).join(', ');
+  const first = real
+    .slice(0, 3)
+    .map((f) => f.path)
+    .join(', ');
   const more = real.length > 3 ? `, …` : '';
   const reasons = [`files differ: ${parts.join(', ')}: ${first}${more} (from ${layerList(where)})`];
   const mtimeOnly = files.filter((f) => f.change === 'changed' && (f.fields ?? []).every((x) => x === 'mtime'));
   if (mtimeOnly.length > 0) {
     const mtimeLayers = [...new Set(mtimeOnly.map((f) => f.b?.layer ?? 0))].sort((x, y) => x - y);
-    reasons.push(`${mtimeOnly.length} more file${mtimeOnly.length === 1 ? '' : 's'} differ only in mtime, in ${layerList(mtimeLayers)} (SOURCE_DATE_EPOCH not set)`);
+    reasons.push(
+      `${mtimeOnly.length} more file${mtimeOnly.length === 1 ? '' : 's'} differ only in mtime, in ${layerList(mtimeLayers)} (SOURCE_DATE_EPOCH not set)`,
+    );
   }
   return reasons;
 }

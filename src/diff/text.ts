@@ -29,11 +29,16 @@ function platformLines(p: PlatformDiff, maxFiles: number): string[] {
   for (const f of p.config) lines.push(...keyed(f).map((l) => `    ${l}`));
   lines.push('  layers');
   for (const l of p.layers) {
-    const what = l.verdict === 'same' ? 'same'
-      : l.verdict === 'same-content' ? 'same content, different compression'
-      : l.verdict === 'only-a' ? 'only in A'
-      : l.verdict === 'only-b' ? 'only in B'
-      : 'different';
+    const what =
+      l.verdict === 'same'
+        ? 'same'
+        : l.verdict === 'same-content'
+          ? 'same content, different compression'
+          : l.verdict === 'only-a'
+            ? 'only in A'
+            : l.verdict === 'only-b'
+              ? 'only in B'
+              : 'different';
     const digests = l.verdict === 'same' ? short(l.a?.digest) : `${short(l.a?.digest)} vs ${short(l.b?.digest)}`;
     lines.push(`    ${l.layer}: ${what} (${digests})`);
   }
@@ -50,13 +55,20 @@ function fileLine(f: FileChange): string {
   if (f.change === 'removed') return `- ${f.path}`;
   const details = (f.fields ?? []).map((x) => {
     switch (x) {
-      case 'mode': return `mode ${f.a?.mode} -> ${f.b?.mode}`;
-      case 'owner': return `owner ${f.a?.uid}:${f.a?.gid} -> ${f.b?.uid}:${f.b?.gid}`;
-      case 'mtime': return `mtime ${f.a?.mtime} -> ${f.b?.mtime}`;
-      case 'link': return `link ${f.a?.linkname} -> ${f.b?.linkname}`;
-      case 'type': return `type ${f.a?.type} -> ${f.b?.type}`;
-      case 'content': return `content (${f.a?.size} -> ${f.b?.size} bytes)`;
-      default: return x;
+      case 'mode':
+        return `mode ${f.a?.mode} -> ${f.b?.mode}`;
+      case 'owner':
+        return `owner ${f.a?.uid}:${f.a?.gid} -> ${f.b?.uid}:${f.b?.gid}`;
+      case 'mtime':
+        return `mtime ${f.a?.mtime} -> ${f.b?.mtime}`;
+      case 'link':
+        return `link ${f.a?.linkname} -> ${f.b?.linkname}`;
+      case 'type':
+        return `type ${f.a?.type} -> ${f.b?.type}`;
+      case 'content':
+        return `content (${f.a?.size} -> ${f.b?.size} bytes)`;
+      default:
+        return x;
     }
   });
   return `~ ${f.path}: ${details.join(', ')}`;

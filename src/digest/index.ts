@@ -32,10 +32,7 @@ export function parseDigest(value: string): Digest {
     throw new StrataError('E_DIGEST_INVALID', `unsupported digest algorithm "${algorithm}" in "${value}"`);
   }
   if (encoded.length !== ENCODED_LENGTH[algorithm] || !/^[a-f0-9]+$/.test(encoded)) {
-    throw new StrataError(
-      'E_DIGEST_INVALID',
-      `invalid digest "${value}": ${algorithm} needs ${ENCODED_LENGTH[algorithm]} lowercase hex digits`,
-    );
+    throw new StrataError('E_DIGEST_INVALID', `invalid digest "${value}": ${algorithm} needs ${ENCODED_LENGTH[algorithm]} lowercase hex digits`);
   }
   return value as Digest;
 }
@@ -112,19 +109,15 @@ export interface Expected {
 }
 
 export function digestMismatch(expected: Expected, actual: Digest): StrataError {
-  return new StrataError(
-    'E_DIGEST_MISMATCH',
-    `${expected.what ?? 'content'} has digest ${actual}, expected ${expected.digest}`,
-    { hint: 'the source is corrupt or was tampered with; the content was refused' },
-  );
+  return new StrataError('E_DIGEST_MISMATCH', `${expected.what ?? 'content'} has digest ${actual}, expected ${expected.digest}`, {
+    hint: 'the source is corrupt or was tampered with; the content was refused',
+  });
 }
 
 export function sizeMismatch(expected: Expected, actual: number): StrataError {
-  return new StrataError(
-    'E_SIZE_MISMATCH',
-    `${expected.what ?? `content ${expected.digest}`} is ${actual} bytes, expected ${expected.size}`,
-    { hint: 'the source is corrupt or was truncated; the content was refused' },
-  );
+  return new StrataError('E_SIZE_MISMATCH', `${expected.what ?? `content ${expected.digest}`} is ${actual} bytes, expected ${expected.size}`, {
+    hint: 'the source is corrupt or was truncated; the content was refused',
+  });
 }
 
 /**

@@ -106,16 +106,25 @@ function validateGlob(p: string): string | undefined {
   return undefined;
 }
 
-type Compiled =
-  | { kind: 'exact' }
-  | { kind: 'prefix'; prefix: string }
-  | { kind: 'suffix'; suffix: string }
-  | { kind: 'regexp'; re: RegExp }
-  | { kind: 'bad' };
+type Compiled = { kind: 'exact' } | { kind: 'prefix'; prefix: string } | { kind: 'suffix'; suffix: string } | { kind: 'regexp'; re: RegExp } | { kind: 'bad' };
 
 const GO_REGEX_ESCAPES: Record<string, string> = {
-  d: '\\d', D: '\\D', s: '[\\t\\n\\f\\r ]', S: '[^\\t\\n\\f\\r ]', w: '\\w', W: '\\W',
-  t: '\\t', n: '\\n', r: '\\r', f: '\\f', v: '\\v', a: '\\x07', b: '\\b', B: '\\B', A: '^', z: '$',
+  d: '\\d',
+  D: '\\D',
+  s: '[\\t\\n\\f\\r ]',
+  S: '[^\\t\\n\\f\\r ]',
+  w: '\\w',
+  W: '\\W',
+  t: '\\t',
+  n: '\\n',
+  r: '\\r',
+  f: '\\f',
+  v: '\\v',
+  a: '\\x07',
+  b: '\\b',
+  B: '\\B',
+  A: '^',
+  z: '$',
 };
 
 /** patternmatcher's compile: a pattern to a match strategy, the regexp spelled for JavaScript. */
@@ -354,10 +363,7 @@ export function dockerignoreCandidates(dockerfilePath: string): { dockerfileSpec
  * Picks the ignore file as BuildKit does: the Dockerfile-specific one wins over the context's
  * `.dockerignore` when it exists. Pass `undefined` for a file that does not exist.
  */
-export function selectDockerignore(
-  dockerfileSpecificText: string | undefined,
-  contextText: string | undefined,
-): { source: DockerignoreSource; text: string } {
+export function selectDockerignore(dockerfileSpecificText: string | undefined, contextText: string | undefined): { source: DockerignoreSource; text: string } {
   if (dockerfileSpecificText !== undefined) return { source: 'dockerfile', text: dockerfileSpecificText };
   if (contextText !== undefined) return { source: 'context', text: contextText };
   return { source: 'none', text: '' };

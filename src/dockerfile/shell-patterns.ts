@@ -24,9 +24,7 @@ export function shellPatternToRegex(pattern: string, greedy: boolean, anchored: 
       if (p === 0x7d || p === 0x2f) continue;
       const esc = sc.next();
       if (esc !== 0x2a && esc !== 0x3f && esc !== 0x5c) {
-        throw new ExpansionFailure(
-          `invalid pattern (${pattern}) in substitution: invalid escape '\\${esc === EOF ? '' : String.fromCodePoint(esc)}'`,
-        );
+        throw new ExpansionFailure(`invalid pattern (${pattern}) in substitution: invalid escape '\\${esc === EOF ? '' : String.fromCodePoint(esc)}'`);
       }
       out += '\\' + String.fromCodePoint(esc);
       continue;

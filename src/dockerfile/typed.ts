@@ -20,8 +20,24 @@ import type {
 import { parseDockerfileAst, type ParseDockerfileOptions } from './parser.js';
 
 const INSTRUCTIONS = [
-  'ADD', 'ARG', 'CMD', 'COPY', 'ENTRYPOINT', 'ENV', 'EXPOSE', 'FROM', 'HEALTHCHECK', 'LABEL', 'MAINTAINER',
-  'ONBUILD', 'RUN', 'SHELL', 'STOPSIGNAL', 'USER', 'VOLUME', 'WORKDIR',
+  'ADD',
+  'ARG',
+  'CMD',
+  'COPY',
+  'ENTRYPOINT',
+  'ENV',
+  'EXPOSE',
+  'FROM',
+  'HEALTHCHECK',
+  'LABEL',
+  'MAINTAINER',
+  'ONBUILD',
+  'RUN',
+  'SHELL',
+  'STOPSIGNAL',
+  'USER',
+  'VOLUME',
+  'WORKDIR',
 ] as const;
 
 const FLAG_SPECS: Record<string, Record<string, FlagType>> = {
@@ -125,7 +141,8 @@ function duration(flags: ParsedFlags, name: string): number {
   const raw = flags.string(name);
   if (raw === undefined || raw === '') return 0;
   const ns = parseGoDuration(raw);
-  if (ns === undefined) throw new InstructionFailure(`time: invalid duration ${goQuote(raw)} for --${name}`, 'use a Go duration such as 30s, 1m30s or 500ms', name);
+  if (ns === undefined)
+    throw new InstructionFailure(`time: invalid duration ${goQuote(raw)} for --${name}`, 'use a Go duration such as 30s, 1m30s or 500ms', name);
   if (ns < 0) throw new InstructionFailure(`Interval "${name}" cannot be negative`, undefined, name);
   if (ns !== 0 && ns < MIN_HEALTH_INTERVAL_NS) throw new InstructionFailure(`Interval "${name}" cannot be less than 1ms`, undefined, name);
   return ns;
@@ -390,12 +407,17 @@ export function parseDockerfile(text: string, options: ParseDockerfileOptions = 
       const stage: DockerfileStage = { index: stages.length, from: instruction, instructions: [] };
       if (instruction.stageName !== undefined) {
         if (stages.some((s) => s.name === instruction.stageName)) {
-          throw new DockerfileError('E_DOCKERFILE_INSTRUCTION', `duplicate stage name ${goQuote(instruction.stageName)}`, {
-            file,
-            line: node.line,
-            column: node.column,
-            endLine: node.endLine,
-          }, { hint: 'give every stage its own name' });
+          throw new DockerfileError(
+            'E_DOCKERFILE_INSTRUCTION',
+            `duplicate stage name ${goQuote(instruction.stageName)}`,
+            {
+              file,
+              line: node.line,
+              column: node.column,
+              endLine: node.endLine,
+            },
+            { hint: 'give every stage its own name' },
+          );
         }
         stage.name = instruction.stageName;
       }
@@ -419,11 +441,16 @@ export function parseDockerfile(text: string, options: ParseDockerfileOptions = 
   }
   if (stages.length === 0) {
     const last = ast.nodes[ast.nodes.length - 1] as DockerfileNode;
-    throw new DockerfileError('E_DOCKERFILE_INSTRUCTION', 'no FROM instruction: a Dockerfile needs at least one build stage', {
-      file,
-      line: last.line,
-      column: last.column,
-    }, { hint: 'start the Dockerfile with FROM <image>' });
+    throw new DockerfileError(
+      'E_DOCKERFILE_INSTRUCTION',
+      'no FROM instruction: a Dockerfile needs at least one build stage',
+      {
+        file,
+        line: last.line,
+        column: last.column,
+      },
+      { hint: 'start the Dockerfile with FROM <image>' },
+    );
   }
   return { globalArgs, stages, escapeToken: ast.escapeToken, directives: ast.directives, warnings };
 }

@@ -98,16 +98,28 @@ export function errnoCode(value: unknown): string | undefined {
 export function ioError(action: string, path: string, cause: unknown): StrataError {
   const code = errnoCode(cause);
   const why =
-    code === 'ENOENT' ? 'no such file or directory'
-    : code === 'EACCES' || code === 'EPERM' ? 'permission denied'
-    : code === 'ENOTDIR' ? 'a parent is not a directory'
-    : code === 'EISDIR' ? 'is a directory'
-    : code === 'ENOSPC' ? 'no space left on device'
-    : code === 'EDQUOT' ? 'disk quota exceeded'
-    : code === 'EIO' ? 'input/output error'
-    : code === 'EROFS' ? 'read-only file system'
-    : code === 'ENAMETOOLONG' ? 'file name too long'
-    : code === 'EMFILE' || code === 'ENFILE' ? 'too many open files'
-    : cause instanceof Error ? cause.message : String(cause);
+    code === 'ENOENT'
+      ? 'no such file or directory'
+      : code === 'EACCES' || code === 'EPERM'
+        ? 'permission denied'
+        : code === 'ENOTDIR'
+          ? 'a parent is not a directory'
+          : code === 'EISDIR'
+            ? 'is a directory'
+            : code === 'ENOSPC'
+              ? 'no space left on device'
+              : code === 'EDQUOT'
+                ? 'disk quota exceeded'
+                : code === 'EIO'
+                  ? 'input/output error'
+                  : code === 'EROFS'
+                    ? 'read-only file system'
+                    : code === 'ENAMETOOLONG'
+                      ? 'file name too long'
+                      : code === 'EMFILE' || code === 'ENFILE'
+                        ? 'too many open files'
+                        : cause instanceof Error
+                          ? cause.message
+                          : String(cause);
   return new StrataError(code === 'ENOENT' ? 'E_NOT_FOUND' : 'E_IO', `cannot ${action} ${path}: ${why}`, { cause });
 }

@@ -36,7 +36,9 @@ export function autoCandidates(): Executor[] {
 export async function chooseExecutor(candidates: readonly Executor[] = autoCandidates()): Promise<AutoChoice> {
   const refused: ExecutorRefusal[] = [];
   for (const candidate of candidates) {
-    const state = await candidate.available().catch((error: unknown) => ({ ok: false as const, reason: error instanceof Error ? error.message : String(error) }));
+    const state = await candidate
+      .available()
+      .catch((error: unknown) => ({ ok: false as const, reason: error instanceof Error ? error.message : String(error) }));
     if (state.ok) return { executor: candidate, found: true, refused };
     refused.push({ name: candidate.name, reason: state.reason });
   }

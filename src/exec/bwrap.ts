@@ -5,8 +5,20 @@ import type { Executor, RunRequest, RunResult } from './types.js';
 
 /** Docker's default capabilities for a root process in a container, the set bwrap grants uid 0 here. */
 export const DOCKER_CAPABILITIES = [
-  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID',
-  'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FSETID',
+  'CAP_FOWNER',
+  'CAP_MKNOD',
+  'CAP_NET_RAW',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETFCAP',
+  'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_SYS_CHROOT',
+  'CAP_KILL',
+  'CAP_AUDIT_WRITE',
 ];
 
 export interface BwrapExecutorOptions {
@@ -34,9 +46,16 @@ export function bwrapExecutor(options: BwrapExecutorOptions = {}): Executor {
       if (bin === undefined) return { ok: false, reason: 'bwrap is not installed (apt-get install bubblewrap)' };
       if (isRoot()) {
         // Tried, not assumed: uid 0 in a job container without CAP_SYS_ADMIN cannot make namespaces.
-        const probe = await runProcess(bin, ['--bind', '/', '/', '--proc', '/proc', '--dev', '/dev', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--cap-add', 'CAP_CHOWN', '--', 'true'], { env: { PATH: '/usr/bin:/bin' } }).catch(() => undefined);
+        const probe = await runProcess(
+          bin,
+          ['--bind', '/', '/', '--proc', '/proc', '--dev', '/dev', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--cap-add', 'CAP_CHOWN', '--', 'true'],
+          { env: { PATH: '/usr/bin:/bin' } },
+        ).catch(() => undefined);
         if (probe?.exitCode === 0) return { ok: true };
-        return { ok: false, reason: `bwrap cannot create namespaces here as root${probe === undefined ? '' : `: ${probe.tail.join(' ').trim()}`} (a container without CAP_SYS_ADMIN)` };
+        return {
+          ok: false,
+          reason: `bwrap cannot create namespaces here as root${probe === undefined ? '' : `: ${probe.tail.join(' ').trim()}`} (a container without CAP_SYS_ADMIN)`,
+        };
       }
       const probe = await runProcess(bin, ['--unshare-user', '--bind', '/', '/', 'true'], { env: { PATH: '/usr/bin:/bin' } }).catch(() => undefined);
       if (probe?.exitCode === 0) return { ok: true };
@@ -55,7 +74,10 @@ export function bwrapExecutor(options: BwrapExecutorOptions = {}): Executor {
       const state = await available();
       const bin = binary();
       if (!state.ok || bin === undefined) {
-        throw new StrataError('E_RUN_UNSUPPORTED', `${request.where}: cannot RUN with the bwrap executor: ${state.ok ? 'bwrap is not installed' : state.reason}`);
+        throw new StrataError(
+          'E_RUN_UNSUPPORTED',
+          `${request.where}: cannot RUN with the bwrap executor: ${state.ok ? 'bwrap is not installed' : state.reason}`,
+        );
       }
       for (const mount of request.mounts) checkMount(mount, request.where);
       const stubs = new MountStubs(request.rootfs, request.where);
@@ -69,7 +91,11 @@ export function bwrapExecutor(options: BwrapExecutorOptions = {}): Executor {
         args.push('--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try', '--die-with-parent', '--new-session');
         if (request.network === 'none') args.push('--unshare-net');
         args.push('--hostname', 'strata');
-        for (const [target, source] of [['/etc/hosts', files.hosts], ['/etc/resolv.conf', files.resolvConf], ['/etc/hostname', files.hostname]] as const) {
+        for (const [target, source] of [
+          ['/etc/hosts', files.hosts],
+          ['/etc/resolv.conf', files.resolvConf],
+          ['/etc/hostname', files.hostname],
+        ] as const) {
           args.push('--ro-bind', source, stubs.prepare(target, 'file').containerPath);
         }
         for (const m of request.mounts) {
@@ -82,7 +108,10 @@ export function bwrapExecutor(options: BwrapExecutorOptions = {}): Executor {
         let spawnIds: { uid?: number; gid?: number } = {};
         if (isRoot() && uid === 0) {
           for (const cap of DOCKER_CAPABILITIES) args.push('--cap-add', cap);
-          if (gid !== 0) throw new StrataError('E_RUN_UNSUPPORTED', `${request.where}: the bwrap executor cannot run uid 0 with gid ${gid}`, { hint: 'use --executor chroot or runc for this USER' });
+          if (gid !== 0)
+            throw new StrataError('E_RUN_UNSUPPORTED', `${request.where}: the bwrap executor cannot run uid 0 with gid ${gid}`, {
+              hint: 'use --executor chroot or runc for this USER',
+            });
         } else {
           args.push('--unshare-user', '--uid', String(uid), '--gid', String(gid));
           if (isRoot()) spawnIds = { uid, gid };
@@ -99,15 +128,20 @@ export function bwrapExecutor(options: BwrapExecutorOptions = {}): Executor {
           const setup = result.tail.find((line) => line.startsWith('bwrap: '));
           if (setup?.startsWith('bwrap: execvp ') === true && result.exitCode === 1) {
             // The sandbox was up; the image has no such program: the step's own failure, as docker reports it.
-            throw new StrataError('E_RUN_FAILED', `${request.where}: RUN ${request.args.join(' ').slice(0, 200)}: cannot start ${setup.slice('bwrap: execvp '.length)}`, {
-              hint: 'the program is not in the image (a FROM scratch stage has no shell: use the exec form with a program the image has)',
-            });
+            throw new StrataError(
+              'E_RUN_FAILED',
+              `${request.where}: RUN ${request.args.join(' ').slice(0, 200)}: cannot start ${setup.slice('bwrap: execvp '.length)}`,
+              {
+                hint: 'the program is not in the image (a FROM scratch stage has no shell: use the exec form with a program the image has)',
+              },
+            );
           }
           if (setup !== undefined && result.exitCode === 1) {
             throw new StrataError('E_RUN_FAILED', `${request.where}: bwrap could not set up the sandbox: ${setup.slice(7)}`, {
-              hint: spawnIds.uid === undefined
-                ? 'check that bwrap can create namespaces here (try: bwrap --unshare-user --bind / / true)'
-                : `the step runs as uid ${uid}, and bwrap then runs as that uid: the rootfs and mount sources must be reachable by it; or use --executor chroot or runc`,
+              hint:
+                spawnIds.uid === undefined
+                  ? 'check that bwrap can create namespaces here (try: bwrap --unshare-user --bind / / true)'
+                  : `the step runs as uid ${uid}, and bwrap then runs as that uid: the rootfs and mount sources must be reachable by it; or use --executor chroot or runc`,
             });
           }
           throw runFailed(request, result.exitCode, result.tail);

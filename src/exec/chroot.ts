@@ -38,10 +38,17 @@ export function chrootExecutor(options: ChrootExecutorOptions = {}): Executor {
     name: 'chroot',
     available() {
       probed ??= (async () => {
-        if (!isRoot()) return { ok: false, reason: 'the chroot executor needs root (mount namespaces and chroot); run as root, or use --executor bwrap where user namespaces are allowed' };
+        if (!isRoot())
+          return {
+            ok: false,
+            reason: 'the chroot executor needs root (mount namespaces and chroot); run as root, or use --executor bwrap where user namespaces are allowed',
+          };
         const found = tools();
-        const missing = Object.entries(found).filter(([, path]) => path === undefined).map(([name]) => name);
-        if (missing.length > 0) return { ok: false, reason: `the chroot executor needs ${missing.join(', ')} on the host (apt-get install util-linux mount coreutils)` };
+        const missing = Object.entries(found)
+          .filter(([, path]) => path === undefined)
+          .map(([name]) => name);
+        if (missing.length > 0)
+          return { ok: false, reason: `the chroot executor needs ${missing.join(', ')} on the host (apt-get install util-linux mount coreutils)` };
         return probeChroot(found as Record<keyof typeof found, string>);
       })();
       return probed;
@@ -63,9 +70,10 @@ export function chrootExecutor(options: ChrootExecutorOptions = {}): Executor {
         // unshare kills the namespace's first process when it dies (--kill-child); setpriv makes unshare die with
         // strata, even by SIGKILL, so nothing of the step outlives the build.
         const setpriv = findBinary('setpriv', options.path);
-        const [file, ...argv] = setpriv === undefined
-          ? [bin.unshare, ...unshareArgs, '--', bin.sh, '-c', script]
-          : [setpriv, '--pdeathsig', 'KILL', '--', bin.unshare, ...unshareArgs, '--', bin.sh, '-c', script];
+        const [file, ...argv] =
+          setpriv === undefined
+            ? [bin.unshare, ...unshareArgs, '--', bin.sh, '-c', script]
+            : [setpriv, '--pdeathsig', 'KILL', '--', bin.unshare, ...unshareArgs, '--', bin.sh, '-c', script];
         const result = await runProcess(file!, argv, {
           env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
           onOutput: request.onOutput,
@@ -106,7 +114,10 @@ async function probeChroot(bin: Record<'sh' | 'unshare' | 'mount' | 'chroot' | '
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
     }).catch((error: unknown) => ({ exitCode: -1, tail: [error instanceof Error ? error.message : String(error)] }));
     if (result.exitCode === 0) return { ok: true };
-    return { ok: false, reason: `the chroot executor cannot make namespaces or mount here: ${result.tail.join(' ').trim() || `exit code ${result.exitCode}`} (a container without CAP_SYS_ADMIN)` };
+    return {
+      ok: false,
+      reason: `the chroot executor cannot make namespaces or mount here: ${result.tail.join(' ').trim() || `exit code ${result.exitCode}`} (a container without CAP_SYS_ADMIN)`,
+    };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -131,13 +142,24 @@ function setupScript(
     const node = q(`${dev.hostPath}/${name}`);
     lines.push(`: > ${node} && ${mount} --bind ${q(`/dev/${name}`)} ${node} || fail 'bind /dev/${name}'`);
   }
-  lines.push(`mkdir -p ${q(`${dev.hostPath}/pts`)} ${q(`${dev.hostPath}/shm`)} && ${mount} -t tmpfs -o nosuid,nodev,noexec,mode=1777 shm ${q(`${dev.hostPath}/shm`)} || fail 'mount /dev/shm'`);
-  for (const [name, target] of [['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdout', '/proc/self/fd/1'], ['stderr', '/proc/self/fd/2']] as const) {
+  lines.push(
+    `mkdir -p ${q(`${dev.hostPath}/pts`)} ${q(`${dev.hostPath}/shm`)} && ${mount} -t tmpfs -o nosuid,nodev,noexec,mode=1777 shm ${q(`${dev.hostPath}/shm`)} || fail 'mount /dev/shm'`,
+  );
+  for (const [name, target] of [
+    ['fd', '/proc/self/fd'],
+    ['stdin', '/proc/self/fd/0'],
+    ['stdout', '/proc/self/fd/1'],
+    ['stderr', '/proc/self/fd/2'],
+  ] as const) {
     lines.push(`ln -s ${q(target)} ${q(`${dev.hostPath}/${name}`)} || fail 'link /dev/${name}'`);
   }
   const sys = at('/sys', 'dir');
   lines.push(`${mount} -t sysfs -o ro,nosuid,nodev,noexec sysfs ${q(sys.hostPath)} || fail 'mount /sys'`);
-  for (const [target, source] of [['/etc/hosts', files.hosts], ['/etc/resolv.conf', files.resolvConf], ['/etc/hostname', files.hostname]] as const) {
+  for (const [target, source] of [
+    ['/etc/hosts', files.hosts],
+    ['/etc/resolv.conf', files.resolvConf],
+    ['/etc/hostname', files.hostname],
+  ] as const) {
     const point = at(target, 'file');
     lines.push(`${mount} --bind ${q(source)} ${q(point.hostPath)} || fail 'bind ${target}'`);
   }

@@ -9,7 +9,13 @@ import type { Executor } from './types.js';
  * (see each executor's `available`), so a name listed here works here.
  */
 export async function detectExecutors(): Promise<string[]> {
-  const candidates: Executor[] = [bwrapExecutor(), ociRuntimeExecutor({ runtime: 'runc' }), ociRuntimeExecutor({ runtime: 'crun' }), chrootExecutor(), prootExecutor()];
+  const candidates: Executor[] = [
+    bwrapExecutor(),
+    ociRuntimeExecutor({ runtime: 'runc' }),
+    ociRuntimeExecutor({ runtime: 'crun' }),
+    chrootExecutor(),
+    prootExecutor(),
+  ];
   const states = await Promise.all(candidates.map(async (e) => ({ name: e.name, ok: (await e.available().catch(() => ({ ok: false }))).ok })));
   return states.filter((s) => s.ok).map((s) => s.name);
 }

@@ -1,4 +1,18 @@
-import { chmodSync, copyFileSync, constants, lchownSync, linkSync, lstatSync, mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync, utimesSync, type Stats } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  constants,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  type Stats,
+} from 'node:fs';
 import { join, posix } from 'node:path';
 
 /**
@@ -10,7 +24,10 @@ export class IgnoreSet {
   private readonly ancestors = new Set<string>();
 
   /** `paths` are left alone with what is below them; in each `prefixed` directory, the names with that prefix. */
-  constructor(paths: readonly string[], readonly prefixed: ReadonlyArray<{ dir: string; prefix: string }> = []) {
+  constructor(
+    paths: readonly string[],
+    readonly prefixed: ReadonlyArray<{ dir: string; prefix: string }> = [],
+  ) {
     this.paths = new Set(paths.map(clean).filter((p) => p !== '/'));
     for (const p of [...this.paths, ...prefixed.map((x) => `${clean(x.dir)}/${x.prefix}`)]) {
       for (let a = posix.dirname(p); a !== '/'; a = posix.dirname(a)) this.ancestors.add(a);
@@ -133,7 +150,13 @@ function setMeta(path: string, s: Stats, owners: boolean): void {
 
 function sameFile(a: Stats, b: Stats, owners: boolean): boolean {
   // utimes from Node keeps about a microsecond: a copy's mtime is within a millisecond of its source's.
-  return b.isFile() && a.size === b.size && Math.abs(a.mtimeMs - b.mtimeMs) < 1 && (a.mode & 0o7777) === (b.mode & 0o7777) && (!owners || (a.uid === b.uid && a.gid === b.gid));
+  return (
+    b.isFile() &&
+    a.size === b.size &&
+    Math.abs(a.mtimeMs - b.mtimeMs) < 1 &&
+    (a.mode & 0o7777) === (b.mode & 0o7777) &&
+    (!owners || (a.uid === b.uid && a.gid === b.gid))
+  );
 }
 
 function statOrUndefined(path: string): Stats | undefined {

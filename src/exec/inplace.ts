@@ -87,7 +87,11 @@ export function inplaceExecutor(options: InplaceExecutorOptions = {}): Executor 
     if (options.force !== true) {
       const sign = containerSign(hostEvidence(options.env ?? {}));
       if (sign === undefined) {
-        return { ok: false, reason: 'the inplace executor overwrites / and runs only inside a throwaway container: no container seen here (no /.dockerenv, /run/.containerenv, KUBERNETES_SERVICE_HOST or container cgroup); pass --force if this is one' };
+        return {
+          ok: false,
+          reason:
+            'the inplace executor overwrites / and runs only inside a throwaway container: no container seen here (no /.dockerenv, /run/.containerenv, KUBERNETES_SERVICE_HOST or container cgroup); pass --force if this is one',
+        };
       }
     }
     try {
@@ -104,17 +108,25 @@ export function inplaceExecutor(options: InplaceExecutorOptions = {}): Executor 
       const state = await available();
       if (!state.ok) throw new StrataError('E_RUN_UNSUPPORTED', `${request.where}: cannot RUN with the inplace executor: ${state.reason}`);
       if (request.network === 'none') {
-        throw new StrataError('E_RUN_UNSUPPORTED', `${request.where}: the inplace executor cannot take the network away from a step (RUN --network=none or --network none)`, {
-          hint: 'use --network host for this build',
-        });
+        throw new StrataError(
+          'E_RUN_UNSUPPORTED',
+          `${request.where}: the inplace executor cannot take the network away from a step (RUN --network=none or --network none)`,
+          {
+            hint: 'use --network host for this build',
+          },
+        );
       }
       const owners = isCapableRoot();
       // strata's own temporary files (the stage roots among them) are `strata-*` in the temp dir.
       const prefixed = [{ dir: tmpdir(), prefix: 'strata-' }];
-      const ignore = new IgnoreSet([...RUN_EXCLUDES, ...CONTAINER_FILES, ...mountPoints(), process.execPath, request.rootfs, ...(options.ignorePaths ?? [])], prefixed);
+      const ignore = new IgnoreSet(
+        [...RUN_EXCLUDES, ...CONTAINER_FILES, ...mountPoints(), process.execPath, request.rootfs, ...(options.ignorePaths ?? [])],
+        prefixed,
+      );
       const targets = request.mounts.map((m) => m.target);
       for (const target of targets) {
-        if (ignore.ignored(target)) throw new StrataError('E_RUN_FAILED', `${request.where}: the mount target ${target} is a path the inplace executor leaves alone`);
+        if (ignore.ignored(target))
+          throw new StrataError('E_RUN_FAILED', `${request.where}: the mount target ${target} is a path the inplace executor leaves alone`);
       }
       const exclude = [...ignore.list(), ...targets];
       syncTree(request.rootfs, '/', { ignore, owners, makeHolders: true });
@@ -127,7 +139,14 @@ export function inplaceExecutor(options: InplaceExecutorOptions = {}): Executor 
         const spawnIds = owners && (request.user.uid !== 0 || request.user.gid !== 0) ? { uid: request.user.uid, gid: request.user.gid } : {};
         const [file, ...args] = request.args;
         if (file === undefined) throw new StrataError('E_RUN_FAILED', `${request.where}: RUN has no command`);
-        const result = await runProcess(file, args, { env: envRecord(stepEnv(request.env)), cwd: request.workdir, ...spawnIds, onOutput: request.onOutput, signal: request.signal, killWithStrata: true });
+        const result = await runProcess(file, args, {
+          env: envRecord(stepEnv(request.env)),
+          cwd: request.workdir,
+          ...spawnIds,
+          onOutput: request.onOutput,
+          signal: request.signal,
+          killWithStrata: true,
+        });
         if (result.exitCode !== 0) throw runFailed(request, result.exitCode, result.tail);
         const entries = await captureChanges('/', before, { exclude: targets, signal: request.signal });
         changed = new Set(entries.map((e) => `/${e.path}`));

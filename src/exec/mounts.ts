@@ -1,4 +1,17 @@
-import { chmodSync, closeSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, rmdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmdirSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +39,10 @@ export interface MountPoint {
 export class MountStubs {
   private readonly created: Array<{ path: string; dir: boolean }> = [];
 
-  constructor(readonly rootfs: string, readonly where: string) {}
+  constructor(
+    readonly rootfs: string,
+    readonly where: string,
+  ) {}
 
   /**
    * Resolves `target` inside the rootfs (symlinks, absolute ones included, stay inside it: a hostile image cannot
@@ -45,9 +61,13 @@ export class MountStubs {
     };
     const outcome = resolveSync(target, { followFinal: true }, lookup);
     if (!outcome.ok) {
-      throw new StrataError('E_RUN_FAILED', `${this.where}: cannot mount at ${target}: ${outcome.reason === 'loop' ? 'too many symlinks' : `/${outcome.at} is not a directory`}`, {
-        hint: 'choose a mount target that is a directory (or file) path in the image',
-      });
+      throw new StrataError(
+        'E_RUN_FAILED',
+        `${this.where}: cannot mount at ${target}: ${outcome.reason === 'loop' ? 'too many symlinks' : `/${outcome.at} is not a directory`}`,
+        {
+          hint: 'choose a mount target that is a directory (or file) path in the image',
+        },
+      );
     }
     const parts = outcome.path.split('/').filter((p) => p !== '');
     for (let i = 1; i <= parts.length; i++) {
@@ -62,7 +82,10 @@ export class MountStubs {
       } else if (!last && found.kind !== 'dir') {
         throw new StrataError('E_RUN_FAILED', `${this.where}: cannot mount at ${target}: /${rel} is not a directory`);
       } else if (last && (found.kind === 'dir') !== (kind === 'dir')) {
-        throw new StrataError('E_RUN_FAILED', `${this.where}: cannot mount a ${kind === 'dir' ? 'directory' : 'file'} at ${target}: it is ${found.kind === 'dir' ? 'a directory' : 'not a directory'} in the image`);
+        throw new StrataError(
+          'E_RUN_FAILED',
+          `${this.where}: cannot mount a ${kind === 'dir' ? 'directory' : 'file'} at ${target}: it is ${found.kind === 'dir' ? 'a directory' : 'not a directory'} in the image`,
+        );
       }
     }
     return { containerPath: `/${outcome.path}`, hostPath: join(this.rootfs, outcome.path) };
@@ -84,7 +107,6 @@ export class MountStubs {
     this.created.length = 0;
   }
 }
-
 
 /** Whether a mount is a single file (secret, ssh socket, a bind of a file) rather than a directory. */
 export function mountKind(mount: RunMount): 'dir' | 'file' {
@@ -152,7 +174,6 @@ export async function makeNetworkFiles(network: RunRequest['network']): Promise<
   writeFileSync(hostname, 'strata\n', { mode: 0o644 });
   return { hosts, resolvConf, hostname, dispose: () => rm(dir, { recursive: true, force: true }) };
 }
-
 
 /**
  * Makes the step's working directory when the image lacks it, as docker does; it is part of the step's changes.

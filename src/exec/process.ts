@@ -114,7 +114,11 @@ function startWatchdog(pgid: number): ChildProcess | undefined {
   if (setpriv === undefined || sh === undefined) return undefined;
   // `kill -9 -PGID`: the form dash and busybox sh both read as a group (neither takes `--`).
   const script = 'trap \'kill -9 "-$1" 2>/dev/null; exit 0\' TERM; while :; do sleep 1; done';
-  const dog = spawn(setpriv, ['--pdeathsig', 'TERM', '--', sh, '-c', script, 'strata-watchdog', String(pgid)], { stdio: 'ignore', detached: true, env: { PATH: '/usr/bin:/bin' } });
+  const dog = spawn(setpriv, ['--pdeathsig', 'TERM', '--', sh, '-c', script, 'strata-watchdog', String(pgid)], {
+    stdio: 'ignore',
+    detached: true,
+    env: { PATH: '/usr/bin:/bin' },
+  });
   dog.on('error', () => undefined);
   dog.unref();
   return dog;
@@ -216,7 +220,10 @@ export function sessionMembers(sid: number): number[] {
 /** The pids whose parent is `pid` (from /proc), oldest first. */
 export function childrenOf(pid: number): number[] {
   try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter((s) => s !== '').map(Number);
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .split(' ')
+      .filter((s) => s !== '')
+      .map(Number);
   } catch {
     return [];
   }

@@ -52,11 +52,16 @@ export function prootExecutor(options: ProotExecutorOptions = {}): Executor {
     available,
     async run(request: RunRequest): Promise<RunResult> {
       const bin = binary();
-      if (bin === undefined) throw new StrataError('E_RUN_UNSUPPORTED', `${request.where}: cannot RUN with the proot executor: proot is not installed (apt-get install proot)`);
+      if (bin === undefined)
+        throw new StrataError('E_RUN_UNSUPPORTED', `${request.where}: cannot RUN with the proot executor: proot is not installed (apt-get install proot)`);
       if (request.network === 'none') {
-        throw new StrataError('E_RUN_UNSUPPORTED', `${request.where}: the proot executor cannot take the network away from a step (RUN --network=none or --network none)`, {
-          hint: 'use --network host for this build, or an executor with namespaces (bwrap, runc, chroot) where they are allowed',
-        });
+        throw new StrataError(
+          'E_RUN_UNSUPPORTED',
+          `${request.where}: the proot executor cannot take the network away from a step (RUN --network=none or --network none)`,
+          {
+            hint: 'use --network host for this build, or an executor with namespaces (bwrap, runc, chroot) where they are allowed',
+          },
+        );
       }
       for (const mount of request.mounts) checkMount(mount, request.where);
       const stubs = new MountStubs(request.rootfs, request.where);
@@ -68,7 +73,11 @@ export function prootExecutor(options: ProotExecutorOptions = {}): Executor {
         ensureWorkdir(request.rootfs, request.workdir, request.where);
         const args: string[] = ['-v', '-1', '-r', request.rootfs, '-w', request.workdir];
         for (const target of ['/proc', '/dev', '/sys']) args.push('-b', `${target}:${stubs.prepare(target, 'dir').containerPath}`);
-        for (const [target, source] of [['/etc/hosts', files.hosts], ['/etc/resolv.conf', files.resolvConf], ['/etc/hostname', files.hostname]] as const) {
+        for (const [target, source] of [
+          ['/etc/hosts', files.hosts],
+          ['/etc/resolv.conf', files.resolvConf],
+          ['/etc/hostname', files.hostname],
+        ] as const) {
           args.push('-b', `${source}:${stubs.prepare(target, 'file').containerPath}`);
         }
         let n = 0;
@@ -126,7 +135,11 @@ export function prootExecutor(options: ProotExecutorOptions = {}): Executor {
               hint: `ptrace is refused here (a seccomp profile or a security module); ${left.length > 0 ? `executors left on this machine: ${left.join(', ')}` : 'no other executor works on this machine; inside a throwaway container, --executor inplace needs no ptrace'}`,
             });
           }
-          throw runFailed(request, result.exitCode, result.tail.filter((line) => !line.startsWith('proot warning: ') && !line.startsWith('proot info: ')));
+          throw runFailed(
+            request,
+            result.exitCode,
+            result.tail.filter((line) => !line.startsWith('proot warning: ') && !line.startsWith('proot info: ')),
+          );
         }
         return { exitCode: 0 };
       } finally {

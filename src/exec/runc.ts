@@ -42,7 +42,10 @@ export function ociRuntimeExecutor(options: OciRuntimeExecutorOptions = {}): Exe
       const state = await available();
       const bin = findBinary(runtime);
       if (!state.ok || bin === undefined) {
-        throw new StrataError('E_RUN_UNSUPPORTED', `${request.where}: cannot RUN with the ${name} executor: ${state.ok ? `${runtime} is not installed` : state.reason}`);
+        throw new StrataError(
+          'E_RUN_UNSUPPORTED',
+          `${request.where}: cannot RUN with the ${name} executor: ${state.ok ? `${runtime} is not installed` : state.reason}`,
+        );
       }
       for (const mount of request.mounts) checkMount(mount, request.where);
       const stubs = new MountStubs(request.rootfs, request.where);
@@ -62,7 +65,10 @@ export function ociRuntimeExecutor(options: OciRuntimeExecutorOptions = {}): Exe
         if (result.exitCode !== 0) {
           // The runtime failing to make the container (cgroups, namespaces) is the sandbox, not the step; a missing
           // program (`exec: "…": no such file`) is the step's own failure, as docker reports it.
-          const setup = result.tail.find((line) => /unable to start container process: (?!exec: )/.test(line) || (/^crun: /.test(line) && !/executable file not found|No such file/.test(line)));
+          const setup = result.tail.find(
+            (line) =>
+              /unable to start container process: (?!exec: )/.test(line) || (/^crun: /.test(line) && !/executable file not found|No such file/.test(line)),
+          );
           if (setup !== undefined) {
             const message = /msg="([^"]*)"/.exec(setup)?.[1] ?? setup;
             throw new StrataError('E_RUN_UNSUPPORTED', `${request.where}: the ${name} sandbox could not be set up: ${message}`, {
@@ -89,7 +95,8 @@ export function ociRuntimeExecutor(options: OciRuntimeExecutorOptions = {}): Exe
 async function probe(runtime: string, name: string): Promise<{ ok: true } | { ok: false; reason: string }> {
   const bin = findBinary(runtime);
   if (bin === undefined) return { ok: false, reason: `${name} is not installed (apt-get install ${name})` };
-  if (!isRoot()) return { ok: false, reason: `the ${name} executor needs root here (rootless runtimes need id mappings strata does not set up); use --executor bwrap` };
+  if (!isRoot())
+    return { ok: false, reason: `the ${name} executor needs root here (rootless runtimes need id mappings strata does not set up); use --executor bwrap` };
   const work = await mkdtemp(join(tmpdir(), `strata-${name}-probe-`));
   try {
     await mkdir(join(work, 'rootfs'));
@@ -127,7 +134,11 @@ export function runtimeConfig(request: RunRequest, stubs: MountStubs, files: Pic
   mounts.push({ destination: `${dev}/pts`, type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'] });
   mounts.push({ destination: `${dev}/shm`, type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] });
   mounts.push({ destination: point('/sys', 'dir'), type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] });
-  for (const [target, source] of [['/etc/hosts', files.hosts], ['/etc/resolv.conf', files.resolvConf], ['/etc/hostname', files.hostname]] as const) {
+  for (const [target, source] of [
+    ['/etc/hosts', files.hosts],
+    ['/etc/resolv.conf', files.resolvConf],
+    ['/etc/hostname', files.hostname],
+  ] as const) {
     mounts.push({ destination: point(target, 'file'), type: 'bind', source, options: ['rbind', 'ro'] });
   }
   for (const m of request.mounts) {
@@ -155,7 +166,18 @@ export function runtimeConfig(request: RunRequest, stubs: MountStubs, files: Pic
     mounts,
     linux: {
       namespaces,
-      maskedPaths: ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/sys/firmware', '/proc/scsi'],
+      maskedPaths: [
+        '/proc/acpi',
+        '/proc/asound',
+        '/proc/kcore',
+        '/proc/keys',
+        '/proc/latency_stats',
+        '/proc/timer_list',
+        '/proc/timer_stats',
+        '/proc/sched_debug',
+        '/sys/firmware',
+        '/proc/scsi',
+      ],
       readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
     },
   };

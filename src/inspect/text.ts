@@ -51,7 +51,10 @@ export function renderInspectText(r: InspectReport): string {
   sub('User', c.user);
   sub('Ports', c.exposedPorts.join(', '));
   sub('Volumes', c.volumes.join(', '));
-  for (const [i, [k, v]] of Object.entries(c.labels).sort(([a], [b]) => (a < b ? -1 : 1)).entries()) sub(i === 0 ? 'Labels' : '', `${k}=${v}`);
+  for (const [i, [k, v]] of Object.entries(c.labels)
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .entries())
+    sub(i === 0 ? 'Labels' : '', `${k}=${v}`);
   sub('StopSignal', c.stopSignal);
   if (c.healthcheck) sub('Healthcheck', JSON.stringify(c.healthcheck));
   if (c.shell) sub('Shell', JSON.stringify(c.shell));

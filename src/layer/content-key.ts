@@ -20,8 +20,18 @@ export function layerContentKey(entries: readonly LayerEntry[], options: WriteLa
     options.normalizeMtime ?? false,
   ];
   const rows = entries.map((e) => [
-    e.path, e.type, e.mode, e.size, e.mtime, e.uid, e.gid, e.linkTarget ?? null, e.source ?? null,
-    e.data === undefined ? null : digestOf(e.data), e.devMajor ?? null, e.devMinor ?? null,
+    e.path,
+    e.type,
+    e.mode,
+    e.size,
+    e.mtime,
+    e.uid,
+    e.gid,
+    e.linkTarget ?? null,
+    e.source ?? null,
+    e.data === undefined ? null : digestOf(e.data),
+    e.devMajor ?? null,
+    e.devMinor ?? null,
   ]);
   return digestOf(JSON.stringify(['strata-layer-content/1', shape, rows]));
 }

@@ -82,7 +82,12 @@ export async function indexImageFilesystem(layers: readonly Descriptor[], reader
  * indexes its base once, then each step's new layer. `base` is left as it was. The files captured are
  * those `base` was made to capture.
  */
-export async function extendImageFilesystem(base: ImageFsIndex, layers: readonly Descriptor[], reader: BlobReader, options: Pick<IndexImageOptions, 'signal' | 'records'> = {}): Promise<ImageFsIndex> {
+export async function extendImageFilesystem(
+  base: ImageFsIndex,
+  layers: readonly Descriptor[],
+  reader: BlobReader,
+  options: Pick<IndexImageOptions, 'signal' | 'records'> = {},
+): Promise<ImageFsIndex> {
   if (!(base instanceof IndexTree)) throw new StrataError('E_INTERNAL', 'extendImageFilesystem takes an index made by indexImageFilesystem');
   const tree = base.clone();
   for (const [i, descriptor] of layers.entries()) {
@@ -166,9 +171,10 @@ class IndexTree implements ImageFsIndex {
     this.writes.clear();
     this.parents.clear();
     for await (const entry of entries) {
-      const bytes = entry.kind === 'entry' && entry.type === 'file' && entry.size <= MAX_CAPTURED_CONTENT && this.wantedNames.has(posix.basename(entry.path))
-        ? await collect(entry.content)
-        : undefined;
+      const bytes =
+        entry.kind === 'entry' && entry.type === 'file' && entry.size <= MAX_CAPTURED_CONTENT && this.wantedNames.has(posix.basename(entry.path))
+          ? await collect(entry.content)
+          : undefined;
       this.apply(entry, bytes);
     }
   }
@@ -274,7 +280,11 @@ class IndexTree implements ImageFsIndex {
         if (!source.ok) throw this.unresolvable(entry.path, linkname, source.reason, source.at);
         const original = source.missing ? undefined : this.nodes.get(source.path);
         if (original === undefined) {
-          throw this.invalid(entry.path, `is a hard link to ${JSON.stringify(linkname)}, which does not exist in the image`, 'a hard link must point at a path written earlier in the same layer or below');
+          throw this.invalid(
+            entry.path,
+            `is a hard link to ${JSON.stringify(linkname)}, which does not exist in the image`,
+            'a hard link must point at a path written earlier in the same layer or below',
+          );
         }
         if (original.type === 'dir') throw this.invalid(entry.path, `is a hard link to the directory ${JSON.stringify(linkname)}`);
         if (source.path === target) return;
@@ -358,9 +368,13 @@ class IndexTree implements ImageFsIndex {
 
   private unresolvable(entryPath: string, path: string, reason: 'loop' | 'notdir', at: string): StrataError {
     if (reason === 'loop') {
-      return new StrataError('E_LAYER_UNSAFE', `${this.what}: entry ${JSON.stringify(entryPath)} goes through ${JSON.stringify(path)}, whose symlinks loop at ${toAbs(at)}`, {
-        hint: 'the layer could write outside the directory it is unpacked into; it was refused',
-      });
+      return new StrataError(
+        'E_LAYER_UNSAFE',
+        `${this.what}: entry ${JSON.stringify(entryPath)} goes through ${JSON.stringify(path)}, whose symlinks loop at ${toAbs(at)}`,
+        {
+          hint: 'the layer could write outside the directory it is unpacked into; it was refused',
+        },
+      );
     }
     return this.invalid(entryPath, `goes through ${JSON.stringify(toAbs(at))}, which is not a directory`);
   }

@@ -63,7 +63,10 @@ export class ParallelGzip extends Transform {
   private readonly queue: Array<Promise<Buffer>> = [];
   private members = 0;
 
-  constructor(private readonly level: number | undefined, private readonly inFlight = 8) {
+  constructor(
+    private readonly level: number | undefined,
+    private readonly inFlight = 8,
+  ) {
     // Members leave one by one: in byte mode a consumer's read() (what async iteration calls) would
     // concatenate the members buffered so far into one more copy.
     super({ readableObjectMode: true, readableHighWaterMark: 2 });

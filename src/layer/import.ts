@@ -14,7 +14,14 @@ import { checkZstdFamily } from './write.js';
 import { ZSTD_DEFAULT_LEVEL, createZstdCompress } from './zstd.js';
 
 const ENTRY_TYPES: ReadonlySet<Header['type']> = new Set([
-  'file', 'contiguous-file', 'link', 'symlink', 'directory', 'character-device', 'block-device', 'fifo',
+  'file',
+  'contiguous-file',
+  'link',
+  'symlink',
+  'directory',
+  'character-device',
+  'block-device',
+  'fifo',
 ]);
 
 /**
@@ -122,9 +129,13 @@ class TarValidator extends Transform {
         try {
           safeEntryPath(header.linkname, this.what);
         } catch {
-          return new StrataError('E_LAYER_UNSAFE', `${this.what}: hard link ${JSON.stringify(header.name)} points outside the layer (${JSON.stringify(header.linkname)})`, {
-            hint: 'hard link targets must be paths inside the archive',
-          });
+          return new StrataError(
+            'E_LAYER_UNSAFE',
+            `${this.what}: hard link ${JSON.stringify(header.name)} points outside the layer (${JSON.stringify(header.linkname)})`,
+            {
+              hint: 'hard link targets must be paths inside the archive',
+            },
+          );
         }
       }
       return undefined;

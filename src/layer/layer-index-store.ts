@@ -121,7 +121,15 @@ function entryOf(row: unknown): RecordedEntry | undefined {
   // The names were cleaned when read: a record that holds another name was not written by this code.
   if (!isClean(path) || (type === 'hardlink' && (typeof linkname !== 'string' || !isClean(linkname)))) return undefined;
   return {
-    path, type: type as LayerEntryType, mode: mode as number, uid: uid as number, gid: gid as number, size: size as number, mtime: mtime as number,
-    linkname: linkname ?? undefined, devMajor: devMajor as number, devMinor: devMinor as number,
+    path,
+    type: type as LayerEntryType,
+    mode: mode as number,
+    uid: uid as number,
+    gid: gid as number,
+    size: size as number,
+    mtime: mtime as number,
+    linkname: linkname ?? undefined,
+    devMajor: devMajor as number,
+    devMinor: devMinor as number,
   };
 }

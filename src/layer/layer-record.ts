@@ -44,8 +44,16 @@ export async function* recordEntries(entries: AsyncIterable<LayerReadEntry>, rec
   for await (const entry of entries) {
     const index = record.entries.length;
     record.entries.push({
-      path: entry.path, type: entry.type, mode: entry.mode, uid: entry.uid, gid: entry.gid, size: entry.size, mtime: entry.mtime,
-      linkname: entry.linkname, devMajor: entry.devMajor, devMinor: entry.devMinor,
+      path: entry.path,
+      type: entry.type,
+      mode: entry.mode,
+      uid: entry.uid,
+      gid: entry.gid,
+      size: entry.size,
+      mtime: entry.mtime,
+      linkname: entry.linkname,
+      devMajor: entry.devMajor,
+      devMinor: entry.devMinor,
     });
     if (entry.kind === 'entry' && entry.type === 'file' && entry.size <= MAX_RECORDED_CONTENT && RECORDED_CONTENT_NAMES.has(posix.basename(entry.path))) {
       const parts: Buffer[] = [];
@@ -69,12 +77,23 @@ const NO_CONTENT: AsyncIterable<Buffer> = {
 export function replayEntry(r: RecordedEntry): LayerReadEntry {
   const whiteout: WhiteoutKind = r.path.includes(WHITEOUT_PREFIX) ? classifyWhiteout(r.path) : { kind: 'entry' };
   const head = {
-    path: r.path, type: r.type, mode: r.mode, uid: r.uid, gid: r.gid, size: r.size, mtime: r.mtime,
-    linkname: r.linkname, devMajor: r.devMajor, devMinor: r.devMinor, content: NO_CONTENT,
+    path: r.path,
+    type: r.type,
+    mode: r.mode,
+    uid: r.uid,
+    gid: r.gid,
+    size: r.size,
+    mtime: r.mtime,
+    linkname: r.linkname,
+    devMajor: r.devMajor,
+    devMinor: r.devMinor,
+    content: NO_CONTENT,
   };
-  return whiteout.kind === 'opaque' ? { kind: 'opaque', dir: whiteout.dir, ...head }
-    : whiteout.kind === 'whiteout' ? { kind: 'whiteout', target: whiteout.target, ...head }
-    : { kind: 'entry', ...head };
+  return whiteout.kind === 'opaque'
+    ? { kind: 'opaque', dir: whiteout.dir, ...head }
+    : whiteout.kind === 'whiteout'
+      ? { kind: 'whiteout', target: whiteout.target, ...head }
+      : { kind: 'entry', ...head };
 }
 
 function once(bytes: Buffer): AsyncIterable<Buffer> {

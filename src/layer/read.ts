@@ -109,7 +109,14 @@ function endsAfterLastEntry(error: unknown, fed: FedBytes, last: { start: number
   return fed.total - paddedEnd <= fed.trailingZeros;
 }
 
-async function feed(stream: Readable, compression: LayerCompression, tar: Extract, what: string, fed: FedBytes, hash: Hash | undefined): Promise<Hash | undefined> {
+async function feed(
+  stream: Readable,
+  compression: LayerCompression,
+  tar: Extract,
+  what: string,
+  fed: FedBytes,
+  hash: Hash | undefined,
+): Promise<Hash | undefined> {
   let decompress: Duplex | undefined;
   try {
     let bytes: AsyncIterable<unknown> = stream;
@@ -239,9 +246,11 @@ function toReadEntry(header: Header, source: AsyncIterable<unknown>, what: strin
   };
   const whiteout = classifyWhiteout(path);
   const value: LayerReadEntry =
-    whiteout.kind === 'opaque' ? { kind: 'opaque', dir: whiteout.dir, ...base }
-    : whiteout.kind === 'whiteout' ? { kind: 'whiteout', target: whiteout.target, ...base }
-    : { kind: 'entry', ...base };
+    whiteout.kind === 'opaque'
+      ? { kind: 'opaque', dir: whiteout.dir, ...base }
+      : whiteout.kind === 'whiteout'
+        ? { kind: 'whiteout', target: whiteout.target, ...base }
+        : { kind: 'entry', ...base };
   return { value, content: { drain } };
 }
 

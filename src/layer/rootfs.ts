@@ -101,7 +101,11 @@ export async function extractImageToDirectory(
     }
     const record = emptyRecord();
     let read: Digest | undefined;
-    await extractor.layer(recordEntries(readLayer(stream, { compression, what, signal: options.signal, onDiffId: (d) => (read = d) }), record), what, options.signal);
+    await extractor.layer(
+      recordEntries(readLayer(stream, { compression, what, signal: options.signal, onDiffId: (d) => (read = d) }), record),
+      what,
+      options.signal,
+    );
     if (read === diffId) await cache.save(diffId, record);
   }
   return extractor.stats;
@@ -115,8 +119,18 @@ interface ExtractorPolicy {
 
 class Extractor {
   readonly stats: ExtractStats = {
-    layers: 0, entries: 0, files: 0, directories: 0, symlinks: 0, hardlinks: 0,
-    fifos: 0, devices: 0, devicesSkipped: 0, whiteouts: 0, opaques: 0, bytes: 0,
+    layers: 0,
+    entries: 0,
+    files: 0,
+    directories: 0,
+    symlinks: 0,
+    hardlinks: 0,
+    fifos: 0,
+    devices: 0,
+    devicesSkipped: 0,
+    whiteouts: 0,
+    opaques: 0,
+    bytes: 0,
   };
   private readonly writes = new LayerWrites();
   private dirMeta: DirMeta[] = [];
@@ -129,7 +143,10 @@ class Extractor {
   private readonly parents = new Map<string, string>();
   private what = 'layer';
 
-  constructor(private readonly root: string, private readonly policy: ExtractorPolicy) {}
+  constructor(
+    private readonly root: string,
+    private readonly policy: ExtractorPolicy,
+  ) {}
 
   async layer(entries: AsyncIterable<LayerReadEntry>, what: string, signal: AbortSignal | undefined): Promise<void> {
     this.what = what;
@@ -269,7 +286,11 @@ class Extractor {
     const source = resolved.path;
     const sourceStat = resolved.missing ? undefined : await this.lstat(source);
     if (sourceStat === undefined) {
-      throw this.invalid(entry.path, `is a hard link to ${JSON.stringify(linkname)}, which does not exist in the image`, 'a hard link must point at a path written earlier in the same layer or below');
+      throw this.invalid(
+        entry.path,
+        `is a hard link to ${JSON.stringify(linkname)}, which does not exist in the image`,
+        'a hard link must point at a path written earlier in the same layer or below',
+      );
     }
     if (sourceStat.isDirectory()) throw this.invalid(entry.path, `is a hard link to the directory ${JSON.stringify(linkname)}`);
     if (source === target) return;
@@ -284,10 +305,14 @@ class Extractor {
     try {
       await run(command, args);
     } catch (error) {
-      throw new StrataError('E_IO', `${this.what}: cannot create ${entry.type} ${entry.path} with ${command}: ${error instanceof Error ? error.message : String(error)}`, {
-        cause: error,
-        hint: errnoCode(error) === 'ENOENT' ? `install ${command} (coreutils)` : 'creating special files needs privileges the extractor may not have',
-      });
+      throw new StrataError(
+        'E_IO',
+        `${this.what}: cannot create ${entry.type} ${entry.path} with ${command}: ${error instanceof Error ? error.message : String(error)}`,
+        {
+          cause: error,
+          hint: errnoCode(error) === 'ENOENT' ? `install ${command} (coreutils)` : 'creating special files needs privileges the extractor may not have',
+        },
+      );
     }
     // The node was just made by us at a path whose parents are checked; chmod does not open it.
     if (this.policy.keepOwnership) await this.io('chown', target, () => fs.lchownSync(path, entry.uid, entry.gid));
@@ -453,7 +478,11 @@ class Extractor {
 
   private unresolvable(entryPath: string, path: string, reason: 'loop' | 'notdir', at: string): StrataError {
     if (reason === 'loop') return this.unsafe(entryPath, `goes through ${JSON.stringify(path)}, whose symlinks loop at ${at}`);
-    return this.invalid(entryPath, `goes through ${JSON.stringify(at)}, which is not a directory`, 'the layer writes below a path that a lower layer made a file; the image is malformed');
+    return this.invalid(
+      entryPath,
+      `goes through ${JSON.stringify(at)}, which is not a directory`,
+      'the layer writes below a path that a lower layer made a file; the image is malformed',
+    );
   }
 
   private unsafe(entryPath: string, why: string): StrataError {

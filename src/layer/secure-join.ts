@@ -21,8 +21,7 @@ export type PathLookup =
 
 export type ResolveOutcome =
   /** `missing` is true when some component did not exist; from there on the rest were taken literally. */
-  | { ok: true; path: string; missing: boolean }
-  | { ok: false; reason: 'loop' | 'notdir'; at: string };
+  { ok: true; path: string; missing: boolean } | { ok: false; reason: 'loop' | 'notdir'; at: string };
 
 export interface ResolveOptions {
   /** Follow a symlink at the last component (open, stat) or not (create, remove, lstat). */

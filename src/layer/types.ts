@@ -38,7 +38,6 @@ export interface MtimeOptions {
 
 /** Layer compressions strata can write. zstd runs the `zstd` program (see zstd.ts) and needs OCI media types. */
 
-
 export interface WriteLayerOptions extends MtimeOptions {
   compression?: LayerCompression | undefined;
   mediaTypeFamily?: 'oci' | 'docker' | undefined;

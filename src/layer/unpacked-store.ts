@@ -28,7 +28,10 @@ export function unpackedKey(diffIds: readonly Digest[], privileged: boolean): st
  * are kept; the least recently used go first.
  */
 export class UnpackedStore {
-  constructor(private readonly dir: string, private readonly keep: number) {}
+  constructor(
+    private readonly dir: string,
+    private readonly keep: number,
+  ) {}
 
   /** The root of the unpacked chain `key`, checked; undefined when there is none or it was damaged (then removed). */
   async get(key: string, signal?: AbortSignal): Promise<string | undefined> {
@@ -130,10 +133,14 @@ export async function copyUnpacked(from: string, to: string, privileged: boolean
     await run('cp', [...preserve, '--reflink=auto', '--', `${from}/.`, to], { maxBuffer: 16 * 1024 * 1024 });
   } catch (error) {
     const stderr = (error as { stderr?: unknown }).stderr;
-    throw new StrataError('E_IO', `cannot copy the unpacked base ${from} to ${to}: ${typeof stderr === 'string' && stderr !== '' ? stderr.trim() : String(error)}`, {
-      cause: error,
-      hint: 'check free space in the store; STRATA_SNAPSHOTS=0 unpacks the base for each build instead',
-    });
+    throw new StrataError(
+      'E_IO',
+      `cannot copy the unpacked base ${from} to ${to}: ${typeof stderr === 'string' && stderr !== '' ? stderr.trim() : String(error)}`,
+      {
+        cause: error,
+        hint: 'check free space in the store; STRATA_SNAPSHOTS=0 unpacks the base for each build instead',
+      },
+    );
   }
 }
 

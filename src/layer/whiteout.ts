@@ -4,10 +4,7 @@ import { StrataError } from '../errors/index.js';
 export const WHITEOUT_PREFIX = '.wh.';
 export const OPAQUE_WHITEOUT = '.wh..wh..opq';
 
-export type WhiteoutKind =
-  | { kind: 'entry' }
-  | { kind: 'opaque'; dir: string }
-  | { kind: 'whiteout'; target: string };
+export type WhiteoutKind = { kind: 'entry' } | { kind: 'opaque'; dir: string } | { kind: 'whiteout'; target: string };
 
 /**
  * Classifies a normalized layer path. The opaque marker is matched exactly and first: it also starts with

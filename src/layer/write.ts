@@ -74,7 +74,8 @@ export async function writeLayer(entries: readonly LayerEntry[], options: WriteL
   options.signal?.removeEventListener('abort', onAbort);
 
   // A store that failed (ENOSPC, EIO) aborted the producer, whose abort is only the echo of it.
-  if (ingested.status === 'rejected' && options.signal?.aborted !== true && controller.signal.reason === ingested.reason) throw layerError(ingested.reason, options.signal);
+  if (ingested.status === 'rejected' && options.signal?.aborted !== true && controller.signal.reason === ingested.reason)
+    throw layerError(ingested.reason, options.signal);
   // Otherwise the producer's error says what went wrong (which file); the others are its echo down the pipeline.
   if (produced.status === 'rejected') throw layerError(produced.reason, options.signal);
   if (ingested.status === 'rejected') throw layerError(ingested.reason, options.signal);
@@ -113,9 +114,13 @@ function checkEntries(sorted: readonly LayerEntry[]): void {
     if (entry.type === 'hardlink') {
       const target = entry.linkTarget === undefined ? undefined : seen.get(entry.linkTarget);
       if (target === undefined || target.type === 'dir' || target.type === 'hardlink') {
-        throw new StrataError('E_LAYER_INVALID', `hard link ${entry.path} points at ${String(entry.linkTarget)}, which is not an earlier file of the same layer`, {
-          hint: 'a hard link target must come before the link in the same layer',
-        });
+        throw new StrataError(
+          'E_LAYER_INVALID',
+          `hard link ${entry.path} points at ${String(entry.linkTarget)}, which is not an earlier file of the same layer`,
+          {
+            hint: 'a hard link target must come before the link in the same layer',
+          },
+        );
       }
     }
     if (entry.type === 'file' && entry.source === undefined && (entry.data?.byteLength ?? 0) !== entry.size) {
@@ -183,7 +188,14 @@ function readSmallFile(entry: LayerEntry, source: string): Buffer {
   }
 }
 
-async function addFile(packer: Pack, header: ReturnType<typeof toTarHeader>, entry: LayerEntry, source: string, signal: AbortSignal, digests: Map<string, Digest> | undefined): Promise<void> {
+async function addFile(
+  packer: Pack,
+  header: ReturnType<typeof toTarHeader>,
+  entry: LayerEntry,
+  source: string,
+  signal: AbortSignal,
+  digests: Map<string, Digest> | undefined,
+): Promise<void> {
   let finished: (error?: Error | null) => void = () => undefined;
   const done = new Promise<void>((resolve, reject) => {
     finished = (error) => (error ? reject(error) : resolve());
@@ -233,7 +245,14 @@ async function* listedFileChunks(entry: LayerEntry, source: string, chunk: numbe
 
 function fileError(path: string, cause: unknown): StrataError {
   const code = errnoCode(cause);
-  const why = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'ENOENT' ? 'it disappeared while the layer was written' : cause instanceof Error ? cause.message : String(cause);
+  const why =
+    code === 'EACCES' || code === 'EPERM'
+      ? 'permission denied'
+      : code === 'ENOENT'
+        ? 'it disappeared while the layer was written'
+        : cause instanceof Error
+          ? cause.message
+          : String(cause);
   return new StrataError('E_IO', `cannot read ${path} into the layer: ${why}`, {
     cause,
     hint: 'make the file readable and keep the tree unchanged while the layer is written',

@@ -62,7 +62,10 @@ class ZstdProcess extends Duplex {
   private stderr = '';
   private exited = false;
 
-  constructor(args: string[], private readonly options: ZstdProcessOptions) {
+  constructor(
+    args: string[],
+    private readonly options: ZstdProcessOptions,
+  ) {
     super();
     const program = options.program ?? 'zstd';
     this.child = spawn(program, args, { stdio: ['pipe', 'pipe', 'pipe'], env: options.env ?? process.env });
@@ -90,9 +93,14 @@ class ZstdProcess extends Duplex {
       }
       const how = signal !== null ? `was killed by ${signal}` : `exited with status ${String(code)}`;
       const said = this.stderr.trim().replace(/\s+/g, ' ');
-      this.destroy(new StrataError(options.code, `cannot ${options.action} ${options.what}: zstd ${how}${said ? `: ${said}` : ''}`, {
-        hint: options.action === 'decompress' ? 'the layer is corrupt, truncated, or not the compression its media type says' : 'check the disk and that zstd works (zstd --version)',
-      }));
+      this.destroy(
+        new StrataError(options.code, `cannot ${options.action} ${options.what}: zstd ${how}${said ? `: ${said}` : ''}`, {
+          hint:
+            options.action === 'decompress'
+              ? 'the layer is corrupt, truncated, or not the compression its media type says'
+              : 'check the disk and that zstd works (zstd --version)',
+        }),
+      );
     });
   }
 

@@ -43,7 +43,8 @@ export function parseManifestOrIndex(bytes: Uint8Array | string, what: string, c
   if (doc.schemaVersion !== 2) fail(what, `unsupported schemaVersion ${JSON.stringify(doc.schemaVersion)} (only 2 is supported)`);
   const declared = typeof doc.mediaType === 'string' ? doc.mediaType : undefined;
   const mediaType =
-    declared ?? (isIndexMediaType(contentType) || isManifestMediaType(contentType) ? contentType : undefined) ??
+    declared ??
+    (isIndexMediaType(contentType) || isManifestMediaType(contentType) ? contentType : undefined) ??
     (Array.isArray(doc.manifests) ? MediaType.OciIndex : MediaType.OciManifest);
   if (isIndexMediaType(mediaType)) {
     if (!Array.isArray(doc.manifests)) fail(what, 'index has no manifests array');

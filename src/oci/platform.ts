@@ -65,7 +65,17 @@ export function formatPlatform(p: Platform): string {
 
 /** The platform this process runs on, in OCI terms. */
 export function hostPlatform(nodePlatform: string = process.platform, nodeArch: string = process.arch): Platform {
-  const arch: Record<string, string> = { x64: 'amd64', ia32: '386', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64', loong64: 'loong64', mips64el: 'mips64le' };
+  const arch: Record<string, string> = {
+    x64: 'amd64',
+    ia32: '386',
+    arm64: 'arm64',
+    arm: 'arm',
+    ppc64: 'ppc64le',
+    s390x: 's390x',
+    riscv64: 'riscv64',
+    loong64: 'loong64',
+    mips64el: 'mips64le',
+  };
   const os = nodePlatform === 'win32' ? 'windows' : nodePlatform;
   return normalizePlatform({ os, architecture: arch[nodeArch] ?? nodeArch });
 }

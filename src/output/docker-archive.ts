@@ -67,6 +67,14 @@ async function openUncompressed(layer: Descriptor, reader: BlobReader): Promise<
 async function uncompressedSize(layer: Descriptor, reader: BlobReader): Promise<number> {
   if (layerCompression(layer.mediaType) === 'none') return layer.size;
   let size = 0;
-  await pipeline(await openUncompressed(layer, reader), new Writable({ write(chunk: Buffer, _e, cb) { size += chunk.byteLength; cb(); } }));
+  await pipeline(
+    await openUncompressed(layer, reader),
+    new Writable({
+      write(chunk: Buffer, _e, cb) {
+        size += chunk.byteLength;
+        cb();
+      },
+    }),
+  );
   return size;
 }

@@ -22,7 +22,10 @@ export async function writeToLocalStore(store: LocalStore, content: ImageContent
  * one rename; a layout this call created is removed again when it fails.
  */
 export async function writeToOciLayout(dir: string, content: ImageContent, tag: string | undefined): Promise<void> {
-  const existed = await stat(dir).then(() => true, () => false);
+  const existed = await stat(dir).then(
+    () => true,
+    () => false,
+  );
   try {
     const layout = await OciLayout.open(dir, { create: true });
     await copyContentTree(content.descriptor, content.reader, layout.blobs);

@@ -67,7 +67,10 @@ export function isLoopbackRegistry(domain: string): boolean {
 
 /** Validates a registry host as typed on the command line (`strata login HOST`). */
 export function parseRegistryHost(text: string): string {
-  const trimmed = text.trim().replace(/^https?:\/\//, '').replace(/\/+$/, '');
+  const trimmed = text
+    .trim()
+    .replace(/^https?:\/\//, '')
+    .replace(/\/+$/, '');
   const probe = parseNormalizedNamed(`${trimmed}/probe`);
   if (probe.domain !== trimmed && !(trimmed === 'index.docker.io' && probe.domain === DEFAULT_DOMAIN)) {
     throw new ReferenceParseError('invalid-format', text, 'not a registry host (expected host[:port], like ghcr.io or localhost:5000)');

@@ -62,7 +62,8 @@ function build(domain: string, path: string, tag: string | undefined, digest: Di
  * with tag `5000`; a first component becomes the domain whenever the grammar allows it.
  */
 export function parseReference(input: string): ImageReference {
-  if (input.length > REFERENCE_INPUT_MAX) throw new ReferenceParseError('invalid-format', input.slice(0, 64) + '…', `reference is longer than ${REFERENCE_INPUT_MAX} characters`);
+  if (input.length > REFERENCE_INPUT_MAX)
+    throw new ReferenceParseError('invalid-format', input.slice(0, 64) + '…', `reference is longer than ${REFERENCE_INPUT_MAX} characters`);
   const m = REFERENCE_RE.exec(input);
   if (!m) {
     if (input === '') throw new ReferenceParseError('name-empty', input);

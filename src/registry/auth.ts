@@ -186,7 +186,12 @@ export class RegistryAuth {
 
   private async send(url: string, init: { method: string; headers: Record<string, string>; body?: Buffer }, signal?: AbortSignal) {
     try {
-      return await sendWithRetry(this.options.fetch, url, () => ({ ...init, signal }), { retry: this.options.retry, signal, timeoutMs: this.options.timeoutMs, idleMs: this.options.idleMs });
+      return await sendWithRetry(this.options.fetch, url, () => ({ ...init, signal }), {
+        retry: this.options.retry,
+        signal,
+        timeoutMs: this.options.timeoutMs,
+        idleMs: this.options.idleMs,
+      });
     } catch (cause) {
       if (cause instanceof StrataError) throw cause;
       const why = cause instanceof Error ? ((cause as { code?: string }).code ?? cause.message) : String(cause);
@@ -199,7 +204,9 @@ export class RegistryAuth {
     const who = cred ? `the credentials of ${cred.username ? `user ${cred.username}` : 'the identity token'}` : 'anonymous access';
     if (response.status === 401 || response.status === 403) {
       throw new StrataError('E_REGISTRY_UNAUTHORIZED', `registry ${this.options.registry}: the token server refused ${who} (HTTP ${response.status})`, {
-        hint: cred ? `check the username and password, then \`strata login ${this.options.registry}\`` : `log in with \`strata login ${this.options.registry}\``,
+        hint: cred
+          ? `check the username and password, then \`strata login ${this.options.registry}\``
+          : `log in with \`strata login ${this.options.registry}\``,
       });
     }
     if (response.status !== 200) {

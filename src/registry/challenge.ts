@@ -47,7 +47,7 @@ export function parseWwwAuthenticate(header: string): AuthChallenge[] {
     skipWs();
     const name = token();
     skipWs();
-    const isParam = name !== '' && s[i] === '=' && s[i + 1] !== '=' ;
+    const isParam = name !== '' && s[i] === '=' && s[i + 1] !== '=';
     i = save;
     return isParam;
   };

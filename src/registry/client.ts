@@ -154,7 +154,11 @@ export class RegistryClient {
         if (deadline) throw new BodyFailure(stallError(ctx, 'GET', this.transport.url(path), deadline));
         if (isRetryableError(cause)) {
           const why = (cause as { code?: string }).code ?? (cause as Error).message;
-          throw new BodyFailure(new StrataError('E_REGISTRY_UNREACHABLE', `${describeContext(ctx)}: GET ${redactUrl(this.transport.url(path))}: the response broke off: ${why}`, { cause }));
+          throw new BodyFailure(
+            new StrataError('E_REGISTRY_UNREACHABLE', `${describeContext(ctx)}: GET ${redactUrl(this.transport.url(path))}: the response broke off: ${why}`, {
+              cause,
+            }),
+          );
         }
         throw new StrataError('E_MANIFEST_INVALID', `${describeContext(ctx)}: ${(cause as Error).message}`, { cause });
       }
@@ -227,7 +231,13 @@ export class RegistryClient {
    * answers another one, is read from zero again with the bytes already passed on skipped. The digest is
    * checked over the whole stream by the caller's verifier, as without a resume.
    */
-  private async *resumingBody(first: FetchResponse, repository: string, descriptor: Pick<Descriptor, 'digest' | 'size'>, ctx: RegistryErrorContext, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
+  private async *resumingBody(
+    first: FetchResponse,
+    repository: string,
+    descriptor: Pick<Descriptor, 'digest' | 'size'>,
+    ctx: RegistryErrorContext,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<Buffer> {
     const url = `/v2/${encodeRepo(repository)}/blobs/${descriptor.digest}`;
     let response = first;
     let offset = 0;
@@ -253,7 +263,14 @@ export class RegistryClient {
         // Every byte arrived and only the end was lost: the verifier decides.
         if (offset >= descriptor.size) return;
       }
-      this.transport.progress?.({ type: 'retry', registry: this.registry, attempt: resumes, delayMs: 0, reason: `connection dropped; resuming at byte ${offset}`, path: url });
+      this.transport.progress?.({
+        type: 'retry',
+        registry: this.registry,
+        attempt: resumes,
+        delayMs: 0,
+        reason: `connection dropped; resuming at byte ${offset}`,
+        path: url,
+      });
       const get = (headers: Record<string, string>) => this.transport.send({ method: 'GET', url, headers, scopes: pullScopes(repository), ctx, signal });
       response = await get({ range: `bytes=${offset}-` });
       const start = response.status === 206 ? rangeStart(response.headers.get('content-range')) : undefined;
@@ -271,7 +288,14 @@ export class RegistryClient {
     }
   }
 
-  private verified(source: Readable, descriptor: Pick<Descriptor, 'digest' | 'size'>, ctx: RegistryErrorContext, url: string, onBytes: ((total: number) => void) | undefined, hash: boolean): Readable {
+  private verified(
+    source: Readable,
+    descriptor: Pick<Descriptor, 'digest' | 'size'>,
+    ctx: RegistryErrorContext,
+    url: string,
+    onBytes: ((total: number) => void) | undefined,
+    hash: boolean,
+  ): Readable {
     const expected = { digest: descriptor.digest, size: descriptor.size, what: `blob ${descriptor.digest} of ${ctx.registry}/${ctx.repository ?? ''}` };
     const verifier = hash ? new VerifyingStream(expected) : new SizeLimit(expected);
     const stages: NodeJS.ReadWriteStream[] = [];
@@ -323,7 +347,8 @@ export class RegistryClient {
         const deadline = findDeadline(error);
         const transient = deadline !== undefined || isRetryableError(error) || (error instanceof StrataError && error.code === 'E_SIZE_MISMATCH');
         if (attempt > retry.retries || !transient || signal?.aborted) {
-          if (deadline && error instanceof StrataError && attempt > 1) throw new StrataError(error.code, `${error.message} (${attempt} attempts)`, { hint: error.hint, cause: error });
+          if (deadline && error instanceof StrataError && attempt > 1)
+            throw new StrataError(error.code, `${error.message} (${attempt} attempts)`, { hint: error.hint, cause: error });
           throw error;
         }
         const delayMs = backoffDelay(attempt, retry);
@@ -361,7 +386,12 @@ export class RegistryClient {
    * Asks the registry to link a blob from another repository. Returns `mounted`, or the upload
    * session the registry opened instead (202), or nothing when the mount failed outright.
    */
-  async mountBlob(repository: string, digest: Digest, from: string, options: TransferOptions = {}): Promise<{ mounted: true } | { mounted: false; location?: string }> {
+  async mountBlob(
+    repository: string,
+    digest: Digest,
+    from: string,
+    options: TransferOptions = {},
+  ): Promise<{ mounted: true } | { mounted: false; location?: string }> {
     const ctx = this.ctx(repository, `mount of blob ${digest} from ${from}`);
     const query = new URLSearchParams({ mount: digest, from });
     const response = await this.transport.send({

@@ -44,10 +44,13 @@ export class DeadlineError extends Error {
     detail: { host?: string; bytes?: number } = {},
   ) {
     super(
-      phase === 'connect' ? `no connection to ${detail.host ?? 'the registry'} within ${formatWait(waitedMs)}`
-      : phase === 'headers' ? `no response within ${formatWait(waitedMs)}`
-      : phase === 'upload' ? `the registry stopped reading the upload for ${formatWait(waitedMs)} after ${detail.bytes ?? 0} bytes`
-      : `the response stalled: no data for ${formatWait(waitedMs)} after ${detail.bytes ?? 0} bytes of the body`,
+      phase === 'connect'
+        ? `no connection to ${detail.host ?? 'the registry'} within ${formatWait(waitedMs)}`
+        : phase === 'headers'
+          ? `no response within ${formatWait(waitedMs)}`
+          : phase === 'upload'
+            ? `the registry stopped reading the upload for ${formatWait(waitedMs)} after ${detail.bytes ?? 0} bytes`
+            : `the response stalled: no data for ${formatWait(waitedMs)} after ${detail.bytes ?? 0} bytes of the body`,
     );
     this.name = 'DeadlineError';
   }

@@ -15,9 +15,7 @@ export interface SpecError {
 }
 
 export function describeContext(ctx: RegistryErrorContext): string {
-  return [`registry ${ctx.registry}`, ctx.repository ? `repository ${ctx.repository}` : undefined, ctx.what]
-    .filter((x): x is string => !!x)
-    .join(', ');
+  return [`registry ${ctx.registry}`, ctx.repository ? `repository ${ctx.repository}` : undefined, ctx.what].filter((x): x is string => !!x).join(', ');
 }
 
 /** The `errors` array of a distribution-spec error body; empty when the body is not one. */
@@ -58,7 +56,7 @@ function hintFor(code: ErrorCode, ctx: RegistryErrorContext, status: number): st
     case 'E_REGISTRY_UNAUTHORIZED':
       return `log in with \`strata login ${ctx.registry}\` (or check the stored credentials)`;
     case 'E_REGISTRY_DENIED':
-      return 'the credentials are valid but lack permission for this repository; check the account\'s access';
+      return "the credentials are valid but lack permission for this repository; check the account's access";
     case 'E_REGISTRY_NOT_FOUND':
       return 'check the repository name and tag; a private repository also answers "not found" without credentials';
     case 'E_REGISTRY_UNSUPPORTED':
@@ -73,17 +71,26 @@ export function registryResponseError(ctx: RegistryErrorContext, status: number,
   const specErrors = parseSpecErrors(body);
   const first = specErrors[0];
   const code = (first && BY_SPEC_CODE[first.code]) ?? codeForStatus(status);
-  const detail = specErrors.length > 0
-    ? specErrors.map((e) => `${e.code}${e.message ? `: ${e.message}` : ''}`).join('; ')
-    : statusText(status);
+  const detail = specErrors.length > 0 ? specErrors.map((e) => `${e.code}${e.message ? `: ${e.message}` : ''}`).join('; ') : statusText(status);
   return new StrataError(code, `${describeContext(ctx)}: ${detail} (HTTP ${status})`, { hint: hintFor(code, ctx, status) });
 }
 
 function statusText(status: number): string {
   const texts: Record<number, string> = {
-    400: 'bad request', 401: 'unauthorized', 403: 'denied', 404: 'not found', 405: 'method not allowed',
-    409: 'conflict', 413: 'request too large', 415: 'unsupported media type', 416: 'range not satisfiable',
-    429: 'too many requests', 500: 'internal server error', 502: 'bad gateway', 503: 'service unavailable', 504: 'gateway timeout',
+    400: 'bad request',
+    401: 'unauthorized',
+    403: 'denied',
+    404: 'not found',
+    405: 'method not allowed',
+    409: 'conflict',
+    413: 'request too large',
+    415: 'unsupported media type',
+    416: 'range not satisfiable',
+    429: 'too many requests',
+    500: 'internal server error',
+    502: 'bad gateway',
+    503: 'service unavailable',
+    504: 'gateway timeout',
   };
   return texts[status] ?? 'unexpected response';
 }

@@ -65,7 +65,10 @@ function connectDeadline(socket: Duplex | null | undefined, ms: number, host: st
 }
 
 class DeadlineHttpAgent extends HttpAgent {
-  constructor(options: ConstructorParameters<typeof HttpAgent>[0], private readonly connectMs: number) {
+  constructor(
+    options: ConstructorParameters<typeof HttpAgent>[0],
+    private readonly connectMs: number,
+  ) {
     super(options);
   }
   override createConnection(options: ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
@@ -76,7 +79,10 @@ class DeadlineHttpAgent extends HttpAgent {
 }
 
 class DeadlineHttpsAgent extends HttpsAgent {
-  constructor(options: ConstructorParameters<typeof HttpsAgent>[0], private readonly connectMs: number) {
+  constructor(
+    options: ConstructorParameters<typeof HttpsAgent>[0],
+    private readonly connectMs: number,
+  ) {
     super(options);
   }
   override createConnection(options: HttpsRequestOptions, callback?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
@@ -99,11 +105,14 @@ export function createNodeFetch(options: NodeFetchOptions = {}): FetchLike {
   const agentFor = (parsed: URL): HttpAgent | HttpsAgent => {
     if (parsed.protocol === 'http:') return httpAgent;
     if (options.skipVerify?.(parsed.host) === true) return (unverifiedAgent ??= new HttpsAgent({ keepAlive: true, maxSockets, rejectUnauthorized: false }));
-    httpsAgent ??= new DeadlineHttpsAgent({
-      keepAlive: true,
-      maxSockets,
-      ...(caCert !== undefined ? { secureContext: createSecureContext({ ca: [...rootCertificates, caCert] }) } : {}),
-    }, connectMs);
+    httpsAgent ??= new DeadlineHttpsAgent(
+      {
+        keepAlive: true,
+        maxSockets,
+        ...(caCert !== undefined ? { secureContext: createSecureContext({ ca: [...rootCertificates, caCert] }) } : {}),
+      },
+      connectMs,
+    );
     return httpsAgent;
   };
   const tunnels = new Map<string, HttpAgent | HttpsAgent>();
@@ -113,13 +122,14 @@ export function createNodeFetch(options: NodeFetchOptions = {}): FetchLike {
     const key = `${parsed.protocol}${proxy.href}`;
     let agent = tunnels.get(key);
     if (agent === undefined) {
-      agent = parsed.protocol === 'https:'
-        ? new HttpsTunnelAgent(proxy, {
-          keepAlive: true,
-          maxSockets,
-          ...(caCert !== undefined ? { secureContext: createSecureContext({ ca: [...rootCertificates, caCert] }) } : {}),
-        })
-        : new HttpTunnelAgent(proxy, { keepAlive: true, maxSockets });
+      agent =
+        parsed.protocol === 'https:'
+          ? new HttpsTunnelAgent(proxy, {
+              keepAlive: true,
+              maxSockets,
+              ...(caCert !== undefined ? { secureContext: createSecureContext({ ca: [...rootCertificates, caCert] }) } : {}),
+            })
+          : new HttpTunnelAgent(proxy, { keepAlive: true, maxSockets });
       tunnels.set(key, agent);
     }
     return agent;

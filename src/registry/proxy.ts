@@ -31,7 +31,10 @@ export function proxyFor(target: URL, settings: ProxySettings): URL | undefined 
   const host = target.hostname.replace(/^\[|\]$/g, '').toLowerCase();
   if (host === 'localhost' || host.endsWith('.localhost') || isLoopback(host)) return undefined;
   const port = target.port || (target.protocol === 'https:' ? '443' : '80');
-  for (const entry of (settings.noProxy ?? '').split(',').map((e) => e.trim().toLowerCase()).filter(Boolean)) {
+  for (const entry of (settings.noProxy ?? '')
+    .split(',')
+    .map((e) => e.trim().toLowerCase())
+    .filter(Boolean)) {
     if (entry === '*') return undefined;
     if (noProxyMatches(entry, host, port)) return undefined;
   }
@@ -83,7 +86,14 @@ function openTunnel(proxy: URL, tls: boolean, options: ClientRequestArgs, done: 
   if (proxy.username !== '' || proxy.password !== '') {
     headers['proxy-authorization'] = `Basic ${Buffer.from(`${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`).toString('base64')}`;
   }
-  const req = httpRequest({ host: proxy.hostname.replace(/^\[|\]$/g, ''), port: Number(proxy.port || 80), method: 'CONNECT', path: authority, headers, agent: false });
+  const req = httpRequest({
+    host: proxy.hostname.replace(/^\[|\]$/g, ''),
+    port: Number(proxy.port || 80),
+    method: 'CONNECT',
+    path: authority,
+    headers,
+    agent: false,
+  });
   req.once('connect', (res, socket) => {
     if (res.statusCode !== 200) {
       socket.destroy();
@@ -103,7 +113,10 @@ function openTunnel(proxy: URL, tls: boolean, options: ClientRequestArgs, done: 
 
 /** https requests through a CONNECT tunnel (TLS to the target inside it). */
 export class HttpsTunnelAgent extends HttpsAgent {
-  constructor(private readonly proxy: URL, options: AgentOptions) {
+  constructor(
+    private readonly proxy: URL,
+    options: AgentOptions,
+  ) {
     super(options);
   }
 
@@ -115,7 +128,10 @@ export class HttpsTunnelAgent extends HttpsAgent {
 
 /** Plain http requests through a CONNECT tunnel, which every proxy allowing CONNECT to that port accepts. */
 export class HttpTunnelAgent extends HttpAgent {
-  constructor(private readonly proxy: URL, options: HttpAgentOptions) {
+  constructor(
+    private readonly proxy: URL,
+    options: HttpAgentOptions,
+  ) {
     super(options);
   }
 

@@ -150,18 +150,23 @@ async function pullBlobs(options: PullImageOptions, manifest: Manifest, concurre
             await sink.putBlob(d, stream, { signal });
           } catch (error) {
             if (error instanceof StrataError && error.code === 'E_DIGEST_MISMATCH' && !error.message.includes(client.registry)) {
-              throw new StrataError('E_DIGEST_MISMATCH', `blob ${d.digest} of ${client.registry}/${repository}: ${error.message}`, { hint: error.hint, cause: error });
+              throw new StrataError('E_DIGEST_MISMATCH', `blob ${d.digest} of ${client.registry}/${repository}: ${error.message}`, {
+                hint: error.hint,
+                cause: error,
+              });
             }
             throw error;
           }
           break;
         } catch (error) {
           // A connection dropped mid-body or a truncated body is worth another try; wrong bytes never are.
-          const transient = isRetryableError(error) || (error instanceof StrataError && (error.code === 'E_SIZE_MISMATCH' || error.code === 'E_REGISTRY_UNREACHABLE'));
+          const transient =
+            isRetryableError(error) || (error instanceof StrataError && (error.code === 'E_SIZE_MISMATCH' || error.code === 'E_REGISTRY_UNREACHABLE'));
           const attempts = client.transport.retry.retries + 1;
           if (attempt >= attempts || !transient || signal.aborted) {
             // A stall already names the request; say how often it was asked.
-            if (attempt > 1 && findDeadline(error) && error instanceof StrataError) throw new StrataError(error.code, `${error.message} (${attempt} attempts)`, { hint: error.hint, cause: error });
+            if (attempt > 1 && findDeadline(error) && error instanceof StrataError)
+              throw new StrataError(error.code, `${error.message} (${attempt} attempts)`, { hint: error.hint, cause: error });
             throw error;
           }
           const retry = client.transport.retry;

@@ -55,7 +55,13 @@ function referenceOf(name: string, tag: string): string {
  * the registry took that manifest with everything it references (go-containerregistry's remote.Write
  * checks the same). A registry that does not say (no digest header, an error) gets the full push.
  */
-async function allNameRoot(client: RegistryClient, repository: string, tags: readonly string[], root: Descriptor, signal: AbortSignal | undefined): Promise<boolean> {
+async function allNameRoot(
+  client: RegistryClient,
+  repository: string,
+  tags: readonly string[],
+  root: Descriptor,
+  signal: AbortSignal | undefined,
+): Promise<boolean> {
   try {
     const heads = await Promise.all(tags.map((t) => client.headManifest(repository, t, { signal })));
     return heads.every((h) => h?.digest === root.digest);
@@ -84,7 +90,13 @@ export async function pushImage(options: PushImageOptions): Promise<PushedImage>
   const tags = options.tags && options.tags.length > 0 ? options.tags : [options.root.digest];
   if (await allNameRoot(client, repository, tags, options.root, signal)) {
     for (const tag of tags) progress?.({ type: 'manifest-unchanged', digest: options.root.digest, reference: referenceOf(name, tag) });
-    return { digest: options.root.digest, mediaType: options.root.mediaType, size: options.root.size, references: tags.map((t) => referenceOf(name, t)), blobs: [] };
+    return {
+      digest: options.root.digest,
+      mediaType: options.root.mediaType,
+      size: options.root.size,
+      references: tags.map((t) => referenceOf(name, t)),
+      blobs: [],
+    };
   }
 
   const manifests: ManifestNode[] = [];
@@ -153,6 +165,11 @@ export async function pushImage(options: PushImageOptions): Promise<PushedImage>
     references.push(reference);
     progress?.({ type: 'manifest-done', direction: 'push', digest: root.descriptor.digest, mediaType: root.mediaType, reference });
   }
-  return { digest: root.descriptor.digest, mediaType: root.mediaType, size: root.bytes.byteLength, references, blobs: [...blobs.values()].map((b) => b.digest) };
+  return {
+    digest: root.descriptor.digest,
+    mediaType: root.mediaType,
+    size: root.bytes.byteLength,
+    references,
+    blobs: [...blobs.values()].map((b) => b.digest),
+  };
 }
-

@@ -12,7 +12,13 @@ interface ParsedScope {
 function parseScope(scope: string): ParsedScope {
   const last = scope.lastIndexOf(':');
   if (last < 0) return { resource: scope, actions: [] };
-  return { resource: scope.slice(0, last), actions: scope.slice(last + 1).split(',').filter((a) => a !== '') };
+  return {
+    resource: scope.slice(0, last),
+    actions: scope
+      .slice(last + 1)
+      .split(',')
+      .filter((a) => a !== ''),
+  };
 }
 
 function formatScope(s: ParsedScope): string {

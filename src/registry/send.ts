@@ -36,7 +36,14 @@ export async function sendWithRetry(fetch: FetchLike, url: string, makeInit: () 
     if (options.signal?.aborted) throw abortError(options.signal);
     let response: FetchResponse;
     try {
-      response = await withTimeout(fetch, url, makeInit(), options.signal, options.timeoutMs ?? DEFAULT_DEADLINES.headersMs, options.idleMs ?? DEFAULT_DEADLINES.idleMs);
+      response = await withTimeout(
+        fetch,
+        url,
+        makeInit(),
+        options.signal,
+        options.timeoutMs ?? DEFAULT_DEADLINES.headersMs,
+        options.idleMs ?? DEFAULT_DEADLINES.idleMs,
+      );
     } catch (error) {
       if (options.signal?.aborted) throw abortError(options.signal);
       const deadline = findDeadline(error);
@@ -90,7 +97,14 @@ function errorReason(error: unknown): string {
  * The timer starts once a streamed body has been sent in full: an upload that takes longer than the
  * timeout to stream (a large layer, a slow link, bytes still being produced) is not "no response".
  */
-async function withTimeout(fetch: FetchLike, url: string, init: FetchInit, signal: AbortSignal | undefined, timeoutMs: number, idleMs: number): Promise<FetchResponse> {
+async function withTimeout(
+  fetch: FetchLike,
+  url: string,
+  init: FetchInit,
+  signal: AbortSignal | undefined,
+  timeoutMs: number,
+  idleMs: number,
+): Promise<FetchResponse> {
   const timeout = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const start = (): void => {

@@ -85,7 +85,11 @@ export class RegistryTransport {
     this.allowHttp = insecure || isLoopbackRegistry(apiHost) || options.scheme === 'http';
     this.probeTls = this.allowHttp && options.scheme === undefined;
     this.baseUrl = `${options.scheme ?? 'https'}://${apiHost}`;
-    this.deadlines = resolveDeadlines({ ...options.deadlines, headersMs: options.timeoutMs ?? options.deadlines?.headersMs, idleMs: options.bodyIdleTimeoutMs ?? options.deadlines?.idleMs });
+    this.deadlines = resolveDeadlines({
+      ...options.deadlines,
+      headersMs: options.timeoutMs ?? options.deadlines?.headersMs,
+      idleMs: options.bodyIdleTimeoutMs ?? options.deadlines?.idleMs,
+    });
     this.fetch = options.fetch ?? createNodeFetch({ caCert: options.caCert, connectTimeoutMs: this.deadlines.connectMs });
     this.retry = resolveRetry({ ...options.retry, now: options.retry?.now ?? options.now });
     this.userAgent = options.userAgent ?? 'strata/0.1';
@@ -128,7 +132,10 @@ export class RegistryTransport {
       const header = response.headers.get('www-authenticate');
       await discardBody(response);
       if (!this.auth.setChallenge(header)) {
-        throw new StrataError('E_REGISTRY_UNSUPPORTED', `${describeContext(ctx)}: asks for an authentication scheme strata cannot answer (${header ?? 'no WWW-Authenticate header'})`);
+        throw new StrataError(
+          'E_REGISTRY_UNSUPPORTED',
+          `${describeContext(ctx)}: asks for an authentication scheme strata cannot answer (${header ?? 'no WWW-Authenticate header'})`,
+        );
       }
       return;
     }
@@ -158,10 +165,19 @@ export class RegistryTransport {
     if (splitRegistryHost(this.apiHost).port !== undefined) {
       const plain = await this.askPlainOnce(plainUrl, signal);
       if (plain !== undefined) return plain;
-      return this.overTlsElsePlain(signal, () => this.pingWithRetries(plainUrl, signal), () => undefined);
+      return this.overTlsElsePlain(
+        signal,
+        () => this.pingWithRetries(plainUrl, signal),
+        () => undefined,
+      );
     }
     const plainAbort = new AbortController();
-    const plain = sendWithRetry(this.fetch, plainUrl, () => this.pingInit(), this.sendOptions(signal ? AbortSignal.any([signal, plainAbort.signal]) : plainAbort.signal, true));
+    const plain = sendWithRetry(
+      this.fetch,
+      plainUrl,
+      () => this.pingInit(),
+      this.sendOptions(signal ? AbortSignal.any([signal, plainAbort.signal]) : plainAbort.signal, true),
+    );
     plain.catch(() => undefined);
     return this.overTlsElsePlain(
       signal,
@@ -242,7 +258,14 @@ export class RegistryTransport {
       idleMs: this.deadlines.idleMs,
       retryable,
       onRetry: (info: { attempt: number; delayMs: number; url: string; reason: string }) =>
-        this.progress?.({ type: 'retry', registry: this.registry, attempt: info.attempt, delayMs: info.delayMs, reason: info.reason, path: redactUrl(info.url) }),
+        this.progress?.({
+          type: 'retry',
+          registry: this.registry,
+          attempt: info.attempt,
+          delayMs: info.delayMs,
+          reason: info.reason,
+          path: redactUrl(info.url),
+        }),
     };
   }
 
@@ -256,10 +279,14 @@ export class RegistryTransport {
     const deadline = findDeadline(cause);
     if (deadline) return stallError(ctx, method, url, deadline);
     if (isCertificateError(cause)) {
-      return new StrataError('E_REGISTRY_INSECURE', `${describeContext(ctx)}: TLS certificate of ${new URL(url).host} not trusted (${(cause as { code?: string }).code ?? 'certificate error'})`, {
-        hint: `pass the registry's CA with --ca-cert FILE, or --skip-tls-verify=${new URL(url).host} to accept any certificate from it (insecure)`,
-        cause,
-      });
+      return new StrataError(
+        'E_REGISTRY_INSECURE',
+        `${describeContext(ctx)}: TLS certificate of ${new URL(url).host} not trusted (${(cause as { code?: string }).code ?? 'certificate error'})`,
+        {
+          hint: `pass the registry's CA with --ca-cert FILE, or --skip-tls-verify=${new URL(url).host} to accept any certificate from it (insecure)`,
+          cause,
+        },
+      );
     }
     if (typeof cause === 'object' && cause !== null && (cause as { name?: string }).name === 'AbortError') {
       return new StrataError('E_ABORTED', `${describeContext(ctx)}: aborted`, { cause });

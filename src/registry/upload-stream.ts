@@ -37,7 +37,14 @@ export async function streamBlobUpload(
 ): Promise<StreamedBlob> {
   const scopes = pushScopes(repository, options.mountFrom ?? []);
   const ctx: RegistryErrorContext = { registry: transport.registry, repository, what: 'streamed upload of a new layer' };
-  const opened = await transport.send({ method: 'POST', url: `/v2/${repoPath}/blobs/uploads/`, headers: { 'content-length': '0' }, scopes, ctx, signal: options.signal });
+  const opened = await transport.send({
+    method: 'POST',
+    url: `/v2/${repoPath}/blobs/uploads/`,
+    headers: { 'content-length': '0' },
+    scopes,
+    ctx,
+    signal: options.signal,
+  });
   if (opened.status !== 202) throw await transport.fail(opened, ctx);
   await discardBody(opened);
   let location = resolveLocation(opened.headers.get('location'), transport.url('/'), ctx);

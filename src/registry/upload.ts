@@ -65,7 +65,10 @@ class ChunkReader {
   private pending: Buffer = Buffer.alloc(0);
   private done = false;
 
-  constructor(source: AsyncIterable<Uint8Array>, public position: number) {
+  constructor(
+    source: AsyncIterable<Uint8Array>,
+    public position: number,
+  ) {
     this.iterator = source[Symbol.asyncIterator]();
   }
 
@@ -88,7 +91,10 @@ class ChunkReader {
 
 class Counter extends Transform {
   private count: number;
-  constructor(start: number, private readonly onBytes: (n: number) => void) {
+  constructor(
+    start: number,
+    private readonly onBytes: (n: number) => void,
+  ) {
     super();
     this.count = start;
   }
@@ -253,7 +259,17 @@ async function patchAll(run: UploadRun, startLocation: string): Promise<string> 
           sent = size - offset;
           const headers: Record<string, string> = { 'content-type': 'application/octet-stream', 'content-length': String(sent) };
           if (offset > 0) headers['content-range'] = `${offset}-${size - 1}`;
-          response = await transport.send({ method: 'PATCH', url: location, headers, body: () => body, retryable: false, scopes: run.scopes, ctx: run.ctx, signal: run.signal, followRedirects: false });
+          response = await transport.send({
+            method: 'PATCH',
+            url: location,
+            headers,
+            body: () => body,
+            retryable: false,
+            scopes: run.scopes,
+            ctx: run.ctx,
+            signal: run.signal,
+            followRedirects: false,
+          });
         } else {
           if (!reader || reader.position !== offset) {
             await reader?.close();
@@ -361,9 +377,7 @@ async function finish(run: UploadRun, location: string, monolithic: boolean): Pr
   const response = await transport.send({
     method: 'PUT',
     url: withDigestParam(location, descriptor.digest),
-    headers: payload
-      ? { 'content-type': 'application/octet-stream', 'content-length': String(payload.byteLength) }
-      : { 'content-length': '0' },
+    headers: payload ? { 'content-type': 'application/octet-stream', 'content-length': String(payload.byteLength) } : { 'content-length': '0' },
     body: payload ? () => payload : undefined,
     scopes: run.scopes,
     ctx: run.ctx,
@@ -378,7 +392,13 @@ async function finish(run: UploadRun, location: string, monolithic: boolean): Pr
   const error = await transport.fail(response, run.ctx);
   // A retried PUT whose first attempt did commit finds no session: the blob is there, all is well.
   if (response.status === 404) {
-    const head = await transport.send({ method: 'HEAD', url: `/v2/${run.repoPath}/blobs/${descriptor.digest}`, scopes: run.scopes, ctx: run.ctx, signal: run.signal });
+    const head = await transport.send({
+      method: 'HEAD',
+      url: `/v2/${run.repoPath}/blobs/${descriptor.digest}`,
+      scopes: run.scopes,
+      ctx: run.ctx,
+      signal: run.signal,
+    });
     await discardBody(head);
     if (head.status === 200) return;
     throw restartable(error);

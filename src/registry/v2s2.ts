@@ -31,7 +31,8 @@ export async function convertToDockerV2s2(root: Descriptor, reader: BlobReader):
 async function convert(d: Descriptor, reader: BlobReader, memory: MemoryBlobReader, depth: number): Promise<Descriptor> {
   if (depth > 4) throw new StrataError('E_MANIFEST_INVALID', `manifest ${d.digest}: indexes nested too deeply`);
   const parsed = parseManifestOrIndex(await reader.readBlob(d), `manifest ${d.digest}`, d.mediaType);
-  if (parsed.mediaType === MediaType.DockerManifest) return { mediaType: MediaType.DockerManifest, digest: d.digest, size: d.size, ...(d.platform ? { platform: d.platform } : {}) };
+  if (parsed.mediaType === MediaType.DockerManifest)
+    return { mediaType: MediaType.DockerManifest, digest: d.digest, size: d.size, ...(d.platform ? { platform: d.platform } : {}) };
   let doc: object;
   let mediaType: string;
   if (parsed.kind === 'index') {
@@ -39,7 +40,12 @@ async function convert(d: Descriptor, reader: BlobReader, memory: MemoryBlobRead
     for (const child of parsed.index.manifests) {
       if (isAttestationPlatform(child.platform)) continue;
       const converted = await convert(child, reader, memory, depth + 1);
-      manifests.push({ mediaType: converted.mediaType, digest: converted.digest, size: converted.size, ...(child.platform ? { platform: child.platform } : {}) });
+      manifests.push({
+        mediaType: converted.mediaType,
+        digest: converted.digest,
+        size: converted.size,
+        ...(child.platform ? { platform: child.platform } : {}),
+      });
     }
     mediaType = MediaType.DockerManifestList;
     doc = { schemaVersion: 2, mediaType, manifests };
@@ -64,7 +70,9 @@ function convertManifest(manifest: Manifest, d: Descriptor): object {
     const type = LAYER_TYPES[layer.mediaType];
     if (type === undefined) {
       throw new StrataError('E_USAGE', `layer ${layer.digest} is ${layer.mediaType}, which Docker schema 2 cannot describe`, {
-        hint: layer.mediaType.endsWith('+zstd') ? 'Docker manifests have no zstd layers: rebuild with --compression gzip, or push with OCI media types' : 'push it with OCI media types',
+        hint: layer.mediaType.endsWith('+zstd')
+          ? 'Docker manifests have no zstd layers: rebuild with --compression gzip, or push with OCI media types'
+          : 'push it with OCI media types',
       });
     }
     return { mediaType: type, digest: layer.digest, size: layer.size, ...(layer.urls ? { urls: layer.urls } : {}) };

@@ -80,13 +80,19 @@ export async function downloadUrl(url: string, options: DownloadOptions): Promis
   }
 }
 
-async function downloadOnce(url: string, shown: string, options: DownloadOptions, retry: ReturnType<typeof resolveRetry>): Promise<DownloadedFile | NotModified> {
+async function downloadOnce(
+  url: string,
+  shown: string,
+  options: DownloadOptions,
+  retry: ReturnType<typeof resolveRetry>,
+): Promise<DownloadedFile | NotModified> {
   let current = parseHttpUrl(url, shown);
   // Credentials in the URL become Basic auth for that host alone, as curl and BuildKit send them.
   const origin = current.host;
-  const auth = current.username !== '' || current.password !== ''
-    ? `Basic ${Buffer.from(`${decodeURIComponent(current.username)}:${decodeURIComponent(current.password)}`).toString('base64')}`
-    : undefined;
+  const auth =
+    current.username !== '' || current.password !== ''
+      ? `Basic ${Buffer.from(`${decodeURIComponent(current.username)}:${decodeURIComponent(current.password)}`).toString('base64')}`
+      : undefined;
   current.username = '';
   current.password = '';
   let response: FetchResponse | undefined;
@@ -122,9 +128,16 @@ async function downloadOnce(url: string, shown: string, options: DownloadOptions
   }
   if (response.status < 200 || response.status >= 300) {
     await discardBody(response);
-    throw new StrataError(response.status === 404 || response.status === 410 ? 'E_NOT_FOUND' : 'E_IO', `download of ${shown} failed: HTTP ${response.status}${statusText(response.status)}`, {
-      hint: response.status === 401 || response.status === 403 ? 'the server refused access; put credentials in the URL or download the file into the context' : undefined,
-    });
+    throw new StrataError(
+      response.status === 404 || response.status === 410 ? 'E_NOT_FOUND' : 'E_IO',
+      `download of ${shown} failed: HTTP ${response.status}${statusText(response.status)}`,
+      {
+        hint:
+          response.status === 401 || response.status === 403
+            ? 'the server refused access; put credentials in the URL or download the file into the context'
+            : undefined,
+      },
+    );
   }
   const path = join(options.dir, `.download-${randomBytes(8).toString('hex')}`);
   const hasher = new Hasher('sha256');
@@ -192,7 +205,18 @@ function parseHttpUrl(text: string, shown: string): URL {
 }
 
 function statusText(status: number): string {
-  const names: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 410: 'Gone', 429: 'Too Many Requests', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
+  const names: Record<number, string> = {
+    400: 'Bad Request',
+    401: 'Unauthorized',
+    403: 'Forbidden',
+    404: 'Not Found',
+    410: 'Gone',
+    429: 'Too Many Requests',
+    500: 'Internal Server Error',
+    502: 'Bad Gateway',
+    503: 'Service Unavailable',
+    504: 'Gateway Timeout',
+  };
   return names[status] === undefined ? '' : ` ${names[status]}`;
 }
 
@@ -202,9 +226,13 @@ function describe(error: unknown, shown: string): StrataError {
   const e = error as { code?: unknown; message?: unknown; cause?: { code?: unknown } };
   const code = typeof e.code === 'string' ? e.code : typeof e.cause?.code === 'string' ? e.cause.code : undefined;
   const message = typeof e.message === 'string' ? e.message.replace(/https?:\/\/[^\s]*/g, (u) => redactUrl(u)) : String(error);
-  const why = code === 'ECONNREFUSED' ? 'connection refused'
-    : code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? 'host not found'
-    : code === 'ETIMEDOUT' ? 'timed out'
-    : message;
+  const why =
+    code === 'ECONNREFUSED'
+      ? 'connection refused'
+      : code === 'ENOTFOUND' || code === 'EAI_AGAIN'
+        ? 'host not found'
+        : code === 'ETIMEDOUT'
+          ? 'timed out'
+          : message;
   return new StrataError('E_IO', `download of ${shown} failed: ${why}`, { cause: error });
 }

@@ -45,7 +45,8 @@ export async function fetchGit(source: GitSource, options: GitFetchOptions): Pro
   await mkdir(tree, { recursive: true });
   const secrets = await gitSecrets(source, options);
   const env = gitEnvironment(source, options, secrets.header);
-  const git = (args: string[], what: string): Promise<string> => runGit(['--git-dir', gitDir, '--work-tree', tree, ...args], env, { shown, what, secrets: secrets.scrub, signal: options.signal });
+  const git = (args: string[], what: string): Promise<string> =>
+    runGit(['--git-dir', gitDir, '--work-tree', tree, ...args], env, { shown, what, secrets: secrets.scrub, signal: options.signal });
 
   await runGit(['init', '-q', '--bare', '--template=', gitDir], env, { shown, what: 'init', secrets: secrets.scrub, signal: options.signal });
   if (options.keepGitDir === true) await git(['config', 'core.bare', 'false'], 'config');
@@ -157,7 +158,11 @@ function gitEnvironment(source: GitSource, options: Pick<GitFetchOptions, 'env' 
   // Only network transports: `ext::` and `file://` could run commands or read the host's files.
   env.GIT_ALLOW_PROTOCOL = 'http:https:git:ssh';
   env.GIT_CONFIG_NOSYSTEM = '1';
-  const config: [string, string][] = [['credential.helper', ''], ['core.autocrlf', 'false'], ['core.symlinks', 'true']];
+  const config: [string, string][] = [
+    ['credential.helper', ''],
+    ['core.autocrlf', 'false'],
+    ['core.symlinks', 'true'],
+  ];
   if (authorization !== undefined) {
     const base = new URL(source.remote);
     // For this origin only, as BuildKit sends it.
@@ -220,8 +225,18 @@ function runGit(args: string[], env: Record<string, string>, rc: RunContext): Pr
         resolve(Buffer.concat(out).toString('utf8'));
         return;
       }
-      const lines = scrub(Buffer.concat(err).toString('utf8'), rc.secrets).split('\n').map((l) => l.replace(/^(fatal|error): /, '').trim()).filter(Boolean);
-      const why = lines.find((l) => /couldn't find remote ref|not our ref|unable to access|repository .* not found|could not read|Connection refused|Could not resolve|Permission denied|Authentication failed/i.test(l)) ?? lines.at(-1) ?? `exit ${code}`;
+      const lines = scrub(Buffer.concat(err).toString('utf8'), rc.secrets)
+        .split('\n')
+        .map((l) => l.replace(/^(fatal|error): /, '').trim())
+        .filter(Boolean);
+      const why =
+        lines.find((l) =>
+          /couldn't find remote ref|not our ref|unable to access|repository .* not found|could not read|Connection refused|Could not resolve|Permission denied|Authentication failed/i.test(
+            l,
+          ),
+        ) ??
+        lines.at(-1) ??
+        `exit ${code}`;
       const notFound = /couldn't find remote ref|not our ref|not a tree object|bad revision|unknown revision/i.test(why);
       reject(new StrataError(notFound ? 'E_NOT_FOUND' : 'E_IO', `git ${rc.what} of ${rc.shown} failed: ${why}`));
     });

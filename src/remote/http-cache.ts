@@ -49,11 +49,20 @@ export class HttpDownloadCache {
     if (options.checksum !== undefined) {
       const size = await sizeOf(this.blobPath(options.checksum));
       if (size !== undefined) {
-        return { path: this.blobPath(options.checksum), digest: options.checksum, size, lastModified: record?.digest === options.checksum ? record.lastModified : undefined, reused: true };
+        return {
+          path: this.blobPath(options.checksum),
+          digest: options.checksum,
+          size,
+          lastModified: record?.digest === options.checksum ? record.lastModified : undefined,
+          reused: true,
+        };
       }
     }
     const known = record !== undefined && (await sizeOf(this.blobPath(record.digest))) === record.size ? record : undefined;
-    const validators = known !== undefined && (known.etag !== undefined || known.lastModified !== undefined) ? { etag: known.etag, lastModified: known.lastModified } : undefined;
+    const validators =
+      known !== undefined && (known.etag !== undefined || known.lastModified !== undefined)
+        ? { etag: known.etag, lastModified: known.lastModified }
+        : undefined;
     const result = await downloadUrl(url, { ...options, dir: join(this.dir, 'blobs'), validators });
     if (result.kind === 'not-modified') {
       // Only asked with validators, which only a known record gives.
@@ -70,7 +79,10 @@ export class HttpDownloadCache {
     }
     const path = this.blobPath(result.digest);
     await rename(result.path, path);
-    await writeFileAtomic(this.recordPath(url), JSON.stringify({ url, etag: result.etag, lastModified: result.lastModified, digest: result.digest, size: result.size } satisfies UrlRecord));
+    await writeFileAtomic(
+      this.recordPath(url),
+      JSON.stringify({ url, etag: result.etag, lastModified: result.lastModified, digest: result.digest, size: result.size } satisfies UrlRecord),
+    );
     // The bytes this URL gave before go, so the cache holds each URL's latest only. Another URL that gave
     // the same bytes finds them gone and downloads them again.
     if (record !== undefined && record.digest !== result.digest && record.digest !== options.checksum) await rm(this.blobPath(record.digest), { force: true });
@@ -81,7 +93,13 @@ export class HttpDownloadCache {
     try {
       const parsed = JSON.parse(await readFile(this.recordPath(url), 'utf8')) as Partial<UrlRecord>;
       if (parsed.url !== url || typeof parsed.digest !== 'string' || !isDigest(parsed.digest) || typeof parsed.size !== 'number') return undefined;
-      return { url, digest: parsed.digest, size: parsed.size, etag: typeof parsed.etag === 'string' ? parsed.etag : undefined, lastModified: typeof parsed.lastModified === 'string' ? parsed.lastModified : undefined };
+      return {
+        url,
+        digest: parsed.digest,
+        size: parsed.size,
+        etag: typeof parsed.etag === 'string' ? parsed.etag : undefined,
+        lastModified: typeof parsed.lastModified === 'string' ? parsed.lastModified : undefined,
+      };
     } catch {
       // No record, or a damaged one: download as if never seen.
       return undefined;

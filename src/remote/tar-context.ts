@@ -74,17 +74,31 @@ export async function unpackArchiveFile(path: string, dir: string, options: Unpa
     });
   } catch (cause) {
     const message = cause instanceof Error ? cause.message.replace(`layer ${digest}: `, '') : String(cause);
-    throw new StrataError(isStrataError(cause) ? cause.code : 'E_IO', `${options.what}: ${message}`, { cause, hint: isStrataError(cause) ? cause.hint : undefined });
+    throw new StrataError(isStrataError(cause) ? cause.code : 'E_IO', `${options.what}: ${message}`, {
+      cause,
+      hint: isStrataError(cause) ? cause.hint : undefined,
+    });
   }
 }
 
 async function decompressWith(program: 'bzip2' | 'xz', input: string, output: string, what: string): Promise<void> {
   const child = spawn(program, ['-dc'], { stdio: ['pipe', 'pipe', 'ignore'] });
   const exited = new Promise<number>((resolve, reject) => {
-    child.on('error', (cause) => reject(new StrataError('E_BUILD', `${what}: the ${program} program is needed to unpack it`, { hint: `install it (apt-get install ${program === 'xz' ? 'xz-utils' : 'bzip2'})`, cause })));
+    child.on('error', (cause) =>
+      reject(
+        new StrataError('E_BUILD', `${what}: the ${program} program is needed to unpack it`, {
+          hint: `install it (apt-get install ${program === 'xz' ? 'xz-utils' : 'bzip2'})`,
+          cause,
+        }),
+      ),
+    );
     child.on('close', (code) => resolve(code ?? 1));
   });
-  await Promise.all([pipeline(createReadStream(input), child.stdin), pipeline(child.stdout, createWriteStream(output)), exited.then((code) => {
-    if (code !== 0) throw new StrataError('E_LAYER_INVALID', `${what}: ${program} could not decompress it (exit ${code})`);
-  })]);
+  await Promise.all([
+    pipeline(createReadStream(input), child.stdin),
+    pipeline(child.stdout, createWriteStream(output)),
+    exited.then((code) => {
+      if (code !== 0) throw new StrataError('E_LAYER_INVALID', `${what}: ${program} could not decompress it (exit ${code})`);
+    }),
+  ]);
 }

@@ -12,10 +12,14 @@ import type { SbomScan } from './types.js';
 export async function cyclonedxDocument(scan: SbomScan, subject: SbomSubject): Promise<string> {
   const { Enums, Models, Serialize, Spec, SPDX } = await loadCycloneDx();
   const bom = new Models.Bom();
-  const serial = createHash('sha256').update(JSON.stringify([subject.name, subject.created.toISOString(), scan.packages])).digest('hex');
+  const serial = createHash('sha256')
+    .update(JSON.stringify([subject.name, subject.created.toISOString(), scan.packages]))
+    .digest('hex');
   bom.serialNumber = `urn:uuid:${serial.slice(0, 8)}-${serial.slice(8, 12)}-5${serial.slice(13, 16)}-8${serial.slice(17, 20)}-${serial.slice(20, 32)}`;
   bom.metadata.timestamp = subject.created;
-  bom.metadata.tools.components.add(new Models.Component(Enums.ComponentType.Application, 'strata', { version: subject.tool.replace(/^strata-/, ''), bomRef: 'strata' }));
+  bom.metadata.tools.components.add(
+    new Models.Component(Enums.ComponentType.Application, 'strata', { version: subject.tool.replace(/^strata-/, ''), bomRef: 'strata' }),
+  );
   bom.metadata.component = new Models.Component(Enums.ComponentType.Container, subject.name, { bomRef: 'image' });
   for (const p of scan.packages) {
     const c = new Models.Component(Enums.ComponentType.Library, p.name, { version: p.version, purl: p.purl, bomRef: p.purl });

@@ -30,7 +30,8 @@ export async function parseDpkgStatus(content: AsyncIterable<Buffer>, path: stri
       if (firstBad === 0) firstBad = lineNo;
     } else if (state === undefined || (state !== 'not-installed' && state !== 'config-files')) {
       if (out.length < MAX_PACKAGES_PER_FILE) out.push({ name, version, arch: fields.get('architecture'), source: fields.get('source') });
-      else if (out.length === MAX_PACKAGES_PER_FILE) warnings.warn('dpkg-too-many', `${path}: more than ${MAX_PACKAGES_PER_FILE} packages; the rest are not listed`);
+      else if (out.length === MAX_PACKAGES_PER_FILE)
+        warnings.warn('dpkg-too-many', `${path}: more than ${MAX_PACKAGES_PER_FILE} packages; the rest are not listed`);
     }
     fields = new Map();
   };

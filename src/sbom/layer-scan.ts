@@ -45,7 +45,8 @@ export function readerFor(path: string): Reader | undefined {
 export async function scanLayer(descriptor: Descriptor, reader: BlobReader, signal?: AbortSignal): Promise<LayerFindings> {
   const compression = layerCompression(descriptor.mediaType);
   const what = `layer ${descriptor.digest}`;
-  if (compression === undefined) throw new StrataError('E_LAYER_INVALID', `${what} has media type ${descriptor.mediaType}, which is not a layer strata can read`);
+  if (compression === undefined)
+    throw new StrataError('E_LAYER_INVALID', `${what} has media type ${descriptor.mediaType}, which is not a layer strata can read`);
   const warnings = new CollectingWarnings();
   const out: LayerFindings = { found: [], whiteouts: [], opaques: [], problems: [] };
   const stream = await reader.openBlob(descriptor, signal === undefined ? {} : { signal });

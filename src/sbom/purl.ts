@@ -2,7 +2,13 @@
  * Package URLs (github.com/package-url/purl-spec): `pkg:TYPE/NAMESPACE/NAME@VERSION?QUALIFIERS`, each
  * part percent-encoded, qualifiers sorted by key and left out when empty.
  */
-export function purl(type: string, namespace: string | undefined, name: string, version: string | undefined, qualifiers: Record<string, string | undefined> = {}): string {
+export function purl(
+  type: string,
+  namespace: string | undefined,
+  name: string,
+  version: string | undefined,
+  qualifiers: Record<string, string | undefined> = {},
+): string {
   const enc = (s: string): string => encodeURIComponent(s).replace(/%3A/g, ':');
   let out = `pkg:${type}/`;
   if (namespace) out += `${namespace.split('/').map(enc).join('/')}/`;

@@ -5,7 +5,11 @@ import type { ScanWarnings } from './types.js';
  * A Python distribution's core metadata (`*.dist-info/METADATA`, `*.egg-info/PKG-INFO`, or a
  * distutils `*.egg-info` file): RFC 822 headers up to the first blank line.
  */
-export async function parsePythonMetadata(content: AsyncIterable<Buffer>, path: string, warnings: ScanWarnings): Promise<{ name: string; version: string; license?: string | undefined } | undefined> {
+export async function parsePythonMetadata(
+  content: AsyncIterable<Buffer>,
+  path: string,
+  warnings: ScanWarnings,
+): Promise<{ name: string; version: string; license?: string | undefined } | undefined> {
   const headers = new Map<string, string>();
   let lines = 0;
   for await (const line of streamLines(content)) {

@@ -32,8 +32,12 @@ export async function scanImageLayers(layers: readonly Descriptor[], reader: Blo
 async function layerFindings(layer: Descriptor, reader: BlobReader, options: ScanImageOptions): Promise<LayerFindings> {
   const file = options.cacheDir === undefined ? undefined : join(options.cacheDir, `v${FINDINGS_VERSION}-${layer.digest.replace(':', '-')}.json`);
   if (file !== undefined) {
-    const kept = await readFile(file, 'utf8').then((text) => JSON.parse(text) as LayerFindings, () => undefined);
-    if (kept !== undefined && Array.isArray(kept.found) && Array.isArray(kept.whiteouts) && Array.isArray(kept.opaques) && Array.isArray(kept.problems)) return kept;
+    const kept = await readFile(file, 'utf8').then(
+      (text) => JSON.parse(text) as LayerFindings,
+      () => undefined,
+    );
+    if (kept !== undefined && Array.isArray(kept.found) && Array.isArray(kept.whiteouts) && Array.isArray(kept.opaques) && Array.isArray(kept.problems))
+      return kept;
   }
   const found = await scanLayer(layer, reader, options.signal);
   if (file !== undefined) await writeFileAtomic(file, JSON.stringify(found)).catch(() => undefined);
@@ -64,20 +68,33 @@ export function packagesOf(files: ReadonlyMap<string, Finding>, warnings: ScanWa
         for (const p of f.packages) {
           const copyright = files.get(`usr/share/doc/${p.name}/copyright`);
           const licenses = copyright?.kind === 'deb-copyright' ? copyright.licenses : [];
-          add({
-            type: 'deb',
-            name: p.name,
-            version: p.version,
-            purl: purl('deb', ns, p.name, p.version, { arch: p.arch, distro: distroQualifier }),
-            license: licenses.length === 0 ? undefined : licenses.length === 1 ? licenses[0] : licenses.map((l) => (/\s/.test(l) ? `(${l})` : l)).join(' AND '),
-          }, path);
+          add(
+            {
+              type: 'deb',
+              name: p.name,
+              version: p.version,
+              purl: purl('deb', ns, p.name, p.version, { arch: p.arch, distro: distroQualifier }),
+              license:
+                licenses.length === 0 ? undefined : licenses.length === 1 ? licenses[0] : licenses.map((l) => (/\s/.test(l) ? `(${l})` : l)).join(' AND '),
+            },
+            path,
+          );
         }
         break;
       }
       case 'apk': {
         const ns = distro?.id ?? 'alpine';
         for (const p of f.packages) {
-          add({ type: 'apk', name: p.name, version: p.version, purl: purl('apk', ns, p.name, p.version, { arch: p.arch, distro: distroQualifier }), license: p.license }, path);
+          add(
+            {
+              type: 'apk',
+              name: p.name,
+              version: p.version,
+              purl: purl('apk', ns, p.name, p.version, { arch: p.arch, distro: distroQualifier }),
+              license: p.license,
+            },
+            path,
+          );
         }
         break;
       }
@@ -95,7 +112,10 @@ export function packagesOf(files: ReadonlyMap<string, Finding>, warnings: ScanWa
         break;
       }
       case 'python':
-        add({ type: 'pypi', name: f.name, version: f.version, purl: purl('pypi', undefined, normalizePythonName(f.name), f.version), license: f.license }, path);
+        add(
+          { type: 'pypi', name: f.name, version: f.version, purl: purl('pypi', undefined, normalizePythonName(f.name), f.version), license: f.license },
+          path,
+        );
         break;
       case 'go':
         add({ type: 'golang', name: f.main.path, version: f.main.version, purl: golangPurl(f.main.path, f.main.version) }, path);

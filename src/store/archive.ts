@@ -31,7 +31,10 @@ export async function extractImageArchive(file: string, dest: string): Promise<v
   const asLayoutError = (cause: unknown): StrataError =>
     cause instanceof StrataError ? cause : new StrataError('E_LAYOUT_INVALID', `${file} is not a readable tar archive: ${(cause as Error).message}`, { cause });
   // Settled whatever happens below, so a refusal in the loop never leaves a rejection unhandled.
-  const done = pipeline(input, extract).then(() => undefined, (cause: unknown) => asLayoutError(cause));
+  const done = pipeline(input, extract).then(
+    () => undefined,
+    (cause: unknown) => asLayoutError(cause),
+  );
   try {
     for await (const entry of extract) {
       const { name, type } = entry.header;
@@ -102,7 +105,9 @@ export async function writeDeterministicTar(file: string, members: readonly Arch
     for (const item of all) {
       const base = { mtime, uid: 0, gid: 0, uname: '', gname: '' };
       if ('dir' in item) {
-        await new Promise<void>((resolve, reject) => pack.entry({ ...base, name: `${item.dir}/`, type: 'directory', mode: 0o755 }, (e) => (e ? reject(e) : resolve())));
+        await new Promise<void>((resolve, reject) =>
+          pack.entry({ ...base, name: `${item.dir}/`, type: 'directory', mode: 0o755 }, (e) => (e ? reject(e) : resolve())),
+        );
         continue;
       }
       const m = item.member;

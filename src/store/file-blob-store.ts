@@ -50,7 +50,10 @@ export class FileBlobStore implements BlobStore {
   /** Blobs this handle has added to the store (not those it found there): whether a run wrote anything. */
   written = 0;
 
-  constructor(readonly dir: string, private readonly options: FileBlobStoreOptions = {}) {}
+  constructor(
+    readonly dir: string,
+    private readonly options: FileBlobStoreOptions = {},
+  ) {}
 
   blobPath(digest: Digest): string {
     parseDigest(digest);
@@ -104,7 +107,10 @@ export class FileBlobStore implements BlobStore {
    */
   async hasIntactBlob(descriptor: Pick<Descriptor, 'digest'>, options: ReadOptions = {}): Promise<boolean> {
     if (!(await this.hasBlob(descriptor))) return false;
-    const size = await stat(this.blobPath(descriptor.digest)).then((i) => i.size, () => -1);
+    const size = await stat(this.blobPath(descriptor.digest)).then(
+      (i) => i.size,
+      () => -1,
+    );
     if (size < 0) return false;
     try {
       const stream = await this.openBlob({ digest: descriptor.digest, size, mediaType: 'application/octet-stream' }, options);
@@ -129,7 +135,10 @@ export class FileBlobStore implements BlobStore {
       if (data instanceof Readable) data.destroy();
       return;
     }
-    const check = options.sourceVerified && data instanceof Readable ? new SizeCheck(descriptor) : new VerifyingStream({ digest: descriptor.digest, size: descriptor.size });
+    const check =
+      options.sourceVerified && data instanceof Readable
+        ? new SizeCheck(descriptor)
+        : new VerifyingStream({ digest: descriptor.digest, size: descriptor.size });
     await this.writeThrough(finalPath, data, check, options);
   }
 
@@ -177,7 +186,9 @@ export class FileBlobStore implements BlobStore {
       mkdirSync(dir, { recursive: true });
       const aside = join(dir, `${digestHex(digest)}-${Date.now()}`);
       renameSync(this.blobPath(digest), aside);
-      Object.assign(error, { hint: `the stored blob was corrupt and has been moved to ${aside}; pull the image again (or \`strata verify --repair\`) and it is fetched anew` });
+      Object.assign(error, {
+        hint: `the stored blob was corrupt and has been moved to ${aside}; pull the image again (or \`strata verify --repair\`) and it is fetched anew`,
+      });
     } catch {
       // Gone already (another reader moved it): nothing more to do.
     }

@@ -23,7 +23,11 @@ export class Lease {
   private path: string | undefined;
   private readonly seen = new Set<string>();
 
-  constructor(private readonly dir: string, private readonly gcLockPath: string, private readonly owner: ProcessOwner) {}
+  constructor(
+    private readonly dir: string,
+    private readonly gcLockPath: string,
+    private readonly owner: ProcessOwner,
+  ) {}
 
   /** Records `digest`; resolves once no collection that could have missed the record is running. */
   async touch(digest: string): Promise<void> {

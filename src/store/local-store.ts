@@ -33,7 +33,12 @@ export interface StoredImage {
  * normalized by the caller; the store only compares strings.
  */
 export class LocalStore {
-  private constructor(readonly root: string, readonly layout: OciLayout, private readonly lease: Lease, private readonly owner: ProcessOwner) {}
+  private constructor(
+    readonly root: string,
+    readonly layout: OciLayout,
+    private readonly lease: Lease,
+    private readonly owner: ProcessOwner,
+  ) {}
 
   /**
    * Opens (creating when needed) the store at `root`. Every blob the handle looks at or writes is
@@ -42,7 +47,10 @@ export class LocalStore {
   static async open(root: string): Promise<LocalStore> {
     const owner = currentOwner();
     const lease = new Lease(join(root, 'leases'), join(root, 'gc.lock'), owner);
-    const layout = await OciLayout.open(join(root, 'oci'), { create: true, blobs: { lease, tempDir: join(root, 'tmp', 'blobs'), quarantineDir: join(root, 'corrupt') } });
+    const layout = await OciLayout.open(join(root, 'oci'), {
+      create: true,
+      blobs: { lease, tempDir: join(root, 'tmp', 'blobs'), quarantineDir: join(root, 'corrupt') },
+    });
     return new LocalStore(root, layout, lease, owner);
   }
 
@@ -86,13 +94,16 @@ export class LocalStore {
    * only those may go, as after an untag; `choose` picks among the unreachable (prune's filters).
    */
   async collectGarbage(options: CollectOptions = {}): Promise<CollectResult> {
-    return collectGarbage({
-      blobs: new FileBlobStore(this.blobs.dir),
-      leasesDir: join(this.root, 'leases'),
-      gcLockPath: join(this.root, 'gc.lock'),
-      owner: this.owner,
-      readRoots: async () => (await this.layout.readIndex()).manifests,
-    }, options);
+    return collectGarbage(
+      {
+        blobs: new FileBlobStore(this.blobs.dir),
+        leasesDir: join(this.root, 'leases'),
+        gcLockPath: join(this.root, 'gc.lock'),
+        owner: this.owner,
+        readRoots: async () => (await this.layout.readIndex()).manifests,
+      },
+      options,
+    );
   }
 
   /** Deletes the blobs of `roots` (an image just untagged) that no name and no live lease still reaches. */

@@ -91,7 +91,8 @@ export async function readLockOwner(path: string): Promise<ProcessOwner | undefi
 async function readRecord(path: string): Promise<LockRecord | undefined> {
   try {
     const value = JSON.parse(await readFile(path, 'utf8')) as Partial<LockRecord>;
-    if (typeof value.pid !== 'number' || typeof value.nonce !== 'string' || typeof value.realm !== 'string' || typeof value.start !== 'string') return undefined;
+    if (typeof value.pid !== 'number' || typeof value.nonce !== 'string' || typeof value.realm !== 'string' || typeof value.start !== 'string')
+      return undefined;
     return value as LockRecord;
   } catch {
     return undefined;

@@ -17,7 +17,10 @@ const LAYOUT_VERSION = '1.0.0';
 export class OciLayout {
   readonly blobs: FileBlobStore;
 
-  private constructor(readonly dir: string, blobOptions: FileBlobStoreOptions) {
+  private constructor(
+    readonly dir: string,
+    blobOptions: FileBlobStoreOptions,
+  ) {
     this.blobs = new FileBlobStore(join(dir, 'blobs'), blobOptions);
   }
 
@@ -30,7 +33,10 @@ export class OciLayout {
     } catch (cause) {
       if (errnoCode(cause) !== 'ENOENT' || !options.create) {
         if (errnoCode(cause) === 'ENOENT') {
-          const exists = await stat(dir).then(() => true, () => false);
+          const exists = await stat(dir).then(
+            () => true,
+            () => false,
+          );
           throw new StrataError('E_NOT_FOUND', exists ? `${dir} is not an OCI image layout (no oci-layout file)` : `OCI layout ${dir} does not exist`);
         }
         throw ioError('read', join(dir, 'oci-layout'), cause);
@@ -41,7 +47,10 @@ export class OciLayout {
       // Two processes may create the same layout at once: the index is written only where there is
       // none (under the lock), or the second would empty what the first already named.
       await layout.updateIndex(async () => {
-        const exists = await stat(join(dir, 'index.json')).then(() => true, () => false);
+        const exists = await stat(join(dir, 'index.json')).then(
+          () => true,
+          () => false,
+        );
         if (!exists) await layout.writeIndex({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] });
       });
       await writeFileAtomic(join(dir, 'oci-layout'), canonicalJson({ imageLayoutVersion: LAYOUT_VERSION }));
@@ -98,8 +107,9 @@ export class OciLayout {
         hint: names.length ? `names: ${names.join(', ')}` : 'use oci:DIR@sha256:… to pick one by digest',
       });
     }
-    const found = index.manifests.find((m) => m.annotations?.[REF_NAME_ANNOTATION] === name)
-      ?? (name.startsWith('sha256:') ? index.manifests.find((m) => m.digest === name) : undefined);
+    const found =
+      index.manifests.find((m) => m.annotations?.[REF_NAME_ANNOTATION] === name) ??
+      (name.startsWith('sha256:') ? index.manifests.find((m) => m.digest === name) : undefined);
     if (!found) throw new StrataError('E_NOT_FOUND', `no image named "${name}" in OCI layout ${this.dir}`);
     return found;
   }

@@ -43,11 +43,11 @@ let self: ProcessOwner | undefined;
 
 /** This process, as an owner (a constant of the process, computed once). */
 export function currentOwner(): ProcessOwner {
-  return self ??= {
+  return (self ??= {
     pid: process.pid,
     start: processStart(process.pid) ?? '',
     realm: createHash('sha256').update(`${hostname()}\0${pidNamespace()}`).digest('hex').slice(0, 8),
-  };
+  });
 }
 
 /**

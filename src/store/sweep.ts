@@ -57,7 +57,9 @@ export async function sweepLeftovers(places: readonly SweepPlace[], self: Proces
 /** Mount points of this mount namespace (unescaped from /proc/self/mountinfo's octal escapes). */
 function mountPoints(): string[] {
   try {
-    return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean)
+    return readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .filter(Boolean)
       .map((line) => line.split(' ')[4] ?? '')
       .map((p) => p.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))));
   } catch {

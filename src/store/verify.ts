@@ -30,12 +30,16 @@ export interface VerifyReport {
  * `repair`), then every named image's manifests, configs and layers for presence. Temp files of dead
  * writers beside the blobs are leftovers (removed when `repair`). Reads only, unless `repair`.
  */
-export async function verifyBlobs(blobs: FileBlobStore, named: ReadonlyArray<{ name: string; descriptor: Descriptor }>, options: {
-  repair: boolean;
-  quarantineDir: string;
-  self: ProcessOwner;
-  signal?: AbortSignal | undefined;
-}): Promise<VerifyReport> {
+export async function verifyBlobs(
+  blobs: FileBlobStore,
+  named: ReadonlyArray<{ name: string; descriptor: Descriptor }>,
+  options: {
+    repair: boolean;
+    quarantineDir: string;
+    self: ProcessOwner;
+    signal?: AbortSignal | undefined;
+  },
+): Promise<VerifyReport> {
   const problems: VerifyProblem[] = [];
   let count = 0;
   let bytes = 0;
@@ -89,23 +93,38 @@ export async function verifyBlobs(blobs: FileBlobStore, named: ReadonlyArray<{ n
   }
   const corrupt = new Set(problems.filter((p) => p.kind === 'corrupt').map((p) => p.subject));
   for (const image of named) {
-    await walk(blobs, image.descriptor, (d) => {
-      const problem = corrupt.has(d.digest) ? problems.find((p) => p.kind === 'corrupt' && p.subject === d.digest) : undefined;
-      if (problem && !problem.images.includes(image.name)) problem.images.push(image.name);
-    }, async (d, why) => {
-      const known = problems.find((p) => p.subject === d.digest && p.kind !== 'leftover');
-      if (known) {
-        if (!known.images.includes(image.name)) known.images.push(image.name);
-        return;
-      }
-      problems.push({ kind: why === 'missing' && corrupt.has(d.digest) ? 'corrupt' : why, subject: d.digest, images: [image.name], detail: why === 'missing' ? 'not in the store' : 'cannot be parsed as a manifest' });
-    });
+    await walk(
+      blobs,
+      image.descriptor,
+      (d) => {
+        const problem = corrupt.has(d.digest) ? problems.find((p) => p.kind === 'corrupt' && p.subject === d.digest) : undefined;
+        if (problem && !problem.images.includes(image.name)) problem.images.push(image.name);
+      },
+      async (d, why) => {
+        const known = problems.find((p) => p.subject === d.digest && p.kind !== 'leftover');
+        if (known) {
+          if (!known.images.includes(image.name)) known.images.push(image.name);
+          return;
+        }
+        problems.push({
+          kind: why === 'missing' && corrupt.has(d.digest) ? 'corrupt' : why,
+          subject: d.digest,
+          images: [image.name],
+          detail: why === 'missing' ? 'not in the store' : 'cannot be parsed as a manifest',
+        });
+      },
+    );
   }
   return { blobs: count, bytes, images: named.length, problems };
 }
 
 /** Visits every descriptor under `root`, calling `bad` for the missing and the unparseable. */
-async function walk(blobs: FileBlobStore, root: Descriptor, visit: (d: Descriptor) => void, bad: (d: Descriptor, why: 'missing' | 'unreadable') => Promise<void>): Promise<void> {
+async function walk(
+  blobs: FileBlobStore,
+  root: Descriptor,
+  visit: (d: Descriptor) => void,
+  bad: (d: Descriptor, why: 'missing' | 'unreadable') => Promise<void>,
+): Promise<void> {
   const seen = new Set<string>();
   const pending = [root];
   while (pending.length) {

@@ -19,8 +19,7 @@ const INTENDED_DIFFERENCES = new Set<string>([]);
 
 const counter = new CaseCounter('buildkit-parser', INTENDED_DIFFERENCES);
 const dir = corpusPath('buildkit-parser');
-const readJson = (name: string): Record<string, unknown> =>
-  JSON.parse(fs.readFileSync(`${dir}/extra/${name}`, 'utf8')) as Record<string, unknown>;
+const readJson = (name: string): Record<string, unknown> => JSON.parse(fs.readFileSync(`${dir}/extra/${name}`, 'utf8')) as Record<string, unknown>;
 
 function dumpNode(n: DockerfileNode): string {
   let s = n.cmd;
@@ -89,7 +88,10 @@ describe('buildkit-parser conformance', () => {
     };
     for (const [i, c] of directives.parseAll.entries()) {
       counter.check(`directives.parseAll[${i}]`, () =>
-        eq(parseDockerfileDirectives(c.input).map((d) => ({ name: d.name, value: d.value })), c.expected),
+        eq(
+          parseDockerfileDirectives(c.input).map((d) => ({ name: d.name, value: d.value })),
+          c.expected,
+        ),
       );
     }
     const checkDetect = (
@@ -187,7 +189,10 @@ describe('buildkit-parser conformance', () => {
     };
     counter.check('line-numbers', () => {
       const nodes = parseDockerfileAst(fs.readFileSync(`${dir}/testfile-line/Dockerfile`, 'utf8')).nodes;
-      eq(nodes.map((n) => [n.line, n.endLine]), lineNumbers.expected.children);
+      eq(
+        nodes.map((n) => [n.line, n.endLine]),
+        lineNumbers.expected.children,
+      );
       eq(nodes[0]?.line, lineNumbers.expected.root.startLine);
       eq(nodes[nodes.length - 1]?.endLine, lineNumbers.expected.root.endLine);
     });

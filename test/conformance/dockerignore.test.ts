@@ -43,11 +43,19 @@ describe('dockerignore conformance', () => {
   });
 
   it('runs every row', () => {
-    const rows = fs.readFileSync(corpusPath('dockerignore-patterns.tsv'), 'utf8').split('\n').slice(1).filter((l) => l !== '');
+    const rows = fs
+      .readFileSync(corpusPath('dockerignore-patterns.tsv'), 'utf8')
+      .split('\n')
+      .slice(1)
+      .filter((l) => l !== '');
     rows.forEach((row, idx) => {
       const [test, apiField, patternsJson, file, expectedMatch, expectedError] = row.split('\t') as string[];
       const apis: Api[] =
-        apiField === 'Matches' ? ['Matches'] : apiField === 'MatchesOrParentMatches' ? ['MatchesOrParentMatches'] : ['MatchesOrParentMatches', 'MatchesUsingParentResults'];
+        apiField === 'Matches'
+          ? ['Matches']
+          : apiField === 'MatchesOrParentMatches'
+            ? ['MatchesOrParentMatches']
+            : ['MatchesOrParentMatches', 'MatchesUsingParentResults'];
       counter.check(`row ${idx + 2} ${test} ${patternsJson} ${file}`, () => {
         const patterns = JSON.parse(patternsJson as string) as string[];
         for (const api of apis) {

@@ -34,7 +34,11 @@ const VALIDATORS: Record<string, string> = {
 function stripIds(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(stripIds);
   if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).filter(([k]) => k !== 'id' && k !== '$schema').map(([k, v]) => [k, stripIds(v)]));
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([k]) => k !== 'id' && k !== '$schema')
+        .map(([k, v]) => [k, stripIds(v)]),
+    );
   }
   return value;
 }
@@ -84,12 +88,15 @@ afterAll(() => {
 });
 
 describe('OCI image-spec JSON schemas', () => {
-  it('the validator agrees with image-spec\'s own fixtures', async () => {
+  it("the validator agrees with image-spec's own fixtures", async () => {
     const ajv = await loadAjv();
     const counter = new CaseCounter('oci-schema fixtures');
     counters.push(counter);
     for (const file of ['manifest.json', 'config.json', 'descriptor.json', 'imageindex.json', 'imagelayout.json']) {
-      const fixture = JSON.parse(await readFile(join(SCHEMA_DIR, 'tests', file), 'utf8')) as { validator: string; cases: Array<{ index: number; fail: boolean; comment: string; document: string }> };
+      const fixture = JSON.parse(await readFile(join(SCHEMA_DIR, 'tests', file), 'utf8')) as {
+        validator: string;
+        cases: Array<{ index: number; fail: boolean; comment: string; document: string }>;
+      };
       for (const c of fixture.cases) {
         counter.check(`${file}#${c.index}`, () => {
           let doc: unknown;
@@ -104,7 +111,9 @@ describe('OCI image-spec JSON schemas', () => {
         });
       }
     }
-    const examples = JSON.parse(await readFile(join(SCHEMA_DIR, 'spec-examples', 'examples.json'), 'utf8')) as { examples: Array<{ mediatype: string; body: string; id: string }> };
+    const examples = JSON.parse(await readFile(join(SCHEMA_DIR, 'spec-examples', 'examples.json'), 'utf8')) as {
+      examples: Array<{ mediatype: string; body: string; id: string }>;
+    };
     for (const ex of examples.examples) {
       counter.check(`example ${ex.id}`, () => expect(validate(ajv, ex.mediatype, JSON.parse(ex.body))).toEqual([]));
     }
@@ -130,15 +139,23 @@ describe('OCI image-spec JSON schemas', () => {
       // the schema's minItems: 1 is stricter, so that one image is checked apart.
       await appendImage({ layers: [], user: 'nobody', outputs: [`oci:${join(work, 'empty')}:none`] }, ctx);
       const emptyIndex = JSON.parse(await readFile(join(work, 'empty', 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
-      const emptyManifest = JSON.parse(await readFile(join(work, 'empty', 'blobs', 'sha256', emptyIndex.manifests[0]!.digest.slice(7)), 'utf8')) as { layers: unknown[] };
+      const emptyManifest = JSON.parse(await readFile(join(work, 'empty', 'blobs', 'sha256', emptyIndex.manifests[0]!.digest.slice(7)), 'utf8')) as {
+        layers: unknown[];
+      };
       expect(emptyManifest.layers).toEqual([]);
       expect(validate(ajv, 'application/vnd.oci.image.manifest.v1+json', emptyManifest)).toEqual(['/layers must NOT have fewer than 1 items']);
       // A multi-stage, multi-platform Dockerfile build too: its index, manifests and configs.
       const ctxDir = join(work, 'ctx');
       await mkdir(ctxDir, { recursive: true });
       await writeFile(join(ctxDir, 'app.txt'), 'app\n');
-      await writeFile(join(ctxDir, 'Dockerfile'), 'FROM scratch AS base\nCOPY app.txt /app/\nENV A=1\nFROM base\nWORKDIR /srv\nLABEL x=y\nEXPOSE 80\nHEALTHCHECK CMD ["/bin/true"]\nCMD ["/app/run"]\n');
-      await buildImage({ contextDir: ctxDir, platform: 'linux/amd64,linux/arm64', tags: ['built:1'], outputs: [`type=oci,dest=${join(work, 'built')},tar=false`] }, ctx);
+      await writeFile(
+        join(ctxDir, 'Dockerfile'),
+        'FROM scratch AS base\nCOPY app.txt /app/\nENV A=1\nFROM base\nWORKDIR /srv\nLABEL x=y\nEXPOSE 80\nHEALTHCHECK CMD ["/bin/true"]\nCMD ["/app/run"]\n',
+      );
+      await buildImage(
+        { contextDir: ctxDir, platform: 'linux/amd64,linux/arm64', tags: ['built:1'], outputs: [`type=oci,dest=${join(work, 'built')},tar=false`] },
+        ctx,
+      );
       const checkConfig = async (dir: string, d: { digest: string; mediaType: string }): Promise<void> => {
         const config = JSON.parse(await readFile(join(dir, 'blobs', 'sha256', d.digest.slice(7)), 'utf8')) as unknown;
         counter.check(`config ${d.digest}`, () => expect(validate(ajv, d.mediaType, config)).toEqual([]));

@@ -31,7 +31,9 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../
 const dir = process.env.STRATA_CONFORMANCE_DIR ?? path.resolve(repoRoot, '../shared/conformance');
 
 function readTsv(file: string): Record<string, string>[] {
-  const lines = readFileSync(path.join(dir, file), 'utf8').split('\n').filter((l) => l !== '');
+  const lines = readFileSync(path.join(dir, file), 'utf8')
+    .split('\n')
+    .filter((l) => l !== '');
   const header = (lines.shift() ?? '').split('\t');
   const unescapeCell = (v: string): string => v.replace(/\\t/g, '\t').replace(/\\n/g, '\n');
   return lines.map((line) => {
@@ -161,8 +163,7 @@ describe('reference conformance (distribution/reference)', () => {
       it(`FamiliarMatch ${row.pattern} ~ ${row.reference}`, () =>
         track(() => {
           expect(familiarMatch(row.pattern ?? '', parseNormalizedNamed(row.reference ?? ''))).toBe(row.expected_match === 'true');
-        }),
-      );
+        }));
     }
   }
 });

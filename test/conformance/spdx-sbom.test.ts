@@ -21,7 +21,7 @@ describe('SPDX 2.3 conformance', () => {
   const work = mkdtemp(join(tmpdir(), 'strata-spdx-'));
   afterAll(async () => rm(await work, { recursive: true, force: true }));
 
-  it('SPDX\'s example and strata\'s SBOM both validate against SPDX\'s schema', async () => {
+  it("SPDX's example and strata's SBOM both validate against SPDX's schema", async () => {
     const ajv = new Ajv2019.default({ strict: false, allErrors: true });
     addFormats.default(ajv);
     const validate = ajv.compile(JSON.parse(await readFile(corpusPath('spdx-2.3', 'spdx-schema.json'), 'utf8')) as object);
@@ -38,7 +38,10 @@ describe('SPDX 2.3 conformance', () => {
     await writeFile(join(ctxDir, 'Dockerfile'), 'FROM scratch\nCOPY . /\n');
     const ctx: StrataContext = { storeRoot: join(dir, 'store'), now: () => new Date('2024-01-02T03:04:05Z'), sourceDateEpoch: 1700000000 };
     const layout = join(dir, 'out');
-    await buildImage({ contextDir: ctxDir, tags: ['sbom:1'], sbom: 'true', provenance: 'mode=max', outputs: [`type=oci,dest=${layout},tar=false`], strataVersion: '0.0.0' }, ctx);
+    await buildImage(
+      { contextDir: ctxDir, tags: ['sbom:1'], sbom: 'true', provenance: 'mode=max', outputs: [`type=oci,dest=${layout},tar=false`], strataVersion: '0.0.0' },
+      ctx,
+    );
     const blob = async <T>(digest: string): Promise<T> => JSON.parse(await readFile(join(layout, 'blobs/sha256', digest.slice(7)), 'utf8')) as T;
     const top = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as Doc;
     const index = await blob<Doc>(top.manifests[0]!.digest);

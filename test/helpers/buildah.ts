@@ -61,11 +61,23 @@ export class BuildahRunner {
   /** `buildah bud --isolation chroot --layers=false` of `context`, tagged `localhost/NAME:latest`. */
   async bud(context: string, name: string, options: BudOptions = {}): Promise<ToolResult> {
     return runTool('buildah', [
-      ...this.globalArgs, 'bud', '--isolation', 'chroot', '--layers=false', '--format', options.format ?? 'docker',
-      '--tls-verify=false', '--signature-policy', await this.policy(),
+      ...this.globalArgs,
+      'bud',
+      '--isolation',
+      'chroot',
+      '--layers=false',
+      '--format',
+      options.format ?? 'docker',
+      '--tls-verify=false',
+      '--signature-policy',
+      await this.policy(),
       ...Object.entries(options.buildArgs ?? {}).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]),
       ...(options.target !== undefined ? ['--target', options.target] : []),
-      '-t', `localhost/${name}:latest`, '-f', options.file ?? join(context, 'Dockerfile'), context,
+      '-t',
+      `localhost/${name}:latest`,
+      '-f',
+      options.file ?? join(context, 'Dockerfile'),
+      context,
     ]);
   }
 
@@ -81,13 +93,32 @@ export class BuildahRunner {
 
   /** Writes `localhost/NAME` to the OCI layout `dir`, tagged `tag`. */
   async pushOci(name: string, dir: string, tag = 'latest'): Promise<void> {
-    const res = await runTool('buildah', [...this.globalArgs, 'push', '--format', 'oci', '--signature-policy', await this.policy(), `localhost/${name}:latest`, `oci:${dir}:${tag}`]);
+    const res = await runTool('buildah', [
+      ...this.globalArgs,
+      'push',
+      '--format',
+      'oci',
+      '--signature-policy',
+      await this.policy(),
+      `localhost/${name}:latest`,
+      `oci:${dir}:${tag}`,
+    ]);
     if (res.code !== 0) throw new Error(`buildah push ${name} to oci:${dir} failed:\n${res.stderr}`);
   }
 
   /** Pushes `localhost/NAME` to a plain-HTTP registry reference `host/repo:tag` in docker format. */
   async pushRegistry(name: string, ref: string): Promise<void> {
-    const res = await runTool('buildah', [...this.globalArgs, 'push', '--format', 'v2s2', '--tls-verify=false', '--signature-policy', await this.policy(), `localhost/${name}:latest`, `docker://${ref}`]);
+    const res = await runTool('buildah', [
+      ...this.globalArgs,
+      'push',
+      '--format',
+      'v2s2',
+      '--tls-verify=false',
+      '--signature-policy',
+      await this.policy(),
+      `localhost/${name}:latest`,
+      `docker://${ref}`,
+    ]);
     if (res.code !== 0) throw new Error(`buildah push ${name} to ${ref} failed:\n${res.stderr}`);
   }
 

@@ -39,7 +39,10 @@ interface TarEntry {
 
 export async function busyboxApplets(): Promise<string[]> {
   const { stdout } = await execFileP(BUSYBOX, ['--list']);
-  return stdout.split('\n').map((s) => s.trim()).filter((s) => s !== '' && s !== 'busybox' && !s.includes('/'));
+  return stdout
+    .split('\n')
+    .map((s) => s.trim())
+    .filter((s) => s !== '' && s !== 'busybox' && !s.includes('/'));
 }
 
 /** Writes a tarball of the given entries (in order) to `path`. */
@@ -48,7 +51,15 @@ export async function writeTar(path: string, entries: readonly TarEntry[]): Prom
   const done = pipeline(p, createWriteStream(path));
   const mtime = new Date(1_700_000_000_000);
   for (const e of entries) {
-    const header = { name: e.name, type: e.type, mode: e.mode, uid: e.uid ?? 0, gid: e.gid ?? 0, mtime, ...(e.linkname !== undefined ? { linkname: e.linkname } : {}) };
+    const header = {
+      name: e.name,
+      type: e.type,
+      mode: e.mode,
+      uid: e.uid ?? 0,
+      gid: e.gid ?? 0,
+      mtime,
+      ...(e.linkname !== undefined ? { linkname: e.linkname } : {}),
+    };
     await new Promise<void>((resolve, reject) => {
       const cb = (err?: Error | null): void => (err ? reject(err) : resolve());
       if (e.type === 'file') p.entry(header, e.content ?? Buffer.alloc(0), cb);
@@ -97,7 +108,20 @@ export async function pushBusyboxBase(
     const ref = `${registryHost}/${options.repo ?? 'busybox'}:${options.tag ?? 'test'}`;
     const layers = [tar, ...(options.extraLayers ?? [])].flatMap((l) => ['--layer', l]);
     const res = await strata(
-      ['append', ...layers, '--platform', 'linux/amd64', '--set-env', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', '--set-cmd', '["sh"]', '-o', `docker://${ref}`, '--progress', 'quiet'],
+      [
+        'append',
+        ...layers,
+        '--platform',
+        'linux/amd64',
+        '--set-env',
+        'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+        '--set-cmd',
+        '["sh"]',
+        '-o',
+        `docker://${ref}`,
+        '--progress',
+        'quiet',
+      ],
       { STRATA_ROOT: join(dir, 'store'), SOURCE_DATE_EPOCH: '1700000000', ...(options.env ?? {}) },
     );
     if (res.code !== 0) throw new Error(`strata append of the busybox base failed (${res.code}):\n${res.stderr}`);
@@ -151,7 +175,8 @@ export function treeDifferences(ours: Record<string, OwnedEntry>, theirs: Record
   for (const path of [...new Set([...Object.keys(ours), ...Object.keys(theirs)])].sort()) {
     const a = ours[path];
     const b = theirs[path];
-    if (JSON.stringify(a) !== JSON.stringify(b)) out.push(`${path}: ${names[0]} ${JSON.stringify(a) ?? 'absent'} / ${names[1]} ${JSON.stringify(b) ?? 'absent'}`);
+    if (JSON.stringify(a) !== JSON.stringify(b))
+      out.push(`${path}: ${names[0]} ${JSON.stringify(a) ?? 'absent'} / ${names[1]} ${JSON.stringify(b) ?? 'absent'}`);
   }
   return out;
 }
@@ -191,16 +216,38 @@ export class Buildah {
   async bud(context: string, name: string, options: { buildArgs?: Record<string, string>; extra?: readonly string[] } = {}): Promise<ToolRun> {
     const args = [
       // --format docker: with OCI format buildah 1.28 ignores SHELL (with a warning).
-      ...this.global, 'bud', '--isolation', 'chroot', '--format', 'docker', '--tls-verify=false', '--signature-policy', await this.policy(),
+      ...this.global,
+      'bud',
+      '--isolation',
+      'chroot',
+      '--format',
+      'docker',
+      '--tls-verify=false',
+      '--signature-policy',
+      await this.policy(),
       ...Object.entries(options.buildArgs ?? {}).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]),
-      ...(options.extra ?? []), '-t', `localhost/${name}`, '-f', join(context, 'Dockerfile'), context,
+      ...(options.extra ?? []),
+      '-t',
+      `localhost/${name}`,
+      '-f',
+      join(context, 'Dockerfile'),
+      context,
     ];
     return runTool('buildah', args, { ...process.env, BUILDAH_ISOLATION: 'chroot' });
   }
 
   /** Writes `localhost/NAME` to an OCI layout `dir` tagged `latest`. */
   async pushOci(name: string, dir: string): Promise<void> {
-    const res = await runTool('buildah', [...this.global, 'push', '--format', 'oci', '--signature-policy', await this.policy(), `localhost/${name}`, `oci:${dir}:latest`]);
+    const res = await runTool('buildah', [
+      ...this.global,
+      'push',
+      '--format',
+      'oci',
+      '--signature-policy',
+      await this.policy(),
+      `localhost/${name}`,
+      `oci:${dir}:latest`,
+    ]);
     if (res.code !== 0) throw new Error(`buildah push ${name} failed:\n${res.stderr}`);
   }
 
@@ -220,7 +267,9 @@ export async function executorUnsupported(name: string, scratchDir: string): Pro
   const ctx = join(scratchDir, `probe-${name}`);
   await mkdir(ctx, { recursive: true });
   await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nLABEL probe=1\n');
-  const res = await strata(['build', ctx, '--executor', name, '--progress', 'quiet', '-o', `type=oci,dest=${join(ctx, 'out')},tar=false`], { STRATA_ROOT: join(ctx, 'store') });
+  const res = await strata(['build', ctx, '--executor', name, '--progress', 'quiet', '-o', `type=oci,dest=${join(ctx, 'out')},tar=false`], {
+    STRATA_ROOT: join(ctx, 'store'),
+  });
   if (res.code === 0) return undefined;
   if (res.stderr.includes(`executor ${name} cannot run here`)) return res.stderr.trim();
   throw new Error(`probing --executor ${name} failed in an unexpected way (${res.code}):\n${res.stderr}`);

@@ -36,6 +36,10 @@ export async function busyboxImage(store: LocalStore, platform: Platform, extra:
   ].filter((e) => !extra.some((x) => x.path === e.path));
   entries.push(...extra);
   const layer = await writeLayer(entries, { sourceDateEpoch: MTIME, compression: 'gzip', mediaTypeFamily: 'oci', ownership: 'keep' }, store.blobs);
-  const image = appendLayer(emptyImage(platform), { descriptor: layer.descriptor, diffId: layer.diffId }, { created: '2023-11-14T22:13:20Z', created_by: 'busybox' });
+  const image = appendLayer(
+    emptyImage(platform),
+    { descriptor: layer.descriptor, diffId: layer.diffId },
+    { created: '2023-11-14T22:13:20Z', created_by: 'busybox' },
+  );
   return updateContainerConfig(image, (c) => ({ ...c, Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['sh'] }));
 }

@@ -17,7 +17,11 @@ export interface CliResult {
 export async function strata(args: string[], env: Record<string, string | undefined> = {}, options: { cwd?: string; uid?: number } = {}): Promise<CliResult> {
   const argv = options.uid === undefined ? [CLI, ...args] : ['setpriv', `--reuid=${options.uid}`, `--regid=${options.uid}`, '--clear-groups', CLI, ...args];
   try {
-    const { stdout, stderr } = await run(argv[0]!, argv.slice(1), { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, cwd: options.cwd ?? REPO_ROOT, maxBuffer: 64 * 1024 * 1024 });
+    const { stdout, stderr } = await run(argv[0]!, argv.slice(1), {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      cwd: options.cwd ?? REPO_ROOT,
+      maxBuffer: 64 * 1024 * 1024,
+    });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const e = error as { code?: number; stdout?: string; stderr?: string };

@@ -79,9 +79,7 @@ export interface FaultProxy {
   stop(): Promise<void>;
 }
 
-const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade',
-]);
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
 function endToEnd(headers: Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};

@@ -78,14 +78,22 @@ export async function startFileServer(options: { tls?: { cert: Buffer; key: Buff
     if (route.lastModified !== undefined) validators['last-modified'] = route.lastModified;
     const inm = req.headers['if-none-match'];
     const ims = req.headers['if-modified-since'];
-    if ((route.etag !== undefined && inm === route.etag) || (inm === undefined && route.lastModified !== undefined && ims !== undefined && Date.parse(ims) >= Date.parse(route.lastModified))) {
+    if (
+      (route.etag !== undefined && inm === route.etag) ||
+      (inm === undefined && route.lastModified !== undefined && ims !== undefined && Date.parse(ims) >= Date.parse(route.lastModified))
+    ) {
       answer(304, validators);
       return;
     }
     const body = route.body ?? '';
     const size = typeof body === 'function' ? route.size : Buffer.byteLength(body);
     record.status = 200;
-    res.writeHead(200, { ...(size !== undefined ? { 'content-length': String(size) } : {}), 'content-type': 'application/octet-stream', ...validators, ...(route.headers ?? {}) });
+    res.writeHead(200, {
+      ...(size !== undefined ? { 'content-length': String(size) } : {}),
+      'content-type': 'application/octet-stream',
+      ...validators,
+      ...(route.headers ?? {}),
+    });
     const drop = route.dropAfter !== undefined && n <= (route.dropTimes ?? 1) ? route.dropAfter : undefined;
     void send(res, typeof body === 'function' ? body() : [Buffer.from(body)], drop, route.slowMs, route.stallMs);
   };
@@ -95,14 +103,21 @@ export async function startFileServer(options: { tls?: { cert: Buffer; key: Buff
     url: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     routes,
     requests,
-    stop: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
-async function send(res: ServerResponse, source: AsyncIterable<Buffer> | Iterable<Buffer>, dropAfter: number | undefined, slowMs: number | undefined, stallMs = 20): Promise<void> {
+async function send(
+  res: ServerResponse,
+  source: AsyncIterable<Buffer> | Iterable<Buffer>,
+  dropAfter: number | undefined,
+  slowMs: number | undefined,
+  stallMs = 20,
+): Promise<void> {
   let sent = 0;
   try {
     for await (const chunk of source) {

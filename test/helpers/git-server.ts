@@ -14,13 +14,25 @@ import { freePort, listenLoopback } from './ports.js';
 const run = promisify(execFile);
 
 export async function git(cwd: string, args: string[], date = '2024-01-02T03:04:05Z'): Promise<string> {
-  const env = { PATH: process.env.PATH, HOME: cwd, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@example.com', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@example.com', GIT_AUTHOR_DATE: date, GIT_COMMITTER_DATE: date, GIT_CONFIG_NOSYSTEM: '1' };
+  const env = {
+    PATH: process.env.PATH,
+    HOME: cwd,
+    GIT_AUTHOR_NAME: 't',
+    GIT_AUTHOR_EMAIL: 't@example.com',
+    GIT_COMMITTER_NAME: 't',
+    GIT_COMMITTER_EMAIL: 't@example.com',
+    GIT_AUTHOR_DATE: date,
+    GIT_COMMITTER_DATE: date,
+    GIT_CONFIG_NOSYSTEM: '1',
+  };
   const { stdout } = await run('git', args, { cwd, env });
   return stdout.trim();
 }
 
 /** A non-bare repository at `dir` on branch main; returns a function that commits files (path → content, null deletes). */
-export async function makeRepo(dir: string): Promise<(files: Record<string, string | { content: string; mode: number }>, date: string, message?: string) => Promise<string>> {
+export async function makeRepo(
+  dir: string,
+): Promise<(files: Record<string, string | { content: string; mode: number }>, date: string, message?: string) => Promise<string>> {
   await mkdir(dir, { recursive: true });
   await git(dir, ['init', '-q', '-b', 'main']);
   return async (files, date, message = 'commit') => {
@@ -60,7 +72,9 @@ async function waitForPort(port: number): Promise<void> {
 /** `git daemon` exporting every repository under `base` as git://127.0.0.1:PORT/<name>. */
 export async function startGitDaemon(base: string): Promise<GitServer> {
   const port = await freePort();
-  const child: ChildProcess = spawn('git', ['daemon', '--reuseaddr', '--export-all', `--base-path=${base}`, `--port=${port}`, '--listen=127.0.0.1', base], { stdio: 'ignore' });
+  const child: ChildProcess = spawn('git', ['daemon', '--reuseaddr', '--export-all', `--base-path=${base}`, `--port=${port}`, '--listen=127.0.0.1', base], {
+    stdio: 'ignore',
+  });
   await waitForPort(port);
   return {
     url: `git://127.0.0.1:${port}`,
@@ -82,7 +96,10 @@ export async function startGitHttp(base: string, options: { token?: string } = {
     const url = new URL(req.url ?? '/', 'http://x');
     const record = { path: url.pathname, authorization: req.headers.authorization, status: 0 };
     requests.push(record);
-    if (options.token !== undefined && req.headers.authorization?.toLowerCase() !== `basic ${Buffer.from(`x-access-token:${options.token}`).toString('base64')}`.toLowerCase()) {
+    if (
+      options.token !== undefined &&
+      req.headers.authorization?.toLowerCase() !== `basic ${Buffer.from(`x-access-token:${options.token}`).toString('base64')}`.toLowerCase()
+    ) {
       record.status = 401;
       res.writeHead(401, { 'www-authenticate': 'Basic realm="git"', 'content-length': '0' });
       res.end();
@@ -90,8 +107,15 @@ export async function startGitHttp(base: string, options: { token?: string } = {
     }
     const cgi = spawn('git', ['http-backend'], {
       env: {
-        PATH: process.env.PATH, GIT_PROJECT_ROOT: base, GIT_HTTP_EXPORT_ALL: '1', PATH_INFO: url.pathname, QUERY_STRING: url.search.slice(1),
-        REQUEST_METHOD: req.method ?? 'GET', CONTENT_TYPE: req.headers['content-type'] ?? '', REMOTE_ADDR: '127.0.0.1', GIT_PROTOCOL: String(req.headers['git-protocol'] ?? ''),
+        PATH: process.env.PATH,
+        GIT_PROJECT_ROOT: base,
+        GIT_HTTP_EXPORT_ALL: '1',
+        PATH_INFO: url.pathname,
+        QUERY_STRING: url.search.slice(1),
+        REQUEST_METHOD: req.method ?? 'GET',
+        CONTENT_TYPE: req.headers['content-type'] ?? '',
+        REMOTE_ADDR: '127.0.0.1',
+        GIT_PROTOCOL: String(req.headers['git-protocol'] ?? ''),
         ...(req.headers['content-encoding'] ? { HTTP_CONTENT_ENCODING: String(req.headers['content-encoding']) } : {}),
       },
       stdio: ['pipe', 'pipe', 'ignore'],
@@ -127,9 +151,10 @@ export async function startGitHttp(base: string, options: { token?: string } = {
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
-    stop: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -25,7 +25,16 @@ export async function tarEntries(path: string): Promise<Map<string, TarEntry>> {
       for await (const c of entry) chunks.push(c as Buffer);
       const h = entry.header;
       const name = h.name.replace(/^\.\//, '').replace(/\/$/, '');
-      out.set(name, { name, type: h.type ?? 'file', mode: h.mode ?? 0, uid: h.uid ?? 0, gid: h.gid ?? 0, mtime: Math.floor((h.mtime?.getTime() ?? 0) / 1000), linkname: h.linkname ?? null, content: Buffer.concat(chunks) });
+      out.set(name, {
+        name,
+        type: h.type ?? 'file',
+        mode: h.mode ?? 0,
+        uid: h.uid ?? 0,
+        gid: h.gid ?? 0,
+        mtime: Math.floor((h.mtime?.getTime() ?? 0) / 1000),
+        linkname: h.linkname ?? null,
+        content: Buffer.concat(chunks),
+      });
     }
   })();
   createReadStream(path).pipe(tar);

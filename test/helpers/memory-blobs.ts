@@ -155,12 +155,18 @@ export async function addTestIndex(
   const docker = options.format === 'docker';
   const images: TestImage[] = [];
   for (const platform of platforms) {
-    images.push(await addTestImage(store, { platform, format: options.format, label: `${options.label ?? ''}-${platform.architecture}${platform.variant ?? ''}` }));
+    images.push(
+      await addTestImage(store, { platform, format: options.format, label: `${options.label ?? ''}-${platform.architecture}${platform.variant ?? ''}` }),
+    );
   }
   const manifests: Descriptor[] = images.map((img, i) => ({ ...img.manifest, platform: platforms[i] as Platform }));
   if (options.attestation) {
     const att = await addTestImage(store, { platform: { os: 'unknown', architecture: 'unknown' }, label: `${options.label ?? ''}-att` });
-    manifests.push({ ...att.manifest, platform: { os: 'unknown', architecture: 'unknown' }, annotations: { 'vnd.docker.reference.type': 'attestation-manifest' } });
+    manifests.push({
+      ...att.manifest,
+      platform: { os: 'unknown', architecture: 'unknown' },
+      annotations: { 'vnd.docker.reference.type': 'attestation-manifest' },
+    });
   }
   const mediaType = docker ? MediaType.DockerManifestList : MediaType.OciIndex;
   const index = store.add(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType, manifests })), mediaType);

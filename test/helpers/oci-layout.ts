@@ -26,7 +26,6 @@ function sha256(data: Buffer): string {
   return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
 
-
 async function writeBlob(dir: string, data: Buffer): Promise<string> {
   const digest = sha256(data);
   await writeFile(join(dir, 'blobs', 'sha256', digest.slice('sha256:'.length)), data);

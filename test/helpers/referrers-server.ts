@@ -45,13 +45,25 @@ export async function startReferrersServer(upstream: string): Promise<ReferrersS
       let subject: string | undefined;
       if (req.method === 'PUT' && put) {
         try {
-          const doc = JSON.parse(data.toString('utf8')) as { subject?: { digest?: string }; artifactType?: string; annotations?: Record<string, string>; mediaType?: string; config?: { mediaType?: string } };
+          const doc = JSON.parse(data.toString('utf8')) as {
+            subject?: { digest?: string };
+            artifactType?: string;
+            annotations?: Record<string, string>;
+            mediaType?: string;
+            config?: { mediaType?: string };
+          };
           if (doc.subject?.digest) {
             subject = doc.subject.digest;
             const key = `${put[1]}@${subject}`;
             const list = referrers.get(key) ?? [];
             const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
-            list.push({ mediaType: doc.mediaType, digest, size: data.length, artifactType: doc.artifactType ?? doc.config?.mediaType, ...(doc.annotations ? { annotations: doc.annotations } : {}) });
+            list.push({
+              mediaType: doc.mediaType,
+              digest,
+              size: data.length,
+              artifactType: doc.artifactType ?? doc.config?.mediaType,
+              ...(doc.annotations ? { annotations: doc.annotations } : {}),
+            });
             referrers.set(key, list);
           }
         } catch {
@@ -79,9 +91,10 @@ export async function startReferrersServer(upstream: string): Promise<ReferrersS
     url: `http://127.0.0.1:${port}`,
     referrers,
     requests,
-    stop: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

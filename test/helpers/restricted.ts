@@ -24,8 +24,25 @@ export interface RestrictedSandbox {
 }
 
 const BWRAP = (uid: number): string[] => [
-  'bwrap', '--unshare-user', '--uid', String(uid), '--gid', String(uid), '--disable-userns', '--cap-drop', 'ALL',
-  '--bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--unshare-pid', '--die-with-parent', '--',
+  'bwrap',
+  '--unshare-user',
+  '--uid',
+  String(uid),
+  '--gid',
+  String(uid),
+  '--disable-userns',
+  '--cap-drop',
+  'ALL',
+  '--bind',
+  '/',
+  '/',
+  '--dev',
+  '/dev',
+  '--proc',
+  '/proc',
+  '--unshare-pid',
+  '--die-with-parent',
+  '--',
 ];
 
 export const RESTRICTED_SANDBOXES: readonly RestrictedSandbox[] = [
@@ -35,7 +52,12 @@ export const RESTRICTED_SANDBOXES: readonly RestrictedSandbox[] = [
 ];
 
 /** Runs a program inside a sandbox; never throws for a non-zero exit. */
-export async function runRestricted(sandbox: RestrictedSandbox, argv: readonly string[], env: Record<string, string | undefined>, cwd = REPO_ROOT): Promise<CliResult> {
+export async function runRestricted(
+  sandbox: RestrictedSandbox,
+  argv: readonly string[],
+  env: Record<string, string | undefined>,
+  cwd = REPO_ROOT,
+): Promise<CliResult> {
   const [file, ...args] = sandbox.wrap(argv);
   try {
     const { stdout, stderr } = await execFileP(file!, args, { env, cwd, maxBuffer: 64 * 1024 * 1024 });

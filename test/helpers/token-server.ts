@@ -119,7 +119,10 @@ export function parseScope(scope: string): TokenAccess | undefined {
   const first = scope.indexOf(':');
   const last = scope.lastIndexOf(':');
   if (first <= 0 || last <= first) return undefined;
-  const actions = scope.slice(last + 1).split(',').filter((a) => a !== '');
+  const actions = scope
+    .slice(last + 1)
+    .split(',')
+    .filter((a) => a !== '');
   return { type: scope.slice(0, first), name: scope.slice(first + 1, last), actions };
 }
 
@@ -148,16 +151,11 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
   const certPath = join(options.dir, 'token-cert.pem');
   await writeFile(keyPath, privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
   try {
-    await execFileP('openssl', [
-      'req', '-new', '-x509', '-key', keyPath, '-out', certPath, '-days', '2', '-subj', '/CN=strata-test-token-issuer',
-    ]);
+    await execFileP('openssl', ['req', '-new', '-x509', '-key', keyPath, '-out', certPath, '-days', '2', '-subj', '/CN=strata-test-token-issuer']);
   } catch (err) {
     throw new Error(`openssl could not make the token certificate (Debian package 'openssl'): ${String(err)}`);
   }
-  const certDer = Buffer.from(
-    (await readFile(certPath, 'utf8')).replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, ''),
-    'base64',
-  );
+  const certDer = Buffer.from((await readFile(certPath, 'utf8')).replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, ''), 'base64');
 
   const header: Record<string, unknown> = { typ: 'JWT', alg: 'ES256' };
   if (keyHeader === 'kid') header['kid'] = keyId;
@@ -242,7 +240,10 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
     }
     const now = new Date();
     if (req.method === 'GET') {
-      const scopes = url.searchParams.getAll('scope').flatMap((s) => s.split(' ')).filter((s) => s !== '');
+      const scopes = url.searchParams
+        .getAll('scope')
+        .flatMap((s) => s.split(' '))
+        .filter((s) => s !== '');
       const basic = checkBasic(req);
       const record: TokenRequestRecord = {
         method: 'GET',
@@ -264,9 +265,14 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
       }
       if (basic.bad) {
         record.status = 401;
-        sendJson(res, 401, { errors: [{ code: 'UNAUTHORIZED', message: 'authentication required' }] }, {
-          'www-authenticate': 'Basic realm="strata-test-token"',
-        });
+        sendJson(
+          res,
+          401,
+          { errors: [{ code: 'UNAUTHORIZED', message: 'authentication required' }] },
+          {
+            'www-authenticate': 'Basic realm="strata-test-token"',
+          },
+        );
         return;
       }
       const token = mintToken({
@@ -284,7 +290,10 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
     }
     if (req.method === 'POST') {
       const form = new URLSearchParams(await readBody(req));
-      const scopes = form.getAll('scope').flatMap((s) => s.split(' ')).filter((s) => s !== '');
+      const scopes = form
+        .getAll('scope')
+        .flatMap((s) => s.split(' '))
+        .filter((s) => s !== '');
       const grantType = form.get('grant_type') ?? '';
       const record: TokenRequestRecord = {
         method: 'POST',

@@ -26,9 +26,14 @@ async function blob(layoutDir: string, digest: string): Promise<Buffer> {
 }
 
 /** The manifest tagged `tag` (org.opencontainers.image.ref.name) in an OCI layout, or the only one. */
-export async function layoutManifest(layoutDir: string, tag = 'latest'): Promise<{ digest: string; manifest: { config: { digest: string }; layers: { digest: string; mediaType: string }[] } }> {
+export async function layoutManifest(
+  layoutDir: string,
+  tag = 'latest',
+): Promise<{ digest: string; manifest: { config: { digest: string }; layers: { digest: string; mediaType: string }[] } }> {
   const index = JSON.parse(await readFile(join(layoutDir, 'index.json'), 'utf8')) as IndexJson;
-  const entry = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === tag) ?? (index.manifests.length === 1 ? index.manifests[0] : undefined);
+  const entry =
+    index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === tag) ??
+    (index.manifests.length === 1 ? index.manifests[0] : undefined);
   if (entry === undefined) throw new Error(`no manifest tagged ${tag} in ${layoutDir}/index.json`);
   return { digest: entry.digest, manifest: JSON.parse((await blob(layoutDir, entry.digest)).toString('utf8')) as never };
 }

@@ -36,14 +36,31 @@ describe('--annotation', () => {
 
   it('build: manifest (all and per platform), index, manifest-descriptor and index-descriptor', async () => {
     const layout = join(tmp, 'build-layout');
-    ok(await strata([
-      'build', join(tmp, 'ctx'), '--platform', 'linux/amd64,linux/arm64', '-o', `type=oci,dest=${layout},tar=false`, '--progress', 'quiet',
-      '--annotation', 'org.example.all=1',
-      '--annotation', 'manifest[linux/arm64]:org.example.arm=yes',
-      '--annotation', 'index:org.opencontainers.image.title=app',
-      '--annotation', 'manifest-descriptor:org.example.entry=e',
-      '--annotation', 'index-descriptor:org.example.top=t',
-    ], { STRATA_ROOT: join(tmp, 'store') }));
+    ok(
+      await strata(
+        [
+          'build',
+          join(tmp, 'ctx'),
+          '--platform',
+          'linux/amd64,linux/arm64',
+          '-o',
+          `type=oci,dest=${layout},tar=false`,
+          '--progress',
+          'quiet',
+          '--annotation',
+          'org.example.all=1',
+          '--annotation',
+          'manifest[linux/arm64]:org.example.arm=yes',
+          '--annotation',
+          'index:org.opencontainers.image.title=app',
+          '--annotation',
+          'manifest-descriptor:org.example.entry=e',
+          '--annotation',
+          'index-descriptor:org.example.top=t',
+        ],
+        { STRATA_ROOT: join(tmp, 'store') },
+      ),
+    );
     const top = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as Doc;
     expect(top.manifests![0]!.annotations).toMatchObject({ 'org.example.top': 't' });
     const index = await read(layout, top.manifests![0]!.digest);
@@ -51,13 +68,20 @@ describe('--annotation', () => {
     for (const entry of index.manifests!) {
       expect(entry.annotations).toEqual({ 'org.example.entry': 'e' });
       const manifest = await read(layout, entry.digest);
-      expect(manifest.annotations).toEqual(entry.platform?.architecture === 'arm64' ? { 'org.example.all': '1', 'org.example.arm': 'yes' } : { 'org.example.all': '1' });
+      expect(manifest.annotations).toEqual(
+        entry.platform?.architecture === 'arm64' ? { 'org.example.all': '1', 'org.example.arm': 'yes' } : { 'org.example.all': '1' },
+      );
     }
   });
 
   it('append: a manifest annotation, and an index one that makes an index', async () => {
     const layout = join(tmp, 'append-layout');
-    ok(await strata(['append', '--layer', join(tmp, 'ctx'), '-o', `oci:${layout}:a`, '--annotation', 'org.example.m=1', '--annotation', 'index:org.example.i=2'], { STRATA_ROOT: join(tmp, 'store') }));
+    ok(
+      await strata(
+        ['append', '--layer', join(tmp, 'ctx'), '-o', `oci:${layout}:a`, '--annotation', 'org.example.m=1', '--annotation', 'index:org.example.i=2'],
+        { STRATA_ROOT: join(tmp, 'store') },
+      ),
+    );
     const top = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as Doc;
     const index = await read(layout, top.manifests![0]!.digest);
     expect(index.annotations).toEqual({ 'org.example.i': '2' });

@@ -42,8 +42,25 @@ describeWithTools(['skopeo', 'umoci'], 'strata append, judged by skopeo and umoc
   it('writes oci:, oci-archive: and docker-archive: images that skopeo reads and umoci unpacks to the same tree', async () => {
     const layout = join(work, 'layout');
     const r = await strata(
-      ['append', '--layer', tree, '--set-env', 'A=1', '--set-cmd', '["/bin/tool"]', '--set-expose', '8080', '-t', 'tricky:1',
-        '-o', `oci:${layout}:tricky`, '-o', `oci-archive:${join(work, 'img.oci.tar')}:tricky`, '-o', `docker-archive:${join(work, 'img.docker.tar')}:tricky:1`],
+      [
+        'append',
+        '--layer',
+        tree,
+        '--set-env',
+        'A=1',
+        '--set-cmd',
+        '["/bin/tool"]',
+        '--set-expose',
+        '8080',
+        '-t',
+        'tricky:1',
+        '-o',
+        `oci:${layout}:tricky`,
+        '-o',
+        `oci-archive:${join(work, 'img.oci.tar')}:tricky`,
+        '-o',
+        `docker-archive:${join(work, 'img.docker.tar')}:tricky:1`,
+      ],
       { STRATA_ROOT: store, SOURCE_DATE_EPOCH: EPOCH },
     );
     expect(r.stderr).toBe('');
@@ -59,7 +76,9 @@ describeWithTools(['skopeo', 'umoci'], 'strata append, judged by skopeo and umoc
       expect(info.Layers).toHaveLength(1);
       expect(info.Os).toBe('linux');
     }
-    const config = JSON.parse((await tool('skopeo', ['inspect', '--config', `oci:${layout}:tricky`])).stdout) as { config: { Cmd: string[]; ExposedPorts: object } };
+    const config = JSON.parse((await tool('skopeo', ['inspect', '--config', `oci:${layout}:tricky`])).stdout) as {
+      config: { Cmd: string[]; ExposedPorts: object };
+    };
     expect(config.config.Cmd).toEqual(['/bin/tool']);
     expect(config.config.ExposedPorts).toEqual({ '8080/tcp': {} });
 
@@ -98,9 +117,13 @@ describeWithTools(['skopeo', 'umoci'], 'strata append, judged by skopeo and umoc
 
     // Entries are sorted, parents first, and no mtime is later than the epoch.
     const index = JSON.parse(await readFile(join(work, 'repro-out-a', 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
-    const manifest = JSON.parse(await readFile(join(work, 'repro-out-a', 'blobs', 'sha256', index.manifests[0]!.digest.slice(7)), 'utf8')) as { layers: Array<{ digest: string }> };
+    const manifest = JSON.parse(await readFile(join(work, 'repro-out-a', 'blobs', 'sha256', index.manifests[0]!.digest.slice(7)), 'utf8')) as {
+      layers: Array<{ digest: string }>;
+    };
     const entries: Array<{ path: string; mtime: number; uid: number; gid: number }> = [];
-    for await (const entry of readLayer(createReadStream(join(work, 'repro-out-a', 'blobs', 'sha256', manifest.layers[0]!.digest.slice(7))), { compression: 'gzip' })) {
+    for await (const entry of readLayer(createReadStream(join(work, 'repro-out-a', 'blobs', 'sha256', manifest.layers[0]!.digest.slice(7))), {
+      compression: 'gzip',
+    })) {
       entries.push({ path: entry.path, mtime: entry.mtime, uid: entry.uid, gid: entry.gid });
     }
     const paths = entries.map((e) => e.path);
@@ -119,10 +142,19 @@ describeWithTools(['skopeo', 'umoci'], 'strata append, judged by skopeo and umoc
     const site = join(work, 'site');
     await mkdir(site, { recursive: true });
     await writeFile(join(site, 'index.html'), '<p>hi</p>\n');
-    expect((await strata(['append', '--layer', tree, '--set-env', 'PATH=/usr/bin', '--set-workdir', '/srv', '-o', `oci:${base}:base`], { STRATA_ROOT: store })).code).toBe(0);
-    const r = await strata(['append', '--base', `oci:${base}:base`, '--layer', `${site}:/srv/www`, '--set-env', 'PATH=/bin', '--set-label', 'x=y', '-o', `oci:${base}:derived`], { STRATA_ROOT: store });
+    expect(
+      (await strata(['append', '--layer', tree, '--set-env', 'PATH=/usr/bin', '--set-workdir', '/srv', '-o', `oci:${base}:base`], { STRATA_ROOT: store })).code,
+    ).toBe(0);
+    const r = await strata(
+      ['append', '--base', `oci:${base}:base`, '--layer', `${site}:/srv/www`, '--set-env', 'PATH=/bin', '--set-label', 'x=y', '-o', `oci:${base}:derived`],
+      { STRATA_ROOT: store },
+    );
     expect(r.stderr).toBe('');
-    const info = JSON.parse((await tool('skopeo', ['inspect', '--config', `oci:${base}:derived`])).stdout) as { config: { Env: string[]; WorkingDir: string; Labels: Record<string, string> }; rootfs: { diff_ids: string[] }; history: unknown[] };
+    const info = JSON.parse((await tool('skopeo', ['inspect', '--config', `oci:${base}:derived`])).stdout) as {
+      config: { Env: string[]; WorkingDir: string; Labels: Record<string, string> };
+      rootfs: { diff_ids: string[] };
+      history: unknown[];
+    };
     expect(info.config.Env).toEqual(['PATH=/bin']);
     expect(info.config.WorkingDir).toBe('/srv');
     expect(info.config.Labels).toEqual({ x: 'y' });
@@ -175,7 +207,9 @@ describe('strata append refuses bad input and leaves nothing half written', () =
     await writeFile(join(dir, 'f.txt'), 'original content\n');
     expect((await strata(['append', '--layer', dir, '--compression', 'none', '-o', `oci:${src}`], { STRATA_ROOT: join(work, 's4') })).code).toBe(0);
     const index = JSON.parse(await readFile(join(src, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
-    const manifest = JSON.parse(await readFile(join(src, 'blobs', 'sha256', index.manifests[0]!.digest.slice(7)), 'utf8')) as { layers: Array<{ digest: string }> };
+    const manifest = JSON.parse(await readFile(join(src, 'blobs', 'sha256', index.manifests[0]!.digest.slice(7)), 'utf8')) as {
+      layers: Array<{ digest: string }>;
+    };
     const layerPath = join(src, 'blobs', 'sha256', manifest.layers[0]!.digest.slice(7));
     const bytes = await readFile(layerPath);
     const at = bytes.indexOf('original');

@@ -55,7 +55,11 @@ async function get(url: string, accept?: string): Promise<Buffer> {
 }
 
 async function manifest<T>(reg: { url: string }, repo: string, ref: string): Promise<T> {
-  return JSON.parse((await get(`${reg.url}/v2/${repo}/manifests/${ref}`, 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json')).toString('utf8')) as T;
+  return JSON.parse(
+    (await get(`${reg.url}/v2/${repo}/manifests/${ref}`, 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json')).toString(
+      'utf8',
+    ),
+  ) as T;
 }
 
 async function blobJson<T>(reg: { url: string }, repo: string, digest: string): Promise<T> {
@@ -90,7 +94,10 @@ describeWithTools(['docker-registry', 'skopeo'], 'SBOM and provenance attestatio
   });
 
   const build = (store: string, extra: string[]) =>
-    strata(['build', ctx, '--build-arg', `API_TOKEN=${SECRET}`, '--build-arg', 'VERSION=7', '--progress', 'plain', ...extra], { STRATA_ROOT: join(tmp, store), SOURCE_DATE_EPOCH: EPOCH });
+    strata(['build', ctx, '--build-arg', `API_TOKEN=${SECRET}`, '--build-arg', 'VERSION=7', '--progress', 'plain', ...extra], {
+      STRATA_ROOT: join(tmp, store),
+      SOURCE_DATE_EPOCH: EPOCH,
+    });
 
   it('pushes an index with a BuildKit attestation manifest: SPDX and SLSA v1, no secret, reproducible', async () => {
     const first = ok(await build('store-a', ['--sbom', '--provenance=mode=max', '--push', '-t', `${reg.host}/app:1`]));
@@ -106,20 +113,36 @@ describeWithTools(['docker-registry', 'skopeo'], 'SBOM and provenance attestatio
       ['application/vnd.in-toto+json', 'https://spdx.dev/Document'],
       ['application/vnd.in-toto+json', 'https://slsa.dev/provenance/v1'],
     ]);
-    const [sbom, prov] = await Promise.all(attManifest.layers.map((l) => blobJson<Statement>(reg, 'app', l.digest))) as [Statement, Statement];
+    const [sbom, prov] = (await Promise.all(attManifest.layers.map((l) => blobJson<Statement>(reg, 'app', l.digest)))) as [Statement, Statement];
     for (const s of [sbom, prov]) {
-      expect(s.subject).toEqual([{ name: `pkg:docker/${reg.host}/app@1?platform=${encodeURIComponent(`${image.platform!.os}/${image.platform!.architecture}`)}`, digest: { sha256: image.digest.slice(7) } }]);
+      expect(s.subject).toEqual([
+        {
+          name: `pkg:docker/${reg.host}/app@1?platform=${encodeURIComponent(`${image.platform!.os}/${image.platform!.architecture}`)}`,
+          digest: { sha256: image.digest.slice(7) },
+        },
+      ]);
     }
     expect(sbom._type).toBe('https://in-toto.io/Statement/v0.1');
     const ajv = new Ajv2019.default({ strict: false });
     addFormats.default(ajv);
     const validate = ajv.compile(JSON.parse(readFileSync(join(REPO_ROOT, 'testdata/spdx-2.3/spdx-schema.json'), 'utf8')) as object);
     expect(validate(sbom.predicate), JSON.stringify(validate.errors)).toBe(true);
-    const purls = (sbom.predicate['packages'] as Array<{ externalRefs?: Array<{ referenceLocator: string }> }>).flatMap((p) => p.externalRefs?.map((r) => r.referenceLocator) ?? []);
-    expect(purls).toEqual(['pkg:deb/debian/base-files@12.4?arch=amd64', 'pkg:golang/example.com/tool@v1.2.3', 'pkg:golang/stdlib@go1.22.1', 'pkg:npm/left-pad@1.3.0']);
+    const purls = (sbom.predicate['packages'] as Array<{ externalRefs?: Array<{ referenceLocator: string }> }>).flatMap(
+      (p) => p.externalRefs?.map((r) => r.referenceLocator) ?? [],
+    );
+    expect(purls).toEqual([
+      'pkg:deb/debian/base-files@12.4?arch=amd64',
+      'pkg:golang/example.com/tool@v1.2.3',
+      'pkg:golang/stdlib@go1.22.1',
+      'pkg:npm/left-pad@1.3.0',
+    ]);
     // SLSA v1 field definitions: buildDefinition (buildType, externalParameters, resolvedDependencies), runDetails (builder.id, metadata).
     expect(prov._type).toBe('https://in-toto.io/Statement/v1');
-    const def = prov.predicate['buildDefinition'] as { buildType: string; externalParameters: { request: { args: Record<string, string> }; configSource: { path: string } }; internalParameters: { buildConfig: { steps: Array<{ instruction: string }> } } };
+    const def = prov.predicate['buildDefinition'] as {
+      buildType: string;
+      externalParameters: { request: { args: Record<string, string> }; configSource: { path: string } };
+      internalParameters: { buildConfig: { steps: Array<{ instruction: string }> } };
+    };
     expect(def.buildType).toMatch(/^https:\/\//);
     expect(def.externalParameters.request.args).toEqual({ 'build-arg:VERSION': '7' });
     expect(def.externalParameters.configSource.path).toBe('Dockerfile');
@@ -139,11 +162,22 @@ describeWithTools(['docker-registry', 'skopeo'], 'SBOM and provenance attestatio
     expect(table).toMatch(/^NAME\s+VERSION\s+LICENSE\s+PURL/);
     expect(table).toMatch(/left-pad\s+1\.3\.0\s+WTFPL\s+pkg:npm\/left-pad@1\.3\.0/);
     expect(table).toMatch(/4 packages \(https:\/\/spdx\.dev\/Document, from the image index\)/);
-    const provenance = JSON.parse(ok(await strata(['inspect', `docker://${reg.host}/app:1`, '--provenance'], { STRATA_ROOT: join(tmp, 'store-a') }))) as Record<string, unknown>;
+    const provenance = JSON.parse(ok(await strata(['inspect', `docker://${reg.host}/app:1`, '--provenance'], { STRATA_ROOT: join(tmp, 'store-a') }))) as Record<
+      string,
+      unknown
+    >;
     expect(provenance['buildDefinition']).toBeDefined();
 
     // skopeo copies the whole index to another registry, digest kept.
-    await skopeo(['copy', '--all', '--preserve-digests', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${reg.host}/app:1`, `docker://${reg2.host}/copied:1`]);
+    await skopeo([
+      'copy',
+      '--all',
+      '--preserve-digests',
+      '--src-tls-verify=false',
+      '--dest-tls-verify=false',
+      `docker://${reg.host}/app:1`,
+      `docker://${reg2.host}/copied:1`,
+    ]);
     const copied = (await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg2.host}/copied:1`])).stdout;
     expect(`sha256:${(await import('node:crypto')).createHash('sha256').update(copied).digest('hex')}`).toBe(first);
     expect((await manifest<RawManifest>(reg2, 'copied', att.digest)).layers).toHaveLength(2);
@@ -152,14 +186,24 @@ describeWithTools(['docker-registry', 'skopeo'], 'SBOM and provenance attestatio
   it('CycloneDX and v0.2 on request; an OCI layout carries them; docker-archive drops them with a notice', async () => {
     const layout = join(tmp, 'layout');
     const archive = join(tmp, 'image.tar');
-    const r = await build('store-c', ['--attest', 'type=sbom,format=cyclonedx', '--provenance=version=v0.2', '-o', `type=oci,dest=${layout},tar=false`, '-o', `type=docker,dest=${archive}`, '-t', 'app:cdx']);
+    const r = await build('store-c', [
+      '--attest',
+      'type=sbom,format=cyclonedx',
+      '--provenance=version=v0.2',
+      '-o',
+      `type=oci,dest=${layout},tar=false`,
+      '-o',
+      `type=docker,dest=${archive}`,
+      '-t',
+      'app:cdx',
+    ]);
     ok(r);
     expect(r.stderr).toMatch(/type=docker.*holds no attestations; they were left out/);
     const top = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as RawIndex;
     const blob = async <T>(d: string): Promise<T> => JSON.parse(await readFile(join(layout, 'blobs/sha256', d.slice(7)), 'utf8')) as T;
     const index = await blob<RawIndex>(top.manifests[0]!.digest);
     const att = await blob<RawManifest>(index.manifests[1]!.digest);
-    const [cdx, prov] = await Promise.all(att.layers.map((l) => blob<Statement>(l.digest))) as [Statement, Statement];
+    const [cdx, prov] = (await Promise.all(att.layers.map((l) => blob<Statement>(l.digest)))) as [Statement, Statement];
     expect(cdx.predicateType).toBe('https://cyclonedx.org/bom');
     expect(cdx.predicate['specVersion']).toBe('1.5');
     expect(prov.predicateType).toBe('https://slsa.dev/provenance/v0.2');
@@ -178,7 +222,12 @@ describeWithTools(['docker-registry', 'skopeo'], 'SBOM and provenance attestatio
     const ctx2 = join(tmp, 'ctx2');
     await mkdir(ctx2, { recursive: true });
     await writeFile(join(ctx2, 'Dockerfile'), `FROM ${reg.host}/base:1\nCOPY Dockerfile /\n`);
-    ok(await strata(['build', ctx2, '--provenance=version=v0.2', '--push', '-t', `${reg.host}/onbase:1`, '--progress', 'quiet'], { STRATA_ROOT: join(tmp, 'store-f'), SOURCE_DATE_EPOCH: EPOCH }));
+    ok(
+      await strata(['build', ctx2, '--provenance=version=v0.2', '--push', '-t', `${reg.host}/onbase:1`, '--progress', 'quiet'], {
+        STRATA_ROOT: join(tmp, 'store-f'),
+        SOURCE_DATE_EPOCH: EPOCH,
+      }),
+    );
     const index = await manifest<RawIndex>(reg, 'onbase', '1');
     const att = await manifest<RawManifest>(reg, 'onbase', index.manifests[1]!.digest);
     const prov = await blobJson<Statement>(reg, 'onbase', att.layers[0]!.digest);
@@ -205,7 +254,12 @@ describeWithTools(['docker-registry', 'skopeo'], 'SBOM and provenance attestatio
   });
 
   it('--attest-to both: the referrers API where the registry has one, no fallback tag', async () => {
-    const top = ok(await strata(['build', ctx, '--sbom', '--attest-to', 'both', '--push', '-t', `${api.host}/both:1`, '--progress', 'plain'], { STRATA_ROOT: join(tmp, 'store-e'), SOURCE_DATE_EPOCH: EPOCH }));
+    const top = ok(
+      await strata(['build', ctx, '--sbom', '--attest-to', 'both', '--push', '-t', `${api.host}/both:1`, '--progress', 'plain'], {
+        STRATA_ROOT: join(tmp, 'store-e'),
+        SOURCE_DATE_EPOCH: EPOCH,
+      }),
+    );
     const index = await manifest<RawIndex>(reg2, 'both', '1');
     expect(index.mediaType).toBe('application/vnd.oci.image.index.v1+json');
     expect(top).toMatch(/^sha256:/);

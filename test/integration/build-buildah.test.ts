@@ -86,7 +86,11 @@ async function makeArchiveContext(ctx: string): Promise<void> {
     await symlink('readme.txt', join(payload, 'pkg', 'link'));
     const tar = ['--owner=0', '--group=0', '--numeric-owner', '--mtime=@1700000000', '--sort=name', '-C', payload, '-cf', join(ctx, 'a.tar'), 'pkg'];
     await execFileP('tar', tar);
-    for (const [tool, ext] of [['gzip', 'gz'], ['bzip2', 'bz2'], ['xz', 'xz']] as const) {
+    for (const [tool, ext] of [
+      ['gzip', 'gz'],
+      ['bzip2', 'bz2'],
+      ['xz', 'xz'],
+    ] as const) {
       const { stdout } = await execFileP(tool, ['-c', join(ctx, 'a.tar')], { encoding: 'buffer', maxBuffer: 16 * 1024 * 1024 });
       await writeFile(join(ctx, `a.tar.${ext}`), stdout);
     }
@@ -142,7 +146,21 @@ const CASES: Case[] = [
   },
 ];
 
-const CONFIG_FIELDS = ['Env', 'Entrypoint', 'Cmd', 'WorkingDir', 'User', 'ExposedPorts', 'Volumes', 'Labels', 'StopSignal', 'Healthcheck', 'OnBuild', 'Shell', 'Author'] as const;
+const CONFIG_FIELDS = [
+  'Env',
+  'Entrypoint',
+  'Cmd',
+  'WorkingDir',
+  'User',
+  'ExposedPorts',
+  'Volumes',
+  'Labels',
+  'StopSignal',
+  'Healthcheck',
+  'OnBuild',
+  'Shell',
+  'Author',
+] as const;
 type ConfigField = (typeof CONFIG_FIELDS)[number];
 
 function isEmpty(v: unknown): boolean {
@@ -210,7 +228,23 @@ describeAsRoot('strata build compared with buildah', () => {
       ]);
       refs['BASE'] = `${registry.host}/base:1`;
       const appended = await strata(
-        ['append', '--layer', layer, '--platform', 'linux/amd64', '--set-env', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', '--set-cmd', '["sh"]', '--set-label', 'base.label=inherited', '-o', `docker://${refs['BASE']}`, '--progress', 'quiet'],
+        [
+          'append',
+          '--layer',
+          layer,
+          '--platform',
+          'linux/amd64',
+          '--set-env',
+          'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+          '--set-cmd',
+          '["sh"]',
+          '--set-label',
+          'base.label=inherited',
+          '-o',
+          `docker://${refs['BASE']}`,
+          '--progress',
+          'quiet',
+        ],
         { STRATA_ROOT: join(work, 'append-store'), SOURCE_DATE_EPOCH: EPOCH },
       );
       if (appended.code !== 0) throw new Error(`strata append of the base failed:\n${appended.stderr}`);
@@ -290,7 +324,7 @@ describeAsRoot('strata build compared with buildah', () => {
     // BUG (src/build, the FROM scratch initial config — stages.ts/state.ts): a scratch stage starts
     // with no Env. Expected, as BuildKit's dockerfile2llb emptyImage() and buildah:
     // Env ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] (and WorkingDir "/").
-    it('FROM scratch gives the image docker\'s default PATH, as buildah does', async () => {
+    it("FROM scratch gives the image docker's default PATH, as buildah does", async () => {
       const c: Case = { name: 'scratch PATH', dir: 'dockerignore' };
       const ctx = await prepareContext(c, 'scratch-path');
       const [ours, theirs] = await Promise.all([buildWithStrata(c, 'scratch-path', ctx), buildWithBuildah(c, 'scratch-path', ctx)]);

@@ -117,7 +117,14 @@ const CHANGES: Array<[string, (s: Spec) => Spec]> = [
 const SAME_IMAGE = new Set(['a cache-mount id', 'RUN --network']);
 
 function dockerfile(s: Spec): string {
-  const flags = [s.chown ? `--chown=${s.chown}` : '', s.chmod ? `--chmod=${s.chmod}` : '', s.exclude ? `--exclude=${s.exclude}` : '', s.copyLink ? '--link' : ''].filter(Boolean).join(' ');
+  const flags = [
+    s.chown ? `--chown=${s.chown}` : '',
+    s.chmod ? `--chmod=${s.chmod}` : '',
+    s.exclude ? `--exclude=${s.exclude}` : '',
+    s.copyLink ? '--link' : '',
+  ]
+    .filter(Boolean)
+    .join(' ');
   return [
     'FROM scratch AS builder',
     `COPY <<EOF /built\n${s.stage}\nEOF`,
@@ -154,11 +161,27 @@ beforeAll(async () => {
   bases.set('busybox', await busyboxImage(baseStore, AMD64, [], APPLETS));
   const passwd = 'root:x:0:0:root:/root:/bin/sh\napp:x:1001:1001:app:/home/app:/bin/sh\n';
   const group = 'root:x:0:\napp:x:1001:\n';
-  bases.set('busybox-uid1001', await busyboxImage(baseStore, AMD64, [
-    { path: 'etc/passwd', type: 'file', mode: 0o644, size: passwd.length, mtime: 1_700_000_000, uid: 0, gid: 0, data: Buffer.from(passwd) },
-    { path: 'etc/group', type: 'file', mode: 0o644, size: group.length, mtime: 1_700_000_000, uid: 0, gid: 0, data: Buffer.from(group) },
-  ], APPLETS));
-  bases.set('busybox-extra', await busyboxImage(baseStore, AMD64, [{ path: 'extra', type: 'file', mode: 0o644, size: 1, mtime: 1_700_000_000, uid: 0, gid: 0, data: Buffer.from('x') }], APPLETS));
+  bases.set(
+    'busybox-uid1001',
+    await busyboxImage(
+      baseStore,
+      AMD64,
+      [
+        { path: 'etc/passwd', type: 'file', mode: 0o644, size: passwd.length, mtime: 1_700_000_000, uid: 0, gid: 0, data: Buffer.from(passwd) },
+        { path: 'etc/group', type: 'file', mode: 0o644, size: group.length, mtime: 1_700_000_000, uid: 0, gid: 0, data: Buffer.from(group) },
+      ],
+      APPLETS,
+    ),
+  );
+  bases.set(
+    'busybox-extra',
+    await busyboxImage(
+      baseStore,
+      AMD64,
+      [{ path: 'extra', type: 'file', mode: 0o644, size: 1, mtime: 1_700_000_000, uid: 0, gid: 0, data: Buffer.from('x') }],
+      APPLETS,
+    ),
+  );
   await writeFile(join(work, 'secret'), 'not in any image\n');
 }, 60_000);
 
@@ -190,9 +213,21 @@ describeAsRoot('never a wrong hit', () => {
   it('30 variants, each built warm (after the one before) and cold, give byte-identical images', async () => {
     const warmStore = await LocalStore.open(join(work, 'warm'));
     const warmContext = join(work, 'ctx');
-    const options = (store: LocalStore, contextDir: string): LibraryBuildOptions => ({ store, bases, baseReader: baseStore.blobs, executor: chrootExecutor(), contextDir, scratchDir: work });
+    const options = (store: LocalStore, contextDir: string): LibraryBuildOptions => ({
+      store,
+      bases,
+      baseReader: baseStore.blobs,
+      executor: chrootExecutor(),
+      contextDir,
+      scratchDir: work,
+    });
     const build = (o: LibraryBuildOptions, s: Spec) =>
-      libraryBuild(o, dockerfile(s), { buildArgs: { V: s.arg }, sourceDateEpoch: s.epoch, network: 'none', ...(s.secret ? { secrets: { tok: join(work, 'secret') } } : {}) });
+      libraryBuild(o, dockerfile(s), {
+        buildArgs: { V: s.arg },
+        sourceDateEpoch: s.epoch,
+        network: 'none',
+        ...(s.secret ? { secrets: { tok: join(work, 'secret') } } : {}),
+      });
     let spec = INITIAL;
     await syncContext(warmContext, spec, undefined);
     await build(options(warmStore, warmContext), spec);
@@ -207,7 +242,10 @@ describeAsRoot('never a wrong hit', () => {
       const coldContext = join(work, `ctx-cold-${i}`);
       await execFileP('cp', ['-a', warmContext, coldContext]);
       // Independent builds: the cold one runs beside the warm one.
-      const [warm, cold] = await Promise.all([build(options(warmStore, warmContext), spec), build(options(await LocalStore.open(join(work, `cold-${i}`)), coldContext), spec)]);
+      const [warm, cold] = await Promise.all([
+        build(options(warmStore, warmContext), spec),
+        build(options(await LocalStore.open(join(work, `cold-${i}`)), coldContext), spec),
+      ]);
       cachedSteps += warm.steps.cached;
       expect(cold.steps.cached).toBe(0);
       if (manifestDigest(warm.image) !== manifestDigest(cold.image)) {

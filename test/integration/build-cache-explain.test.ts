@@ -57,7 +57,8 @@ async function tree(dir: string): Promise<string[]> {
   return out;
 }
 
-const TEXT = (env: string): string => `FROM busybox\nCOPY deps/ /app/deps/\nCOPY src/ /app/src/\nENV NODE_ENV=${env}\nRUN echo "$NODE_ENV" > /env\nRUN cat /app/src/a.ts > /copy\n`;
+const TEXT = (env: string): string =>
+  `FROM busybox\nCOPY deps/ /app/deps/\nCOPY src/ /app/src/\nENV NODE_ENV=${env}\nRUN echo "$NODE_ENV" > /env\nRUN cat /app/src/a.ts > /copy\n`;
 
 describeAsRoot('misses explained', () => {
   it('names the changed files, the changed ENV and the step whose new layer a RUN sits on', async () => {

@@ -22,7 +22,14 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'strata-cache-keys-'));
   const baseStore = await LocalStore.open(join(work, 'base-store'));
   base = await busyboxImage(baseStore, AMD64);
-  context = await writeContext(work, { 'deps/package.json': '{"name":"x"}\n', 'deps/lock': 'lock\n', 'src/a.ts': 'a\n', 'src/b.ts': 'b\n', 'a.txt': 'one\n', 'b.txt': 'two\n' });
+  context = await writeContext(work, {
+    'deps/package.json': '{"name":"x"}\n',
+    'deps/lock': 'lock\n',
+    'src/a.ts': 'a\n',
+    'src/b.ts': 'b\n',
+    'a.txt': 'one\n',
+    'b.txt': 'two\n',
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -74,7 +81,8 @@ describeAsRoot('cache keys from what each step reads', () => {
 
   it('a RUN after a changed ENV misses; a RUN after a changed LABEL does not', async () => {
     const o = await setup('store-run');
-    const text = (env: string, label: string): string => `FROM busybox\nCOPY a.txt /a\nLABEL l=${label}\nENV NODE_ENV=${env}\nRUN echo "$NODE_ENV" > /env.txt\n`;
+    const text = (env: string, label: string): string =>
+      `FROM busybox\nCOPY a.txt /a\nLABEL l=${label}\nENV NODE_ENV=${env}\nRUN echo "$NODE_ENV" > /env.txt\n`;
     const first = await libraryBuild(o, text('production', 'x'));
     expect(first.states).toEqual(['done', 'metadata', 'metadata', 'done']);
     const relabelled = await libraryBuild(o, text('production', 'y'));
@@ -89,10 +97,18 @@ describeAsRoot('cache keys from what each step reads', () => {
   it('COPY --link replays onto a changed base; with --chown by name, only while the user databases stay the same', async () => {
     const o = await setup('store-link');
     const store = o.store;
-    const extra = await busyboxImage(store, AMD64, [{ path: 'extra', type: 'file', mode: 0o644, size: 1, mtime: 1_700_000_000, uid: 0, gid: 0, data: Buffer.from('x') }]);
+    const extra = await busyboxImage(store, AMD64, [
+      { path: 'extra', type: 'file', mode: 0o644, size: 1, mtime: 1_700_000_000, uid: 0, gid: 0, data: Buffer.from('x') },
+    ]);
     const passwd = 'root:x:0:0:root:/root:/bin/sh\napp:x:1001:1001:app:/home/app:/bin/sh\n';
-    const moved = await busyboxImage(store, AMD64, [{ path: 'etc/passwd', type: 'file', mode: 0o644, size: passwd.length, mtime: 1_700_000_000, uid: 0, gid: 0, data: Buffer.from(passwd) }]);
-    const bases = new Map([['busybox', base], ['extra', extra], ['moved', moved]]);
+    const moved = await busyboxImage(store, AMD64, [
+      { path: 'etc/passwd', type: 'file', mode: 0o644, size: passwd.length, mtime: 1_700_000_000, uid: 0, gid: 0, data: Buffer.from(passwd) },
+    ]);
+    const bases = new Map([
+      ['busybox', base],
+      ['extra', extra],
+      ['moved', moved],
+    ]);
     const text = (from: string): string => `FROM ${from}\nCOPY --link --chown=app a.txt /a\n`;
     const first = await libraryBuild({ ...o, bases }, text('busybox'));
     const rebased = await libraryBuild({ ...o, bases }, text('extra'));

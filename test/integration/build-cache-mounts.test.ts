@@ -55,10 +55,27 @@ describeAsRoot('cache mounts that travel', () => {
     });
 
     const build = (store: string, n: string, extra: string[], out: string) =>
-      strata(['build', ctx, '--executor', 'chroot', '--build-arg', `BASE=${base}`, '--build-arg', `N=${n}`, '--progress', 'plain', '-o', `type=oci,dest=${join(work, out)},tar=false`, ...extra], {
-        STRATA_ROOT: join(work, store),
-        SOURCE_DATE_EPOCH: '1700000000',
-      });
+      strata(
+        [
+          'build',
+          ctx,
+          '--executor',
+          'chroot',
+          '--build-arg',
+          `BASE=${base}`,
+          '--build-arg',
+          `N=${n}`,
+          '--progress',
+          'plain',
+          '-o',
+          `type=oci,dest=${join(work, out)},tar=false`,
+          ...extra,
+        ],
+        {
+          STRATA_ROOT: join(work, store),
+          SOURCE_DATE_EPOCH: '1700000000',
+        },
+      );
 
     it('a fresh store finds the mount filled with cache-mounts=true, empty without, and no layer holds it', async () => {
       const withMounts = `type=registry,ref=${registry.host}/app:cache-mounts,mode=max,cache-mounts=true`;

@@ -71,7 +71,13 @@ describeWithTools(['docker-registry'], 'strata build with a shared registry or l
 
     const second = await build(freshEnv(), dir, ['-t', `${reg.host}/app/shared:2`, '--cache-from', `type=registry,ref=${cacheRef}`]);
     expect(ok(second)).toBe(digest);
-    expect(stepLines(second.stderr)).toEqual(['COPY a.txt /a CACHED', 'ENV STAGE=one', 'COPY b.txt /b CACHED', 'WORKDIR /work CACHED', 'COPY c.txt /work/c CACHED']);
+    expect(stepLines(second.stderr)).toEqual([
+      'COPY a.txt /a CACHED',
+      'ENV STAGE=one',
+      'COPY b.txt /b CACHED',
+      'WORKDIR /work CACHED',
+      'COPY c.txt /work/c CACHED',
+    ]);
     expect(second.stderr).toMatch(/4\/5 steps cached/);
   });
 
@@ -90,9 +96,14 @@ describeWithTools(['docker-registry'], 'strata build with a shared registry or l
     const cacheDir = join(tmp, 'local-cache');
     const first = await build(freshEnv(), dir, ['-t', 'local:1', '--cache-to', `type=local,dest=${cacheDir}`]);
     const digest = ok(first);
-    const index = JSON.parse(await readFile(join(cacheDir, 'index.json'), 'utf8')) as { manifests: { artifactType?: string; annotations?: Record<string, string> }[] };
+    const index = JSON.parse(await readFile(join(cacheDir, 'index.json'), 'utf8')) as {
+      manifests: { artifactType?: string; annotations?: Record<string, string> }[];
+    };
     expect(index.manifests).toHaveLength(1);
-    expect(index.manifests[0]).toMatchObject({ artifactType: 'application/vnd.strata.build-cache.v1+json', annotations: { 'org.opencontainers.image.ref.name': 'cache' } });
+    expect(index.manifests[0]).toMatchObject({
+      artifactType: 'application/vnd.strata.build-cache.v1+json',
+      annotations: { 'org.opencontainers.image.ref.name': 'cache' },
+    });
 
     const second = await build(freshEnv(), dir, ['-t', 'local:2', '--cache-from', `type=local,src=${cacheDir}`]);
     expect(ok(second)).toBe(digest);
@@ -101,14 +112,28 @@ describeWithTools(['docker-registry'], 'strata build with a shared registry or l
 
   it('a hit whose layer already lives in the destination registry is pushed without downloading it', async () => {
     // --link steps never look at the layers below, so nothing in the build needs the cached bytes.
-    const dir = await project('nodownload', 'FROM scratch\nCOPY --link a.txt /a\nCOPY --link c.txt /c\nCMD ["/a"]\n', { 'a.txt': 'alpha, pushed once\n', 'c.txt': 'gamma, pushed once\n' });
+    const dir = await project('nodownload', 'FROM scratch\nCOPY --link a.txt /a\nCOPY --link c.txt /c\nCMD ["/a"]\n', {
+      'a.txt': 'alpha, pushed once\n',
+      'c.txt': 'gamma, pushed once\n',
+    });
     const cacheRef = `${proxy.host}/cache/nodl:main`;
     ok(await build(freshEnv(), dir, ['-t', `${proxy.host}/app/nodl-first:1`, '--output', 'type=registry', '--cache-to', `type=registry,ref=${cacheRef}`]));
-    const manifest = JSON.parse((await (await fetch(`${reg.url}/v2/app/nodl-first/manifests/1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).text())) as { layers: { digest: string }[] };
+    const manifest = JSON.parse(
+      await (await fetch(`${reg.url}/v2/app/nodl-first/manifests/1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).text(),
+    ) as { layers: { digest: string }[] };
     expect(manifest.layers).toHaveLength(2);
 
     proxy.requests.length = 0;
-    const second = await build(freshEnv(), dir, ['-t', `${proxy.host}/app/nodl-second:1`, '--output', 'type=registry', '--cache-from', cacheRef, '--cache-to', `type=registry,ref=${cacheRef}`]);
+    const second = await build(freshEnv(), dir, [
+      '-t',
+      `${proxy.host}/app/nodl-second:1`,
+      '--output',
+      'type=registry',
+      '--cache-from',
+      cacheRef,
+      '--cache-to',
+      `type=registry,ref=${cacheRef}`,
+    ]);
     ok(second);
     expect(stepLines(second.stderr)).toEqual(['COPY --link a.txt /a CACHED', 'COPY --link c.txt /c CACHED', 'CMD ["/a"]']);
     const blobGets = proxy.requests.filter((r) => r.method === 'GET' && /\/blobs\/sha256:/.test(r.path));
@@ -157,10 +182,25 @@ describeWithTools(['docker-registry', 'htpasswd'], 'strata build with a registry
     await writeFile(join(dir, 'a.txt'), 'alpha behind a token\n');
     await writeFile(join(dir, 'b.txt'), 'beta behind a token\n');
     // Two runners share the credentials (a CI secret), not the store.
-    const runner = (n: number): Record<string, string> => ({ STRATA_ROOT: join(tmp, `store-${n}`), HOME: join(tmp, 'home'), DOCKER_CONFIG: join(tmp, 'docker') });
+    const runner = (n: number): Record<string, string> => ({
+      STRATA_ROOT: join(tmp, `store-${n}`),
+      HOME: join(tmp, 'home'),
+      DOCKER_CONFIG: join(tmp, 'docker'),
+    });
     ok(await strata(['login', reg.host, '-u', reg.username ?? '', '-p', password], runner(0)));
     const cacheRef = `${reg.host}/cache/token:main`;
-    const args = (tag: string, cache: string[]): string[] => ['build', '--progress', 'plain', '--source-date-epoch', '1700000000', '--push', '-t', `${reg.host}/app/token:${tag}`, ...cache, dir];
+    const args = (tag: string, cache: string[]): string[] => [
+      'build',
+      '--progress',
+      'plain',
+      '--source-date-epoch',
+      '1700000000',
+      '--push',
+      '-t',
+      `${reg.host}/app/token:${tag}`,
+      ...cache,
+      dir,
+    ];
 
     const first = await strata(args('1', ['--cache-to', `type=registry,ref=${cacheRef},mode=max`]), runner(1));
     const digest = ok(first);

@@ -135,7 +135,9 @@ describeWithTools(['docker-registry', 'skopeo'], 'a multi-platform build pushed 
     await mkdir(ctx, { recursive: true });
     for (const arch of ARCHES) await writeFile(join(ctx, `base-${arch}.txt`), `base for ${arch}\n`);
     await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nARG TARGETARCH\nCOPY base-${TARGETARCH}.txt /etc/arch.txt\nENV PATH=/bin BASE_ARCH=$TARGETARCH\n');
-    const r = await strata(['build', ctx, '--platform', 'linux/amd64,linux/arm64', '--push', '-t', `${reg.host}/base:1`, '--progress', 'plain'], { STRATA_ROOT: join(tmp, 'store-base') });
+    const r = await strata(['build', ctx, '--platform', 'linux/amd64,linux/arm64', '--push', '-t', `${reg.host}/base:1`, '--progress', 'plain'], {
+      STRATA_ROOT: join(tmp, 'store-base'),
+    });
     expect(r.code, r.stderr).toBe(0);
 
     const byArch = expectTwoPlatformIndex(await rawIndex(`${reg.host}/base:1`));
@@ -160,8 +162,17 @@ describeWithTools(['docker-registry', 'skopeo'], 'a multi-platform build pushed 
       const ctx = join(tmp, 'scratch-ctx-2');
       await mkdir(ctx, { recursive: true });
       for (const arch of ARCHES) await writeFile(join(ctx, `base-${arch}.txt`), `base for ${arch}\n`);
-      await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nARG TARGETARCH\nCOPY base-${TARGETARCH}.txt /etc/arch.txt\nENV PATH=/bin BASE_ARCH=$TARGETARCH\n');
-      expect((await strata(['build', ctx, '--platform', 'linux/amd64,linux/arm64', '--push', '-t', `${reg.host}/base:1`, '--progress', 'quiet'], { STRATA_ROOT: join(tmp, 'store-base-2') })).code).toBe(0);
+      await writeFile(
+        join(ctx, 'Dockerfile'),
+        'FROM scratch\nARG TARGETARCH\nCOPY base-${TARGETARCH}.txt /etc/arch.txt\nENV PATH=/bin BASE_ARCH=$TARGETARCH\n',
+      );
+      expect(
+        (
+          await strata(['build', ctx, '--platform', 'linux/amd64,linux/arm64', '--push', '-t', `${reg.host}/base:1`, '--progress', 'quiet'], {
+            STRATA_ROOT: join(tmp, 'store-base-2'),
+          })
+        ).code,
+      ).toBe(0);
     }
 
     const ctx = join(tmp, 'app-ctx');
@@ -183,7 +194,9 @@ describeWithTools(['docker-registry', 'skopeo'], 'a multi-platform build pushed 
     // Pulled and pushed through the proxy, so the blob uploads can be counted and the base's layers can be
     // mounted (a mount needs the base on the same host as the destination).
     const before = proxy.requests.length;
-    const r = await strata(['build', ctx, '--platform', 'linux/amd64,linux/arm64', '--push', '-t', `${proxy.host}/app:1`, '--progress', 'plain'], { STRATA_ROOT: join(tmp, 'store-app') });
+    const r = await strata(['build', ctx, '--platform', 'linux/amd64,linux/arm64', '--push', '-t', `${proxy.host}/app:1`, '--progress', 'plain'], {
+      STRATA_ROOT: join(tmp, 'store-app'),
+    });
     expect(r.code, r.stderr).toBe(0);
     const during = proxy.requests.slice(before);
 
@@ -213,7 +226,9 @@ describeWithTools(['docker-registry', 'skopeo'], 'a multi-platform build pushed 
 
     // An upload ends with the request that names the blob's digest (a PUT, or a monolithic POST).
     const uploadsOf = (digest: string): number =>
-      during.filter((q) => (q.method === 'PUT' || q.method === 'POST') && /\/blobs\/uploads\//.test(q.path) && decodeURIComponent(q.path).includes(`digest=${digest}`)).length;
+      during.filter(
+        (q) => (q.method === 'PUT' || q.method === 'POST') && /\/blobs\/uploads\//.test(q.path) && decodeURIComponent(q.path).includes(`digest=${digest}`),
+      ).length;
     expect(uploadsOf(copyLayer), during.map((q) => `${q.method} ${q.path} ${q.status}`).join('\n')).toBe(1);
     // Written once (the arm64 build took the amd64 build's write), and sent while it was written.
     const short = copyLayer.slice('sha256:'.length, 'sha256:'.length + 12);
@@ -238,7 +253,22 @@ describeWithTools(['docker-registry', 'skopeo'], 'a multi-platform build pushed 
       const layer = join(tmp, `layer-${arch}`);
       await mkdir(layer, { recursive: true });
       await writeFile(join(layer, `${arch}.txt`), `${arch}\n`);
-      const a = await strata(['append', '--platform', `linux/${arch}`, '--layer', `${layer}:/opt`, '--set-env', `BASE=${arch}`, '-o', `docker://${reg.host}/perarch:${arch}`, '--progress', 'quiet'], env);
+      const a = await strata(
+        [
+          'append',
+          '--platform',
+          `linux/${arch}`,
+          '--layer',
+          `${layer}:/opt`,
+          '--set-env',
+          `BASE=${arch}`,
+          '-o',
+          `docker://${reg.host}/perarch:${arch}`,
+          '--progress',
+          'quiet',
+        ],
+        env,
+      );
       expect(a.code, a.stderr).toBe(0);
       const single = await inspectArch(`${reg.host}/perarch:${arch}`, arch);
       expect(single.Architecture).toBe(arch);

@@ -36,18 +36,26 @@ describeWithTools(['docker-registry', 'skopeo'], 'a registry-level build', () =>
     await mkdir(join(base, 'etc'), { recursive: true });
     await writeFile(join(base, 'etc', 'big.bin'), Buffer.alloc(3 * 1024 * 1024, 7));
     const env = { STRATA_ROOT: join(tmp, 'store-base') };
-    expect((await strata(['append', '--layer', base, '--set-env', 'PATH=/bin', '-o', `docker://${proxy.host}/base:1`, '--progress', 'quiet'], env)).code).toBe(0);
+    expect((await strata(['append', '--layer', base, '--set-env', 'PATH=/bin', '-o', `docker://${proxy.host}/base:1`, '--progress', 'quiet'], env)).code).toBe(
+      0,
+    );
 
     const ctx = join(tmp, 'ctx');
     await mkdir(ctx, { recursive: true });
     await writeFile(join(ctx, 'app.txt'), 'app\n');
-    await writeFile(join(ctx, 'Dockerfile'), `FROM ${proxy.host}/base:1\nCOPY --link app.txt /app/\nENV MODE=prod\nLABEL org.opencontainers.image.title=app\nCMD ["/app/app.txt"]\n`);
+    await writeFile(
+      join(ctx, 'Dockerfile'),
+      `FROM ${proxy.host}/base:1\nCOPY --link app.txt /app/\nENV MODE=prod\nLABEL org.opencontainers.image.title=app\nCMD ["/app/app.txt"]\n`,
+    );
     const before = proxy.requests.length;
     const r = await strata(['build', ctx, '--push', '-t', `${proxy.host}/app:1`, '--progress', 'plain'], { STRATA_ROOT: join(tmp, 'store-fresh') });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain('registry-level build: no base layer was downloaded');
     const during = proxy.requests.slice(before);
-    const baseManifest = JSON.parse((await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/base:1`])).stdout) as { config: { digest: string }; layers: Array<{ digest: string }> };
+    const baseManifest = JSON.parse((await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/base:1`])).stdout) as {
+      config: { digest: string };
+      layers: Array<{ digest: string }>;
+    };
     const blobGets = during.filter((q) => q.method === 'GET' && /\/v2\/base\/blobs\//.test(q.path));
     // Zero base layer GETs; the one blob read is the config (the build needs the base's Env and history).
     expect(blobGets.filter((q) => baseManifest.layers.some((l) => q.path.includes(l.digest)))).toEqual([]);

@@ -68,7 +68,9 @@ describeAsRoot('a base image written by umoci insert … /', () => {
       base = `${registry.host}/umoci-base:1`;
       await skopeo(['copy', '--dest-tls-verify=false', `oci:${layout}:base`, `docker://${base}`]);
       // The layers really do name the root `/`: the test is vacuous otherwise.
-      const { stdout } = await execFileP('sh', ['-c', `for b in ${layout}/blobs/sha256/*; do gzip -dc "$b" 2>/dev/null | tar -t 2>/dev/null; done; true`], { maxBuffer: 16 * 1024 * 1024 });
+      const { stdout } = await execFileP('sh', ['-c', `for b in ${layout}/blobs/sha256/*; do gzip -dc "$b" 2>/dev/null | tar -t 2>/dev/null; done; true`], {
+        maxBuffer: 16 * 1024 * 1024,
+      });
       expect(stdout.split('\n')).toContain('/');
     }, 120_000);
 

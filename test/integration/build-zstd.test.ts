@@ -81,7 +81,10 @@ describeWithTools(['zstd', 'skopeo', 'umoci', 'docker-registry'], 'zstd layers (
     // The cache does not hand a zstd layer to a gzip build (or back).
     const gzip = await build([app, '-t', 'zimg:gz', '-o', `type=oci,dest=${join(work, 'out-gz')},tar=false`], join(work, 'store-a'));
     expect(gzip.code, gzip.stderr).toBe(0);
-    expect((await layoutManifest(join(work, 'out-gz'), 'gz')).manifest.layers.map((l) => l.mediaType)).toEqual(['application/vnd.oci.image.layer.v1.tar+gzip', 'application/vnd.oci.image.layer.v1.tar+gzip']);
+    expect((await layoutManifest(join(work, 'out-gz'), 'gz')).manifest.layers.map((l) => l.mediaType)).toEqual([
+      'application/vnd.oci.image.layer.v1.tar+gzip',
+      'application/vnd.oci.image.layer.v1.tar+gzip',
+    ]);
     const level = await build([app, '--compression', 'zstd', '--compression-level', '19', '-t', 'zimg:19'], join(work, 'store-a'));
     expect(level.code, level.stderr).toBe(0);
     expect(level.stdout.trim()).not.toBe(first.stdout.trim());
@@ -91,7 +94,10 @@ describeWithTools(['zstd', 'skopeo', 'umoci', 'docker-registry'], 'zstd layers (
     const store = join(work, 'store-base');
     const base = join(work, 'base-tree');
     await makeTrickyTree(base);
-    const appended = await strata(['append', '--compression', 'zstd', '--layer', `${base}:/base`, '-t', 'zbase:1'], { STRATA_ROOT: store, SOURCE_DATE_EPOCH: EPOCH });
+    const appended = await strata(['append', '--compression', 'zstd', '--layer', `${base}:/base`, '-t', 'zbase:1'], {
+      STRATA_ROOT: store,
+      SOURCE_DATE_EPOCH: EPOCH,
+    });
     expect(appended.code, appended.stderr).toBe(0);
     const inspected = await strata(['inspect', 'zbase:1'], { STRATA_ROOT: store });
     expect(inspected.code, inspected.stderr).toBe(0);
@@ -105,7 +111,22 @@ describeWithTools(['zstd', 'skopeo', 'umoci', 'docker-registry'], 'zstd layers (
     const local = join(work, 'out-local');
     const tarFile = join(work, 'out-rootfs.tar');
     for (const compression of ['zstd', 'gzip']) {
-      const res = await build([ctx, '--compression', compression, '-t', `derived:${compression}`, '-o', `type=oci,dest=${layout},tar=false`, '-o', `type=local,dest=${local}-${compression}`, '-o', `type=tar,dest=${tarFile}`], store);
+      const res = await build(
+        [
+          ctx,
+          '--compression',
+          compression,
+          '-t',
+          `derived:${compression}`,
+          '-o',
+          `type=oci,dest=${layout},tar=false`,
+          '-o',
+          `type=local,dest=${local}-${compression}`,
+          '-o',
+          `type=tar,dest=${tarFile}`,
+        ],
+        store,
+      );
       expect(res.code, res.stderr).toBe(0);
       const { manifest } = await layoutManifest(layout, compression);
       expect(manifest.layers.map((l) => l.mediaType)).toEqual([ZSTD, compression === 'zstd' ? ZSTD : 'application/vnd.oci.image.layer.v1.tar+gzip']);
@@ -115,7 +136,7 @@ describeWithTools(['zstd', 'skopeo', 'umoci', 'docker-registry'], 'zstd layers (
       expect(got['bin/extra.txt']).toMatchObject({ type: 'file', content: Buffer.from('extra\n').toString('base64') });
       delete got['bin/extra.txt'];
       expect(got).toEqual(want);
-      expect((await readFile(join(`${local}-${compression}`, 'base', 'bin', 'extra.txt'), 'utf8'))).toBe('extra\n');
+      expect(await readFile(join(`${local}-${compression}`, 'base', 'bin', 'extra.txt'), 'utf8')).toBe('extra\n');
       expect(await readFile(join(`${local}-${compression}`, 'base', 'données', '日本語', 'ñandú ☃.txt'), 'utf8')).toBe('unicode\n');
       const listed = await tool('tar', ['-tf', tarFile]);
       expect(listed.stdout).toMatch(/base\/bin\/extra\.txt/);
@@ -148,7 +169,10 @@ describeWithTools(['zstd', 'skopeo', 'umoci', 'docker-registry'], 'zstd layers (
     const ref = `${registry.host}/zstd/app:1`;
     const res = await build([app, '--compression', 'zstd', '-t', ref, '--push'], join(work, 'store-push'));
     expect(res.code, res.stderr).toBe(0);
-    const raw = JSON.parse((await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${ref}`])).stdout) as { mediaType: string; layers: Array<{ mediaType: string }> };
+    const raw = JSON.parse((await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${ref}`])).stdout) as {
+      mediaType: string;
+      layers: Array<{ mediaType: string }>;
+    };
     expect(raw.mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
     expect(raw.layers.map((l) => l.mediaType)).toEqual([ZSTD, ZSTD]);
     // And it comes back: skopeo copies it out, umoci unpacks it.

@@ -48,7 +48,10 @@ describeWithTools(['docker-registry', 'skopeo', 'tar'], 'strata build (strata on
   /** A context with three files read by three COPY steps and a metadata step. */
   async function makeContext(dir: string): Promise<string> {
     await mkdir(join(dir, 'sub'), { recursive: true });
-    await writeFile(join(dir, 'Dockerfile'), 'FROM scratch\nCOPY a.txt /a.txt\nCOPY b.txt /b.txt\nCOPY sub /sub/\nLABEL org.example.kind=test\nCMD ["/a.txt"]\n');
+    await writeFile(
+      join(dir, 'Dockerfile'),
+      'FROM scratch\nCOPY a.txt /a.txt\nCOPY b.txt /b.txt\nCOPY sub /sub/\nLABEL org.example.kind=test\nCMD ["/a.txt"]\n',
+    );
     await writeFile(join(dir, 'a.txt'), 'a\n');
     await writeFile(join(dir, 'b.txt'), 'b\n');
     await writeFile(join(dir, 'sub', 'c.txt'), 'c\n');
@@ -80,7 +83,10 @@ describeWithTools(['docker-registry', 'skopeo', 'tar'], 'strata build (strata on
       const store = join(work, 'store-oci');
       const archive = join(work, 'out-oci.tar');
       const layout = join(work, 'out-oci-layout');
-      const res = await build([ctx, '-t', 'oci-out:1', '--progress', 'quiet', '-o', `type=oci,dest=${archive}`, '-o', `type=oci,dest=${layout},tar=false`], store);
+      const res = await build(
+        [ctx, '-t', 'oci-out:1', '--progress', 'quiet', '-o', `type=oci,dest=${archive}`, '-o', `type=oci,dest=${layout},tar=false`],
+        store,
+      );
       expect(res.code, res.stderr).toBe(0);
       const fromArchive = await skopeoInspect(`oci-archive:${archive}`, ['--config']);
       const fromLayout = await skopeoInspect(`oci:${layout}:1`, ['--config']);
@@ -112,7 +118,10 @@ describeWithTools(['docker-registry', 'skopeo', 'tar'], 'strata build (strata on
       // A root filesystem's top is 0755 (the directory was made private while it was filled).
       expect((await stat(dir)).mode & 0o777).toBe(0o755);
       const { stdout } = await execFileP('tar', ['-tf', tarFile]);
-      const names = stdout.split('\n').filter(Boolean).map((n) => n.replace(/^\.\//, '').replace(/\/$/, ''));
+      const names = stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((n) => n.replace(/^\.\//, '').replace(/\/$/, ''));
       expect(names).toEqual(expect.arrayContaining(['a.txt', 'b.txt', 'sub', 'sub/c.txt']));
     }, 60_000);
 
@@ -150,7 +159,10 @@ describeWithTools(['docker-registry', 'skopeo', 'tar'], 'strata build (strata on
       const ctx = await makeContext(join(work, `repro-${n}`, 'ctx'));
       const meta = join(work, `repro-${n}.json`);
       const layout = join(work, `repro-${n}-layout`);
-      const res = await build([ctx, '-t', 'repro:1', '--progress', 'quiet', '--metadata-file', meta, '-o', `type=oci,dest=${layout},tar=false`], join(work, `store-repro-${n}`));
+      const res = await build(
+        [ctx, '-t', 'repro:1', '--progress', 'quiet', '--metadata-file', meta, '-o', `type=oci,dest=${layout},tar=false`],
+        join(work, `store-repro-${n}`),
+      );
       expect(res.code, res.stderr).toBe(0);
       const metadata = JSON.parse(await readFile(meta, 'utf8')) as Record<string, string>;
       expect((await layoutManifest(layout, '1')).digest).toBe(metadata['containerimage.digest']);
@@ -249,7 +261,12 @@ describeWithTools(['docker-registry', 'skopeo', 'tar'], 'strata build (strata on
       },
       { name: '${X:?} with X unset', dockerfile: 'FROM scratch\nARG X\nENV Y="${X:?X is required}"\n', error: /Dockerfile:3\b.*X is required/ },
       { name: 'an unknown --output type', dockerfile: 'FROM scratch\nCOPY a.txt /\n', error: /--output.*bogus/, args: ['-o', 'type=bogus,dest=somewhere'] },
-      { name: 'RUN with --executor none', dockerfile: 'FROM scratch\nCOPY a.txt /\nRUN echo hi\n', error: /Dockerfile:3: RUN needs an executor/, args: ['--executor', 'none'] },
+      {
+        name: 'RUN with --executor none',
+        dockerfile: 'FROM scratch\nCOPY a.txt /\nRUN echo hi\n',
+        error: /Dockerfile:3: RUN needs an executor/,
+        args: ['--executor', 'none'],
+      },
       // The default (auto) runs the step: FROM scratch has no /bin/sh, which is the step's own failure.
       { name: 'RUN with the default executor and no shell in the image', dockerfile: 'FROM scratch\nCOPY a.txt /\nRUN echo hi\n', error: /Dockerfile:3: RUN/ },
     ];
@@ -265,7 +282,20 @@ describeWithTools(['docker-registry', 'skopeo', 'tar'], 'strata build (strata on
         const layout = join(work, `bad-out-${id}`);
         const local = join(work, `bad-local-${id}`);
         const res = await build(
-          [ctx, '-t', 'victim:latest', '--progress', 'plain', '-o', 'type=image', '-o', `type=oci,dest=${layout},tar=false`, '-o', `type=local,dest=${local}`, ...(bad.args ?? [])],
+          [
+            ctx,
+            '-t',
+            'victim:latest',
+            '--progress',
+            'plain',
+            '-o',
+            'type=image',
+            '-o',
+            `type=oci,dest=${layout},tar=false`,
+            '-o',
+            `type=local,dest=${local}`,
+            ...(bad.args ?? []),
+          ],
           store,
         );
         expect(res.code).not.toBe(0);
@@ -277,7 +307,7 @@ describeWithTools(['docker-registry', 'skopeo', 'tar'], 'strata build (strata on
       }, 60_000);
     }
 
-    it('COPY ../x copies the context\'s own x, never the x beside the context', async () => {
+    it("COPY ../x copies the context's own x, never the x beside the context", async () => {
       const ctx = join(work, 'scoped', 'ctx');
       await mkdir(ctx, { recursive: true });
       await writeFile(join(work, 'scoped', 'x'), 'SENTINEL-BESIDE\n');

@@ -102,7 +102,10 @@ describeWithTools(['buildah', 'docker-registry'], 'file names that are not UTF-8
     const base = await pushBusyboxBase(reg.host, { repo: 'bytes-base' });
     const run = join(tmp, 'run');
     mkdirSync(run, { recursive: true });
-    writeFileSync(join(run, 'Dockerfile'), `FROM ${base.ref}\nRUN mkdir /d && printf x > "/d/$(printf 'r\\377un')" && printf y > "/d/$(printf 'caf\\351')"\nRUN rm "/d/$(printf 'caf\\351')"\n`);
+    writeFileSync(
+      join(run, 'Dockerfile'),
+      `FROM ${base.ref}\nRUN mkdir /d && printf x > "/d/$(printf 'r\\377un')" && printf y > "/d/$(printf 'caf\\351')"\nRUN rm "/d/$(printf 'caf\\351')"\n`,
+    );
     ok(await strata(['build', '--executor', 'chroot', '-o', `type=oci,tar=false,dest=${join(tmp, 'run-oci')}`, '--progress', 'quiet', run], env()));
     const layout = join(tmp, 'run-oci');
     const ours = [...tarNames(lastLayer(layout, 'latest', 1)), ...tarNames(lastLayer(layout, 'latest'))];
@@ -112,7 +115,11 @@ describeWithTools(['buildah', 'docker-registry'], 'file names that are not UTF-8
     expect(bud.code, bud.stderr).toBe(0);
     await buildah.pushOci('bytes-run', join(tmp, 'buildah-run'));
     const theirs = [...tarNames(lastLayer(join(tmp, 'buildah-run'), 'latest', 1)), ...tarNames(lastLayer(join(tmp, 'buildah-run'), 'latest'))];
-    const interesting = (names: string[]): string[] => names.filter((n) => n.includes('\\')).map((n) => n.replace(/^\.?\/?/, '')).sort();
+    const interesting = (names: string[]): string[] =>
+      names
+        .filter((n) => n.includes('\\'))
+        .map((n) => n.replace(/^\.?\/?/, ''))
+        .sort();
     expect(interesting(ours)).toEqual(interesting(theirs));
   }, 180_000);
 });

@@ -57,7 +57,15 @@ async function tar(entries: TarEntry[]): Promise<Buffer> {
   for (const e of entries) {
     const type = e.type ?? (e.name.endsWith('/') ? 'directory' : 'file');
     p.entry(
-      { name: e.name, type, mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644), mtime: new Date((e.mtime ?? 1_700_000_000) * 1000), uid: e.uid ?? 0, gid: 0, ...(e.linkname !== undefined ? { linkname: e.linkname } : {}) },
+      {
+        name: e.name,
+        type,
+        mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644),
+        mtime: new Date((e.mtime ?? 1_700_000_000) * 1000),
+        uid: e.uid ?? 0,
+        gid: 0,
+        ...(e.linkname !== undefined ? { linkname: e.linkname } : {}),
+      },
       type === 'file' ? (e.content ?? '') : '',
     );
   }
@@ -80,20 +88,24 @@ async function writeImage(dir: string, spec: ImageSpec): Promise<{ mediaType: st
     const gz = gzipSync(raw, { level: l.gzipLevel ?? 6 });
     layers.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: await blob(dir, gz), size: gz.length });
   }
-  const config = Buffer.from(JSON.stringify({
-    created: spec.created ?? '2023-11-14T22:13:20Z',
-    architecture: spec.architecture ?? 'amd64',
-    os: 'linux',
-    config: { Env: ['PATH=/usr/bin'], Labels: spec.labels ?? { app: 'demo' } },
-    rootfs: { type: 'layers', diff_ids: diffIds },
-    history: spec.layers.map((_, i) => ({ created_by: `layer ${i + 1}` })),
-  }));
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: await blob(dir, config), size: config.length },
-    layers,
-  }));
+  const config = Buffer.from(
+    JSON.stringify({
+      created: spec.created ?? '2023-11-14T22:13:20Z',
+      architecture: spec.architecture ?? 'amd64',
+      os: 'linux',
+      config: { Env: ['PATH=/usr/bin'], Labels: spec.labels ?? { app: 'demo' } },
+      rootfs: { type: 'layers', diff_ids: diffIds },
+      history: spec.layers.map((_, i) => ({ created_by: `layer ${i + 1}` })),
+    }),
+  );
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: await blob(dir, config), size: config.length },
+      layers,
+    }),
+  );
   return { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: await blob(dir, manifest), size: manifest.length };
 }
 
@@ -105,14 +117,19 @@ async function layout(dir: string, specs: ImageSpec[]): Promise<string> {
   for (const spec of specs) images.push(await writeImage(dir, spec));
   let top = images[0]!;
   if (specs.length > 1) {
-    const index = Buffer.from(JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.index.v1+json',
-      manifests: images.map((m, i) => ({ ...m, platform: { os: 'linux', architecture: specs[i]!.architecture ?? 'amd64' } })),
-    }));
+    const index = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.index.v1+json',
+        manifests: images.map((m, i) => ({ ...m, platform: { os: 'linux', architecture: specs[i]!.architecture ?? 'amd64' } })),
+      }),
+    );
     top = { mediaType: 'application/vnd.oci.image.index.v1+json', digest: await blob(dir, index), size: index.length };
   }
-  await writeFile(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ ...top, annotations: { 'org.opencontainers.image.ref.name': 'latest' } }] }));
+  await writeFile(
+    join(dir, 'index.json'),
+    JSON.stringify({ schemaVersion: 2, manifests: [{ ...top, annotations: { 'org.opencontainers.image.ref.name': 'latest' } }] }),
+  );
   return `oci:${dir}:latest`;
 }
 
@@ -134,7 +151,13 @@ interface DiffJson {
   reasons: string[];
   onlyInA: string[];
   onlyInB: string[];
-  platforms: Array<{ platform: string; identical: boolean; files?: Array<{ path: string; change: string; fields?: string[] }>; config: Array<{ field: string }>; layers: Array<{ verdict: string }> }>;
+  platforms: Array<{
+    platform: string;
+    identical: boolean;
+    files?: Array<{ path: string; change: string; fields?: string[] }>;
+    config: Array<{ field: string }>;
+    layers: Array<{ verdict: string }>;
+  }>;
 }
 
 describe('strata diff and export on images made to differ in one way', () => {
@@ -228,7 +251,10 @@ describe('strata diff and export on images made to differ in one way', () => {
     const a = await layout(join(tmp, 'index-a'), [amd, arm]);
     const b = await layout(join(tmp, 'index-b'), [amd, { ...arm, layers: [OS, { entries: edit(BASE, 'app/a.txt', { content: 'ALPHA!\n' }) }] }]);
     const d = await diff(a, b);
-    expect(d.platforms.map((p) => [p.platform, p.identical])).toEqual([['linux/amd64', true], ['linux/arm64', false]]);
+    expect(d.platforms.map((p) => [p.platform, p.identical])).toEqual([
+      ['linux/amd64', true],
+      ['linux/arm64', false],
+    ]);
     expect(d.reasons).toEqual(['linux/arm64: files differ: 1 changed (content): /app/a.txt (from layer 2)']);
     const one = await layout(join(tmp, 'index-c'), [amd]);
     const partial = await diff(a, one);
@@ -250,7 +276,10 @@ describe('strata diff and export on images made to differ in one way', () => {
     const out = join(tmp, 'rootfs.tar');
     ok(await strata(['export', image, '-o', out], env));
     const listing = (await run('tar', ['-tvf', out])).stdout;
-    const names = listing.trim().split('\n').map((l) => l.split(/\s+/).slice(5).join(' '));
+    const names = listing
+      .trim()
+      .split('\n')
+      .map((l) => l.split(/\s+/).slice(5).join(' '));
     expect(names).not.toContain('app/b.txt');
     expect(names).not.toContain('etc/os-release');
     expect(names).toEqual(expect.arrayContaining(['etc/hostname', 'app/a.txt', 'app/run.sh', 'app/link -> a.txt', 'app/hard link to app/a.txt']));

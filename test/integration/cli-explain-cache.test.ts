@@ -64,7 +64,10 @@ describe('strata build: misses explained', () => {
     await writeFile(join(ctx, 'src/a.ts'), 'a3\n');
     const json = await strata(['build', ctx, '-t', 'app:4', '--progress', 'json'], env);
     expect(json.code, json.stderr).toBe(0);
-    const steps = json.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { type: string; step?: number; miss?: unknown });
+    const steps = json.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { type: string; step?: number; miss?: unknown });
     expect(steps.find((e) => e.type === 'step' && e.step === 4)?.miss).toEqual({
       reason: 'COPY src/ missed: 1 file changed (src/a.ts)',
       changes: [{ kind: 'files', changed: ['src/a.ts'], added: [], removed: [] }],

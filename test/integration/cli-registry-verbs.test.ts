@@ -44,13 +44,17 @@ describeWithTools(['docker-registry', 'skopeo'], 'strata ls, digest and delete a
   });
 
   it('ls lists every tag of the registry', async () => {
-    expect(ok(await strata(['ls', `docker://${reg.host}/verbs/app`], env)).split('\n').sort()).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(
+      ok(await strata(['ls', `docker://${reg.host}/verbs/app`], env))
+        .split('\n')
+        .sort(),
+    ).toEqual(['a', 'b', 'c', 'd', 'e']);
     const tagged = await strata(['ls', `${reg.host}/verbs/app:a`], env);
     expect(tagged.code).toBe(2);
     expect(tagged.stderr).toContain('without a tag');
   });
 
-  it('ls follows Link pages (distribution 3 pages tag lists; Debian\'s 2.8 answers in one)', async () => {
+  it("ls follows Link pages (distribution 3 pages tag lists; Debian's 2.8 answers in one)", async () => {
     // A loopback server speaking the tag-list part of the spec as distribution 3 does: pages of `n`, a
     // relative Link to the next page, the last page without one.
     const all = Array.from({ length: 7 }, (_, i) => `t${i}`);
@@ -93,7 +97,9 @@ describeWithTools(['docker-registry', 'skopeo'], 'strata ls, digest and delete a
   });
 
   it('diff and export read a registry image as they read a layout', async () => {
-    const same = JSON.parse(ok(await strata(['diff', `docker://${reg.host}/verbs/app:c`, `oci:${tiny.dir}:v1`, '--format', 'json'], env))) as { identical: boolean };
+    const same = JSON.parse(ok(await strata(['diff', `docker://${reg.host}/verbs/app:c`, `oci:${tiny.dir}:v1`, '--format', 'json'], env))) as {
+      identical: boolean;
+    };
     expect(same.identical).toBe(true);
     const other = await writeTinyOciLayout(join(tmp, 'other'), { tag: 'v1', content: 'verbs, changed\n' });
     const text = ok(await strata(['diff', `docker://${reg.host}/verbs/app:c`, `oci:${other.dir}:v1`], env));
@@ -107,7 +113,13 @@ describeWithTools(['docker-registry', 'skopeo'], 'strata ls, digest and delete a
 
   it('delete removes the manifest (and every tag naming it); a 405 says deletes are off', async () => {
     const host = new URL(proxy.url).host;
-    proxy.setRules([{ method: 'DELETE', path: /\/manifests\//, action: { kind: 'status', status: 405, body: '{"errors":[{"code":"UNSUPPORTED","message":"The operation is unsupported."}]}' } }]);
+    proxy.setRules([
+      {
+        method: 'DELETE',
+        path: /\/manifests\//,
+        action: { kind: 'status', status: 405, body: '{"errors":[{"code":"UNSUPPORTED","message":"The operation is unsupported."}]}' },
+      },
+    ]);
     const refused = await strata(['delete', `${host}/verbs/app:a`], env);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('does not allow deleting manifests (HTTP 405)');
@@ -116,7 +128,10 @@ describeWithTools(['docker-registry', 'skopeo'], 'strata ls, digest and delete a
 
     const deleted = ok(await strata(['delete', `${reg.host}/verbs/app:a`], env));
     expect(deleted).toBe(`deleted ${reg.host}/verbs/app@${tiny.manifestDigest}`);
-    const gone = await skopeo(['inspect', '--tls-verify=false', '--raw', `docker://${reg.host}/verbs/app:b`]).then(() => false, () => true);
+    const gone = await skopeo(['inspect', '--tls-verify=false', '--raw', `docker://${reg.host}/verbs/app:b`]).then(
+      () => false,
+      () => true,
+    );
     expect(gone).toBe(true);
   });
 });

@@ -75,10 +75,15 @@ describeWithTools(['docker-registry', 'skopeo'], 'strata CLI with an anonymous r
   });
 
   it('append -o docker:// pushes an image skopeo reads, digests equal', async () => {
-    const digest = ok(await strata(['append', '--layer', layer, '--set-cmd', '["/bin/tool"]', '-o', `docker://${reg.host}/cli/appended:1`, '--progress', 'quiet'], env));
+    const digest = ok(
+      await strata(['append', '--layer', layer, '--set-cmd', '["/bin/tool"]', '-o', `docker://${reg.host}/cli/appended:1`, '--progress', 'quiet'], env),
+    );
     expect(digest).toMatch(/^sha256:[a-f0-9]{64}$/);
     expect(await rawDigest(`${reg.host}/cli/appended:1`)).toBe(digest);
-    const info = JSON.parse((await skopeo(['inspect', '--tls-verify=false', `docker://${reg.host}/cli/appended:1`])).stdout) as { Digest: string; Layers: string[] };
+    const info = JSON.parse((await skopeo(['inspect', '--tls-verify=false', `docker://${reg.host}/cli/appended:1`])).stdout) as {
+      Digest: string;
+      Layers: string[];
+    };
     expect(info.Digest).toBe(digest);
     expect(info.Layers).toHaveLength(1);
   });
@@ -104,7 +109,7 @@ describeWithTools(['docker-registry', 'skopeo'], 'strata CLI with an anonymous r
     expect(retagged.stderr).not.toMatch(/: done /);
   });
 
-  it('pull brings a skopeo-pushed image into the local store with skopeo\'s digest; images lists it', async () => {
+  it("pull brings a skopeo-pushed image into the local store with skopeo's digest; images lists it", async () => {
     const tiny = await writeTinyOciLayout(join(tmp, 'tiny'), { tag: 'v1', content: 'pushed by skopeo for strata pull\n' });
     await skopeo(['copy', '--dest-tls-verify=false', `oci:${tiny.dir}:v1`, `docker://${reg.host}/cli/from-skopeo:v1`]);
     expect(ok(await strata(['pull', `${reg.host}/cli/from-skopeo:v1`, '--progress', 'quiet'], env))).toBe(tiny.manifestDigest);
@@ -119,20 +124,28 @@ describeWithTools(['docker-registry', 'skopeo'], 'strata CLI with an anonymous r
 
   it('--all-platforms pulls and copies a whole index', async () => {
     const store = new MemoryBlobStore();
-    const { index, images } = await addTestIndex(store, [
-      { os: 'linux', architecture: 'amd64' },
-      { os: 'linux', architecture: 'arm64', variant: 'v8' },
-    ], { label: 'cli-multi' });
+    const { index, images } = await addTestIndex(
+      store,
+      [
+        { os: 'linux', architecture: 'amd64' },
+        { os: 'linux', architecture: 'arm64', variant: 'v8' },
+      ],
+      { label: 'cli-multi' },
+    );
     await pushImage({ client: new RegistryClient({ registry: reg.host }), repository: 'cli/multi', source: store, root: index, tags: ['1'] });
 
     expect(ok(await strata(['pull', '--all-platforms', `${reg.host}/cli/multi:1`, '--progress', 'quiet'], env))).toBe(index.digest);
     const listed = JSON.parse(ok(await strata(['images', '--format', 'json'], env))) as Array<{ fullName: string; digest: string }>;
     expect(listed).toContainEqual(expect.objectContaining({ fullName: `${reg.host}/cli/multi:1`, digest: index.digest }));
     // Only one platform without the flag: the arm64 image's manifest.
-    const arm = ok(await strata(['pull', '--platform', 'linux/arm64', `${reg.host}/cli/multi:1`, '--progress', 'quiet'], { ...env, STRATA_ROOT: join(tmp, 'store-arm') }));
+    const arm = ok(
+      await strata(['pull', '--platform', 'linux/arm64', `${reg.host}/cli/multi:1`, '--progress', 'quiet'], { ...env, STRATA_ROOT: join(tmp, 'store-arm') }),
+    );
     expect(arm).toBe(images[1]?.manifest.digest);
 
-    expect(ok(await strata(['copy', '--all-platforms', `docker://${reg.host}/cli/multi:1`, `docker://${reg.host}/cli/multi-copy:1`, '--progress', 'quiet'], env))).toBe(index.digest);
+    expect(
+      ok(await strata(['copy', '--all-platforms', `docker://${reg.host}/cli/multi:1`, `docker://${reg.host}/cli/multi-copy:1`, '--progress', 'quiet'], env)),
+    ).toBe(index.digest);
     expect(await rawDigest(`${reg.host}/cli/multi-copy:1`)).toBe(index.digest);
     for (const image of images) expect(await rawDigest(`${reg.host}/cli/multi-copy@${image.manifest.digest}`)).toBe(image.manifest.digest);
     // And the local store's index goes back out whole with push.
@@ -141,21 +154,28 @@ describeWithTools(['docker-registry', 'skopeo'], 'strata CLI with an anonymous r
   });
 
   it('copy within one registry streams nothing: blobs are mounted (no blob GET); --progress json is JSON lines', async () => {
-    const digest = ok(await strata(['append', '--layer', layer, '--set-label', 'which=copy', '-o', `docker://${reg.host}/cli/copy-src:1`, '--progress', 'quiet'], env));
+    const digest = ok(
+      await strata(['append', '--layer', layer, '--set-label', 'which=copy', '-o', `docker://${reg.host}/cli/copy-src:1`, '--progress', 'quiet'], env),
+    );
     proxy.requests.length = 0;
     const result = await strata(['copy', `docker://${proxy.host}/cli/copy-src:1`, `docker://${proxy.host}/cli/copy-dst:1`, '--progress', 'json'], env);
     expect(ok(result)).toBe(digest);
     const blobGets = proxy.requests.filter((r) => r.method === 'GET' && /\/blobs\/sha256:/.test(r.path));
     expect(blobGets).toEqual([]);
     expect(proxy.requests.filter((r) => r.method === 'POST' && /mount=/.test(r.path)).length).toBeGreaterThanOrEqual(2);
-    const events = result.stderr.trim().split('\n').map((l) => JSON.parse(l) as { type: string });
+    const events = result.stderr
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string });
     expect(events.filter((e) => e.type === 'blob-mounted')).toHaveLength(2);
     expect(events.some((e) => e.type === 'manifest-done')).toBe(true);
     expect(await rawDigest(`${reg.host}/cli/copy-dst:1`)).toBe(digest);
   });
 
   it('inspect reads docker:// and falls back to the registry for a bare name the store lacks, saying which it used', async () => {
-    const digest = ok(await strata(['append', '--layer', layer, '--set-label', 'which=inspect', '-o', `docker://${reg.host}/cli/inspect-me:1`, '--progress', 'quiet'], env));
+    const digest = ok(
+      await strata(['append', '--layer', layer, '--set-label', 'which=inspect', '-o', `docker://${reg.host}/cli/inspect-me:1`, '--progress', 'quiet'], env),
+    );
     const viaDocker = ok(await strata(['inspect', `docker://${reg.host}/cli/inspect-me:1`], env));
     expect(viaDocker).toContain(`Digest:       ${digest}`);
     expect(viaDocker).toMatch(/^Source:\s+registry$/m);
@@ -282,7 +302,10 @@ describe('progress rendering (cli/progress.ts)', () => {
   });
 
   it('json: one parseable event per line; quiet: nothing', () => {
-    const lines = render('json').trim().split('\n').map((l) => JSON.parse(l) as TransferEvent);
+    const lines = render('json')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as TransferEvent);
     expect(lines.map((e) => e.type)).toEqual(['blob-start', 'blob-bytes', 'blob-bytes', 'blob-done', 'manifest-done']);
     expect(render('quiet')).toBe('');
   });

@@ -29,7 +29,12 @@ afterAll(async () => {
 const leftovers = storeLeftovers;
 
 /** Starts strata, sends `signal` once `ready()` holds, and returns its exit status and stderr. */
-function interrupted(args: string[], env: Record<string, string>, signal: NodeJS.Signals, ready: () => boolean): Promise<{ code: number | null; stderr: string }> {
+function interrupted(
+  args: string[],
+  env: Record<string, string>,
+  signal: NodeJS.Signals,
+  ready: () => boolean,
+): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(CLI, args, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
@@ -54,7 +59,12 @@ describe('signals, a closed stdout, hostile text', () => {
     await mkdir(layer, { recursive: true });
     await writeFile(join(layer, 'big'), randomBytes(96 * 1024 * 1024));
     const store = join(tmp, 'store-int');
-    const result = await interrupted(['append', '--layer', layer, '-t', 'int:1', '--progress', 'quiet'], { STRATA_ROOT: store }, 'SIGINT', () => leftovers(store).length > 0);
+    const result = await interrupted(
+      ['append', '--layer', layer, '-t', 'int:1', '--progress', 'quiet'],
+      { STRATA_ROOT: store },
+      'SIGINT',
+      () => leftovers(store).length > 0,
+    );
     expect(result.code).toBe(130);
     expect(result.stderr).toBe('strata: interrupted by SIGINT\n');
     expect(leftovers(store)).toEqual([]);
@@ -152,7 +162,10 @@ describeAsRoot('a full disk', () => {
     const big = join(tmp, 'enospc-big');
     await mkdir(big, { recursive: true });
     await writeFile(join(big, 'f'), randomBytes(8 * 1024 * 1024));
-    for (const args of [['append', '--layer', big, '-t', 'after:1'], ['build', '-t', 'after:2', big]]) {
+    for (const args of [
+      ['append', '--layer', big, '-t', 'after:1'],
+      ['build', '-t', 'after:2', big],
+    ]) {
       if (args[0] === 'build') await writeFile(join(big, 'Dockerfile'), 'FROM scratch\nCOPY f /f\n');
       const result = await strata([...args, '--progress', 'quiet'], env);
       expect(result.code).toBe(1);

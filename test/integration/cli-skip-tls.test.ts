@@ -51,15 +51,31 @@ describeWithTools(['docker-registry', 'openssl'], 'strata --skip-tls-verify', ()
     expect(ok(await strata(['digest', `${regA.host}/tls/app:1`, `--skip-tls-verify=${regA.host}`], env))).toBe(tiny.manifestDigest);
 
     // The same flag does not cover another registry, even on the same address.
-    const other = await strata(['copy', `docker://${regA.host}/tls/app:1`, `docker://${regB.host}/tls/app:1`, `--skip-tls-verify=${regA.host}`, '--progress', 'quiet'], env);
+    const other = await strata(
+      ['copy', `docker://${regA.host}/tls/app:1`, `docker://${regB.host}/tls/app:1`, `--skip-tls-verify=${regA.host}`, '--progress', 'quiet'],
+      env,
+    );
     expect(other.code).toBe(1);
     expect(other.stderr).toContain(`TLS certificate of ${regB.host} not trusted`);
     // Both named, it goes through; the flag alone covers every registry.
-    ok(await strata(['copy', `docker://${regA.host}/tls/app:1`, `docker://${regB.host}/tls/app:1`, `--skip-tls-verify=${regA.host}`, `--skip-tls-verify=${regB.host}`, '--progress', 'quiet'], env));
+    ok(
+      await strata(
+        [
+          'copy',
+          `docker://${regA.host}/tls/app:1`,
+          `docker://${regB.host}/tls/app:1`,
+          `--skip-tls-verify=${regA.host}`,
+          `--skip-tls-verify=${regB.host}`,
+          '--progress',
+          'quiet',
+        ],
+        env,
+      ),
+    );
     expect(ok(await strata(['digest', `${regB.host}/tls/app:1`, '--skip-tls-verify'], env))).toBe(tiny.manifestDigest);
   });
 
-  it('a registry reference given as the flag\'s value is refused with a usage error', async () => {
+  it("a registry reference given as the flag's value is refused with a usage error", async () => {
     const wrong = await strata(['pull', '--skip-tls-verify', `${regA.host}/tls/app:1`], env);
     expect(wrong.code).toBe(2);
   });

@@ -66,12 +66,19 @@ describeWithTools(['docker-registry', 'openssl'], 'strata CLI with registries ov
   });
 
   it('trusts the CAs of NODE_EXTRA_CA_CERTS, and a credential helper sees the variable as set', async () => {
-    const digest = ok(await strata(['append', '--layer', layer, '-o', `docker://${regA.host}/tls/extra:1`, '--progress', 'quiet'], { ...env, NODE_EXTRA_CA_CERTS: certsA.caPath }));
+    const digest = ok(
+      await strata(['append', '--layer', layer, '-o', `docker://${regA.host}/tls/extra:1`, '--progress', 'quiet'], {
+        ...env,
+        NODE_EXTRA_CA_CERTS: certsA.caPath,
+      }),
+    );
     expect(digest).toMatch(/^sha256:[a-f0-9]{64}$/);
     const seen = await readFile(helperLog, 'utf8');
     expect(seen).toContain(`NODE_EXTRA_CA_CERTS=${certsA.caPath}\n`);
     // Read back over HTTPS, CA checked: the manifest is there under the digest strata printed.
-    const info = JSON.parse(ok(await strata(['inspect', '--format', 'json', `docker://${regA.host}/tls/extra:1`], { ...env, NODE_EXTRA_CA_CERTS: certsA.caPath }))) as { digest: string };
+    const info = JSON.parse(
+      ok(await strata(['inspect', '--format', 'json', `docker://${regA.host}/tls/extra:1`], { ...env, NODE_EXTRA_CA_CERTS: certsA.caPath })),
+    ) as { digest: string };
     expect(info.digest).toBe(digest);
   });
 
@@ -85,14 +92,33 @@ describeWithTools(['docker-registry', 'openssl'], 'strata CLI with registries ov
   it('trusts --ca-cert together with NODE_EXTRA_CA_CERTS, through the bin and with Node started on main.js', async () => {
     const base = `docker://${regA.host}/tls/extra:1`;
     ok(await strata(['append', '--layer', layer, '-o', base, '--progress', 'quiet'], { ...env, NODE_EXTRA_CA_CERTS: certsA.caPath }));
-    const args = (tag: string) => ['append', '--base', base, '--layer', layer, '--set-label', `tag=${tag}`, '--ca-cert', certsB.caPath, '-o', `docker://${regB.host}/tls/both:${tag}`, '--progress', 'quiet'];
+    const args = (tag: string) => [
+      'append',
+      '--base',
+      base,
+      '--layer',
+      layer,
+      '--set-label',
+      `tag=${tag}`,
+      '--ca-cert',
+      certsB.caPath,
+      '-o',
+      `docker://${regB.host}/tls/both:${tag}`,
+      '--progress',
+      'quiet',
+    ];
     ok(await strata(args('bin'), { ...env, NODE_EXTRA_CA_CERTS: certsA.caPath }));
-    const { stdout } = await run(process.execPath, [join(REPO_ROOT, 'dist', 'cli', 'main.js'), ...args('node')], { env: { ...env, NODE_EXTRA_CA_CERTS: certsA.caPath } });
+    const { stdout } = await run(process.execPath, [join(REPO_ROOT, 'dist', 'cli', 'main.js'), ...args('node')], {
+      env: { ...env, NODE_EXTRA_CA_CERTS: certsA.caPath },
+    });
     expect(stdout.trim()).toMatch(/^sha256:[a-f0-9]{64}$/);
   });
 
   it('warns about an unreadable NODE_EXTRA_CA_CERTS and goes on, as Node does', async () => {
-    const result = await strata(['append', '--layer', layer, '--ca-cert', certsB.caPath, '-o', `docker://${regB.host}/tls/warned:1`, '--progress', 'quiet'], { ...env, NODE_EXTRA_CA_CERTS: join(tmp, 'missing.pem') });
+    const result = await strata(['append', '--layer', layer, '--ca-cert', certsB.caPath, '-o', `docker://${regB.host}/tls/warned:1`, '--progress', 'quiet'], {
+      ...env,
+      NODE_EXTRA_CA_CERTS: join(tmp, 'missing.pem'),
+    });
     expect(ok(result)).toMatch(/^sha256:[a-f0-9]{64}$/);
     expect(result.stderr).toContain(`WARNING: ignoring NODE_EXTRA_CA_CERTS ${join(tmp, 'missing.pem')}`);
   });

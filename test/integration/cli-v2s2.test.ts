@@ -70,9 +70,21 @@ describeWithTools(['docker-registry', 'skopeo'], 'Docker schema 2 output', () =>
 
   it('copy --format v2s2 turns an index into a manifest list of schema 2 manifests', async () => {
     const store = new MemoryBlobStore();
-    const { index, images } = await addTestIndex(store, [{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64', variant: 'v8' }], { label: 'v2s2', attestation: true });
+    const { index, images } = await addTestIndex(
+      store,
+      [
+        { os: 'linux', architecture: 'amd64' },
+        { os: 'linux', architecture: 'arm64', variant: 'v8' },
+      ],
+      { label: 'v2s2', attestation: true },
+    );
     await pushImage({ client: new RegistryClient({ registry: reg.host }), repository: 'v2s2/multi', source: store, root: index, tags: ['1'] });
-    const digest = ok(await strata(['copy', '--all-platforms', '--format', 'v2s2', `docker://${reg.host}/v2s2/multi:1`, `docker://${reg.host}/v2s2/multi-docker:1`, '--progress', 'quiet'], env));
+    const digest = ok(
+      await strata(
+        ['copy', '--all-platforms', '--format', 'v2s2', `docker://${reg.host}/v2s2/multi:1`, `docker://${reg.host}/v2s2/multi-docker:1`, '--progress', 'quiet'],
+        env,
+      ),
+    );
     const { digest: rawDigest, doc } = await raw(`${reg.host}/v2s2/multi-docker:1`);
     expect(rawDigest).toBe(digest);
     expect(doc.mediaType).toBe(DOCKER_LIST);
@@ -85,7 +97,15 @@ describeWithTools(['docker-registry', 'skopeo'], 'Docker schema 2 output', () =>
   });
 
   it('a registry answering 415 to an OCI manifest gets one error naming --format v2s2', async () => {
-    proxy.setRules([{ method: 'PUT', path: /\/manifests\//, nth: 1, times: 1, action: { kind: 'status', status: 415, body: '{"errors":[{"code":"MANIFEST_INVALID","message":"unsupported media type"}]}' } }]);
+    proxy.setRules([
+      {
+        method: 'PUT',
+        path: /\/manifests\//,
+        nth: 1,
+        times: 1,
+        action: { kind: 'status', status: 415, body: '{"errors":[{"code":"MANIFEST_INVALID","message":"unsupported media type"}]}' },
+      },
+    ]);
     const refused = await strata(['push', `oci:${tiny.dir}:v1`, `${proxy.host}/v2s2/strict:1`, '--progress', 'quiet'], env);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('the registry refuses OCI media types (HTTP 415');
@@ -98,7 +118,23 @@ describeWithTools(['docker-registry', 'skopeo'], 'Docker schema 2 output', () =>
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'Dockerfile'), 'FROM scratch\nCOPY a.txt /a.txt\n');
     await writeFile(join(dir, 'a.txt'), 'built for docker media types\n');
-    ok(await strata(['build', '--progress', 'quiet', '--source-date-epoch', '1700000000', '-t', `${reg.host}/v2s2/built:1`, '-o', 'type=registry,oci-mediatypes=false', dir], env));
+    ok(
+      await strata(
+        [
+          'build',
+          '--progress',
+          'quiet',
+          '--source-date-epoch',
+          '1700000000',
+          '-t',
+          `${reg.host}/v2s2/built:1`,
+          '-o',
+          'type=registry,oci-mediatypes=false',
+          dir,
+        ],
+        env,
+      ),
+    );
     const { doc } = await raw(`${reg.host}/v2s2/built:1`);
     expect(doc.mediaType).toBe(DOCKER_MANIFEST);
     expect(doc.layers?.[0]?.mediaType).toBe('application/vnd.docker.image.rootfs.diff.tar.gzip');

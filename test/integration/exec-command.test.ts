@@ -66,7 +66,9 @@ describe('command:PATH executor', () => {
   });
 
   it('turns a non-zero exit into E_RUN_FAILED with the code and the last lines', async () => {
-    const error = (await createExecutor(`command:${program}`).run(request(['7'])).catch((e: unknown) => e)) as StrataError;
+    const error = (await createExecutor(`command:${program}`)
+      .run(request(['7']))
+      .catch((e: unknown) => e)) as StrataError;
     expect(isStrataError(error, 'E_RUN_FAILED')).toBe(true);
     expect(error.message).toBe('Dockerfile:9: RUN 7 exited with code 7');
     expect(error.hint).toContain('to stderr');
@@ -75,7 +77,9 @@ describe('command:PATH executor', () => {
   it('says what to do when the program is missing or relative', async () => {
     expect(await createExecutor(`command:${join(dir, 'nope')}`).available()).toMatchObject({ ok: false });
     expect(await createExecutor('command:relative/prog').available()).toMatchObject({ ok: false, reason: expect.stringContaining('absolute path') });
-    const error = await createExecutor('command:relative/prog').run(request(['0'])).catch((e: unknown) => e);
+    const error = await createExecutor('command:relative/prog')
+      .run(request(['0']))
+      .catch((e: unknown) => e);
     expect(isStrataError(error, 'E_RUN_UNSUPPORTED')).toBe(true);
   });
 });

@@ -5,13 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isStrataError, type StrataError } from '../../src/errors/index.js';
-import {
-  createExecutor,
-  runCaptureExcludes,
-  type Executor,
-  type RunMount,
-  type RunRequest,
-} from '../../src/exec/index.js';
+import { createExecutor, runCaptureExcludes, type Executor, type RunMount, type RunRequest } from '../../src/exec/index.js';
 import { captureChanges, extractImageToDirectory, snapshotRootfs, walkLayerTree, writeLayer, type LayerEntry } from '../../src/layer/index.js';
 import { MemoryBlobStore } from '../helpers/memory-blobs.js';
 import { describeAsRoot, describeWithTools, isRoot, needExecutor } from '../helpers/tools.js';
@@ -160,7 +154,7 @@ function executorSuite(name: string): void {
     await extractImageToDirectory([base.descriptor, layer.descriptor], store, out, { ownership: 'keep' });
     expect(await describeTree(out)).toEqual(await describeTree(rootfs));
     if (isRoot()) expect(lstatSync(join(out, 'app')).uid).toBe(1000);
-    expect((await readFile(join(out, 'etc', 'motd'), 'utf8'))).toBe('hello 2\n');
+    expect(await readFile(join(out, 'etc', 'motd'), 'utf8')).toBe('hello 2\n');
   });
 
   it('runs with exactly the step env, the user and the working directory (made when missing)', async () => {
@@ -198,13 +192,27 @@ function executorSuite(name: string): void {
     if (NO_PRIVATE_NETWORK.has(name)) ctx.skip();
     const none = request(['/bin/cat', '/proc/net/dev']);
     await run(none);
-    const names = none.output().split('\n').slice(2).map((l) => l.trim().split(':')[0]).filter((n) => n !== '' && n !== undefined);
+    const names = none
+      .output()
+      .split('\n')
+      .slice(2)
+      .map((l) => l.trim().split(':')[0])
+      .filter((n) => n !== '' && n !== undefined);
     expect(names).toEqual(['lo']);
-    const hostIfaces = (await readFile('/proc/net/dev', 'utf8')).split('\n').slice(2).filter((l) => l.trim() !== '').length;
+    const hostIfaces = (await readFile('/proc/net/dev', 'utf8'))
+      .split('\n')
+      .slice(2)
+      .filter((l) => l.trim() !== '').length;
     if (hostIfaces > 1) {
       const host = request(['/bin/cat', '/proc/net/dev'], { network: 'host' });
       await run(host);
-      expect(host.output().split('\n').slice(2).filter((l) => l.trim() !== '').length).toBe(hostIfaces);
+      expect(
+        host
+          .output()
+          .split('\n')
+          .slice(2)
+          .filter((l) => l.trim() !== '').length,
+      ).toBe(hostIfaces);
     }
   });
 
@@ -220,7 +228,14 @@ function executorSuite(name: string): void {
     if (name === 'bwrap' || (name === 'proot' && !isRoot())) ctx.skip();
     const req = request(['/bin/id', '-G'], { user: { uid: 1000, gid: 1000, additionalGids: [5, 6] }, workdir: '/tmp' });
     await run(req);
-    expect(req.output().trim().split(' ').map(Number).sort((a, b) => a - b)).toEqual([5, 6, 1000]);
+    expect(
+      req
+        .output()
+        .trim()
+        .split(' ')
+        .map(Number)
+        .sort((a, b) => a - b),
+    ).toEqual([5, 6, 1000]);
   });
 
   it('says what to do when bwrap, running as the step uid, cannot reach the rootfs', async (ctx) => {
@@ -364,7 +379,9 @@ async function hashTree(base: string, names: string[]): Promise<Record<string, s
   const out: Record<string, string> = {};
   for (const name of names) {
     try {
-      out[name] = createHash('sha256').update(await readFile(join(base, name))).digest('hex');
+      out[name] = createHash('sha256')
+        .update(await readFile(join(base, name)))
+        .digest('hex');
     } catch {
       out[name] = 'missing';
     }

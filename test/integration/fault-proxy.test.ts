@@ -117,7 +117,11 @@ describeWithTools(['docker-registry'], 'fault proxy in front of docker-registry'
   it('answers 429 with Retry-After, and 416 and 413 with bodies, on every match when nth is not given', async () => {
     proxy.setRules([
       { method: 'HEAD', path: /\/blobs\//, action: { kind: 'status', status: 429, headers: { 'retry-after': '1' } } },
-      { method: 'PATCH', path: /\/uploads\//, action: { kind: 'status', status: 416, body: '{"errors":[{"code":"BLOB_UPLOAD_INVALID","message":"chunk too big"}]}' } },
+      {
+        method: 'PATCH',
+        path: /\/uploads\//,
+        action: { kind: 'status', status: 416, body: '{"errors":[{"code":"BLOB_UPLOAD_INVALID","message":"chunk too big"}]}' },
+      },
       { method: 'POST', path: /\/uploads\/$/, times: 2, action: { kind: 'status', status: 413 } },
     ]);
     for (let i = 0; i < 2; i++) {
@@ -214,13 +218,17 @@ describeWithTools(['docker-registry'], 'fault proxy in front of docker-registry'
 describeWithTools(['docker-registry', 'skopeo', 'openssl'], 'fault proxy in front of a token-auth registry', () => {
   it('lets skopeo push through it with credentials, the rules still applying', async () => {
     const reg = await startRegistry({ auth: 'token' });
-    const proxy = await startFaultProxy(reg.url, [
-      { method: 'PUT', path: /\/manifests\//, nth: 1, action: { kind: 'delay', ms: 50 } },
-    ]);
+    const proxy = await startFaultProxy(reg.url, [{ method: 'PUT', path: /\/manifests\//, nth: 1, action: { kind: 'delay', ms: 50 } }]);
     const dir = await mkdtemp(join(tmpdir(), 'strata-fault-'));
     try {
       const image = await writeTinyOciLayout(join(dir, 'layout'));
-      await skopeo(['copy', '--dest-tls-verify=false', ...credsArgs('--dest-creds', reg), `oci:${image.dir}:latest`, `docker://${proxy.host}/faults/skopeo:v1`]);
+      await skopeo([
+        'copy',
+        '--dest-tls-verify=false',
+        ...credsArgs('--dest-creds', reg),
+        `oci:${image.dir}:latest`,
+        `docker://${proxy.host}/faults/skopeo:v1`,
+      ]);
       expect(proxy.requests.filter((r) => r.fault === 'delay')).toMatchObject([{ method: 'PUT', status: 201 }]);
       const inspect = await skopeo(['inspect', '--raw', '--tls-verify=false', ...credsArgs('--creds', reg), `docker://${reg.host}/faults/skopeo:v1`]);
       expect(Buffer.from(inspect.stdout).equals(image.manifest)).toBe(true);

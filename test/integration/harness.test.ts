@@ -114,23 +114,24 @@ describeWithTools(['docker-registry', 'skopeo', 'htpasswd'], 'harness: htpasswd 
   });
 
   it('takes a skopeo push with credentials and refuses one without', async () => {
-    await skopeo([
-      'copy', '--dest-tls-verify=false', ...credsArgs('--dest-creds', reg), `oci:${image.dir}:v1`, `docker://${reg.host}/harness/basic:v1`,
-    ]);
+    await skopeo(['copy', '--dest-tls-verify=false', ...credsArgs('--dest-creds', reg), `oci:${image.dir}:v1`, `docker://${reg.host}/harness/basic:v1`]);
     const head = await fetch(`${reg.url}/v2/harness/basic/blobs/${image.layerDigest}`, {
       method: 'HEAD',
       headers: { authorization: basic(reg.username ?? '', reg.password ?? '') },
     });
     expect(head.status).toBe(200);
-    await expect(
-      skopeo(['copy', '--dest-tls-verify=false', `oci:${image.dir}:v1`, `docker://${reg.host}/harness/basic:v2`]),
-    ).rejects.toThrow(/unauthorized|authentication required/i);
+    await expect(skopeo(['copy', '--dest-tls-verify=false', `oci:${image.dir}:v1`, `docker://${reg.host}/harness/basic:v2`])).rejects.toThrow(
+      /unauthorized|authentication required/i,
+    );
   });
 
   it('supports several users', async () => {
     const multi = await startRegistry({ auth: 'htpasswd', users: { alice: 'a-pass', bob: 'b-pass' } });
     try {
-      for (const [u, p] of [['alice', 'a-pass'], ['bob', 'b-pass']] as const) {
+      for (const [u, p] of [
+        ['alice', 'a-pass'],
+        ['bob', 'b-pass'],
+      ] as const) {
         const res = await fetch(`${multi.url}/v2/`, { headers: { authorization: basic(u, p) } });
         expect(res.status).toBe(200);
       }
@@ -145,9 +146,7 @@ describeWithTools(['docker-registry', 'skopeo', 'openssl'], 'harness: token regi
   const repo = 'harness/token';
   beforeAll(async () => {
     reg = await startRegistry({ auth: 'token' });
-    await skopeo([
-      'copy', '--dest-tls-verify=false', ...credsArgs('--dest-creds', reg), `oci:${image.dir}:v1`, `docker://${reg.host}/${repo}:v1`,
-    ]);
+    await skopeo(['copy', '--dest-tls-verify=false', ...credsArgs('--dest-creds', reg), `oci:${image.dir}:v1`, `docker://${reg.host}/${repo}:v1`]);
   });
   afterAll(async () => {
     await reg?.stop();
@@ -239,8 +238,13 @@ describeWithTools(['docker-registry', 'skopeo', 'openssl'], 'harness: token regi
     const first = await fetch(ts.realm, {
       method: 'POST',
       body: new URLSearchParams({
-        grant_type: 'password', username: 'tester', password: 'secret-pass-123', service: ts.service,
-        scope, client_id: 'strata-test', access_type: 'offline',
+        grant_type: 'password',
+        username: 'tester',
+        password: 'secret-pass-123',
+        service: ts.service,
+        scope,
+        client_id: 'strata-test',
+        access_type: 'offline',
       }),
     });
     expect(first.status).toBe(200);
@@ -250,7 +254,11 @@ describeWithTools(['docker-registry', 'skopeo', 'openssl'], 'harness: token regi
     const second = await fetch(ts.realm, {
       method: 'POST',
       body: new URLSearchParams({
-        grant_type: 'refresh_token', refresh_token: firstBody.refresh_token, service: ts.service, scope, client_id: 'strata-test',
+        grant_type: 'refresh_token',
+        refresh_token: firstBody.refresh_token,
+        service: ts.service,
+        scope,
+        client_id: 'strata-test',
       }),
     });
     expect(second.status).toBe(200);
@@ -274,13 +282,10 @@ describeWithTools(['docker-registry', 'skopeo', 'openssl'], 'harness: token regi
     const other = await startRegistry({
       auth: 'token',
       users: { tester: 'secret-pass-123', reader: 'reader-pass' },
-      tokenPermissions: (who, requested) =>
-        who === 'tester' ? requested.actions : requested.actions.filter((a) => a === 'pull'),
+      tokenPermissions: (who, requested) => (who === 'tester' ? requested.actions : requested.actions.filter((a) => a === 'pull')),
     });
     try {
-      await skopeo([
-        'copy', '--dest-tls-verify=false', '--dest-creds', 'tester:secret-pass-123', `oci:${image.dir}:v1`, `docker://${other.host}/perm/img:v1`,
-      ]);
+      await skopeo(['copy', '--dest-tls-verify=false', '--dest-creds', 'tester:secret-pass-123', `oci:${image.dir}:v1`, `docker://${other.host}/perm/img:v1`]);
       const anon = await getToken(other, ['repository:perm/img:pull,push']);
       const head = await fetch(`${other.url}/v2/perm/img/blobs/${image.layerDigest}`, {
         method: 'HEAD',
@@ -297,8 +302,13 @@ describeWithTools(['docker-registry', 'skopeo', 'openssl'], 'harness: token regi
 
   it('takes skopeo reads and writes with credentials', async () => {
     await skopeo([
-      'copy', '--src-tls-verify=false', '--dest-tls-verify=false', ...credsArgs('--src-creds', reg), ...credsArgs('--dest-creds', reg),
-      `docker://${reg.host}/${repo}:v1`, `docker://${reg.host}/harness/token-copy:v1`,
+      'copy',
+      '--src-tls-verify=false',
+      '--dest-tls-verify=false',
+      ...credsArgs('--src-creds', reg),
+      ...credsArgs('--dest-creds', reg),
+      `docker://${reg.host}/${repo}:v1`,
+      `docker://${reg.host}/harness/token-copy:v1`,
     ]);
     const inspect = await skopeo(['inspect', '--raw', '--tls-verify=false', ...credsArgs('--creds', reg), `docker://${reg.host}/harness/token-copy:v1`]);
     expect(Buffer.from(inspect.stdout).equals(image.manifest)).toBe(true);

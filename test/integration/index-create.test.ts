@@ -52,8 +52,20 @@ describeWithTools(['docker-registry', 'skopeo'], 'strata index create', () => {
     const armLayers = (await raw(`${reg.host}/app-arm64:1`)).layers!.map((l) => l.digest);
     const before = reg.logs().length;
 
-    const digest = ok(await strata(['index', 'create', '-t', `${reg.host}/app:1`, `${reg.host}/app-amd64:1`, `docker://${reg.host}/app-arm64:1`,
-      '--annotation', 'index:org.opencontainers.image.title=app', '--annotation', 'manifest-descriptor[linux/arm64]:org.example.arch=arm']));
+    const digest = ok(
+      await strata([
+        'index',
+        'create',
+        '-t',
+        `${reg.host}/app:1`,
+        `${reg.host}/app-amd64:1`,
+        `docker://${reg.host}/app-arm64:1`,
+        '--annotation',
+        'index:org.opencontainers.image.title=app',
+        '--annotation',
+        'manifest-descriptor[linux/arm64]:org.example.arch=arm',
+      ]),
+    );
     const index = await raw(`${reg.host}/app:1`);
     expect(digest).toMatch(/^sha256:/);
     expect(index.annotations).toEqual({ 'org.opencontainers.image.title': 'app' });
@@ -66,7 +78,9 @@ describeWithTools(['docker-registry', 'skopeo'], 'strata index create', () => {
       expect(log).toMatch(new RegExp(`"POST /v2/app/blobs/uploads/\\?mount=${layer.replace(':', '%3A')}&from=app-arm64`));
     }
     // skopeo reads each platform of the new index.
-    const inspected = JSON.parse((await skopeo(['inspect', '--override-arch', 'arm64', '--override-os', 'linux', '--tls-verify=false', `docker://${reg.host}/app:1`])).stdout) as { Architecture: string };
+    const inspected = JSON.parse(
+      (await skopeo(['inspect', '--override-arch', 'arm64', '--override-os', 'linux', '--tls-verify=false', `docker://${reg.host}/app:1`])).stdout,
+    ) as { Architecture: string };
     expect(inspected.Architecture).toBe('arm64');
 
     ok(await strata(['index', 'create', '--append', '-t', `${reg.host}/app:1`, `${reg.host}/app-s390x:1`]));

@@ -20,7 +20,10 @@ function uploadsTo(logs: string, repository: string): number {
 }
 
 function mountsInto(logs: string, repository: string, from: string): number {
-  const pattern = new RegExp(`http\\.request\\.method=POST .*http\\.request\\.uri="/v2/${repository}/blobs/uploads/\\?[^"]*from=${from.replace('/', '%2F')}`, 'g');
+  const pattern = new RegExp(
+    `http\\.request\\.method=POST .*http\\.request\\.uri="/v2/${repository}/blobs/uploads/\\?[^"]*from=${from.replace('/', '%2F')}`,
+    'g',
+  );
   return logs.match(pattern)?.length ?? 0;
 }
 

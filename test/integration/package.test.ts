@@ -84,7 +84,10 @@ describeWithTools(['docker-registry', 'skopeo'], 'the packed package', () => {
     await mkdir(join(project, 'app'));
     await writeFile(join(project, 'app', 'Dockerfile'), 'FROM scratch\nARG GREETING\nCOPY greeting.txt /etc/\nLABEL greeting=$GREETING\n');
     await writeFile(join(project, 'app', 'greeting.txt'), 'hello from the library\n');
-    const { stdout } = await run(process.execPath, [join(project, 'build', 'example.js')], { cwd: project, env: { PATH: process.env.PATH, REGISTRY: registry.host } });
+    const { stdout } = await run(process.execPath, [join(project, 'build', 'example.js')], {
+      cwd: project,
+      env: { PATH: process.env.PATH, REGISTRY: registry.host },
+    });
     const digest = /^pushed (sha256:[0-9a-f]{64}), 1 layers, created 2023-11-14T22:13:20Z$/m.exec(stdout)?.[1];
     expect(digest, stdout).toBeDefined();
     expect(stdout).toMatch(/^built sha256:[0-9a-f]{64}: 0\/3 steps cached$/m);

@@ -125,7 +125,15 @@ describeWithTools(['docker-registry', 'htpasswd'], 'registry auth', () => {
       await pushImage({ client: client(), repository: 'auth/mount-src', source: store, root: img.manifest, tags: ['v1'] });
       tokens().length = 0;
       const events: string[] = [];
-      await pushImage({ client: client(), repository: 'auth/mount-dst', source: store, root: img.manifest, tags: ['v1'], mountFrom: ['auth/mount-src'], progress: (e) => events.push(e.type) });
+      await pushImage({
+        client: client(),
+        repository: 'auth/mount-dst',
+        source: store,
+        root: img.manifest,
+        tags: ['v1'],
+        mountFrom: ['auth/mount-src'],
+        progress: (e) => events.push(e.type),
+      });
       expect(tokens()[0]?.scopes).toEqual(['repository:auth/mount-dst:push,pull', 'repository:auth/mount-src:pull']);
       expect(events.filter((e) => e === 'blob-mounted')).toHaveLength(2);
     });
@@ -152,7 +160,11 @@ describeWithTools(['docker-registry', 'htpasswd'], 'registry auth', () => {
             method: 'PATCH',
             path: /\/blobs\/uploads\//,
             nth: 1,
-            action: { kind: 'status', status: 401, headers: { 'www-authenticate': `Bearer realm="${ts.realm}",service="${ts.service}",error="invalid_token"` } },
+            action: {
+              kind: 'status',
+              status: 401,
+              headers: { 'www-authenticate': `Bearer realm="${ts.realm}",service="${ts.service}",error="invalid_token"` },
+            },
           },
         ]);
         const store = new MemoryBlobStore();
@@ -243,7 +255,11 @@ describeWithTools(['docker-registry', 'htpasswd'], 'registry auth', () => {
       // The GET is anonymous (an identity token is no password), so what follows depends on the
       // repository's anonymous rights; the order of the token requests is what matters here.
       await c.getManifest('auth/token', 'v1').catch(() => undefined);
-      expect(tokens().map((t) => `${t.method} ${t.status}`).slice(0, 2)).toEqual(['POST 404', 'GET 200']);
+      expect(
+        tokens()
+          .map((t) => `${t.method} ${t.status}`)
+          .slice(0, 2),
+      ).toEqual(['POST 404', 'GET 200']);
     });
   });
 });

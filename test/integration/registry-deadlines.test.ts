@@ -74,9 +74,16 @@ describeWithTools(['docker-registry'], 'registry deadlines (CLI, fault proxy)', 
     const result = await timed(['pull', `${proxy.host}/deadline/img:1`]);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(
-      new RegExp(`registry ${proxy.host.replace(/\./g, '\\.')}, repository deadline/img, blob sha256:[a-f0-9]{64}: GET http://\\S+/blobs/sha256:[a-f0-9]{64}: the response stalled: no data for 1 s after 10 bytes of the body \\(5 attempts\\)`),
+      new RegExp(
+        `registry ${proxy.host.replace(/\./g, '\\.')}, repository deadline/img, blob sha256:[a-f0-9]{64}: GET http://\\S+/blobs/sha256:[a-f0-9]{64}: the response stalled: no data for 1 s after 10 bytes of the body \\(5 attempts\\)`,
+      ),
     );
-    expect(result.stderr.trim().split('\n').filter((l) => !l.startsWith('hint:'))).toHaveLength(1);
+    expect(
+      result.stderr
+        .trim()
+        .split('\n')
+        .filter((l) => !l.startsWith('hint:')),
+    ).toHaveLength(1);
     expect(result.seconds).toBeLessThan(40);
     expect(ok(await strata(['images'], env))).not.toContain('deadline/img');
     proxy.setRules([]);

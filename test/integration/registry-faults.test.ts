@@ -20,7 +20,10 @@ describeWithTools(['docker-registry'], 'registry transfers and faults (through a
       retry: { baseDelayMs: 5, sleep: async (ms) => void delays.push(ms) },
       ...extra,
     });
-  const blobUploads = (): number => proxy.requests.filter((r) => /\/blobs\/uploads\//.test(r.path) && (r.method === 'PATCH' || r.method === 'PUT' || (r.method === 'POST' && !r.path.includes('mount=')))).length;
+  const blobUploads = (): number =>
+    proxy.requests.filter(
+      (r) => /\/blobs\/uploads\//.test(r.path) && (r.method === 'PATCH' || r.method === 'PUT' || (r.method === 'POST' && !r.path.includes('mount='))),
+    ).length;
 
   beforeAll(async () => {
     reg = await startRegistry({ auth: 'none' });
@@ -47,7 +50,14 @@ describeWithTools(['docker-registry'], 'registry transfers and faults (through a
   it('a second push of the same image uploads no blob', async () => {
     const { store, img } = await seed('faults/again', 'again', [200_000]);
     const events: string[] = [];
-    await pushImage({ client: client(), repository: 'faults/again', source: store, root: img.manifest, tags: ['v1', 'v2'], progress: (e) => events.push(e.type) });
+    await pushImage({
+      client: client(),
+      repository: 'faults/again',
+      source: store,
+      root: img.manifest,
+      tags: ['v1', 'v2'],
+      progress: (e) => events.push(e.type),
+    });
     expect(blobUploads()).toBe(0);
     expect(proxy.requests.filter((r) => r.method === 'HEAD' && r.path.includes('/blobs/'))).toHaveLength(3);
     expect(events.filter((e) => e === 'blob-skipped')).toHaveLength(3);
@@ -57,7 +67,15 @@ describeWithTools(['docker-registry'], 'registry transfers and faults (through a
   it('a push to a new repository of the same registry mounts instead of uploading', async () => {
     const { store, img } = await seed('faults/mount-src', 'mount', [300_000]);
     const events: string[] = [];
-    await pushImage({ client: client(), repository: 'faults/mount-dst', source: store, root: img.manifest, tags: ['v1'], mountFrom: ['faults/mount-src'], progress: (e) => events.push(e.type) });
+    await pushImage({
+      client: client(),
+      repository: 'faults/mount-dst',
+      source: store,
+      root: img.manifest,
+      tags: ['v1'],
+      mountFrom: ['faults/mount-src'],
+      progress: (e) => events.push(e.type),
+    });
     expect(blobUploads()).toBe(0);
     const mounts = proxy.requests.filter((r) => r.method === 'POST' && r.path.includes('mount='));
     expect(mounts).toHaveLength(3);
@@ -184,7 +202,12 @@ describeWithTools(['docker-registry'], 'registry transfers and faults (through a
     const img = await addTestImage(store, { label: 'chunks', randomLayers: [6_000_000] });
     proxy.setRules([
       { method: 'PATCH', path: /\/blobs\/uploads\//, nth: 1, action: { kind: 'status', status: 413 } },
-      { method: 'PATCH', path: /\/blobs\/uploads\//, nth: 2, action: { kind: 'status', status: 416, body: '{"errors":[{"code":"UNKNOWN","message":"exceeds the maximum permissible limit of 4.00MiB"}]}' } },
+      {
+        method: 'PATCH',
+        path: /\/blobs\/uploads\//,
+        nth: 2,
+        action: { kind: 'status', status: 416, body: '{"errors":[{"code":"UNKNOWN","message":"exceeds the maximum permissible limit of 4.00MiB"}]}' },
+      },
     ]);
     await pushImage({ client: client(), repository: 'faults/chunks', source: store, root: img.manifest, tags: ['v1'] });
     const patches = proxy.requests.filter((r) => r.method === 'PATCH' && !r.fault);

@@ -30,15 +30,25 @@ async function writeLayout(dir: string, tar: Buffer): Promise<{ manifest: string
   };
   const layer = { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: await put(tar), size: tar.length };
   const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [layer.digest] } }));
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: await put(config), size: config.length },
-    layers: [layer],
-  }));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: await put(config), size: config.length },
+      layers: [layer],
+    }),
+  );
   const digest = await put(manifest);
   await writeFile(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
-  await writeFile(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: manifest.length, annotations: { 'org.opencontainers.image.ref.name': '1' } }] }));
+  await writeFile(
+    join(dir, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: manifest.length, annotations: { 'org.opencontainers.image.ref.name': '1' } },
+      ],
+    }),
+  );
   return { manifest: digest, layer };
 }
 
@@ -91,19 +101,22 @@ describeWithTools(['docker-registry'], 'resumable blob downloads', () => {
       const tar = await tarOf({ 'blob.bin': randomBytes(4 * MiB) });
       const layer = gzipSync(tar, { level: 1 });
       const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256(tar)] } }));
-      const manifest = Buffer.from(JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
-        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha256(layer), size: layer.length }],
-      }));
+      const manifest = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
+          layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha256(layer), size: layer.length }],
+        }),
+      );
       // A registry that serves blobs whole whatever Range asks: the first layer GET is cut halfway.
       const ranges: Array<string | undefined> = [];
       let layerGets = 0;
       const server: Server = createServer((req, res) => {
         const path = req.url ?? '/';
         if (path === '/v2/') return void res.writeHead(200).end('{}');
-        if (path === '/v2/wr/app/manifests/1') return void res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'content-length': manifest.length }).end(manifest);
+        if (path === '/v2/wr/app/manifests/1')
+          return void res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'content-length': manifest.length }).end(manifest);
         if (path === `/v2/wr/app/blobs/${sha256(config)}`) return void res.writeHead(200, { 'content-length': config.length }).end(config);
         if (path !== `/v2/wr/app/blobs/${sha256(layer)}`) return void res.writeHead(404).end();
         ranges.push(req.headers.range);

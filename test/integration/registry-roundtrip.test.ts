@@ -32,7 +32,14 @@ describeWithTools(['docker-registry', 'skopeo'], 'registry round trips (anonymou
     const store = new MemoryBlobStore();
     const img = await addTestImage(store, { label: 'oci-rt', randomLayers: [3 * 1024 * 1024] });
     const events: TransferEvent[] = [];
-    const pushed = await pushImage({ client: client(), repository: 'rt/oci', source: store, root: img.manifest, tags: ['v1', 'latest'], progress: (e) => events.push(e) });
+    const pushed = await pushImage({
+      client: client(),
+      repository: 'rt/oci',
+      source: store,
+      root: img.manifest,
+      tags: ['v1', 'latest'],
+      progress: (e) => events.push(e),
+    });
     expect(pushed.digest).toBe(img.manifest.digest);
     expect(pushed.references).toEqual([`${reg.host}/rt/oci:v1`, `${reg.host}/rt/oci:latest`]);
     expect(events.filter((e) => e.type === 'blob-done')).toHaveLength(3);
@@ -58,7 +65,14 @@ describeWithTools(['docker-registry', 'skopeo'], 'registry round trips (anonymou
     await pushImage({ client: client(), repository: 'rt/again', source: store, root: other.manifest, tags: ['moved'] });
 
     const events: TransferEvent[] = [];
-    const again = await pushImage({ client: client(), repository: 'rt/again', source: store, root: img.manifest, tags: ['v1'], progress: (e) => events.push(e) });
+    const again = await pushImage({
+      client: client(),
+      repository: 'rt/again',
+      source: store,
+      root: img.manifest,
+      tags: ['v1'],
+      progress: (e) => events.push(e),
+    });
     expect(again.references).toEqual([`${reg.host}/rt/again:v1`]);
     expect(events.map((e) => e.type)).toEqual(['manifest-unchanged']);
 
@@ -102,18 +116,30 @@ describeWithTools(['docker-registry', 'skopeo'], 'registry round trips (anonymou
     const store = new MemoryBlobStore();
     const { index, images } = await addTestIndex(
       store,
-      [{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64', variant: 'v8' }, { os: 'linux', architecture: 'arm', variant: 'v7' }],
+      [
+        { os: 'linux', architecture: 'amd64' },
+        { os: 'linux', architecture: 'arm64', variant: 'v8' },
+        { os: 'linux', architecture: 'arm', variant: 'v7' },
+      ],
       { format, label: `idx-${format}`, attestation: format === 'oci' },
     );
     await pushImage({ client: client(), repository: `rt/index-${format}`, source: store, root: index, tags: ['multi'] });
     const raw = await skopeo(['inspect', '--tls-verify=false', '--raw', `docker://${reg.host}/rt/index-${format}:multi`]);
     expect(sha256(Buffer.from(raw.stdout))).toBe(index.digest);
     // skopeo resolves the index to the arm64 image and reads its config.
-    const arm = JSON.parse((await skopeo(['inspect', '--tls-verify=false', '--override-arch', 'arm64', `docker://${reg.host}/rt/index-${format}:multi`])).stdout) as { Architecture: string; Layers: string[] };
+    const arm = JSON.parse(
+      (await skopeo(['inspect', '--tls-verify=false', '--override-arch', 'arm64', `docker://${reg.host}/rt/index-${format}:multi`])).stdout,
+    ) as { Architecture: string; Layers: string[] };
     expect(arm.Architecture).toBe('arm64');
     expect(arm.Layers).toEqual(images[1]?.layers.map((l) => l.digest));
 
-    const pulled = await pullImage({ client: client(), repository: `rt/index-${format}`, reference: 'multi', sink: new MemoryBlobStore(), platform: { os: 'linux', architecture: 'arm64' } });
+    const pulled = await pullImage({
+      client: client(),
+      repository: `rt/index-${format}`,
+      reference: 'multi',
+      sink: new MemoryBlobStore(),
+      platform: { os: 'linux', architecture: 'arm64' },
+    });
     expect(pulled.root.descriptor.digest).toBe(index.digest);
     expect(pulled.image?.descriptor.digest).toBe(images[1]?.manifest.digest);
     expect(pulled.image?.descriptor.platform).toEqual({ os: 'linux', architecture: 'arm64', variant: 'v8' });
@@ -124,7 +150,13 @@ describeWithTools(['docker-registry', 'skopeo'], 'registry round trips (anonymou
     expect(all.blobs.size).toBe(store.blobs.size);
 
     await expect(
-      pullImage({ client: client(), repository: `rt/index-${format}`, reference: 'multi', sink: new MemoryBlobStore(), platform: { os: 'linux', architecture: 's390x' } }),
+      pullImage({
+        client: client(),
+        repository: `rt/index-${format}`,
+        reference: 'multi',
+        sink: new MemoryBlobStore(),
+        platform: { os: 'linux', architecture: 's390x' },
+      }),
     ).rejects.toMatchObject({ code: 'E_PLATFORM_MISMATCH' });
   });
 
@@ -141,10 +173,20 @@ describeWithTools(['docker-registry', 'skopeo'], 'registry round trips (anonymou
     const other = await startRegistry({ auth: 'none' });
     try {
       const store = new MemoryBlobStore();
-      const { index } = await addTestIndex(store, [{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64' }], { label: 'copy' });
+      const { index } = await addTestIndex(
+        store,
+        [
+          { os: 'linux', architecture: 'amd64' },
+          { os: 'linux', architecture: 'arm64' },
+        ],
+        { label: 'copy' },
+      );
       await pushImage({ client: client(), repository: 'rt/copy-src', source: store, root: index, tags: ['v1'] });
       const target = new RegistryClient({ registry: other.host });
-      const copied = await copyBetweenRegistries({ source: { client: client(), repository: 'rt/copy-src', reference: 'v1' }, target: { client: target, repository: 'copied/app', tags: ['v1'] } });
+      const copied = await copyBetweenRegistries({
+        source: { client: client(), repository: 'rt/copy-src', reference: 'v1' },
+        target: { client: target, repository: 'copied/app', tags: ['v1'] },
+      });
       expect(copied.digest).toBe(index.digest);
       const raw = await skopeo(['inspect', '--tls-verify=false', '--raw', `docker://${other.host}/copied/app:v1`]);
       expect(sha256(Buffer.from(raw.stdout))).toBe(index.digest);
@@ -155,7 +197,10 @@ describeWithTools(['docker-registry', 'skopeo'], 'registry round trips (anonymou
   });
 
   it('reports missing manifests and repositories as E_REGISTRY_NOT_FOUND', async () => {
-    await expect(client().getManifest('rt/nothing-here', 'v1')).rejects.toMatchObject({ code: 'E_REGISTRY_NOT_FOUND', message: expect.stringContaining('rt/nothing-here') });
+    await expect(client().getManifest('rt/nothing-here', 'v1')).rejects.toMatchObject({
+      code: 'E_REGISTRY_NOT_FOUND',
+      message: expect.stringContaining('rt/nothing-here'),
+    });
     expect(await client().headManifest('rt/nothing-here', 'v1')).toBeUndefined();
   });
 });

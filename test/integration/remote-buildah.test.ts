@@ -39,13 +39,16 @@ describeAsRoot('remote sources against buildah', () => {
       srv.routes.set('/pkg/data.json', { body: '{"a":1}\n', lastModified: LAST_MODIFIED });
       const repos = join(tmp, 'repos');
       const commit = await makeRepo(join(repos, 'app.git'));
-      await commit({
-        Dockerfile: 'FROM scratch\nCOPY . /src/\n',
-        '.dockerignore': '.git\n',
-        'README.md': 'readme\n',
-        'bin/run.sh': { content: '#!/bin/sh\necho run\n', mode: 0o755 },
-        'lib/deep/x.txt': 'x\n',
-      }, '2024-01-02T03:04:05Z');
+      await commit(
+        {
+          Dockerfile: 'FROM scratch\nCOPY . /src/\n',
+          '.dockerignore': '.git\n',
+          'README.md': 'readme\n',
+          'bin/run.sh': { content: '#!/bin/sh\necho run\n', mode: 0o755 },
+          'lib/deep/x.txt': 'x\n',
+        },
+        '2024-01-02T03:04:05Z',
+      );
       await git(join(repos, 'app.git'), ['symbolic-ref', 'HEAD', 'refs/heads/main']);
       daemon = await startGitDaemon(repos);
       buildah = new BuildahRunner(join(tmp, 'buildah'));
@@ -66,7 +69,18 @@ describeAsRoot('remote sources against buildah', () => {
       const name = `b${++n}`;
       // A URL context has no local Dockerfile to name: buildah finds it in what it cloned.
       const res = context.includes('://')
-        ? await tool('buildah', [...buildah.globalArgs, 'bud', '--isolation', 'chroot', '--layers=false', '--format', 'docker', '-t', `localhost/${name}:latest`, context])
+        ? await tool('buildah', [
+            ...buildah.globalArgs,
+            'bud',
+            '--isolation',
+            'chroot',
+            '--layers=false',
+            '--format',
+            'docker',
+            '-t',
+            `localhost/${name}:latest`,
+            context,
+          ])
         : await buildah.bud(context, name);
       if (res.code !== 0) throw new Error(`buildah bud failed:\n${res.stderr}`);
       const layout = join(tmp, `buildah-${n}`);
@@ -82,13 +96,15 @@ describeAsRoot('remote sources against buildah', () => {
     const mtime = async (root: string, path: string): Promise<number> => Math.floor((await lstat(join(root, path))).mtimeMs / 1000);
 
     it('ADD <url>: file and directory destinations, --chown/--chmod, 0600 and the Last-Modified mtime', async () => {
-      const ctx = await context([
-        'FROM scratch',
-        `ADD ${srv.url}/pkg/tool.sh /opt/`,
-        `ADD ${srv.url}/pkg/data.json /etc/data.json`,
-        `ADD --chown=1000:1000 --chmod=755 ${srv.url}/pkg/tool.sh /usr/local/bin/tool`,
-        '',
-      ].join('\n'));
+      const ctx = await context(
+        [
+          'FROM scratch',
+          `ADD ${srv.url}/pkg/tool.sh /opt/`,
+          `ADD ${srv.url}/pkg/data.json /etc/data.json`,
+          `ADD --chown=1000:1000 --chmod=755 ${srv.url}/pkg/tool.sh /usr/local/bin/tool`,
+          '',
+        ].join('\n'),
+      );
       const a = await ours([ctx]);
       const b = await theirs(ctx);
       const treeA = await describeOwnedTree(a);

@@ -65,7 +65,6 @@ describeWithTools(['tar', 'gzip', 'bzip2', 'xz', 'zstd'], 'remote build contexts
 
   const env = (): Record<string, string> => ({ STRATA_ROOT: join(tmp, `store-${++n}`) });
 
-
   for (const kind of ['tar', 'gzip', 'bzip2', 'xz', 'zstd'] as const) {
     it(`takes a ${kind === 'tar' ? 'plain' : kind} tar on stdin as the context, with its .dockerignore`, async () => {
       const out = join(tmp, `rootfs-${kind}.tar`);
@@ -96,7 +95,13 @@ describeWithTools(['tar', 'gzip', 'bzip2', 'xz', 'zstd'], 'remote build contexts
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'Dockerfile'), 'FROM scratch\nCOPY --from=extra dir/file.txt /named.txt\n');
     const out = join(tmp, `rootfs-named-${n}.tar`);
-    ok(await strataWithStdin(['build', '--progress', 'quiet', '-t', 'named:1', '--build-context', `extra=${srv.url}/named.tar.xz`, '-o', `type=tar,dest=${out}`, dir], env(), Buffer.alloc(0)));
+    ok(
+      await strataWithStdin(
+        ['build', '--progress', 'quiet', '-t', 'named:1', '--build-context', `extra=${srv.url}/named.tar.xz`, '-o', `type=tar,dest=${out}`, dir],
+        env(),
+        Buffer.alloc(0),
+      ),
+    );
     expect((await tarEntries(out)).get('named.txt')?.content.toString()).toBe('in the tar\n');
   });
 

@@ -32,16 +32,19 @@ describeWithTools(['git'], 'ADD <git> and git contexts', () => {
     tmp = await mkdtemp(join(tmpdir(), 'strata-remote-git-'));
     const repos = join(tmp, 'repos');
     commit = await makeRepo(join(repos, 'app.git'));
-    first = await commit({
-      'README.md': 'readme\n',
-      'bin/run.sh': { content: '#!/bin/sh\necho run\n', mode: 0o755 },
-      'sub/inner.txt': 'inner\n',
-      'ctx/Dockerfile': 'FROM scratch\nCOPY . /from-git/\n',
-      'ctx/alt.Dockerfile': 'FROM scratch\nCOPY kept.txt /alt.txt\n',
-      'ctx/kept.txt': 'kept\n',
-      'ctx/ignored.txt': 'ignored\n',
-      'ctx/.dockerignore': 'ignored.txt\n',
-    }, DATE1);
+    first = await commit(
+      {
+        'README.md': 'readme\n',
+        'bin/run.sh': { content: '#!/bin/sh\necho run\n', mode: 0o755 },
+        'sub/inner.txt': 'inner\n',
+        'ctx/Dockerfile': 'FROM scratch\nCOPY . /from-git/\n',
+        'ctx/alt.Dockerfile': 'FROM scratch\nCOPY kept.txt /alt.txt\n',
+        'ctx/kept.txt': 'kept\n',
+        'ctx/ignored.txt': 'ignored\n',
+        'ctx/.dockerignore': 'ignored.txt\n',
+      },
+      DATE1,
+    );
     await git(join(repos, 'app.git'), ['tag', 'v1']);
     await git(join(repos, 'app.git'), ['symbolic-ref', 'HEAD', 'refs/heads/main']);
     daemon = await startGitDaemon(repos);
@@ -64,14 +67,16 @@ describeWithTools(['git'], 'ADD <git> and git contexts', () => {
   const states = (stderr: string): string[] => stderr.split('\n').flatMap((l) => /^#\d+\/\d+ \[[^\]]*\] .* {2}(CACHED|DONE) /.exec(l)?.slice(1) ?? []);
 
   it('checks out #branch, #tag:subdir and #commit with git modes, commit mtimes, root owners and no .git', async () => {
-    const ctx = await project([
-      'FROM scratch',
-      `ADD ${daemon.url}/app.git#main /src`,
-      `ADD ${daemon.url}/app.git#v1:sub /only-sub/`,
-      `ADD ${daemon.url}/app.git#${first} /pinned`,
-      `ADD --keep-git-dir ${daemon.url}/app.git /kept`,
-      '',
-    ].join('\n'));
+    const ctx = await project(
+      [
+        'FROM scratch',
+        `ADD ${daemon.url}/app.git#main /src`,
+        `ADD ${daemon.url}/app.git#v1:sub /only-sub/`,
+        `ADD ${daemon.url}/app.git#${first} /pinned`,
+        `ADD --keep-git-dir ${daemon.url}/app.git /kept`,
+        '',
+      ].join('\n'),
+    );
     const out = join(tmp, `rootfs-${n}.tar`);
     ok(await build(join(tmp, `store-${n}`), [ctx, '-o', `type=tar,dest=${out}`]));
     const e = await tarEntries(out);
@@ -110,7 +115,9 @@ describeWithTools(['git'], 'ADD <git> and git contexts', () => {
     const ctx = await project(['FROM scratch', `ADD ${daemon.url}/app.git#no-such-branch /x`, ''].join('\n'));
     const res = await build(join(tmp, `store-${n}`), [ctx]);
     expect(res.code).not.toBe(0);
-    expect(res.stderr).toMatch(new RegExp(`Dockerfile:2: ADD failed: git fetch no-such-branch of ${daemon.url}/app.git#no-such-branch failed: .*no-such-branch`));
+    expect(res.stderr).toMatch(
+      new RegExp(`Dockerfile:2: ADD failed: git fetch no-such-branch of ${daemon.url}/app.git#no-such-branch failed: .*no-such-branch`),
+    );
     const unreachable = await project(['FROM scratch', 'ADD git://127.0.0.1:9/app.git /x', ''].join('\n'));
     const res2 = await build(join(tmp, `store-${n}`), [unreachable]);
     expect(res2.code).not.toBe(0);

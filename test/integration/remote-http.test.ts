@@ -60,11 +60,16 @@ async function startConnectProxy(): Promise<{ url: string; tunnels: string[]; st
     client.on('error', () => upstream.destroy());
   });
   const port = await listenLoopback(server);
-  return { url: `http://127.0.0.1:${port}`, tunnels, stop: () => new Promise((r) => {
-    for (const s of sockets) s.destroy();
-    server.closeAllConnections();
-    server.close(() => r());
-  }) };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    tunnels,
+    stop: () =>
+      new Promise((r) => {
+        for (const s of sockets) s.destroy();
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
 }
 
 describe('downloads through HTTPS_PROXY/HTTP_PROXY', () => {
@@ -87,7 +92,7 @@ describe('downloads through HTTPS_PROXY/HTTP_PROXY', () => {
     }
   });
 
-  it('follows Go\'s NO_PROXY rules', () => {
+  it("follows Go's NO_PROXY rules", () => {
     const s = { httpsProxy: 'http://p:3128', noProxy: 'example.com, .corp.test,10.0.0.0/8,registry.io:5000' };
     const via = (u: string): string | undefined => proxyFor(new URL(u), s)?.host;
     expect(via('https://example.com/x')).toBeUndefined();
@@ -185,7 +190,9 @@ describe('downloadUrl', () => {
     const res = await downloadUrl(`${srv.url}/stall`, { fetch, dir: await dir(), retry: fast, timeoutMs: 200 });
     expect(res.kind === 'downloaded' && res.digest).toBe(digestOf(body));
     srv.routes.set('/stall-always', { body, dropAfter: 70_000, dropTimes: 99, stallMs: 2_000 });
-    const err = await downloadUrl(`${srv.url}/stall-always`, { fetch, dir: await dir(), retry: { ...fast, retries: 1 }, timeoutMs: 200 }).catch((e: unknown) => e);
+    const err = await downloadUrl(`${srv.url}/stall-always`, { fetch, dir: await dir(), retry: { ...fast, retries: 1 }, timeoutMs: 200 }).catch(
+      (e: unknown) => e,
+    );
     expect((err as Error).message).toBe(`download of ${srv.url}/stall-always failed: timed out`);
   });
 
@@ -229,15 +236,17 @@ describeWithTools(['openssl'], 'strata build with ADD <url>', () => {
     const tgz = gzipSync(Buffer.from('not really a tar, but gzip'));
     srv.routes.set('/files/bundle.tar.gz', { body: tgz, lastModified: LAST_MODIFIED });
     srv.routes.set('/', { body: 'index' });
-    const ctx = await project([
-      'FROM scratch',
-      `ADD ${srv.url}/files/tool.sh /opt/`,
-      `ADD --chown=1000:2000 --chmod=755 ${srv.url}/files/tool.sh /usr/bin/tool`,
-      `ADD ${srv.url}/files/bundle.tar.gz /b/`,
-      `ADD ${srv.url}/ /idx/`,
-      `ADD ${srv.url}/files/tool.sh?x=1 /q/`,
-      '',
-    ].join('\n'));
+    const ctx = await project(
+      [
+        'FROM scratch',
+        `ADD ${srv.url}/files/tool.sh /opt/`,
+        `ADD --chown=1000:2000 --chmod=755 ${srv.url}/files/tool.sh /usr/bin/tool`,
+        `ADD ${srv.url}/files/bundle.tar.gz /b/`,
+        `ADD ${srv.url}/ /idx/`,
+        `ADD ${srv.url}/files/tool.sh?x=1 /q/`,
+        '',
+      ].join('\n'),
+    );
     const out = join(tmp, `rootfs-${n}.tar`);
     ok(await build(join(tmp, `store-${n}`), ctx, ['-o', `type=tar,dest=${out}`]));
     const entries = await tarEntries(out);
@@ -315,7 +324,14 @@ describeWithTools(['openssl'], 'strata build with ADD <url>', () => {
   it('a password in the URL reaches no output, history, config or error', async () => {
     srv.routes.set('/private/file.txt', { body: 'private' });
     const base = new URL(srv.url);
-    const ctx = await project(['FROM scratch', `ADD http://deploy:S3cretPassw0rd@${base.host}/private/file.txt /f`, `ADD http://deploy:S3cretPassw0rd@${base.host}/private/absent /g`, ''].join('\n'));
+    const ctx = await project(
+      [
+        'FROM scratch',
+        `ADD http://deploy:S3cretPassw0rd@${base.host}/private/file.txt /f`,
+        `ADD http://deploy:S3cretPassw0rd@${base.host}/private/absent /g`,
+        '',
+      ].join('\n'),
+    );
     const layout = join(tmp, `layout-${n}`);
     const okCtx = await project(['FROM scratch', `ADD http://deploy:S3cretPassw0rd@${base.host}/private/file.txt /f`, ''].join('\n'));
     const good = await build(join(tmp, `store-${n}`), okCtx, ['-o', `type=oci,dest=${layout},tar=false`]);
@@ -351,17 +367,22 @@ describeAsRoot('ADD <url> onto a full disk', () => {
       const size = 2 * 1024 ** 3;
       srv.routes.set('/huge.bin', {
         size,
-        body: () => Readable.from((function* () {
-          const chunk = Buffer.alloc(1 << 20);
-          for (let sent = 0; sent < size; sent += chunk.length) yield chunk;
-        })()),
+        body: () =>
+          Readable.from(
+            (function* () {
+              const chunk = Buffer.alloc(1 << 20);
+              for (let sent = 0; sent < size; sent += chunk.length) yield chunk;
+            })(),
+          ),
       });
       const ctx = join(tmp, 'ctx-full');
       await mkdir(ctx, { recursive: true });
       await writeFile(join(ctx, 'Dockerfile'), `FROM scratch\nADD ${srv.url}/huge.bin /huge.bin\n`);
       const res = await strata(['build', '--progress', 'quiet', '-t', 'full:1', ctx], { STRATA_ROOT: store, HOME: join(tmp, 'home') });
       expect(res.code).not.toBe(0);
-      expect(res.stderr.split('\n')[0]).toMatch(new RegExp(`^strata: .*Dockerfile:2: ADD failed: cannot download ${srv.url}/huge.bin to .*: no space left on device$`));
+      expect(res.stderr.split('\n')[0]).toMatch(
+        new RegExp(`^strata: .*Dockerfile:2: ADD failed: cannot download ${srv.url}/huge.bin to .*: no space left on device$`),
+      );
       expect(await readdir(join(store, 'cache', 'remote-http', 'blobs'))).toEqual([]);
     } finally {
       await tool('umount', [store]);

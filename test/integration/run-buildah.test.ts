@@ -37,19 +37,17 @@ interface Case {
   buildArgs?: Record<string, string>;
 }
 
-const CASES: Case[] = [
-  { name: 'files' },
-  { name: 'env', buildArgs: { FROM_CLI: 'from-the-command-line' } },
-  { name: 'multistage' },
-];
+const CASES: Case[] = [{ name: 'files' }, { name: 'env', buildArgs: { FROM_CLI: 'from-the-command-line' } }, { name: 'multistage' }];
 
 /** The uncompressed bytes of every gzip blob of an OCI layout, as text (tar headers hold the names). */
 async function layerText(layout: string): Promise<string> {
   const dir = join(layout, 'blobs', 'sha256');
-  const parts = await Promise.all((await readdir(dir)).map(async (b) => {
-    const bytes = await readFile(join(dir, b));
-    return bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes).toString('latin1') : '';
-  }));
+  const parts = await Promise.all(
+    (await readdir(dir)).map(async (b) => {
+      const bytes = await readFile(join(dir, b));
+      return bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes).toString('latin1') : '';
+    }),
+  );
   return parts.join('');
 }
 
@@ -127,7 +125,20 @@ describeAsRoot('RUN compared with buildah', () => {
         const layout = join(work, `strata-failing-${executor}`);
         const store = join(work, `store-failing-${executor}`);
         const res = await strata(
-          ['build', testdata('failing'), '--executor', executor, '--build-arg', `BASE=${base}`, '--progress', 'plain', '-t', 'failing:test', '-o', `type=oci,dest=${layout},tar=false`],
+          [
+            'build',
+            testdata('failing'),
+            '--executor',
+            executor,
+            '--build-arg',
+            `BASE=${base}`,
+            '--progress',
+            'plain',
+            '-t',
+            'failing:test',
+            '-o',
+            `type=oci,dest=${layout},tar=false`,
+          ],
           { STRATA_ROOT: store },
         );
         expect(res.code).not.toBe(0);

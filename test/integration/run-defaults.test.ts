@@ -38,7 +38,20 @@ describeAsRoot('RUN with the default flags', () => {
       const layout = join(work, 'out');
       const metadata = join(work, 'metadata.json');
       const res = await strata(
-        ['build', CONTEXT, '--build-arg', `BASE=${base}`, '--build-arg', 'https_proxy=http://from-build-arg:8080', '--progress', 'plain', '--metadata-file', metadata, '-o', `type=oci,dest=${layout},tar=false`],
+        [
+          'build',
+          CONTEXT,
+          '--build-arg',
+          `BASE=${base}`,
+          '--build-arg',
+          'https_proxy=http://from-build-arg:8080',
+          '--progress',
+          'plain',
+          '--metadata-file',
+          metadata,
+          '-o',
+          `type=oci,dest=${layout},tar=false`,
+        ],
         { STRATA_ROOT: join(work, 'store'), HTTP_PROXY: PROXY, NO_PROXY: 'localhost,127.0.0.1' },
       );
       expect(res.code, res.stderr).toBe(0);
@@ -53,7 +66,10 @@ describeAsRoot('RUN with the default flags', () => {
       expect(await readFile(join(rootfs, 'seen-resolv.conf'), 'utf8')).toBe(await readFile('/etc/resolv.conf', 'utf8'));
       expect(await readFile(join(rootfs, 'seen-hosts'), 'utf8')).toContain('localhost');
       expect((await readFile(join(rootfs, 'seen-proxy'), 'utf8')).trim()).toBe(`http=${PROXY} https=http://from-build-arg:8080 no=localhost,127.0.0.1`);
-      const hostInterfaces = (await readFile('/proc/net/dev', 'utf8')).split('\n').slice(2).filter((l) => l.trim() !== '').length;
+      const hostInterfaces = (await readFile('/proc/net/dev', 'utf8'))
+        .split('\n')
+        .slice(2)
+        .filter((l) => l.trim() !== '').length;
       expect(Number((await readFile(join(rootfs, 'seen-interfaces'), 'utf8')).trim())).toBe(hostInterfaces);
       expect(Number((await readFile(join(rootfs, 'seen-interfaces-none'), 'utf8')).trim())).toBe(1);
 
@@ -105,14 +121,17 @@ describeAsRoot('RUN with the default flags', () => {
       }, 60_000);
     }
 
-    it('the config file\'s executor key still chooses, and --executor none refuses RUN naming working executors', async () => {
+    it("the config file's executor key still chooses, and --executor none refuses RUN naming working executors", async () => {
       const configDir = join(work, 'config');
       await mkdir(join(configDir, 'strata'), { recursive: true });
       await writeFile(join(configDir, 'strata', 'config.json'), JSON.stringify({ executor: 'none' }));
-      const res = await strata(['build', CONTEXT, '--build-arg', `BASE=${base}`, '--progress', 'plain', '-o', `type=oci,dest=${join(work, 'none-out')},tar=false`], {
-        STRATA_ROOT: join(work, 'store'),
-        XDG_CONFIG_HOME: configDir,
-      });
+      const res = await strata(
+        ['build', CONTEXT, '--build-arg', `BASE=${base}`, '--progress', 'plain', '-o', `type=oci,dest=${join(work, 'none-out')},tar=false`],
+        {
+          STRATA_ROOT: join(work, 'store'),
+          XDG_CONFIG_HOME: configDir,
+        },
+      );
       expect(res.code).not.toBe(0);
       expect(res.stderr).toMatch(/Dockerfile:3: RUN needs an executor, and --executor is none/);
       expect(res.stderr).toMatch(/executors available on this machine: bwrap\b/);

@@ -54,7 +54,10 @@ async function writeLayout(dir: string, tars: readonly string[]): Promise<void> 
   const manifest = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: configDesc, layers };
   const manifestDesc = { mediaType: manifest.mediaType, ...(await put(Buffer.from(JSON.stringify(manifest)))) };
   await writeFile(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  await writeFile(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ ...manifestDesc, annotations: { 'org.opencontainers.image.ref.name': 'latest' } }] }));
+  await writeFile(
+    join(dir, 'index.json'),
+    JSON.stringify({ schemaVersion: 2, manifests: [{ ...manifestDesc, annotations: { 'org.opencontainers.image.ref.name': 'latest' } }] }),
+  );
 }
 
 /** Names, types, link targets and content hashes of a tree (or only its top level). */
@@ -157,7 +160,19 @@ describeAsRoot('RUN on a hostile base image', () => {
           const layout = join(work, `out-${executor}-${image}`);
           const store = join(work, `store-${executor}-${image}`);
           const res = await strata(
-            ['build', join(REPO_ROOT, 'testdata', 'run', 'hostile'), '--executor', executor, '--build-arg', `BASE=${refs[image]}`, '--no-cache', '--progress', 'plain', '-o', `type=oci,dest=${layout},tar=false`],
+            [
+              'build',
+              join(REPO_ROOT, 'testdata', 'run', 'hostile'),
+              '--executor',
+              executor,
+              '--build-arg',
+              `BASE=${refs[image]}`,
+              '--no-cache',
+              '--progress',
+              'plain',
+              '-o',
+              `type=oci,dest=${layout},tar=false`,
+            ],
             { STRATA_ROOT: store },
           );
 
@@ -171,10 +186,12 @@ describeAsRoot('RUN on a hostile base image', () => {
           if (res.code === 0) {
             // The writes went through the symlinks as resolved inside the root: into its own /etc.
             const blobs = join(layout, 'blobs', 'sha256');
-            const layers = await Promise.all((await readdir(blobs)).map(async (b) => {
-              const bytes = await readFile(join(blobs, b));
-              return bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes).toString('latin1') : '';
-            }));
+            const layers = await Promise.all(
+              (await readdir(blobs)).map(async (b) => {
+                const bytes = await readFile(join(blobs, b));
+                return bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes).toString('latin1') : '';
+              }),
+            );
             expect(layers.join('')).toContain('etc/run-wrote');
           } else {
             expect(res.stderr).toMatch(/unsafe|escapes|outside/i);

@@ -23,15 +23,59 @@ const DOCKER_CAPS = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FSETID'
 /** A sandbox whose / is `scratch`: the host's /usr and the repository read-only, `state` at /strata. */
 function scratchRoot(scratch: string, state: string, options: { dockerenv?: boolean } = {}): RestrictedSandbox {
   const args = [
-    'bwrap', '--bind', scratch, '/', '--ro-bind', '/usr', '/usr',
-    '--symlink', 'usr/lib', '/lib', '--symlink', 'usr/lib64', '/lib64', '--symlink', 'usr/bin', '/bin', '--symlink', 'usr/sbin', '/sbin',
-    '--ro-bind', REPO_ROOT, REPO_ROOT, '--bind', state, '/strata', '--proc', '/proc', '--dev', '/dev', '--unshare-pid', '--die-with-parent',
+    'bwrap',
+    '--bind',
+    scratch,
+    '/',
+    '--ro-bind',
+    '/usr',
+    '/usr',
+    '--symlink',
+    'usr/lib',
+    '/lib',
+    '--symlink',
+    'usr/lib64',
+    '/lib64',
+    '--symlink',
+    'usr/bin',
+    '/bin',
+    '--symlink',
+    'usr/sbin',
+    '/sbin',
+    '--ro-bind',
+    REPO_ROOT,
+    REPO_ROOT,
+    '--bind',
+    state,
+    '/strata',
+    '--proc',
+    '/proc',
+    '--dev',
+    '/dev',
+    '--unshare-pid',
+    '--die-with-parent',
     ...DOCKER_CAPS.flatMap((c) => ['--cap-add', c]),
-    '--clearenv', '--setenv', 'PATH', '/usr/bin:/bin', '--setenv', 'HOME', '/strata', '--setenv', 'STRATA_ROOT', '/strata/store', '--setenv', 'TMPDIR', '/strata/tmp',
+    '--clearenv',
+    '--setenv',
+    'PATH',
+    '/usr/bin:/bin',
+    '--setenv',
+    'HOME',
+    '/strata',
+    '--setenv',
+    'STRATA_ROOT',
+    '/strata/store',
+    '--setenv',
+    'TMPDIR',
+    '/strata/tmp',
     ...(options.dockerenv === true ? ['--file', '9', '/.dockerenv'] : []),
     '--',
   ];
-  return { name: 'bwrap-uid0', uid: 0, wrap: (argv) => (options.dockerenv === true ? ['sh', '-c', 'exec "$@" 9</dev/null', 'sh', ...args, ...argv] : [...args, ...argv]) };
+  return {
+    name: 'bwrap-uid0',
+    uid: 0,
+    wrap: (argv) => (options.dockerenv === true ? ['sh', '-c', 'exec "$@" 9</dev/null', 'sh', ...args, ...argv] : [...args, ...argv]),
+  };
 }
 
 describeAsRoot('RUN --executor inplace', () => {
@@ -51,7 +95,10 @@ describeAsRoot('RUN --executor inplace', () => {
       const secret = join(work, 'secret');
       await writeFile(secret, SECRET, { mode: 0o600 });
       for (const name of ['restricted', 'multistage']) {
-        const res = await buildah.bud(join(REPO_ROOT, 'testdata', 'run', name), `inplace-${name}`, { buildArgs: { BASE: base }, extra: ['--secret', `id=tok,src=${secret}`] });
+        const res = await buildah.bud(join(REPO_ROOT, 'testdata', 'run', name), `inplace-${name}`, {
+          buildArgs: { BASE: base },
+          extra: ['--secret', `id=tok,src=${secret}`],
+        });
         if (res.code !== 0) throw new Error(`buildah bud ${name} failed (${res.code}):\n${res.stderr}\n${res.stdout}`);
         await buildah.pushOci(`inplace-${name}`, join(work, `buildah-${name}`));
         const tree = await describeOwnedTree(await umociUnpack(join(work, `buildah-${name}`), 'latest', join(work, `buildah-${name}-bundle`)));
@@ -77,9 +124,15 @@ describeAsRoot('RUN --executor inplace', () => {
 
     it('refuses in one line where it sees no container, and touches nothing', async () => {
       const { scratch, state } = await sandboxDirs('refuse');
-      const res = await runRestricted(scratchRoot(scratch, state), [CLI, 'build', join(REPO_ROOT, 'testdata', 'run', 'restricted'), '--executor', 'inplace', '--build-arg', `BASE=${base}`, '--progress', 'plain'], {});
+      const res = await runRestricted(
+        scratchRoot(scratch, state),
+        [CLI, 'build', join(REPO_ROOT, 'testdata', 'run', 'restricted'), '--executor', 'inplace', '--build-arg', `BASE=${base}`, '--progress', 'plain'],
+        {},
+      );
       expect(res.code).not.toBe(0);
-      expect(res.stderr).toMatch(/^strata: executor inplace cannot run here: the inplace executor overwrites \/ and runs only inside a throwaway container: no container seen here .*; pass --force if this is one$/m);
+      expect(res.stderr).toMatch(
+        /^strata: executor inplace cannot run here: the inplace executor overwrites \/ and runs only inside a throwaway container: no container seen here .*; pass --force if this is one$/m,
+      );
       // The scratch root holds only what bwrap made for its mount points.
       expect((await readdir(scratch)).sort()).toEqual(['bin', 'dev', 'lib', 'lib64', 'proc', 'sbin', 'strata', 'usr', REPO_ROOT.split('/')[1]!].sort());
     }, 60_000);
@@ -89,7 +142,21 @@ describeAsRoot('RUN --executor inplace', () => {
         const { scratch, state } = await sandboxDirs(name);
         const res = await runRestricted(
           scratchRoot(scratch, state, { dockerenv: true }),
-          [CLI, 'build', join(REPO_ROOT, 'testdata', 'run', name), '--executor', 'inplace', '--build-arg', `BASE=${base}`, '--secret', 'id=tok,src=/strata/secret', '--progress', 'plain', '-o', 'type=oci,dest=/strata/out,tar=false'],
+          [
+            CLI,
+            'build',
+            join(REPO_ROOT, 'testdata', 'run', name),
+            '--executor',
+            'inplace',
+            '--build-arg',
+            `BASE=${base}`,
+            '--secret',
+            'id=tok,src=/strata/secret',
+            '--progress',
+            'plain',
+            '-o',
+            'type=oci,dest=/strata/out,tar=false',
+          ],
           {},
         );
         expect(res.code, res.stderr).toBe(0);
@@ -102,7 +169,11 @@ describeAsRoot('RUN --executor inplace', () => {
     it('--force runs where no container is seen', async () => {
       const { scratch, state } = await sandboxDirs('force');
       await writeFile(join(state, 'Dockerfile'), `FROM ${base}\nRUN echo forced > /forced\n`);
-      const res = await runRestricted(scratchRoot(scratch, state), [CLI, 'build', '/strata', '--executor', 'inplace', '--force', '--progress', 'plain', '-o', 'type=local,dest=/strata/out'], {});
+      const res = await runRestricted(
+        scratchRoot(scratch, state),
+        [CLI, 'build', '/strata', '--executor', 'inplace', '--force', '--progress', 'plain', '-o', 'type=local,dest=/strata/out'],
+        {},
+      );
       expect(res.code, res.stderr).toBe(0);
       expect((await readdir(join(state, 'out'))).sort()).toContain('forced');
     }, 60_000);

@@ -78,7 +78,18 @@ describeAsRoot('RUN in a restricted CI sandbox', () => {
         const layout = join(dir, 'out');
         const res = await strataRestricted(
           sandbox,
-          ['build', CONTEXT, '--build-arg', `BASE=${base}`, '--secret', `id=tok,src=${secret}`, '--progress', 'plain', '-o', `type=oci,dest=${layout},tar=false`],
+          [
+            'build',
+            CONTEXT,
+            '--build-arg',
+            `BASE=${base}`,
+            '--secret',
+            `id=tok,src=${secret}`,
+            '--progress',
+            'plain',
+            '-o',
+            `type=oci,dest=${layout},tar=false`,
+          ],
           { HOME: dir, STRATA_ROOT: join(dir, 'store'), TMPDIR: dir },
         );
         expect(res.code, res.stderr).toBe(0);
@@ -93,9 +104,15 @@ describeAsRoot('RUN in a restricted CI sandbox', () => {
       gate(() => ctx.skip());
       const { dir } = await sandboxDir('named', 0);
       await writeFile(join(dir, 'Dockerfile'), 'FROM scratch\nRUN true\n');
-      const res = await strataRestricted(RESTRICTED_SANDBOXES[0]!, ['build', dir, '--executor', 'chroot', '--progress', 'plain', '-o', `type=oci,dest=${join(dir, 'out')},tar=false`], {
-        HOME: dir, STRATA_ROOT: join(dir, 'store'), TMPDIR: dir,
-      });
+      const res = await strataRestricted(
+        RESTRICTED_SANDBOXES[0]!,
+        ['build', dir, '--executor', 'chroot', '--progress', 'plain', '-o', `type=oci,dest=${join(dir, 'out')},tar=false`],
+        {
+          HOME: dir,
+          STRATA_ROOT: join(dir, 'store'),
+          TMPDIR: dir,
+        },
+      );
       expect(res.code).not.toBe(0);
       // Refused up front as a sandbox that cannot be set up, never as the step's own failure.
       expect(res.stderr).toContain('executor chroot cannot run here');
@@ -111,7 +128,29 @@ describeAsRoot('RUN in a restricted CI sandbox', () => {
       const store = join(dir, 'store');
       // bwrap reads the seccomp program from fd 3: a filter that fails ptrace with EPERM, as a strict profile does.
       const res = await runRestricted(
-        { name: 'bwrap-uid0', uid: 0, wrap: (argv) => ['sh', '-c', 'exec "$@" 3<"$0"', join(dir, 'noptrace.bpf'), 'bwrap', '--bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--unshare-pid', '--seccomp', '3', '--', ...argv] },
+        {
+          name: 'bwrap-uid0',
+          uid: 0,
+          wrap: (argv) => [
+            'sh',
+            '-c',
+            'exec "$@" 3<"$0"',
+            join(dir, 'noptrace.bpf'),
+            'bwrap',
+            '--bind',
+            '/',
+            '/',
+            '--dev',
+            '/dev',
+            '--proc',
+            '/proc',
+            '--unshare-pid',
+            '--seccomp',
+            '3',
+            '--',
+            ...argv,
+          ],
+        },
         [CLI, 'build', dir, '--executor', 'proot', '-t', 'noptrace:test', '--progress', 'plain'],
         { PATH: process.env.PATH, HOME: dir, STRATA_ROOT: store, TMPDIR: dir },
       );
@@ -119,7 +158,10 @@ describeAsRoot('RUN in a restricted CI sandbox', () => {
       expect(res.stderr).toMatch(/proot cannot trace processes here: ptrace\(TRACEME\): Operation not permitted/);
       expect(res.stderr).toMatch(/executors available on this machine: (bwrap|runc|chroot)/);
       expect(res.stderr).not.toMatch(/exited with code/);
-      const images = await runRestricted({ name: 'setpriv-uid0', uid: 0, wrap: (argv) => [...argv] }, [CLI, 'images'], { PATH: process.env.PATH, STRATA_ROOT: store });
+      const images = await runRestricted({ name: 'setpriv-uid0', uid: 0, wrap: (argv) => [...argv] }, [CLI, 'images'], {
+        PATH: process.env.PATH,
+        STRATA_ROOT: store,
+      });
       expect(images.stdout).not.toContain('noptrace');
     }, 60_000);
   });

@@ -37,7 +37,8 @@ async function filesContaining(dir: string, needles: readonly string[]): Promise
       }
     }
     for (const needle of needles) {
-      if (bytes.includes(Buffer.from(needle)) || bytes.includes(Buffer.from(Buffer.from(needle).toString('base64')))) hits.push(`${path} contains ${needle.slice(0, 6)}…`);
+      if (bytes.includes(Buffer.from(needle)) || bytes.includes(Buffer.from(Buffer.from(needle).toString('base64'))))
+        hits.push(`${path} contains ${needle.slice(0, 6)}…`);
     }
   };
   await walk(dir);
@@ -70,7 +71,20 @@ describeAsRoot('RUN secrets', () => {
     // puts the secret in $TOKEN and mounts no file. testdata/run/secrets adds target= meanwhile.
     it('a secret with env= and no target= is given to the step in that variable only', async () => {
       const res = await strata(
-        ['build', join(REPO_ROOT, 'testdata', 'run', 'secret-env-only'), '--executor', 'chroot', '--build-arg', `BASE=${base}`, '--secret', 'id=tok2,env=STRATA_TEST_TOKEN', '--progress', 'plain', '-o', `type=oci,dest=${join(work, 'env-only')},tar=false`],
+        [
+          'build',
+          join(REPO_ROOT, 'testdata', 'run', 'secret-env-only'),
+          '--executor',
+          'chroot',
+          '--build-arg',
+          `BASE=${base}`,
+          '--secret',
+          'id=tok2,env=STRATA_TEST_TOKEN',
+          '--progress',
+          'plain',
+          '-o',
+          `type=oci,dest=${join(work, 'env-only')},tar=false`,
+        ],
         { STRATA_ROOT: join(work, 'store-env-only'), STRATA_TEST_TOKEN: randomBytes(20).toString('hex') },
       );
       expect(res.code, res.stderr).toBe(0);
@@ -87,9 +101,22 @@ describeAsRoot('RUN secrets', () => {
         const store = join(work, `store-${executor}`);
         const res = await strata(
           [
-            'build', join(REPO_ROOT, 'testdata', 'run', 'secrets'), '--executor', executor, '--build-arg', `BASE=${base}`,
-            '--secret', `id=tok,src=${secretFile}`, '--secret', 'id=tok2,env=STRATA_TEST_TOKEN',
-            '--progress', 'plain', '-t', 'secrets:test', '-o', `type=oci,dest=${layout},tar=false`,
+            'build',
+            join(REPO_ROOT, 'testdata', 'run', 'secrets'),
+            '--executor',
+            executor,
+            '--build-arg',
+            `BASE=${base}`,
+            '--secret',
+            `id=tok,src=${secretFile}`,
+            '--secret',
+            'id=tok2,env=STRATA_TEST_TOKEN',
+            '--progress',
+            'plain',
+            '-t',
+            'secrets:test',
+            '-o',
+            `type=oci,dest=${layout},tar=false`,
           ],
           { STRATA_ROOT: store, STRATA_TEST_TOKEN: envSecret },
         );
@@ -101,10 +128,14 @@ describeAsRoot('RUN secrets', () => {
         const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
         expect(index.manifests.length).toBeGreaterThan(0);
         const blobs = await readdir(join(layout, 'blobs', 'sha256'));
-        const layerText = (await Promise.all(blobs.map(async (b) => {
-          const bytes = await readFile(join(layout, 'blobs', 'sha256', b));
-          return bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes).toString('latin1') : '';
-        }))).join('');
+        const layerText = (
+          await Promise.all(
+            blobs.map(async (b) => {
+              const bytes = await readFile(join(layout, 'blobs', 'sha256', b));
+              return bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes).toString('latin1') : '';
+            }),
+          )
+        ).join('');
         expect(layerText).toContain('read a secret');
         expect(layerText).toContain('done');
         // Nor do the mount points the secrets were mounted on.

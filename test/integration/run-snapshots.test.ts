@@ -41,7 +41,20 @@ describeAsRoot('RUN on unpacked bases kept in the store', () => {
       n += 1;
       const layout = join(work, `out-${n}`);
       const res = await strata(
-        ['build', CONTEXT, '--executor', 'chroot', '--build-arg', `BASE=${base}`, '--build-arg', `STEP=${step}`, '--progress', 'plain', '-o', `type=oci,dest=${layout},tar=false`],
+        [
+          'build',
+          CONTEXT,
+          '--executor',
+          'chroot',
+          '--build-arg',
+          `BASE=${base}`,
+          '--build-arg',
+          `STEP=${step}`,
+          '--progress',
+          'plain',
+          '-o',
+          `type=oci,dest=${layout},tar=false`,
+        ],
         { STRATA_ROOT: store, STRATA_SNAPSHOTS: snapshots, SOURCE_DATE_EPOCH: '1700000000' },
       );
       expect(res.code, `strata build failed:\n${res.stderr}`).toBe(0);
@@ -53,7 +66,7 @@ describeAsRoot('RUN on unpacked bases kept in the store', () => {
       return existsSync(dir) ? (await readdir(dir)).filter((name) => !name.startsWith('.')) : [];
     }
 
-    it('gives the same image with snapshots on and off, and buildah\'s; steps never write into the kept tree; a damaged tree is made again', async () => {
+    it("gives the same image with snapshots on and off, and buildah's; steps never write into the kept tree; a damaged tree is made again", async () => {
       const on = join(work, 'store-on');
       const first = await build(on, '3', 'one');
       const kept = await unpackedTrees(on);

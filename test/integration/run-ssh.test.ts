@@ -32,7 +32,10 @@ describeAsRoot('RUN --mount=type=ssh', () => {
 
     it('the step sees the socket at SSH_AUTH_SOCK, and nothing of it stays in the image', async () => {
       const out = join(work, 'out');
-      const r = await strata(['build', join(work, 'ctx'), '--ssh', 'default', '--executor', 'chroot', '--progress', 'quiet', '-o', `type=local,dest=${out}`], { STRATA_ROOT: join(work, 'store'), SSH_AUTH_SOCK: join(work, 'agent.sock') });
+      const r = await strata(['build', join(work, 'ctx'), '--ssh', 'default', '--executor', 'chroot', '--progress', 'quiet', '-o', `type=local,dest=${out}`], {
+        STRATA_ROOT: join(work, 'store'),
+        SSH_AUTH_SOCK: join(work, 'agent.sock'),
+      });
       expect(r.stderr).toBe('');
       expect(await readFile(join(out, 'agent'), 'utf8')).toBe('agent-ok\n');
       await expect(stat(join(out, 'run'))).rejects.toThrow();
@@ -40,7 +43,9 @@ describeAsRoot('RUN --mount=type=ssh', () => {
 
     it('without --ssh a required agent is a clear error at the line', async () => {
       await writeFile(join(work, 'ctx', 'Dockerfile.req'), 'FROM sshbase:1\nRUN --mount=type=ssh,required=true true\n');
-      const r = await strata(['build', join(work, 'ctx'), '-f', join(work, 'ctx', 'Dockerfile.req'), '--executor', 'chroot', '--progress', 'quiet'], { STRATA_ROOT: join(work, 'store') });
+      const r = await strata(['build', join(work, 'ctx'), '-f', join(work, 'ctx', 'Dockerfile.req'), '--executor', 'chroot', '--progress', 'quiet'], {
+        STRATA_ROOT: join(work, 'store'),
+      });
       expect(r.code).not.toBe(0);
       expect(r.stderr).toMatch(/Dockerfile.req:2: RUN --mount=type=ssh needs the agent "default"/);
     });

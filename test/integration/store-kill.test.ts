@@ -81,7 +81,7 @@ describeWithTools(['docker-registry'], 'kill -9 in the middle', () => {
       const op = ops[round % ops.length]!;
       // Anywhere from the start-up to the end of what an undisturbed run took.
       const pid = await killAfter(commands[op]!, env, Math.floor((0.3 + Math.random() * 0.7) * took[op]!));
-      const left = [...await readdir(join(store, 'tmp', 'blobs')).catch(() => []), ...await readdir(join(store, 'leases')).catch(() => [])];
+      const left = [...(await readdir(join(store, 'tmp', 'blobs')).catch(() => [])), ...(await readdir(join(store, 'leases')).catch(() => []))];
       if (left.some((n) => n.includes(`${pid}.`))) interrupted++;
 
       // The next command (any) removes what the killed one left; the store is whole.

@@ -78,7 +78,7 @@ describe.concurrent('strata prune and df', () => {
     await changedBuild(ctx, env, 99);
   }, 120_000);
 
-  it('bounds the cache after each build by the config file\'s cacheLimit', async () => {
+  it("bounds the cache after each build by the config file's cacheLimit", async () => {
     const store = join(work, 'bounded');
     const config = join(work, 'bounded.json');
     await writeFile(config, JSON.stringify({ cacheLimit: '40KB' }));

@@ -56,122 +56,134 @@ async function sha256File(path: string): Promise<string> {
 
 async function pool<T>(items: readonly T[], width: number, each: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < items.length) await each(items[next++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) await each(items[next++]!);
+    }),
+  );
 }
 
 describeWithTools(['docker-registry', 'skopeo'], 'a store shared by eight processes', () => {
-  it(`keeps every name, frees only what no one uses, and stays whole (${SECONDS} s)`, async () => {
-    const env = { STRATA_ROOT: store, SOURCE_DATE_EPOCH: EPOCH };
-    const written = new Map<string, number>();
-    const removed = new Set<string>();
-    /** Names any worker has, for appends on another worker's image. */
-    const live = new Set<string>();
-    const unexpected: Outcome[] = [];
-    const crossFailures: Outcome[] = [];
-    let pulled = false;
-    let ops = 0;
-    const deadline = Date.now() + SECONDS * 1000;
+  it(
+    `keeps every name, frees only what no one uses, and stays whole (${SECONDS} s)`,
+    async () => {
+      const env = { STRATA_ROOT: store, SOURCE_DATE_EPOCH: EPOCH };
+      const written = new Map<string, number>();
+      const removed = new Set<string>();
+      /** Names any worker has, for appends on another worker's image. */
+      const live = new Set<string>();
+      const unexpected: Outcome[] = [];
+      const crossFailures: Outcome[] = [];
+      let pulled = false;
+      let ops = 0;
+      const deadline = Date.now() + SECONDS * 1000;
 
-    const worker = async (k: number): Promise<void> => {
-      const ctx = join(work, `ctx-${k}`);
-      await mkdir(ctx, { recursive: true });
-      const mine: string[] = [];
-      let rnd = k * 7919 + 1;
-      const random = (n: number): number => {
-        rnd = (rnd * 1103515245 + 12345) % 2147483648;
-        return rnd % n;
-      };
-      for (let n = 0; Date.now() < deadline; n++) {
-        const kinds = mine.length === 0 ? ['build', 'append', 'pull'] : ['build', 'append', 'append-other', 'pull', 'tag', 'rmi', 'rmi'];
-        const op = kinds[random(kinds.length)]!;
-        let args: string[];
-        let name: string | undefined;
-        let cross = false;
-        await writeFile(join(ctx, 'f.txt'), `${k}-${n}\n`);
-        switch (op) {
-          case 'build':
-            name = `w${k}-b${n}`;
-            await writeFile(join(ctx, 'Dockerfile'), `FROM ${base}\nCOPY f.txt /w${k}/f.txt\n`);
-            args = ['build', '-t', name, ...(random(3) === 0 ? ['--no-cache'] : []), ctx];
-            break;
-          case 'append':
-            name = `w${k}-a${n}`;
-            args = ['append', '--base', `docker://${base}`, '--layer', ctx, '-t', name];
-            break;
-          case 'append-other': {
-            const others = [...live].filter((l) => !l.startsWith(`w${k}-`));
-            const on = others.length ? others[random(others.length)]! : mine[random(mine.length)]!;
-            cross = !on.startsWith(`w${k}-`);
-            name = `w${k}-o${n}`;
-            args = ['append', '--base', on, '--layer', ctx, '-t', name];
-            break;
+      const worker = async (k: number): Promise<void> => {
+        const ctx = join(work, `ctx-${k}`);
+        await mkdir(ctx, { recursive: true });
+        const mine: string[] = [];
+        let rnd = k * 7919 + 1;
+        const random = (n: number): number => {
+          rnd = (rnd * 1103515245 + 12345) % 2147483648;
+          return rnd % n;
+        };
+        for (let n = 0; Date.now() < deadline; n++) {
+          const kinds = mine.length === 0 ? ['build', 'append', 'pull'] : ['build', 'append', 'append-other', 'pull', 'tag', 'rmi', 'rmi'];
+          const op = kinds[random(kinds.length)]!;
+          let args: string[];
+          let name: string | undefined;
+          let cross = false;
+          await writeFile(join(ctx, 'f.txt'), `${k}-${n}\n`);
+          switch (op) {
+            case 'build':
+              name = `w${k}-b${n}`;
+              await writeFile(join(ctx, 'Dockerfile'), `FROM ${base}\nCOPY f.txt /w${k}/f.txt\n`);
+              args = ['build', '-t', name, ...(random(3) === 0 ? ['--no-cache'] : []), ctx];
+              break;
+            case 'append':
+              name = `w${k}-a${n}`;
+              args = ['append', '--base', `docker://${base}`, '--layer', ctx, '-t', name];
+              break;
+            case 'append-other': {
+              const others = [...live].filter((l) => !l.startsWith(`w${k}-`));
+              const on = others.length ? others[random(others.length)]! : mine[random(mine.length)]!;
+              cross = !on.startsWith(`w${k}-`);
+              name = `w${k}-o${n}`;
+              args = ['append', '--base', on, '--layer', ctx, '-t', name];
+              break;
+            }
+            case 'pull':
+              args = ['pull', base];
+              break;
+            case 'tag': {
+              name = `w${k}-t${n}`;
+              args = ['tag', mine[random(mine.length)]!, name];
+              break;
+            }
+            default: {
+              const victim = mine.splice(random(mine.length), 1)[0]!;
+              live.delete(victim);
+              args = ['rmi', victim];
+              const result = await strata(args, env);
+              ops++;
+              if (result.code === 0) {
+                removed.add(victim);
+                written.delete(victim);
+              } else unexpected.push({ worker: k, op, args, result });
+              continue;
+            }
           }
-          case 'pull':
-            args = ['pull', base];
-            break;
-          case 'tag': {
-            name = `w${k}-t${n}`;
-            args = ['tag', mine[random(mine.length)]!, name];
-            break;
-          }
-          default: {
-            const victim = mine.splice(random(mine.length), 1)[0]!;
-            live.delete(victim);
-            args = ['rmi', victim];
-            const result = await strata(args, env);
-            ops++;
-            if (result.code === 0) {
-              removed.add(victim);
-              written.delete(victim);
-            } else unexpected.push({ worker: k, op, args, result });
+          const result = await strata(args, env);
+          ops++;
+          if (result.code !== 0) {
+            (cross ? crossFailures : unexpected).push({ worker: k, op, args, result });
             continue;
           }
+          if (op === 'pull') pulled = true;
+          if (name) {
+            written.set(name, k);
+            mine.push(name);
+            live.add(name);
+          }
         }
-        const result = await strata(args, env);
-        ops++;
-        if (result.code !== 0) {
-          (cross ? crossFailures : unexpected).push({ worker: k, op, args, result });
-          continue;
-        }
-        if (op === 'pull') pulled = true;
-        if (name) {
-          written.set(name, k);
-          mine.push(name);
-          live.add(name);
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: WORKERS }, (_, k) => worker(k)));
+      };
+      await Promise.all(Array.from({ length: WORKERS }, (_, k) => worker(k)));
 
-    expect(unexpected.map((u) => `${u.args.join(' ')}: ${u.result.stderr}`)).toEqual([]);
-    // An append on an image another worker was removing may find it gone; never anything else.
-    for (const f of crossFailures) expect(f.result.stderr).toMatch(/is not in the local store|is missing from/);
-    expect(ops).toBeGreaterThan(WORKERS * 2);
+      expect(unexpected.map((u) => `${u.args.join(' ')}: ${u.result.stderr}`)).toEqual([]);
+      // An append on an image another worker was removing may find it gone; never anything else.
+      for (const f of crossFailures) expect(f.result.stderr).toMatch(/is not in the local store|is missing from/);
+      expect(ops).toBeGreaterThan(WORKERS * 2);
 
-    const listed = JSON.parse((await strata(['images', '--format', 'json'], env)).stdout) as Array<{ name: string; fullName: string }>;
-    const names = new Set(listed.map((i) => i.name.replace(/:latest$/, '')));
-    expect([...written.keys()].filter((n) => !names.has(n))).toEqual([]);
-    expect([...removed].filter((n) => names.has(n))).toEqual([]);
-    if (pulled) expect(names.has(base)).toBe(true);
+      const listed = JSON.parse((await strata(['images', '--format', 'json'], env)).stdout) as Array<{ name: string; fullName: string }>;
+      const names = new Set(listed.map((i) => i.name.replace(/:latest$/, '')));
+      expect([...written.keys()].filter((n) => !names.has(n))).toEqual([]);
+      expect([...removed].filter((n) => names.has(n))).toEqual([]);
+      if (pulled) expect(names.has(base)).toBe(true);
 
-    // Every blob is what its name says; nothing half-written, no lease, no temp file is left.
-    const blobDir = join(store, 'oci', 'blobs', 'sha256');
-    for (const hex of await readdir(blobDir)) expect(await sha256File(join(blobDir, hex)), hex).toBe(hex);
-    expect(await readdir(join(store, 'leases')).catch(() => [])).toEqual([]);
-    expect(await readdir(join(store, 'tmp', 'blobs')).catch(() => [])).toEqual([]);
+      // Every blob is what its name says; nothing half-written, no lease, no temp file is left.
+      const blobDir = join(store, 'oci', 'blobs', 'sha256');
+      for (const hex of await readdir(blobDir)) expect(await sha256File(join(blobDir, hex)), hex).toBe(hex);
+      expect(await readdir(join(store, 'leases')).catch(() => [])).toEqual([]);
+      expect(await readdir(join(store, 'tmp', 'blobs')).catch(() => [])).toEqual([]);
 
-    // Every listed image is complete: strata copies it out and skopeo reads every blob of the copy.
-    const out = join(work, 'out');
-    await pool(listed.map((image, i) => ({ image, i })), 4, async ({ image, i }) => {
-      const copied = await strata(['copy', image.fullName, `oci:${out}-${i}:img`], env);
-      expect(copied.code, `${image.name}: ${copied.stderr}`).toBe(0);
-      const read = await tool('skopeo', ['copy', '--insecure-policy', `oci:${out}-${i}:img`, `dir:${join(work, `dir-${i}`)}`]);
-      expect(read.code, `${image.name}: ${read.stderr}`).toBe(0);
-    });
-    process.stderr.write(`store stress: ${ops} commands in ${SECONDS} s, ${listed.length} images, ${removed.size} removed, ${crossFailures.length} appends lost their base to an rmi\n`);
-  }, (SECONDS + 240) * 1000);
+      // Every listed image is complete: strata copies it out and skopeo reads every blob of the copy.
+      const out = join(work, 'out');
+      await pool(
+        listed.map((image, i) => ({ image, i })),
+        4,
+        async ({ image, i }) => {
+          const copied = await strata(['copy', image.fullName, `oci:${out}-${i}:img`], env);
+          expect(copied.code, `${image.name}: ${copied.stderr}`).toBe(0);
+          const read = await tool('skopeo', ['copy', '--insecure-policy', `oci:${out}-${i}:img`, `dir:${join(work, `dir-${i}`)}`]);
+          expect(read.code, `${image.name}: ${read.stderr}`).toBe(0);
+        },
+      );
+      process.stderr.write(
+        `store stress: ${ops} commands in ${SECONDS} s, ${listed.length} images, ${removed.size} removed, ${crossFailures.length} appends lost their base to an rmi\n`,
+      );
+    },
+    (SECONDS + 240) * 1000,
+  );
 });
 
 describeWithTools(['skopeo'], 'rmi of a base while a build reads it', () => {

@@ -6,7 +6,12 @@ describe('--annotation', () => {
     expect(parseAnnotation('org.opencontainers.image.title=app')).toEqual({ targets: ['manifest'], key: 'org.opencontainers.image.title', value: 'app' });
     expect(parseAnnotation('index:a=b=c')).toEqual({ targets: ['index'], platform: undefined, key: 'a', value: 'b=c' });
     expect(parseAnnotation('manifest,index:k=')).toEqual({ targets: ['manifest', 'index'], platform: undefined, key: 'k', value: '' });
-    expect(parseAnnotation('manifest-descriptor[linux/arm64]:k=v')).toEqual({ targets: ['manifest-descriptor'], platform: 'linux/arm64', key: 'k', value: 'v' });
+    expect(parseAnnotation('manifest-descriptor[linux/arm64]:k=v')).toEqual({
+      targets: ['manifest-descriptor'],
+      platform: 'linux/arm64',
+      key: 'k',
+      value: 'v',
+    });
     expect(parseAnnotation('manifest[linux/arm64/v8]:k=v').platform).toBe('linux/arm64');
     expect(() => parseAnnotation('novalue')).toThrow(/KEY=VALUE/);
     expect(() => parseAnnotation('bogus:k=v')).toThrow(/unknown type "bogus"/);

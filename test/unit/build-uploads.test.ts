@@ -48,14 +48,16 @@ describe('UploadingIngester', () => {
     };
     let aborted = false;
     const stuck: StreamUpload = (_bytes, _stored, signal) =>
-      new Promise((_resolve, reject) => signal.addEventListener(
-        'abort',
-        () => {
-          aborted = true;
-          reject(signal.reason);
-        },
-        { once: true },
-      ));
+      new Promise((_resolve, reject) =>
+        signal.addEventListener(
+          'abort',
+          () => {
+            aborted = true;
+            reject(signal.reason);
+          },
+          { once: true },
+        ),
+      );
     const result = await new UploadingIngester(store, [failing, stuck], { stallMs: 50 }).ingestBlob(source());
     expect(store.blobs.get(result.digest)?.equals(payload)).toBe(true);
     expect(aborted).toBe(true);

@@ -14,7 +14,14 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-const cli = (env: Record<string, string>): CliContext => ({ stdin: new PassThrough(), stdout: new PassThrough(), stderr: new PassThrough(), env, cwd: work, isTty: false });
+const cli = (env: Record<string, string>): CliContext => ({
+  stdin: new PassThrough(),
+  stdout: new PassThrough(),
+  stderr: new PassThrough(),
+  env,
+  cwd: work,
+  isTty: false,
+});
 
 describe('the config file', () => {
   it('is found through STRATA_CONFIG, else XDG_CONFIG_HOME, else ~/.config', () => {

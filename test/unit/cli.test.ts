@@ -137,14 +137,30 @@ describe('strata CLI: local store', () => {
 
   it('append -t, then images, tag, inspect, rmi', async () => {
     const root = await layerDir();
-    const appended = await strata(['append', '--platform', 'linux/amd64', '--layer', `${root}:/app`, '--set-env', 'MODE=prod', '--set-cmd', '["/app/run.sh"]', '-t', 'x']);
+    const appended = await strata([
+      'append',
+      '--platform',
+      'linux/amd64',
+      '--layer',
+      `${root}:/app`,
+      '--set-env',
+      'MODE=prod',
+      '--set-cmd',
+      '["/app/run.sh"]',
+      '-t',
+      'x',
+    ]);
     expect(appended.stderr).toBe('');
     expect(appended.code).toBe(0);
     const digest = appended.stdout.trim();
     expect(digest).toMatch(/^sha256:[a-f0-9]{64}$/);
 
     // Same inputs, same SOURCE_DATE_EPOCH: the same digest.
-    expect((await strata(['append', '--platform', 'linux/amd64', '--layer', `${root}:/app`, '--set-env', 'MODE=prod', '--set-cmd', '["/app/run.sh"]', '-t', 'x'])).stdout.trim()).toBe(digest);
+    expect(
+      (
+        await strata(['append', '--platform', 'linux/amd64', '--layer', `${root}:/app`, '--set-env', 'MODE=prod', '--set-cmd', '["/app/run.sh"]', '-t', 'x'])
+      ).stdout.trim(),
+    ).toBe(digest);
 
     const listed = await strata(['images']);
     expect(listed.stdout).toContain('x:latest');
@@ -160,7 +176,14 @@ describe('strata CLI: local store', () => {
 
     const inspected = await strata(['inspect', '--format', 'json', 'y:2']);
     expect(inspected.code).toBe(0);
-    const report = JSON.parse(inspected.stdout) as { digest: string; platform: string; config: { env: string[]; cmd: string[] }; layers: unknown[]; history: Array<{ createdBy: string; emptyLayer: boolean }>; created: string };
+    const report = JSON.parse(inspected.stdout) as {
+      digest: string;
+      platform: string;
+      config: { env: string[]; cmd: string[] };
+      layers: unknown[];
+      history: Array<{ createdBy: string; emptyLayer: boolean }>;
+      created: string;
+    };
     expect(report.digest).toBe(digest);
     expect(report.platform).toBe('linux/amd64');
     expect(report.config.env).toContain('MODE=prod');

@@ -24,7 +24,12 @@ async function caught(work: Promise<unknown> | (() => unknown)): Promise<StrataE
 /** Pipes chunks through `through`, collecting what comes out (and how many chunks passed before a failure). */
 async function pump(chunks: Buffer[], through: NodeJS.ReadWriteStream & Writable): Promise<{ out: Buffer; passed: number }> {
   const got: Buffer[] = [];
-  const sink = new Writable({ write(chunk: Buffer, _e, cb) { got.push(chunk); cb(); } });
+  const sink = new Writable({
+    write(chunk: Buffer, _e, cb) {
+      got.push(chunk);
+      cb();
+    },
+  });
   const result = { out: Buffer.alloc(0), passed: 0 };
   try {
     await pipeline(Readable.from(chunks), through, sink);
@@ -94,7 +99,12 @@ describe('VerifyingStream', () => {
     let passed = -1;
     const stream = new VerifyingStream({ digest: HELLO_DIGEST, size: 11 });
     const got: Buffer[] = [];
-    const sink = new Writable({ write(chunk: Buffer, _e, cb) { got.push(chunk); cb(); } });
+    const sink = new Writable({
+      write(chunk: Buffer, _e, cb) {
+        got.push(chunk);
+        cb();
+      },
+    });
     const error = await caught(pipeline(Readable.from(chunks), stream, sink));
     passed = got.length;
     expect(error.code).toBe('E_SIZE_MISMATCH');

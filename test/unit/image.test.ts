@@ -136,7 +136,11 @@ describe('serializeImage', () => {
     if (parsed.kind !== 'manifest') throw new Error('expected a manifest');
     expect(parsed.mediaType).toBe(MediaType.DockerManifest);
     expect(parsed.manifest.config.mediaType).toBe(MediaType.DockerConfig);
-    expect(parsed.manifest.layers.map((l) => l.mediaType)).toEqual([MediaType.DockerLayerGzip, MediaType.DockerLayerGzip, 'application/vnd.docker.image.rootfs.diff.tar']);
+    expect(parsed.manifest.layers.map((l) => l.mediaType)).toEqual([
+      MediaType.DockerLayerGzip,
+      MediaType.DockerLayerGzip,
+      'application/vnd.docker.image.rootfs.diff.tar',
+    ]);
     expect(parsed.manifest.layers.map((l) => l.digest)).toEqual(image.layers.map((l) => l.descriptor.digest));
   });
 

@@ -34,7 +34,14 @@ const config: ImageConfig = {
   ],
 };
 
-const input = (over: Partial<InspectInput> = {}): InspectInput => ({ name: 'app:latest', top: manifestDescriptor, manifestDescriptor, manifest, config, ...over });
+const input = (over: Partial<InspectInput> = {}): InspectInput => ({
+  name: 'app:latest',
+  top: manifestDescriptor,
+  manifestDescriptor,
+  manifest,
+  config,
+  ...over,
+});
 
 describe('buildInspectReport', () => {
   it('pairs each non-empty history step with the next layer', () => {
@@ -108,7 +115,11 @@ describe('buildInspectReport', () => {
     const indexDescriptor: Descriptor = { mediaType: MediaType.OciIndex, digest: digestOf('index'), size: 700 };
     const other: Descriptor = { mediaType: MediaType.OciManifest, digest: digestOf('other'), size: 410, platform: { os: 'linux', architecture: 'amd64' } };
     const attestation: Descriptor = { mediaType: MediaType.OciManifest, digest: digestOf('att'), size: 300 };
-    const index: Index = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [{ ...manifestDescriptor, platform: { os: 'linux', architecture: 'arm', variant: 'v7' } }, other, attestation] };
+    const index: Index = {
+      schemaVersion: 2,
+      mediaType: MediaType.OciIndex,
+      manifests: [{ ...manifestDescriptor, platform: { os: 'linux', architecture: 'arm', variant: 'v7' } }, other, attestation],
+    };
     const report = buildInspectReport(input({ top: indexDescriptor, index }));
     expect(report.digest).toBe(indexDescriptor.digest);
     expect(report.mediaType).toBe(MediaType.OciIndex);

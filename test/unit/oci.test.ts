@@ -28,9 +28,23 @@ function thrown(fn: () => unknown): StrataError {
 const D1 = digestOf('config');
 const D2 = digestOf('layer');
 const descriptor = (mediaType: string, digest = D1, size = 6) => ({ mediaType, digest, size });
-const ociManifest = { schemaVersion: 2, mediaType: MediaType.OciManifest, config: descriptor(MediaType.OciConfig), layers: [descriptor(MediaType.OciLayerGzip, D2, 5)] };
-const dockerManifest = { schemaVersion: 2, mediaType: MediaType.DockerManifest, config: descriptor(MediaType.DockerConfig), layers: [descriptor(MediaType.DockerLayerGzip, D2, 5)] };
-const ociIndex = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [{ ...descriptor(MediaType.OciManifest), platform: { os: 'linux', architecture: 'amd64' } }] };
+const ociManifest = {
+  schemaVersion: 2,
+  mediaType: MediaType.OciManifest,
+  config: descriptor(MediaType.OciConfig),
+  layers: [descriptor(MediaType.OciLayerGzip, D2, 5)],
+};
+const dockerManifest = {
+  schemaVersion: 2,
+  mediaType: MediaType.DockerManifest,
+  config: descriptor(MediaType.DockerConfig),
+  layers: [descriptor(MediaType.DockerLayerGzip, D2, 5)],
+};
+const ociIndex = {
+  schemaVersion: 2,
+  mediaType: MediaType.OciIndex,
+  manifests: [{ ...descriptor(MediaType.OciManifest), platform: { os: 'linux', architecture: 'amd64' } }],
+};
 const dockerList = { ...ociIndex, mediaType: MediaType.DockerManifestList, manifests: [descriptor(MediaType.DockerManifest)] };
 
 describe('canonicalJson', () => {
@@ -213,7 +227,7 @@ describe('platform', () => {
   });
 
   const arm64 = (variant?: string): { os: string; architecture: string; variant?: string } =>
-    (variant === undefined ? { os: 'linux', architecture: 'arm64' } : { os: 'linux', architecture: 'arm64', variant });
+    variant === undefined ? { os: 'linux', architecture: 'arm64' } : { os: 'linux', architecture: 'arm64', variant };
 
   it('treats a missing arm64 variant and v8 alike, both ways (Docker Hub indexes say v8)', () => {
     for (const wanted of [undefined, '8', 'v8', 'v8.0']) {

@@ -73,7 +73,10 @@ async function helperDbContents(): Promise<Record<string, { Username: string; Se
 
 async function helperVerbs(): Promise<string[]> {
   try {
-    return (await readFile(helperLog, 'utf8')).trim().split('\n').filter((l) => l !== '');
+    return (await readFile(helperLog, 'utf8'))
+      .trim()
+      .split('\n')
+      .filter((l) => l !== '');
   } catch {
     return [];
   }
@@ -201,7 +204,9 @@ describe('credential lookup', () => {
   it('reports a failing helper by name and exit code, never its output', async () => {
     await writeJson(dockerConfig(), { credsStore: 'testhelper' });
     env['TESTHELPER_FAIL'] = '1';
-    const err = await store().get(HOST).catch((e: unknown) => e);
+    const err = await store()
+      .get(HOST)
+      .catch((e: unknown) => e);
     expect(isStrataError(err, 'E_CREDENTIALS')).toBe(true);
     const text = `${(err as Error).message} ${String((err as { hint?: string }).hint)}`;
     expect(text).toContain('docker-credential-testhelper');
@@ -217,7 +222,9 @@ describe('credential lookup', () => {
   it('reports an unreadable config file by path without quoting it', async () => {
     await mkdir(dirname(dockerConfig()), { recursive: true });
     await writeFile(dockerConfig(), '{"auths": {"h": {"auth": "c2VjcmV0LXBhc3N3b3Jk"}}, oops');
-    const err = await store().get(HOST).catch((e: unknown) => e);
+    const err = await store()
+      .get(HOST)
+      .catch((e: unknown) => e);
     expect(isStrataError(err, 'E_CREDENTIALS')).toBe(true);
     expect((err as Error).message).toContain(dockerConfig());
     expect((err as Error).message).not.toContain('c2VjcmV0');
@@ -310,7 +317,9 @@ describe('login and logout', () => {
   it('reports a failing helper store without the secret', async () => {
     await writeJson(dockerConfig(), { credsStore: 'testhelper' });
     env['TESTHELPER_FAIL'] = '1';
-    const err = await store().login(HOST, { username: 'u', password: 'do-not-print-me' }).catch((e: unknown) => e);
+    const err = await store()
+      .login(HOST, { username: 'u', password: 'do-not-print-me' })
+      .catch((e: unknown) => e);
     expect(isStrataError(err, 'E_CREDENTIALS')).toBe(true);
     expect((err as Error).message).toMatch(/docker-credential-testhelper failed to store .* \(exit code 3\)/);
     expect(JSON.stringify({ m: (err as Error).message, h: (err as { hint?: string }).hint })).not.toContain('do-not-print-me');

@@ -65,12 +65,16 @@ describe('lock files', () => {
     const path = join(dir, 'index.json.lock');
     let inside = 0;
     let most = 0;
-    await Promise.all(Array.from({ length: 12 }, () => withLock(path, { owner: currentOwner() }, async () => {
-      inside++;
-      most = Math.max(most, inside);
-      await sleep(2);
-      inside--;
-    })));
+    await Promise.all(
+      Array.from({ length: 12 }, () =>
+        withLock(path, { owner: currentOwner() }, async () => {
+          inside++;
+          most = Math.max(most, inside);
+          await sleep(2);
+          inside--;
+        }),
+      ),
+    );
     expect(most).toBe(1);
     expect(await readdir(dir)).toEqual([]);
   });
@@ -105,7 +109,7 @@ describe('leases and the collector', () => {
     await lease.touch('sha256:bb');
     const dead = await deadOwner();
     await writeFile(join(leases, `${ownerTag(dead)}-123456`), 'sha256:cc\n');
-    expect([...await readLiveLeases(leases, currentOwner())].sort()).toEqual(['sha256:aa', 'sha256:bb']);
+    expect([...(await readLiveLeases(leases, currentOwner()))].sort()).toEqual(['sha256:aa', 'sha256:bb']);
     expect((await readdir(leases)).length).toBe(1);
     lease.release();
     expect(await readdir(leases)).toEqual([]);
@@ -160,7 +164,18 @@ describe('context stat caches saved by two builds of one context', () => {
     const root = join(dir, 'ctx');
     const file = join(dir, 'stats.json');
     const entry = (name: string, ino: number): ContextEntry => ({
-      relPath: name, absPath: join(root, name), type: 'file', mode: 0o644, size: 1, mtimeMs: 1, uid: 0, gid: 0, rdev: 0, dev: 1, ino, nlink: 1,
+      relPath: name,
+      absPath: join(root, name),
+      type: 'file',
+      mode: 0o644,
+      size: 1,
+      mtimeMs: 1,
+      uid: 0,
+      gid: 0,
+      rdev: 0,
+      dev: 1,
+      ino,
+      nlink: 1,
     });
     const a = new ContextStatCache(root);
     const b = new ContextStatCache(root);

@@ -57,8 +57,14 @@ function json(value: unknown, mediaType: string): { descriptor: Descriptor; byte
 function sampleImage(seed = 'a') {
   const config = json({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, seed }, MediaType.OciConfig);
   const layers = [blob(`layer one ${seed}`, MediaType.OciLayerGzip), blob(`layer two ${seed}`, MediaType.OciLayerGzip)];
-  const manifest = json({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: config.descriptor, layers: layers.map((l) => l.descriptor) }, MediaType.OciManifest);
-  const index = json({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [{ ...manifest.descriptor, platform: { os: 'linux', architecture: 'amd64' } }] }, MediaType.OciIndex);
+  const manifest = json(
+    { schemaVersion: 2, mediaType: MediaType.OciManifest, config: config.descriptor, layers: layers.map((l) => l.descriptor) },
+    MediaType.OciManifest,
+  );
+  const index = json(
+    { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [{ ...manifest.descriptor, platform: { os: 'linux', architecture: 'amd64' } }] },
+    MediaType.OciIndex,
+  );
   return { config, layers, manifest, index, all: [config, ...layers, manifest, index] };
 }
 
@@ -93,7 +99,12 @@ describe('FileBlobStore', () => {
     const a = blob('from a stream');
     const b = blob('from an iterable');
     await store.putBlob(a.descriptor, Readable.from([a.bytes.subarray(0, 4), a.bytes.subarray(4)]));
-    await store.putBlob(b.descriptor, (async function* () { yield b.bytes; })());
+    await store.putBlob(
+      b.descriptor,
+      (async function* () {
+        yield b.bytes;
+      })(),
+    );
     expect((await store.readBlob(a.descriptor)).equals(a.bytes)).toBe(true);
     expect((await store.readBlob(b.descriptor)).equals(b.bytes)).toBe(true);
   });
@@ -438,7 +449,12 @@ describe('extractImageArchive', () => {
     expect(error.code).toBe('E_LAYER_UNSAFE');
     expect(error.message).toContain(file);
     expect(await filesUnder(dir)).toEqual(['deep/out/index.json', 'evil.tar']);
-    expect(await stat('/tmp/strata-abs-escape').then(() => true, () => false)).toBe(false);
+    expect(
+      await stat('/tmp/strata-abs-escape').then(
+        () => true,
+        () => false,
+      ),
+    ).toBe(false);
   });
 
   // BUG (src/store/archive.ts, extractImageArchive, lines 31-51): when the loop throws (a refused
@@ -455,7 +471,12 @@ describe('extractImageArchive', () => {
   it('refuses a file that is not a tar with E_LAYOUT_INVALID and nothing unhandled', async () => {
     const file = join(dir, 'junk.tar');
     await writeFile(file, Buffer.alloc(2048, 7));
-    const { result, unhandled } = await recordingUnhandled(() => extractImageArchive(file, join(dir, 'out')).then(() => undefined, (e: unknown) => e));
+    const { result, unhandled } = await recordingUnhandled(() =>
+      extractImageArchive(file, join(dir, 'out')).then(
+        () => undefined,
+        (e: unknown) => e,
+      ),
+    );
     expect(unhandled).toEqual([]);
     expect(result).toBeInstanceOf(StrataError);
     expect((result as StrataError).code).toBe('E_LAYOUT_INVALID');
@@ -502,7 +523,15 @@ describe('writeDeterministicTar', () => {
 
   it('leaves no temp file when a member fails to open', async () => {
     await mkdir(join(dir, 'o'));
-    const bad = [{ name: 'x', size: 1, open: async (): Promise<Readable> => { throw new StrataError('E_IO', 'cannot open x'); } }];
+    const bad = [
+      {
+        name: 'x',
+        size: 1,
+        open: async (): Promise<Readable> => {
+          throw new StrataError('E_IO', 'cannot open x');
+        },
+      },
+    ];
     expect((await caught(writeDeterministicTar(join(dir, 'o', 'bad.tar'), bad))).code).toBe('E_IO');
     expect(await readdir(join(dir, 'o'))).toEqual([]);
   });

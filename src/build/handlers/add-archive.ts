@@ -60,9 +60,10 @@ async function readHead(path: string, bytes: number): Promise<Buffer> {
 
 /** The first 512 decompressed bytes (fewer when the content is shorter). */
 async function decompressedHead(path: string, kind: Exclude<ArchiveKind, 'tar'>): Promise<Buffer> {
-  const source: Readable = kind === 'gzip'
-    ? createReadStream(path).pipe(createGunzip())
-    : spawn(kind === 'bzip2' ? 'bzip2' : 'xz', ['-dc', path], { stdio: ['ignore', 'pipe', 'ignore'] }).stdout;
+  const source: Readable =
+    kind === 'gzip'
+      ? createReadStream(path).pipe(createGunzip())
+      : spawn(kind === 'bzip2' ? 'bzip2' : 'xz', ['-dc', path], { stdio: ['ignore', 'pipe', 'ignore'] }).stdout;
   const chunks: Buffer[] = [];
   let size = 0;
   try {
@@ -111,10 +112,21 @@ export async function archiveRoot(session: BuildSession, path: string, at: strin
 async function decompressWith(program: 'bzip2' | 'xz', input: string, output: string, at: string): Promise<void> {
   const child = spawn(program, ['-dc'], { stdio: ['pipe', 'pipe', 'ignore'] });
   const exited = new Promise<number>((resolve, reject) => {
-    child.on('error', (cause) => reject(new StrataError('E_BUILD', `${at}: ADD needs the ${program} program to unpack ${input}`, { hint: `install it (apt-get install ${program === 'xz' ? 'xz-utils' : 'bzip2'})`, cause })));
+    child.on('error', (cause) =>
+      reject(
+        new StrataError('E_BUILD', `${at}: ADD needs the ${program} program to unpack ${input}`, {
+          hint: `install it (apt-get install ${program === 'xz' ? 'xz-utils' : 'bzip2'})`,
+          cause,
+        }),
+      ),
+    );
     child.on('close', (code) => resolve(code ?? 1));
   });
-  await Promise.all([pipeline(createReadStream(input), child.stdin), pipeline(child.stdout, createWriteStream(output)), exited.then((code) => {
-    if (code !== 0) throw new StrataError('E_BUILD', `${at}: ${program} could not decompress ${input} (exit ${code})`);
-  })]);
+  await Promise.all([
+    pipeline(createReadStream(input), child.stdin),
+    pipeline(child.stdout, createWriteStream(output)),
+    exited.then((code) => {
+      if (code !== 0) throw new StrataError('E_BUILD', `${at}: ${program} could not decompress ${input} (exit ${code})`);
+    }),
+  ]);
 }

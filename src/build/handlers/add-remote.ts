@@ -6,7 +6,19 @@ import { listSourceTree, sourceRootForDirectory, type ContextEntry } from '../..
 import type { AddInstruction } from '../../dockerfile/index.js';
 import type { ImageFsIndex } from '../../layer/index.js';
 import { canonicalJsonBytes } from '../../oci/index.js';
-import { GitTreeCache, HttpDownloadCache, fetchGit, isGitSource, resolveGitRef, isHttpSource, parseGitSource, redactUrl, redactUrlsIn, type FetchedUrl, type GitCheckout } from '../../remote/index.js';
+import {
+  GitTreeCache,
+  HttpDownloadCache,
+  fetchGit,
+  isGitSource,
+  resolveGitRef,
+  isHttpSource,
+  parseGitSource,
+  redactUrl,
+  redactUrlsIn,
+  type FetchedUrl,
+  type GitCheckout,
+} from '../../remote/index.js';
 import { stepCacheKey, stepDefinitionKey } from '../cache.js';
 import { parseChmod } from '../chmod.js';
 import { imageFilesystem } from '../imagefs.js';
@@ -50,12 +62,19 @@ export async function runAddRemote(state: StageState, ins: AddInstruction, sessi
   const { at } = w;
   const local = w.sources.filter((s) => !isRemoteSource(s));
   if (local.length > 0) {
-    throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: ADD mixes remote sources with context paths (${local.join(', ')}); strata takes them in separate ADD lines`);
+    throw new StrataError(
+      'E_DOCKERFILE_INSTRUCTION',
+      `${at}: ADD mixes remote sources with context paths (${local.join(', ')}); strata takes them in separate ADD lines`,
+    );
   }
-  if (ins.sourceContents.length > 0) throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: ADD mixes remote sources with heredocs; give them separate ADD lines`);
+  if (ins.sourceContents.length > 0)
+    throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: ADD mixes remote sources with heredocs; give them separate ADD lines`);
   const destIsDirSyntax = w.destAbs.endsWith('/') || w.destAbs.endsWith('/.');
   if (w.sources.length > 1 && !destIsDirSyntax) {
-    throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: when using ADD with more than one source file, the destination must be a directory and end with a /`);
+    throw new StrataError(
+      'E_DOCKERFILE_INSTRUCTION',
+      `${at}: when using ADD with more than one source file, the destination must be a directory and end with a /`,
+    );
   }
   // For a repository, --checksum is the commit the ref must resolve to (BuildKit's `ADD --checksum=<commit> <git>`).
   const gitCommit = ins.checksum !== undefined && w.sources.length === 1 && isGitSource(w.sources[0]!) ? ins.checksum : undefined;
@@ -69,8 +88,16 @@ export async function runAddRemote(state: StageState, ins: AddInstruction, sessi
   const unpack = ins.unpack === true;
   // As a COPY's: the layer chain below (or, for --link, the user databases --chown reads) and the words.
   const words = {
-    sources: w.sources, dest: w.destAbs, chown: w.chown ?? null, chmod: w.chmod ?? null, link: ins.link, excludes: w.excludes,
-    unpack, checksum: checksum ?? gitCommit ?? null, keepGitDir: ins.keepGitDir, ...layerStepWords(session),
+    sources: w.sources,
+    dest: w.destAbs,
+    chown: w.chown ?? null,
+    chmod: w.chmod ?? null,
+    link: ins.link,
+    excludes: w.excludes,
+    unpack,
+    checksum: checksum ?? gitCommit ?? null,
+    keepGitDir: ins.keepGitDir,
+    ...layerStepWords(session),
   };
   const definitionParts = { kind: 'ADD', parent: await copyParentKey(ins.link, w.chown, session, state), words };
   const definition = stepDefinitionKey(definitionParts);
@@ -90,10 +117,19 @@ export async function runAddRemote(state: StageState, ins: AddInstruction, sessi
   const fetched = await fetchAll(w.sources, session, at, ins, undefined);
   for (const f of fetched) {
     if (gitCommit !== undefined && f.kind === 'git' && !f.checkout.commit.startsWith(gitCommit)) {
-      throw new StrataError('E_DIGEST_MISMATCH', `${at}: ADD failed: ${redactUrl(f.source)} is at commit ${f.checkout.commit}, but --checksum expects ${gitCommit}`);
+      throw new StrataError(
+        'E_DIGEST_MISMATCH',
+        `${at}: ADD failed: ${redactUrl(f.source)} is at commit ${f.checkout.commit}, but --checksum expects ${gitCommit}`,
+      );
     }
   }
-  const key = keyFor(fetched.map((f) => (f.kind === 'http' ? { url: f.url, digest: f.file.digest, lastModified: f.file.lastModified ?? null } : gitKeyPart(f.source, f.checkout.tree, f.mtime, ins.keepGitDir ? f.checkout.commit : null))));
+  const key = keyFor(
+    fetched.map((f) =>
+      f.kind === 'http'
+        ? { url: f.url, digest: f.file.digest, lastModified: f.file.lastModified ?? null }
+        : gitKeyPart(f.source, f.checkout.tree, f.mtime, ins.keepGitDir ? f.checkout.commit : null),
+    ),
+  );
   if (await replayCached(state, session, key, createdBy)) return 'cached';
   await write(state, session, ins, w, fetched, key, definition, unpack);
   return 'done';
@@ -109,7 +145,12 @@ function gitTreeCache(session: BuildSession): GitTreeCache {
 }
 
 /** The key parts of an ADD of repositories only, from `git ls-remote` and earlier checkouts; undefined when any needs a fetch. */
-async function gitKeysWithoutFetch(sources: readonly string[], session: BuildSession, keepGitDir: boolean, pinned: string | undefined): Promise<unknown[] | undefined> {
+async function gitKeysWithoutFetch(
+  sources: readonly string[],
+  session: BuildSession,
+  keepGitDir: boolean,
+  pinned: string | undefined,
+): Promise<unknown[] | undefined> {
   if (!sources.every((s) => isGitSource(s) && !isHttpSource(s))) return undefined;
   const parts: unknown[] = [];
   for (const text of sources) {
@@ -190,13 +231,23 @@ async function fetchRepository(text: string, session: BuildSession, keepGitDir: 
       ssh: session.input.ssh,
       env: session.deps.hostEnv,
       signal: session.deps.signal,
-    }));
+    }),
+  );
   await gitTreeCache(session).put({ commit: checkout.commit, subdir: source.subdir, tree: checkout.tree, commitTime: checkout.commitTime });
   const mtime = session.input.sourceDateEpoch ?? checkout.commitTime;
   return { kind: 'git', source: text, checkout, mtime };
 }
 
-async function write(state: StageState, session: BuildSession, ins: AddInstruction, w: RemoteAddWords, fetched: readonly Fetched[], key: Digest, definition: Digest, unpack: boolean): Promise<void> {
+async function write(
+  state: StageState,
+  session: BuildSession,
+  ins: AddInstruction,
+  w: RemoteAddWords,
+  fetched: readonly Fetched[],
+  key: Digest,
+  definition: Digest,
+  unpack: boolean,
+): Promise<void> {
   const fs: ImageFsIndex | undefined = ins.link ? undefined : await imageFilesystem(session, state.image, state.reader);
   const owner = w.chown !== undefined ? await w.ownership(w.chown, fs) : { uid: 0, gid: 0 };
   const chmod = w.chmod !== undefined ? parseChmod(w.chmod, w.at) : undefined;
@@ -216,8 +267,18 @@ async function write(state: StageState, session: BuildSession, ins: AddInstructi
       }
       const st = await lstat(f.file.path);
       const entry: ContextEntry = {
-        relPath: '', absPath: f.file.path, type: 'file', mode: 0o600, size: st.size, mtimeMs: f.mtime * 1000,
-        uid: 0, gid: 0, rdev: 0, dev: st.dev, ino: st.ino, nlink: 1,
+        relPath: '',
+        absPath: f.file.path,
+        type: 'file',
+        mode: 0o600,
+        size: st.size,
+        mtimeMs: f.mtime * 1000,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        dev: st.dev,
+        ino: st.ino,
+        nlink: 1,
       };
       plan.add(intoDir ? layerPath(destDir, f.name) : layerPath(destFile, ''), entry);
       continue;

@@ -57,7 +57,11 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
   if (ins.kind === 'ADD' && sources.some(isRemoteSource)) {
     const workdir = state.image.config.config?.WorkingDir || '/';
     return runAddRemote(state, ins, session, {
-      at, sources, excludes, chown: chownSpec, chmod: chmodSpec,
+      at,
+      sources,
+      excludes,
+      chown: chownSpec,
+      chmod: chmodSpec,
       destAbs: dest.startsWith('/') ? dest : posix.join(workdir, dest) + (dest.endsWith('/') || dest === '.' ? '/' : ''),
       ownership: (spec, fs) => ownership(spec, fs, session, state, at),
     });
@@ -68,7 +72,10 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
   const destIsDirSyntax = destAbs.endsWith('/') || destAbs.endsWith('/.') || dest === '.';
   const inlineCount = ins.sourceContents.length;
   if (sources.length + inlineCount > 1 && !destIsDirSyntax) {
-    throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: when using ${ins.kind} with more than one source file, the destination must be a directory and end with a /`);
+    throw new StrataError(
+      'E_DOCKERFILE_INSTRUCTION',
+      `${at}: when using ${ins.kind} with more than one source file, the destination must be a directory and end with a /`,
+    );
   }
 
   const inline = ins.sourceContents.map((c) => ({ path: c.path, text: c.expand ? expand(c.data) : c.data }));
@@ -77,8 +84,15 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
   // and its own resolved words.
   // ENV, LABEL and the rest of the config reach it only through these words.
   const words = {
-    sources, dest: destAbs, from: from ?? null, chown: chownSpec ?? null, chmod: chmodSpec ?? null, link: ins.link, parents, excludes,
-    unpack: ins.kind === 'ADD' ? ins.unpack ?? null : null,
+    sources,
+    dest: destAbs,
+    from: from ?? null,
+    chown: chownSpec ?? null,
+    chmod: chmodSpec ?? null,
+    link: ins.link,
+    parents,
+    excludes,
+    unpack: ins.kind === 'ADD' ? (ins.unpack ?? null) : null,
     inline: inline.map((c) => [c.path, digestOf(c.text)]),
     ...layerStepWords(session),
   };
@@ -127,7 +141,10 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
   const { listed } = listing;
   const matches = listing.resolved.flatMap((r) => r.matches);
   if (matches.length === 0 && inlineCount === 0) {
-    throw new StrataError('E_NOT_FOUND', `${at}: ${ins.kind} failed: no source files were specified (the patterns ${sources.map((s) => JSON.stringify(s)).join(', ')} match nothing)`);
+    throw new StrataError(
+      'E_NOT_FOUND',
+      `${at}: ${ins.kind} failed: no source files were specified (the patterns ${sources.map((s) => JSON.stringify(s)).join(', ')} match nothing)`,
+    );
   }
   const keyEntries = listed.flat();
   const keyPaths = matches.flatMap((m, i) => listed[i]!.map((e) => `${i}/${m.matchedPath}/${e.relPath}`));
@@ -135,12 +152,19 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
   const statCache = from === undefined ? session.statCache : undefined;
   // keyEntries come match by match, each match's listing sorted: a deterministic order as it is.
   // With SOURCE_DATE_EPOCH the layer holds each file's mtime clamped to it, so the key holds it too.
-  const hashOptions = { includeOwnership: from !== undefined, statCache, paths: keyPaths, signal: session.deps.signal, mtimesUpTo: session.input.sourceDateEpoch };
+  const hashOptions = {
+    includeOwnership: from !== undefined,
+    statCache,
+    paths: keyPaths,
+    signal: session.deps.signal,
+    mtimesUpTo: session.input.sourceDateEpoch,
+  };
   // The sources are hashed before the work only when a hit is possible; otherwise their digests come
   // from the layer write, which reads every file anyway, and the key is computed after it.
   // A key from layer records (COPY --from an image) was tried above, and is the key the result is kept by.
   let sourcesDigest = recordedKey === undefined ? hashSourcesFromCache(keyEntries, hashOptions) : undefined;
-  if (recordedKey === undefined && sourcesDigest === undefined && (await session.cache?.mayHave(definition)) === true) sourcesDigest = await hashSources(keyEntries, hashOptions);
+  if (recordedKey === undefined && sourcesDigest === undefined && (await session.cache?.mayHave(definition)) === true)
+    sourcesDigest = await hashSources(keyEntries, hashOptions);
   const key = recordedKey ?? (sourcesDigest === undefined ? undefined : keyFor(sourcesDigest));
   if (key !== undefined && key !== recordedKey && (await replayCached(state, session, key, createdBy))) return 'cached';
   // What the COPY read, file by file (context files only, whose digests the stat cache holds), to name
@@ -157,7 +181,10 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
       }
       const epoch = session.input.sourceDateEpoch;
       const mtime = epoch === undefined ? null : Math.min(Math.floor(e.mtimeMs / 1000), epoch);
-      out.push([posix.relative(root.dir, e.absPath), digestHex(digestOf(JSON.stringify([e.type, e.mode, e.linkTarget ?? null, e.size, digest, mtime]))).slice(0, 12)]);
+      out.push([
+        posix.relative(root.dir, e.absPath),
+        digestHex(digestOf(JSON.stringify([e.type, e.mode, e.linkTarget ?? null, e.size, digest, mtime]))).slice(0, 12),
+      ]);
     }
     return out;
   };
@@ -172,7 +199,14 @@ export async function runCopy(state: StageState, ins: CopyInstruction | AddInstr
   const fs: ImageFsIndex | undefined = ins.link ? undefined : await imageFilesystem(session, state.image, state.reader);
   // Owners: --chown when given; else files from the context become 0:0, files from another stage
   // keep theirs (docker since moby#38599), and an ADDed archive's members keep theirs.
-  const owner = chownSpec !== undefined ? await ownership(chownSpec, fs, session, state, at) : from !== undefined ? 'keep' : ins.kind === 'ADD' ? 'keep-archive' : { uid: 0, gid: 0 };
+  const owner =
+    chownSpec !== undefined
+      ? await ownership(chownSpec, fs, session, state, at)
+      : from !== undefined
+        ? 'keep'
+        : ins.kind === 'ADD'
+          ? 'keep-archive'
+          : { uid: 0, gid: 0 };
   const chmod = chmodSpec !== undefined ? parseChmod(chmodSpec, at) : undefined;
   const dirMtime = Math.floor(new Date(session.created).getTime() / 1000);
   const plan = new CopyPlan(fs, owner === 'keep-archive' ? { uid: 0, gid: 0 } : owner, chmod, dirMtime);
@@ -243,7 +277,13 @@ function placeMatch(plan: CopyPlan, match: SourceMatch, entries: readonly Contex
  * instead of the layer chain, so it replays onto a changed base (BuildKit's rebase). Otherwise the chain.
  */
 
-async function ownership(spec: string, fs: ImageFsIndex | undefined, session: BuildSession, state: StageState, at: string): Promise<{ uid: number; gid: number }> {
+async function ownership(
+  spec: string,
+  fs: ImageFsIndex | undefined,
+  session: BuildSession,
+  state: StageState,
+  at: string,
+): Promise<{ uid: number; gid: number }> {
   let index = fs;
   if (!index && !isNumericOwner(spec)) index = await imageFilesystem(session, state.image, state.reader);
   try {

@@ -27,7 +27,7 @@ export async function replayCached(state: StageState, session: BuildSession, key
   // The key says what the step does, not how its layer is compressed: a layer cached in another compression
   // is written again rather than put in an image that asked for this one.
   if (layerCompression(cached.layer.descriptor.mediaType) !== (session.input.compression ?? 'gzip')) return false;
-  const created = session.input.sourceDateEpoch !== undefined ? session.created : cached.history.created ?? session.created;
+  const created = session.input.sourceDateEpoch !== undefined ? session.created : (cached.history.created ?? session.created);
   applyOutcome(state, { layer: cached.layer, history: { created, created_by: createdBy, comment: HISTORY_COMMENT } });
   return true;
 }
@@ -123,7 +123,13 @@ export async function explainMiss(
 }
 
 /** Records the key's components under its line, for the next miss to be compared with (never under --explain-cache). */
-export async function recordKey(session: BuildSession, ins: { kind: string; original: string }, key: Digest, components: KeyComponents, files?: FileList): Promise<void> {
+export async function recordKey(
+  session: BuildSession,
+  ins: { kind: string; original: string },
+  key: Digest,
+  components: KeyComponents,
+  files?: FileList,
+): Promise<void> {
   if (session.explainer === undefined || session.input.explainOnly === true) return;
   await session.explainer.record(cacheLine(ins), key, components, files);
 }

@@ -6,7 +6,16 @@ import type { RunInstruction } from '../../dockerfile/index.js';
 import type { RunMount } from '../../exec/index.js';
 import { hashSources, sourceRootForDirectory } from '../../context/index.js';
 import type { Platform } from '../../oci/index.js';
-import { RUN_EXCLUDES, captureChanges, copyUnpacked, extractImageToDirectory, snapshotRootfs, type ImageFsIndex, type LayerEntry, type RootfsSnapshot } from '../../layer/index.js';
+import {
+  RUN_EXCLUDES,
+  captureChanges,
+  copyUnpacked,
+  extractImageToDirectory,
+  snapshotRootfs,
+  type ImageFsIndex,
+  type LayerEntry,
+  type RootfsSnapshot,
+} from '../../layer/index.js';
 import { readFileSync } from 'node:fs';
 import { readInHostRoot, resolveInHostRoot } from '../host-root.js';
 import { PROXY_ARGS, expansionEnv } from '../args.js';
@@ -43,12 +52,26 @@ export async function runRun(state: StageState, ins: RunInstruction, session: Bu
   const env = [...expansionEnv(state.args, config.Env)].map(([k, v]) => `${k}=${v}`);
   const argsInScope = [...state.args].filter(([k]) => !PROXY_ARGS.has(k) && !(config.Env ?? []).some((e) => e.startsWith(`${k}=`)));
   const createdBy = `RUN ${argsInScope.length ? `|${argsInScope.length} ${argsInScope.map(([k, v]) => `${k}=${v}`).join(' ')} ` : ''}${args.join(' ')} # strata`;
-  const platform = { os: state.image.config.os, architecture: state.image.config.architecture, ...(state.image.config.variant ? { variant: state.image.config.variant } : {}) };
+  const platform = {
+    os: state.image.config.os,
+    architecture: state.image.config.architecture,
+    ...(state.image.config.variant ? { variant: state.image.config.variant } : {}),
+  };
   const components = await runKeyComponents(state, session, cc, { args, mountSpecs, network, platform });
   const key = stepCacheKey(components);
   if (session.deps.executor.name === 'none' && session.input.explainOnly !== true) {
     // Nothing can run: say so at the line before any work is done (the none executor throws).
-    await session.deps.executor.run({ rootfs: '', args, env: [], user: { uid: 0, gid: 0 }, workdir: '/', mounts: [], network, platform: { os: state.image.config.os, architecture: state.image.config.architecture }, where: cc.at });
+    await session.deps.executor.run({
+      rootfs: '',
+      args,
+      env: [],
+      user: { uid: 0, gid: 0 },
+      workdir: '/',
+      mounts: [],
+      network,
+      platform: { os: state.image.config.os, architecture: state.image.config.architecture },
+      where: cc.at,
+    });
   }
   if (await replayCached(state, session, key, createdBy)) return 'cached';
   await explainMiss(state, session, ins, key, components);
@@ -86,9 +109,7 @@ export async function runRun(state: StageState, ins: RunInstruction, session: Bu
       throw new StrataError('E_RUN_FAILED', `${cc.at}: RUN ${args.join(' ')} exited with code ${result.exitCode}`);
     }
     const captured = await captureChanges(rootfs, before, { exclude: mounts.map((m) => m.target), signal: session.deps.signal });
-    const changes = session.deps.privileged === true
-      ? captured
-      : mapOwners(captured, before, await imageFilesystem(session, state.image, state.reader), user);
+    const changes = session.deps.privileged === true ? captured : mapOwners(captured, before, await imageFilesystem(session, state.image, state.reader), user);
     await commitLayerStep(state, session, key, changes, createdBy);
     await recordKey(session, ins, key, components);
     state.rootfs = { dir: rootfs, layers: state.image.layers.length };
@@ -116,10 +137,12 @@ interface RunKeyInput {
  */
 async function runKeyComponents(state: StageState, session: BuildSession, cc: CopyContext, r: RunKeyInput): Promise<KeyComponents> {
   const config = state.image.config.config ?? {};
-  const env = valueDigests((config.Env ?? []).map((e) => {
-    const eq = e.indexOf('=');
-    return eq < 0 ? ([e, ''] as const) : ([e.slice(0, eq), e.slice(eq + 1)] as const);
-  }));
+  const env = valueDigests(
+    (config.Env ?? []).map((e) => {
+      const eq = e.indexOf('=');
+      return eq < 0 ? ([e, ''] as const) : ([e.slice(0, eq), e.slice(eq + 1)] as const);
+    }),
+  );
   const mounts: unknown[] = [];
   for (const m of r.mountSpecs) {
     const { source: _source, ...spec } = m;
@@ -129,7 +152,8 @@ async function runKeyComponents(state: StageState, session: BuildSession, cc: Co
           ...spec,
           source: m.source ?? null,
           content: await bindSourceDigest(m, session, cc).catch((cause: unknown) => {
-            if (isStrataError(cause)) throw new StrataError(cause.code, `${cc.at}: --mount source ${m.source ?? '/'}: ${cause.message}`, { hint: cause.hint, cause });
+            if (isStrataError(cause))
+              throw new StrataError(cause.code, `${cc.at}: --mount source ${m.source ?? '/'}: ${cause.message}`, { hint: cause.hint, cause });
             throw cause;
           }),
         });
@@ -249,7 +273,9 @@ async function privateRootfs(state: StageState, session: BuildSession): Promise<
     if (missing.length) {
       const records = await layerRecords(session, state.image);
       await extractImageToDirectory(missing, state.reader, state.rootfs.dir, {
-        privileged: session.deps.privileged === true, signal: session.deps.signal, records: { ...records, diffIds: records.diffIds.slice(state.rootfs.layers) },
+        privileged: session.deps.privileged === true,
+        signal: session.deps.signal,
+        records: { ...records, diffIds: records.diffIds.slice(state.rootfs.layers) },
       });
       state.rootfs.layers = layers.length;
     }
@@ -266,9 +292,16 @@ async function privateRootfs(state: StageState, session: BuildSession): Promise<
   const from = snapshot === undefined ? 0 : base;
   if (snapshot !== undefined) await copyUnpacked(snapshot, dir, privileged);
   if (from < layers.length) {
-    await extractImageToDirectory(layers.slice(from).map((l) => l.descriptor), state.reader, dir, {
-      privileged, signal: session.deps.signal, records: { ...records, diffIds: records.diffIds.slice(from) },
-    });
+    await extractImageToDirectory(
+      layers.slice(from).map((l) => l.descriptor),
+      state.reader,
+      dir,
+      {
+        privileged,
+        signal: session.deps.signal,
+        records: { ...records, diffIds: records.diffIds.slice(from) },
+      },
+    );
   }
   state.rootfs = { dir, layers: layers.length };
   return dir;
@@ -291,7 +324,9 @@ async function resolveMount(spec: MountSpec, state: StageState, session: BuildSe
       const dir = join(session.deps.store.root, 'cache', 'mounts', digestHex(digestOf(id)).slice(0, 32));
       await mkdir(dir, { recursive: true });
       // An imported cache may bring the mount's contents (--cache-to …,cache-mounts=true).
-      await session.cache?.cacheMount?.(id, dir, (layer, reader) => extractImageToDirectory([layer], reader, dir, { privileged: session.deps.privileged === true, signal: session.deps.signal }).then(() => undefined));
+      await session.cache?.cacheMount?.(id, dir, (layer, reader) =>
+        extractImageToDirectory([layer], reader, dir, { privileged: session.deps.privileged === true, signal: session.deps.signal }).then(() => undefined),
+      );
       return { type: 'cache', target, source: dir, readonly: false };
     }
     case 'tmpfs':
@@ -300,7 +335,10 @@ async function resolveMount(spec: MountSpec, state: StageState, session: BuildSe
       const id = spec.id ?? posix.basename(target);
       const file = session.input.secrets?.[id];
       if (!file) {
-        if (spec.required) throw new StrataError('E_BUILD', `${cc.at}: secret "${id}" is required but was not given`, { hint: `pass --secret id=${id},src=FILE or --secret id=${id},env=VAR` });
+        if (spec.required)
+          throw new StrataError('E_BUILD', `${cc.at}: secret "${id}" is required but was not given`, {
+            hint: `pass --secret id=${id},src=FILE or --secret id=${id},env=VAR`,
+          });
         return undefined;
       }
       if (spec.env !== undefined) {
@@ -313,7 +351,8 @@ async function resolveMount(spec: MountSpec, state: StageState, session: BuildSe
       let rootDir: string;
       if (spec.from !== undefined) {
         const src = await cc.stageSource(spec.from);
-        rootDir = 'dir' in src ? src.dir : await imageRootfs(session, 'state' in src ? src.state.image : src.image, 'state' in src ? src.state.reader : src.reader);
+        rootDir =
+          'dir' in src ? src.dir : await imageRootfs(session, 'state' in src ? src.state.image : src.image, 'state' in src ? src.state.reader : src.reader);
       } else {
         rootDir = (await buildContextRoot(session)).dir;
       }
@@ -325,7 +364,10 @@ async function resolveMount(spec: MountSpec, state: StageState, session: BuildSe
       const id = spec.id ?? 'default';
       const socket = session.input.ssh?.[id];
       if (!socket) {
-        if (spec.required) throw new StrataError('E_BUILD', `${cc.at}: RUN --mount=type=ssh needs the agent "${id}"`, { hint: `pass --ssh ${id}[=SOCKET] (the socket defaults to $SSH_AUTH_SOCK)` });
+        if (spec.required)
+          throw new StrataError('E_BUILD', `${cc.at}: RUN --mount=type=ssh needs the agent "${id}"`, {
+            hint: `pass --ssh ${id}[=SOCKET] (the socket defaults to $SSH_AUTH_SOCK)`,
+          });
         return undefined;
       }
       // The step sees the agent at the target, and SSH_AUTH_SOCK points there, as BuildKit does.

@@ -51,12 +51,8 @@ export function spawnHelperRunner(env: Record<string, string | undefined>): Help
       const err: Buffer[] = [];
       child.stdout.on('data', (c: Buffer) => out.push(c));
       child.stderr.on('data', (c: Buffer) => err.push(c));
-      child.on('error', (cause) =>
-        reject(new StrataError('E_CREDENTIALS', `cannot run credential helper ${program}`, { cause })),
-      );
-      child.on('close', (code) =>
-        resolve({ code: code ?? 1, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }),
-      );
+      child.on('error', (cause) => reject(new StrataError('E_CREDENTIALS', `cannot run credential helper ${program}`, { cause })));
+      child.on('close', (code) => resolve({ code: code ?? 1, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
       // A helper that exits without reading stdin makes this write fail with EPIPE; its exit code tells the story.
       child.stdin.on('error', () => undefined);
       child.stdin.end(stdin);

@@ -8,15 +8,7 @@
  * when the helper has nothing, the file's own `auths` entry.
  */
 import { join } from 'node:path';
-import {
-  credentialOfEntry,
-  credHelperOf,
-  credsStoreOf,
-  findEntry,
-  readAuthFile,
-  writeAuthFile,
-  type AuthFile,
-} from './config-file.js';
+import { credentialOfEntry, credHelperOf, credsStoreOf, findEntry, readAuthFile, writeAuthFile, type AuthFile } from './config-file.js';
 import { helperErase, helperGet, helperProgram, helperStore, spawnHelperRunner } from './helper.js';
 import { configKeyFor, registryHostOf } from './keys.js';
 import type { CredentialStore, CredentialStoreOptions, FoundCredential, HelperRunner, RegistryCredential } from './types.js';
@@ -42,12 +34,7 @@ function helperFor(file: AuthFile, registryHost: string): string | undefined {
   return credHelperOf(file, registryHost) ?? credsStoreOf(file);
 }
 
-async function getFromFile(
-  path: string,
-  file: AuthFile,
-  registryHost: string,
-  run: HelperRunner,
-): Promise<FoundCredential | undefined> {
+async function getFromFile(path: string, file: AuthFile, registryHost: string, run: HelperRunner): Promise<FoundCredential | undefined> {
   const helper = helperFor(file, registryHost);
   if (helper !== undefined) {
     const program = helperProgram(helper);

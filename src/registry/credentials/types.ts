@@ -1,7 +1,5 @@
 /** A login for one registry: a username and password, or an OAuth2 identity (refresh) token. */
-export type RegistryCredential =
-  | { username: string; password: string }
-  | { identityToken: string; username?: string };
+export type RegistryCredential = { username: string; password: string } | { identityToken: string; username?: string };
 
 export interface HelperResult {
   code: number;

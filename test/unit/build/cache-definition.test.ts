@@ -20,10 +20,13 @@ describe('definition keys', () => {
   it('a cache that never saw a definition says so; one put with it says it may hold keys of it', async () => {
     const store = await LocalStore.open(join(work, 'store-keys'));
     const cache = LocalStepCache.forStore(store.root, store.blobs);
-    const definition = stepDefinitionKey({ kind: "COPY", parent: filesystemKey(emptyImage(TEST_PLATFORM)), words: {} });
+    const definition = stepDefinitionKey({ kind: 'COPY', parent: filesystemKey(emptyImage(TEST_PLATFORM)), words: {} });
     expect(await cache.mayHave(definition)).toBe(false);
     const outcome = {
-      layer: { descriptor: { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: `sha256:${'1'.repeat(64)}` as Digest, size: 1 }, diffId: `sha256:${'2'.repeat(64)}` as Digest },
+      layer: {
+        descriptor: { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: `sha256:${'1'.repeat(64)}` as Digest, size: 1 },
+        diffId: `sha256:${'2'.repeat(64)}` as Digest,
+      },
       history: {},
       config: {},
     };

@@ -39,7 +39,9 @@ describe('CacheExplainer', () => {
     const moved = run(P2, { NODE_ENV: 'production', A: '1' }, 'app');
     expect((await ex.explain('RUN', line, stepCacheKey(moved), moved, { parentStep: 3 })).reason).toBe('RUN missed: ENV A changed');
     const other = run(P2, { NODE_ENV: 'x', A: '1' });
-    expect((await ex.explain('RUN', line, stepCacheKey(other), other, { parentStep: 3 })).reason).toBe('RUN missed: parent layer changed (step 3); ENV NODE_ENV changed');
+    expect((await ex.explain('RUN', line, stepCacheKey(other), other, { parentStep: 3 })).reason).toBe(
+      'RUN missed: parent layer changed (step 3); ENV NODE_ENV changed',
+    );
     const nobody = run(P1, { NODE_ENV: 'production', A: '1' }, 'nobody');
     expect((await ex.explain('RUN', line, stepCacheKey(nobody), nobody, {})).reason).toBe('RUN missed: USER changed (root → nobody)');
     const onBase = run(P2, { NODE_ENV: 'production', A: '1' });
@@ -52,13 +54,30 @@ describe('CacheExplainer', () => {
   it('names changed, added and removed files from the source lists; values never reach the records', async () => {
     const ex = new CacheExplainer(join(work, 'b'));
     const copy = (sources: Digest): KeyComponents => ({ kind: 'COPY', parent: P1, words: { sources: ['src/'], dest: '/app/' }, sources });
-    await ex.record('COPY src/ /app/', stepCacheKey(copy(S1)), copy(S1), [['src/a.ts', 'aaa'], ['src/b.ts', 'bbb'], ['src/c.ts', 'ccc'], ['src/gone.ts', 'ggg']]);
-    const files = [['src/a.ts', 'aa2'], ['src/b.ts', 'bb2'], ['src/c.ts', 'ccc'], ['src/new.ts', 'nnn']] as const;
+    await ex.record('COPY src/ /app/', stepCacheKey(copy(S1)), copy(S1), [
+      ['src/a.ts', 'aaa'],
+      ['src/b.ts', 'bbb'],
+      ['src/c.ts', 'ccc'],
+      ['src/gone.ts', 'ggg'],
+    ]);
+    const files = [
+      ['src/a.ts', 'aa2'],
+      ['src/b.ts', 'bb2'],
+      ['src/c.ts', 'ccc'],
+      ['src/new.ts', 'nnn'],
+    ] as const;
     const miss = await ex.explain('COPY src/', 'COPY src/ /app/', stepCacheKey(copy(S2)), copy(S2), { files });
     expect(miss.reason).toBe('COPY src/ missed: 2 files changed (src/a.ts, src/b.ts), 1 file added (src/new.ts), 1 file removed (src/gone.ts)');
     const many = Array.from({ length: 5 }, (_, i) => [`f${i}`, 'x'] as const);
-    await ex.record('COPY . /', stepCacheKey(copy(S3)), copy(S3), many.map(([p]) => [p, 'y'] as const));
-    expect((await ex.explain('COPY .', 'COPY . /', stepCacheKey(copy(S2)), copy(S2), { files: many })).reason).toBe('COPY . missed: 5 files changed (f0, f1, f2, …)');
+    await ex.record(
+      'COPY . /',
+      stepCacheKey(copy(S3)),
+      copy(S3),
+      many.map(([p]) => [p, 'y'] as const),
+    );
+    expect((await ex.explain('COPY .', 'COPY . /', stepCacheKey(copy(S2)), copy(S2), { files: many })).reason).toBe(
+      'COPY . missed: 5 files changed (f0, f1, f2, …)',
+    );
 
     const secretish = run(P1, { TOKEN: 'hunter2-value' });
     await ex.record('RUN make', stepCacheKey(secretish), secretish);
@@ -69,7 +88,12 @@ describe('CacheExplainer', () => {
 
 describe('--cache-to cache-mounts=', () => {
   it('is an opt-in boolean', () => {
-    expect(parseCacheExport('type=registry,ref=127.0.0.1:5000/app:c,mode=max,cache-mounts=true')).toEqual({ type: 'registry', ref: '127.0.0.1:5000/app:c', mode: 'max', cacheMounts: true });
+    expect(parseCacheExport('type=registry,ref=127.0.0.1:5000/app:c,mode=max,cache-mounts=true')).toEqual({
+      type: 'registry',
+      ref: '127.0.0.1:5000/app:c',
+      mode: 'max',
+      cacheMounts: true,
+    });
     expect(parseCacheExport('type=local,dest=/tmp/c,mode=max')).toEqual({ type: 'local', dest: '/tmp/c', mode: 'max' });
     expect(() => parseCacheExport('type=local,dest=/tmp/c,cache-mounts=yes')).toThrow(/cache-mounts must be true or false/);
   });

@@ -45,7 +45,10 @@ function stepStates(events: readonly BuildEvent[]): string[] {
 
 const KEY = `sha256:${'1'.repeat(64)}` as Digest;
 const OUTCOME: StepOutcome = {
-  layer: { descriptor: { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: `sha256:${'2'.repeat(64)}` as Digest, size: 10 }, diffId: `sha256:${'3'.repeat(64)}` as Digest },
+  layer: {
+    descriptor: { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: `sha256:${'2'.repeat(64)}` as Digest, size: 10 },
+    diffId: `sha256:${'3'.repeat(64)}` as Digest,
+  },
   history: { created_by: 'COPY a /a' },
   config: {},
 };
@@ -177,7 +180,14 @@ describe('local cache round trip', () => {
     const warnings: string[] = [];
     const notCache = join(work, 'not-cache');
     await OciLayout.open(notCache, { create: true });
-    const imported = await importBuildCaches([{ type: 'local', src: join(work, 'nowhere') }, { type: 'local', src: notCache }], {}, (m) => warnings.push(m));
+    const imported = await importBuildCaches(
+      [
+        { type: 'local', src: join(work, 'nowhere') },
+        { type: 'local', src: notCache },
+      ],
+      {},
+      (m) => warnings.push(m),
+    );
     expect(imported).toEqual([]);
     expect(warnings).toHaveLength(2);
     expect(warnings[0]).toMatch(/local cache .*nowhere not imported: .*does not exist/);

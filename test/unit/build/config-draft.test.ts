@@ -15,11 +15,20 @@ describe('ConfigDraft', () => {
   it('edits in place to the image the immutable mutators give, Env duplicates and bare names included', () => {
     const start = base(['PATH=/bin', 'DUP=1', 'BARE', 'DUP=2']);
     const draft = new ConfigDraft(start);
-    const args = new Map([['A', 'arg'], ['DUP', 'from-arg']]);
+    const args = new Map([
+      ['A', 'arg'],
+      ['DUP', 'from-arg'],
+    ]);
     expect(draft.expansionEnv(args)).toEqual(expansionEnv(args, start.config.config?.Env));
 
     let expected = start;
-    const edits: [string, string][] = [['NEW', 'x'], ['DUP', 'changed'], ['BARE', 'now'], ['NEW', 'y'], ['A', 'env']];
+    const edits: [string, string][] = [
+      ['NEW', 'x'],
+      ['DUP', 'changed'],
+      ['BARE', 'now'],
+      ['NEW', 'y'],
+      ['A', 'env'],
+    ];
     for (const [k, v] of edits) {
       draft.setEnv(k, v);
       draft.addHistory({ created_by: `ENV ${k}=${v}` });
@@ -51,7 +60,15 @@ describe('ConfigDraft', () => {
   });
 
   it('a stage applies pending edits when its image is read', () => {
-    const stage = new Stage(base([]), { reader: new MemoryBlobStore(), args: new Map(), shell: [], entrypointSet: false, cmdSet: false, file: 'Dockerfile', escapeToken: '\\' });
+    const stage = new Stage(base([]), {
+      reader: new MemoryBlobStore(),
+      args: new Map(),
+      shell: [],
+      entrypointSet: false,
+      cmdSet: false,
+      file: 'Dockerfile',
+      escapeToken: '\\',
+    });
     stage.metadata().setEnv('K', 'v');
     expect(stage.image.config.config?.Env).toEqual(['K=v']);
     const read = stage.image;

@@ -71,7 +71,9 @@ describe('COPY sources listed while the base resolves', () => {
         await new Promise((r) => setTimeout(r, 20));
         throw new StrataError('E_NOT_FOUND', 'no such base');
       };
-      await expect(testBuild(store, 'FROM gone\nCOPY nope.txt /x\n', ctx, {}, { openImage: failing })).rejects.toMatchObject({ message: expect.stringContaining('no such base') });
+      await expect(testBuild(store, 'FROM gone\nCOPY nope.txt /x\n', ctx, {}, { openImage: failing })).rejects.toMatchObject({
+        message: expect.stringContaining('no such base'),
+      });
       await new Promise((r) => setTimeout(r, 20));
       expect(unhandled).toEqual([]);
     } finally {

@@ -97,7 +97,8 @@ ENTRYPOINT ["/e"]
   });
 
   it('scopes ARGs: globals only in FROM unless redeclared, build args override, ENV wins over ARG', async () => {
-    const { image } = await build(`ARG G=global
+    const { image } = await build(
+      `ARG G=global
 ARG TAG
 FROM scratch
 ENV SEEN_G=\${G:-unset}
@@ -109,7 +110,10 @@ ENV ARCH=$TARGETARCH
 ENV X=fromenv
 ARG X=ignored
 LABEL x=$X
-`, {}, { buildArgs: { X: 'cli' } });
+`,
+      {},
+      { buildArgs: { X: 'cli' } },
+    );
     const env = image.config.config!.Env!;
     expect(env).toContain('SEEN_G=unset');
     expect(env).toContain('SEEN_G2=global');
@@ -125,14 +129,17 @@ LABEL x=$X
 });
 
 describe('COPY', () => {
-  it('copies files and directory contents with docker\'s destination rules', async () => {
-    const { image } = await build(`FROM scratch
+  it("copies files and directory contents with docker's destination rules", async () => {
+    const { image } = await build(
+      `FROM scratch
 WORKDIR /app
 COPY a.txt .
 COPY dir/ sub/
 COPY a.txt b.txt /multi/
 COPY a.txt /renamed
-`, { 'a.txt': 'a', 'b.txt': 'b', 'dir/x': 'x', 'dir/deep/y': 'y' });
+`,
+      { 'a.txt': 'a', 'b.txt': 'b', 'dir/x': 'x', 'dir/deep/y': 'y' },
+    );
     expect(image.layers).toHaveLength(5);
     expect(image.config.config!.WorkingDir).toBe('/app');
     expect(image.config.history!.filter((h) => !h.empty_layer)).toHaveLength(5);
@@ -155,8 +162,27 @@ COPY a.txt /renamed
     await symlink(join(work, 'outside-secret'), join(ctx, 'link'));
     const run = (text: string) =>
       runBuild(
-        { dockerfile: { file: 'Dockerfile', text }, contextDir: ctx, buildArgs: {}, platform: PLATFORM, buildPlatform: PLATFORM, labels: {}, buildContexts: {}, noCache: true },
-        { store, openImage: async () => { throw new Error('unused'); }, openNamedContext: async () => { throw new Error('unused'); }, executor: noneExecutor(), now: () => new Date() },
+        {
+          dockerfile: { file: 'Dockerfile', text },
+          contextDir: ctx,
+          buildArgs: {},
+          platform: PLATFORM,
+          buildPlatform: PLATFORM,
+          labels: {},
+          buildContexts: {},
+          noCache: true,
+        },
+        {
+          store,
+          openImage: async () => {
+            throw new Error('unused');
+          },
+          openNamedContext: async () => {
+            throw new Error('unused');
+          },
+          executor: noneExecutor(),
+          now: () => new Date(),
+        },
       );
     expect((await failure(run('FROM scratch\nCOPY ../outside-secret /x\n'))).code).toBe('E_NOT_FOUND');
     expect((await failure(run('FROM scratch\nCOPY link /x\n'))).code).toBe('E_NOT_FOUND');
@@ -224,8 +250,27 @@ describe('image identity across rebuilds', () => {
     const contextDir = await context(files);
     const run = () =>
       runBuild(
-        { dockerfile: { file: 'Dockerfile', text: 'FROM scratch\nCOPY a.txt /a\nENV X=1\n' }, contextDir, buildArgs: {}, platform: PLATFORM, buildPlatform: PLATFORM, labels: {}, buildContexts: {}, noCache: false },
-        { store, openImage: async () => { throw new Error('unused'); }, openNamedContext: async () => { throw new Error('unused'); }, executor: noneExecutor(), now: () => new Date((now += 60_000)) },
+        {
+          dockerfile: { file: 'Dockerfile', text: 'FROM scratch\nCOPY a.txt /a\nENV X=1\n' },
+          contextDir,
+          buildArgs: {},
+          platform: PLATFORM,
+          buildPlatform: PLATFORM,
+          labels: {},
+          buildContexts: {},
+          noCache: false,
+        },
+        {
+          store,
+          openImage: async () => {
+            throw new Error('unused');
+          },
+          openNamedContext: async () => {
+            throw new Error('unused');
+          },
+          executor: noneExecutor(),
+          now: () => new Date((now += 60_000)),
+        },
       );
     const first = await run();
     const second = await run();

@@ -17,7 +17,11 @@ afterAll(async () => {
 describe('the base filesystem index', () => {
   it('reads each base layer once however many steps look at the filesystem', async () => {
     const store = await LocalStore.open(join(work, 'store'));
-    const baseCtx = await writeContext(work, { 'a.txt': 'a', 'etc/passwd': 'root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n', 'etc/group': 'root:x:0:\napp:x:1000:\n' });
+    const baseCtx = await writeContext(work, {
+      'a.txt': 'a',
+      'etc/passwd': 'root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n',
+      'etc/group': 'root:x:0:\napp:x:1000:\n',
+    });
     const base = await testBuild(store, 'FROM scratch\nCOPY a.txt /a\nCOPY etc/ /etc/\n', baseCtx);
     const opened = new Map<string, number>();
     const counting: BlobReader = {
@@ -30,18 +34,31 @@ describe('the base filesystem index', () => {
     const ctx = await writeContext(work, { 'b.txt': 'b', 'c.txt': 'c' });
     // Another store, so the base's layers can only come through the counting reader.
     const fresh = await LocalStore.open(join(work, 'fresh-store'));
-    await testBuild(fresh, 'FROM base\nCOPY b.txt /b/\nCOPY --chown=app c.txt /c/\nWORKDIR /w\nCOPY c.txt /w/\n', ctx, { noCache: true }, {
-      openImage: async () => ({ image: base.image, reader: counting, description: 'base' }),
-    });
+    await testBuild(
+      fresh,
+      'FROM base\nCOPY b.txt /b/\nCOPY --chown=app c.txt /c/\nWORKDIR /w\nCOPY c.txt /w/\n',
+      ctx,
+      { noCache: true },
+      {
+        openImage: async () => ({ image: base.image, reader: counting, description: 'base' }),
+      },
+    );
     expect(base.image.layers).toHaveLength(2);
     for (const layer of base.image.layers) expect(opened.get(layer.descriptor.digest)).toBe(1);
 
     // The store now keeps each layer's entries by diffID: a rebuild, fully cached or with one source file
     // changed (so the COPY after it and WORKDIR look at the filesystem again), opens no base layer.
     opened.clear();
-    const again = (dir: string, noCache: boolean) => testBuild(fresh, 'FROM base\nCOPY b.txt /b/\nCOPY --chown=app c.txt /c/\nWORKDIR /w\nCOPY c.txt /w/\n', dir, { noCache }, {
-      openImage: async () => ({ image: base.image, reader: counting, description: 'base' }),
-    });
+    const again = (dir: string, noCache: boolean) =>
+      testBuild(
+        fresh,
+        'FROM base\nCOPY b.txt /b/\nCOPY --chown=app c.txt /c/\nWORKDIR /w\nCOPY c.txt /w/\n',
+        dir,
+        { noCache },
+        {
+          openImage: async () => ({ image: base.image, reader: counting, description: 'base' }),
+        },
+      );
     await again(ctx, false);
     const changed = await writeContext(work, { 'b.txt': 'b', 'c.txt': 'c changed' });
     const rebuilt = await again(changed, false);
@@ -66,16 +83,27 @@ describe('the base filesystem index', () => {
     };
     const fresh = await LocalStore.open(join(work, 'fresh-from'));
     const ctx = await writeContext(work, { 'pkg/a.js': 'a', 'pkg/sub/b.js': 'b' });
-    const text = 'FROM base AS deps\nWORKDIR /app\nCOPY pkg/ ./node_modules/\nFROM base\nWORKDIR /app\nCOPY --from=deps /app/node_modules ./node_modules\nCOPY --from=deps /usr/lib/big /big\n';
-    const built = await testBuild(fresh, text, ctx, {}, {
-      openImage: async () => ({ image: base.image, reader: counting, description: 'base' }),
-    });
+    const text =
+      'FROM base AS deps\nWORKDIR /app\nCOPY pkg/ ./node_modules/\nFROM base\nWORKDIR /app\nCOPY --from=deps /app/node_modules ./node_modules\nCOPY --from=deps /usr/lib/big /big\n';
+    const built = await testBuild(
+      fresh,
+      text,
+      ctx,
+      {},
+      {
+        openImage: async () => ({ image: base.image, reader: counting, description: 'base' }),
+      },
+    );
     // Each base layer is read by the first look at the base's filesystem; the COPY --from of /app unpacks none of
     // them, the COPY --from of /usr/lib/big only the layer that holds it.
     const [etc, usr] = base.image.layers;
     expect(opened.get(etc?.descriptor.digest ?? '')).toBe(1);
     expect(opened.get(usr?.descriptor.digest ?? '')).toBe(2);
-    const index = await indexImageFilesystem(built.image.layers.map((l) => l.descriptor), built.reader, {});
+    const index = await indexImageFilesystem(
+      built.image.layers.map((l) => l.descriptor),
+      built.reader,
+      {},
+    );
     expect(index.get('/app/node_modules/sub/b.js')).toMatchObject({ type: 'file', size: 1 });
     expect(index.get('/app/node_modules/a.js')).toMatchObject({ type: 'file', size: 1 });
     expect(index.get('/big')).toMatchObject({ type: 'file', size: 10_000 });
@@ -83,20 +111,36 @@ describe('the base filesystem index', () => {
     // Rebuilt with the cache, the COPY --from steps are keyed by the records of the layers that make their
     // sources: every step hits, the final image is the same, and no base layer is opened.
     opened.clear();
-    const again = await testBuild(fresh, text, ctx, {}, {
-      openImage: async () => ({ image: base.image, reader: counting, description: 'base' }),
-    });
+    const again = await testBuild(
+      fresh,
+      text,
+      ctx,
+      {},
+      {
+        openImage: async () => ({ image: base.image, reader: counting, description: 'base' }),
+      },
+    );
     expect(again.steps.cached).toBe(again.steps.total);
     expect(again.image.layers.map((l) => l.diffId)).toEqual(built.image.layers.map((l) => l.diffId));
     expect([...opened]).toEqual([]);
     // A changed source in the deps stage changes the records that key the COPY --from: it runs again.
     const changed = await writeContext(work, { 'pkg/a.js': 'a changed', 'pkg/sub/b.js': 'b' });
-    const rebuilt = await testBuild(fresh, text, changed, {}, {
-      openImage: async () => ({ image: base.image, reader: counting, description: 'base' }),
-    });
+    const rebuilt = await testBuild(
+      fresh,
+      text,
+      changed,
+      {},
+      {
+        openImage: async () => ({ image: base.image, reader: counting, description: 'base' }),
+      },
+    );
     // The two WORKDIRs hit; the COPY --from of node_modules runs, and so does the one after it (its parent changed).
     expect(rebuilt.steps.cached).toBe(2);
-    const after = await indexImageFilesystem(rebuilt.image.layers.map((l) => l.descriptor), rebuilt.reader, {});
+    const after = await indexImageFilesystem(
+      rebuilt.image.layers.map((l) => l.descriptor),
+      rebuilt.reader,
+      {},
+    );
     expect(after.get('/app/node_modules/a.js')).toMatchObject({ size: 9 });
   });
 
@@ -114,9 +158,16 @@ describe('the base filesystem index', () => {
     };
     const fresh = await LocalStore.open(join(work, 'fresh-damaged'));
     const ctx = await writeContext(work, { 'c.txt': 'c' });
-    const build = () => testBuild(fresh, 'FROM base\nCOPY --chown=app c.txt /c/\n', ctx, { noCache: true }, {
-      openImage: async () => ({ image: base.image, reader: counting, description: 'base' }),
-    });
+    const build = () =>
+      testBuild(
+        fresh,
+        'FROM base\nCOPY --chown=app c.txt /c/\n',
+        ctx,
+        { noCache: true },
+        {
+          openImage: async () => ({ image: base.image, reader: counting, description: 'base' }),
+        },
+      );
     await build();
     expect(opens).toBe(1);
     const dir = join(fresh.root, 'cache', 'layer-index', 'v1');

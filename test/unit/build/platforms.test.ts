@@ -17,7 +17,10 @@ describe('multi-platform builds', () => {
   it('builds one image per platform, with the platform ARGs, under one index', async () => {
     const ctx = join(work, 'ctx');
     await mkdir(ctx, { recursive: true });
-    await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nARG TARGETARCH\nARG TARGETPLATFORM\nARG TARGETVARIANT\nCOPY app /app\nENV ARCH=$TARGETARCH PLATFORM=$TARGETPLATFORM VARIANT=$TARGETVARIANT\n');
+    await writeFile(
+      join(ctx, 'Dockerfile'),
+      'FROM scratch\nARG TARGETARCH\nARG TARGETPLATFORM\nARG TARGETVARIANT\nCOPY app /app\nENV ARCH=$TARGETARCH PLATFORM=$TARGETPLATFORM VARIANT=$TARGETVARIANT\n',
+    );
     await writeFile(join(ctx, 'app'), 'same bytes on every platform\n');
     const out = join(work, 'layout');
     const result = await buildImage(
@@ -75,10 +78,12 @@ describe('multi-platform builds', () => {
   });
 
   it('refuses type=docker for several platforms before building', async () => {
-    await expect(buildImage(
-      { contextDir: work, platform: 'linux/amd64,linux/arm64', outputs: [`type=docker,dest=${join(work, 'x.tar')}`] },
-      { storeRoot: join(work, 'store'), now: () => new Date(0) },
-    )).rejects.toThrow(/type=docker holds one platform/);
+    await expect(
+      buildImage(
+        { contextDir: work, platform: 'linux/amd64,linux/arm64', outputs: [`type=docker,dest=${join(work, 'x.tar')}`] },
+        { storeRoot: join(work, 'store'), now: () => new Date(0) },
+      ),
+    ).rejects.toThrow(/type=docker holds one platform/);
   });
 });
 
@@ -86,10 +91,13 @@ describe('RUN for a foreign platform', () => {
   it('names the missing binfmt handler', async () => {
     const binfmt = join(work, 'binfmt');
     await mkdir(binfmt, { recursive: true });
-    expect(() => checkRunPlatform({ os: 'linux', architecture: 'arm64' }, 'Dockerfile:3', binfmt, { os: 'linux', architecture: 'amd64' }))
-      .toThrow(/Dockerfile:3: RUN for linux\/arm64 needs emulation.*no binfmt_misc handler for aarch64/);
+    expect(() => checkRunPlatform({ os: 'linux', architecture: 'arm64' }, 'Dockerfile:3', binfmt, { os: 'linux', architecture: 'amd64' })).toThrow(
+      /Dockerfile:3: RUN for linux\/arm64 needs emulation.*no binfmt_misc handler for aarch64/,
+    );
     await writeFile(join(binfmt, 'qemu-aarch64'), 'enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\n');
     expect(() => checkRunPlatform({ os: 'linux', architecture: 'arm64' }, 'Dockerfile:3', binfmt, { os: 'linux', architecture: 'amd64' })).not.toThrow();
-    expect(() => checkRunPlatform({ os: 'linux', architecture: 'amd64' }, 'Dockerfile:3', join(work, 'none'), { os: 'linux', architecture: 'amd64' })).not.toThrow();
+    expect(() =>
+      checkRunPlatform({ os: 'linux', architecture: 'amd64' }, 'Dockerfile:3', join(work, 'none'), { os: 'linux', architecture: 'amd64' }),
+    ).not.toThrow();
   });
 });

@@ -202,7 +202,10 @@ describe('ContextStatCache', () => {
     await cache.load(join(base, 'bad.json'));
     await writeFile(join(base, 'foreign.json'), JSON.stringify({ format: 'other', entries: { '/x': {} } }));
     await cache.load(join(base, 'foreign.json'));
-    await writeFile(join(base, 'older.json'), JSON.stringify({ format: 'strata-context-stat-cache/2', root: ctx, files: ['app/z.txt', 2, 0, 0, 0, 0, '0'.repeat(64)] }));
+    await writeFile(
+      join(base, 'older.json'),
+      JSON.stringify({ format: 'strata-context-stat-cache/2', root: ctx, files: ['app/z.txt', 2, 0, 0, 0, 0, '0'.repeat(64)] }),
+    );
     await cache.load(join(base, 'older.json'));
     await writeStatFile(join(base, 'partly.json'), ctx, [1, 2, 3, 4, 5, 6, 7, 'a']);
     await cache.load(join(base, 'partly.json'));
@@ -365,7 +368,10 @@ describe('hashing a file that changed after it was listed', () => {
   it('fails naming the file, for a rewrite and for a file swapped for a symlink', async () => {
     const entries = await sourceEntries();
     await writeFile(join(ctx, 'app/z.txt'), 'rewritten, and longer');
-    await expect(hashSources(entries)).rejects.toMatchObject({ code: 'E_IO', message: expect.stringContaining(`${join(ctx, 'app/z.txt')} changed while the build was reading it`) });
+    await expect(hashSources(entries)).rejects.toMatchObject({
+      code: 'E_IO',
+      message: expect.stringContaining(`${join(ctx, 'app/z.txt')} changed while the build was reading it`),
+    });
 
     const again = await sourceEntries();
     await rm(join(ctx, 'app/a-b'));

@@ -1,14 +1,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  hashSources,
-  listSourceTree,
-  openBuildContext,
-  resolveCopySources,
-  type ContextEntry,
-  type SourceRoot,
-} from '../../../src/context/index.js';
+import { hashSources, listSourceTree, openBuildContext, resolveCopySources, type ContextEntry, type SourceRoot } from '../../../src/context/index.js';
 import { isStrataError } from '../../../src/errors/index.js';
 import { makeTree, tempBase } from './tree.js';
 
@@ -25,16 +18,16 @@ let root: SourceRoot;
 beforeEach(async () => {
   base = await tempBase('hostile');
   ctx = join(base, 'ctx');
-  await makeTree(base, { outside: { secret: SENTINEL, passwd: SENTINEL }, 'secret': SENTINEL });
+  await makeTree(base, { outside: { secret: SENTINEL, passwd: SENTINEL }, secret: SENTINEL });
   await makeTree(ctx, {
     'etc-passwd': { link: '/etc/passwd' },
     'abs-sentinel': { link: join(base, 'outside', 'secret') },
-    'up': { link: '../../outside/secret' },
+    up: { link: '../../outside/secret' },
     'up-dir': { link: '../outside' },
     'abs-dir': { link: join(base, 'outside') },
     a: { b: { c: { climb: { link: '../../../../../..' } } } },
-    'chain1': { link: 'a/b/c/climb/outside' },
-    'dots': { link: '..' },
+    chain1: { link: 'a/b/c/climb/outside' },
+    dots: { link: '..' },
     listed: { 'to-outside': { link: '../../outside' }, 'to-secret': { link: join(base, 'secret') }, plain: 'p' },
   });
   root = await openBuildContext(ctx);

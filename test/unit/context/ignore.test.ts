@@ -115,7 +115,16 @@ describe('.dockerignore in COPY', () => {
     const root = await rootWith('logs\nsrc/deep\n*.env\nto-secret\n.dockerignore\n');
     const entries = await listSourceTree(root, '');
     expect(entries.map((e) => e.relPath)).toEqual([
-      'keep.txt', 'src', 'src/main.test.ts', 'src/main.ts', 'vendor', 'vendor/lib', 'vendor/lib/drop.me', 'vendor/lib/keep.me', 'vendor/other', 'vendor/other/z',
+      'keep.txt',
+      'src',
+      'src/main.test.ts',
+      'src/main.ts',
+      'vendor',
+      'vendor/lib',
+      'vendor/lib/drop.me',
+      'vendor/lib/keep.me',
+      'vendor/other',
+      'vendor/other/z',
     ]);
   });
   it('! re-inclusion keeps the parents of re-included files, and only them', async () => {
@@ -138,17 +147,11 @@ describe('.dockerignore in COPY', () => {
 describe('--exclude in listings', () => {
   it('patterns are relative to the listed directory', async () => {
     const root = await openBuildContext(ctx);
-    expect((await listSourceTree(root, 'src', { excludes: ['*.test.ts'] })).map((e) => e.relPath)).toEqual([
-      'deep', 'deep/x.test.ts', 'deep/y.ts', 'main.ts',
-    ]);
-    expect((await listSourceTree(root, 'src', { excludes: ['**/*.test.ts'] })).map((e) => e.relPath)).toEqual([
-      'deep', 'deep/y.ts', 'main.ts',
-    ]);
+    expect((await listSourceTree(root, 'src', { excludes: ['*.test.ts'] })).map((e) => e.relPath)).toEqual(['deep', 'deep/x.test.ts', 'deep/y.ts', 'main.ts']);
+    expect((await listSourceTree(root, 'src', { excludes: ['**/*.test.ts'] })).map((e) => e.relPath)).toEqual(['deep', 'deep/y.ts', 'main.ts']);
   });
   it('apply on top of .dockerignore, with ! exceptions keeping parents', async () => {
     const root = await rootWith('src/main.ts\n');
-    expect((await listSourceTree(root, 'src', { excludes: ['deep', '!deep/y.ts'] })).map((e) => e.relPath)).toEqual([
-      'deep', 'deep/y.ts', 'main.test.ts',
-    ]);
+    expect((await listSourceTree(root, 'src', { excludes: ['deep', '!deep/y.ts'] })).map((e) => e.relPath)).toEqual(['deep', 'deep/y.ts', 'main.test.ts']);
   });
 });

@@ -71,8 +71,20 @@ afterEach(async () => {
 describe('file-system calls stay inside the root', () => {
   it('for every hostile source, resolved, listed and hashed', async () => {
     const sources = [
-      'etc-passwd', 'up', 'up-dir', 'up-dir/secret', 'up-dir/deeper/x', 'abs-dir/secret', 'abs-dir/*',
-      'up-dir/*/x', 'a/climb/outside/secret', 'a/climb/../../outside', '../outside/secret', '/outside/*', '*', 'tree',
+      'etc-passwd',
+      'up',
+      'up-dir',
+      'up-dir/secret',
+      'up-dir/deeper/x',
+      'abs-dir/secret',
+      'abs-dir/*',
+      'up-dir/*/x',
+      'a/climb/outside/secret',
+      'a/climb/../../outside',
+      '../outside/secret',
+      '/outside/*',
+      '*',
+      'tree',
     ];
     for (const source of sources) {
       const rs = await resolveCopySources(root, [source]).catch(() => []);

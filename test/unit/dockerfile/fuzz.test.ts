@@ -7,7 +7,37 @@ const SEEDS = [
   'FROM debian\nENV A=1 B="two words" C\\ D=e\nLABEL maintainer="x" version=1\nRUN <<EOF\nset -e\napt-get update\nEOF\nCOPY <<-"CONF" /etc/app.conf\n\tkey=$VALUE\nCONF\nHEALTHCHECK --interval=30s --timeout=3s CMD curl -f http://localhost/ || exit 1\nONBUILD RUN echo trigger\nEXPOSE 80/tcp 443\nVOLUME ["/data"]\nUSER app\nSTOPSIGNAL SIGTERM\nSHELL ["/bin/bash", "-c"]\nCMD ["--help"]\n',
   '# escape=`\nFROM mcr.microsoft.com/windows/servercore\nRUN echo a `\n    b\nADD --checksum=sha256:0123 https://example.com/x.tgz C:/x\n',
 ];
-const ALPHABET = ['\\', '`', '"', "'", '$', '{', '}', '[', ']', '<<', '-', '=', '\n', '\r\n', ' ', '\t', '#', '\0', ':', '/', '*', '?', '!', 'é', '\uD83D\uDE00', 'RUN ', 'FROM ', '--', ','];
+const ALPHABET = [
+  '\\',
+  '`',
+  '"',
+  "'",
+  '$',
+  '{',
+  '}',
+  '[',
+  ']',
+  '<<',
+  '-',
+  '=',
+  '\n',
+  '\r\n',
+  ' ',
+  '\t',
+  '#',
+  '\0',
+  ':',
+  '/',
+  '*',
+  '?',
+  '!',
+  'é',
+  '\uD83D\uDE00',
+  'RUN ',
+  'FROM ',
+  '--',
+  ',',
+];
 
 /** A small deterministic PRNG (mulberry32) so failures reproduce. */
 function rng(seed: number): () => number {

@@ -118,7 +118,11 @@ describe('parseDockerfileAst: argument shapes', () => {
 
   it('reports ENV with one word and ENV mixing forms', () => {
     expect(failure('FROM a\nENV PATH\n')).toMatchObject({ line: 2, reason: 'ENV must have two arguments' });
-    expect(failure('FROM a\nLABEL a=b c\n')).toMatchObject({ line: 2, column: 11, reason: 'Syntax error - can\'t find = in "c". Must be of the form: name=value' });
+    expect(failure('FROM a\nLABEL a=b c\n')).toMatchObject({
+      line: 2,
+      column: 11,
+      reason: 'Syntax error - can\'t find = in "c". Must be of the form: name=value',
+    });
   });
 
   it('collects flags, de-quoting them, until the first word without --', () => {

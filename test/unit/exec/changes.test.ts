@@ -3,15 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isStrataError } from '../../../src/errors/index.js';
-import {
-  RUN_EXCLUDES,
-  captureChanges,
-  extractImageToDirectory,
-  snapshotRootfs,
-  walkLayerTree,
-  writeLayer,
-  type LayerEntry,
-} from '../../../src/layer/index.js';
+import { RUN_EXCLUDES, captureChanges, extractImageToDirectory, snapshotRootfs, walkLayerTree, writeLayer, type LayerEntry } from '../../../src/layer/index.js';
 import { MemoryBlobStore } from '../../helpers/memory-blobs.js';
 import { describeTree } from '../../helpers/tree.js';
 

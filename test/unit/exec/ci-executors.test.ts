@@ -16,14 +16,29 @@ describe('auto', () => {
     const choice = await chooseExecutor([fake('bwrap', false), fake('runc', false), fake('chroot', true), fake('proot', true)]);
     expect(choice.found).toBe(true);
     expect(choice.executor.name).toBe('chroot');
-    expect(choice.refused).toEqual([{ name: 'bwrap', reason: 'bwrap refused' }, { name: 'runc', reason: 'runc refused' }]);
+    expect(choice.refused).toEqual([
+      { name: 'bwrap', reason: 'bwrap refused' },
+      { name: 'runc', reason: 'runc refused' },
+    ]);
   });
 
   it('with nothing working, gives an executor whose RUN names every refusal at the line', async () => {
     const choice = await chooseExecutor([fake('bwrap', false), fake('proot', false)]);
     expect(choice.found).toBe(false);
     expect(choice.executor.name).toBe('none');
-    const error = await choice.executor.run({ rootfs: '/x', args: ['true'], env: [], user: { uid: 0, gid: 0 }, workdir: '/', mounts: [], network: 'host', platform: { os: 'linux', architecture: 'amd64' }, where: 'Dockerfile:2' }).catch((e: unknown) => e as Error & { hint?: string });
+    const error = await choice.executor
+      .run({
+        rootfs: '/x',
+        args: ['true'],
+        env: [],
+        user: { uid: 0, gid: 0 },
+        workdir: '/',
+        mounts: [],
+        network: 'host',
+        platform: { os: 'linux', architecture: 'amd64' },
+        where: 'Dockerfile:2',
+      })
+      .catch((e: unknown) => e as Error & { hint?: string });
     expect(error).toMatchObject({ code: 'E_RUN_UNSUPPORTED' });
     expect((error as Error).message).toBe('Dockerfile:2: RUN needs an executor, and none of bwrap, proot can run here');
     expect((error as { hint?: string }).hint).toContain('bwrap: bwrap refused\nproot: proot refused');

@@ -97,7 +97,11 @@ describe('MountStubs', () => {
     await writeFile(join(rootfs, 'etc', 'passwd'), '');
     await symlink('/loop', join(rootfs, 'loop'));
     const stubs = new MountStubs(rootfs, 'Dockerfile:4');
-    for (const [target, kind] of [['/etc', 'file'], ['/etc/passwd/x', 'dir'], ['/loop/x', 'dir']] as const) {
+    for (const [target, kind] of [
+      ['/etc', 'file'],
+      ['/etc/passwd/x', 'dir'],
+      ['/loop/x', 'dir'],
+    ] as const) {
       const error = (() => {
         try {
           stubs.prepare(target, kind);
@@ -135,7 +139,12 @@ describe('runtimeConfig', () => {
       linux: { namespaces: Array<{ type: string }> };
     };
     stubs.remove();
-    expect(config.process).toMatchObject({ args: ['/bin/sh', '-c', 'make'], cwd: '/src', terminal: false, user: { uid: 1000, gid: 1000, additionalGids: [5] } });
+    expect(config.process).toMatchObject({
+      args: ['/bin/sh', '-c', 'make'],
+      cwd: '/src',
+      terminal: false,
+      user: { uid: 1000, gid: 1000, additionalGids: [5] },
+    });
     expect(config.process.env).toEqual(['A=1', `PATH=${DEFAULT_PATH}`]);
     expect(config.root).toEqual({ path: rootfs, readonly: false });
     const byDest = new Map(config.mounts.map((m) => [m.destination, m]));
@@ -175,11 +184,15 @@ describe('executor registry', () => {
   });
 
   it('none refuses RUN and names the alternatives', async () => {
-    const error = (await noneExecutor(async () => ['bwrap', 'chroot']).run(request()).catch((e: unknown) => e)) as StrataError;
+    const error = (await noneExecutor(async () => ['bwrap', 'chroot'])
+      .run(request())
+      .catch((e: unknown) => e)) as StrataError;
     expect(isStrataError(error, 'E_RUN_UNSUPPORTED')).toBe(true);
     expect(error.message).toContain('Dockerfile:4');
     expect(error.hint).toContain('bwrap, chroot');
-    const detected = (await createExecutor('none').run(request()).catch((e: unknown) => e)) as StrataError;
+    const detected = (await createExecutor('none')
+      .run(request())
+      .catch((e: unknown) => e)) as StrataError;
     expect(isStrataError(detected, 'E_RUN_UNSUPPORTED')).toBe(true);
   });
 });

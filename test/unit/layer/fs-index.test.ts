@@ -30,9 +30,7 @@ function describeIndex(index: ImageFsIndex): Record<string, string> {
     if (path === '/') continue;
     const mode = entry.mode.toString(8);
     out[path] =
-      entry.type === 'symlink' ? `symlink -> ${entry.linkTarget ?? ''}`
-      : entry.type === 'file' ? `file ${mode} ${entry.size}`
-      : `${entry.type} ${mode}`;
+      entry.type === 'symlink' ? `symlink -> ${entry.linkTarget ?? ''}` : entry.type === 'file' ? `file ${mode} ${entry.size}` : `${entry.type} ${mode}`;
   }
   return out;
 }
@@ -161,11 +159,14 @@ describe('indexImageFilesystem', () => {
 
   it('resolves through symlinked parents and stops at loops', async () => {
     const second = STACKS['symlinked parents resolved inside the root'] ?? [];
-    const layers = await layersOf([...second, [
-      { name: 'loop', type: 'symlink', linkname: 'loop' },
-      { name: 'ping', type: 'symlink', linkname: 'pong' },
-      { name: 'pong', type: 'symlink', linkname: '/ping' },
-    ]]);
+    const layers = await layersOf([
+      ...second,
+      [
+        { name: 'loop', type: 'symlink', linkname: 'loop' },
+        { name: 'ping', type: 'symlink', linkname: 'pong' },
+        { name: 'pong', type: 'symlink', linkname: '/ping' },
+      ],
+    ]);
     const index = await indexImageFilesystem(layers, blobs, { wantContent: ['/etc/passwd'] });
     expect(index.resolve('/x/tmp/evil', { followFinal: true })).toBe('/tmp/evil');
     expect(index.resolve('/x/../../etc/passwd', { followFinal: true })).toBe('/realetc/passwd');
@@ -192,13 +193,21 @@ describe('indexImageFilesystem', () => {
   it('still refuses names that escape after cleaning', async () => {
     for (const name of ['../../x', '/../x', './a/../../x', '//..//x']) {
       const layers = await layersOf([[{ name, content: 'x' }]]);
-      await expect(indexImageFilesystem(layers, blobs)).rejects.toMatchObject({ code: 'E_LAYER_UNSAFE', message: expect.stringContaining('escapes the layer root') });
+      await expect(indexImageFilesystem(layers, blobs)).rejects.toMatchObject({
+        code: 'E_LAYER_UNSAFE',
+        message: expect.stringContaining('escapes the layer root'),
+      });
       const root = join(base, 'escape');
       await mkdir(root, { recursive: true });
       await expect(extractImageToDirectory(layers, blobs, root)).rejects.toMatchObject({ code: 'E_LAYER_UNSAFE' });
       expect(await readdir(root)).toEqual([]);
     }
-    const link = await layersOf([[{ name: 'a', content: 'x' }, { name: 'pw', type: 'link', linkname: '/../a' }]]);
+    const link = await layersOf([
+      [
+        { name: 'a', content: 'x' },
+        { name: 'pw', type: 'link', linkname: '/../a' },
+      ],
+    ]);
     await expect(indexImageFilesystem(link, blobs)).rejects.toMatchObject({ code: 'E_LAYER_UNSAFE' });
   });
 

@@ -58,16 +58,29 @@ describe('importTarLayer', () => {
   });
 
   it.each([
-    ['a ../ entry', [{ name: 'ok', content: 'x' }, { name: '../evil', content: 'pwned' }], '"../evil" escapes'],
+    [
+      'a ../ entry',
+      [
+        { name: 'ok', content: 'x' },
+        { name: '../evil', content: 'pwned' },
+      ],
+      '"../evil" escapes',
+    ],
     ['a nested escape', [{ name: 'a/../../evil', content: 'pwned' }], '"a/../../evil" escapes'],
     ['an absolute path', [{ name: '/etc/passwd', content: 'root::0:0' }], '"/etc/passwd" has an absolute path'],
     ['a hard link out of the root', [{ name: 'shadow', type: 'link' as const, linkname: '../../etc/shadow' }], 'hard link "shadow" points outside'],
   ])('refuses %s with E_LAYER_UNSAFE and leaves the store empty', async (_what, specs, message) => {
     // A big first entry makes sure bytes are already flowing into the store when the bad entry arrives.
     const tar = await makeTar([{ name: 'big', content: randomBytes(3 * 1024 * 1024) }, ...specs]);
-    for (const [name, data] of [['bad.tar', tar], ['bad.tar.gz', gzipSync(tar)]] as const) {
+    for (const [name, data] of [
+      ['bad.tar', tar],
+      ['bad.tar.gz', gzipSync(tar)],
+    ] as const) {
       const path = await put(name, data);
-      const error = await importTarLayer(path, {}, store).then(() => undefined, (e: unknown) => e);
+      const error = await importTarLayer(path, {}, store).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(error).toMatchObject({ code: 'E_LAYER_UNSAFE' });
       expect((error as Error).message).toContain(path);
       expect((error as Error).message).toContain(message);
@@ -80,9 +93,15 @@ describe('importTarLayer', () => {
     const corrupt = Buffer.from(gz);
     for (let i = 1000; i < 1100; i++) corrupt[i] = (corrupt[i] ?? 0) ^ 0x55;
     const truncated = gz.subarray(0, gz.length - 100);
-    for (const [name, data] of [['corrupt.tar.gz', corrupt], ['truncated.tar.gz', truncated]] as const) {
+    for (const [name, data] of [
+      ['corrupt.tar.gz', corrupt],
+      ['truncated.tar.gz', truncated],
+    ] as const) {
       const path = await put(name, data);
-      const error = await importTarLayer(path, {}, store).then(() => undefined, (e: unknown) => e);
+      const error = await importTarLayer(path, {}, store).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(error).toMatchObject({ code: 'E_LAYER_INVALID', message: expect.stringContaining(path) });
       expect(await store.contents()).toEqual([]);
     }
@@ -90,8 +109,14 @@ describe('importTarLayer', () => {
 
   it('refuses what is not a tar, and names a missing file', async () => {
     const path = await put('noise.tar', randomBytes(4096));
-    await expect(importTarLayer(path, {}, store)).rejects.toMatchObject({ code: 'E_LAYER_INVALID', message: expect.stringContaining('is not a valid tar archive') });
+    await expect(importTarLayer(path, {}, store)).rejects.toMatchObject({
+      code: 'E_LAYER_INVALID',
+      message: expect.stringContaining('is not a valid tar archive'),
+    });
     expect(await store.contents()).toEqual([]);
-    await expect(importTarLayer(join(dir, 'missing.tar'), {}, store)).rejects.toMatchObject({ code: 'E_NOT_FOUND', message: expect.stringContaining('missing.tar') });
+    await expect(importTarLayer(join(dir, 'missing.tar'), {}, store)).rejects.toMatchObject({
+      code: 'E_NOT_FOUND',
+      message: expect.stringContaining('missing.tar'),
+    });
   });
 });

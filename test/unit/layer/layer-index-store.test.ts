@@ -92,7 +92,10 @@ describe('layer records kept by diffID', () => {
 
   it('refuses a record whose header, checksum, version, diffID or names are wrong', () => {
     const diffId = digestOf('layer');
-    const record = { entries: [{ path: 'etc/passwd', type: 'file' as const, mode: 0o644, uid: 0, gid: 0, size: 3, mtime: 0, devMajor: 0, devMinor: 0 }], contents: new Map([[0, Buffer.from('r:x')]]) };
+    const record = {
+      entries: [{ path: 'etc/passwd', type: 'file' as const, mode: 0o644, uid: 0, gid: 0, size: 3, mtime: 0, devMajor: 0, devMinor: 0 }],
+      contents: new Map([[0, Buffer.from('r:x')]]),
+    };
     const good = encodeRecord(diffId, record);
     expect(decodeRecord(good, diffId)).toEqual({ ...record, entries: [{ ...record.entries[0], linkname: undefined }] });
     expect(decodeRecord(good, digestOf('other'))).toBeUndefined();

@@ -12,7 +12,11 @@ import { makeTar } from './make-tar.js';
 import { rawHeaders } from './raw-tar.js';
 import { tempDir } from './tree.js';
 
-async function collect(data: Buffer, compression: 'gzip' | 'none', read: (entry: LayerReadEntry) => Promise<string | undefined>): Promise<Array<Record<string, unknown>>> {
+async function collect(
+  data: Buffer,
+  compression: 'gzip' | 'none',
+  read: (entry: LayerReadEntry) => Promise<string | undefined>,
+): Promise<Array<Record<string, unknown>>> {
   const out: Array<Record<string, unknown>> = [];
   for await (const entry of readLayer(Readable.from([data]), { compression, what: 'test layer' })) {
     const { content: _content, ...rest } = entry;
@@ -42,7 +46,10 @@ describe('readLayer', () => {
   ]);
 
   it('streams entries with normalized paths and classifies whiteouts; unread content is skipped', async () => {
-    for (const [data, compression] of [[await layer, 'none'], [gzipSync(await layer), 'gzip']] as const) {
+    for (const [data, compression] of [
+      [await layer, 'none'],
+      [gzipSync(await layer), 'gzip'],
+    ] as const) {
       const entries = await collect(data, compression, async (entry) => {
         if (entry.path === 'dir/kept') return text(entry);
         if (entry.path === 'dir/half') {
@@ -74,20 +81,36 @@ describe('readLayer', () => {
   });
 
   it('refuses entries that escape the root', async () => {
-    const bad = await makeTar([{ name: 'ok', content: 'x' }, { name: 'a/../../evil', content: 'x' }]);
+    const bad = await makeTar([
+      { name: 'ok', content: 'x' },
+      { name: 'a/../../evil', content: 'x' },
+    ]);
     await expect(collect(bad, 'none', async () => undefined)).rejects.toMatchObject({ code: 'E_LAYER_UNSAFE', message: expect.stringContaining('test layer') });
     const link = await makeTar([{ name: 'l', type: 'link', linkname: '/../etc/shadow' }]);
     await expect(collect(link, 'none', async () => undefined)).rejects.toMatchObject({ code: 'E_LAYER_UNSAFE' });
   });
 
-  it('takes an archive that stops after the last entry\'s content, as Go\'s archive/tar does (umoci insert writes them)', async () => {
-    const tar = await makeTar([{ name: '/', type: 'directory' }, { name: 'etc/passwd', content: 'root:x:0:0:root:/root:/bin/sh\n' }]);
+  it("takes an archive that stops after the last entry's content, as Go's archive/tar does (umoci insert writes them)", async () => {
+    const tar = await makeTar([
+      { name: '/', type: 'directory' },
+      { name: 'etc/passwd', content: 'root:x:0:0:root:/root:/bin/sh\n' },
+    ]);
     const contentEnd = 512 * 2 + 30;
-    for (const [cut, ok] of [[contentEnd, true], [512 * 4, true], [512 * 4 + 300, true], [contentEnd - 1, false], [512 + 100, false]] as const) {
+    for (const [cut, ok] of [
+      [contentEnd, true],
+      [512 * 4, true],
+      [512 * 4 + 300, true],
+      [contentEnd - 1, false],
+      [512 + 100, false],
+    ] as const) {
       const data = Buffer.from(tar.subarray(0, cut));
       for (const compression of ['none', 'gzip'] as const) {
         const reading = collect(compression === 'gzip' ? gzipSync(data) : data, compression, text);
-        if (ok) expect((await reading).map((e) => [e['path'], e['text']])).toEqual([['.', ''], ['etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n']]);
+        if (ok)
+          expect((await reading).map((e) => [e['path'], e['text']])).toEqual([
+            ['.', ''],
+            ['etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n'],
+          ]);
         else await expect(reading, `cut at ${cut}`).rejects.toMatchObject({ code: 'E_LAYER_INVALID' });
       }
     }
@@ -104,7 +127,13 @@ describe('readLayer', () => {
       { name: 'l', type: 'link', linkname: '/etc/shadow' },
     ]);
     const entries = await collect(tar, 'none', async () => undefined);
-    expect(entries.map((e) => [e['path'], e['linkname']])).toEqual([['.', undefined], ['.', undefined], ['etc/shadow', undefined], ['etc/passwd', undefined], ['l', 'etc/shadow']]);
+    expect(entries.map((e) => [e['path'], e['linkname']])).toEqual([
+      ['.', undefined],
+      ['.', undefined],
+      ['etc/shadow', undefined],
+      ['etc/passwd', undefined],
+      ['l', 'etc/shadow'],
+    ]);
   });
 
   it('fails with E_LAYER_INVALID on a corrupt gzip, a truncated tar, or the wrong compression', async () => {

@@ -31,7 +31,9 @@ async function describeTree(dir: string, prefix = ''): Promise<Record<string, st
 }
 
 async function sha256(path: string): Promise<string> {
-  return createHash('sha256').update(await readFile(path)).digest('hex');
+  return createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 }
 
 describe('extractImageToDirectory', () => {
@@ -92,11 +94,7 @@ describe('extractImageToDirectory', () => {
         { name: 'ro/more', content: 'more' },
         { name: 'implicit/parent/file', content: 'deep' },
       ],
-      [
-        { name: 'a/.wh..wh..opq' },
-        { name: 'a/newer', content: 'newer' },
-        { name: 'a/.wh.nothing-here' },
-      ],
+      [{ name: 'a/.wh..wh..opq' }, { name: 'a/newer', content: 'newer' }, { name: 'a/.wh.nothing-here' }],
     ]);
     const tree = await describeTree(root);
     expect(tree).toEqual({
@@ -126,7 +124,7 @@ describe('extractImageToDirectory', () => {
     expect((await lstat(join(root, 'a/newer'))).mtimeMs).toBe(1_000_000_000);
   });
 
-  it('keeps a layer\'s own entries when its opaque marker or whiteout comes first', async () => {
+  it("keeps a layer's own entries when its opaque marker or whiteout comes first", async () => {
     await extract([
       [
         { name: 'd/', type: 'directory' },
@@ -134,22 +132,22 @@ describe('extractImageToDirectory', () => {
         { name: 'd/kept-name', content: 'lower' },
         { name: 'w', content: 'lower' },
       ],
-      [
-        { name: 'd/.wh..wh..opq' },
-        { name: 'd/kept-name', content: 'upper' },
-        { name: '.wh.w' },
-        { name: 'w', content: 'upper' },
-      ],
+      [{ name: 'd/.wh..wh..opq' }, { name: 'd/kept-name', content: 'upper' }, { name: '.wh.w' }, { name: 'w', content: 'upper' }],
     ]);
     expect(await describeTree(root)).toEqual({ d: 'dir 755', 'd/kept-name': 'file 644 upper', w: 'file 644 upper' });
   });
 
   itAsRoot('keeps ownership and setuid bits when privileged (needs root)', async () => {
-    await extract([[
-      { name: 'owned/', type: 'directory', uid: 1000, gid: 1001, mode: 0o2775 },
-      { name: 'owned/suid', content: 's', uid: 1234, gid: 5678, mode: 0o6755 },
-      { name: 'owned/link', type: 'symlink', linkname: 'suid', uid: 42, gid: 43 },
-    ]], { privileged: true });
+    await extract(
+      [
+        [
+          { name: 'owned/', type: 'directory', uid: 1000, gid: 1001, mode: 0o2775 },
+          { name: 'owned/suid', content: 's', uid: 1234, gid: 5678, mode: 0o6755 },
+          { name: 'owned/link', type: 'symlink', linkname: 'suid', uid: 42, gid: 43 },
+        ],
+      ],
+      { privileged: true },
+    );
     const dir = await lstat(join(root, 'owned'));
     const file = await lstat(join(root, 'owned/suid'));
     const link = await lstat(join(root, 'owned/link'));
@@ -203,10 +201,15 @@ describe('extractImageToDirectory', () => {
   });
 
   it('ignores ownership unless asked, and skips devices unless allowed', async () => {
-    await extract([[
-      { name: 'f', content: 'f', uid: 1234, gid: 5678 },
-      { name: 'null', type: 'character-device', devmajor: 1, devminor: 3, mode: 0o666 },
-    ]], { privileged: false, devices: 'create' });
+    await extract(
+      [
+        [
+          { name: 'f', content: 'f', uid: 1234, gid: 5678 },
+          { name: 'null', type: 'character-device', devmajor: 1, devminor: 3, mode: 0o666 },
+        ],
+      ],
+      { privileged: false, devices: 'create' },
+    );
     const file = await lstat(join(root, 'f'));
     expect(file.uid).toBe(process.getuid?.() ?? file.uid);
     expect(await describeTree(root)).toEqual({ f: 'file 644 f' });
@@ -219,15 +222,18 @@ describe('extractImageToDirectory', () => {
     });
   });
 
-  it('fails with the reader\'s verification error when a blob turns out not to match its digest', async () => {
+  it("fails with the reader's verification error when a blob turns out not to match its digest", async () => {
     const layer = await blobs.layer([{ name: 'f', content: 'f' }], 'none');
     const bytes = await blobs.readBlob(layer);
     const lying: BlobReader = {
       readBlob: async () => bytes,
-      openBlob: async () => Readable.from((async function* () {
-        yield bytes;
-        throw new StrataError('E_DIGEST_MISMATCH', `blob ${layer.digest} does not match its digest`);
-      })()),
+      openBlob: async () =>
+        Readable.from(
+          (async function* () {
+            yield bytes;
+            throw new StrataError('E_DIGEST_MISMATCH', `blob ${layer.digest} does not match its digest`);
+          })(),
+        ),
     };
     await expect(extractImageToDirectory([layer], lying, root)).rejects.toMatchObject({ code: 'E_DIGEST_MISMATCH' });
     await expect(indexImageFilesystem([layer], lying)).rejects.toMatchObject({ code: 'E_DIGEST_MISMATCH' });
@@ -307,11 +313,19 @@ describe('extractImageToDirectory', () => {
       expect(await refused([[{ name: 'pw', type: 'link', linkname: '/etc/passwd' }]], 'E_LAYER_INVALID')).toMatch(/does not exist/);
       await rm(root, { recursive: true });
       await mkdir(root);
-      expect(await refused([[{ name: 'out', type: 'symlink', linkname: '../../../../etc' }], [{ name: 'pw', type: 'link', linkname: 'out/passwd' }]], 'E_LAYER_INVALID')).toMatch(/does not exist/);
+      expect(
+        await refused(
+          [[{ name: 'out', type: 'symlink', linkname: '../../../../etc' }], [{ name: 'pw', type: 'link', linkname: 'out/passwd' }]],
+          'E_LAYER_INVALID',
+        ),
+      ).toMatch(/does not exist/);
       await rm(root, { recursive: true });
       await mkdir(root);
       await extract([
-        [{ name: 'etc/passwd', content: 'image passwd' }, { name: 'out', type: 'symlink', linkname: '../../../../etc' }],
+        [
+          { name: 'etc/passwd', content: 'image passwd' },
+          { name: 'out', type: 'symlink', linkname: '../../../../etc' },
+        ],
         [{ name: 'pw', type: 'link', linkname: 'out/passwd' }],
       ]);
       expect((await lstat(join(root, 'pw'))).ino).toBe((await lstat(join(root, 'etc/passwd'))).ino);
@@ -347,7 +361,15 @@ describe('extractImageToDirectory', () => {
       for (const name of ['.wh...', '.wh..', 'a/.wh...', 'a/.wh..']) {
         await rm(root, { recursive: true, force: true });
         await mkdir(root);
-        expect(await refused([[{ name: 'a/', type: 'directory' }, { name: 'a/keep', content: 'k' }], [{ name }]])).toMatch(/whiteout/);
+        expect(
+          await refused([
+            [
+              { name: 'a/', type: 'directory' },
+              { name: 'a/keep', content: 'k' },
+            ],
+            [{ name }],
+          ]),
+        ).toMatch(/whiteout/);
       }
     });
 
@@ -355,7 +377,13 @@ describe('extractImageToDirectory', () => {
       expect(await refused([[{ name: './', type: 'symlink', linkname: '/' }]], 'E_LAYER_INVALID')).toMatch(/root/);
       await rm(root, { recursive: true });
       await mkdir(root);
-      await extract([[{ name: 'up', type: 'symlink', linkname: '/' }], [{ name: 'up/etc/', type: 'directory', mode: 0o700 }, { name: 'up/etc/x', content: 'x' }]]);
+      await extract([
+        [{ name: 'up', type: 'symlink', linkname: '/' }],
+        [
+          { name: 'up/etc/', type: 'directory', mode: 0o700 },
+          { name: 'up/etc/x', content: 'x' },
+        ],
+      ]);
       expect(await describeTree(root)).toEqual({ etc: 'dir 700', 'etc/x': 'file 644 x', up: 'symlink -> /' });
     });
 

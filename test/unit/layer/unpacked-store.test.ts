@@ -56,10 +56,12 @@ describe('unpacked layer chains kept in the store', () => {
 
   it('leaves nothing behind when unpacking fails', async () => {
     const store = new UnpackedStore(join(dir, 'unpacked'), 2);
-    await expect(store.put('k', async (r) => {
-      await fill(r, 'x');
-      throw new Error('the layer was corrupt');
-    })).rejects.toThrow('corrupt');
+    await expect(
+      store.put('k', async (r) => {
+        await fill(r, 'x');
+        throw new Error('the layer was corrupt');
+      }),
+    ).rejects.toThrow('corrupt');
     expect(await readdir(join(dir, 'unpacked'))).toEqual([]);
   });
 

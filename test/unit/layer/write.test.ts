@@ -49,12 +49,31 @@ async function readAll(result: LayerResult): Promise<Array<LayerReadEntry & { te
 }
 
 const EXPECTED_ORDER = [
-  'a', 'a/b', 'a-b', 'bin', 'bin/run.sh', 'bin/sgid', 'bin/suid',
-  'data', 'data/c.txt', 'data/pipe', 'data/readme.txt', 'data/sticky', 'empty',
+  'a',
+  'a/b',
+  'a-b',
+  'bin',
+  'bin/run.sh',
+  'bin/sgid',
+  'bin/suid',
+  'data',
+  'data/c.txt',
+  'data/pipe',
+  'data/readme.txt',
+  'data/sticky',
+  'empty',
   ...LONG_PATH.split('/').map((_, i, parts) => parts.slice(0, i + 1).join('/')),
-  'hard', 'hard/a.txt', 'hard/b.txt',
-  'links', 'links/abs', 'links/dangling', 'links/long', 'links/rel', 'links/unicode',
-  'ünïcødé', 'ünïcødé/日本語.txt',
+  'hard',
+  'hard/a.txt',
+  'hard/b.txt',
+  'links',
+  'links/abs',
+  'links/dangling',
+  'links/long',
+  'links/rel',
+  'links/unicode',
+  'ünïcødé',
+  'ünïcødé/日本語.txt',
 ].sort((x, y) => Buffer.compare(Buffer.from(x.replaceAll('/', '\0')), Buffer.from(y.replaceAll('/', '\0')))); // no whiteouts here
 
 describe('walkLayerTree', () => {
@@ -112,14 +131,22 @@ describe('walkLayerTree', () => {
   });
 
   it('names a missing root', async () => {
-    await expect(walkLayerTree('/nonexistent/strata-layer')).rejects.toMatchObject({ code: 'E_NOT_FOUND', message: expect.stringContaining('/nonexistent/strata-layer') });
+    await expect(walkLayerTree('/nonexistent/strata-layer')).rejects.toMatchObject({
+      code: 'E_NOT_FOUND',
+      message: expect.stringContaining('/nonexistent/strata-layer'),
+    });
   });
 
   it('fails with E_IO naming an unreadable file', async () => {
     const root = await tree();
     await chmod(join(root, 'data/readme.txt'), 0o000);
     await chmod(join(root, 'empty'), 0o755);
-    const error = await asUnprivileged(root, () => walkLayerTree(root).then(() => undefined, (e: unknown) => e));
+    const error = await asUnprivileged(root, () =>
+      walkLayerTree(root).then(
+        () => undefined,
+        (e: unknown) => e,
+      ),
+    );
     expect(isStrataError(error, 'E_IO')).toBe(true);
     expect((error as Error).message).toContain(join(root, 'data/readme.txt'));
   });
@@ -191,9 +218,13 @@ describe('writeLayer', () => {
     expect(names.map((n) => n.replace(/\/$/, ''))).toEqual(EXPECTED_ORDER);
     const gzipped = await writeLayer(await walkLayerTree(root), { sourceDateEpoch: SDE }, store);
     expect(gzipped.diffId).toBe(result.diffId);
-    const fromGzip = execFileSync('tar', ['-tzf', store.blobPath(gzipped.descriptor.digest)], { encoding: 'utf8' }).trim().split('\n');
+    const fromGzip = execFileSync('tar', ['-tzf', store.blobPath(gzipped.descriptor.digest)], { encoding: 'utf8' })
+      .trim()
+      .split('\n');
     expect(fromGzip).toEqual(names);
-    const listing = execFileSync('tar', ['-tvf', path], { encoding: 'utf8', env: { ...process.env, TZ: 'UTC', LC_ALL: 'C.UTF-8' } }).trim().split('\n');
+    const listing = execFileSync('tar', ['-tvf', path], { encoding: 'utf8', env: { ...process.env, TZ: 'UTC', LC_ALL: 'C.UTF-8' } })
+      .trim()
+      .split('\n');
     const line = (name: string): string => listing.find((l) => l.includes(` ${name}`)) ?? `missing ${name}`;
     // Without uname/gname GNU tar prints the numeric ids even though root has a name.
     for (const l of listing) expect(l).toMatch(/^[-dlhpcb][-rwxsStT]{9} 0\/0 /);
@@ -262,7 +293,15 @@ describe('writeLayer', () => {
   });
 
   it('writes whiteouts before their siblings, and reads them back as whiteouts', async () => {
-    const e = (path: string, type: LayerEntry['type'] = 'file'): LayerEntry => ({ path, type, mode: type === 'dir' ? 0o755 : 0o644, size: 0, mtime: 0, uid: 0, gid: 0 });
+    const e = (path: string, type: LayerEntry['type'] = 'file'): LayerEntry => ({
+      path,
+      type,
+      mode: type === 'dir' ? 0o755 : 0o644,
+      size: 0,
+      mtime: 0,
+      uid: 0,
+      gid: 0,
+    });
     const result = await writeLayer([e('a/-b'), e('a/.wh.gone'), e('a', 'dir'), e('a/.wh..wh..opq'), e('-top'), e('.wh.top')], {}, store);
     const read = await readAll(result);
     expect(read.map((r) => [r.kind, r.path])).toEqual([
@@ -285,7 +324,10 @@ describe('writeLayer', () => {
     await expect(writeLayer([f('a'), f('a')], {}, store)).rejects.toMatchObject({ code: 'E_LAYER_INVALID' });
     await expect(writeLayer([f('./a')], {}, store)).rejects.toMatchObject({ code: 'E_LAYER_INVALID' });
     await expect(writeLayer([f('../a')], {}, store)).rejects.toMatchObject({ code: 'E_LAYER_INVALID' });
-    await expect(writeLayer([{ ...f('a'), type: 'hardlink', linkTarget: 'b' }, f('b')], {}, store)).rejects.toMatchObject({ code: 'E_LAYER_INVALID', message: expect.stringContaining('hard link a') });
+    await expect(writeLayer([{ ...f('a'), type: 'hardlink', linkTarget: 'b' }, f('b')], {}, store)).rejects.toMatchObject({
+      code: 'E_LAYER_INVALID',
+      message: expect.stringContaining('hard link a'),
+    });
     expect(await store.contents()).toEqual([]);
   });
 
@@ -293,14 +335,24 @@ describe('writeLayer', () => {
     const root = await tree();
     const entries = await walkLayerTree(root);
     await rm(join(root, LONG_PATH));
-    const gone = await writeLayer(entries, {}, store).then(() => undefined, (e: unknown) => e);
+    const gone = await writeLayer(entries, {}, store).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(isStrataError(gone, 'E_IO')).toBe(true);
     expect((gone as Error).message).toContain(join(root, LONG_PATH));
     expect(await store.contents()).toEqual([]);
 
     await mkdir(join(root, 'x'));
     await writeFile(join(root, 'data/readme.txt'), 'now longer than before\n');
-    const grown = await writeLayer(await walkLayerTree(root).then((es) => es.map((e) => (e.path === 'data/readme.txt' ? { ...e, size: 3 } : e))), {}, store).then(() => undefined, (e: unknown) => e);
+    const grown = await writeLayer(
+      await walkLayerTree(root).then((es) => es.map((e) => (e.path === 'data/readme.txt' ? { ...e, size: 3 } : e))),
+      {},
+      store,
+    ).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(grown).toMatchObject({ code: 'E_IO', message: expect.stringContaining('changed while the layer was written') });
     expect(await store.contents()).toEqual([]);
   });
@@ -311,7 +363,12 @@ describe('writeLayer', () => {
     await chmod(join(root, 'bin/run.sh'), 0o000);
     await chmod(store.dir, 0o777);
     for (const sub of ['tmp', 'blobs']) await chmod(join(store.dir, sub), 0o777);
-    const error = await asUnprivileged(root, () => writeLayer(entries, {}, store).then(() => undefined, (e: unknown) => e));
+    const error = await asUnprivileged(root, () =>
+      writeLayer(entries, {}, store).then(
+        () => undefined,
+        (e: unknown) => e,
+      ),
+    );
     expect(error).toMatchObject({ code: 'E_IO', message: expect.stringContaining(`${join(root, 'bin/run.sh')} into the layer: permission denied`) });
     expect(await store.contents()).toEqual([]);
   });

@@ -167,12 +167,19 @@ describeWithTools(['zstd'], 'zstd layers', () => {
 
   it('readLayer of bad zstd fails naming the layer; abandoning a read stops the child', async () => {
     const bad = Readable.from([Buffer.from('definitely not zstd'.repeat(1000))]);
-    const error = await caught((async () => {
-      for await (const _entry of readLayer(bad, { compression: 'zstd', what: 'layer sha256:0bad' })) { /* nothing */ }
-    })());
+    const error = await caught(
+      (async () => {
+        for await (const _entry of readLayer(bad, { compression: 'zstd', what: 'layer sha256:0bad' })) {
+          /* nothing */
+        }
+      })(),
+    );
     expect(error).toMatchObject({ code: 'E_LAYER_INVALID', message: expect.stringContaining('layer sha256:0bad') });
 
-    const tar = await makeTar([{ name: 'a', content: 'a'.repeat(100_000) }, { name: 'b', content: 'b' }]);
+    const tar = await makeTar([
+      { name: 'a', content: 'a'.repeat(100_000) },
+      { name: 'b', content: 'b' },
+    ]);
     const packed = execFileSync('zstd', ['-c', '-q'], { input: tar });
     for await (const entry of readLayer(Readable.from([packed]), { compression: 'zstd', what: 'early exit' })) {
       expect(entry.path).toBe('a');
@@ -180,9 +187,13 @@ describeWithTools(['zstd'], 'zstd layers', () => {
     }
     const controller = new AbortController();
     controller.abort();
-    await expect((async () => {
-      for await (const _entry of readLayer(Readable.from([packed]), { compression: 'zstd', signal: controller.signal })) { /* nothing */ }
-    })()).rejects.toMatchObject({ code: 'E_ABORTED' });
+    await expect(
+      (async () => {
+        for await (const _entry of readLayer(Readable.from([packed]), { compression: 'zstd', signal: controller.signal })) {
+          /* nothing */
+        }
+      })(),
+    ).rejects.toMatchObject({ code: 'E_ABORTED' });
   });
 
   it('importTarLayer recompresses a tar as zstd; a Docker-format image is refused', async () => {
@@ -190,8 +201,13 @@ describeWithTools(['zstd'], 'zstd layers', () => {
     await writeFile(join(d, 'l.tar'), await makeTar([{ name: 'x', content: 'x\n' }]));
     const imported = await importTarLayer(join(d, 'l.tar'), { compression: 'zstd' }, store);
     expect(imported.descriptor.mediaType).toBe('application/vnd.oci.image.layer.v1.tar+zstd');
-    expect(execFileSync('zstd', ['-d', '-c', '-q'], { input: await readFile(store.blobPath(imported.descriptor.digest)) })).toEqual(await readFile(join(d, 'l.tar')));
+    expect(execFileSync('zstd', ['-d', '-c', '-q'], { input: await readFile(store.blobPath(imported.descriptor.digest)) })).toEqual(
+      await readFile(join(d, 'l.tar')),
+    );
     await expect(importTarLayer(join(d, 'l.tar'), { compression: 'zstd', mediaTypeFamily: 'docker' }, store)).rejects.toMatchObject({ code: 'E_USAGE' });
-    await expect(writeLayer([], { compression: 'zstd', mediaTypeFamily: 'docker' }, store)).rejects.toMatchObject({ code: 'E_USAGE', hint: expect.stringContaining('--format oci') });
+    await expect(writeLayer([], { compression: 'zstd', mediaTypeFamily: 'docker' }, store)).rejects.toMatchObject({
+      code: 'E_USAGE',
+      hint: expect.stringContaining('--format oci'),
+    });
   });
 });

@@ -30,7 +30,14 @@ async function serve(handler: (req: IncomingMessage, res: ServerResponse) => voi
 }
 
 const sha = (b: Buffer): `sha256:${string}` => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: { mediaType: MediaType.OciConfig, digest: `sha256:${'a'.repeat(64)}`, size: 2 }, layers: [] }));
+const manifest = Buffer.from(
+  JSON.stringify({
+    schemaVersion: 2,
+    mediaType: MediaType.OciManifest,
+    config: { mediaType: MediaType.OciConfig, digest: `sha256:${'a'.repeat(64)}`, size: 2 },
+    layers: [],
+  }),
+);
 const blob = Buffer.from('hello blob');
 
 describe('RegistryClient (loopback fakes)', () => {
@@ -62,7 +69,9 @@ describe('RegistryClient (loopback fakes)', () => {
       if (req.url === '/v2/') return void res.end('{}');
       res.end(manifest);
     });
-    await expect(new RegistryClient({ registry: reg.host }).getManifest('a/b', `sha256:${'c'.repeat(64)}`)).rejects.toMatchObject({ code: 'E_DIGEST_MISMATCH' });
+    await expect(new RegistryClient({ registry: reg.host }).getManifest('a/b', `sha256:${'c'.repeat(64)}`)).rejects.toMatchObject({
+      code: 'E_DIGEST_MISMATCH',
+    });
   });
 
   it('drops Authorization on a redirect to another origin and keeps it on the same origin', async () => {
@@ -98,7 +107,9 @@ describe('RegistryClient (loopback fakes)', () => {
       res.writeHead(302, { location: 'file:///etc/passwd' });
       res.end();
     });
-    await expect(new RegistryClient({ registry: reg.host }).readBlob('a/b', { digest: sha(blob), size: blob.byteLength })).rejects.toMatchObject({ code: 'E_REGISTRY' });
+    await expect(new RegistryClient({ registry: reg.host }).readBlob('a/b', { digest: sha(blob), size: blob.byteLength })).rejects.toMatchObject({
+      code: 'E_REGISTRY',
+    });
   });
 
   it('allows plain HTTP only for loopback and --insecure-registry hosts', () => {
@@ -123,7 +134,13 @@ describe('RegistryClient (loopback fakes)', () => {
   });
 
   it('asks a registry without a port over both schemes at once: HTTPS wins when it answers, else plain HTTP', async () => {
-    const answer = (status: number): FetchResponse => ({ status, headers: { get: () => null }, body: null, text: async () => '', arrayBuffer: async () => new ArrayBuffer(0) });
+    const answer = (status: number): FetchResponse => ({
+      status,
+      headers: { get: () => null },
+      body: null,
+      text: async () => '',
+      arrayBuffer: async () => new ArrayBuffer(0),
+    });
     const refused = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
     const pingWith = async (tls: 'answers' | 'refused'): Promise<{ baseUrl: string; urls: string[] }> => {
       const urls: string[] = [];

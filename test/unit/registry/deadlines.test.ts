@@ -21,7 +21,12 @@ describe('registry deadlines', () => {
     servers.push(server);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as { port: number }).port;
-    const client = new RegistryClient({ registry: `127.0.0.1:${port}`, scheme: 'https', deadlines: { connectMs: 200 }, retry: { retries: 2, sleep: async () => undefined } });
+    const client = new RegistryClient({
+      registry: `127.0.0.1:${port}`,
+      scheme: 'https',
+      deadlines: { connectMs: 200 },
+      retry: { retries: 2, sleep: async () => undefined },
+    });
     const started = Date.now();
     await expect(client.ping()).rejects.toMatchObject({
       code: 'E_REGISTRY_UNREACHABLE',
@@ -56,13 +61,24 @@ describe('upload deadline', () => {
     try {
       const port = (server.address() as { port: number }).port;
       const chunk = Buffer.alloc(1024 * 1024, 1);
-      const body = Readable.from((function* () { for (let i = 0; i < 64; i++) yield chunk; })());
+      const body = Readable.from(
+        (function* () {
+          for (let i = 0; i < 64; i++) yield chunk;
+        })(),
+      );
       const started = Date.now();
-      await expect(sendWithRetry(createNodeFetch(), `http://127.0.0.1:${port}/upload`, () => ({ method: 'PUT', headers: { 'content-length': String(64 * chunk.length) }, body }), {
-        retry: resolveRetry({ retries: 0 }),
-        retryable: false,
-        idleMs: 300,
-      })).rejects.toMatchObject({ phase: 'upload', message: expect.stringMatching(/^the registry stopped reading the upload for 300 ms after \d+ bytes$/) });
+      await expect(
+        sendWithRetry(
+          createNodeFetch(),
+          `http://127.0.0.1:${port}/upload`,
+          () => ({ method: 'PUT', headers: { 'content-length': String(64 * chunk.length) }, body }),
+          {
+            retry: resolveRetry({ retries: 0 }),
+            retryable: false,
+            idleMs: 300,
+          },
+        ),
+      ).rejects.toMatchObject({ phase: 'upload', message: expect.stringMatching(/^the registry stopped reading the upload for 300 ms after \d+ bytes$/) });
       expect(Date.now() - started).toBeLessThan(5000);
     } finally {
       server.closeAllConnections();

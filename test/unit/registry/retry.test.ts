@@ -137,7 +137,9 @@ describe('sendWithRetry against a real loopback server', () => {
   it('times out a request that never answers, as a retryable failure', async () => {
     const url = await serve(() => undefined);
     const delays: number[] = [];
-    await expect(sendWithRetry(fetch, url, () => ({ method: 'GET', headers: {} }), { ...opts(delays, { retries: 1 }), timeoutMs: 100 })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    await expect(sendWithRetry(fetch, url, () => ({ method: 'GET', headers: {} }), { ...opts(delays, { retries: 1 }), timeoutMs: 100 })).rejects.toMatchObject({
+      code: 'ETIMEDOUT',
+    });
     expect(delays).toHaveLength(1);
   });
 
@@ -145,7 +147,9 @@ describe('sendWithRetry against a real loopback server', () => {
     const url = await serve(() => undefined);
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 50);
-    await expect(sendWithRetry(fetch, url, () => ({ method: 'GET', headers: {} }), { ...opts([]), signal: controller.signal })).rejects.toMatchObject({ code: 'E_ABORTED' });
+    await expect(sendWithRetry(fetch, url, () => ({ method: 'GET', headers: {} }), { ...opts([]), signal: controller.signal })).rejects.toMatchObject({
+      code: 'E_ABORTED',
+    });
   });
 });
 

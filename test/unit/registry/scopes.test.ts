@@ -30,7 +30,7 @@ describe('scopes', () => {
 });
 
 describe('upload Range header', () => {
-  it('reads the next offset, with distribution\'s 0-0 as empty', async () => {
+  it("reads the next offset, with distribution's 0-0 as empty", async () => {
     const { parseUploadRange } = await import('../../../src/registry/upload.js');
     expect(parseUploadRange('0-1048575')).toBe(1048576);
     expect(parseUploadRange('bytes=0-99')).toBe(100);
@@ -44,13 +44,21 @@ describe('upload Range header', () => {
 describe('spec error bodies', () => {
   it('maps codes and keeps messages', async () => {
     const { registryResponseError, parseSpecErrors } = await import('../../../src/registry/errors.js');
-    expect(parseSpecErrors('{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}')).toEqual([{ code: 'BLOB_UNKNOWN', message: 'blob unknown to registry' }]);
+    expect(parseSpecErrors('{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}')).toEqual([
+      { code: 'BLOB_UNKNOWN', message: 'blob unknown to registry' },
+    ]);
     expect(parseSpecErrors('<html>')).toEqual([]);
     const ctx = { registry: 'r.io', repository: 'a/b', what: 'blob sha256:x' };
-    expect(registryResponseError(ctx, 404, '{"errors":[{"code":"BLOB_UNKNOWN","message":"m"}]}')).toMatchObject({ code: 'E_REGISTRY_NOT_FOUND', message: 'registry r.io, repository a/b, blob sha256:x: BLOB_UNKNOWN: m (HTTP 404)' });
+    expect(registryResponseError(ctx, 404, '{"errors":[{"code":"BLOB_UNKNOWN","message":"m"}]}')).toMatchObject({
+      code: 'E_REGISTRY_NOT_FOUND',
+      message: 'registry r.io, repository a/b, blob sha256:x: BLOB_UNKNOWN: m (HTTP 404)',
+    });
     expect(registryResponseError(ctx, 400, '{"errors":[{"code":"DIGEST_INVALID","message":"m"}]}').code).toBe('E_DIGEST_MISMATCH');
     expect(registryResponseError(ctx, 415, '').code).toBe('E_REGISTRY_UNSUPPORTED');
     expect(registryResponseError(ctx, 429, '')).toMatchObject({ code: 'E_REGISTRY', hint: expect.stringContaining('rate limiting') });
-    expect(registryResponseError(ctx, 403, '')).toMatchObject({ code: 'E_REGISTRY_DENIED', message: 'registry r.io, repository a/b, blob sha256:x: denied (HTTP 403)' });
+    expect(registryResponseError(ctx, 403, '')).toMatchObject({
+      code: 'E_REGISTRY_DENIED',
+      message: 'registry r.io, repository a/b, blob sha256:x: denied (HTTP 403)',
+    });
   });
 });

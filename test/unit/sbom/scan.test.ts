@@ -46,15 +46,31 @@ describe('scanImageLayers', () => {
       { name: 'etc/os-release', body: 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n' },
       { name: 'var/lib/dpkg/status', body: STATUS },
       { name: 'var/lib/dpkg/status.d/tzdata', body: 'Package: tzdata\nVersion: 2024a-0+deb12u1\nArchitecture: all\n' },
-      { name: 'usr/share/doc/libc6/copyright', body: 'Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: LGPL-2.1+\n' },
+      {
+        name: 'usr/share/doc/libc6/copyright',
+        body: 'Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: LGPL-2.1+\n',
+      },
       { name: 'lib/apk/db/installed', body: APK },
       { name: 'app/node_modules/left-pad/package.json', body: JSON.stringify({ name: 'left-pad', version: '1.3.0', license: 'WTFPL' }) },
       { name: 'app/node_modules/@scope/util/package.json', body: JSON.stringify({ name: '@scope/util', version: '2.0.0', license: 'MIT' }) },
       { name: 'app/node_modules/@scope/util/node_modules/left-pad/package.json', body: JSON.stringify({ name: 'left-pad', version: '1.3.0' }) },
-      { name: 'app/package-lock.json', body: JSON.stringify({ lockfileVersion: 3, packages: { '': { name: 'app' }, 'node_modules/left-pad': { version: '1.3.0' }, 'node_modules/not-installed': { version: '0.1.0', license: 'ISC' } } }) },
-      { name: 'usr/lib/python3/dist-packages/requests-2.31.0.dist-info/METADATA', body: 'Metadata-Version: 2.1\nName: requests\nVersion: 2.31.0\nLicense: Apache 2.0\n\nbody\n' },
+      {
+        name: 'app/package-lock.json',
+        body: JSON.stringify({
+          lockfileVersion: 3,
+          packages: { '': { name: 'app' }, 'node_modules/left-pad': { version: '1.3.0' }, 'node_modules/not-installed': { version: '0.1.0', license: 'ISC' } },
+        }),
+      },
+      {
+        name: 'usr/lib/python3/dist-packages/requests-2.31.0.dist-info/METADATA',
+        body: 'Metadata-Version: 2.1\nName: requests\nVersion: 2.31.0\nLicense: Apache 2.0\n\nbody\n',
+      },
       { name: 'usr/lib/python3/dist-packages/Typing_Extensions-4.0.egg-info', body: 'Metadata-Version: 1.0\nName: Typing_Extensions\nVersion: 4.0\n' },
-      { name: 'usr/local/bin/tool', mode: 0o755, body: fakeGoBinary('go1.22.1', 'path\texample.com/tool\nmod\texample.com/tool\tv1.2.3\th1:x=\ndep\tgolang.org/x/sys\tv0.18.0\th1:y=\n') },
+      {
+        name: 'usr/local/bin/tool',
+        mode: 0o755,
+        body: fakeGoBinary('go1.22.1', 'path\texample.com/tool\nmod\texample.com/tool\tv1.2.3\th1:x=\ndep\tgolang.org/x/sys\tv0.18.0\th1:y=\n'),
+      },
     ]);
     const scan = await scanImageLayers([base], reader);
     const purls = scan.packages.map((p) => p.purl);
@@ -76,14 +92,17 @@ describe('scanImageLayers', () => {
     const byName = new Map(scan.packages.map((p) => [p.name, p]));
     expect(byName.get('libc6')?.license).toBe('LGPL-2.1+');
     expect(byName.get('libc6')?.locations).toEqual(['/var/lib/dpkg/status']);
-    expect(byName.get('left-pad')?.locations).toEqual(['/app/node_modules/@scope/util/node_modules/left-pad/package.json', '/app/node_modules/left-pad/package.json']);
+    expect(byName.get('left-pad')?.locations).toEqual([
+      '/app/node_modules/@scope/util/node_modules/left-pad/package.json',
+      '/app/node_modules/left-pad/package.json',
+    ]);
     expect(byName.get('not-installed')?.locations).toEqual(['/app/package-lock.json']);
     expect(byName.get('musl')?.license).toBe('MIT');
     expect(scan.distro).toEqual({ id: 'debian', versionId: '12', prettyName: 'Debian GNU/Linux 12 (bookworm)' });
     expect(scan.warnings).toEqual([]);
   });
 
-  itIfTools(['umoci'], 'reads the build info of a real Go binary (Debian\'s umoci)', async () => {
+  itIfTools(['umoci'], "reads the build info of a real Go binary (Debian's umoci)", async () => {
     const reader = new MemoryBlobReader();
     const layer = await layerOf(reader, [{ name: 'usr/bin/umoci', mode: 0o755, body: readFileSync(findOnPath('umoci')!) }]);
     const scan = await scanImageLayers([layer], reader);
@@ -140,11 +159,20 @@ describe('scanImageLayers', () => {
     expect(scan.packages.filter((p) => p.type === 'npm').map((p) => p.name)).toEqual(['good']);
     expect(scan.packages.some((p) => p.type === 'golang')).toBe(false);
     const kinds = scan.warnings.map((w) => w.replace(/:.*/, ''));
-    expect(kinds.sort()).toEqual(['/bin/corrupt-go', '/n/node_modules/bad/package.json', '/site/broken.dist-info/METADATA', '/var/lib/dpkg/status', '/var/lib/dpkg/status', '/var/lib/dpkg/status'].sort());
+    expect(kinds.sort()).toEqual(
+      [
+        '/bin/corrupt-go',
+        '/n/node_modules/bad/package.json',
+        '/site/broken.dist-info/METADATA',
+        '/var/lib/dpkg/status',
+        '/var/lib/dpkg/status',
+        '/var/lib/dpkg/status',
+      ].sort(),
+    );
     expect(scan.warnings.find((w) => w.includes('package.json'))).toMatch(/and 2 more like it/);
   }, 60_000);
 
-  it('keeps each layer\'s findings by digest and reuses them', async () => {
+  it("keeps each layer's findings by digest and reuses them", async () => {
     const dir = await mkdtemp(join(tmpdir(), 'sbom-cache-'));
     try {
       const reader = new MemoryBlobReader();
