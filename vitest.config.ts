@@ -6,5 +6,7 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // Two test files at a time: most of the suite waits on registries, buildah and sandboxes, not on a CPU.
+    maxWorkers: 2,
   },
 });
