@@ -44,3 +44,4 @@ export {
 } from './secure-join.js';
 export { snapshotRootfs, type RootfsSnapshot, type SnapshotEntry, type SnapshotOptions } from './snapshot.js';
 export { captureChanges, RUN_EXCLUDES, type CaptureOptions } from './changes.js';
+export { decompressFileWith } from './decompress-program.js';

@@ -1,11 +1,8 @@
-import { spawn } from 'node:child_process';
-import { createReadStream, createWriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { StrataError, isStrataError } from '../errors/index.js';
 import { digestFile } from '../digest/index.js';
-import { extractImageToDirectory } from '../layer/index.js';
+import { decompressFileWith, extractImageToDirectory } from '../layer/index.js';
 import { MediaType } from '../oci/index.js';
 import { FileMapBlobReader } from '../store/index.js';
 
@@ -62,7 +59,7 @@ export async function unpackArchiveFile(path: string, dir: string, options: Unpa
   let tarPath = path;
   if (kind === 'bzip2' || kind === 'xz') {
     tarPath = join(options.scratchDir, 'decompressed.tar');
-    await decompressWith(kind, path, tarPath, options.what);
+    await decompressFileWith(kind, path, tarPath, options.what);
   }
   const { digest, size } = await digestFile(tarPath);
   const mediaType = kind === 'gzip' ? MediaType.OciLayerGzip : kind === 'zstd' ? MediaType.OciLayerZstd : MediaType.OciLayer;
@@ -79,26 +76,4 @@ export async function unpackArchiveFile(path: string, dir: string, options: Unpa
       hint: isStrataError(cause) ? cause.hint : undefined,
     });
   }
-}
-
-async function decompressWith(program: 'bzip2' | 'xz', input: string, output: string, what: string): Promise<void> {
-  const child = spawn(program, ['-dc'], { stdio: ['pipe', 'pipe', 'ignore'] });
-  const exited = new Promise<number>((resolve, reject) => {
-    child.on('error', (cause) =>
-      reject(
-        new StrataError('E_BUILD', `${what}: the ${program} program is needed to unpack it`, {
-          hint: `install it (apt-get install ${program === 'xz' ? 'xz-utils' : 'bzip2'})`,
-          cause,
-        }),
-      ),
-    );
-    child.on('close', (code) => resolve(code ?? 1));
-  });
-  await Promise.all([
-    pipeline(createReadStream(input), child.stdin),
-    pipeline(child.stdout, createWriteStream(output)),
-    exited.then((code) => {
-      if (code !== 0) throw new StrataError('E_LAYER_INVALID', `${what}: ${program} could not decompress it (exit ${code})`);
-    }),
-  ]);
 }

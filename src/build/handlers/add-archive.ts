@@ -1,15 +1,14 @@
 import { spawn } from 'node:child_process';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { StrataError } from '../../errors/index.js';
 import { digestFile } from '../../digest/index.js';
 import { MediaType } from '../../oci/index.js';
 import { sourceRootForDirectory, type SourceRoot } from '../../context/index.js';
-import { extractImageToDirectory } from '../../layer/index.js';
+import { decompressFileWith, extractImageToDirectory } from '../../layer/index.js';
 import { FileMapBlobReader } from '../../store/index.js';
 import type { BuildSession } from '../session.js';
 
@@ -91,7 +90,7 @@ export async function archiveRoot(session: BuildSession, path: string, at: strin
     let tarPath = path;
     if (kind === 'bzip2' || kind === 'xz') {
       tarPath = join(await session.tempDir('archive-tar'), 'archive.tar');
-      await decompressWith(kind === 'bzip2' ? 'bzip2' : 'xz', path, tarPath, at);
+      await decompressFileWith(kind === 'bzip2' ? 'bzip2' : 'xz', path, tarPath, path);
     }
     const { digest, size } = await digestFile(tarPath);
     const descriptor = { mediaType: kind === 'gzip' ? MediaType.OciLayerGzip : MediaType.OciLayer, digest, size };
@@ -107,26 +106,4 @@ export async function archiveRoot(session: BuildSession, path: string, at: strin
     }
     return sourceRootForDirectory(dir, `archive ${path}`);
   });
-}
-
-async function decompressWith(program: 'bzip2' | 'xz', input: string, output: string, at: string): Promise<void> {
-  const child = spawn(program, ['-dc'], { stdio: ['pipe', 'pipe', 'ignore'] });
-  const exited = new Promise<number>((resolve, reject) => {
-    child.on('error', (cause) =>
-      reject(
-        new StrataError('E_BUILD', `${at}: ADD needs the ${program} program to unpack ${input}`, {
-          hint: `install it (apt-get install ${program === 'xz' ? 'xz-utils' : 'bzip2'})`,
-          cause,
-        }),
-      ),
-    );
-    child.on('close', (code) => resolve(code ?? 1));
-  });
-  await Promise.all([
-    pipeline(createReadStream(input), child.stdin),
-    pipeline(child.stdout, createWriteStream(output)),
-    exited.then((code) => {
-      if (code !== 0) throw new StrataError('E_BUILD', `${at}: ${program} could not decompress ${input} (exit ${code})`);
-    }),
-  ]);
 }
