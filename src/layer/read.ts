@@ -189,8 +189,8 @@ function decompressor(compression: Exclude<LayerCompression, 'none'>, what: stri
   // per-chunk callbacks and garbage collection of the small buffers.
   if (compression === 'gzip') return zlib.createGunzip({ chunkSize: 256 * 1024 });
   // Node gained zstd in 22.15 / 23.8; strata supports Node 20, so without it the zstd program does the work.
-  const create = (zlib as unknown as Record<string, unknown>)['createZstdDecompress'];
-  if (typeof create === 'function') return (create as () => Duplex)();
+  const fromNode: unknown = Reflect.get(zlib, 'createZstdDecompress');
+  if (typeof fromNode === 'function') return Reflect.apply(fromNode, zlib, []) as Duplex;
   return createZstdDecompress(what);
 }
 
