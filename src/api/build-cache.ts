@@ -328,7 +328,7 @@ export async function exportBuildCache(
   }
 }
 
-/** Each cache mount the build used, written as a layer into the store (streamed, as any layer). */
+/** Each cache mount the build used, written as a layer into the store (streamed, like every layer). */
 async function cacheMountLayers(spec: CacheExportSpec, options: ExportBuildCacheOptions): Promise<Record<string, Descriptor>> {
   const out: Record<string, Descriptor> = {};
   if (spec.cacheMounts !== true || options.ingester === undefined) return out;

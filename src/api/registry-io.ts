@@ -80,7 +80,7 @@ export function createRegistryIo(options: RegistryIoOptions): RegistryConnection
     const host = registryApiHost(registry);
     if (skipsVerify(host) && !warned.has(host)) {
       warned.add(host);
-      options.warn?.(`TLS certificate verification is off for ${registry}: any server can pose as it`);
+      options.warn?.(`TLS certificate verification is off for ${registry}, so any server can pose as it`);
     }
     return new RegistryClient({
       registry,
