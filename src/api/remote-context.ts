@@ -5,7 +5,8 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { StrataError, ioError } from '../errors/index.js';
 import type { FetchLike } from '../registry/index.js';
-import { downloadUrl, fetchGit, isGitSource, parseGitSource, redactUrl, sniffFile, unpackArchiveFile } from '../remote/index.js';
+import { downloadUrl, fetchGit, isGitSource, parseGitSource, redactUrl, unpackArchiveFile } from '../remote/index.js';
+import { sniffFile } from '../layer/index.js';
 
 /** `strata build CONTEXT` where CONTEXT is not a directory: a git repository, an http(s) URL, or `-` (stdin). */
 export function isRemoteContext(spec: string): boolean {

@@ -45,3 +45,4 @@ export {
 export { snapshotRootfs, type RootfsSnapshot, type SnapshotEntry, type SnapshotOptions } from './snapshot.js';
 export { captureChanges, RUN_EXCLUDES, type CaptureOptions } from './changes.js';
 export { decompressFileWith } from './decompress-program.js';
+export { isTarHeader, sniffArchive, sniffFile, type ArchiveKind } from './archive-kind.js';

@@ -2,5 +2,5 @@ export { isGitSource, isHttpSource, parseGitSource, redactUrl, redactUrlsIn, typ
 export { downloadUrl, type DownloadOptions, type DownloadedFile, type NotModified, type Validators } from './download.js';
 export { HttpDownloadCache, type FetchedUrl } from './http-cache.js';
 export { fetchGit, resolveGitRef, type GitCheckout, type GitFetchOptions } from './git.js';
-export { sniffArchive, sniffFile, unpackArchiveFile, type ArchiveKind, type UnpackOptions } from './tar-context.js';
+export { unpackArchiveFile, type UnpackOptions } from './tar-context.js';
 export { GitTreeCache, type GitTreeRecord } from './git-cache.js';

@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
@@ -8,20 +7,17 @@ import { StrataError } from '../../errors/index.js';
 import { digestFile } from '../../digest/index.js';
 import { MediaType } from '../../oci/index.js';
 import { sourceRootForDirectory, type SourceRoot } from '../../context/index.js';
-import { decompressFileWith, extractImageToDirectory } from '../../layer/index.js';
+import { decompressFileWith, extractImageToDirectory, isTarHeader, sniffFile, type ArchiveKind } from '../../layer/index.js';
 import { FileMapBlobReader } from '../../store/index.js';
 import type { BuildSession } from '../session.js';
 
-type ArchiveKind = 'tar' | 'gzip' | 'bzip2' | 'xz';
+/** The archives ADD unpacks: tar, plain or gzip, bzip2, xz (BuildKit's list; not zstd). */
+type AddArchiveKind = Exclude<ArchiveKind, 'zstd'>;
 
 /** ADD detects archives by their bytes, never by their name (as docker does). */
-export async function archiveKind(path: string): Promise<ArchiveKind | undefined> {
-  const head = await readHead(path, 512);
-  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
-  if (head.length >= 3 && head.toString('latin1', 0, 3) === 'BZh') return 'bzip2';
-  if (head.length >= 6 && head[0] === 0xfd && head.toString('latin1', 1, 6) === '7zXZ\0') return 'xz';
-  if (isTarHeader(head)) return 'tar';
-  return undefined;
+export async function archiveKind(path: string): Promise<AddArchiveKind | undefined> {
+  const kind = await sniffFile(path);
+  return kind === 'zstd' ? undefined : kind;
 }
 
 /**
@@ -35,30 +31,8 @@ export async function isArchiveSource(path: string): Promise<boolean> {
   return isTarHeader(await decompressedHead(path, kind));
 }
 
-/** The ustar magic, or an old-style header whose checksum adds up. */
-function isTarHeader(block: Buffer): boolean {
-  if (block.length < 512) return false;
-  if (block.toString('latin1', 257, 262) === 'ustar') return true;
-  const stored = parseInt(block.toString('latin1', 148, 156).replace(/\0.*$/, '').trim(), 8);
-  if (!Number.isFinite(stored)) return false;
-  let sum = 0;
-  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : block[i]!;
-  return sum === stored && block[0] !== 0;
-}
-
-async function readHead(path: string, bytes: number): Promise<Buffer> {
-  const handle = await open(path, 'r');
-  try {
-    const head = Buffer.alloc(bytes);
-    const { bytesRead } = await handle.read(head, 0, bytes, 0);
-    return head.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
-  }
-}
-
 /** The first 512 decompressed bytes (fewer when the content is shorter). */
-async function decompressedHead(path: string, kind: Exclude<ArchiveKind, 'tar'>): Promise<Buffer> {
+async function decompressedHead(path: string, kind: Exclude<AddArchiveKind, 'tar'>): Promise<Buffer> {
   const source: Readable =
     kind === 'gzip'
       ? createReadStream(path).pipe(createGunzip())
