@@ -1,22 +1,11 @@
 import { createHash } from 'node:crypto';
 import { StrataError } from '../errors/index.js';
 import { layerCompression, type Descriptor } from '../oci/index.js';
-import { readLayer, type LayerEntryType, type LayerReadEntry } from '../layer/index.js';
+import { readLayer, type LayerEntryHeader, type LayerReadEntry } from '../layer/index.js';
 import type { BlobReader } from '../store/index.js';
 
 /** One path of an image's merged filesystem, as the last layer to write it left it. */
-export interface TreeNode {
-  type: LayerEntryType;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  /** Seconds since the epoch. */
-  mtime: number;
-  /** A symlink's target, or the path a hard link points at. */
-  linkname?: string | undefined;
-  devMajor: number;
-  devMinor: number;
+export interface TreeNode extends Omit<LayerEntryHeader, 'path'> {
   /** sha256 of a file's bytes (hard links: their target's), when content was hashed. */
   digest?: string | undefined;
   /** The layer (0-based) that wrote it, and the entry's position in that layer. */

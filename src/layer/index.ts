@@ -5,6 +5,7 @@ export type {
   WriteLayerOptions,
   ImportTarLayerOptions,
   MtimeOptions,
+  LayerEntryHeader,
   LayerReadEntry,
   LayerReadFile,
   LayerReadWhiteout,

@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import type { LayerEntryType, LayerReadEntry } from './types.js';
+import type { LayerEntryHeader, LayerReadEntry } from './types.js';
 import { WHITEOUT_PREFIX, classifyWhiteout, type WhiteoutKind } from './whiteout.js';
 
 /** Largest file whose bytes a record keeps. */
@@ -9,18 +9,7 @@ export const MAX_RECORDED_CONTENT = 1024 * 1024;
 export const RECORDED_CONTENT_NAMES: ReadonlySet<string> = new Set(['passwd', 'group']);
 
 /** One entry of a layer as it was read (cleaned path, header fields), without its content. */
-export interface RecordedEntry {
-  path: string;
-  type: LayerEntryType;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: number;
-  linkname?: string | undefined;
-  devMajor: number;
-  devMinor: number;
-}
+export type RecordedEntry = LayerEntryHeader;
 
 /**
  * Everything the file index needs from one layer, in tar order: each entry's metadata (whiteouts and opaque

@@ -73,7 +73,8 @@ export interface ImportTarLayerOptions {
   signal?: AbortSignal | undefined;
 }
 
-interface LayerReadHeader {
+/** A layer entry's header as read: cleaned path and the tar header fields, without content. */
+export interface LayerEntryHeader {
   /** Normalized: relative, no `./` prefix, no trailing `/`; `.` for the root directory itself. */
   path: string;
   type: LayerEntryType;
@@ -87,6 +88,9 @@ interface LayerReadHeader {
   linkname?: string | undefined;
   devMajor: number;
   devMinor: number;
+}
+
+interface LayerReadHeader extends LayerEntryHeader {
   /**
    * The entry's bytes (empty unless a file). Read it, or don't: whatever is left unread is skipped when the next
    * entry is requested, so abandoning it midway is safe. It cannot be read after that.
