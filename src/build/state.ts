@@ -54,33 +54,24 @@ type StageFields = Omit<StageState, 'image' | 'metadata'>;
 export class Stage implements StageState {
   private current: Image;
   private draft: ConfigDraft | undefined;
-  reader: BlobReader;
-  args: Map<string, string>;
-  shell: string[];
-  entrypointSet: boolean;
-  cmdSet: boolean;
-  rootfs?: { dir: string; layers: number } | undefined;
-  miss?: CacheMiss | undefined;
-  lastWritten?: number | undefined;
-  dryMiss?: string | undefined;
-  baseLayers?: number | undefined;
-  file: string;
-  escapeToken: '\\' | '`';
+  // Declared, not initialized: the constructor takes every field of StageState at once, so a field added
+  // there cannot be dropped here (the per-field copy this replaced lost baseLayers once).
+  declare reader: BlobReader;
+  declare args: Map<string, string>;
+  declare shell: string[];
+  declare entrypointSet: boolean;
+  declare cmdSet: boolean;
+  declare rootfs?: { dir: string; layers: number } | undefined;
+  declare miss?: CacheMiss | undefined;
+  declare lastWritten?: number | undefined;
+  declare dryMiss?: string | undefined;
+  declare baseLayers?: number | undefined;
+  declare file: string;
+  declare escapeToken: '\\' | '`';
 
   constructor(image: Image, fields: StageFields) {
+    Object.assign(this, fields);
     this.current = image;
-    this.reader = fields.reader;
-    this.args = fields.args;
-    this.shell = fields.shell;
-    this.entrypointSet = fields.entrypointSet;
-    this.cmdSet = fields.cmdSet;
-    this.rootfs = fields.rootfs;
-    this.miss = fields.miss;
-    this.lastWritten = fields.lastWritten;
-    this.dryMiss = fields.dryMiss;
-    this.baseLayers = fields.baseLayers;
-    this.file = fields.file;
-    this.escapeToken = fields.escapeToken;
   }
 
   get image(): Image {
