@@ -7,12 +7,12 @@ export { append, build, copy, inspect, login, logout, pull, push } from './libra
 export type { AppendOptions, BuildOptions, SecretSource, StrataOptions } from './library.js';
 
 export type { AppendLayerSpec, AppendResult } from './api/append.js';
-export type { BuildImageResult as BuildResult } from './api/build.js';
-export type { CacheExportSpec, CacheImportSpec, CacheMode } from './api/build-cache.js';
-export type { BuildOutputSpec } from './api/build-output.js';
+export type { BuildImageResult as BuildResult } from './pipeline/index.js';
+export type { CacheExportSpec, CacheImportSpec, CacheMode } from './pipeline/index.js';
+export type { BuildOutputSpec } from './pipeline/index.js';
 export type { InspectResult } from './api/inspect.js';
 export type { LoginResult } from './api/login.js';
-export type { PullResult } from './api/pull.js';
+export type { PullResult } from './transports/index.js';
 export type { InspectReport } from './inspect/index.js';
 
 export { StrataError, isStrataError } from './errors/index.js';

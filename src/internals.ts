@@ -22,4 +22,6 @@ export * from './diff/index.js';
 export * from './attest/index.js';
 export * from './sbom/index.js';
 export * from './build/index.js';
+export * from './transports/index.js';
+export * from './pipeline/index.js';
 export * from './api/index.js';

@@ -4,21 +4,15 @@
  * same {@link StrataOptions}: where the local store is, and what registry access may use. Nothing is read
  * from the process (environment, working directory, home) unless it is passed in.
  */
-import type { AppendLayerSpec, AppendResult } from './api/append.js';
-import { appendImage } from './api/append.js';
-import type { BuildImageResult } from './api/build.js';
+import { appendImage, type AppendLayerSpec, type AppendResult } from './api/append.js';
 import { buildImage } from './api/build.js';
-import type { CacheExportSpec, CacheImportSpec } from './api/build-cache.js';
-import type { BuildOutputSpec } from './api/build-output.js';
 import type { ConfigEdits } from './api/config-edits.js';
-import type { StrataContext } from './api/context.js';
 import { copyImage } from './api/copy.js';
 import { inspectImage, type InspectResult } from './api/inspect.js';
 import { loginRegistry, logoutRegistry, type LoginResult } from './api/login.js';
-import { pullToStore, type PullResult } from './api/pull.js';
 import { pushFromLocation } from './api/push.js';
-import { createRegistryIo } from './api/registry-io.js';
-import type { RegistryConnection } from './api/registry-target.js';
+import type { BuildImageResult, BuildOutputSpec, CacheExportSpec, CacheImportSpec } from './pipeline/index.js';
+import { createRegistryIo, pullToStore, type PullResult, type RegistryConnection, type StrataContext } from './transports/index.js';
 import type { BuildEventSink } from './build/index.js';
 import { StrataError } from './errors/index.js';
 import { parsePlatform, type Descriptor, type LayerCompression } from './oci/index.js';

@@ -1,6 +1,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { oversized } from '../scripts/code-size.mjs';
 
 /**
  * Holds the import rules of DESIGN.md ("Modules under src/ and what each may import"): each module
@@ -32,6 +33,8 @@ const ALL_SRC = [
   'diff',
   'sbom',
   'attest',
+  'transports',
+  'pipeline',
   'api',
 ];
 
@@ -48,10 +51,14 @@ const ALLOWED: Record<string, readonly string[]> = {
   registry: ['errors', 'digest', 'oci', 'ref', 'store'],
   dockerfile: ['errors'],
   context: ['errors', 'fsname', 'digest', 'dockerfile'],
-  build: ALL_SRC.filter((m) => m !== 'build'),
+  build: ALL_SRC.filter((m) => !['build', 'transports', 'pipeline', 'api'].includes(m)),
   exec: ['errors', 'oci', 'layer'],
   // digest is allowed here beyond DESIGN.md's table (hashing and digest types are needed by both).
   output: ['errors', 'digest', 'oci', 'image', 'store', 'registry', 'ref'],
+  // Where images are read from and written to: the local store, layouts, archives and registries.
+  transports: ['errors', 'digest', 'oci', 'ref', 'image', 'store', 'registry', 'output', 'attest'],
+  // A whole build around the engine: inputs, per-platform runs, caches, uploads, attestations, outputs.
+  pipeline: ALL_SRC.filter((m) => m !== 'pipeline' && m !== 'api'),
   inspect: ['errors', 'digest', 'oci', 'ref', 'store', 'registry', 'layer'],
   // ADD <url>/<git> and remote contexts: the registry client's HTTP, the layer extractor for archives.
   remote: ['errors', 'digest', 'oci', 'store', 'layer', 'registry'],
@@ -196,5 +203,31 @@ describe('architecture', () => {
     };
     for (const node of [...graph.keys()].sort()) visit(node, []);
     expect(cycles).toEqual([]);
+  });
+
+  it('src/ keeps its size rules: files up to 400 lines, functions up to 80, no double casts', () => {
+    // Findings kept on purpose, each with its reason; anything else over the limits fails here.
+    const kept = new Map<string, string>([
+      ['src/build/handlers/run.ts: function runRun', 'being reworked for overlay roots (issue 21)'],
+      ['src/exec/bwrap.ts: function bwrapExecutor', 'being reworked (issue 14)'],
+      ['src/exec/bwrap.ts: function run', 'being reworked (issue 14)'],
+      ['src/exec/inplace.ts: function inplaceExecutor', 'being reworked (issue 14)'],
+      ['src/exec/proot.ts: function prootExecutor', 'being reworked (issue 14)'],
+      ['src/exec/proot.ts: function run', 'being reworked (issue 14)'],
+      ['src/layer/rootfs.ts', 'being reworked (issues 20, 21)'],
+      ['src/pipeline/attest.ts: function attestBuilds', 'being reworked for SBOM speed (issue 16)'],
+      ['src/registry/client.ts', 'not split yet (issue 17)'],
+      ['src/registry/push.ts: function pushImage', 'not split yet (issue 17)'],
+      ['src/registry/upload.ts', 'not split yet (issue 17)'],
+      ['src/registry/upload.ts: function patchAll', 'not split yet (issue 17)'],
+      ['src/remote/download.ts: function downloadOnce', 'being reworked (issue 15)'],
+      ['src/sbom/scan.ts: function packagesOf', 'being reworked for SBOM speed (issue 16)'],
+    ]);
+    // A finding is `path: N lines` or `path:line: function NAME is N lines`; kept by path and name.
+    const keyOf = (f: string): string => f.replace(/: \d+ lines$/, '').replace(/:\d+: (function \S+) is \d+ lines$/, ': $1');
+    const findings = oversized(ROOT).filter((f) => !kept.has(keyOf(f)));
+    expect(findings).toEqual([]);
+    const casts = srcFiles.filter((f) => /\bas unknown as\b|\bas any\b/.test(readFileSync(f, 'utf8'))).map((f) => relative(ROOT, f));
+    expect(casts).toEqual([]);
   });
 });

@@ -13,16 +13,11 @@ import {
   type Image,
 } from '../image/index.js';
 import { hostPlatform, type Descriptor, type LayerCompression } from '../oci/index.js';
-import { importTarLayer, walkLayerTree, writeLayer } from '../layer/index.js';
-import { writeToLocalStore } from '../output/index.js';
+import { importTarLayer, walkLayerTree, writeLayer, type LayerResult } from '../layer/index.js';
+import { writeToLocalStore, annotatedTop, annotateManifest, parseAnnotation } from '../output/index.js';
 import { CompositeBlobReader, LocalStore, MemoryBlobReader, type BlobReader } from '../store/index.js';
-import { annotatedTop, annotateManifest, parseAnnotation } from './annotations.js';
 import { applyConfigEdits, type ConfigEdits } from './config-edits.js';
-import type { StrataContext } from './context.js';
-import { writeImage, type WriteImageOptions } from './destinations.js';
-import { localImageName } from './names.js';
-import { openImage, type OpenImageOptions, type OpenedImage } from './sources.js';
-import { parseImageLocation } from './transport.js';
+import { localImageName, openImage, parseImageLocation, writeImage, type OpenedImage, type RegistryIo, type StrataContext } from '../transports/index.js';
 
 export interface AppendLayerSpec {
   path: string;
@@ -62,8 +57,6 @@ export interface AppendResult {
   written: string[];
 }
 
-export type RegistryIo = OpenImageOptions & WriteImageOptions;
-
 /**
  * Builds an image without a Dockerfile: a base plus layers made from directories or tarballs, plus
  * config edits, like `crane append` + `crane mutate`. Layer blobs go into the local store first
@@ -87,35 +80,13 @@ export async function appendImage(options: AppendOptions, ctx: StrataContext, io
     let image = base ? base.image : emptyImage(ctx.platform ?? hostPlatform(), options.format ?? 'oci');
     if (options.format) image = setFormat(image, options.format);
     const created = createdTimestamp(ctx.sourceDateEpoch, ctx.now);
-    const mtime = { sourceDateEpoch: ctx.sourceDateEpoch, normalizeMtime: options.normalizeMtime };
     for (const spec of options.layers) {
-      const info = await stat(spec.path);
-      const layer = info.isDirectory()
-        ? await writeLayer(
-            await walkLayerTree(spec.path, spec.dest ? { dest: spec.dest } : {}),
-            {
-              ...mtime,
-              compression: options.compression,
-              gzipLevel: options.compressionLevel,
-              zstdLevel: options.compressionLevel,
-              mediaTypeFamily: image.format,
-              signal: ctx.signal,
-            },
-            store.blobs,
-          )
-        : await importTarLayer(
-            spec.path,
-            {
-              compression: options.compression,
-              gzipLevel: options.compressionLevel,
-              zstdLevel: options.compressionLevel,
-              mediaTypeFamily: image.format,
-              signal: ctx.signal,
-            },
-            store.blobs,
-          );
       const source = `${basename(spec.path)}${spec.dest ? `:${spec.dest}` : ''}`;
-      image = appendLayer(image, layer, { created, created_by: `strata append --layer ${source}`, comment: 'strata' });
+      image = appendLayer(image, await writeAppendedLayer(spec, image.format, options, ctx, store), {
+        created,
+        created_by: `strata append --layer ${source}`,
+        comment: 'strata',
+      });
     }
     if (hasEdits(options)) {
       image = updateContainerConfig(image, (c) => applyConfigEdits(c, options));
@@ -152,6 +123,26 @@ export async function appendImage(options: AppendOptions, ctx: StrataContext, io
     await base?.close();
     store.release();
   }
+}
+
+/** One `--layer`: a directory written as a layer, or a tar file (plain or compressed) taken as one. */
+async function writeAppendedLayer(
+  spec: AppendLayerSpec,
+  format: Image['format'],
+  options: AppendOptions,
+  ctx: StrataContext,
+  store: LocalStore,
+): Promise<LayerResult> {
+  const written = {
+    compression: options.compression,
+    gzipLevel: options.compressionLevel,
+    zstdLevel: options.compressionLevel,
+    mediaTypeFamily: format,
+    signal: ctx.signal,
+  };
+  if (!(await stat(spec.path)).isDirectory()) return importTarLayer(spec.path, written, store.blobs);
+  const tree = await walkLayerTree(spec.path, spec.dest ? { dest: spec.dest } : {});
+  return writeLayer(tree, { ...written, sourceDateEpoch: ctx.sourceDateEpoch, normalizeMtime: options.normalizeMtime }, store.blobs);
 }
 
 async function copyIntoStore(

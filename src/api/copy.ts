@@ -1,13 +1,19 @@
 import { StrataError } from '../errors/index.js';
 import { hostPlatform, type Descriptor } from '../oci/index.js';
 import { convertToDockerV2s2, copyBetweenRegistries } from '../registry/index.js';
-import type { StrataContext } from './context.js';
-import { writeImage } from './destinations.js';
-import type { RegistryIo } from './append.js';
-import { isRegistryConnection, noteBlobLocations, noteReadFrom, registryTarget, type RegistryConnection } from './registry-target.js';
-import { fetchThroughMirrors } from './registry-mirrors.js';
-import { openImage } from './sources.js';
-import { parseImageLocation } from './transport.js';
+import {
+  type StrataContext,
+  writeImage,
+  type RegistryIo,
+  isRegistryConnection,
+  noteBlobLocations,
+  noteReadFrom,
+  registryTarget,
+  type RegistryConnection,
+  fetchThroughMirrors,
+  openImage,
+  parseImageLocation,
+} from '../transports/index.js';
 
 export interface CopyImageOptions {
   /** Copy the whole index (every platform) rather than the platform's image. */

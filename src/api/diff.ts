@@ -1,8 +1,5 @@
 import { diffImages, type DiffOptions, type ImageDiff } from '../diff/index.js';
-import type { RegistryIo } from './append.js';
-import type { StrataContext } from './context.js';
-import { openImage, type OpenedImage } from './sources.js';
-import { parseImageLocation } from './transport.js';
+import { type RegistryIo, type StrataContext, openImage, type OpenedImage, parseImageLocation } from '../transports/index.js';
 
 export interface DiffImagesOptions extends DiffOptions {
   /** Compare only the context's platform's images (`--platform`), not every platform of an index. */

@@ -5,10 +5,7 @@ import type { Writable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { ioError } from '../errors/index.js';
 import { flattenImage, type FlattenStats } from '../diff/index.js';
-import type { RegistryIo } from './append.js';
-import type { StrataContext } from './context.js';
-import { openImage } from './sources.js';
-import { parseImageLocation } from './transport.js';
+import { type RegistryIo, type StrataContext, openImage, parseImageLocation } from '../transports/index.js';
 
 /**
  * `strata export IMAGE -o rootfs.tar`: the image's flattened root filesystem (whiteouts applied) as one

@@ -1,9 +1,6 @@
 import { StrataError } from '../errors/index.js';
 import { LocalStore } from '../store/index.js';
-import type { StrataContext } from './context.js';
-import { familiarImageName, localImageName } from './names.js';
-import { openImage } from './sources.js';
-import { parseImageLocation } from './transport.js';
+import { type StrataContext, familiarImageName, localImageName, openImage, parseImageLocation } from '../transports/index.js';
 
 export interface ImageListEntry {
   /** Short name (`app:latest`). */

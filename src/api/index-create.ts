@@ -3,9 +3,8 @@ import { digestOf, type Digest } from '../digest/index.js';
 import { MediaType, canonicalJsonBytes, parseImageConfig, type Descriptor, type Index } from '../oci/index.js';
 import { pushImage, registryImageReader } from '../registry/index.js';
 import type { BlobReader, ReadOptions } from '../store/index.js';
-import { annotationsFor, parseAnnotation } from './annotations.js';
-import { isRegistryConnection, noteReadFrom, registryTarget, type RegistryTarget } from './registry-target.js';
-import type { RegistryIo } from './append.js';
+import { annotationsFor, parseAnnotation } from '../output/index.js';
+import { isRegistryConnection, noteReadFrom, registryTarget, type RegistryTarget, type RegistryIo } from '../transports/index.js';
 
 export interface IndexCreateOptions {
   /** Where the index goes: `REGISTRY/REPO:TAG`. */

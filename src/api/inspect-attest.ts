@@ -9,11 +9,8 @@ import {
 import { StrataError } from '../errors/index.js';
 import { parseManifestOrIndex, type Descriptor, type Index } from '../oci/index.js';
 import type { BlobReader } from '../store/index.js';
-import type { RegistryIo } from './append.js';
-import type { StrataContext } from './context.js';
+import { type RegistryIo, type StrataContext, isRegistryConnection, registryTarget, parseImageLocation } from '../transports/index.js';
 import { openWithFallback } from './inspect.js';
-import { isRegistryConnection, registryTarget } from './registry-target.js';
-import { parseImageLocation } from './transport.js';
 
 export interface FoundStatement {
   predicateType: string;

@@ -1,10 +1,7 @@
 import { StrataError, isStrataError } from '../errors/index.js';
 import { buildInspectReport, type InspectReport } from '../inspect/index.js';
 import { formatReference, parseImageReference } from '../ref/index.js';
-import type { StrataContext } from './context.js';
-import type { RegistryIo } from './append.js';
-import { openImage, type OpenedImage } from './sources.js';
-import { parseImageLocation, type ImageLocation } from './transport.js';
+import { type StrataContext, type RegistryIo, openImage, type OpenedImage, parseImageLocation, type ImageLocation } from '../transports/index.js';
 
 export interface InspectResult {
   report: InspectReport;

@@ -1,6 +1,6 @@
 import { currentOwner, storeSweepPlaces, sweepLeftovers } from '../store/index.js';
-import { secretTmpfsDirs } from './build-secrets.js';
-import type { StrataContext } from './context.js';
+import { secretTmpfsDirs } from '../pipeline/index.js';
+import type { StrataContext } from '../transports/index.js';
 
 /**
  * Removes what strata processes that died (kill -9, a crash, a power cut) left behind: temp blobs,

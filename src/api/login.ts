@@ -1,7 +1,7 @@
 import { StrataError, isStrataError } from '../errors/index.js';
 import { parseRegistryHost } from '../ref/index.js';
 import type { RegistryCredential } from '../registry/index.js';
-import type { RegistryConnection } from './registry-target.js';
+import type { RegistryConnection } from '../transports/index.js';
 
 export interface LoginResult {
   registry: string;

@@ -2,7 +2,7 @@ import { lstat, readFile, readdir, rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StrataError } from '../errors/index.js';
 import { FileBlobStore, LocalStore, closure, type UnreachableBlob } from '../store/index.js';
-import type { StrataContext } from './context.js';
+import type { StrataContext } from '../transports/index.js';
 
 /**
  * The store's cache, apart from its images: step-cache entries (`cache/steps`, each naming a layer

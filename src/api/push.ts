@@ -1,10 +1,7 @@
 import { StrataError } from '../errors/index.js';
 import type { Descriptor } from '../oci/index.js';
-import type { StrataContext } from './context.js';
+import { type StrataContext, localImageName, type RegistryConnection, parseImageLocation } from '../transports/index.js';
 import { copyImage } from './copy.js';
-import { localImageName } from './names.js';
-import type { RegistryConnection } from './registry-target.js';
-import { parseImageLocation } from './transport.js';
 
 export interface PushOptions {
   /** Push only the context's platform's image of an index; default: the image as it is (every platform). */

@@ -2,11 +2,15 @@ import { StrataError } from '../errors/index.js';
 import { isDigest, type Digest } from '../digest/index.js';
 import { formatReference, parseImageReference } from '../ref/index.js';
 import type { RegistryClient } from '../registry/index.js';
-import type { RegistryIo } from './append.js';
-import type { StrataContext } from './context.js';
-import { registryTarget, isRegistryConnection, type RegistryConnection } from './registry-target.js';
-import { openImage } from './sources.js';
-import { parseImageLocation } from './transport.js';
+import {
+  type RegistryIo,
+  type StrataContext,
+  registryTarget,
+  isRegistryConnection,
+  type RegistryConnection,
+  openImage,
+  parseImageLocation,
+} from '../transports/index.js';
 
 /** `strata ls REPO`: every tag of a repository, following the registry's `Link` pages. */
 export async function listRepositoryTags(text: string, conn: RegistryConnection, options: { pageSize?: number | undefined } = {}): Promise<string[]> {

@@ -1,7 +1,5 @@
 import { currentOwner, FileBlobStore, LocalStore, verifyBlobs, type VerifyReport } from '../store/index.js';
-import type { StrataContext } from './context.js';
-import { pullToStore } from './pull.js';
-import type { RegistryConnection } from './registry-target.js';
+import { type StrataContext, pullToStore, type RegistryConnection } from '../transports/index.js';
 
 /**
  * `strata verify [--repair]`: hashes every blob of the store and checks that every named image is

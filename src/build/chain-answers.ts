@@ -4,6 +4,8 @@ import { digestHex, digestOf } from '../digest/index.js';
 import type { Image } from '../image/index.js';
 import { writeFileAtomic } from '../store/index.js';
 import type { BuildSession } from './session.js';
+// The key holds the question, and one question always has one answer type T.
+import { MemoKind } from './memo.js';
 
 const VERSION = 'v1';
 
@@ -22,7 +24,7 @@ export async function chainAnswer<T>(
 ): Promise<T> {
   const chain = image.layers.map((l) => l.diffId).join(',');
   const id = digestHex(digestOf(`${VERSION}\n${chain}\n${question}`));
-  return session.memo(`fs-answer:${id}`, async () => {
+  return session.memo.get(new MemoKind<T>('fs-answer').key(id), async () => {
     const path = join(session.deps.store.root, 'cache', 'fs-answers', VERSION, id.slice(0, 2), id);
     try {
       const kept = JSON.parse(await readFile(path, 'utf8')) as { chain?: unknown; question?: unknown; answer?: T };

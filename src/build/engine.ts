@@ -22,6 +22,7 @@ import { Stage, type StageState } from './state.js';
 import { StageResults, type StageResult } from './stages.js';
 import { unpackBaseAhead } from './imagefs.js';
 import { redactUrlsIn } from '../remote/index.js';
+import { BuildMemo } from './memo.js';
 
 /**
  * Builds a Dockerfile: parses it, plans the stages the target needs, runs independent stages
@@ -31,54 +32,8 @@ import { redactUrlsIn } from '../remote/index.js';
 export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<BuildOutcome> {
   const parsed = parseDockerfile(input.dockerfile.text, { file: input.dockerfile.file });
   const warnings: string[] = [];
-  const emit = (event: BuildEvent): void => deps.events?.(event);
-  const warned = new Set<string>();
   const temps: string[] = [];
-  const memos = new Map<string, Promise<unknown>>();
-  // The build context's files by stat fingerprint; its root is the real path the COPY walk lists under.
-  const contextRoot = await realpath(input.contextDir).catch(() => resolve(input.contextDir));
-  const statCacheAt = statCacheFile(join(deps.store.root, 'cache', 'context-stats'), contextRoot);
-  const statCache = new ContextStatCache(contextRoot);
-  await statCache.load(statCacheAt);
-  const created = createdTimestamp(input.sourceDateEpoch, deps.now);
-  const session: BuildSession = {
-    deps,
-    input,
-    cache:
-      deps.stepCache ?? (input.noCache ? undefined : LocalStepCache.forStore(deps.store.root, deps.store.blobs, { recordUse: input.explainOnly !== true })),
-    explainer: input.noCache ? undefined : CacheExplainer.forStore(deps.store.root),
-    statCache,
-    created,
-    warn(message, at) {
-      const text = at ? `${at}: ${message}` : message;
-      if (warned.has(text)) return;
-      warned.add(text);
-      warnings.push(text);
-      emit({ type: 'warning', message, ...(at ? { where: at } : {}) });
-    },
-    memo<T>(key: string, make: () => Promise<T>): Promise<T> {
-      let value = memos.get(key) as Promise<T> | undefined;
-      if (!value) {
-        value = make();
-        memos.set(key, value);
-      }
-      return value;
-    },
-    memoized<T>(key: string): Promise<T> | undefined {
-      return memos.get(key) as Promise<T> | undefined;
-    },
-    take<T>(key: string): Promise<T> | undefined {
-      const value = memos.get(key) as Promise<T> | undefined;
-      memos.delete(key);
-      return value;
-    },
-    async tempDir(prefix, options = {}) {
-      const base = options.reachable && deps.scratchDir ? deps.scratchDir : join(deps.store.root, 'tmp');
-      const dir = await makeScratchDir(base, prefix);
-      temps.push(dir);
-      return dir;
-    },
-  };
+  const { session, statCacheAt } = await openSession(input, deps, warnings, temps);
   for (const w of parsed.warnings) session.warn(w.message, `${input.dockerfile.file}:${w.line}`);
 
   const buildArgs = new Map(Object.entries(input.buildArgs));
@@ -107,29 +62,72 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
     for (const name of buildArgs.keys()) {
       if (!consumed.has(name) && !platformValues.has(name) && !PROXY_ARGS.has(name)) session.warn(`build-arg "${name}" was not consumed by any ARG`);
     }
-    let image = final.state.image;
-    if (Object.keys(input.labels).length) {
-      image = updateContainerConfig(image, (c) => ({ ...c, Labels: { ...(c.Labels ?? {}), ...input.labels } }));
-    }
-    // OCI media types by default, whatever the base used (a Docker-format base converts).
-    image = setFormat(image, 'oci');
-    image =
-      input.sourceDateEpoch !== undefined || input.noCache || input.explainOnly
-        ? setCreated(image, created)
-        : await ImageRecords.forStore(deps.store.root).settle(image, created, counter.executed === 0);
+    const image = await finalImage(final.state.image, session, counter.executed === 0);
     // --explain-cache writes nothing, not even what it learned about the context's files.
-    if (input.explainOnly !== true) {
-      if (statCache.dirty) {
-        // Builds of one context in parallel merge their records under the file's lock (see save).
-        await withLock(`${statCacheAt}.lock`, { owner: currentOwner() }, () => statCache.save(statCacheAt, deps.now()));
-      } else {
-        await statCache.save(statCacheAt, deps.now());
-      }
-    }
+    if (input.explainOnly !== true) await saveStatCache(session, statCacheAt);
     return { image, reader: final.state.reader, warnings, steps: { total, cached: counter.cached }, parsed };
   } finally {
     await results.closeAll();
     await Promise.all(temps.map((d) => rm(d, { recursive: true, force: true })));
+  }
+}
+
+/** The session the handlers share: caches, the context's stat cache (loaded), warnings and scratch directories. */
+async function openSession(input: BuildInput, deps: BuildDeps, warnings: string[], temps: string[]): Promise<{ session: BuildSession; statCacheAt: string }> {
+  const emit = (event: BuildEvent): void => deps.events?.(event);
+  const warned = new Set<string>();
+  // The build context's files by stat fingerprint; its root is the real path the COPY walk lists under.
+  const contextRoot = await realpath(input.contextDir).catch(() => resolve(input.contextDir));
+  const statCacheAt = statCacheFile(join(deps.store.root, 'cache', 'context-stats'), contextRoot);
+  const statCache = new ContextStatCache(contextRoot);
+  await statCache.load(statCacheAt);
+  const session: BuildSession = {
+    deps,
+    input,
+    cache:
+      deps.stepCache ?? (input.noCache ? undefined : LocalStepCache.forStore(deps.store.root, deps.store.blobs, { recordUse: input.explainOnly !== true })),
+    explainer: input.noCache ? undefined : CacheExplainer.forStore(deps.store.root),
+    statCache,
+    created: createdTimestamp(input.sourceDateEpoch, deps.now),
+    warn(message, at) {
+      const text = at ? `${at}: ${message}` : message;
+      if (warned.has(text)) return;
+      warned.add(text);
+      warnings.push(text);
+      emit({ type: 'warning', message, ...(at ? { where: at } : {}) });
+    },
+    memo: new BuildMemo(),
+    async tempDir(prefix, options = {}) {
+      const base = options.reachable && deps.scratchDir ? deps.scratchDir : join(deps.store.root, 'tmp');
+      const dir = await makeScratchDir(base, prefix);
+      temps.push(dir);
+      return dir;
+    },
+  };
+  return { session, statCacheAt };
+}
+
+/** The target's image as the build gives it: --label values, OCI media types, and its `created` time. */
+async function finalImage(target: Image, session: BuildSession, replayedOnly: boolean): Promise<Image> {
+  const { input, deps, created } = session;
+  let image = target;
+  if (Object.keys(input.labels).length) {
+    image = updateContainerConfig(image, (c) => ({ ...c, Labels: { ...(c.Labels ?? {}), ...input.labels } }));
+  }
+  // OCI media types by default, whatever the base used (a Docker-format base converts).
+  image = setFormat(image, 'oci');
+  return input.sourceDateEpoch !== undefined || input.noCache || input.explainOnly
+    ? setCreated(image, created)
+    : await ImageRecords.forStore(deps.store.root).settle(image, created, replayedOnly);
+}
+
+async function saveStatCache(session: BuildSession, at: string): Promise<void> {
+  const { statCache, deps } = session;
+  if (statCache.dirty) {
+    // Builds of one context in parallel merge their records under the file's lock (see save).
+    await withLock(`${at}.lock`, { owner: currentOwner() }, () => statCache.save(at, deps.now()));
+  } else {
+    await statCache.save(at, deps.now());
   }
 }
 

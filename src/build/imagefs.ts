@@ -20,6 +20,13 @@ import type { BlobReader } from '../store/index.js';
 import { imageContentKey } from './cache.js';
 import { chainAnswer } from './chain-answers.js';
 import type { BuildSession } from './session.js';
+import { MemoKind } from './memo.js';
+
+const FILE_INDEXES = new MemoKind<ImageFsIndex>('fs-index');
+const LAYER_RECORDS = new MemoKind<BuildLayerRecords>('layer-records');
+/** Images unpacked whole (by content key) or in part (content key and the layers unpacked). */
+const ROOTS = new MemoKind<string>('rootfs');
+const SNAPSHOTS = new MemoKind<string | undefined>('unpacked');
 
 const USER_FILES = ['/etc/passwd', '/etc/group'];
 
@@ -32,10 +39,10 @@ const USER_FILES = ['/etc/passwd', '/etc/group'];
  */
 export function imageFilesystem(session: BuildSession, image: Image, reader: BlobReader): Promise<ImageFsIndex> {
   const layers = image.layers.map((l) => l.descriptor);
-  return session.memo(`fs-index:${layerChainKey(image, layers.length)}`, async () => {
+  return session.memo.get(FILE_INDEXES.key(layerChainKey(image, layers.length)), async () => {
     const records = await layerRecords(session, image);
     for (let n = layers.length - 1; n >= 1; n--) {
-      const prefix = session.memoized<ImageFsIndex>(`fs-index:${layerChainKey(image, n)}`);
+      const prefix = session.memo.peek(FILE_INDEXES.key(layerChainKey(image, n)));
       if (prefix) {
         return extendImageFilesystem(await prefix, layers.slice(n), reader, {
           signal: session.deps.signal,
@@ -59,13 +66,13 @@ function layerChainKey(image: Image, n: number): string {
 
 /** The store's layer records, read at most once per build, for the layers of `image`. */
 export async function layerRecords(session: BuildSession, image: Image): Promise<LayerRecords> {
-  const cache = await session.memo('layer-records', async () => new BuildLayerRecords(new LayerIndexStore(layerIndexDir(session.deps.store.root))));
+  const cache = await session.memo.get(LAYER_RECORDS.key(), async () => new BuildLayerRecords(new LayerIndexStore(layerIndexDir(session.deps.store.root))));
   return { cache, diffIds: image.layers.map((l) => l.diffId) };
 }
 
 /** The image unpacked into a private directory (for COPY --from and RUN), made once per build. */
 export function imageRootfs(session: BuildSession, image: Image, reader: BlobReader): Promise<string> {
-  return session.memo(`rootfs:${imageContentKey(image)}`, async () => {
+  return session.memo.get(ROOTS.key(imageContentKey(image)), async () => {
     const root = await session.tempDir('rootfs');
     await extractImageToDirectory(
       image.layers.map((l) => l.descriptor),
@@ -91,7 +98,7 @@ export function imageRootfs(session: BuildSession, image: Image, reader: BlobRea
 export async function imageRootfsFor(session: BuildSession, image: Image, reader: BlobReader, sources: readonly string[]): Promise<string> {
   const needed = await layersHolding(session, image, reader, sources);
   if (needed === undefined || needed.length === image.layers.length) return imageRootfs(session, image, reader);
-  return session.memo(`rootfs-part:${imageContentKey(image)}:${needed.join(',')}`, async () => {
+  return session.memo.get(ROOTS.key(`${imageContentKey(image)}:${needed.join(',')}`), async () => {
     const root = await session.tempDir('rootfs');
     const records = await layerRecords(session, image);
     await extractImageToDirectory(
@@ -183,7 +190,7 @@ export function imageSnapshot(session: BuildSession, image: Image, reader: BlobR
     chain.map((l) => l.diffId),
     privileged,
   );
-  return session.memo(`unpacked:${key}`, async () => {
+  return session.memo.get(SNAPSHOTS.key(key), async () => {
     const store = new UnpackedStore(unpackedDir(session.deps.store.root), keep);
     const found = await store.get(key, session.deps.signal);
     if (found !== undefined) return found;

@@ -10,6 +10,7 @@ import type { ContextStatCache } from '../context/index.js';
 import type { Digest } from '../digest/index.js';
 import type { LayerResult } from '../layer/index.js';
 import type { FetchLike } from '../registry/index.js';
+import type { BuildMemo } from './memo.js';
 
 /** An image the build starts from: its value and where its blobs can be read. */
 export interface BaseImage {
@@ -116,9 +117,5 @@ export interface BuildSession {
   /** A scratch directory on the store's file system, removed when the build ends. */
   tempDir(prefix: string, options?: { reachable?: boolean }): Promise<string>;
   /** Work done once per build and shared (unpacked images, filesystem indexes, the context). */
-  memo<T>(key: string, make: () => Promise<T>): Promise<T>;
-  /** What `memo` holds (or is making) for `key`, without making it. */
-  memoized<T>(key: string): Promise<T> | undefined;
-  /** What `memo` holds for `key`, removed from it: work made ahead for one consumer. */
-  take<T>(key: string): Promise<T> | undefined;
+  memo: BuildMemo;
 }

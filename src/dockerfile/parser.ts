@@ -155,74 +155,40 @@ function canContainHeredoc(parts: NodeParts): { ok: boolean; target: NodeParts |
  */
 export function parseDockerfileAst(text: string, options: ParseDockerfileOptions = {}): DockerfileAst {
   const file = options.file ?? 'Dockerfile';
-  const lines = splitPhysicalLines(text);
+  const cursor = new LineCursor(splitPhysicalLines(text));
   const directivesScanner = new DirectiveScanner('#');
   const directives: Directive[] = [];
   let escapeToken: EscapeToken = '\\';
   const nodes: DockerfileNode[] = [];
   const warnings: DockerfileWarning[] = [];
-  const fail = (reason: string, line: number, column = 1, endLine = line, hint?: string): never => {
+  const fail: Fail = (reason, line, column = 1, endLine = line, hint) => {
     throw new DockerfileError('E_DOCKERFILE_SYNTAX', reason, { file, line, column, endLine }, hint === undefined ? {} : { hint });
   };
-
-  let i = 0;
-  let current = 0;
-  while (i < lines.length) {
-    let raw = (lines[i] as RawLine).text;
-    i++;
-    if (current === 0 && raw.startsWith('\uFEFF')) raw = raw.slice(1);
+  while (!cursor.done) {
+    let raw = cursor.next().text;
+    if (cursor.line === 1 && raw.startsWith('\uFEFF')) raw = raw.slice(1);
     const column = columnOf(raw);
     let token = trimLeftGoSpace(trimNewline(raw));
-    current++;
     if (!directivesScanner.finished) {
-      let d: Directive | undefined;
-      try {
-        d = directivesScanner.parseLine(token);
-      } catch (err) {
-        if (err instanceof DirectiveDuplicateError) fail(err.message, current);
-        throw err;
-      }
+      const d = scanDirective(directivesScanner, token, cursor.line, column, fail);
       if (d !== undefined) {
-        if (d.name === 'escape') {
-          if (d.value !== '`' && d.value !== '\\') {
-            fail(`invalid escape token '${d.value}' does not match \` or \\`, current, column, current, 'use `# escape=\\` or `# escape=``');
-          }
-          escapeToken = d.value as EscapeToken;
-        }
+        if (d.name === 'escape') escapeToken = d.value as EscapeToken;
         directives.push(d);
       }
     }
     if (isComment(token)) token = '';
-    const startLine = current;
+    const startLine = cursor.line;
     const first = trimContinuation(token, escapeToken);
     if (first.ends && first.line === '') continue;
-    let pieces: string[] | undefined;
-    let ends = first.ends;
-    let hasEmpty = false;
-    while (!ends && i < lines.length) {
-      const next = (lines[i] as RawLine).text;
-      i++;
-      current++;
-      if (isComment(next)) continue;
-      const tok = trimNewline(next);
-      if (trimLeftGoSpace(tok).length === 0) {
-        hasEmpty = true;
-        continue;
-      }
-      const cont = trimContinuation(tok, escapeToken);
-      (pieces ??= [first.line]).push(cont.line);
-      ends = cont.ends;
-    }
-    const line = pieces === undefined ? first.line : pieces.join('');
+    const { line, hasEmpty } = joinContinuations(cursor, first, escapeToken);
     if (hasEmpty) {
       warnings.push({
         rule: 'NoEmptyContinuation',
         short: `Empty continuation line found in: ${line}`,
         detail: 'Empty continuation lines will become errors in a future release',
-        line: current,
+        line: cursor.line,
       });
     }
-
     let parts: NodeParts;
     try {
       parts = nodeFromLine(line, escapeToken, 0);
@@ -230,58 +196,110 @@ export function parseDockerfileAst(text: string, options: ParseDockerfileOptions
       if (err instanceof LineParseError) {
         // Point at the offending word when it sits on the instruction's first physical line.
         const at = err.at === undefined ? -1 : wordIndex(line, err.at);
-        fail(err.message, startLine, at >= 0 && at < first.line.length ? column + at : column, current);
+        fail(err.message, startLine, at >= 0 && at < first.line.length ? column + at : column, cursor.line);
       }
       throw err;
     }
-
-    const heredocs: DockerfileHeredoc[] = [];
-    const { ok } = canContainHeredoc(parts);
-    if (ok && line.includes('<<')) {
-      let found: Omit<DockerfileHeredoc, 'content'>[];
-      try {
-        found = parseHeredocsFromLine(line);
-      } catch (err) {
-        return fail(err instanceof Error ? err.message : String(err), startLine, column, current);
-      }
-      for (const h of found) {
-        let terminated = false;
-        const body: string[] = [];
-        while (i < lines.length) {
-          const rl = lines[i] as RawLine;
-          i++;
-          current++;
-          let candidate = trimNewline(rl.text);
-          if (h.chomp) candidate = candidate.replace(/^\t+/, '');
-          if (candidate === h.name) {
-            terminated = true;
-            break;
-          }
-          body.push(rl.newline ? rl.text + '\n' : rl.text);
-        }
-        if (!terminated) {
-          fail(`unterminated heredoc ${h.name}`, startLine, column, current, `end the heredoc with a line that is exactly ${h.name}`);
-        }
-        heredocs.push({ ...h, content: body.join('') });
-      }
-    }
-
+    const heredocs = canContainHeredoc(parts).ok && line.includes('<<') ? readHeredocs(cursor, line, fail, startLine, column) : [];
     nodes.push({
       cmd: parts.cmd,
       keyword: parts.keyword,
       flags: parts.flags,
-      args: parts.cmd === 'onbuild' ? parts.args.map((a) => (typeof a === 'string' ? a : { ...a, line: startLine, endLine: current, column })) : parts.args,
+      args: parts.cmd === 'onbuild' ? parts.args.map((a) => (typeof a === 'string' ? a : { ...a, line: startLine, endLine: cursor.line, column })) : parts.args,
       json: parts.json,
       heredocs,
       original: line,
       line: startLine,
-      endLine: current,
+      endLine: cursor.line,
       column,
     });
   }
-
   if (nodes.length === 0) {
-    fail('file with no instructions', Math.max(current, 1), 1, Math.max(current, 1), 'a Dockerfile needs at least a FROM instruction');
+    fail('file with no instructions', Math.max(cursor.line, 1), 1, Math.max(cursor.line, 1), 'a Dockerfile needs at least a FROM instruction');
   }
   return { nodes, directives, escapeToken, warnings };
+}
+
+type Fail = (reason: string, line: number, column?: number, endLine?: number, hint?: string) => never;
+
+/** The physical lines of the file, read one at a time; `line` is the 1-based number of the last one read. */
+class LineCursor {
+  private index = 0;
+  line = 0;
+
+  constructor(private readonly lines: readonly RawLine[]) {}
+
+  get done(): boolean {
+    return this.index >= this.lines.length;
+  }
+
+  next(): RawLine {
+    const raw = this.lines[this.index]!;
+    this.index++;
+    this.line++;
+    return raw;
+  }
+}
+
+/** A parser directive on one of the file's first lines (`# syntax=`, `# escape=`, `# check=`), checked. */
+function scanDirective(scanner: DirectiveScanner, token: string, line: number, column: number, fail: Fail): Directive | undefined {
+  let d: Directive | undefined;
+  try {
+    d = scanner.parseLine(token);
+  } catch (err) {
+    if (err instanceof DirectiveDuplicateError) fail(err.message, line);
+    throw err;
+  }
+  if (d?.name === 'escape' && d.value !== '`' && d.value !== '\\') {
+    fail(`invalid escape token '${d.value}' does not match \` or \\`, line, column, line, 'use `# escape=\\` or `# escape=``');
+  }
+  return d;
+}
+
+/** The logical line: the first physical line and its continuations, comments and empty lines between them skipped. */
+function joinContinuations(cursor: LineCursor, first: { line: string; ends: boolean }, escapeToken: EscapeToken): { line: string; hasEmpty: boolean } {
+  let pieces: string[] | undefined;
+  let ends = first.ends;
+  let hasEmpty = false;
+  while (!ends && !cursor.done) {
+    const next = cursor.next().text;
+    if (isComment(next)) continue;
+    const tok = trimNewline(next);
+    if (trimLeftGoSpace(tok).length === 0) {
+      hasEmpty = true;
+      continue;
+    }
+    const cont = trimContinuation(tok, escapeToken);
+    (pieces ??= [first.line]).push(cont.line);
+    ends = cont.ends;
+  }
+  return { line: pieces === undefined ? first.line : pieces.join(''), hasEmpty };
+}
+
+/** The bodies of the heredocs a line opens, read from the lines after it up to each terminator. */
+function readHeredocs(cursor: LineCursor, line: string, fail: Fail, startLine: number, column: number): DockerfileHeredoc[] {
+  let found: Omit<DockerfileHeredoc, 'content'>[];
+  try {
+    found = parseHeredocsFromLine(line);
+  } catch (err) {
+    return fail(err instanceof Error ? err.message : String(err), startLine, column, cursor.line);
+  }
+  const heredocs: DockerfileHeredoc[] = [];
+  for (const h of found) {
+    let terminated = false;
+    const body: string[] = [];
+    while (!cursor.done) {
+      const rl = cursor.next();
+      let candidate = trimNewline(rl.text);
+      if (h.chomp) candidate = candidate.replace(/^\t+/, '');
+      if (candidate === h.name) {
+        terminated = true;
+        break;
+      }
+      body.push(rl.newline ? rl.text + '\n' : rl.text);
+    }
+    if (!terminated) fail(`unterminated heredoc ${h.name}`, startLine, column, cursor.line, `end the heredoc with a line that is exactly ${h.name}`);
+    heredocs.push({ ...h, content: body.join('') });
+  }
+  return heredocs;
 }

@@ -60,33 +60,9 @@ export async function walkLayerTree(root: string, options: WalkLayerTreeOptions 
       } catch (cause) {
         throw ioError('stat', full, cause);
       }
-      const type = entryType(st);
-      if (type === undefined) {
-        throw new StrataError('E_LAYER_INVALID', `cannot put ${full} in a layer: it is a socket`, {
-          hint: 'sockets cannot be stored in a tar layer; exclude the path',
-        });
-      }
-      const entry = toEntry(layerPath, full, st, type);
-      if (type === 'symlink') {
-        try {
-          entry.linkTarget = decodeName(await readlink(fsPath(full), { encoding: 'buffer' }));
-        } catch (cause) {
-          throw ioError('read symlink', full, cause);
-        }
-      } else if (type === 'file') {
-        // open(2), unlike access(2), checks with the effective ids: the ones the write will use.
-        try {
-          await (await open(fsPath(full), 'r')).close();
-        } catch (cause) {
-          throw new StrataError('E_IO', `cannot read ${full}: ${describe(cause)}`, {
-            cause,
-            hint: 'make the file readable (chmod u+r) or exclude it from the layer',
-          });
-        }
-      } else if (type === 'dir') {
-        pending.push({ dir: full, layerDir: layerPath });
-      }
-      if (type !== 'dir' && st.nlink > 1) {
+      const entry = await entryAt(layerPath, full, st);
+      if (entry.type === 'dir') pending.push({ dir: full, layerDir: layerPath });
+      if (entry.type !== 'dir' && st.nlink > 1) {
         const key = `${st.dev}:${st.ino}`;
         const group = inodes.get(key);
         if (group === undefined) inodes.set(key, [entry]);
@@ -99,6 +75,35 @@ export async function walkLayerTree(root: string, options: WalkLayerTreeOptions 
   const sorted = sortLayerEntries(entries);
   linkHardlinks(sorted, inodes);
   return sorted;
+}
+
+/** The entry of one path: a symlink with its target, a file checked readable now (before any blob is written). */
+async function entryAt(layerPath: string, full: string, st: Stats): Promise<LayerEntry> {
+  const type = entryType(st);
+  if (type === undefined) {
+    throw new StrataError('E_LAYER_INVALID', `cannot put ${full} in a layer: it is a socket`, {
+      hint: 'sockets cannot be stored in a tar layer; exclude the path',
+    });
+  }
+  const entry = toEntry(layerPath, full, st, type);
+  if (type === 'symlink') {
+    try {
+      entry.linkTarget = decodeName(await readlink(fsPath(full), { encoding: 'buffer' }));
+    } catch (cause) {
+      throw ioError('read symlink', full, cause);
+    }
+  } else if (type === 'file') {
+    // open(2), unlike access(2), checks with the effective ids: the ones the write will use.
+    try {
+      await (await open(fsPath(full), 'r')).close();
+    } catch (cause) {
+      throw new StrataError('E_IO', `cannot read ${full}: ${describe(cause)}`, {
+        cause,
+        hint: 'make the file readable (chmod u+r) or exclude it from the layer',
+      });
+    }
+  }
+  return entry;
 }
 
 function linkHardlinks(sorted: LayerEntry[], inodes: Map<string, LayerEntry[]>): void {

@@ -1,5 +1,5 @@
 import { StrataError } from '../errors/index.js';
-import { parseDigest } from '../digest/index.js';
+import { parseDigest, type Digest } from '../digest/index.js';
 import { isIndexMediaType, isManifestMediaType, MediaType } from './media-types.js';
 import type { Descriptor, ImageConfig, Index, Manifest } from './types.js';
 
@@ -46,16 +46,20 @@ export function parseManifestOrIndex(bytes: Uint8Array | string, what: string, c
     declared ??
     (isIndexMediaType(contentType) || isManifestMediaType(contentType) ? contentType : undefined) ??
     (Array.isArray(doc.manifests) ? MediaType.OciIndex : MediaType.OciManifest);
+  // The checked fields are put back over the document, so its type comes from the checks; every other field
+  // stays as it was read (the same keys in the same order, so re-encoding it changes nothing).
   if (isIndexMediaType(mediaType)) {
     if (!Array.isArray(doc.manifests)) fail(what, 'index has no manifests array');
-    for (const [i, m] of doc.manifests.entries()) checkDescriptor(m, `${what}: manifests[${i}]`);
-    return { kind: 'index', index: doc as unknown as Index, mediaType };
+    const manifests = doc.manifests.map((m, i) => checkDescriptor(m, `${what}: manifests[${i}]`));
+    const index: Index = { ...doc, schemaVersion: 2, manifests };
+    return { kind: 'index', index, mediaType };
   }
   if (!isManifestMediaType(mediaType)) fail(what, `unsupported media type ${mediaType}`);
-  checkDescriptor(doc.config, `${what}: config`);
+  const config = checkDescriptor(doc.config, `${what}: config`);
   if (!Array.isArray(doc.layers)) fail(what, 'manifest has no layers array');
-  for (const [i, l] of doc.layers.entries()) checkDescriptor(l, `${what}: layers[${i}]`);
-  return { kind: 'manifest', manifest: doc as unknown as Manifest, mediaType };
+  const layers = doc.layers.map((l, i) => checkDescriptor(l, `${what}: layers[${i}]`));
+  const manifest: Manifest = { ...doc, schemaVersion: 2, config, layers };
+  return { kind: 'manifest', manifest, mediaType };
 }
 
 export function parseImageConfig(bytes: Uint8Array | string, what: string): ImageConfig {
@@ -63,13 +67,16 @@ export function parseImageConfig(bytes: Uint8Array | string, what: string): Imag
   if (typeof doc.architecture !== 'string' || typeof doc.os !== 'string') fail(what, 'config has no architecture or os', 'E_CONFIG_INVALID');
   const rootfs = doc.rootfs as { type?: unknown; diff_ids?: unknown } | undefined;
   if (rootfs?.type !== 'layers' || !Array.isArray(rootfs.diff_ids)) fail(what, 'config has no rootfs.diff_ids', 'E_CONFIG_INVALID');
-  for (const id of rootfs.diff_ids) {
-    if (typeof id !== 'string') fail(what, 'rootfs.diff_ids holds a non-string', 'E_CONFIG_INVALID');
-    try {
-      parseDigest(id);
-    } catch (cause) {
-      fail(what, (cause as Error).message, 'E_CONFIG_INVALID');
-    }
+  const diffIds = rootfs.diff_ids.map((id: unknown) => checkedDiffId(id, what));
+  const config: ImageConfig = { ...doc, architecture: doc.architecture, os: doc.os, rootfs: { ...rootfs, type: 'layers', diff_ids: diffIds } };
+  return config;
+}
+
+function checkedDiffId(id: unknown, what: string): Digest {
+  if (typeof id !== 'string') fail(what, 'rootfs.diff_ids holds a non-string', 'E_CONFIG_INVALID');
+  try {
+    return parseDigest(id);
+  } catch (cause) {
+    fail(what, (cause as Error).message, 'E_CONFIG_INVALID');
   }
-  return doc as unknown as ImageConfig;
 }

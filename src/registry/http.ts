@@ -146,7 +146,9 @@ export function createNodeFetch(options: NodeFetchOptions = {}): FetchLike {
         compress: false,
         agent: (parsed: URL) => proxied(parsed) ?? agentFor(parsed),
       });
-      return response as unknown as FetchResponse;
+      // node-fetch's typings say its body yields strings or Buffers; with no encoding set it yields Buffers only.
+      const body = response.body as AsyncIterable<Uint8Array> | null;
+      return { status: response.status, headers: response.headers, body, text: () => response.text(), arrayBuffer: () => response.arrayBuffer() };
     } catch (error) {
       if ((error as { code?: unknown } | null)?.code === CONNECT_DEADLINE) throw new DeadlineError('connect', connectMs, { host: new URL(url).host });
       throw error;

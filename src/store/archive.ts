@@ -1,7 +1,7 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
@@ -112,7 +112,7 @@ export async function writeDeterministicTar(file: string, members: readonly Arch
       }
       const m = item.member;
       const sink = pack.entry({ ...base, name: m.name, type: 'file', mode: 0o644, size: m.size });
-      await pipeline(await m.open(), sink as unknown as Writable);
+      await pipeline(await m.open(), sink);
     }
     pack.finalize();
     await writing;

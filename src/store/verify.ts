@@ -54,68 +54,87 @@ export async function verifyBlobs(
     }
     for (const name of names) {
       if (options.signal?.aborted) break;
-      const path = join(dir, name);
-      if (name.startsWith('.')) {
-        const owner = ownerFromName(name);
-        if (owner && ownerAlive(owner, options.self)) continue;
-        const problem: VerifyProblem = { kind: 'leftover', subject: path, images: [], detail: 'a temp file of a writer that is gone' };
-        if (options.repair) {
-          await rm(path, { recursive: true, force: true });
-          problem.repaired = 'removed';
-        }
-        problems.push(problem);
-        continue;
-      }
-      const hash = createHash(algorithm);
-      let size = 0;
-      try {
-        for await (const chunk of createReadStream(path)) {
-          hash.update(chunk as Buffer);
-          size += (chunk as Buffer).byteLength;
-        }
-      } catch (cause) {
-        problems.push({ kind: 'unreadable', subject: `${algorithm}:${name}`, images: [], detail: ioError('read', path, cause).message });
+      const checked = await checkBlobFile(dir, algorithm, name, options);
+      if ('problem' in checked) {
+        if (checked.problem !== undefined) problems.push(checked.problem);
         continue;
       }
       count++;
-      bytes += size;
-      const actual = hash.digest('hex');
-      if (actual === name) continue;
-      const problem: VerifyProblem = { kind: 'corrupt', subject: `${algorithm}:${name}`, images: [], detail: `its content hashes to ${algorithm}:${actual}` };
-      if (options.repair) {
-        await mkdir(options.quarantineDir, { recursive: true });
-        const aside = join(options.quarantineDir, `${name}-${Date.now()}`);
-        await rename(path, aside);
-        problem.repaired = `moved to ${aside}`;
-      }
-      problems.push(problem);
+      bytes += checked.size;
+      if (checked.corrupt !== undefined) problems.push(checked.corrupt);
     }
   }
-  const corrupt = new Set(problems.filter((p) => p.kind === 'corrupt').map((p) => p.subject));
-  for (const image of named) {
-    await walk(
-      blobs,
-      image.descriptor,
-      (d) => {
-        const problem = corrupt.has(d.digest) ? problems.find((p) => p.kind === 'corrupt' && p.subject === d.digest) : undefined;
-        if (problem && !problem.images.includes(image.name)) problem.images.push(image.name);
-      },
-      async (d, why) => {
-        const known = problems.find((p) => p.subject === d.digest && p.kind !== 'leftover');
-        if (known) {
-          if (!known.images.includes(image.name)) known.images.push(image.name);
-          return;
-        }
-        problems.push({
-          kind: why === 'missing' && corrupt.has(d.digest) ? 'corrupt' : why,
-          subject: d.digest,
-          images: [image.name],
-          detail: why === 'missing' ? 'not in the store' : 'cannot be parsed as a manifest',
-        });
-      },
-    );
-  }
+  for (const image of named) await blameImage(blobs, image, problems);
   return { blobs: count, bytes, images: named.length, problems };
+}
+
+/**
+ * One file of the blob directory: a temp file (a leftover when its writer is gone) or a blob, hashed.
+ * Gives the blob's size and, when its bytes do not hash to its name, the problem (moved aside when repairing).
+ */
+async function checkBlobFile(
+  dir: string,
+  algorithm: string,
+  name: string,
+  options: { repair: boolean; quarantineDir: string; self: ProcessOwner },
+): Promise<{ problem: VerifyProblem | undefined } | { size: number; corrupt: VerifyProblem | undefined }> {
+  const path = join(dir, name);
+  if (name.startsWith('.')) {
+    const owner = ownerFromName(name);
+    if (owner && ownerAlive(owner, options.self)) return { problem: undefined };
+    const problem: VerifyProblem = { kind: 'leftover', subject: path, images: [], detail: 'a temp file of a writer that is gone' };
+    if (options.repair) {
+      await rm(path, { recursive: true, force: true });
+      problem.repaired = 'removed';
+    }
+    return { problem };
+  }
+  const hash = createHash(algorithm);
+  let size = 0;
+  try {
+    for await (const chunk of createReadStream(path)) {
+      hash.update(chunk as Buffer);
+      size += (chunk as Buffer).byteLength;
+    }
+  } catch (cause) {
+    return { problem: { kind: 'unreadable', subject: `${algorithm}:${name}`, images: [], detail: ioError('read', path, cause).message } };
+  }
+  const actual = hash.digest('hex');
+  if (actual === name) return { size, corrupt: undefined };
+  const problem: VerifyProblem = { kind: 'corrupt', subject: `${algorithm}:${name}`, images: [], detail: `its content hashes to ${algorithm}:${actual}` };
+  if (options.repair) {
+    await mkdir(options.quarantineDir, { recursive: true });
+    const aside = join(options.quarantineDir, `${name}-${Date.now()}`);
+    await rename(path, aside);
+    problem.repaired = `moved to ${aside}`;
+  }
+  return { size, corrupt: problem };
+}
+
+/** Names the image in the problems of the blobs it reaches, and adds its missing or unparseable ones. */
+async function blameImage(blobs: FileBlobStore, image: { name: string; descriptor: Descriptor }, problems: VerifyProblem[]): Promise<void> {
+  const corrupt = new Set(problems.filter((p) => p.kind === 'corrupt').map((p) => p.subject));
+  await walk(
+    blobs,
+    image.descriptor,
+    (d) => {
+      const problem = corrupt.has(d.digest) ? problems.find((p) => p.kind === 'corrupt' && p.subject === d.digest) : undefined;
+      if (problem && !problem.images.includes(image.name)) problem.images.push(image.name);
+    },
+    async (d, why) => {
+      const known = problems.find((p) => p.subject === d.digest && p.kind !== 'leftover');
+      if (known) {
+        if (!known.images.includes(image.name)) known.images.push(image.name);
+        return;
+      }
+      problems.push({
+        kind: why === 'missing' && corrupt.has(d.digest) ? 'corrupt' : why,
+        subject: d.digest,
+        images: [image.name],
+        detail: why === 'missing' ? 'not in the store' : 'cannot be parsed as a manifest',
+      });
+    },
+  );
 }
 
 /** Visits every descriptor under `root`, calling `bad` for the missing and the unparseable. */

@@ -332,7 +332,7 @@ describeAsRoot('strata build compared with buildah', () => {
       expect(comparableConfig(ours.config).Env).toEqual([DEFAULT_PATH]);
     }, 120_000);
 
-    // BUG (src/output/layout.ts or src/api/build-sinks.ts): over a docker-format base image,
+    // BUG (src/output/layout.ts or src/pipeline/sinks.ts): over a docker-format base image,
     // `-o type=oci` writes docker media types (manifest v2s2) into the OCI layout, which umoci
     // refuses. Expected, as buildx's oci exporter (oci-mediatypes=true by default for type=oci):
     // OCI manifest, config and layer media types.

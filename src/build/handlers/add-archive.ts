@@ -10,6 +10,10 @@ import { sourceRootForDirectory, type SourceRoot } from '../../context/index.js'
 import { decompressFileWith, extractImageToDirectory, isTarHeader, sniffFile, type ArchiveKind } from '../../layer/index.js';
 import { FileMapBlobReader } from '../../store/index.js';
 import type { BuildSession } from '../session.js';
+import { MemoKind } from '../memo.js';
+
+/** Local archives unpacked for ADD, by path. */
+const ARCHIVE_ROOTS = new MemoKind<SourceRoot>('archive');
 
 /** The archives ADD unpacks: tar, plain or gzip, bzip2, xz (BuildKit's list; not zstd). */
 type AddArchiveKind = Exclude<ArchiveKind, 'zstd'>;
@@ -59,7 +63,7 @@ async function decompressedHead(path: string, kind: Exclude<AddArchiveKind, 'tar
  * through the system's decompressors, which Node lacks.
  */
 export async function archiveRoot(session: BuildSession, path: string, at: string): Promise<SourceRoot> {
-  return session.memo(`archive:${path}`, async () => {
+  return session.memo.get(ARCHIVE_ROOTS.key(path), async () => {
     const kind = await archiveKind(path);
     let tarPath = path;
     if (kind === 'bzip2' || kind === 'xz') {

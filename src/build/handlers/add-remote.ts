@@ -28,6 +28,10 @@ import { archiveRoot, isArchiveSource } from './add-archive.js';
 import { CopyPlan, layerPath } from './copy-entries.js';
 import { copyParentKey } from './copy-parent.js';
 import { commitLayerStep, layerStepWords, replayCached } from './layer-step.js';
+import { MemoKind } from '../memo.js';
+
+const DOWNLOADS = new MemoKind<FetchedUrl>('http');
+const CHECKOUTS = new MemoKind<GitCheckout>('git');
 
 /** An ADD source that is not in the context: a URL to download or a git repository. */
 export function isRemoteSource(source: string): boolean {
@@ -203,7 +207,7 @@ async function fetchHttp(url: string, session: BuildSession, checksum: Digest | 
   const fetch = session.deps.remoteFetch;
   if (fetch === undefined) throw new StrataError('E_USAGE', `cannot download ${redactUrl(url)}: this build was given no HTTP access`);
   const cache = new HttpDownloadCache(join(session.deps.store.root, 'cache', 'remote-http'));
-  const file = await session.memo(`http:${url}:${checksum ?? ''}`, () => cache.fetch(url, { fetch, checksum, signal: session.deps.signal }));
+  const file = await session.memo.get(DOWNLOADS.key(`${url}:${checksum ?? ''}`), () => cache.fetch(url, { fetch, checksum, signal: session.deps.signal }));
   // Without Last-Modified the file is dated like the directories the step makes; that date is no part of
   // the key (BuildKit keys a download by its content), so an unchanged file still hits.
   const parsedMtime = file.lastModified === undefined ? Number.NaN : Date.parse(file.lastModified);
@@ -223,7 +227,7 @@ function urlFileName(url: string): string {
 
 async function fetchRepository(text: string, session: BuildSession, keepGitDir: boolean): Promise<Fetched> {
   const source = parseGitSource(text);
-  const checkout = await session.memo(`git:${text}:${keepGitDir}`, async () =>
+  const checkout = await session.memo.get(CHECKOUTS.key(`${text}:${keepGitDir}`), async () =>
     fetchGit(source, {
       dir: await session.tempDir('git'),
       keepGitDir,

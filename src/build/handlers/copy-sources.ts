@@ -1,6 +1,10 @@
 import { listSourceTree, openBuildContext, resolveCopySources, type ContextEntry, type ResolvedSource, type SourceRoot } from '../../context/index.js';
 import type { Instruction } from '../../dockerfile/index.js';
 import type { BuildSession } from '../session.js';
+import { MemoKind, type MemoKey } from '../memo.js';
+
+const CONTEXT = new MemoKind<SourceRoot>('context');
+const LISTINGS = new MemoKind<ListedSources>('copy-sources');
 
 /** What a COPY reads: its sources resolved in the root, and each match's listing (a file lists as itself). */
 export interface ListedSources {
@@ -10,7 +14,7 @@ export interface ListedSources {
 
 /** The build context, opened once per build. */
 export function buildContextRoot(session: BuildSession): Promise<SourceRoot> {
-  return session.memo('context', () => openBuildContext(session.input.contextDir, { dockerfilePath: session.input.dockerfile.file }));
+  return session.memo.get(CONTEXT.key(), () => openBuildContext(session.input.contextDir, { dockerfilePath: session.input.dockerfile.file }));
 }
 
 export async function listCopySources(root: SourceRoot, sources: readonly string[], excludes: readonly string[]): Promise<ListedSources> {
@@ -23,8 +27,8 @@ export async function listCopySources(root: SourceRoot, sources: readonly string
 /** A word that expands to itself whatever the ARGs and ENV: no `$`, no quotes, no escape character. */
 const LITERAL = /^[^$'"\\`]*$/;
 
-function listingKey(sources: readonly string[], excludes: readonly string[]): string {
-  return JSON.stringify(['copy-sources', sources, excludes]);
+function listingKey(sources: readonly string[], excludes: readonly string[]): MemoKey<ListedSources> {
+  return LISTINGS.key(JSON.stringify([sources, excludes]));
 }
 
 /**
@@ -38,12 +42,14 @@ export function prefetchCopySources(session: BuildSession, instructions: readonl
   for (const ins of instructions) {
     if (ins.kind !== 'COPY' || ins.from !== undefined || ins.sourceContents.length > 0) continue;
     if (![...ins.sources, ...ins.exclude].every((w) => LITERAL.test(w))) continue;
-    const listing = session.memo(listingKey(ins.sources, ins.exclude), async () => listCopySources(await buildContextRoot(session), ins.sources, ins.exclude));
+    const listing = session.memo.get(listingKey(ins.sources, ins.exclude), async () =>
+      listCopySources(await buildContextRoot(session), ins.sources, ins.exclude),
+    );
     listing.catch(() => undefined);
   }
 }
 
 /** The listing prefetched for these (expanded) words, if any; taken, so it is not held for the whole build. */
 export function takeCopySources(session: BuildSession, sources: readonly string[], excludes: readonly string[]): Promise<ListedSources> | undefined {
-  return session.take<ListedSources>(listingKey(sources, excludes));
+  return session.memo.take(listingKey(sources, excludes));
 }

@@ -1,5 +1,5 @@
 import { StrataError } from '../../errors/index.js';
-import type { Instruction } from '../../dockerfile/index.js';
+import type { DockerfileHealthcheck, Instruction } from '../../dockerfile/index.js';
 import { exposedPortKeys } from '../../image/index.js';
 import type { ContainerConfig, HealthConfig } from '../../oci/index.js';
 import { expandInStage, expandWordsInStage, type WarnFn } from '../expand.js';
@@ -54,38 +54,20 @@ export function applyMetadata(state: StageState, ins: Exclude<Instruction, { kin
   const at = where(state, line);
   const expand = (w: string): string => expandInStage(state, w, line, ctx.warn);
   switch (ins.kind) {
-    case 'ENV': {
+    case 'ENV':
+    case 'LABEL': {
       const pairs = ins.pairs.map((p) => [expand(p.key), expand(p.value)] as const);
       const draft = state.metadata();
-      for (const [k, v] of pairs) draft.setEnv(k, v);
-      record(state, `ENV ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`, ctx.created);
+      const labels = ins.kind === 'LABEL' ? draft.map('Labels') : undefined;
+      for (const [k, v] of pairs) {
+        if (labels) labels[k] = v;
+        else draft.setEnv(k, v);
+      }
+      record(state, `${ins.kind} ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`, ctx.created);
       return true;
     }
     case 'ARG': {
-      for (const def of ins.args) {
-        const name = def.name;
-        let value: string | undefined;
-        if (ctx.buildArgs.has(name)) {
-          value = ctx.buildArgs.get(name);
-          ctx.consumedArgs.add(name);
-        } else if (def.defaultValue !== undefined) {
-          value = expand(def.defaultValue);
-        } else if (ctx.globalArgs.has(name)) {
-          value = ctx.globalArgs.get(name);
-        } else if (ctx.platformArgs.has(name)) {
-          value = ctx.platformArgs.get(name);
-        }
-        if (value !== undefined) state.args.set(name, value);
-        else state.args.delete(name);
-        state.metadata().setArg(name, value);
-      }
-      return true;
-    }
-    case 'LABEL': {
-      const pairs = ins.pairs.map((p) => [expand(p.key), expand(p.value)] as const);
-      const labels = state.metadata().map('Labels');
-      for (const [k, v] of pairs) labels[k] = v;
-      record(state, `LABEL ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`, ctx.created);
+      for (const def of ins.args) declareArg(state, def, ctx, expand);
       return true;
     }
     case 'EXPOSE': {
@@ -101,69 +83,97 @@ export function applyMetadata(state: StageState, ins: Exclude<Instruction, { kin
       record(state, `VOLUME ${JSON.stringify(volumes)}`, ctx.created);
       return true;
     }
-    case 'USER': {
-      const user = expand(ins.user);
-      setConfig(state, (c) => (c.User = user));
-      record(state, `USER ${user}`, ctx.created);
-      return true;
-    }
-    case 'STOPSIGNAL': {
-      const signal = expand(ins.signal);
-      if (!/^(SIG[A-Z0-9+-]+|\d+)$/.test(signal)) throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: invalid STOPSIGNAL "${signal}"`);
-      setConfig(state, (c) => (c.StopSignal = signal));
-      record(state, `STOPSIGNAL ${signal}`, ctx.created);
-      return true;
-    }
-    case 'HEALTHCHECK': {
-      const h = ins.health;
-      const health: HealthConfig = { Test: h.test };
-      if (h.interval) health.Interval = h.interval;
-      if (h.timeout) health.Timeout = h.timeout;
-      if (h.startPeriod) health.StartPeriod = h.startPeriod;
-      if (h.startInterval) health.StartInterval = h.startInterval;
-      if (h.retries) health.Retries = h.retries;
-      setConfig(state, (c) => (c.Healthcheck = health));
-      record(state, `HEALTHCHECK ${JSON.stringify(health.Test)}`, ctx.created);
-      return true;
-    }
-    case 'CMD': {
-      const cmd = commandLine(state, ins.args, ins.prependShell);
-      setConfig(state, (c) => (c.Cmd = cmd));
-      state.cmdSet = true;
-      record(state, `CMD ${JSON.stringify(cmd)}`, ctx.created);
-      return true;
-    }
-    case 'ENTRYPOINT': {
-      const entrypoint = commandLine(state, ins.args, ins.prependShell);
-      // An ENTRYPOINT resets a CMD inherited from the base image, but not one set in this stage.
-      setConfig(state, (c) => {
-        c.Entrypoint = entrypoint;
-        if (!state.cmdSet) c.Cmd = null;
-      });
-      state.entrypointSet = true;
-      record(state, `ENTRYPOINT ${JSON.stringify(entrypoint)}`, ctx.created);
-      return true;
-    }
-    case 'SHELL': {
-      state.shell = [...ins.shell];
-      setConfig(state, (c) => (c.Shell = [...ins.shell]));
-      record(state, `SHELL ${JSON.stringify(ins.shell)}`, ctx.created);
-      return true;
-    }
-    case 'ONBUILD': {
-      setConfig(state, (c) => (c.OnBuild = [...(c.OnBuild ?? []), ins.expression]));
-      record(state, `ONBUILD ${ins.expression}`, ctx.created);
-      return true;
-    }
     case 'MAINTAINER': {
       // Docker records the maintainer as the image author, not as a label.
       state.metadata().setAuthor(ins.maintainer);
       record(state, `MAINTAINER ${ins.maintainer}`, ctx.created);
       return true;
     }
-    default:
-      return false;
+    default: {
+      const history = editConfig(state, ins, expand, at);
+      if (history === undefined) return false;
+      record(state, history, ctx.created);
+      return true;
+    }
   }
+}
+
+/** The instructions that set a field of the container config: returns the history text, or undefined for any other. */
+function editConfig(state: StageState, ins: Exclude<Instruction, { kind: 'FROM' }>, expand: (w: string) => string, at: string): string | undefined {
+  switch (ins.kind) {
+    case 'USER': {
+      const user = expand(ins.user);
+      setConfig(state, (c) => (c.User = user));
+      return `USER ${user}`;
+    }
+    case 'STOPSIGNAL': {
+      const signal = expand(ins.signal);
+      if (!/^(SIG[A-Z0-9+-]+|\d+)$/.test(signal)) throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: invalid STOPSIGNAL "${signal}"`);
+      setConfig(state, (c) => (c.StopSignal = signal));
+      return `STOPSIGNAL ${signal}`;
+    }
+    case 'HEALTHCHECK': {
+      const health = healthConfig(ins.health);
+      setConfig(state, (c) => (c.Healthcheck = health));
+      return `HEALTHCHECK ${JSON.stringify(health.Test)}`;
+    }
+    case 'CMD':
+    case 'ENTRYPOINT': {
+      const command = commandLine(state, ins.args, ins.prependShell);
+      setConfig(state, (c) => {
+        if (ins.kind === 'CMD') c.Cmd = command;
+        else {
+          c.Entrypoint = command;
+          // An ENTRYPOINT resets a CMD inherited from the base image, but not one set in this stage.
+          if (!state.cmdSet) c.Cmd = null;
+        }
+      });
+      if (ins.kind === 'CMD') state.cmdSet = true;
+      else state.entrypointSet = true;
+      return `${ins.kind} ${JSON.stringify(command)}`;
+    }
+    case 'SHELL': {
+      state.shell = [...ins.shell];
+      setConfig(state, (c) => (c.Shell = [...ins.shell]));
+      return `SHELL ${JSON.stringify(ins.shell)}`;
+    }
+    case 'ONBUILD': {
+      setConfig(state, (c) => (c.OnBuild = [...(c.OnBuild ?? []), ins.expression]));
+      return `ONBUILD ${ins.expression}`;
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** An ARG's value: from the command line, else its default, else the global ARG, else a platform ARG. */
+function declareArg(state: StageState, def: { name: string; defaultValue?: string | undefined }, ctx: MetadataContext, expand: (w: string) => string): void {
+  const name = def.name;
+  let value: string | undefined;
+  if (ctx.buildArgs.has(name)) {
+    value = ctx.buildArgs.get(name);
+    ctx.consumedArgs.add(name);
+  } else if (def.defaultValue !== undefined) {
+    value = expand(def.defaultValue);
+  } else if (ctx.globalArgs.has(name)) {
+    value = ctx.globalArgs.get(name);
+  } else if (ctx.platformArgs.has(name)) {
+    value = ctx.platformArgs.get(name);
+  }
+  if (value !== undefined) state.args.set(name, value);
+  else state.args.delete(name);
+  state.metadata().setArg(name, value);
+}
+
+/** HEALTHCHECK's options as the config records them: a field only when it was given. */
+function healthConfig(h: DockerfileHealthcheck): HealthConfig {
+  const health: HealthConfig = { Test: h.test };
+  if (h.interval) health.Interval = h.interval;
+  if (h.timeout) health.Timeout = h.timeout;
+  if (h.startPeriod) health.StartPeriod = h.startPeriod;
+  if (h.startInterval) health.StartInterval = h.startInterval;
+  if (h.retries) health.Retries = h.retries;
+  return health;
 }
 
 export function resetShell(state: StageState): void {

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseCacheExport } from '../../../src/api/build-cache.js';
+import { parseCacheExport } from '../../../src/pipeline/cache-artifact.js';
 import { CacheExplainer } from '../../../src/build/cache-explain.js';
 import { stepCacheKey, valueDigests, type KeyComponents } from '../../../src/build/cache.js';
 import type { Digest } from '../../../src/internals.js';

@@ -16,7 +16,7 @@ import {
   importBuildCaches,
   parseCacheExport,
   parseCacheImport,
-} from '../../../src/api/build-cache.js';
+} from '../../../src/pipeline/cache-artifact.js';
 import { OciLayout, type BlobReader } from '../../../src/store/index.js';
 import { testBuild, writeContext } from './harness.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { annotationsFor, parseAnnotation } from '../../src/api/annotations.js';
+import { annotationsFor, parseAnnotation } from '../../src/output/annotations.js';
 
 describe('--annotation', () => {
   it('parses buildx forms', () => {

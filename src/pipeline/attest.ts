@@ -17,13 +17,10 @@ import { imagePlatform } from '../image/index.js';
 import { formatPlatform, hostPlatform, type Descriptor, type Platform } from '../oci/index.js';
 import { cyclonedxDocument, scanImageLayers, spdxDocument } from '../sbom/index.js';
 import type { BlobReader, MemoryBlobReader } from '../store/index.js';
-import type { RegistryIo } from './append.js';
-import { annotationsFor, indexEntry, needsIndex, type AnnotationSpec } from './annotations.js';
-import type { PlatformBuild } from './build-inputs.js';
-import type { BuildOutputSpec } from './build-output.js';
-import { pushReferrers } from './registry-referrers.js';
-import { isRegistryConnection } from './registry-target.js';
-import { familiarImageName } from './names.js';
+import { type RegistryIo, pushReferrers, isRegistryConnection, familiarImageName } from '../transports/index.js';
+import { annotationsFor, indexEntry, needsIndex, type AnnotationSpec } from '../output/index.js';
+import type { PlatformBuild } from './inputs.js';
+import type { BuildOutputSpec } from './output-spec.js';
 
 export type AttestTo = 'index' | 'referrers' | 'both';
 

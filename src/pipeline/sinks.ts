@@ -7,11 +7,8 @@ import { convertToDockerV2s2 } from '../registry/index.js';
 import { extractImageToDirectory, walkLayerTree, writeLayer } from '../layer/index.js';
 import { writeToLocalStore, writeToOciLayout, writeOciArchive, type ImageContent } from '../output/index.js';
 import { FileBlobStore, makeScratchDir, moveFileAtomic, type LocalStore } from '../store/index.js';
-import type { RegistryIo } from './append.js';
-import type { BuildOutputSpec } from './build-output.js';
-import type { StrataContext } from './context.js';
-import { writeImage } from './destinations.js';
-import { familiarImageName } from './names.js';
+import { type RegistryIo, type StrataContext, writeImage, familiarImageName } from '../transports/index.js';
+import type { BuildOutputSpec } from './output-spec.js';
 
 export interface SinkContext {
   store: LocalStore;

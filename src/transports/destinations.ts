@@ -5,7 +5,7 @@ import { writeDockerArchive, writeOciArchive, writeToLocalStore, writeToOciLayou
 import { LocalStore } from '../store/index.js';
 import type { StrataContext } from './context.js';
 import { familiarImageName, localImageName } from './names.js';
-import { formatImageLocation, type ImageLocation } from './transport.js';
+import { formatImageLocation, type ImageLocation } from './location.js';
 
 export type RegistryWriter = (ref: string, content: ImageContent, ctx: StrataContext) => Promise<Descriptor>;
 

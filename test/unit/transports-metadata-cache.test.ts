@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { keepingMetadata } from '../../src/api/metadata-cache.js';
+import { keepingMetadata } from '../../src/transports/metadata-cache.js';
 import { digestOf } from '../../src/digest/index.js';
 import { StrataError, type Descriptor } from '../../src/internals.js';
 import { FileBlobStore, MemoryBlobReader, type BlobReader } from '../../src/store/index.js';

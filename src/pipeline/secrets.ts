@@ -16,15 +16,17 @@ export function sshSockets(specs: readonly string[], env: Readonly<Record<string
   return out;
 }
 
+/** A build's secrets as files (id → path) and how to remove the ones written for it. */
+export interface PreparedSecrets {
+  files: Record<string, string>;
+  cleanup: () => Promise<void>;
+}
+
 /**
  * `--secret id=ID,src=FILE` is used in place; `env=VAR` is written to a private file (mode 0600) for
  * the build's duration. Secret values never reach the engine's keys, history or layers.
  */
-export async function prepareSecrets(
-  specs: readonly string[],
-  env: Readonly<Record<string, string | undefined>>,
-  store: LocalStore,
-): Promise<{ files: Record<string, string>; cleanup: () => Promise<void> }> {
+export async function prepareSecrets(specs: readonly string[], env: Readonly<Record<string, string | undefined>>, store: LocalStore): Promise<PreparedSecrets> {
   const files: Record<string, string> = {};
   let dir: string | undefined;
   for (const spec of specs) {

@@ -1,18 +1,22 @@
 import { resolve } from 'node:path';
 import { StrataError, isStrataError } from '../errors/index.js';
 import { digestOf, parseDigest, type Digest } from '../digest/index.js';
-import type { StepOutcome } from '../build/index.js';
-import type { ImportedStepCache, LayeredStepCache } from '../build/index.js';
+import type { StepOutcome, ImportedStepCache, LayeredStepCache } from '../build/index.js';
 import type { Image } from '../image/index.js';
 import { MediaType, canonicalJsonBytes, parseManifestOrIndex, type Descriptor, type Manifest } from '../oci/index.js';
 import { writeToOciLayout } from '../output/index.js';
 import { parseImageReference, type ImageReference } from '../ref/index.js';
 import { CompositeBlobReader, MemoryBlobReader, OciLayout, type BlobIngester, type BlobReader } from '../store/index.js';
 import { walkLayerTree, writeLayer } from '../layer/index.js';
-import type { RegistryIo } from './append.js';
-import { reportingReader } from './registry-open.js';
-import { isRegistryConnection, noteReadFrom, registryTarget, type RegistryConnection } from './registry-target.js';
-import { pushToRegistry } from './registry-write.js';
+import {
+  type RegistryIo,
+  reportingReader,
+  isRegistryConnection,
+  noteReadFrom,
+  registryTarget,
+  type RegistryConnection,
+  pushToRegistry,
+} from '../transports/index.js';
 
 export const BUILD_CACHE_ARTIFACT_TYPE = 'application/vnd.strata.build-cache.v1+json';
 export const BUILD_CACHE_CONFIG_TYPE = 'application/vnd.strata.build-cache.config.v1+json';

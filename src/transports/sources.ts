@@ -18,7 +18,7 @@ import {
 import type { StrataContext } from './context.js';
 import { localImageName } from './names.js';
 import { resolveImage, type ResolvedImage } from './resolve.js';
-import { formatImageLocation, type ImageLocation } from './transport.js';
+import { formatImageLocation, type ImageLocation } from './location.js';
 
 export interface OpenedImage extends ResolvedImage {
   location: ImageLocation;

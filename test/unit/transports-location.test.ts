@@ -10,7 +10,7 @@ import {
   parseLayerSpec,
   parsePorts,
   type ImageLocation,
-} from '../../src/api/index.js';
+} from '../../src/internals.js';
 import { StrataError } from '../../src/errors/index.js';
 import { setEnvEntry as setEnv } from '../../src/image/index.js';
 
@@ -65,7 +65,7 @@ describe('parseImageLocation', () => {
     expect(error.hint).toContain('oci:');
   });
 
-  // BUG (src/api/transport.ts, parseImageLocation, the `!text.includes('/')` test): skopeo's usual
+  // BUG (src/transports/location.ts, parseImageLocation, the `!text.includes('/')` test): skopeo's usual
   // forms of these transports hold a '/', so they are taken as local-store names and fail later
   // with a confusing reference error instead of "transport not supported".
   it.each(['containers-storage:docker.io/library/alpine:latest', 'dir:/tmp/image', 'docker-daemon:docker.io/library/app:1'])(

@@ -4,7 +4,7 @@
  * pick the same entry, also when indexes nest.
  */
 import { describe, expect, it } from 'vitest';
-import { resolveImage } from '../../src/api/resolve.js';
+import { resolveImage } from '../../src/transports/resolve.js';
 import { MediaType, type Descriptor, type Platform } from '../../src/oci/index.js';
 import { addTestImage, MemoryBlobStore } from '../helpers/memory-blobs.js';
 

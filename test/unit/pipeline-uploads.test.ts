@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { UploadingIngester, type StreamUpload } from '../../src/api/build-uploads.js';
+import { UploadingIngester, type StreamUpload } from '../../src/pipeline/uploads.js';
 import { digestOf, type Digest } from '../../src/digest/index.js';
 import type { BlobIngester } from '../../src/store/index.js';
 

@@ -7,13 +7,8 @@ import { chooseExecutor, createExecutor, detectExecutors, type CreateExecutorOpt
 import type { Image, SerializedImage } from '../image/index.js';
 import { MediaType, canonicalJsonBytes, formatPlatform, hostPlatform, parsePlatform, type Descriptor, type Index, type Platform } from '../oci/index.js';
 import type { BlobReader, LocalStore, MemoryBlobReader } from '../store/index.js';
-import type { RegistryIo } from './append.js';
-import { annotationsFor, indexEntry, type AnnotationSpec } from './annotations.js';
-import type { StrataContext } from './context.js';
-import { localImageName } from './names.js';
-import { pullToStore } from './pull.js';
-import { isRegistryConnection } from './registry-target.js';
-import { openImage, type OpenedImage } from './sources.js';
+import { type RegistryIo, type StrataContext, localImageName, pullToStore, isRegistryConnection, openImage, type OpenedImage } from '../transports/index.js';
+import { annotationsFor, indexEntry, type AnnotationSpec } from '../output/index.js';
 import { isRemoteContext } from './remote-context.js';
 
 /** What `strata build` resolves before the engine runs: the Dockerfile, executor, platforms, bases and named contexts. */
@@ -77,7 +72,7 @@ export async function pickExecutor(
 export async function readDockerfile(
   contextDir: string,
   options: { dockerfile?: string | undefined; dockerfileText?: string | undefined },
-): Promise<{ file: string; text: string }> {
+): Promise<DockerfileSource> {
   if (options.dockerfileText !== undefined) return { file: options.dockerfile ?? 'Dockerfile', text: options.dockerfileText };
   const path =
     options.dockerfile === undefined ? join(contextDir, 'Dockerfile') : isAbsolute(options.dockerfile) ? options.dockerfile : resolve(options.dockerfile);
@@ -118,6 +113,12 @@ export async function openBaseImage(ref: string, ctx: StrataContext, store: Loca
   }
   if (!io.openRegistry) throw new StrataError('E_NOT_FOUND', `base image ${ref} is not in the local store and registry access is not configured`);
   return io.openRegistry(ref, ctx, { keepMetadataIn: store.blobs });
+}
+
+/** A Dockerfile's text and the path it was read from (its name alone when it came as text). */
+export interface DockerfileSource {
+  file: string;
+  text: string;
 }
 
 export type Opener = (ref: string, platform: Platform) => Promise<BaseImage>;

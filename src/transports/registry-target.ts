@@ -2,7 +2,7 @@ import { StrataError } from '../errors/index.js';
 import { formatReference, parseImageReference, referenceTarget, type ImageReference } from '../ref/index.js';
 import type { BlobLocations, CredentialLookup, FetchLike, ProgressListener, RegistryClient } from '../registry/index.js';
 import type { CredentialStore } from '../registry/credentials/index.js';
-import type { RegistryIo } from './append.js';
+import type { RegistryIo } from './io.js';
 import type { RegistryWriter } from './destinations.js';
 import type { RegistryOpener } from './sources.js';
 

@@ -2,9 +2,8 @@ import { once } from 'node:events';
 import { PassThrough, type Readable } from 'node:stream';
 import type { Digest } from '../digest/index.js';
 import type { BlobIngester, LocalStore, ReadOptions } from '../store/index.js';
-import type { RegistryIo } from './append.js';
-import type { BuildOutputSpec } from './build-output.js';
-import { isRegistryConnection, registryTarget } from './registry-target.js';
+import { type RegistryIo, isRegistryConnection, registryTarget } from '../transports/index.js';
+import type { BuildOutputSpec } from './output-spec.js';
 
 /** Uploads bytes as they come; `stored` gives their digest and size once the store has them. */
 export type StreamUpload = (bytes: AsyncIterable<Uint8Array>, stored: Promise<StoredBlob>, signal: AbortSignal) => Promise<unknown>;
