@@ -1,14 +1,15 @@
-import { PassThrough, Readable, Transform, pipeline, type TransformCallback } from 'node:stream';
+import { Readable } from 'node:stream';
 import { StrataError } from '../errors/index.js';
-import { digestAlgorithm, digestOf, isDigest, sizeMismatch, verifyBytes, VerifyingStream, type Digest } from '../digest/index.js';
+import { digestAlgorithm, digestOf, isDigest, verifyBytes, type Digest } from '../digest/index.js';
 import { MediaType, parseManifestOrIndex, type Descriptor, type Index, type ParsedManifest } from '../oci/index.js';
 import type { BlobReader, ReadOptions } from '../store/types.js';
 import { findDeadline } from './deadlines.js';
 import { describeContext, redactUrl, stallError, type RegistryErrorContext } from './errors.js';
 import { discardBody, readBytes, type FetchResponse } from './http.js';
-import { backoffDelay, isRetryableError } from './retry.js';
+import { isRetryableError } from './retry.js';
 import { pullScopes, pushScopes, repositoryScope } from './scopes.js';
 import { RegistryTransport, type RegistryConnectionOptions } from './transport.js';
+import { BodyFailure, resumingBody, verifiedBody, withBodyRetries } from './blob-body.js';
 import { uploadBlob, type BlobSource, type BlobUploadCallOptions, type UploadOptions } from './upload.js';
 import { streamBlobUpload, type StreamBlobOptions, type StreamedBlob } from './upload-stream.js';
 
@@ -46,49 +47,9 @@ function stripParams(contentType: string | null): string | undefined {
   return value ? value : undefined;
 }
 
-/** The first byte of `Content-Range: bytes START-END/SIZE`. */
-function rangeStart(header: string | null): number | undefined {
-  const match = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(header?.trim() ?? '');
-  return match?.[1] === undefined ? undefined : Number(match[1]);
-}
-
-function encodeRepo(repository: string): string {
+/** A repository path with each component URL-encoded. */
+export function encodeRepository(repository: string): string {
   return repository.split('/').map(encodeURIComponent).join('/');
-}
-
-/** Counts bytes as they pass, for progress events. */
-class ByteCounter extends Transform {
-  private count = 0;
-  constructor(private readonly onBytes: (total: number) => void) {
-    super();
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.count += chunk.byteLength;
-    this.onBytes(this.count);
-    cb(null, chunk);
-  }
-}
-
-/** A failure while reading a response body, after its headers arrived: worth asking again. */
-class BodyFailure extends Error {
-  constructor(readonly error: unknown) {
-    super('response body failed', { cause: error });
-  }
-}
-
-/** Enforces a descriptor's size (early on overrun, at the end on a short body) without hashing. */
-class SizeLimit extends Transform {
-  private count = 0;
-  constructor(private readonly expected: { digest: Digest; size: number; what: string }) {
-    super();
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.count += chunk.byteLength;
-    cb(this.count > this.expected.size ? sizeMismatch(this.expected, this.count) : null, chunk);
-  }
-  override _flush(cb: TransformCallback): void {
-    cb(this.count !== this.expected.size ? sizeMismatch(this.expected, this.count) : null);
-  }
 }
 
 /**
@@ -136,8 +97,8 @@ export class RegistryClient {
   /** GETs a manifest or index by tag or digest, verifying the bytes against every digest in play. */
   async getManifest(repository: string, reference: string, options: TransferOptions & { scopes?: readonly string[] } = {}): Promise<FetchedManifest> {
     const ctx = this.ctx(repository, `manifest ${reference}`);
-    const path = `/v2/${encodeRepo(repository)}/manifests/${reference}`;
-    const { response, bytes } = await this.withBodyRetries(path, options.signal, async () => {
+    const path = `/v2/${encodeRepository(repository)}/manifests/${reference}`;
+    const { response, bytes } = await withBodyRetries(this.transport, path, options.signal, async () => {
       const response = await this.transport.send({
         method: 'GET',
         url: path,
@@ -183,7 +144,7 @@ export class RegistryClient {
     const ctx = this.ctx(repository, `manifest ${reference}`);
     const response = await this.transport.send({
       method: 'HEAD',
-      url: `/v2/${encodeRepo(repository)}/manifests/${reference}`,
+      url: `/v2/${encodeRepository(repository)}/manifests/${reference}`,
       headers: { accept: MANIFEST_ACCEPT },
       scopes: pullScopes(repository),
       ctx,
@@ -218,108 +179,16 @@ export class RegistryClient {
     } = {},
   ): Promise<Readable> {
     const ctx = this.ctx(repository, `blob ${descriptor.digest}`);
-    const path = `/v2/${encodeRepo(repository)}/blobs/${descriptor.digest}`;
+    const path = `/v2/${encodeRepository(repository)}/blobs/${descriptor.digest}`;
     const response = await this.transport.send({ method: 'GET', url: path, scopes: pullScopes(repository), ctx, signal: options.signal });
     if (response.status !== 200) throw await this.transport.fail(response, ctx);
-    const source = Readable.from(this.resumingBody(response, repository, descriptor, ctx, options.signal), { objectMode: false });
-    return this.verified(source, descriptor, ctx, this.transport.url(path), options.onBytes, options.verify !== false);
-  }
-
-  /**
-   * A blob's body that resumes where a dropped connection left it: `Range: bytes=N-` from the byte reached.
-   * A 206 from N (or earlier: the overlap is skipped) continues; a server that ignores the Range (200), or
-   * answers another one, is read from zero again with the bytes already passed on skipped. The digest is
-   * checked over the whole stream by the caller's verifier, as without a resume.
-   */
-  private async *resumingBody(
-    first: FetchResponse,
-    repository: string,
-    descriptor: Pick<Descriptor, 'digest' | 'size'>,
-    ctx: RegistryErrorContext,
-    signal: AbortSignal | undefined,
-  ): AsyncGenerator<Buffer> {
-    const url = `/v2/${encodeRepo(repository)}/blobs/${descriptor.digest}`;
-    let response = first;
-    let offset = 0;
-    let skip = 0;
-    for (let resumes = 1; ; resumes++) {
-      try {
-        for await (const chunk of response.body ?? []) {
-          let bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
-          if (skip > 0) {
-            if (bytes.byteLength <= skip) {
-              skip -= bytes.byteLength;
-              continue;
-            }
-            bytes = bytes.subarray(skip);
-            skip = 0;
-          }
-          offset += bytes.byteLength;
-          yield bytes;
-        }
-        return;
-      } catch (error) {
-        if (signal?.aborted === true || resumes > this.transport.retry.retries || !isRetryableError(error)) throw error;
-        // Every byte arrived and only the end was lost: the verifier decides.
-        if (offset >= descriptor.size) return;
-      }
-      this.transport.progress?.({
-        type: 'retry',
-        registry: this.registry,
-        attempt: resumes,
-        delayMs: 0,
-        reason: `connection dropped; resuming at byte ${offset}`,
-        path: url,
-      });
-      const get = (headers: Record<string, string>) => this.transport.send({ method: 'GET', url, headers, scopes: pullScopes(repository), ctx, signal });
-      response = await get({ range: `bytes=${offset}-` });
-      const start = response.status === 206 ? rangeStart(response.headers.get('content-range')) : undefined;
-      if (start !== undefined && start <= offset) {
-        skip = offset - start;
-        continue;
-      }
-      if (response.status === 206) {
-        // A range that starts past the byte reached cannot be used: everything again, from zero.
-        await discardBody(response);
-        response = await get({});
-      }
-      if (response.status !== 200) throw await this.transport.fail(response, ctx);
-      skip = offset;
-    }
-  }
-
-  private verified(
-    source: Readable,
-    descriptor: Pick<Descriptor, 'digest' | 'size'>,
-    ctx: RegistryErrorContext,
-    url: string,
-    onBytes: ((total: number) => void) | undefined,
-    hash: boolean,
-  ): Readable {
-    const expected = { digest: descriptor.digest, size: descriptor.size, what: `blob ${descriptor.digest} of ${ctx.registry}/${ctx.repository ?? ''}` };
-    const verifier = hash ? new VerifyingStream(expected) : new SizeLimit(expected);
-    const stages: NodeJS.ReadWriteStream[] = [];
-    if (onBytes) stages.push(new ByteCounter(onBytes));
-    // `out` stays outside the pipeline, which would destroy it with the bare error: a stalled body (the
-    // transport's idle deadline) reaches the reader named with its request, as a stalled header does.
-    const out = new PassThrough();
-    // A blob opened but not yet read (it waits for a slot in the pool) can fail first, on abort: `out` keeps
-    // the error (`errored`) for the reader that comes, and the process does not die of an unhandled event.
-    out.on('error', () => undefined);
-    pipeline([source, ...stages, verifier], (error) => {
-      const deadline = findDeadline(error);
-      if (error && !out.destroyed) out.destroy(deadline ? stallError(ctx, 'GET', url, deadline) : error);
-    });
-    verifier.pipe(out);
-    out.once('close', () => {
-      if (!out.readableEnded) verifier.destroy();
-    });
-    return out;
+    const source = Readable.from(resumingBody(this.transport, response, path, repository, descriptor, ctx, options.signal), { objectMode: false });
+    return verifiedBody(source, descriptor, ctx, this.transport.url(path), options.onBytes, options.verify !== false);
   }
 
   /** Reads a small blob (a config) whole, verified; a body cut short or stalled is asked for again. */
   async readBlob(repository: string, descriptor: Pick<Descriptor, 'digest' | 'size'>, options: TransferOptions = {}): Promise<Buffer> {
-    return this.withBodyRetries(`/v2/${encodeRepo(repository)}/blobs/${descriptor.digest}`, options.signal, async () => {
+    return withBodyRetries(this.transport, `/v2/${encodeRepository(repository)}/blobs/${descriptor.digest}`, options.signal, async () => {
       const stream = await this.openBlob(repository, descriptor, options);
       const chunks: Buffer[] = [];
       try {
@@ -329,33 +198,6 @@ export class RegistryClient {
       }
       return Buffer.concat(chunks);
     });
-  }
-
-  /**
-   * Runs a request whose body is read whole, again when the body fails after the headers (a dropped
-   * connection, a stall, a short body: `work` throws those as BodyFailure). They count against the
-   * same retries as failures before the headers, which `send` has already spent on its own.
-   */
-  private async withBodyRetries<T>(path: string, signal: AbortSignal | undefined, work: () => Promise<T>): Promise<T> {
-    const retry = this.transport.retry;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await work();
-      } catch (failure) {
-        if (!(failure instanceof BodyFailure)) throw failure;
-        const error = failure.error;
-        const deadline = findDeadline(error);
-        const transient = deadline !== undefined || isRetryableError(error) || (error instanceof StrataError && error.code === 'E_SIZE_MISMATCH');
-        if (attempt > retry.retries || !transient || signal?.aborted) {
-          if (deadline && error instanceof StrataError && attempt > 1)
-            throw new StrataError(error.code, `${error.message} (${attempt} attempts)`, { hint: error.hint, cause: error });
-          throw error;
-        }
-        const delayMs = backoffDelay(attempt, retry);
-        this.transport.noteRetry({ attempt, delayMs, url: this.transport.url(path), reason: deadline?.message ?? (error as Error).message });
-        await retry.sleep(delayMs, signal);
-      }
-    }
   }
 
   /** A BlobReader over one repository of this registry (for copies and inspect). */
@@ -371,7 +213,7 @@ export class RegistryClient {
     const ctx = this.ctx(repository, `blob ${digest}`);
     const response = await this.transport.send({
       method: 'HEAD',
-      url: `/v2/${encodeRepo(repository)}/blobs/${digest}`,
+      url: `/v2/${encodeRepository(repository)}/blobs/${digest}`,
       scopes: options.scopes ?? pullScopes(repository),
       ctx,
       signal: options.signal,
@@ -396,7 +238,7 @@ export class RegistryClient {
     const query = new URLSearchParams({ mount: digest, from });
     const response = await this.transport.send({
       method: 'POST',
-      url: `/v2/${encodeRepo(repository)}/blobs/uploads/?${query.toString()}`,
+      url: `/v2/${encodeRepository(repository)}/blobs/uploads/?${query.toString()}`,
       headers: { 'content-length': '0' },
       scopes: pushScopes(repository, [from]),
       ctx,
@@ -412,12 +254,12 @@ export class RegistryClient {
 
   /** Uploads a blob (monolithic when small, streamed or chunked when large), resuming or restarting on failure. */
   async uploadBlob(repository: string, descriptor: Descriptor, source: BlobSource, options: BlobUploadCallOptions = {}): Promise<void> {
-    await uploadBlob(this.transport, encodeRepo(repository), repository, descriptor, source, { ...this.uploadOptions, ...options });
+    await uploadBlob(this.transport, encodeRepository(repository), repository, descriptor, source, { ...this.uploadOptions, ...options });
   }
 
   /** Uploads bytes as they are produced; their digest and size come back (see streamBlobUpload). */
   async streamBlob(repository: string, bytes: AsyncIterable<Uint8Array>, options: StreamBlobOptions = {}): Promise<StreamedBlob> {
-    return streamBlobUpload(this.transport, encodeRepo(repository), repository, bytes, options);
+    return streamBlobUpload(this.transport, encodeRepository(repository), repository, bytes, options);
   }
 
   /** PUTs a manifest under a tag or its digest; `Content-Type` is the manifest's own media type. */
@@ -433,7 +275,7 @@ export class RegistryClient {
     if (isDigest(reference)) verifyBytes(bytes, { digest: reference as Digest, what: `manifest ${reference}` });
     const response = await this.transport.send({
       method: 'PUT',
-      url: `/v2/${encodeRepo(repository)}/manifests/${reference}`,
+      url: `/v2/${encodeRepository(repository)}/manifests/${reference}`,
       headers: { 'content-type': mediaType, 'content-length': String(bytes.byteLength) },
       body: () => bytes,
       scopes: options.scopes ?? pushScopes(repository),
@@ -466,7 +308,7 @@ export class RegistryClient {
     const ctx = this.ctx(repository, `referrers of ${digest}`);
     const response = await this.transport.send({
       method: 'GET',
-      url: `/v2/${encodeRepo(repository)}/referrers/${digest}`,
+      url: `/v2/${encodeRepository(repository)}/referrers/${digest}`,
       headers: { accept: MediaType.OciIndex },
       scopes: pullScopes(repository),
       ctx,
@@ -491,7 +333,7 @@ export class RegistryClient {
     const ctx = this.ctx(repository, `manifest ${digest}`);
     const response = await this.transport.send({
       method: 'DELETE',
-      url: `/v2/${encodeRepo(repository)}/manifests/${digest}`,
+      url: `/v2/${encodeRepository(repository)}/manifests/${digest}`,
       scopes: [repositoryScope(repository, ['delete', 'pull'])],
       ctx,
       signal: options.signal,
@@ -516,7 +358,7 @@ export class RegistryClient {
   async listTags(repository: string, options: TransferOptions & { pageSize?: number | undefined } = {}): Promise<string[]> {
     const ctx = this.ctx(repository, 'tag list');
     const tags: string[] = [];
-    let url: string | undefined = `/v2/${encodeRepo(repository)}/tags/list${options.pageSize !== undefined ? `?n=${options.pageSize}` : ''}`;
+    let url: string | undefined = `/v2/${encodeRepository(repository)}/tags/list${options.pageSize !== undefined ? `?n=${options.pageSize}` : ''}`;
     for (let page = 0; url !== undefined && page < 1000; page++) {
       const response: FetchResponse = await this.transport.send({ method: 'GET', url, scopes: pullScopes(repository), ctx, signal: options.signal });
       if (response.status !== 200) throw await this.transport.fail(response, ctx);

@@ -99,55 +99,11 @@ export async function pushImage(options: PushImageOptions): Promise<PushedImage>
     };
   }
 
-  const manifests: ManifestNode[] = [];
-  const blobs = new Map<string, Descriptor>();
-  const collect = async (d: Descriptor, depth: number): Promise<void> => {
-    if (depth > 8) throw new StrataError('E_MANIFEST_INVALID', `${name}: indexes nested too deeply`);
-    const bytes = await source.readBlob(d, { signal });
-    const parsed = parseManifestOrIndex(bytes, `manifest ${d.digest}`, d.mediaType);
-    if (parsed.kind === 'index') {
-      for (const child of parsed.index.manifests) await collect(child, depth + 1);
-    } else {
-      for (const b of [parsed.manifest.config, ...parsed.manifest.layers]) if (!blobs.has(b.digest)) blobs.set(b.digest, b);
-    }
-    if (!manifests.some((m) => m.descriptor.digest === d.digest)) manifests.push({ descriptor: d, bytes, mediaType: parsed.mediaType });
-  };
-  await collect(options.root, 0);
-
+  const { manifests, blobs } = await collectManifests(source, options.root, name, signal);
   await mapLimit(
     [...blobs.values()],
     options.concurrency ?? 4,
-    async (d, blobSignal) => {
-      if (await client.blobExists(repository, d.digest, { signal: blobSignal, scopes })) {
-        progress?.({ type: 'blob-skipped', direction: 'push', digest: d.digest, size: d.size, reason: 'exists' });
-        return;
-      }
-      if (isForeign(d) && d.urls?.length) {
-        progress?.({ type: 'blob-skipped', direction: 'push', digest: d.digest, size: d.size, reason: 'foreign' });
-        return;
-      }
-      let location: string | undefined;
-      const remembered = (options.mountSources?.(d.digest) ?? []).filter((r) => r !== repository).slice(0, 3);
-      for (const from of [...new Set([...remembered, ...mountFrom])]) {
-        const mount = await client.mountBlob(repository, d.digest, from, { signal: blobSignal });
-        if (mount.mounted) {
-          progress?.({ type: 'blob-mounted', digest: d.digest, size: d.size, from });
-          return;
-        }
-        if (mount.location) {
-          location = mount.location;
-          break;
-        }
-      }
-      progress?.({ type: 'blob-start', direction: 'push', digest: d.digest, size: d.size, mediaType: d.mediaType });
-      await client.uploadBlob(repository, d, blobSourceFromReader(source, d), {
-        signal: blobSignal,
-        location,
-        mountFrom,
-        onBytes: (bytes) => progress?.({ type: 'blob-bytes', direction: 'push', digest: d.digest, bytes, size: d.size }),
-      });
-      progress?.({ type: 'blob-done', direction: 'push', digest: d.digest, size: d.size });
-    },
+    (d, blobSignal) => pushBlob(d, { ...options, repository, mountFrom, scopes, signal: blobSignal }),
     signal,
   );
 
@@ -172,4 +128,65 @@ export async function pushImage(options: PushImageOptions): Promise<PushedImage>
     references,
     blobs: [...blobs.values()].map((b) => b.digest),
   };
+}
+
+/** The manifests under `root` (children before their index, the root last) and the blobs they name. */
+async function collectManifests(
+  source: PushImageOptions['source'],
+  root: Descriptor,
+  name: string,
+  signal: AbortSignal | undefined,
+): Promise<{ manifests: ManifestNode[]; blobs: Map<string, Descriptor> }> {
+  const manifests: ManifestNode[] = [];
+  const blobs = new Map<string, Descriptor>();
+  const collect = async (d: Descriptor, depth: number): Promise<void> => {
+    if (depth > 8) throw new StrataError('E_MANIFEST_INVALID', `${name}: indexes nested too deeply`);
+    const bytes = await source.readBlob(d, { signal });
+    const parsed = parseManifestOrIndex(bytes, `manifest ${d.digest}`, d.mediaType);
+    if (parsed.kind === 'index') {
+      for (const child of parsed.index.manifests) await collect(child, depth + 1);
+    } else {
+      for (const b of [parsed.manifest.config, ...parsed.manifest.layers]) if (!blobs.has(b.digest)) blobs.set(b.digest, b);
+    }
+    if (!manifests.some((m) => m.descriptor.digest === d.digest)) manifests.push({ descriptor: d, bytes, mediaType: parsed.mediaType });
+  };
+  await collect(root, 0);
+  return { manifests, blobs };
+}
+
+/** One blob: nothing when the repository has it (or it is foreign), a mount when one is accepted, else an upload. */
+async function pushBlob(
+  d: Descriptor,
+  options: PushImageOptions & { mountFrom: readonly string[]; scopes: string[]; signal: AbortSignal | undefined },
+): Promise<void> {
+  const { client, repository, source, progress, mountFrom, scopes, signal } = options;
+  if (await client.blobExists(repository, d.digest, { signal, scopes })) {
+    progress?.({ type: 'blob-skipped', direction: 'push', digest: d.digest, size: d.size, reason: 'exists' });
+    return;
+  }
+  if (isForeign(d) && d.urls?.length) {
+    progress?.({ type: 'blob-skipped', direction: 'push', digest: d.digest, size: d.size, reason: 'foreign' });
+    return;
+  }
+  let location: string | undefined;
+  const remembered = (options.mountSources?.(d.digest) ?? []).filter((r) => r !== repository).slice(0, 3);
+  for (const from of [...new Set([...remembered, ...mountFrom])]) {
+    const mount = await client.mountBlob(repository, d.digest, from, { signal });
+    if (mount.mounted) {
+      progress?.({ type: 'blob-mounted', digest: d.digest, size: d.size, from });
+      return;
+    }
+    if (mount.location) {
+      location = mount.location;
+      break;
+    }
+  }
+  progress?.({ type: 'blob-start', direction: 'push', digest: d.digest, size: d.size, mediaType: d.mediaType });
+  await client.uploadBlob(repository, d, blobSourceFromReader(source, d), {
+    signal,
+    location,
+    mountFrom,
+    onBytes: (bytes) => progress?.({ type: 'blob-bytes', direction: 'push', digest: d.digest, bytes, size: d.size }),
+  });
+  progress?.({ type: 'blob-done', direction: 'push', digest: d.digest, size: d.size });
 }

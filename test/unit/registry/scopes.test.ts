@@ -31,7 +31,7 @@ describe('scopes', () => {
 
 describe('upload Range header', () => {
   it("reads the next offset, with distribution's 0-0 as empty", async () => {
-    const { parseUploadRange } = await import('../../../src/registry/upload.js');
+    const { parseUploadRange } = await import('../../../src/registry/upload-session.js');
     expect(parseUploadRange('0-1048575')).toBe(1048576);
     expect(parseUploadRange('bytes=0-99')).toBe(100);
     expect(parseUploadRange('0-0')).toBe(0);
