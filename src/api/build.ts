@@ -14,13 +14,14 @@ export async function buildImage(options: BuildImageOptions, ctx: StrataContext,
     // Only a build that wrote a blob can have grown the cache; a fully cached one skips the walk.
     await boundStoreCache(ctx, options.cacheLimit);
   }
-  if (options.iidFile) await writeFileAtomic(options.iidFile, result.configDigest);
+  if (options.iidFile) await writeFileAtomic(options.iidFile, result.imageId);
   if (options.metadataFile) {
     await writeFileAtomic(
       options.metadataFile,
       `${JSON.stringify(
         {
-          'containerimage.config.digest': result.configDigest,
+          // BuildKit gives the config digest only for a single-platform image.
+          ...(result.configDigest === undefined ? {} : { 'containerimage.config.digest': result.configDigest }),
           'containerimage.digest': result.manifest.digest,
           'containerimage.descriptor': result.manifest,
           'image.name': result.names.map(familiarImageName).join(','),

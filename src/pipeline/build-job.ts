@@ -244,10 +244,11 @@ function summarize(
       (n, b) => n + b.serialized.manifest.descriptor.size + b.serialized.config.descriptor.size + b.image.layers.reduce((m, l) => m + l.descriptor.size, 0),
       0,
     );
+  const configDigest = builds.length === 1 ? builds[0]!.serialized.config.descriptor.digest : undefined;
   return {
     manifest: top,
-    // For a multi-platform build the index stands for the image, as buildx writes it.
-    configDigest: builds.length === 1 ? builds[0]!.serialized.config.descriptor.digest : top.digest,
+    configDigest,
+    imageId: configDigest ?? top.digest,
     names,
     written,
     defaultName: job.plan.defaultName,

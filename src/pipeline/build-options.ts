@@ -76,7 +76,10 @@ export interface BuildImageOptions {
 
 export interface BuildImageResult {
   manifest: Descriptor;
-  configDigest: string;
+  /** The image config's digest; undefined for a multi-platform build, which has one per platform. */
+  configDigest: string | undefined;
+  /** What --iidfile gets, as buildx writes it: the config digest, or for a multi-platform build the index digest. */
+  imageId: string;
   /** Local-store names the image got (full references). */
   names: string[];
   /** Where it was written, in words (`local store app:latest`, `oci-archive out.tar`, …). */
