@@ -11,6 +11,8 @@
  * is reachable. Everything a sandbox writes must be writable by its uid.
  */
 import { execFile } from 'node:child_process';
+import { lstat, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CLI, REPO_ROOT, type CliResult } from './cli.js';
 
@@ -131,5 +133,34 @@ export function scratchRootSandbox(scratch: string, state: string, options: Scra
     name: `scratch-root-uid${uid}${options.caps === 'none' ? '-nocaps' : ''}`,
     uid,
     wrap: (argv) => (options.dockerenv === true ? ['sh', '-c', 'exec "$@" 9</dev/null', 'sh', ...asUser, ...args, ...argv] : [...asUser, ...args, ...argv]),
+  };
+}
+
+/** What testdata/run/chown-unprivileged's image records of its chowns (rootfs unpacked with owners). */
+export interface ChownOutcome {
+  /** Exit status of `chown bob:bob /home/bob` and `chown app:app /home/app/by-root`, as the step saw them. */
+  chownBob: number;
+  chownApp: number;
+  /** `stat -c %u:%g /home/bob` inside the step, after its chown. */
+  seenBob: string;
+  /** Owners (`uid:gid`) the layers record. */
+  bob: string;
+  byRoot: string;
+  byApp: string;
+}
+
+export async function chownOutcome(rootfs: string): Promise<ChownOutcome> {
+  const text = async (name: string): Promise<string> => (await readFile(join(rootfs, name), 'utf8')).trim();
+  const owner = async (path: string): Promise<string> => {
+    const s = await lstat(join(rootfs, path));
+    return `${s.uid}:${s.gid}`;
+  };
+  return {
+    chownBob: Number(await text('chown-bob')),
+    chownApp: Number(await text('chown-app')),
+    seenBob: await text('seen-bob'),
+    bob: await owner('home/bob'),
+    byRoot: await owner('home/app/by-root'),
+    byApp: await owner('home/app/by-app'),
   };
 }

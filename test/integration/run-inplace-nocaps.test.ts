@@ -18,10 +18,11 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { BUILDAH_RUN_LEAKS, Buildah, describeOwnedTree, pushBusyboxBase, treeDifferences, umociUnpack, type OwnedEntry } from '../helpers/busybox-base.js';
 import { CLI, REPO_ROOT, strata } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { restrictedUnavailable, runRestricted, scratchRootSandbox } from '../helpers/restricted.js';
+import { chownOutcome, restrictedUnavailable, runRestricted, scratchRootSandbox } from '../helpers/restricted.js';
 import { describeAsRoot, describeWithTools, isCI } from '../helpers/tools.js';
 
 const CONTEXT = join(REPO_ROOT, 'testdata', 'run', 'inplace-nocaps');
+const CHOWN_CONTEXT = join(REPO_ROOT, 'testdata', 'run', 'chown-unprivileged');
 const UIDS = [0, 1000] as const;
 
 describeAsRoot('RUN --executor inplace with no capabilities', () => {
@@ -85,6 +86,40 @@ describeAsRoot('RUN --executor inplace with no capabilities', () => {
         expect(res.stderr).toMatch(/^=> executor inplace$/m);
         const ours = await describeOwnedTree(await umociUnpack(join(state, 'out'), 'latest', join(work, `bundle-${uid}`)));
         expect(treeDifferences(ours, reference)).toEqual([]);
+      }, 120_000);
+
+      // Pinned, as docs/ARCHITECTURE.md writes it down: with no CAP_CHOWN a chown to another user fails (a chown to
+      // the invoking uid itself works), the step sees its files as the invoking uid's, and the layer records the
+      // step's user; buildah records bob and app.
+      it(`uid ${uid}, --cap-drop ALL: no chown to another user is kept, as documented`, async (ctx) => {
+        gate(() => ctx.skip());
+        const { scratch, state } = await sandboxDirs(`chown-${uid}`, uid);
+        const res = await runRestricted(
+          scratchRootSandbox(scratch, state, { dockerenv: true, caps: 'none', uid }),
+          [
+            CLI,
+            'build',
+            CHOWN_CONTEXT,
+            '--executor',
+            'inplace',
+            '--build-arg',
+            `BASE=${base}`,
+            '--progress',
+            'plain',
+            '-o',
+            'type=oci,dest=/strata/out,tar=false',
+          ],
+          {},
+        );
+        expect(res.code, res.stderr).toBe(0);
+        expect(await chownOutcome(await umociUnpack(join(state, 'out'), 'latest', join(work, `chown-bundle-${uid}`)))).toEqual({
+          chownBob: 1,
+          chownApp: uid === 1000 ? 0 : 1,
+          seenBob: `${uid}:${uid}`,
+          bob: '0:0',
+          byRoot: '0:0',
+          byApp: '1000:1000',
+        });
       }, 120_000);
 
       it(`uid ${uid}, --cap-drop ALL: a failing step fails as the step, stores nothing and leaves / as before the step`, async (ctx) => {
