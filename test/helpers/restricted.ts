@@ -11,7 +11,7 @@
  * is reachable. Everything a sandbox writes must be writable by its uid.
  */
 import { execFile } from 'node:child_process';
-import { lstat, readFile } from 'node:fs/promises';
+import { chown, lstat, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CLI, REPO_ROOT, type CliResult } from './cli.js';
@@ -163,4 +163,15 @@ export async function chownOutcome(rootfs: string): Promise<ChownOutcome> {
     byRoot: await owner('home/app/by-root'),
     byApp: await owner('home/app/by-app'),
   };
+}
+
+/** A scratch root `<work>/<name>-root` and its /strata `<work>/<name>-state` (with tmp), all owned by `uid`. */
+export async function scratchRootDirs(work: string, name: string, uid: number): Promise<{ scratch: string; state: string }> {
+  const scratch = join(work, `${name}-root`);
+  const state = join(work, `${name}-state`);
+  for (const dir of [scratch, state, join(state, 'tmp')]) {
+    await mkdir(dir, { recursive: true });
+    await chown(dir, uid, uid);
+  }
+  return { scratch, state };
 }

@@ -9,8 +9,7 @@
  * - A failing step fails as the step's own failure, the store keeps nothing of it, and `/` is left as it was
  *   before the step (its partial writes are taken off).
  */
-import { chown, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { chmod } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +17,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { BUILDAH_RUN_LEAKS, Buildah, describeOwnedTree, pushBusyboxBase, treeDifferences, umociUnpack, type OwnedEntry } from '../helpers/busybox-base.js';
 import { CLI, REPO_ROOT, strata } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { chownOutcome, restrictedUnavailable, runRestricted, scratchRootSandbox } from '../helpers/restricted.js';
+import { chownOutcome, restrictedUnavailable, runRestricted, scratchRootDirs, scratchRootSandbox } from '../helpers/restricted.js';
 import { describeAsRoot, describeWithTools, isCI } from '../helpers/tools.js';
 
 const CONTEXT = join(REPO_ROOT, 'testdata', 'run', 'inplace-nocaps');
@@ -62,21 +61,10 @@ describeAsRoot('RUN --executor inplace with no capabilities', () => {
       skip();
     };
 
-    /** The sandbox's root and its /strata, both the sandbox uid's own. */
-    async function sandboxDirs(name: string, uid: number): Promise<{ scratch: string; state: string }> {
-      const scratch = join(work, `${name}-root`);
-      const state = join(work, `${name}-state`);
-      for (const dir of [scratch, state, join(state, 'tmp')]) {
-        await mkdir(dir, { recursive: true });
-        await chown(dir, uid, uid);
-      }
-      return { scratch, state };
-    }
-
     for (const uid of UIDS) {
       it(`uid ${uid}, --cap-drop ALL: the steps run in its / and the image equals buildah's, owners included`, async (ctx) => {
         gate(() => ctx.skip());
-        const { scratch, state } = await sandboxDirs(`build-${uid}`, uid);
+        const { scratch, state } = await scratchRootDirs(work, `build-${uid}`, uid);
         const res = await runRestricted(
           scratchRootSandbox(scratch, state, { dockerenv: true, caps: 'none', uid }),
           [CLI, 'build', CONTEXT, '--executor', 'inplace', '--build-arg', `BASE=${base}`, '--progress', 'plain', '-o', 'type=oci,dest=/strata/out,tar=false'],
@@ -93,7 +81,7 @@ describeAsRoot('RUN --executor inplace with no capabilities', () => {
       // step's user; buildah records bob and app.
       it(`uid ${uid}, --cap-drop ALL: no chown to another user is kept, as documented`, async (ctx) => {
         gate(() => ctx.skip());
-        const { scratch, state } = await sandboxDirs(`chown-${uid}`, uid);
+        const { scratch, state } = await scratchRootDirs(work, `chown-${uid}`, uid);
         const res = await runRestricted(
           scratchRootSandbox(scratch, state, { dockerenv: true, caps: 'none', uid }),
           [
@@ -124,7 +112,7 @@ describeAsRoot('RUN --executor inplace with no capabilities', () => {
 
       it(`uid ${uid}, --cap-drop ALL: a failing step fails as the step, stores nothing and leaves / as before the step`, async (ctx) => {
         gate(() => ctx.skip());
-        const { scratch, state } = await sandboxDirs(`fail-${uid}`, uid);
+        const { scratch, state } = await scratchRootDirs(work, `fail-${uid}`, uid);
         await writeFile(join(state, 'Dockerfile'), `FROM ${base}\nRUN echo kept > /kept\nRUN echo partial > /partial && rm /etc/passwd && exit 3\n`);
         const sandbox = scratchRootSandbox(scratch, state, { dockerenv: true, caps: 'none', uid });
         const res = await runRestricted(sandbox, [CLI, 'build', '/strata', '--executor', 'inplace', '-t', 'failing:test', '--progress', 'plain'], {});

@@ -9,15 +9,14 @@
  * - inplace with no capabilities in a scratch-root sandbox, as uid 1000 with user namespaces allowed (`unshare -r
  *   -n`) and as uid 0 with them off (refused).
  */
-import { chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { chmod } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { pushBusyboxBase, umociUnpack } from '../helpers/busybox-base.js';
 import { CLI, strata, type CliResult } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { RESTRICTED_SANDBOXES, restrictedUnavailable, runRestricted, scratchRootSandbox, strataRestricted } from '../helpers/restricted.js';
+import { RESTRICTED_SANDBOXES, restrictedUnavailable, runRestricted, scratchRootDirs, scratchRootSandbox, strataRestricted } from '../helpers/restricted.js';
 import { describeAsRoot, describeWithTools, isCI } from '../helpers/tools.js';
 
 describeAsRoot('RUN --network=none without a sandbox', () => {
@@ -104,7 +103,7 @@ describeAsRoot('RUN --network=none without a sandbox', () => {
 
     it('inplace as uid 1000 with no capabilities: the step has loopback only, in a user namespace', async (ctx) => {
       gate(() => ctx.skip());
-      const { scratch, state } = await sandboxDirs(work, 'inplace-uid1000', 1000);
+      const { scratch, state } = await scratchRootDirs(work, 'inplace-uid1000', 1000);
       await writeFile(join(state, 'Dockerfile'), await readFile(join(await context('inplace-ctx', 1000), 'Dockerfile')));
       const res = await runRestricted(
         scratchRootSandbox(scratch, state, { dockerenv: true, caps: 'none', uid: 1000, userns: true }),
@@ -119,7 +118,7 @@ describeAsRoot('RUN --network=none without a sandbox', () => {
 
     it('inplace as uid 0 with no capabilities and no user namespaces: refused in one line', async (ctx) => {
       gate(() => ctx.skip());
-      const { scratch, state } = await sandboxDirs(work, 'inplace-uid0', 0);
+      const { scratch, state } = await scratchRootDirs(work, 'inplace-uid0', 0);
       await writeFile(join(state, 'Dockerfile'), await readFile(join(await context('inplace-ctx0', 0), 'Dockerfile')));
       const res = await runRestricted(
         scratchRootSandbox(scratch, state, { dockerenv: true, caps: 'none', uid: 0 }),
@@ -137,15 +136,4 @@ function interfaces(text: string): number {
     .split('\n')
     .slice(2)
     .filter((line) => line.trim() !== '').length;
-}
-
-/** A scratch root and its /strata (with tmp), both owned by `uid`. */
-async function sandboxDirs(work: string, name: string, uid: number): Promise<{ scratch: string; state: string }> {
-  const scratch = join(work, `${name}-root`);
-  const state = join(work, `${name}-state`);
-  for (const dir of [scratch, state, join(state, 'tmp')]) {
-    await mkdir(dir, { recursive: true });
-    await chown(dir, uid, uid);
-  }
-  return { scratch, state };
 }
