@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StrataError } from '../errors/index.js';
 import { MountStubs, checkMount, ensureWorkdir, makeNetworkFiles, mountKind, mountReadonly, type MountPoint } from './mounts.js';
-import { findBinary, isRoot, runFailed, runProcess, stepEnv } from './process.js';
+import { findBinary, isRoot, runFailed, runProcess, shellQuote, stepEnv } from './process.js';
 import type { Executor, RunRequest, RunResult } from './types.js';
 
 /** Host device nodes bound into the sandbox's private /dev, as docker's default set. */
@@ -195,9 +195,4 @@ function setupScript(
     );
   }
   return lines.join('\n');
-}
-
-/** Quotes a word for a POSIX shell. */
-export function shellQuote(word: string): string {
-  return `'${word.replace(/'/g, `'\\''`)}'`;
 }

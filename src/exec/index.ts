@@ -1,13 +1,13 @@
 export * from './types.js';
 export * from './none.js';
-export { chrootExecutor, shellQuote, type ChrootExecutorOptions } from './chroot.js';
+export { chrootExecutor, type ChrootExecutorOptions } from './chroot.js';
 export { bwrapExecutor, DOCKER_CAPABILITIES, type BwrapExecutorOptions } from './bwrap.js';
 export { ociRuntimeExecutor, runcExecutor, crunExecutor, runtimeConfig, type OciRuntimeExecutorOptions } from './runc.js';
 export { commandExecutor, type CommandExecutorOptions, type CommandRunDescription } from './command.js';
 export { detectExecutors } from './detect.js';
 export { createExecutor, EXECUTOR_NAMES, type CreateExecutorOptions } from './registry.js';
 export { runCaptureExcludes, secretTarget, MountStubs, type MountPoint } from './mounts.js';
-export { OutputTail, TAIL_LINES, runFailed, killSession, sessionMembers } from './process.js';
+export { OutputTail, TAIL_LINES, runFailed, killSession, sessionMembers, shellQuote } from './process.js';
 export { prootExecutor, type ProotExecutorOptions } from './proot.js';
 export { inplaceExecutor, containerSign, mountPoints, type InplaceExecutorOptions, type ContainerEvidence } from './inplace.js';
 export { AUTO_ORDER, autoCandidates, autoExecutor, chooseExecutor, noWorkingExecutor, type AutoChoice, type ExecutorRefusal } from './auto.js';

@@ -5,6 +5,7 @@ import { RUN_EXCLUDES, captureChanges, snapshotRootfs } from '../layer/index.js'
 import { isCapableRoot } from './capabilities.js';
 import { IgnoreSet, syncTree } from './inplace-sync.js';
 import { MountStubs, mountKind } from './mounts.js';
+import { networkIsolation, networkRefused } from './netns.js';
 import { runFailed, runProcess, stepEnv } from './process.js';
 import type { Executor, RunMount, RunRequest, RunResult } from './types.js';
 
@@ -77,7 +78,8 @@ export function mountPoints(mountinfo?: string): string[] {
  * It needs no capability, only write access to `/`, and refuses to start unless it sees a container (or `force`):
  * outside one it would overwrite the machine. Mounts cannot be mounted: a cache, bind or secret is copied to its
  * target and taken away afterwards (a cache is copied back), an ssh socket is a symlink, tmpfs an empty directory.
- * The network is the container's; `--network=none` is refused.
+ * The network is the container's; a step that asks for none gets a network namespace where one can be made
+ * (runOnRoot), and is refused in one line where not.
  */
 export function inplaceExecutor(options: InplaceExecutorOptions = {}): Executor {
   // Decided once, before the first step lays an image over / (which has no /.dockerenv of its own).
@@ -107,15 +109,6 @@ export function inplaceExecutor(options: InplaceExecutorOptions = {}): Executor 
     async run(request: RunRequest): Promise<RunResult> {
       const state = await available();
       if (!state.ok) throw new StrataError('E_RUN_UNSUPPORTED', `${request.where}: cannot RUN with the inplace executor: ${state.reason}`);
-      if (request.network === 'none') {
-        throw new StrataError(
-          'E_RUN_UNSUPPORTED',
-          `${request.where}: the inplace executor cannot take the network away from a step (RUN --network=none or --network none)`,
-          {
-            hint: 'use --network host for this build',
-          },
-        );
-      }
       const owners = isCapableRoot();
       // strata's own temporary files (the stage roots among them) are `strata-*` in the temp dir.
       const prefixed = [{ dir: tmpdir(), prefix: 'strata-' }];
@@ -128,37 +121,68 @@ export function inplaceExecutor(options: InplaceExecutorOptions = {}): Executor 
         if (ignore.ignored(target))
           throw new StrataError('E_RUN_FAILED', `${request.where}: the mount target ${target} is a path the inplace executor leaves alone`);
       }
-      const exclude = [...ignore.list(), ...targets];
       syncTree(request.rootfs, '/', { ignore, owners, makeHolders: true });
-      mkdirSync(request.workdir, { recursive: true });
-      const stubs = new MountStubs('/', request.where);
-      const placed = request.mounts.map((m) => placeMount(m, stubs));
       let changed: Set<string>;
       try {
-        const before = await snapshotRootfs('/', { exclude, signal: request.signal });
-        const spawnIds = owners && (request.user.uid !== 0 || request.user.gid !== 0) ? { uid: request.user.uid, gid: request.user.gid } : {};
-        const [file, ...args] = request.args;
-        if (file === undefined) throw new StrataError('E_RUN_FAILED', `${request.where}: RUN has no command`);
-        const result = await runProcess(file, args, {
-          env: envRecord(stepEnv(request.env)),
-          cwd: request.workdir,
-          ...spawnIds,
-          onOutput: request.onOutput,
-          signal: request.signal,
-          killWithStrata: true,
-        });
-        if (result.exitCode !== 0) throw runFailed(request, result.exitCode, result.tail);
-        const entries = await captureChanges('/', before, { exclude: targets, signal: request.signal });
-        changed = new Set(entries.map((e) => `/${e.path}`));
-      } finally {
-        for (const undo of placed.reverse()) undo();
-        stubs.remove();
+        changed = await runOnRoot(request, owners, [...ignore.list(), ...targets]);
+      } catch (error) {
+        // What the failed step wrote comes off `/` again: it is left as the stage's root, as the step found it.
+        try {
+          syncTree(request.rootfs, '/', { ignore, owners, makeHolders: true });
+        } catch {
+          // the step's own error is the one to report
+        }
+        throw error;
       }
       // What changed comes back into the stage's root; the engine's capture there makes the layer.
       syncTree('/', request.rootfs, { ignore: new IgnoreSet([...ignore.list(), ...targets], prefixed), owners, force: changed, makeHolders: false });
       return { exitCode: 0 };
     },
   };
+}
+
+/**
+ * Runs the step on `/` (the stage's root laid down) with its mounts placed, and returns the paths it changed.
+ * A step that asks for no network gets a network namespace of its own where this process can make one, with the
+ * `unshare` found on `/` now (the image's, or one on an ignored path): `unshare -n` with CAP_SYS_ADMIN, else
+ * `unshare -r -n` (the invoking uid is root inside) unless strata is a capable root, whose real owners a
+ * one-uid mapping would hide.
+ */
+async function runOnRoot(request: RunRequest, owners: boolean, exclude: readonly string[]): Promise<Set<string>> {
+  const targets = request.mounts.map((m) => m.target);
+  const [file, ...args] = request.args;
+  if (file === undefined) throw new StrataError('E_RUN_FAILED', `${request.where}: RUN has no command`);
+  let argv = [file, ...args];
+  const asUser = owners && (request.user.uid !== 0 || request.user.gid !== 0);
+  let spawnIds = asUser ? { uid: request.user.uid, gid: request.user.gid } : {};
+  if (request.network === 'none') {
+    const way = await networkIsolation(owners ? 'none' : 'root');
+    if (!way.ok) throw networkRefused('inplace', request, way.reason);
+    // unshare -n needs root: the step's user is taken after it, with unshare's own --setgid/--setuid.
+    const ids = asUser ? [way.prefix[0]!, '--setgid', String(request.user.gid), '--setuid', String(request.user.uid), '--'] : [];
+    argv = [...way.prefix, ...ids, ...argv];
+    spawnIds = {};
+  }
+  mkdirSync(request.workdir, { recursive: true });
+  const stubs = new MountStubs('/', request.where);
+  const placed = request.mounts.map((m) => placeMount(m, stubs));
+  try {
+    const before = await snapshotRootfs('/', { exclude, signal: request.signal });
+    const result = await runProcess(argv[0]!, argv.slice(1), {
+      env: envRecord(stepEnv(request.env)),
+      cwd: request.workdir,
+      ...spawnIds,
+      onOutput: request.onOutput,
+      signal: request.signal,
+      killWithStrata: true,
+    });
+    if (result.exitCode !== 0) throw runFailed(request, result.exitCode, result.tail);
+    const entries = await captureChanges('/', before, { exclude: targets, signal: request.signal });
+    return new Set(entries.map((e) => `/${e.path}`));
+  } finally {
+    for (const undo of placed.reverse()) undo();
+    stubs.remove();
+  }
 }
 
 /** Puts a mount's content at its target on `/`; returns what takes it away and puts back what was there. */

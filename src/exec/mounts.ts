@@ -148,6 +148,8 @@ export function runCaptureExcludes(request: Pick<RunRequest, 'mounts'>): string[
 
 /** Files a sandbox gets at /etc/hosts and /etc/resolv.conf, made in a private temp dir. */
 export interface NetworkFiles {
+  /** The directory that holds them, removed by `dispose`. */
+  dir: string;
   hosts: string;
   resolvConf: string;
   hostname: string;
@@ -172,7 +174,7 @@ export async function makeNetworkFiles(network: RunRequest['network']): Promise<
   }
   writeFileSync(resolvConf, resolv, { mode: 0o644 });
   writeFileSync(hostname, 'strata\n', { mode: 0o644 });
-  return { hosts, resolvConf, hostname, dispose: () => rm(dir, { recursive: true, force: true }) };
+  return { dir, hosts, resolvConf, hostname, dispose: () => rm(dir, { recursive: true, force: true }) };
 }
 
 /**

@@ -44,10 +44,10 @@ export interface ProcessOptions {
   /** Called with the program's pid once it started. */
   onSpawn?: ((pid: number) => void) | undefined;
   /**
-   * For programs with no namespace to die with (proot, inplace): a watchdog kills the program's process group if
-   * strata itself is killed, even by SIGKILL.
+   * For programs with no namespace to die with (proot, inplace, an OCI runtime): a watchdog kills the program's
+   * process group if strata itself is killed, even by SIGKILL, then runs `cleanup`'s commands (argv each) in order.
    */
-  killWithStrata?: boolean | undefined;
+  killWithStrata?: boolean | { cleanup: ReadonlyArray<readonly string[]> } | undefined;
 }
 
 export interface ProcessResult {
@@ -68,7 +68,8 @@ export async function runProcess(file: string, args: readonly string[], options:
   if (options.gid !== undefined) spawnOptions.gid = options.gid;
   const child = spawn(file, [...args], spawnOptions);
   if (child.pid !== undefined) options.onSpawn?.(child.pid);
-  const watchdog = options.killWithStrata === true && child.pid !== undefined ? startWatchdog(child.pid) : undefined;
+  const dies = options.killWithStrata;
+  const watchdog = dies !== undefined && dies !== false && child.pid !== undefined ? startWatchdog(child.pid, dies === true ? [] : dies.cleanup) : undefined;
   const onAbort = (): void => {
     if (child.pid !== undefined) killSession(child.pid);
     else child.kill('SIGKILL');
@@ -105,15 +106,17 @@ export async function runProcess(file: string, args: readonly string[], options:
 }
 
 /**
- * A small process that outlives strata only to kill `pgid`: setpriv gives it SIGTERM when strata dies (its parent
- * death signal), and its trap kills the group. It runs in a session of its own, so the group kill misses it.
+ * A small process that outlives strata only to kill `pgid` and run `cleanup`: setpriv gives it SIGTERM when strata
+ * dies (its parent death signal), and its trap kills the group. It runs in a session of its own, so the group kill
+ * misses it. Without `sleep` (an image laid onto / by inplace may lack it) it ends at once rather than spin.
  */
-function startWatchdog(pgid: number): ChildProcess | undefined {
+function startWatchdog(pgid: number, cleanup: ReadonlyArray<readonly string[]>): ChildProcess | undefined {
   const setpriv = findBinary('setpriv');
   const sh = findBinary('sh');
   if (setpriv === undefined || sh === undefined) return undefined;
   // `kill -9 -PGID`: the form dash and busybox sh both read as a group (neither takes `--`).
-  const script = 'trap \'kill -9 "-$1" 2>/dev/null; exit 0\' TERM; while :; do sleep 1; done';
+  const steps = cleanup.map((argv) => `${argv.map(shellQuote).join(' ')} >/dev/null 2>&1; `).join('');
+  const script = `cleanup() { ${steps}:; }; trap 'kill -9 "-$1" 2>/dev/null; cleanup; exit 0' TERM; while sleep 1; do :; done`;
   const dog = spawn(setpriv, ['--pdeathsig', 'TERM', '--', sh, '-c', script, 'strata-watchdog', String(pgid)], {
     stdio: 'ignore',
     detached: true,
@@ -159,7 +162,10 @@ function isExecutable(path: string): boolean {
   }
 }
 
-/** Docker's PATH for a step whose environment has none. */
+/** Quotes a word for a POSIX shell. */
+export function shellQuote(word: string): string {
+  return `'${word.replace(/'/g, `'\\''`)}'`;
+}
 
 /** The step's environment as the command sees it: docker adds a default PATH when the image has none. */
 export function stepEnv(env: readonly string[]): string[] {

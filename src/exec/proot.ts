@@ -1,10 +1,11 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readlinkSync, realpathSync } from 'node:fs';
 import { chmod, cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StrataError } from '../errors/index.js';
 import { isCapableRoot } from './capabilities.js';
-import { MountStubs, checkMount, ensureWorkdir, makeNetworkFiles, mountKind } from './mounts.js';
+import { MountStubs, checkMount, ensureWorkdir, makeNetworkFiles, mountKind, type NetworkFiles } from './mounts.js';
+import { networkIsolation, networkRefused, type NetworkIsolation } from './netns.js';
 import { childrenOf, findBinary, killSession, runFailed, runProcess, sessionMembers, stepEnv, type ProcessResult } from './process.js';
 import type { Executor, RunMount, RunRequest, RunResult } from './types.js';
 
@@ -36,6 +37,7 @@ const PTRACE_REFUSED = /^proot error: ptrace\(/;
 export function prootExecutor(options: ProotExecutorOptions = {}): Executor {
   const binary = (): string | undefined => findBinary(options.binary ?? 'proot');
   let probed: Promise<{ ok: true } | { ok: false; reason: string }> | undefined;
+  let isolation: Promise<NetworkIsolation> | undefined;
   const available = (): Promise<{ ok: true } | { ok: false; reason: string }> => {
     probed ??= (async () => {
       const bin = binary();
@@ -54,14 +56,14 @@ export function prootExecutor(options: ProotExecutorOptions = {}): Executor {
       const bin = binary();
       if (bin === undefined)
         throw new StrataError('E_RUN_UNSUPPORTED', `${request.where}: cannot RUN with the proot executor: proot is not installed (apt-get install proot)`);
+      // proot has no network of its own to give: a step that asks for none runs in a network namespace when this
+      // process can make one (CAP_SYS_ADMIN, or a user namespace with no id mapping: proot fakes the ids anyway).
+      let netns: string[] = [];
       if (request.network === 'none') {
-        throw new StrataError(
-          'E_RUN_UNSUPPORTED',
-          `${request.where}: the proot executor cannot take the network away from a step (RUN --network=none or --network none)`,
-          {
-            hint: 'use --network host for this build, or an executor with namespaces (bwrap, runc, chroot) where they are allowed',
-          },
-        );
+        isolation ??= networkIsolation(isCapableRoot() ? 'none' : 'unmapped');
+        const way = await isolation;
+        if (!way.ok) throw networkRefused('proot', request, way.reason);
+        netns = way.prefix;
       }
       for (const mount of request.mounts) checkMount(mount, request.where);
       const stubs = new MountStubs(request.rootfs, request.where);
@@ -71,77 +73,20 @@ export function prootExecutor(options: ProotExecutorOptions = {}): Executor {
         // Reachable by a step that runs as its own (non-root) uid.
         await chmod(scratch, 0o755);
         ensureWorkdir(request.rootfs, request.workdir, request.where);
-        const args: string[] = ['-v', '-1', '-r', request.rootfs, '-w', request.workdir];
-        for (const target of ['/proc', '/dev', '/sys']) args.push('-b', `${target}:${stubs.prepare(target, 'dir').containerPath}`);
-        for (const [target, source] of [
-          ['/etc/hosts', files.hosts],
-          ['/etc/resolv.conf', files.resolvConf],
-          ['/etc/hostname', files.hostname],
-        ] as const) {
-          args.push('-b', `${source}:${stubs.prepare(target, 'file').containerPath}`);
+        const [file, ...argv] = [...netns, ...commandLine(bin, await prootArgs(request, stubs, files, scratch), request)];
+        const result = await runTraced(file!, argv, bin, request);
+        if (result.exitCode === 0) return { exitCode: 0 };
+        if (result.tail.some((line) => PTRACE_REFUSED.test(line))) {
+          const left = (await (options.alternatives?.() ?? Promise.resolve([]))).filter((name) => name !== 'proot');
+          throw new StrataError('E_RUN_UNSUPPORTED', `${request.where}: the proot executor could not start the step: ${cause(result)}`, {
+            hint: `ptrace is refused here (a seccomp profile or a security module); ${left.length > 0 ? `executors left on this machine: ${left.join(', ')}` : 'no other executor works on this machine; inside a throwaway container, --executor inplace needs no ptrace'}`,
+          });
         }
-        let n = 0;
-        for (const m of request.mounts) {
-          const point = stubs.prepare(m.target, mountKind(m));
-          const source = await bindSource(m, join(scratch, String(n++)));
-          args.push('-b', `${source}:${point.containerPath}`);
-        }
-        const { uid, gid } = request.user;
-        const groups = request.user.additionalGids ?? [];
-        const env = stepEnv(request.env);
-        let file = bin;
-        let argv: string[];
-        if (isCapableRoot()) {
-          const setpriv = findBinary('setpriv');
-          if (uid === 0 && gid === 0 && groups.length === 0) {
-            argv = [...args, ...request.args];
-          } else if (setpriv !== undefined) {
-            file = setpriv;
-            const all = [gid, ...groups.filter((g) => g !== gid)];
-            argv = [`--reuid=${uid}`, `--regid=${gid}`, `--groups=${all.join(',')}`, '--', bin, ...args, ...request.args];
-          } else {
-            argv = [...args, '-i', `${uid}:${gid}`, ...request.args];
-          }
-        } else {
-          argv = [...args, ...(uid === 0 && gid === 0 ? ['-0'] : ['-i', `${uid}:${gid}`]), ...request.args];
-        }
-        // proot waits for every process it traces: a daemon the step started would hold the build forever. When the
-        // step's own process is gone, what it left in the session goes, as docker stops a container's processes.
-        let watch: NodeJS.Timeout | undefined;
-        const onSpawn = (pid: number): void => {
-          let main: number | undefined;
-          // setpriv execs proot: the spawned pid is the tracer either way. The step's process is proot's child;
-          // what it started and left is reparented away from proot, but stays in the session.
-          watch = setInterval(() => {
-            if (main === undefined) {
-              main = childrenOf(pid)[0];
-              if (main === undefined && sessionMembers(pid).some((p) => p !== pid)) killSession(pid, [pid]);
-              return;
-            }
-            if (!existsSync(`/proc/${main}`)) killSession(pid, [pid]);
-          }, 100);
-          watch.unref();
-        };
-        let result: ProcessResult;
-        try {
-          result = await runProcess(file, argv, { env: envRecord(env), onOutput: request.onOutput, signal: request.signal, onSpawn, killWithStrata: true });
-        } finally {
-          if (watch !== undefined) clearInterval(watch);
-        }
-        if (result.exitCode !== 0) {
-          if (result.tail.some((line) => PTRACE_REFUSED.test(line))) {
-            const left = (await (options.alternatives?.() ?? Promise.resolve([]))).filter((name) => name !== 'proot');
-            throw new StrataError('E_RUN_UNSUPPORTED', `${request.where}: the proot executor could not start the step: ${cause(result)}`, {
-              hint: `ptrace is refused here (a seccomp profile or a security module); ${left.length > 0 ? `executors left on this machine: ${left.join(', ')}` : 'no other executor works on this machine; inside a throwaway container, --executor inplace needs no ptrace'}`,
-            });
-          }
-          throw runFailed(
-            request,
-            result.exitCode,
-            result.tail.filter((line) => !line.startsWith('proot warning: ') && !line.startsWith('proot info: ')),
-          );
-        }
-        return { exitCode: 0 };
+        throw runFailed(
+          request,
+          result.exitCode,
+          result.tail.filter((line) => !line.startsWith('proot warning: ') && !line.startsWith('proot info: ')),
+        );
       } finally {
         stubs.remove();
         await files.dispose();
@@ -149,6 +94,86 @@ export function prootExecutor(options: ProotExecutorOptions = {}): Executor {
       }
     },
   };
+}
+
+/** proot's options: the root, the working directory, /proc, /dev and /sys, the network files and the step's mounts. */
+async function prootArgs(request: RunRequest, stubs: MountStubs, files: NetworkFiles, scratch: string): Promise<string[]> {
+  const args: string[] = ['-v', '-1', '-r', request.rootfs, '-w', request.workdir];
+  for (const target of ['/proc', '/dev', '/sys']) args.push('-b', `${target}:${stubs.prepare(target, 'dir').containerPath}`);
+  for (const [target, source] of [
+    ['/etc/hosts', files.hosts],
+    ['/etc/resolv.conf', files.resolvConf],
+    ['/etc/hostname', files.hostname],
+  ] as const) {
+    args.push('-b', `${source}:${stubs.prepare(target, 'file').containerPath}`);
+  }
+  let n = 0;
+  for (const m of request.mounts) {
+    const point = stubs.prepare(m.target, mountKind(m));
+    const source = await bindSource(m, join(scratch, String(n++)));
+    args.push('-b', `${source}:${point.containerPath}`);
+  }
+  return args;
+}
+
+/**
+ * The command line for the step's user: a capable root runs proot as that user (setpriv, with its groups), so
+ * owners on disk are real; otherwise proot fakes the ids (`-0` for root, `-i uid:gid` for others).
+ */
+function commandLine(bin: string, args: readonly string[], request: RunRequest): string[] {
+  const { uid, gid } = request.user;
+  const groups = request.user.additionalGids ?? [];
+  if (!isCapableRoot()) return [bin, ...args, ...(uid === 0 && gid === 0 ? ['-0'] : ['-i', `${uid}:${gid}`]), ...request.args];
+  if (uid === 0 && gid === 0 && groups.length === 0) return [bin, ...args, ...request.args];
+  const setpriv = findBinary('setpriv');
+  if (setpriv === undefined) return [bin, ...args, '-i', `${uid}:${gid}`, ...request.args];
+  const all = [gid, ...groups.filter((g) => g !== gid)];
+  return [setpriv, `--reuid=${uid}`, `--regid=${gid}`, `--groups=${all.join(',')}`, '--', bin, ...args, ...request.args];
+}
+
+/**
+ * Runs proot (after whatever execs into it: unshare, sh, setpriv) with the step's environment. proot waits for
+ * every process it traces: a daemon the step started would hold the build forever. When the step's own process
+ * is gone, what it left in the session goes, as docker stops a container's processes.
+ */
+async function runTraced(file: string, argv: readonly string[], bin: string, request: RunRequest): Promise<ProcessResult> {
+  let watch: NodeJS.Timeout | undefined;
+  const tracer = realpathSync(bin);
+  const onSpawn = (pid: number): void => {
+    let main: number | undefined;
+    // The spawned pid becomes the tracer once it execs proot (a helper it ran before, like `ip`, is not the step).
+    // The step's process is proot's child; what it started and left is reparented away from proot, but stays in
+    // the session.
+    watch = setInterval(() => {
+      if (exeOf(pid) !== tracer) return;
+      if (main === undefined) {
+        main = childrenOf(pid)[0];
+        if (main === undefined && sessionMembers(pid).some((p) => p !== pid)) killSession(pid, [pid]);
+        return;
+      }
+      if (!existsSync(`/proc/${main}`)) killSession(pid, [pid]);
+    }, 100);
+    watch.unref();
+  };
+  try {
+    return await runProcess(file, argv, {
+      env: envRecord(stepEnv(request.env)),
+      onOutput: request.onOutput,
+      signal: request.signal,
+      onSpawn,
+      killWithStrata: true,
+    });
+  } finally {
+    if (watch !== undefined) clearInterval(watch);
+  }
+}
+
+function exeOf(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The first line proot wrote about why it failed, without its prefix. */

@@ -57,10 +57,21 @@ export function ociRuntimeExecutor(options: OciRuntimeExecutorOptions = {}): Exe
         await mkdir(stateDir);
         ensureWorkdir(request.rootfs, request.workdir, request.where);
         await writeFile(join(work, 'config.json'), JSON.stringify(runtimeConfig(request, stubs, files)));
-        const result = await runProcess(bin, ['--root', stateDir, 'run', '--bundle', work, id], {
+        // `run` without --detach: the runtime waits for the container. If strata is killed (even by SIGKILL), a
+        // watchdog kills the runtime, then the container (its init is pid 1 of its own pid namespace, so every
+        // process of the step goes with it), deletes its state and cgroup, and removes the bundle.
+        const runtimeArgs = (...args: string[]): string[] => ['--root', stateDir, ...args];
+        const result = await runProcess(bin, runtimeArgs('run', '--bundle', work, id), {
           env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
           onOutput: request.onOutput,
           signal: request.signal,
+          killWithStrata: {
+            cleanup: [
+              [bin, ...runtimeArgs('kill', id, 'KILL')],
+              [bin, ...runtimeArgs('delete', '--force', id)],
+              ['rm', '-rf', work, files.dir],
+            ],
+          },
         });
         if (result.exitCode !== 0) {
           // The runtime failing to make the container (cgroups, namespaces) is the sandbox, not the step; a missing

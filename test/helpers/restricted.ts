@@ -11,13 +11,15 @@
  * is reachable. Everything a sandbox writes must be writable by its uid.
  */
 import { execFile } from 'node:child_process';
+import { chown, lstat, mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CLI, REPO_ROOT, type CliResult } from './cli.js';
 
 const execFileP = promisify(execFile);
 
 export interface RestrictedSandbox {
-  name: 'bwrap-uid0' | 'bwrap-uid1000' | 'setpriv-uid0';
+  name: string;
   uid: number;
   /** The command line that runs `argv` inside the sandbox. */
   wrap(argv: readonly string[]): string[];
@@ -89,4 +91,87 @@ export async function restrictedUnavailable(): Promise<string | undefined> {
   const probe = await runRestricted(RESTRICTED_SANDBOXES[0]!, ['true'], { PATH: process.env.PATH });
   if (probe.code !== 0) return `bwrap cannot make the restricted sandbox here (it needs 0.8 for --disable-userns): ${probe.stderr.trim()}`;
   return undefined;
+}
+
+/** Docker's default capabilities a job container's root has (no CAP_SYS_ADMIN). */
+const DOCKER_CAPS = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_SETUID', 'CAP_SETGID', 'CAP_KILL'];
+
+export interface ScratchRootOptions {
+  /** A `/.dockerenv` in the sandbox's root, as docker makes one. */
+  dockerenv?: boolean;
+  /** `docker`: root with docker's default capabilities; `none`: `--cap-drop ALL`. */
+  caps?: 'docker' | 'none';
+  /** With `caps: 'none'`: the uid (and gid) the sandbox runs as; `scratch` and `state` must be its own. */
+  uid?: number;
+  /** With `caps: 'none'`: whether user namespaces stay allowed inside (no `--unshare-user --disable-userns`). */
+  userns?: boolean;
+}
+
+/**
+ * A sandbox whose `/` is `scratch`, as a throwaway job container's root: the host's /usr and the repository
+ * read-only, `state` at /strata (HOME, STRATA_ROOT=/strata/store, TMPDIR=/strata/tmp), its own /proc, /dev and
+ * pid namespace. For the inplace executor, which lays images onto `/`.
+ */
+export function scratchRootSandbox(scratch: string, state: string, options: ScratchRootOptions = {}): RestrictedSandbox {
+  const uid = options.caps === 'none' ? (options.uid ?? 0) : 0;
+  const isolation =
+    options.caps === 'none'
+      ? [...(options.userns === true ? [] : ['--unshare-user', '--uid', String(uid), '--gid', String(uid), '--disable-userns']), '--cap-drop', 'ALL']
+      : DOCKER_CAPS.flatMap((c) => ['--cap-add', c]);
+  const links = ['lib', 'lib64', 'bin', 'sbin'].flatMap((dir) => ['--symlink', `usr/${dir}`, `/${dir}`]);
+  const env = { PATH: '/usr/bin:/bin', HOME: '/strata', STRATA_ROOT: '/strata/store', TMPDIR: '/strata/tmp' };
+  const args = [
+    'bwrap',
+    ...['--bind', scratch, '/', '--ro-bind', '/usr', '/usr', ...links, '--ro-bind', REPO_ROOT, REPO_ROOT, '--bind', state, '/strata'],
+    ...['--proc', '/proc', '--dev', '/dev', '--unshare-pid', '--die-with-parent', ...isolation, '--clearenv'],
+    ...Object.entries(env).flatMap(([k, v]) => ['--setenv', k, v]),
+    ...(options.dockerenv === true ? ['--file', '9', '/.dockerenv'] : []),
+    '--',
+  ];
+  const asUser = uid === 0 ? [] : ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--'];
+  return {
+    name: `scratch-root-uid${uid}${options.caps === 'none' ? '-nocaps' : ''}`,
+    uid,
+    wrap: (argv) => (options.dockerenv === true ? ['sh', '-c', 'exec "$@" 9</dev/null', 'sh', ...asUser, ...args, ...argv] : [...asUser, ...args, ...argv]),
+  };
+}
+
+/** What testdata/run/chown-unprivileged's image records of its chowns (rootfs unpacked with owners). */
+export interface ChownOutcome {
+  /** Exit status of `chown bob:bob /home/bob` and `chown app:app /home/app/by-root`, as the step saw them. */
+  chownBob: number;
+  chownApp: number;
+  /** `stat -c %u:%g /home/bob` inside the step, after its chown. */
+  seenBob: string;
+  /** Owners (`uid:gid`) the layers record. */
+  bob: string;
+  byRoot: string;
+  byApp: string;
+}
+
+export async function chownOutcome(rootfs: string): Promise<ChownOutcome> {
+  const text = async (name: string): Promise<string> => (await readFile(join(rootfs, name), 'utf8')).trim();
+  const owner = async (path: string): Promise<string> => {
+    const s = await lstat(join(rootfs, path));
+    return `${s.uid}:${s.gid}`;
+  };
+  return {
+    chownBob: Number(await text('chown-bob')),
+    chownApp: Number(await text('chown-app')),
+    seenBob: await text('seen-bob'),
+    bob: await owner('home/bob'),
+    byRoot: await owner('home/app/by-root'),
+    byApp: await owner('home/app/by-app'),
+  };
+}
+
+/** A scratch root `<work>/<name>-root` and its /strata `<work>/<name>-state` (with tmp), all owned by `uid`. */
+export async function scratchRootDirs(work: string, name: string, uid: number): Promise<{ scratch: string; state: string }> {
+  const scratch = join(work, `${name}-root`);
+  const state = join(work, `${name}-state`);
+  for (const dir of [scratch, state, join(state, 'tmp')]) {
+    await mkdir(dir, { recursive: true });
+    await chown(dir, uid, uid);
+  }
+  return { scratch, state };
 }

@@ -47,9 +47,6 @@ const CASES: Case[] = [
   { name: 'proot', tools: ['proot'], root: false },
 ];
 
-/** Executors with no namespaces: the network is the host's, and a step that asks for none is refused. */
-const NO_PRIVATE_NETWORK = new Set(['proot']);
-
 for (const c of CASES) {
   const inner = (): void => describeWithTools(c.tools, `${c.name} executor`, () => executorSuite(c.name));
   if (c.root) describeAsRoot(`${c.name} executor (as root)`, inner);
@@ -91,7 +88,7 @@ function executorSuite(name: string): void {
       user: { uid: 0, gid: 0 },
       workdir: '/',
       mounts: [],
-      network: NO_PRIVATE_NETWORK.has(name) ? 'host' : 'none',
+      network: 'none',
       platform: { os: 'linux', architecture: 'amd64' },
       where: 'Dockerfile:3',
       onOutput: (_stream, chunk) => chunks.push(chunk),
@@ -180,16 +177,7 @@ function executorSuite(name: string): void {
     expect(error.hint).toContain('first');
   });
 
-  it('refuses a step that asks for no network when it cannot take the network away', async (ctx) => {
-    if (!NO_PRIVATE_NETWORK.has(name)) ctx.skip();
-    const error = (await executor.run(request(['/bin/true'], { network: 'none' })).catch((e: unknown) => e)) as StrataError;
-    expect(isStrataError(error, 'E_RUN_UNSUPPORTED')).toBe(true);
-    expect(error.message).toContain('cannot take the network away');
-    expect(error.message).toContain('Dockerfile:3');
-  });
-
-  it('has no network but loopback by default, and the host network when asked', async (ctx) => {
-    if (NO_PRIVATE_NETWORK.has(name)) ctx.skip();
+  it('has no network but loopback by default, and the host network when asked', async () => {
     const none = request(['/bin/cat', '/proc/net/dev']);
     await run(none);
     const names = none
@@ -216,8 +204,7 @@ function executorSuite(name: string): void {
     }
   });
 
-  it('brings loopback up in the private network, as docker does', async (ctx) => {
-    if (NO_PRIVATE_NETWORK.has(name)) ctx.skip();
+  it('brings loopback up in the private network, as docker does', async () => {
     const req = request(['/bin/ip', 'link', 'show', 'lo']);
     await run(req);
     expect(req.output()).toMatch(/<[^>]*\bUP\b[^>]*>/);

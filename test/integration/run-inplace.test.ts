@@ -13,71 +13,10 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { BUILDAH_RUN_LEAKS, Buildah, describeOwnedTree, pushBusyboxBase, treeDifferences, umociUnpack, type OwnedEntry } from '../helpers/busybox-base.js';
 import { CLI, REPO_ROOT } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { runRestricted, type RestrictedSandbox } from '../helpers/restricted.js';
+import { runRestricted, scratchRootSandbox } from '../helpers/restricted.js';
 import { describeAsRoot, describeWithTools } from '../helpers/tools.js';
 
 const SECRET = 'inplace-secret-value-0123456789';
-/** Docker's default capabilities a job container's root has (no CAP_SYS_ADMIN). */
-const DOCKER_CAPS = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_SETUID', 'CAP_SETGID', 'CAP_KILL'];
-
-/** A sandbox whose / is `scratch`: the host's /usr and the repository read-only, `state` at /strata. */
-function scratchRoot(scratch: string, state: string, options: { dockerenv?: boolean } = {}): RestrictedSandbox {
-  const args = [
-    'bwrap',
-    '--bind',
-    scratch,
-    '/',
-    '--ro-bind',
-    '/usr',
-    '/usr',
-    '--symlink',
-    'usr/lib',
-    '/lib',
-    '--symlink',
-    'usr/lib64',
-    '/lib64',
-    '--symlink',
-    'usr/bin',
-    '/bin',
-    '--symlink',
-    'usr/sbin',
-    '/sbin',
-    '--ro-bind',
-    REPO_ROOT,
-    REPO_ROOT,
-    '--bind',
-    state,
-    '/strata',
-    '--proc',
-    '/proc',
-    '--dev',
-    '/dev',
-    '--unshare-pid',
-    '--die-with-parent',
-    ...DOCKER_CAPS.flatMap((c) => ['--cap-add', c]),
-    '--clearenv',
-    '--setenv',
-    'PATH',
-    '/usr/bin:/bin',
-    '--setenv',
-    'HOME',
-    '/strata',
-    '--setenv',
-    'STRATA_ROOT',
-    '/strata/store',
-    '--setenv',
-    'TMPDIR',
-    '/strata/tmp',
-    ...(options.dockerenv === true ? ['--file', '9', '/.dockerenv'] : []),
-    '--',
-  ];
-  return {
-    name: 'bwrap-uid0',
-    uid: 0,
-    wrap: (argv) => (options.dockerenv === true ? ['sh', '-c', 'exec "$@" 9</dev/null', 'sh', ...args, ...argv] : [...args, ...argv]),
-  };
-}
-
 describeAsRoot('RUN --executor inplace', () => {
   describeWithTools(['docker-registry', 'buildah', 'umoci', 'bwrap'], 'RUN --executor inplace', () => {
     let registry: TestRegistry;
@@ -125,7 +64,7 @@ describeAsRoot('RUN --executor inplace', () => {
     it('refuses in one line where it sees no container, and touches nothing', async () => {
       const { scratch, state } = await sandboxDirs('refuse');
       const res = await runRestricted(
-        scratchRoot(scratch, state),
+        scratchRootSandbox(scratch, state),
         [CLI, 'build', join(REPO_ROOT, 'testdata', 'run', 'restricted'), '--executor', 'inplace', '--build-arg', `BASE=${base}`, '--progress', 'plain'],
         {},
       );
@@ -141,7 +80,7 @@ describeAsRoot('RUN --executor inplace', () => {
       it(`${name}: in a container (/.dockerenv), the step runs in its / and the image equals buildah's`, async () => {
         const { scratch, state } = await sandboxDirs(name);
         const res = await runRestricted(
-          scratchRoot(scratch, state, { dockerenv: true }),
+          scratchRootSandbox(scratch, state, { dockerenv: true }),
           [
             CLI,
             'build',
@@ -170,7 +109,7 @@ describeAsRoot('RUN --executor inplace', () => {
       const { scratch, state } = await sandboxDirs('force');
       await writeFile(join(state, 'Dockerfile'), `FROM ${base}\nRUN echo forced > /forced\n`);
       const res = await runRestricted(
-        scratchRoot(scratch, state),
+        scratchRootSandbox(scratch, state),
         [CLI, 'build', '/strata', '--executor', 'inplace', '--force', '--progress', 'plain', '-o', 'type=local,dest=/strata/out'],
         {},
       );

@@ -13,10 +13,11 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { BUILDAH_RUN_LEAKS, Buildah, describeOwnedTree, pushBusyboxBase, treeDifferences, umociUnpack, type OwnedEntry } from '../helpers/busybox-base.js';
 import { CLI, REPO_ROOT } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { RESTRICTED_SANDBOXES, restrictedUnavailable, runRestricted, strataRestricted } from '../helpers/restricted.js';
+import { RESTRICTED_SANDBOXES, chownOutcome, restrictedUnavailable, runRestricted, strataRestricted } from '../helpers/restricted.js';
 import { describeAsRoot, describeWithTools, isCI } from '../helpers/tools.js';
 
 const CONTEXT = join(REPO_ROOT, 'testdata', 'run', 'restricted');
+const CHOWN_CONTEXT = join(REPO_ROOT, 'testdata', 'run', 'chown-unprivileged');
 const SECRET = 'restricted-secret-value-0123456789';
 
 describeAsRoot('RUN in a restricted CI sandbox', () => {
@@ -98,6 +99,34 @@ describeAsRoot('RUN in a restricted CI sandbox', () => {
         const ours = await describeOwnedTree(await umociUnpack(layout, 'latest', join(dir, 'bundle')));
         expect(treeDifferences(ours, reference)).toEqual([]);
       }, 180_000);
+    }
+
+    // Pinned, as docs/ARCHITECTURE.md writes it down: a chown to another user is never kept (buildah records bob and
+    // app). The step sees it fail where strata's own user namespace maps no such id (EINVAL: bwrap-uid0, and bob
+    // under bwrap-uid1000, where app is the invoking uid itself), and succeed where proot fakes the EPERM of a root
+    // with no CAP_CHOWN (setpriv-uid0); either way it sees its files as root's and the layer records the step's user.
+    const chownExits: Record<string, [number, number]> = { 'bwrap-uid0': [1, 1], 'bwrap-uid1000': [1, 0], 'setpriv-uid0': [0, 0] };
+    for (const sandbox of RESTRICTED_SANDBOXES) {
+      it(`${sandbox.name}: proot keeps no chown to another user, as documented`, async (ctx) => {
+        gate(() => ctx.skip());
+        const { dir } = await sandboxDir(`chown-${sandbox.name}`, sandbox.uid);
+        const layout = join(dir, 'out');
+        const res = await strataRestricted(
+          sandbox,
+          ['build', CHOWN_CONTEXT, '--build-arg', `BASE=${base}`, '--progress', 'plain', '-o', `type=oci,dest=${layout},tar=false`],
+          { HOME: dir, STRATA_ROOT: join(dir, 'store'), TMPDIR: dir },
+        );
+        expect(res.code, res.stderr).toBe(0);
+        const [chownBob, chownApp] = chownExits[sandbox.name]!;
+        expect(await chownOutcome(await umociUnpack(layout, 'latest', join(dir, 'bundle')))).toEqual({
+          chownBob,
+          chownApp,
+          seenBob: '0:0',
+          bob: '0:0',
+          byRoot: '0:0',
+          byApp: '1000:1000',
+        });
+      }, 120_000);
     }
 
     it('bwrap-uid0: the executors named as available are the ones that work there', async (ctx) => {
