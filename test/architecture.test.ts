@@ -209,11 +209,6 @@ describe('architecture', () => {
     // Findings kept on purpose, each with its reason; anything else over the limits fails here.
     const kept = new Map<string, string>([
       ['src/build/handlers/run.ts: function runRun', 'being reworked for overlay roots (issue 21)'],
-      ['src/exec/bwrap.ts: function bwrapExecutor', 'being reworked (issue 14)'],
-      ['src/exec/bwrap.ts: function run', 'being reworked (issue 14)'],
-      ['src/exec/inplace.ts: function inplaceExecutor', 'being reworked (issue 14)'],
-      ['src/exec/proot.ts: function prootExecutor', 'being reworked (issue 14)'],
-      ['src/exec/proot.ts: function run', 'being reworked (issue 14)'],
       ['src/layer/rootfs.ts', 'being reworked (issues 20, 21)'],
       ['src/pipeline/attest.ts: function attestBuilds', 'being reworked for SBOM speed (issue 16)'],
       ['src/remote/download.ts: function downloadOnce', 'being reworked (issue 15)'],
