@@ -16,7 +16,7 @@ import { hostPlatform, type Descriptor, type LayerCompression } from '../oci/ind
 import { importTarLayer, walkLayerTree, writeLayer, type LayerResult } from '../layer/index.js';
 import { writeToLocalStore, annotatedTop, annotateManifest, parseAnnotation } from '../output/index.js';
 import { CompositeBlobReader, LocalStore, MemoryBlobReader, type BlobReader } from '../store/index.js';
-import { applyConfigEdits, type ConfigEdits } from './config-edits.js';
+import { applyConfigEdits, describeEdits, hasEdits, type ConfigEdits } from './config-edits.js';
 import { localImageName, openImage, parseImageLocation, writeImage, type OpenedImage, type RegistryIo, type StrataContext } from '../transports/index.js';
 
 export interface AppendLayerSpec {
@@ -169,26 +169,4 @@ async function checkLayerSource(spec: AppendLayerSpec): Promise<void> {
     if (cause instanceof StrataError) throw cause;
     throw ioError('read --layer', spec.path, cause);
   }
-}
-
-function hasEdits(o: ConfigEdits): boolean {
-  return (
-    !!(o.env?.length || o.labels?.length || o.expose?.length) ||
-    o.cmd !== undefined ||
-    o.entrypoint !== undefined ||
-    o.workdir !== undefined ||
-    o.user !== undefined
-  );
-}
-
-function describeEdits(o: ConfigEdits): string {
-  const parts: string[] = [];
-  for (const e of o.env ?? []) parts.push(`--set-env ${e}`);
-  for (const l of o.labels ?? []) parts.push(`--set-label ${l}`);
-  if (o.entrypoint !== undefined) parts.push(`--set-entrypoint ${o.entrypoint}`);
-  if (o.cmd !== undefined) parts.push(`--set-cmd ${o.cmd}`);
-  if (o.workdir !== undefined) parts.push(`--set-workdir ${o.workdir}`);
-  if (o.user !== undefined) parts.push(`--set-user ${o.user}`);
-  for (const p of o.expose ?? []) parts.push(`--set-expose ${p}`);
-  return parts.join(' ');
 }

@@ -36,11 +36,16 @@ export function parsePorts(text: string): string[] {
   return parsed.keys;
 }
 
+/**
+ * Edits to an image's config, as `strata append --set-*` takes them or typed: env and labels as
+ * `K=V` strings or a record; a command as a string (a JSON array of strings is the exec form, any other
+ * text the shell form) or an array (the exec form).
+ */
 export interface ConfigEdits {
-  env?: readonly string[];
-  labels?: readonly string[];
-  cmd?: string;
-  entrypoint?: string;
+  env?: readonly string[] | Readonly<Record<string, string>>;
+  labels?: readonly string[] | Readonly<Record<string, string>>;
+  cmd?: string | readonly string[];
+  entrypoint?: string | readonly string[];
   workdir?: string;
   user?: string;
   expose?: readonly string[];
@@ -48,16 +53,10 @@ export interface ConfigEdits {
 
 export function applyConfigEdits(config: ContainerConfig, edits: ConfigEdits): ContainerConfig {
   const out: ContainerConfig = { ...config };
-  for (const e of edits.env ?? []) {
-    const [k, v] = parseKeyValue(e, '--set-env');
-    out.Env = setEnvEntry(out.Env ?? [], k, v);
-  }
-  for (const l of edits.labels ?? []) {
-    const [k, v] = parseKeyValue(l, '--set-label');
-    out.Labels = { ...(out.Labels ?? {}), [k]: v };
-  }
-  if (edits.entrypoint !== undefined) out.Entrypoint = parseCommandForm(edits.entrypoint, '--set-entrypoint');
-  if (edits.cmd !== undefined) out.Cmd = parseCommandForm(edits.cmd, '--set-cmd');
+  for (const [k, v] of pairsOf(edits.env, '--set-env')) out.Env = setEnvEntry(out.Env ?? [], k, v);
+  for (const [k, v] of pairsOf(edits.labels, '--set-label')) out.Labels = { ...(out.Labels ?? {}), [k]: v };
+  if (edits.entrypoint !== undefined) out.Entrypoint = commandOf(edits.entrypoint, '--set-entrypoint');
+  if (edits.cmd !== undefined) out.Cmd = commandOf(edits.cmd, '--set-cmd');
   if (edits.workdir !== undefined) {
     if (!edits.workdir.startsWith('/')) throw new StrataError('E_USAGE', `--set-workdir needs an absolute path, got "${edits.workdir}"`);
     out.WorkingDir = edits.workdir;
@@ -67,4 +66,48 @@ export function applyConfigEdits(config: ContainerConfig, edits: ConfigEdits): C
     for (const key of parsePorts(p)) out.ExposedPorts = { ...(out.ExposedPorts ?? {}), [key]: {} };
   }
   return out;
+}
+
+/** Whether any edit is asked for. */
+export function hasEdits(o: ConfigEdits): boolean {
+  return (
+    pairsOf(o.env, '--set-env').length > 0 ||
+    pairsOf(o.labels, '--set-label').length > 0 ||
+    (o.expose?.length ?? 0) > 0 ||
+    o.cmd !== undefined ||
+    o.entrypoint !== undefined ||
+    o.workdir !== undefined ||
+    o.user !== undefined
+  );
+}
+
+/** The edits as `strata append` options, for the history entry. */
+export function describeEdits(o: ConfigEdits): string {
+  const parts: string[] = [];
+  for (const [k, v] of pairsOf(o.env, '--set-env')) parts.push(`--set-env ${k}=${v}`);
+  for (const [k, v] of pairsOf(o.labels, '--set-label')) parts.push(`--set-label ${k}=${v}`);
+  if (o.entrypoint !== undefined) parts.push(`--set-entrypoint ${commandText(o.entrypoint)}`);
+  if (o.cmd !== undefined) parts.push(`--set-cmd ${commandText(o.cmd)}`);
+  if (o.workdir !== undefined) parts.push(`--set-workdir ${o.workdir}`);
+  if (o.user !== undefined) parts.push(`--set-user ${o.user}`);
+  for (const p of o.expose ?? []) parts.push(`--set-expose ${p}`);
+  return parts.join(' ');
+}
+
+function commandText(given: string | readonly string[]): string {
+  return typeof given === 'string' ? given : JSON.stringify(given);
+}
+
+function pairsOf(given: readonly string[] | Readonly<Record<string, string>> | undefined, flag: string): Array<[string, string]> {
+  if (given === undefined) return [];
+  if (isStringList(given)) return given.map((text) => parseKeyValue(text, flag));
+  return Object.entries(given);
+}
+
+function commandOf(given: string | readonly string[], flag: string): string[] {
+  return typeof given === 'string' ? parseCommandForm(given, flag) : [...given];
+}
+
+function isStringList(value: readonly string[] | Readonly<Record<string, string>>): value is readonly string[] {
+  return Array.isArray(value);
 }

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
   applyConfigEdits,
+  describeEdits,
+  hasEdits,
   familiarImageName,
   formatImageLocation,
   localImageName,
@@ -175,6 +177,19 @@ describe('config edits', () => {
       ExposedPorts: { '22/tcp': {}, '80/tcp': {}, '53/udp': {} },
     });
     expect(base).toEqual(before);
+  });
+
+  it('applyConfigEdits takes typed edits: records for env and labels, arrays as the exec form', () => {
+    const edits = { env: { A: '2', 'B=C': 'x' }, labels: { version: '1' }, cmd: ['serve', '--port', '80'], entrypoint: ['/app'] };
+    expect(applyConfigEdits({ Env: ['A=1'] }, edits)).toEqual({
+      Env: ['A=2', 'B=C=x'],
+      Labels: { version: '1' },
+      Cmd: ['serve', '--port', '80'],
+      Entrypoint: ['/app'],
+    });
+    expect(hasEdits({ env: {} })).toBe(false);
+    expect(hasEdits({ labels: { length: '3' } })).toBe(true);
+    expect(describeEdits(edits)).toBe('--set-env A=2 --set-env B=C=x --set-label version=1 --set-entrypoint ["/app"] --set-cmd ["serve","--port","80"]');
   });
 
   it('applyConfigEdits refuses a relative workdir and a bad env entry', () => {
