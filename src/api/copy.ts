@@ -56,7 +56,7 @@ async function copyRegistryToRegistry(
   const src = registryTarget(conn, source);
   const dest = registryTarget(conn, destination);
   // A mirror may serve the source (never the destination); the copy then streams from it.
-  const served = (conn.mirrors?.get(src.client.registry)?.length ?? 0) > 0 ? await fetchThroughMirrors(conn, src) : { client: src.client };
+  const served = (conn.mirrors?.get(src.client.registry)?.length ?? 0) > 0 ? await fetchThroughMirrors(conn, src, ctx.signal) : { client: src.client };
   const tags = dest.ref.tag !== undefined ? [dest.ref.tag] : dest.ref.digest !== undefined ? [] : ['latest'];
   const pushed = await copyBetweenRegistries({
     source: { client: served.client, repository: src.repository, reference: src.reference },
@@ -65,6 +65,7 @@ async function copyRegistryToRegistry(
     concurrency: conn.concurrency,
     progress: conn.progress,
     mountSources: (digest) => conn.blobLocations?.sources(dest.client.registry, digest) ?? [],
+    signal: ctx.signal,
   });
   noteReadFrom(conn, src.client.registry, src.repository);
   conn.blobLocations?.note(src.client.registry, src.repository, pushed.blobs);

@@ -11,7 +11,7 @@ export interface ImageContent {
 
 /** Copies an image into the local store and points each name at it. */
 export async function writeToLocalStore(store: LocalStore, content: ImageContent, names: readonly string[], signal?: AbortSignal): Promise<void> {
-  await copyContentTree(content.descriptor, content.reader, store.blobs);
+  await copyContentTree(content.descriptor, content.reader, store.blobs, { signal });
   // An interrupted command names nothing: its blobs wait for garbage collection instead.
   signal?.throwIfAborted();
   for (const name of names) await store.tag(name, content.descriptor);
@@ -21,14 +21,15 @@ export async function writeToLocalStore(store: LocalStore, content: ImageContent
  * Writes an image into an OCI layout directory (made when missing). The index is updated last, in
  * one rename; a layout this call created is removed again when it fails.
  */
-export async function writeToOciLayout(dir: string, content: ImageContent, tag: string | undefined): Promise<void> {
+export async function writeToOciLayout(dir: string, content: ImageContent, tag: string | undefined, signal?: AbortSignal): Promise<void> {
   const existed = await stat(dir).then(
     () => true,
     () => false,
   );
   try {
     const layout = await OciLayout.open(dir, { create: true });
-    await copyContentTree(content.descriptor, content.reader, layout.blobs);
+    await copyContentTree(content.descriptor, content.reader, layout.blobs, { signal });
+    signal?.throwIfAborted();
     await layout.setManifest(content.descriptor, tag);
   } catch (cause) {
     if (!existed) await rm(dir, { recursive: true, force: true });
@@ -37,10 +38,10 @@ export async function writeToOciLayout(dir: string, content: ImageContent, tag: 
 }
 
 /** An oci-archive is a tar of an OCI layout; it is assembled in `tmpBase` and renamed into place. */
-export async function writeOciArchive(file: string, content: ImageContent, tag: string | undefined, tmpBase: string): Promise<void> {
+export async function writeOciArchive(file: string, content: ImageContent, tag: string | undefined, tmpBase: string, signal?: AbortSignal): Promise<void> {
   const dir = await makeScratchDir(tmpBase, 'oci-archive');
   try {
-    await writeToOciLayout(dir, content, tag);
+    await writeToOciLayout(dir, content, tag, signal);
     await writeDeterministicTar(file, await directoryMembers(dir));
   } finally {
     await rm(dir, { recursive: true, force: true });

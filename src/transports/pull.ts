@@ -58,7 +58,7 @@ async function pullInto(
       progress: conn.progress,
       signal: ctx.signal,
     });
-  const served = (conn.mirrors?.get(target.client.registry)?.length ?? 0) > 0 ? await fetchThroughMirrors(conn, target) : undefined;
+  const served = (conn.mirrors?.get(target.client.registry)?.length ?? 0) > 0 ? await fetchThroughMirrors(conn, target, ctx.signal) : undefined;
   let pulled: PulledImage;
   if (served?.mirror === undefined) pulled = await pull(target.client);
   else {

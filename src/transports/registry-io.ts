@@ -95,7 +95,7 @@ export function createRegistryIo(options: RegistryIoOptions): RegistryConnection
   };
   const conn: RegistryConnection = {
     openRegistry: (ref, ctx, openOptions) => openFromRegistry(conn, ref, ctx, openOptions),
-    writeRegistry: (ref, content) => pushToRegistry(conn, ref, content),
+    writeRegistry: (ref, content, ctx) => pushToRegistry(conn, ref, content, ctx.signal),
     client(registry) {
       let client = clients.get(registry);
       if (!client) clients.set(registry, (client = newClient(registry)));

@@ -18,13 +18,13 @@ export interface ServedManifest {
  * (and said so in the progress). The repository path is the same on the mirror. Each host gets its own
  * credentials (a mirror is another registry), so the registry's are never sent to a mirror.
  */
-export async function fetchThroughMirrors(conn: RegistryConnection, target: RegistryTarget): Promise<ServedManifest> {
+export async function fetchThroughMirrors(conn: RegistryConnection, target: RegistryTarget, signal?: AbortSignal): Promise<ServedManifest> {
   const mirrors = conn.mirrors?.get(target.client.registry) ?? [];
   const reference = target.description.replace(/^docker:\/\//, '');
   for (const mirror of mirrors) {
     const client = conn.mirrorClient?.(mirror) ?? conn.client(mirror);
     try {
-      const manifest = await client.getManifest(target.repository, target.reference);
+      const manifest = await client.getManifest(target.repository, target.reference, { signal });
       conn.progress?.({ type: 'mirror', registry: target.client.registry, mirror, reference });
       return { client, manifest, mirror };
     } catch (error) {
@@ -32,7 +32,7 @@ export async function fetchThroughMirrors(conn: RegistryConnection, target: Regi
       conn.progress?.({ type: 'mirror', registry: target.client.registry, mirror, reference, failed: isStrataError(error) ? error.code : String(error) });
     }
   }
-  return { client: target.client, manifest: await target.client.getManifest(target.repository, target.reference) };
+  return { client: target.client, manifest: await target.client.getManifest(target.repository, target.reference, { signal }) };
 }
 
 /** Reads blobs from the mirror, and from the registry when the mirror cannot open one. */

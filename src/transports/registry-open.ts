@@ -15,7 +15,7 @@ import type { OpenedImage, RegistryOpenOptions } from './sources.js';
  */
 export async function openFromRegistry(conn: RegistryConnection, text: string, ctx: StrataContext, options: RegistryOpenOptions = {}): Promise<OpenedImage> {
   const target = registryTarget(conn, text);
-  const served = await fetchThroughMirrors(conn, target);
+  const served = await fetchThroughMirrors(conn, target, ctx.signal);
   const root = served.manifest;
   noteReadFrom(conn, target.client.registry, target.repository);
   const origin = reportingReader(target.client, target.repository, conn.progress);
@@ -25,7 +25,7 @@ export async function openFromRegistry(conn: RegistryConnection, text: string, c
     new MemoryBlobReader().add(root.digest, root.bytes),
     options.keepMetadataIn === undefined ? registry : keepingMetadata(registry, options.keepMetadataIn),
   ]);
-  const resolved = await resolveImage(root.descriptor, reader, target.description, ctx.platform);
+  const resolved = await resolveImage(root.descriptor, reader, target.description, ctx.platform, ctx.signal);
   const manifest = resolved.manifest.value;
   await noteBlobLocations(
     conn,

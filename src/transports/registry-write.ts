@@ -8,7 +8,7 @@ import { noteBlobLocations, registryTarget, type RegistryConnection } from './re
  * Pushes an image to `docker://REF`: every blob HEAD-checked, then mounted (from repositories of
  * the same registry this run read from) or uploaded; manifests last. Returns the root as pushed.
  */
-export async function pushToRegistry(conn: RegistryConnection, text: string, content: ImageContent): Promise<Descriptor> {
+export async function pushToRegistry(conn: RegistryConnection, text: string, content: ImageContent, signal?: AbortSignal): Promise<Descriptor> {
   const target = registryTarget(conn, text);
   const { ref } = target;
   if (ref.digest !== undefined && ref.digest !== content.descriptor.digest) {
@@ -28,6 +28,7 @@ export async function pushToRegistry(conn: RegistryConnection, text: string, con
     mountSources: (digest) => conn.blobLocations?.sources(target.client.registry, digest) ?? [],
     concurrency: conn.concurrency,
     progress: conn.progress,
+    signal,
   });
   await noteBlobLocations(conn, target.client.registry, target.repository, pushed.blobs);
   return { mediaType: pushed.mediaType, digest: pushed.digest, size: pushed.size };

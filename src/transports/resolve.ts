@@ -28,9 +28,9 @@ export interface ResolvedImage {
  * Reads a manifest or index and, for an index, picks the manifest for `platform` (the host's by
  * default), skipping attestation entries and following nested indexes.
  */
-export async function resolveImage(top: Descriptor, reader: BlobReader, what: string, platform?: Platform): Promise<ResolvedImage> {
+export async function resolveImage(top: Descriptor, reader: BlobReader, what: string, platform?: Platform, signal?: AbortSignal): Promise<ResolvedImage> {
   const read = async (descriptor: Descriptor, name: string): Promise<{ descriptor: Descriptor; bytes: Buffer; parsed: ParsedManifest }> => {
-    const bytes = await reader.readBlob(descriptor);
+    const bytes = await reader.readBlob(descriptor, { signal });
     return { descriptor, bytes, parsed: parseManifestOrIndex(bytes, name, descriptor.mediaType) };
   };
   const root = await read(top, what);
@@ -38,7 +38,7 @@ export async function resolveImage(top: Descriptor, reader: BlobReader, what: st
   const { descriptor, bytes, parsed } = node;
   if (parsed.kind !== 'manifest') throw new StrataError('E_MANIFEST_INVALID', `${what}: expected a manifest`);
   const manifest = parsed.manifest;
-  const configBytes = await reader.readBlob(manifest.config);
+  const configBytes = await reader.readBlob(manifest.config, { signal });
   const config = parseImageConfig(configBytes, `config of ${what}`);
   if (platform && firstIndex === undefined) checkImagePlatform(what, platform, config);
   const result: ResolvedImage = {

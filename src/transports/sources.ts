@@ -49,7 +49,7 @@ export async function openImage(location: ImageLocation, ctx: StrataContext, opt
       const store = await LocalStore.open(ctx.storeRoot);
       try {
         const top = await findLocal(store, location.name);
-        const resolved = await resolveImage(top, store.blobs, description, ctx.platform);
+        const resolved = await resolveImage(top, store.blobs, description, ctx.platform, ctx.signal);
         return { ...resolved, location, description, reader: store.blobs, close: async () => store.release() };
       } catch (cause) {
         store.release();
@@ -59,7 +59,7 @@ export async function openImage(location: ImageLocation, ctx: StrataContext, opt
     case 'oci': {
       const layout = await OciLayout.open(location.dir);
       const top = await layout.resolve(location.tag);
-      const resolved = await resolveImage(top, layout.blobs, description, ctx.platform);
+      const resolved = await resolveImage(top, layout.blobs, description, ctx.platform, ctx.signal);
       return { ...resolved, location, description, reader: layout.blobs, close: noop };
     }
     case 'oci-archive': {
@@ -67,7 +67,7 @@ export async function openImage(location: ImageLocation, ctx: StrataContext, opt
       try {
         const layout = await OciLayout.open(tmp);
         const top = await layout.resolve(location.tag);
-        const resolved = await resolveImage(top, layout.blobs, description, ctx.platform);
+        const resolved = await resolveImage(top, layout.blobs, description, ctx.platform, ctx.signal);
         return { ...resolved, location, description, reader: layout.blobs, close: () => rm(tmp, { recursive: true, force: true }) };
       } catch (cause) {
         await rm(tmp, { recursive: true, force: true });
@@ -78,7 +78,7 @@ export async function openImage(location: ImageLocation, ctx: StrataContext, opt
       const tmp = await unpackTemp(ctx, location.file);
       try {
         const opened = await openDockerArchiveDir(tmp, location.file, location.ref);
-        const resolved = await resolveImage(opened.top, opened.reader, description, ctx.platform);
+        const resolved = await resolveImage(opened.top, opened.reader, description, ctx.platform, ctx.signal);
         return { ...resolved, location, description, reader: opened.reader, close: () => rm(tmp, { recursive: true, force: true }) };
       } catch (cause) {
         await rm(tmp, { recursive: true, force: true });

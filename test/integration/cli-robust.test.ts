@@ -140,6 +140,47 @@ describeWithTools(['docker-registry'], 'SIGTERM during a pull', () => {
     proxy.setRules([]);
     ok(await strata(['pull', `${proxy.host}/robust/img:1`, '--progress', 'quiet'], { STRATA_ROOT: store }));
   }, 60_000);
+
+  it('SIGINT during a copy to an OCI layout exits 130 at once; no layout is left', async () => {
+    proxy.setRules([{ method: 'GET', path: /\/blobs\/sha256:/, action: { kind: 'stall-response', afterBytes: 100 } }]);
+    const store = join(tmp, 'store-copy');
+    const dest = join(tmp, 'copy-layout');
+    const before = proxy.requests.length;
+    const asked = (): boolean => proxy.requests.slice(before).some((r) => r.fault === 'stall-response');
+    const result = await interrupted(
+      ['copy', `docker://${proxy.host}/robust/img:1`, `oci:${dest}:v1`, '--progress', 'quiet'],
+      { STRATA_ROOT: store },
+      'SIGINT',
+      asked,
+    );
+    proxy.setRules([]);
+    // The one line comes from the abort reaching the copy; the fallback exit 10 s later prints none.
+    expect(result.code, result.stderr).toBe(130);
+    expect(result.stderr).toBe('strata: interrupted by SIGINT\n');
+    expect(existsSync(dest)).toBe(false);
+  }, 60_000);
+
+  it('SIGTERM during a push exits 143 at once; the tag is not written', async () => {
+    const layer = join(tmp, 'push-layer');
+    await mkdir(layer, { recursive: true });
+    await writeFile(join(layer, 'g'), randomBytes(2 * 1024 * 1024));
+    const store = join(tmp, 'store-push');
+    ok(await strata(['append', '--layer', layer, '-t', 'robust/pushme:1', '--progress', 'quiet'], { STRATA_ROOT: store }));
+    proxy.setRules([{ method: 'PATCH', path: /\/blobs\/uploads\//, action: { kind: 'stall-response', afterBytes: 0 } }]);
+    const before = proxy.requests.length;
+    const asked = (): boolean => proxy.requests.slice(before).some((r) => r.fault === 'stall-response');
+    const result = await interrupted(
+      ['push', 'robust/pushme:1', `docker://${proxy.host}/robust/pushed:1`, '--progress', 'quiet'],
+      { STRATA_ROOT: store },
+      'SIGTERM',
+      asked,
+    );
+    proxy.setRules([]);
+    expect(result.code, result.stderr).toBe(143);
+    expect(result.stderr).toBe('strata: interrupted by SIGTERM\n');
+    const tags = await fetch(`${reg.url}/v2/robust/pushed/tags/list`);
+    expect(tags.status === 404 || !((await tags.json()) as { tags?: string[] | null }).tags?.includes('1')).toBe(true);
+  }, 60_000);
 });
 
 describeAsRoot('a full disk', () => {
