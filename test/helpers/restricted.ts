@@ -14,7 +14,9 @@ import { execFile } from 'node:child_process';
 import { chown, lstat, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { BUILDAH_RUN_LEAKS, Buildah, describeOwnedTree, umociUnpack, type OwnedEntry } from './busybox-base.js';
 import { CLI, REPO_ROOT, type CliResult } from './cli.js';
+import { isCI } from './tools.js';
 
 const execFileP = promisify(execFile);
 
@@ -174,4 +176,37 @@ export async function scratchRootDirs(work: string, name: string, uid: number): 
     await chown(dir, uid, uid);
   }
   return { scratch, state };
+}
+
+/**
+ * Skips (or, under CI=true, fails) a test when the restricted sandboxes cannot be made here, saying why.
+ * `label` names the suite in the skip line.
+ */
+export function restrictedGate(unavailable: () => string | undefined, label: string): (skip: () => void) => void {
+  return (skip) => {
+    const why = unavailable();
+    if (why === undefined) return;
+    if (isCI()) throw new Error(`CI=true and the restricted sandboxes cannot be made: ${why}`);
+    process.stderr.write(`[skip] ${label}: ${why}\n`);
+    skip();
+  };
+}
+
+/**
+ * buildah's image of `context` (bud, pushed to an OCI layout, unpacked by umoci) as owned-tree entries, less the
+ * paths buildah leaves behind a RUN (`leaks`): the reference a restricted strata build is compared with.
+ */
+export async function buildahReference(
+  work: string,
+  context: string,
+  name: string,
+  options: { buildArgs: Record<string, string>; extra?: string[]; leaks?: readonly string[] },
+): Promise<{ buildah: Buildah; reference: Record<string, OwnedEntry> }> {
+  const buildah = new Buildah(join(work, 'buildah'));
+  const res = await buildah.bud(context, name, { buildArgs: options.buildArgs, ...(options.extra ? { extra: options.extra } : {}) });
+  if (res.code !== 0) throw new Error(`buildah bud failed (${res.code}):\n${res.stderr}\n${res.stdout}`);
+  await buildah.pushOci(name, join(work, 'buildah-layout'));
+  const reference = await describeOwnedTree(await umociUnpack(join(work, 'buildah-layout'), 'latest', join(work, 'buildah-bundle')));
+  for (const leak of options.leaks ?? BUILDAH_RUN_LEAKS) delete reference[leak];
+  return { buildah, reference };
 }

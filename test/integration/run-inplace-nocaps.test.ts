@@ -14,11 +14,19 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { BUILDAH_RUN_LEAKS, Buildah, describeOwnedTree, pushBusyboxBase, treeDifferences, umociUnpack, type OwnedEntry } from '../helpers/busybox-base.js';
+import { type Buildah, describeOwnedTree, pushBusyboxBase, treeDifferences, umociUnpack, type OwnedEntry } from '../helpers/busybox-base.js';
 import { CLI, REPO_ROOT, strata } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { chownOutcome, restrictedUnavailable, runRestricted, scratchRootDirs, scratchRootSandbox } from '../helpers/restricted.js';
-import { describeAsRoot, describeWithTools, isCI } from '../helpers/tools.js';
+import {
+  chownOutcome,
+  restrictedUnavailable,
+  runRestricted,
+  scratchRootDirs,
+  scratchRootSandbox,
+  restrictedGate,
+  buildahReference,
+} from '../helpers/restricted.js';
+import { describeAsRoot, describeWithTools } from '../helpers/tools.js';
 
 const CONTEXT = join(REPO_ROOT, 'testdata', 'run', 'inplace-nocaps');
 const CHOWN_CONTEXT = join(REPO_ROOT, 'testdata', 'run', 'chown-unprivileged');
@@ -40,12 +48,7 @@ describeAsRoot('RUN --executor inplace with no capabilities', () => {
       await chmod(work, 0o755);
       registry = await startRegistry();
       base = (await pushBusyboxBase(registry.host)).ref;
-      buildah = new Buildah(join(work, 'buildah'));
-      const res = await buildah.bud(CONTEXT, 'inplace-nocaps', { buildArgs: { BASE: base } });
-      if (res.code !== 0) throw new Error(`buildah bud failed (${res.code}):\n${res.stderr}\n${res.stdout}`);
-      await buildah.pushOci('inplace-nocaps', join(work, 'buildah-layout'));
-      reference = await describeOwnedTree(await umociUnpack(join(work, 'buildah-layout'), 'latest', join(work, 'buildah-bundle')));
-      for (const leak of BUILDAH_RUN_LEAKS) delete reference[leak];
+      ({ buildah, reference } = await buildahReference(work, CONTEXT, 'inplace-nocaps', { buildArgs: { BASE: base } }));
     }, 180_000);
 
     afterAll(async () => {
@@ -54,12 +57,7 @@ describeAsRoot('RUN --executor inplace with no capabilities', () => {
       if (work) await rm(work, { recursive: true, force: true });
     });
 
-    const gate = (skip: () => void): void => {
-      if (unavailable === undefined) return;
-      if (isCI()) throw new Error(`CI=true and the restricted sandboxes cannot be made: ${unavailable}`);
-      process.stderr.write(`[skip] inplace with no capabilities: ${unavailable}\n`);
-      skip();
-    };
+    const gate = restrictedGate(() => unavailable, 'inplace with no capabilities');
 
     for (const uid of UIDS) {
       it(`uid ${uid}, --cap-drop ALL: the steps run in its / and the image equals buildah's, owners included`, async (ctx) => {

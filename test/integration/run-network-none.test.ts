@@ -16,8 +16,16 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { pushBusyboxBase, umociUnpack } from '../helpers/busybox-base.js';
 import { CLI, strata, type CliResult } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { RESTRICTED_SANDBOXES, restrictedUnavailable, runRestricted, scratchRootDirs, scratchRootSandbox, strataRestricted } from '../helpers/restricted.js';
-import { describeAsRoot, describeWithTools, isCI } from '../helpers/tools.js';
+import {
+  RESTRICTED_SANDBOXES,
+  restrictedUnavailable,
+  runRestricted,
+  scratchRootDirs,
+  scratchRootSandbox,
+  strataRestricted,
+  restrictedGate,
+} from '../helpers/restricted.js';
+import { describeAsRoot, describeWithTools } from '../helpers/tools.js';
 
 describeAsRoot('RUN --network=none without a sandbox', () => {
   describeWithTools(['docker-registry', 'umoci', 'bwrap', 'setpriv', 'proot', 'unshare'], 'RUN --network=none without a sandbox', () => {
@@ -42,12 +50,7 @@ describeAsRoot('RUN --network=none without a sandbox', () => {
       if (work) await rm(work, { recursive: true, force: true });
     });
 
-    const gate = (skip: () => void): void => {
-      if (unavailable === undefined) return;
-      if (isCI()) throw new Error(`CI=true and the restricted sandboxes cannot be made: ${unavailable}`);
-      process.stderr.write(`[skip] RUN --network=none without a sandbox: ${unavailable}\n`);
-      skip();
-    };
+    const gate = restrictedGate(() => unavailable, 'RUN --network=none without a sandbox');
 
     /** A context whose line 3 asks for no network; the host's interfaces are counted by the step after it. */
     async function context(name: string, uid: number): Promise<string> {

@@ -10,11 +10,19 @@ import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { BUILDAH_RUN_LEAKS, Buildah, describeOwnedTree, pushBusyboxBase, treeDifferences, umociUnpack, type OwnedEntry } from '../helpers/busybox-base.js';
+import { BUILDAH_RUN_LEAKS, type Buildah, describeOwnedTree, pushBusyboxBase, treeDifferences, umociUnpack, type OwnedEntry } from '../helpers/busybox-base.js';
 import { CLI, REPO_ROOT } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { RESTRICTED_SANDBOXES, chownOutcome, restrictedUnavailable, runRestricted, strataRestricted } from '../helpers/restricted.js';
-import { describeAsRoot, describeWithTools, isCI } from '../helpers/tools.js';
+import {
+  RESTRICTED_SANDBOXES,
+  chownOutcome,
+  restrictedUnavailable,
+  runRestricted,
+  strataRestricted,
+  restrictedGate,
+  buildahReference,
+} from '../helpers/restricted.js';
+import { describeAsRoot, describeWithTools } from '../helpers/tools.js';
 
 const CONTEXT = join(REPO_ROOT, 'testdata', 'run', 'restricted');
 const CHOWN_CONTEXT = join(REPO_ROOT, 'testdata', 'run', 'chown-unprivileged');
@@ -38,14 +46,13 @@ describeAsRoot('RUN in a restricted CI sandbox', () => {
       base = (await pushBusyboxBase(registry.host)).ref;
       const secret = join(work, 'secret');
       await writeFile(secret, SECRET, { mode: 0o600 });
-      buildah = new Buildah(join(work, 'buildah'));
-      const res = await buildah.bud(CONTEXT, 'restricted', { buildArgs: { BASE: base }, extra: ['--secret', `id=tok,src=${secret}`] });
-      if (res.code !== 0) throw new Error(`buildah bud failed (${res.code}):\n${res.stderr}\n${res.stdout}`);
-      await buildah.pushOci('restricted', join(work, 'buildah-layout'));
-      reference = await describeOwnedTree(await umociUnpack(join(work, 'buildah-layout'), 'latest', join(work, 'buildah-bundle')));
-      // buildah also leaves the parents of mount targets it made (/run/secrets, /var/cache); strata removes
-      // them, as with any executor (run-buildah.test.ts compares no mount case for that reason).
-      for (const leak of [...BUILDAH_RUN_LEAKS, 'run/secrets', 'var', 'var/cache']) delete reference[leak];
+      ({ buildah, reference } = await buildahReference(work, CONTEXT, 'restricted', {
+        buildArgs: { BASE: base },
+        extra: ['--secret', `id=tok,src=${secret}`],
+        // buildah also leaves the parents of mount targets it made (/run/secrets, /var/cache); strata removes
+        // them, as with any executor (run-buildah.test.ts compares no mount case for that reason).
+        leaks: [...BUILDAH_RUN_LEAKS, 'run/secrets', 'var', 'var/cache'],
+      }));
     }, 180_000);
 
     afterAll(async () => {
@@ -54,12 +61,7 @@ describeAsRoot('RUN in a restricted CI sandbox', () => {
       if (work) await rm(work, { recursive: true, force: true });
     });
 
-    const gate = (skip: () => void): void => {
-      if (unavailable === undefined) return;
-      if (isCI()) throw new Error(`CI=true and the restricted sandboxes cannot be made: ${unavailable}`);
-      process.stderr.write(`[skip] restricted sandbox: ${unavailable}\n`);
-      skip();
-    };
+    const gate = restrictedGate(() => unavailable, 'restricted sandbox');
 
     /** A directory the sandbox's uid owns, with the secret file in it. */
     async function sandboxDir(name: string, uid: number): Promise<{ dir: string; secret: string }> {
