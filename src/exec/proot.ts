@@ -6,7 +6,7 @@ import { StrataError } from '../errors/index.js';
 import { isCapableRoot } from './capabilities.js';
 import { MountStubs, checkMount, ensureWorkdir, makeNetworkFiles, mountKind } from './mounts.js';
 import { childrenOf, findBinary, killSession, runFailed, runProcess, sessionMembers, stepEnv, type ProcessResult } from './process.js';
-import type { Executor, RunMount, RunRequest, RunResult } from './types.js';
+import { RESULT_CLASS, type Executor, type RunMount, type RunRequest, type RunResult } from './types.js';
 
 export interface ProotExecutorOptions {
   /** The proot binary; found on a standard system PATH by default. */
@@ -49,6 +49,7 @@ export function prootExecutor(options: ProotExecutorOptions = {}): Executor {
 
   return {
     name: 'proot',
+    resultClass: isCapableRoot() ? RESULT_CLASS.ptraceRealIds : RESULT_CLASS.ptraceFakeIds,
     available,
     async run(request: RunRequest): Promise<RunResult> {
       const bin = binary();

@@ -3,8 +3,8 @@ import { join, posix } from 'node:path';
 import { StrataError, isStrataError, wrapError } from '../../errors/index.js';
 import { digestOf, digestHex } from '../../digest/index.js';
 import type { RunInstruction } from '../../dockerfile/index.js';
-import type { RunMount } from '../../exec/index.js';
-import { hashSources, sourceRootForDirectory } from '../../context/index.js';
+import { executorResultClass, type RunMount } from '../../exec/index.js';
+import { hashSources } from '../../context/index.js';
 import type { Platform } from '../../oci/index.js';
 import {
   RUN_EXCLUDES,
@@ -28,7 +28,7 @@ import type { BuildSession } from '../session.js';
 import type { StageState } from '../state.js';
 import { resolveExecUser } from '../users.js';
 import type { CopyContext } from './copy.js';
-import { buildContextRoot, listCopySources } from './copy-sources.js';
+import { buildContextRoot, listCopySources, namedContextRoot } from './copy-sources.js';
 import { commitLayerStep, dryMissed, explainMiss, layerStepWords, recordKey, replayCached } from './layer-step.js';
 import { commandLine } from './metadata.js';
 
@@ -131,7 +131,7 @@ interface RunKeyInput {
 
 /**
  * What a RUN reads: the filesystem below it and the platform it runs for, the command (with the
- * shell), the ENV and ARGs it runs with, user, working directory, network, the executor, and its
+ * shell), the ENV and ARGs it runs with, user, working directory, network, the executor's result class, and its
  * mounts: a bind mount by the content of its source, a cache mount by its id, a secret or ssh
  * mount by whether it is there (never by its content). Labels, EXPOSE, CMD and the like are not in it.
  */
@@ -183,7 +183,8 @@ async function runKeyComponents(state: StageState, session: BuildSession, cc: Co
       network: r.network,
       mounts,
       platform: r.platform,
-      executor: session.deps.executor.name,
+      // What the executor changes observably, not its name: chroot, bwrap and runc as root replay each other's steps.
+      executor: executorResultClass(session.deps.executor),
       ...layerStepWords(session),
     },
     env,
@@ -199,7 +200,7 @@ async function bindSourceDigest(m: MountSpec, session: BuildSession, cc: CopyCon
   if (m.from !== undefined) {
     const src = await cc.stageSource(m.from);
     if (!('dir' in src)) return filesystemKey('state' in src ? src.state.image : src.image);
-    const root = await sourceRootForDirectory(src.dir, `build context ${m.from}`);
+    const root = await namedContextRoot(session, m.from, src.dir);
     const listing = await listCopySources(root, [source], []);
     return hashSources(listing.listed.flat(), { includeOwnership: true, paths: listedPaths(listing), signal: session.deps.signal });
   }
