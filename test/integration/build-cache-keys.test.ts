@@ -1,17 +1,18 @@
 /**
  * Step keys from what each step reads (issue 18): a LABEL or ENV that a COPY does not expand leaves
  * the COPY a hit (no layer written, the image differing only in what changed); a RUN after a changed
- * ENV misses; a COPY whose destination expands the changed variable misses. Built through the library
- * with a busybox base and the chroot executor (root).
+ * ENV misses; a COPY whose destination expands the changed variable misses; a RUN is keyed by its
+ * executor's result class, so chroot and bwrap (as root) replay each other's steps and proot does not.
+ * Built through the library with a busybox base and the chroot executor (root).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { LocalStore, chrootExecutor, type Image } from '../../src/internals.js';
+import { LocalStore, bwrapExecutor, chrootExecutor, prootExecutor, type Image } from '../../src/internals.js';
 import { busyboxImage } from '../helpers/busybox-image.js';
 import { AMD64, blobCount, libraryBuild, manifestDigest, type LibraryBuildOptions } from '../helpers/library-build.js';
-import { describeAsRoot } from '../helpers/tools.js';
+import { describeAsRoot, needExecutor } from '../helpers/tools.js';
 import { writeContext } from '../unit/build/harness.js';
 
 let work: string;
@@ -119,6 +120,28 @@ describeAsRoot('cache keys from what each step reads', () => {
     const renumbered = await libraryBuild({ ...o, bases }, text('moved'));
     expect(renumbered.states).toEqual(['done']);
     expect(renumbered.image.layers[1]!.diffId).not.toBe(first.image.layers[1]!.diffId);
+  }, 60_000);
+
+  it('a RUN made with chroot replays under bwrap (both run it as real root); under proot it runs again, saying why', async (ctx) => {
+    const bwrap = bwrapExecutor();
+    const proot = prootExecutor();
+    const bwrapState = await bwrap.available();
+    needExecutor(ctx, 'bwrap', bwrapState.ok ? undefined : bwrapState.reason);
+    const prootState = await proot.available();
+    needExecutor(ctx, 'proot', prootState.ok ? undefined : prootState.reason);
+    const o = await setup('store-executors');
+    const text = 'FROM busybox\nCOPY a.txt /a\nRUN mkdir /made && cp /a /made/a && chown 1:1 /made/a\nRUN echo two > /made/two\n';
+    const first = await libraryBuild(o, text);
+    expect(first.states).toEqual(['done', 'done', 'done']);
+    const blobs = await blobCount(o.store);
+    const replayed = await libraryBuild({ ...o, executor: bwrap }, text);
+    expect(replayed.states).toEqual(['cached', 'cached', 'cached']);
+    expect(await blobCount(o.store)).toBe(blobs);
+    expect(manifestDigest(replayed.image)).toBe(manifestDigest(first.image));
+    const traced = await libraryBuild({ ...o, executor: proot }, text);
+    expect(traced.states).toEqual(['cached', 'done', 'done']);
+    const misses = traced.events.flatMap((e) => (e.type === 'step' && e.miss !== undefined ? [e.miss.reason] : []));
+    expect(misses[0]).toBe(`RUN missed: executor class changed (root → ${proot.resultClass})`);
   }, 60_000);
 
   it('a COPY whose destination expands the changed variable misses; the COPY before it does not', async () => {
