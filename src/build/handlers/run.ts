@@ -4,7 +4,6 @@ import { StrataError, isStrataError, wrapError } from '../../errors/index.js';
 import { digestOf, digestHex } from '../../digest/index.js';
 import type { RunInstruction } from '../../dockerfile/index.js';
 import { executorResultClass, type RunMount } from '../../exec/index.js';
-import { hashSources } from '../../context/index.js';
 import type { Platform } from '../../oci/index.js';
 import {
   RUN_EXCLUDES,
@@ -17,18 +16,18 @@ import {
   type RootfsSnapshot,
 } from '../../layer/index.js';
 import { readFileSync } from 'node:fs';
-import { readInHostRoot, resolveInHostRoot } from '../host-root.js';
+import { readInHostRoot } from '../host-root.js';
 import { PROXY_ARGS, expansionEnv } from '../args.js';
 import { filesystemKey, stepCacheKey, valueDigests, type KeyComponents } from '../cache.js';
 import { checkRunPlatform } from '../emulation.js';
 import { expandInStage } from '../expand.js';
-import { imageFilesystem, imageRootfs, imageSnapshot, layerRecords } from '../imagefs.js';
+import { imageFilesystem, imageSnapshot, layerRecords } from '../imagefs.js';
 import { parseMountSpec, type MountSpec } from '../mounts.js';
 import type { BuildSession } from '../session.js';
 import type { StageState } from '../state.js';
 import { resolveExecUser } from '../users.js';
 import type { CopyContext } from './copy.js';
-import { buildContextRoot, listCopySources, namedContextRoot } from './copy-sources.js';
+import { bindMountSource, bindSourceDigest } from './run-binds.js';
 import { commitLayerStep, dryMissed, explainMiss, layerStepWords, recordKey, replayCached } from './layer-step.js';
 import { commandLine } from './metadata.js';
 
@@ -194,26 +193,6 @@ async function runKeyComponents(state: StageState, session: BuildSession, cc: Co
   };
 }
 
-/** A bind mount's source by content: the files of the context (or named context), or a stage's layer chain. */
-async function bindSourceDigest(m: MountSpec, session: BuildSession, cc: CopyContext): Promise<string> {
-  const source = m.source ?? '.';
-  if (m.from !== undefined) {
-    const src = await cc.stageSource(m.from);
-    if (!('dir' in src)) return filesystemKey('state' in src ? src.state.image : src.image);
-    const root = await namedContextRoot(session, m.from, src.dir);
-    const listing = await listCopySources(root, [source], []);
-    return hashSources(listing.listed.flat(), { includeOwnership: true, paths: listedPaths(listing), signal: session.deps.signal });
-  }
-  const root = await buildContextRoot(session);
-  const listing = await listCopySources(root, [source], []);
-  return hashSources(listing.listed.flat(), { includeOwnership: true, statCache: session.statCache, paths: listedPaths(listing), signal: session.deps.signal });
-}
-
-function listedPaths(listing: { resolved: Array<{ matches: Array<{ matchedPath: string }> }>; listed: Array<Array<{ relPath: string }>> }): string[] {
-  const matches = listing.resolved.flatMap((r) => r.matches);
-  return matches.flatMap((match, i) => listing.listed[i]!.map((e) => `${match.matchedPath}/${e.relPath}`));
-}
-
 /**
  * Proxy variables the step sees and nothing records: the build's --build-arg values for them (predefined ARGs,
  * usable without an ARG line) and else the environment strata runs in, unless the step's env sets them already.
@@ -348,19 +327,8 @@ async function resolveMount(spec: MountSpec, state: StageState, session: BuildSe
       }
       return { type: 'secret', target, source: file, readonly: true };
     }
-    case 'bind': {
-      let rootDir: string;
-      if (spec.from !== undefined) {
-        const src = await cc.stageSource(spec.from);
-        rootDir =
-          'dir' in src ? src.dir : await imageRootfs(session, 'state' in src ? src.state.image : src.image, 'state' in src ? src.state.reader : src.reader);
-      } else {
-        rootDir = (await buildContextRoot(session)).dir;
-      }
-      const source = resolveInHostRoot(rootDir, `/${spec.source ?? ''}`);
-      if (!source) throw new StrataError('E_NOT_FOUND', `${cc.at}: --mount source ${spec.source ?? '/'} is not in ${spec.from ?? 'the build context'}`);
-      return { type: 'bind', target, source, readonly: spec.readonly };
-    }
+    case 'bind':
+      return { type: 'bind', target, source: await bindMountSource(spec, session, cc), readonly: spec.readonly };
     case 'ssh': {
       const id = spec.id ?? 'default';
       const socket = session.input.ssh?.[id];
