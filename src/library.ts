@@ -71,6 +71,11 @@ export interface BuildOptions {
   noCache?: boolean | undefined;
   cacheFrom?: readonly CacheImportSpec[] | undefined;
   cacheTo?: CacheExportSpec | undefined;
+  /**
+   * `--cache-ttl` in milliseconds: a cached step made longer ago than this (before the build started, by
+   * {@link StrataOptions.now}) is run again, whichever cache holds it. Default: no bound.
+   */
+  cacheTtl?: number | undefined;
   /** The RUN executor by name (`chroot`, `bwrap`, `runc`, …); default `none`, which refuses RUN. */
   executor?: string | undefined;
   secrets?: readonly SecretSource[] | undefined;
@@ -101,6 +106,7 @@ export async function build(options: BuildOptions, strata: StrataOptions): Promi
       noCache: options.noCache === true,
       cacheFrom: options.cacheFrom ?? [],
       cacheTo: options.cacheTo,
+      cacheTtl: options.cacheTtl,
       executor: options.executor,
       secrets: (options.secrets ?? []).map(secretSpec),
       env: strata.env ?? {},

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { StrataError, buildImage, formatBytes, familiarImageName, ioError, isRemoteContext } from '../../src/internals.js';
+import { StrataError, buildImage, formatBytes, familiarImageName, ioError, isRemoteContext, parseDuration } from '../../src/internals.js';
 import type { CliContext } from '../context.js';
 import { buildEventRenderer, type ProgressMode } from '../build-progress.js';
 import { explainCacheRenderer } from '../explain-cache.js';
@@ -22,6 +22,7 @@ interface BuildFlags extends AttestFlags {
   cache?: boolean;
   cacheFrom: string[];
   cacheTo?: string;
+  cacheTtl?: string;
   executor?: string;
   progress: string;
   iidfile?: string;
@@ -64,6 +65,14 @@ function parseNetwork(value: string): 'none' | 'host' {
   throw new StrataError('E_USAGE', `--network must be host, none or default, got "${value}"`);
 }
 
+function parseCacheTtl(text: string): number {
+  try {
+    return parseDuration(text);
+  } catch (cause) {
+    throw new StrataError('E_USAGE', `--cache-ttl: ${(cause as Error).message}`, { cause });
+  }
+}
+
 export function register(program: Command, ctx: CliContext): void {
   addAttestOptions(program.command('build'))
     .description('build an image from a Dockerfile, without a daemon')
@@ -89,6 +98,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--no-cache', 'do not use the build cache')
     .option('--cache-from <spec>', 'import a build cache: type=registry,ref=REF (or just REF) or type=local,src=DIR; repeatable', collect, [])
     .option('--cache-to <spec>', 'export the build cache: type=registry,ref=REPO:TAG or type=local,dest=DIR, with mode=min|max')
+    .option('--cache-ttl <duration>', 'run again any cached step made longer ago than this (24h, 7d, 2w), from any cache (default: no bound)')
     .option(
       '--executor <name>',
       "what runs RUN steps: auto, bwrap, runc, crun, chroot, proot, inplace, none or command:PATH (default: the config file's, else auto: the most isolated that works here)",
@@ -170,6 +180,7 @@ export function register(program: Command, ctx: CliContext): void {
             noCache: flags.cache === false,
             cacheFrom: flags.cacheFrom,
             cacheTo: flags.cacheTo,
+            ...(flags.cacheTtl !== undefined ? { cacheTtl: parseCacheTtl(flags.cacheTtl) } : {}),
             cwd: ctx.cwd,
             strataVersion: program.version(),
             executor: flags.executor ?? config.executor ?? 'auto',

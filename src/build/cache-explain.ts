@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { digestHex, digestOf, type Digest } from '../digest/index.js';
 import { canonicalJson } from '../oci/index.js';
 import { writeFileAtomic } from '../store/index.js';
-import type { KeyComponents } from './cache.js';
+import type { ExpiredStep, KeyComponents } from './cache.js';
 
 /** What differs between a step's key and the closest recorded key of the same instruction line. */
 export type CacheChange =
@@ -14,7 +14,8 @@ export type CacheChange =
   | { kind: 'env'; name: string }
   | { kind: 'arg'; name: string }
   | { kind: 'files'; changed: string[]; added: string[]; removed: string[] }
-  | { kind: 'sources' };
+  | { kind: 'sources' }
+  | { kind: 'expired'; source: string; createdAt?: string | undefined };
 
 export interface CacheMiss {
   /** One line: `COPY src/ missed: 2 files changed (src/a.ts, src/b.ts)`. */
@@ -129,6 +130,12 @@ export class CacheExplainer {
   }
 }
 
+/** The miss of a step whose cached outcome was older than `--cache-ttl`. */
+export function expiredMiss(label: string, expired: ExpiredStep): CacheMiss {
+  const change: CacheChange = { kind: 'expired', source: expired.source, ...(expired.createdAt !== undefined ? { createdAt: expired.createdAt } : {}) };
+  return { reason: `${label} missed: ${describe(change)}`, changes: [change] };
+}
+
 function weight(changes: readonly CacheChange[]): number {
   return changes.length;
 }
@@ -153,7 +160,7 @@ const FIELD_NAMES: Record<string, string> = {
   network: 'network',
   mounts: 'mounts',
   platform: 'platform',
-  executor: 'executor',
+  executor: 'executor class',
   dir: 'directory',
   owner: 'owner',
 };
@@ -205,6 +212,10 @@ function describe(c: CacheChange): string {
       return `ARG ${c.name} changed`;
     case 'sources':
       return 'source files changed';
+    case 'expired': {
+      const where = c.source === 'local' ? 'cached step' : `step in ${c.source}`;
+      return `${where} older than --cache-ttl (${c.createdAt === undefined ? 'made at an unknown time' : `made ${c.createdAt}`})`;
+    }
     case 'files': {
       const parts: string[] = [];
       const n = (k: number, what: string): string => `${k} file${k === 1 ? '' : 's'} ${what}`;

@@ -2,7 +2,7 @@ import { readdir } from 'node:fs/promises';
 import type { Digest } from '../digest/index.js';
 import type { Descriptor } from '../oci/index.js';
 import type { BlobReader } from '../store/index.js';
-import type { StepCache, StepOutcome } from './cache.js';
+import { outcomeTime, type ExpiredStep, type StepCache, type StepOutcome } from './cache.js';
 
 /** A cache brought in from elsewhere (a registry artifact, an OCI layout): its outcomes and where their layers live. */
 export interface ImportedStepCache {
@@ -26,6 +26,16 @@ export interface StepCacheHit {
   reader: BlobReader | undefined;
 }
 
+/**
+ * `--cache-ttl`: an outcome made more than `ms` before `now` (the build's start) is not replayed, from any
+ * cache (kaniko's --cache-ttl, measured from when the step was run). The store's own entries are bounded
+ * too, since an imported hit is copied there with its time.
+ */
+export interface CacheTtl {
+  ms: number;
+  now: Date;
+}
+
 export interface LayeredStepCacheOptions {
   /** The store's own cache: looked up first, and where every new outcome is recorded. */
   local?: StepCache | undefined;
@@ -34,6 +44,7 @@ export interface LayeredStepCacheOptions {
   reads?: boolean | undefined;
   /** False under --explain-cache: a hit from an imported cache is not copied into the store's cache. */
   writes?: boolean | undefined;
+  ttl?: CacheTtl | undefined;
 }
 
 /**
@@ -45,6 +56,8 @@ export class LayeredStepCache implements StepCache {
   private readonly imported: readonly ImportedStepCache[];
   private readonly reads: boolean;
   private readonly writes: boolean;
+  private readonly ttl: CacheTtl | undefined;
+  private readonly expiredSteps = new Map<Digest, ExpiredStep>();
   private readonly used = new Map<Digest, StepOutcome>();
   private readonly mountDirs = new Map<string, Promise<void>>();
   private readonly mountPaths = new Map<string, string>();
@@ -54,6 +67,20 @@ export class LayeredStepCache implements StepCache {
     this.imported = options.imported ?? [];
     this.reads = options.reads ?? true;
     this.writes = options.writes ?? true;
+    this.ttl = options.ttl;
+  }
+
+  /** Whether `outcome` is older than the TTL (an outcome of unknown age is); remembered for the miss's explanation. */
+  private tooOld(key: Digest, outcome: StepOutcome, source: string): boolean {
+    if (this.ttl === undefined) return false;
+    const made = outcomeTime(outcome);
+    if (made !== undefined && this.ttl.now.getTime() - made <= this.ttl.ms) return false;
+    const known = this.expiredSteps.get(key);
+    // The newest of the expired outcomes explains the miss best (the one closest to being used).
+    if (known === undefined || (made !== undefined && (known.createdAt === undefined || Date.parse(known.createdAt) < made))) {
+      this.expiredSteps.set(key, { source, createdAt: made === undefined ? undefined : new Date(made).toISOString() });
+    }
+    return true;
   }
 
   /** The imported caches' blob readers, for the build's stage readers and its outputs. */
@@ -64,13 +91,13 @@ export class LayeredStepCache implements StepCache {
   async lookup(key: Digest): Promise<StepCacheHit | undefined> {
     if (!this.reads) return undefined;
     const local = await this.local?.get(key);
-    if (local) {
+    if (local && !this.tooOld(key, local, 'local')) {
       this.used.set(key, local);
       return { outcome: local, source: 'local', reader: undefined };
     }
     for (const cache of this.imported) {
       const outcome = cache.outcomes.get(key);
-      if (!outcome) continue;
+      if (!outcome || this.tooOld(key, outcome, cache.description)) continue;
       this.used.set(key, outcome);
       // Recorded locally too: once an output brings the layer into the store, later builds hit without the import.
       if (this.writes) await this.local?.put(key, outcome);
@@ -81,6 +108,10 @@ export class LayeredStepCache implements StepCache {
 
   async get(key: Digest): Promise<StepOutcome | undefined> {
     return (await this.lookup(key))?.outcome;
+  }
+
+  expired(key: Digest): ExpiredStep | undefined {
+    return this.expiredSteps.get(key);
   }
 
   async put(key: Digest, outcome: StepOutcome, definition?: Digest): Promise<void> {

@@ -76,6 +76,33 @@ export interface StepOutcome {
   layer: ImageLayer;
   history: HistoryEntry;
   config: ContainerConfig;
+  /**
+   * When the step was run: the wall-clock start of the build that made it (never SOURCE_DATE_EPOCH), kept
+   * when the outcome is replayed, copied into the store or exported again. `--cache-ttl` measures an
+   * outcome's age from it. Absent in outcomes recorded before it was kept (see outcomeTime).
+   */
+  createdAt?: string | undefined;
+}
+
+/**
+ * When an outcome was made, in ms since 1970: its `createdAt`, else its history time (outcomes recorded
+ * before `createdAt` was kept), which is the build's start too, or with SOURCE_DATE_EPOCH the epoch, never
+ * later than the run. Undefined when neither is a time.
+ */
+export function outcomeTime(outcome: StepOutcome): number | undefined {
+  for (const text of [outcome.createdAt, outcome.history.created]) {
+    const ms = typeof text === 'string' ? Date.parse(text) : Number.NaN;
+    if (!Number.isNaN(ms)) return ms;
+  }
+  return undefined;
+}
+
+/** An outcome a cache held for a key but did not give, being older than `--cache-ttl`: for the miss's explanation. */
+export interface ExpiredStep {
+  /** Where it was: `local` or an imported cache's description. */
+  source: string;
+  /** When it was made (ISO 8601), when known. */
+  createdAt: string | undefined;
 }
 
 /** Where step outcomes are looked up and recorded: the store's own cache, or one layered over imported ones. */
@@ -90,6 +117,8 @@ export interface StepCache {
    * imported cache (by `restore`) when the store has nothing in it yet. Optional: the store's own cache has no mounts to bring.
    */
   cacheMount?(id: string, dir: string, restore: (layer: Descriptor, reader: BlobReader) => Promise<void>): Promise<void>;
+  /** The outcome `get(key)` found but did not give because it was older than `--cache-ttl`; optional. */
+  expired?(key: Digest): ExpiredStep | undefined;
 }
 
 /** Step outcomes kept as small JSON files under the store (`<root>/cache/steps/<key>.json`). */

@@ -1,5 +1,5 @@
 export type { ContextEntry, ContextEntryType, ResolvedSource, SourceMatch, SourceRoot } from './types.js';
-export { openBuildContext, sourceRootForDirectory, type OpenBuildContextOptions } from './open.js';
+export { openBuildContext, openNamedContextRoot, sourceRootForDirectory, type OpenBuildContextOptions } from './open.js';
 export { resolveCopySources, scopeSourcePath, type ResolveCopySourcesOptions } from './resolve.js';
 export { listSourceTree, statSource, type ListSourceTreeOptions } from './list.js';
 export { hashSources, hashSourcesFromCache, digestRegularFile, type HashSourcesOptions } from './hash.js';

@@ -93,6 +93,19 @@ export async function openBuildContext(contextDir: string, options: OpenBuildCon
   return { dir, description: 'build context', matcher: compileIgnore(chosen.text, file), ignoreFile: file };
 }
 
+/**
+ * A named build context directory (`--build-context NAME=DIR`, or a git or tar context made local): its own
+ * `.dockerignore` applies, as BuildKit applies it to a named local context; a Dockerfile-specific
+ * `<Dockerfile>.dockerignore` belongs to the main context only.
+ */
+export async function openNamedContextRoot(contextDir: string, description: string): Promise<SourceRoot> {
+  const dir = await realDirectory(contextDir, description);
+  const text = await readContextIgnore(dir);
+  if (text === undefined) return { dir, description };
+  const file = resolve(dir, '.dockerignore');
+  return { dir, description, matcher: compileIgnore(text, file), ignoreFile: file };
+}
+
 /** A root for an extracted image or stage filesystem (`COPY --from`): no ignore file applies. */
 export async function sourceRootForDirectory(dir: string, description: string): Promise<SourceRoot> {
   return { dir: await realDirectory(dir, description), description };

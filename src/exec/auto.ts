@@ -52,6 +52,7 @@ export async function chooseExecutor(candidates: readonly Executor[] = autoCandi
 export function noWorkingExecutor(refused: readonly ExecutorRefusal[]): Executor {
   return {
     name: 'none',
+    resultClass: 'none',
     available: async () => ({ ok: true }),
     async run(request: RunRequest): Promise<RunResult> {
       throw new StrataError('E_RUN_UNSUPPORTED', `${request.where}: RUN needs an executor, and none of ${refused.map((r) => r.name).join(', ')} can run here`, {

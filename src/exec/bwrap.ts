@@ -1,7 +1,7 @@
 import { StrataError } from '../errors/index.js';
 import { MountStubs, checkMount, ensureWorkdir, makeNetworkFiles, mountKind, mountReadonly, type NetworkFiles } from './mounts.js';
 import { findBinary, isRoot, runFailed, runProcess, stepEnv } from './process.js';
-import type { Executor, RunRequest, RunResult } from './types.js';
+import { RESULT_CLASS, type Executor, type RunRequest, type RunResult } from './types.js';
 
 /** Docker's default capabilities for a root process in a container, the set bwrap grants uid 0 here. */
 export const DOCKER_CAPABILITIES = [
@@ -47,6 +47,8 @@ export function bwrapExecutor(options: BwrapExecutorOptions = {}): Executor {
 
   return {
     name: 'bwrap',
+    // As root a uid-0 step is real root; without root a user namespace maps the invoking user.
+    resultClass: isRoot() ? RESULT_CLASS.root : RESULT_CLASS.userNamespace,
     available,
     async run(request: RunRequest): Promise<RunResult> {
       const state = await available();

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { StrataError } from '../errors/index.js';
 import { MountStubs, checkMount, ensureWorkdir, makeNetworkFiles, mountKind, mountReadonly, type MountPoint } from './mounts.js';
 import { findBinary, isRoot, runFailed, runProcess, shellQuote, stepEnv } from './process.js';
-import type { Executor, RunRequest, RunResult } from './types.js';
+import { RESULT_CLASS, type Executor, type RunRequest, type RunResult } from './types.js';
 
 /** Host device nodes bound into the sandbox's private /dev, as docker's default set. */
 const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
@@ -36,6 +36,7 @@ export function chrootExecutor(options: ChrootExecutorOptions = {}): Executor {
   let probed: Promise<{ ok: true } | { ok: false; reason: string }> | undefined;
   return {
     name: 'chroot',
+    resultClass: RESULT_CLASS.root,
     available() {
       probed ??= (async () => {
         if (!isRoot())

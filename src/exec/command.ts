@@ -21,6 +21,8 @@ export interface CommandExecutorOptions {
 export function commandExecutor(program: string, options: CommandExecutorOptions = {}): Executor {
   return {
     name: `command:${program}`,
+    // A program strata knows nothing of: keyed by its path, as before result classes.
+    resultClass: `command:${program}`,
     async available() {
       if (!program.startsWith('/')) return { ok: false, reason: `command:${program}: give the program as an absolute path (command:/path/to/program)` };
       if (findBinary(program) === undefined) return { ok: false, reason: `command:${program}: the program does not exist or is not executable` };

@@ -7,7 +7,7 @@ import { IgnoreSet, syncTree } from './inplace-sync.js';
 import { MountStubs, mountKind } from './mounts.js';
 import { networkIsolation, networkRefused } from './netns.js';
 import { runFailed, runProcess, stepEnv } from './process.js';
-import type { Executor, RunMount, RunRequest, RunResult } from './types.js';
+import { RESULT_CLASS, type Executor, type RunMount, type RunRequest, type RunResult } from './types.js';
 
 export interface InplaceExecutorOptions {
   /** Run even where no container is seen (kaniko's `--force`). */
@@ -105,6 +105,7 @@ export function inplaceExecutor(options: InplaceExecutorOptions = {}): Executor 
   };
   return {
     name: 'inplace',
+    resultClass: isCapableRoot() ? RESULT_CLASS.root : RESULT_CLASS.invokerIds,
     available,
     async run(request: RunRequest): Promise<RunResult> {
       const state = await available();

@@ -9,6 +9,7 @@ import type { Executor, RunRequest, RunResult } from './types.js';
 export function noneExecutor(alternatives: () => Promise<string[]> = detectExecutors): Executor {
   return {
     name: 'none',
+    resultClass: 'none',
     available: async () => ({ ok: true }),
     async run(request: RunRequest): Promise<RunResult> {
       const others = await alternatives();

@@ -7,7 +7,7 @@ import { isCapableRoot } from './capabilities.js';
 import { MountStubs, checkMount, ensureWorkdir, makeNetworkFiles, mountKind, type NetworkFiles } from './mounts.js';
 import { networkIsolation, networkRefused, type NetworkIsolation } from './netns.js';
 import { childrenOf, findBinary, killSession, runFailed, runProcess, sessionMembers, stepEnv, type ProcessResult } from './process.js';
-import type { Executor, RunMount, RunRequest, RunResult } from './types.js';
+import { RESULT_CLASS, type Executor, type RunMount, type RunRequest, type RunResult } from './types.js';
 
 export interface ProotExecutorOptions {
   /** The proot binary; found on a standard system PATH by default. */
@@ -51,6 +51,7 @@ export function prootExecutor(options: ProotExecutorOptions = {}): Executor {
 
   return {
     name: 'proot',
+    resultClass: isCapableRoot() ? RESULT_CLASS.ptraceRealIds : RESULT_CLASS.ptraceFakeIds,
     available,
     async run(request: RunRequest): Promise<RunResult> {
       const bin = binary();

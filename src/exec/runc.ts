@@ -6,7 +6,7 @@ import { StrataError } from '../errors/index.js';
 import { DOCKER_CAPABILITIES } from './bwrap.js';
 import { MountStubs, checkMount, ensureWorkdir, makeNetworkFiles, mountKind, mountReadonly, type NetworkFiles } from './mounts.js';
 import { findBinary, isRoot, runFailed, runProcess, stepEnv } from './process.js';
-import type { Executor, RunRequest, RunResult } from './types.js';
+import { RESULT_CLASS, type Executor, type RunRequest, type RunResult } from './types.js';
 
 export interface OciRuntimeExecutorOptions {
   /** `runc` (default) or `crun`, or a path to either; they take the same bundle and command line. */
@@ -37,6 +37,8 @@ export function ociRuntimeExecutor(options: OciRuntimeExecutorOptions = {}): Exe
   };
   return {
     name,
+    // Runs as root only (see above).
+    resultClass: RESULT_CLASS.root,
     available,
     async run(request: RunRequest): Promise<RunResult> {
       const state = await available();

@@ -43,6 +43,35 @@ export interface RunResult {
 }
 
 /**
+ * The classes of executor behaviour a step's result can show. Two executors of one class give the same
+ * layer for the same step and root; what tells classes apart is who the step's ids really are (can it
+ * chown? whose are the files it makes?) and whether its system calls reach the kernel as made or are
+ * translated by ptrace (proot: paths rewritten, host /proc, /dev and /sys, no private pid space).
+ * Differences within a class (chroot keeps every capability of root where bwrap and runc keep docker's
+ * set; inplace sees the container's mount points) show only to a step that probes its sandbox.
+ */
+export const RESULT_CLASS = {
+  /**
+   * Real ids on the kernel's own system calls: root with CAP_CHOWN and the rest, a USER step as its uid on
+   * disk. chroot, runc and crun; bwrap as root; inplace as a capable root.
+   */
+  root: 'root',
+  /** A user namespace maps the invoking user to the step's uid: files are the invoker's on disk, chown to another user fails (bwrap without root). */
+  userNamespace: 'userns-mapped',
+  /** proot's ptrace translation with real ids (a capable root runs it as the step's user). */
+  ptraceRealIds: 'ptrace-real-ids',
+  /** proot's ptrace translation with faked ids (`-0`, `-i`): a chown succeeds in the step's eyes and is not kept. */
+  ptraceFakeIds: 'ptrace-fake-ids',
+  /** inplace without CAP_SETUID/CAP_CHOWN: every step runs as the invoking user and cannot chown. */
+  invokerIds: 'invoker-ids',
+} as const;
+
+/** The value a RUN's cache key holds for the executor: its result class, else its name. */
+export function executorResultClass(executor: Pick<Executor, 'name' | 'resultClass'>): string {
+  return executor.resultClass ?? `named:${executor.name}`;
+}
+
+/**
  * Runs build steps. Executors only run commands; the engine prepares the root filesystem before and
  * turns its changes into a layer after:
  *
@@ -57,6 +86,12 @@ export interface RunResult {
  */
 export interface Executor {
   readonly name: string;
+  /**
+   * What this executor changes observably in a step's result (see RESULT_CLASS): a RUN's cache key holds it
+   * in place of the name, so switching between executors of one class replays the step and switching to
+   * one of another class runs it again. Without one, the executor is keyed by its name (`named:NAME`).
+   */
+  readonly resultClass?: string | undefined;
   /** Whether this executor can run here, and if not, why and what to try. */
   available(): Promise<{ ok: true } | { ok: false; reason: string }>;
   run(request: RunRequest): Promise<RunResult>;

@@ -58,10 +58,10 @@ export async function runBuildJob(given: BuildImageOptions, ctx: StrataContext, 
   const job: BuildJob = { options, ctx, io, plan, store, secrets, sources, attest, cacheWarnings: [] };
   try {
     const context = await resolveContext(job, mainRemote);
-    const layered = await openStepCaches(job);
     // One instant for every platform: it dates the image and the directories a COPY creates, so the
     // platforms' identical COPY layers stay identical when their builds straddle a second.
     const startedAt = ctx.now();
+    const layered = await openStepCaches(job, startedAt);
     const builds = await runPlatforms(job, context, layered, startedAt);
     const memory = new MemoryBlobReader();
     for (const b of builds) {
@@ -120,20 +120,24 @@ async function resolveContext(job: BuildJob, mainRemote: Promise<RemoteContext> 
   return { dir, dockerfile, names };
 }
 
-/** The step caches of a build with --cache-from or --cache-to: the local one layered over the imported ones. */
-async function openStepCaches(job: BuildJob): Promise<LayeredStepCache | undefined> {
+/**
+ * The step caches of a build with --cache-from, --cache-to or --cache-ttl: the local one layered over the
+ * imported ones, outcomes older than the TTL (counted back from `startedAt`) left out.
+ */
+async function openStepCaches(job: BuildJob, startedAt: Date): Promise<LayeredStepCache | undefined> {
   const { options, plan, store, io } = job;
   const warn = (message: string): void => {
     job.cacheWarnings.push(message);
     options.events?.({ type: 'warning', message });
   };
   const imported = options.noCache ? [] : await importBuildCaches(plan.cacheImports, io, warn, options.signal);
-  if (plan.cacheImports.length === 0 && plan.cacheExport === undefined) return undefined;
+  if (plan.cacheImports.length === 0 && plan.cacheExport === undefined && options.cacheTtl === undefined) return undefined;
   return new LayeredStepCache({
     local: LocalStepCache.forStore(store.root, store.blobs, { recordUse: options.explainCache !== true }),
     imported,
     reads: options.noCache !== true,
     writes: options.explainCache !== true,
+    ttl: options.cacheTtl === undefined ? undefined : { ms: options.cacheTtl, now: startedAt },
   });
 }
 

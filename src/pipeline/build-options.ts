@@ -33,6 +33,12 @@ export interface BuildImageOptions {
   cacheFrom?: readonly (string | CacheImportSpec)[];
   /** `--cache-to` spec (`type=registry,ref=REPO:TAG[,mode=min|max]`, `type=local,dest=DIR[,mode=…]`), or typed. */
   cacheTo?: string | CacheExportSpec | undefined;
+  /**
+   * `--cache-ttl`, in ms: a cached step made longer ago than this before the build started is run again,
+   * whichever cache holds it (imported registry or local caches, and the store's own, which keeps imported
+   * hits). Default: no bound, as buildx.
+   */
+  cacheTtl?: number | undefined;
   /** Relative `type=local` cache directories are resolved against it (default: the process's). */
   cwd?: string | undefined;
   /** Recorded in an exported cache's annotations. */

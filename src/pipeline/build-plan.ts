@@ -44,6 +44,9 @@ export async function planBuild(options: BuildImageOptions, ctx: StrataContext, 
   const cacheImports = (options.cacheFrom ?? []).map((s) => (typeof s === 'string' ? parseCacheImport(s, options.cwd) : s));
   const cacheExport = typeof options.cacheTo === 'string' ? parseCacheExport(options.cacheTo, options.cwd) : options.cacheTo;
   checkCacheSpecs([...cacheImports, ...(cacheExport ? [cacheExport] : [])], io);
+  if (options.cacheTtl !== undefined && !(Number.isFinite(options.cacheTtl) && options.cacheTtl >= 0)) {
+    throw new StrataError('E_USAGE', `--cache-ttl must be a duration of 0 or more, got ${options.cacheTtl} ms`);
+  }
   const { executor, refused } = await pickExecutor(options.executor, options.env ?? {}, {
     inplace: {
       force: options.force === true,

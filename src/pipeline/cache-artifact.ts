@@ -36,7 +36,11 @@ export type CacheExportSpec = ({ type: 'registry'; ref: string } | { type: 'loca
   cacheMounts?: boolean;
 };
 
-/** The config blob of a cache artifact: every exported step's outcome by its key. */
+/**
+ * The config blob of a cache artifact: every exported step's outcome by its key. An outcome's `createdAt`
+ * (when the step was run) came in later within schema version 1: readers of either age ignore what they
+ * do not know, and an outcome without it is dated by its history entry.
+ */
 interface CacheConfig {
   schemaVersion: number;
   steps: Record<string, StepOutcome>;
@@ -230,6 +234,16 @@ function isOutcome(value: unknown, layers: ReadonlySet<string>): value is StepOu
   return layers.has(d.digest);
 }
 
+/**
+ * An outcome's `createdAt` as recorded, when it is a time; anything else is dropped, so its age falls back
+ * to its history time (as for artifacts written before the time was recorded).
+ */
+function withCreationTime(outcome: StepOutcome): StepOutcome {
+  if (outcome.createdAt === undefined || (typeof outcome.createdAt === 'string' && !Number.isNaN(Date.parse(outcome.createdAt)))) return outcome;
+  const { createdAt: _dropped, ...rest } = outcome;
+  return rest;
+}
+
 function readCacheConfig(
   manifest: Manifest,
   bytes: Buffer,
@@ -258,7 +272,7 @@ function readCacheConfig(
       skipped++;
       continue;
     }
-    if (isOutcome(outcome, layers)) outcomes.set(digest, outcome);
+    if (isOutcome(outcome, layers)) outcomes.set(digest, withCreationTime(outcome));
     else skipped++;
   }
   if (skipped) warn(`${description}: ${skipped} damaged step record(s) ignored`);

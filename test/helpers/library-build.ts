@@ -26,6 +26,8 @@ export interface LibraryBuildOptions {
   scratchDir?: string;
   /** Where the bases' blobs are read, when not from the store itself (a cold store stays empty of them). */
   baseReader?: BlobReader;
+  /** `--build-context NAME=DIR` directories, by name. */
+  namedContexts?: Readonly<Record<string, string>>;
 }
 
 export interface LibraryBuildResult extends BuildOutcome {
@@ -44,9 +46,9 @@ export async function libraryBuild(o: LibraryBuildOptions, text: string, input: 
       platform: AMD64,
       buildPlatform: AMD64,
       labels: {},
-      buildContexts: {},
       noCache: false,
       sourceDateEpoch: 1_700_000_000,
+      buildContexts: o.namedContexts ?? {},
       ...input,
     },
     {
@@ -56,8 +58,10 @@ export async function libraryBuild(o: LibraryBuildOptions, text: string, input: 
         if (!image) throw new StrataError('E_NOT_FOUND', `no base ${ref} in this test`);
         return { image, reader: o.baseReader ?? o.store.blobs, description: ref };
       },
-      openNamedContext: async () => {
-        throw new StrataError('E_NOT_FOUND', 'no named contexts in this test');
+      openNamedContext: async (name) => {
+        const dir = o.namedContexts?.[name];
+        if (dir === undefined) throw new StrataError('E_NOT_FOUND', `no named context ${name} in this test`);
+        return { kind: 'dir', dir };
       },
       executor: o.executor,
       privileged: true,

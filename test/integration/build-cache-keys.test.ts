@@ -1,17 +1,18 @@
 /**
  * Step keys from what each step reads (issue 18): a LABEL or ENV that a COPY does not expand leaves
  * the COPY a hit (no layer written, the image differing only in what changed); a RUN after a changed
- * ENV misses; a COPY whose destination expands the changed variable misses. Built through the library
- * with a busybox base and the chroot executor (root).
+ * ENV misses; a COPY whose destination expands the changed variable misses; a RUN is keyed by its
+ * executor's result class, so chroot and bwrap (as root) replay each other's steps and proot does not.
+ * Built through the library with a busybox base and the chroot executor (root).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { LocalStore, chrootExecutor, type Image } from '../../src/internals.js';
+import { LocalStore, bwrapExecutor, chrootExecutor, prootExecutor, readLayer, type Image } from '../../src/internals.js';
 import { busyboxImage } from '../helpers/busybox-image.js';
 import { AMD64, blobCount, libraryBuild, manifestDigest, type LibraryBuildOptions } from '../helpers/library-build.js';
-import { describeAsRoot } from '../helpers/tools.js';
+import { describeAsRoot, needExecutor } from '../helpers/tools.js';
 import { writeContext } from '../unit/build/harness.js';
 
 let work: string;
@@ -121,6 +122,28 @@ describeAsRoot('cache keys from what each step reads', () => {
     expect(renumbered.image.layers[1]!.diffId).not.toBe(first.image.layers[1]!.diffId);
   }, 60_000);
 
+  it('a RUN made with chroot replays under bwrap (both run it as real root); under proot it runs again, saying why', async (ctx) => {
+    const bwrap = bwrapExecutor();
+    const proot = prootExecutor();
+    const bwrapState = await bwrap.available();
+    needExecutor(ctx, 'bwrap', bwrapState.ok ? undefined : bwrapState.reason);
+    const prootState = await proot.available();
+    needExecutor(ctx, 'proot', prootState.ok ? undefined : prootState.reason);
+    const o = await setup('store-executors');
+    const text = 'FROM busybox\nCOPY a.txt /a\nRUN mkdir /made && cp /a /made/a && chown 1:1 /made/a\nRUN echo two > /made/two\n';
+    const first = await libraryBuild(o, text);
+    expect(first.states).toEqual(['done', 'done', 'done']);
+    const blobs = await blobCount(o.store);
+    const replayed = await libraryBuild({ ...o, executor: bwrap }, text);
+    expect(replayed.states).toEqual(['cached', 'cached', 'cached']);
+    expect(await blobCount(o.store)).toBe(blobs);
+    expect(manifestDigest(replayed.image)).toBe(manifestDigest(first.image));
+    const traced = await libraryBuild({ ...o, executor: proot }, text);
+    expect(traced.states).toEqual(['cached', 'done', 'done']);
+    const misses = traced.events.flatMap((e) => (e.type === 'step' && e.miss !== undefined ? [e.miss.reason] : []));
+    expect(misses[0]).toBe(`RUN missed: executor class changed (root → ${proot.resultClass})`);
+  }, 60_000);
+
   it('a COPY whose destination expands the changed variable misses; the COPY before it does not', async () => {
     const o = await setup('store-dest');
     const text = (dir: string): string => `FROM busybox\nCOPY a.txt /a\nENV DEST=${dir}\nCOPY b.txt $DEST/\n`;
@@ -130,4 +153,34 @@ describeAsRoot('cache keys from what each step reads', () => {
     expect(second.image.layers[1]!.diffId).toBe(first.image.layers[1]!.diffId);
     expect(second.image.layers[2]!.diffId).not.toBe(first.image.layers[2]!.diffId);
   }, 60_000);
+
+  it('a RUN bind mount of the context or a named context shows the step only what .dockerignore keeps, as its key reads', async () => {
+    const ctx = await writeContext(work, { '.dockerignore': '**/*.env\n', 'app.txt': 'app\n', 'sub/keep.txt': 'kept\n', 'sub/drop.env': 'A=1\n' });
+    const named = await writeContext(work, { '.dockerignore': 'private/\n', 'lib.txt': 'lib\n', 'private/key': 'k\n' });
+    const o = { ...(await setup('store-binds')), contextDir: ctx, namedContexts: { extra: named } };
+    const text =
+      'FROM busybox\nRUN --mount=type=bind,target=/src find /src | sort > /main.txt\nRUN --mount=type=bind,from=extra,target=/x find /x | sort > /named.txt\n';
+    const first = await libraryBuild(o, text);
+    const files = await layerFiles(o.store, first.image);
+    expect(files.get('main.txt')).toBe('/src\n/src/.dockerignore\n/src/app.txt\n/src/sub\n/src/sub/keep.txt\n');
+    expect(files.get('named.txt')).toBe('/x\n/x/.dockerignore\n/x/lib.txt\n');
+    // What the steps cannot see does not key them.
+    await writeFile(join(ctx, 'sub', 'drop.env'), 'A=2\n');
+    await writeFile(join(named, 'private', 'key'), 'changed\n');
+    expect((await libraryBuild(o, text)).states).toEqual(['cached', 'cached']);
+  }, 60_000);
 });
+
+/** The files of an image's layers by path (later layers win), as text. */
+async function layerFiles(store: LocalStore, image: Image): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const l of image.layers) {
+    for await (const entry of readLayer(await store.blobs.openBlob(l.descriptor), { compression: 'gzip' })) {
+      if (entry.kind !== 'entry' || entry.type !== 'file') continue;
+      const chunks: Buffer[] = [];
+      for await (const c of entry.content) chunks.push(c);
+      out.set(entry.path, Buffer.concat(chunks).toString());
+    }
+  }
+  return out;
+}

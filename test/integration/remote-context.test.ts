@@ -2,7 +2,7 @@
  * Build contexts that are not directories, with the built CLI: a tar on stdin (plain, gzip, bzip2, xz,
  * zstd; told by content), an http(s) URL of a tar archive, an http(s) URL of a Dockerfile (docker's
  * reading), the .dockerignore inside each, a tar whose entries climb out with ../ refused in one line
- * with nothing left behind, and --build-context NAME=<tar URL>.
+ * with nothing left behind, and --build-context NAME=<tar URL> with its own .dockerignore.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -89,11 +89,11 @@ describeWithTools(['tar', 'gzip', 'bzip2', 'xz', 'zstd'], 'remote build contexts
     expect(res.stderr).toContain('LABEL from=url');
   });
 
-  it('takes --build-context NAME=<tar URL>', async () => {
+  it('takes --build-context NAME=<tar URL>, with the .dockerignore inside it', async () => {
     srv.routes.set('/named.tar.xz', { body: await compressed('xz') });
     const dir = join(tmp, `ctx-named-${++n}`);
     await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, 'Dockerfile'), 'FROM scratch\nCOPY --from=extra dir/file.txt /named.txt\n');
+    await writeFile(join(dir, 'Dockerfile'), 'FROM scratch\nCOPY --from=extra dir/file.txt /named.txt\nCOPY --from=extra . /all/\n');
     const out = join(tmp, `rootfs-named-${n}.tar`);
     ok(
       await strataWithStdin(
@@ -102,7 +102,11 @@ describeWithTools(['tar', 'gzip', 'bzip2', 'xz', 'zstd'], 'remote build contexts
         Buffer.alloc(0),
       ),
     );
-    expect((await tarEntries(out)).get('named.txt')?.content.toString()).toBe('in the tar\n');
+    const entries = await tarEntries(out);
+    expect(entries.get('named.txt')?.content.toString()).toBe('in the tar\n');
+    expect(entries.get('all/dir/file.txt')?.content.toString()).toBe('in the tar\n');
+    // As BuildKit reads a named local context: its own .dockerignore applies.
+    expect(entries.has('all/secret.env')).toBe(false);
   });
 
   it('refuses a tar whose entries climb out with ../, in one line, leaving nothing behind', async () => {

@@ -1,9 +1,18 @@
-import { listSourceTree, openBuildContext, resolveCopySources, type ContextEntry, type ResolvedSource, type SourceRoot } from '../../context/index.js';
+import {
+  listSourceTree,
+  openBuildContext,
+  openNamedContextRoot,
+  resolveCopySources,
+  type ContextEntry,
+  type ResolvedSource,
+  type SourceRoot,
+} from '../../context/index.js';
 import type { Instruction } from '../../dockerfile/index.js';
 import type { BuildSession } from '../session.js';
 import { MemoKind, type MemoKey } from '../memo.js';
 
 const CONTEXT = new MemoKind<SourceRoot>('context');
+const NAMED = new MemoKind<SourceRoot>('named-context');
 const LISTINGS = new MemoKind<ListedSources>('copy-sources');
 
 /** What a COPY reads: its sources resolved in the root, and each match's listing (a file lists as itself). */
@@ -15,6 +24,11 @@ export interface ListedSources {
 /** The build context, opened once per build. */
 export function buildContextRoot(session: BuildSession): Promise<SourceRoot> {
   return session.memo.get(CONTEXT.key(), () => openBuildContext(session.input.contextDir, { dockerfilePath: session.input.dockerfile.file }));
+}
+
+/** A named build context's directory with its own .dockerignore, opened once per build. */
+export function namedContextRoot(session: BuildSession, name: string, dir: string): Promise<SourceRoot> {
+  return session.memo.get(NAMED.key(`${name}\0${dir}`), () => openNamedContextRoot(dir, `build context ${name}`));
 }
 
 export async function listCopySources(root: SourceRoot, sources: readonly string[], excludes: readonly string[]): Promise<ListedSources> {

@@ -25,7 +25,7 @@ import { resolveOwnership } from '../users.js';
 import { CopyPlan, layerPath } from './copy-entries.js';
 import { archiveRoot, isArchiveSource } from './add-archive.js';
 import { isRemoteSource, runAddRemote } from './add-remote.js';
-import { buildContextRoot, listCopySources, takeCopySources, type ListedSources } from './copy-sources.js';
+import { buildContextRoot, listCopySources, namedContextRoot, takeCopySources, type ListedSources } from './copy-sources.js';
 import { copyParentKey, isNumericOwner } from './copy-parent.js';
 import { commitLayerStep, dryMissed, explainMiss, layerStepWords, missLabel, recordKey, replayCached } from './layer-step.js';
 import type { FileList } from '../cache-explain.js';
@@ -209,7 +209,7 @@ async function openCopyRoot(
     state.miss = { reason: `${missLabel(ins)} missed: stage ${from} changed (${src.state.dryMiss})`, changes: [{ kind: 'word', field: 'from' }] };
     return 'done';
   }
-  if ('dir' in src) return { root: await sourceRootForDirectory(src.dir, `build context ${from}`) };
+  if ('dir' in src) return { root: await namedContextRoot(session, from, src.dir) };
   const image = 'state' in src ? src.state.image : src.image;
   const reader = 'state' in src ? src.state.reader : src.reader;
   const recorded = ins.kind === 'COPY' ? await sourcesFromRecords(session, image, reader, w.sources) : undefined;

@@ -3,7 +3,7 @@ import { appendLayer } from '../../image/index.js';
 import { layerContentKey, writeLayer, type LayerEntry, type LayerResult, type WriteLayerOptions } from '../../layer/index.js';
 import { layerCompression } from '../../oci/index.js';
 import type { KeyComponents, StepOutcome } from '../cache.js';
-import type { FileList } from '../cache-explain.js';
+import { expiredMiss, type FileList } from '../cache-explain.js';
 import type { BuildSession } from '../session.js';
 import type { StageState } from '../state.js';
 import { HISTORY_COMMENT } from './metadata.js';
@@ -84,6 +84,7 @@ export async function commitLayerStep(
     layer: { descriptor: layer.descriptor, diffId: layer.diffId },
     history: { created: session.created, created_by: createdBy, comment: HISTORY_COMMENT },
     config: state.image.config.config ?? {},
+    createdAt: session.deps.now().toISOString(),
   };
   if (session.cache) await session.cache.put(typeof key === 'function' ? await key() : key, outcome, options.definition);
   applyOutcome(state, outcome);
@@ -119,6 +120,11 @@ export async function explainMiss(
   files?: FileList,
 ): Promise<void> {
   if (session.explainer === undefined) return;
+  const expired = session.cache?.expired?.(key);
+  if (expired !== undefined) {
+    state.miss = expiredMiss(missLabel(ins), expired);
+    return;
+  }
   state.miss = await session.explainer.explain(missLabel(ins), cacheLine(ins), key, components, { files, parentStep: state.lastWritten });
 }
 

@@ -3,8 +3,7 @@ import { join, posix } from 'node:path';
 import { StrataError, isStrataError, wrapError } from '../../errors/index.js';
 import { digestOf, digestHex } from '../../digest/index.js';
 import type { RunInstruction } from '../../dockerfile/index.js';
-import type { RunMount } from '../../exec/index.js';
-import { hashSources, sourceRootForDirectory } from '../../context/index.js';
+import { executorResultClass, type RunMount } from '../../exec/index.js';
 import type { Platform } from '../../oci/index.js';
 import {
   RUN_EXCLUDES,
@@ -17,18 +16,18 @@ import {
   type RootfsSnapshot,
 } from '../../layer/index.js';
 import { readFileSync } from 'node:fs';
-import { readInHostRoot, resolveInHostRoot } from '../host-root.js';
+import { readInHostRoot } from '../host-root.js';
 import { PROXY_ARGS, expansionEnv } from '../args.js';
 import { filesystemKey, stepCacheKey, valueDigests, type KeyComponents } from '../cache.js';
 import { checkRunPlatform } from '../emulation.js';
 import { expandInStage } from '../expand.js';
-import { imageFilesystem, imageRootfs, imageSnapshot, layerRecords } from '../imagefs.js';
+import { imageFilesystem, imageSnapshot, layerRecords } from '../imagefs.js';
 import { parseMountSpec, type MountSpec } from '../mounts.js';
 import type { BuildSession } from '../session.js';
 import type { StageState } from '../state.js';
 import { resolveExecUser } from '../users.js';
 import type { CopyContext } from './copy.js';
-import { buildContextRoot, listCopySources } from './copy-sources.js';
+import { bindMountSource, bindSourceDigest } from './run-binds.js';
 import { commitLayerStep, dryMissed, explainMiss, layerStepWords, recordKey, replayCached } from './layer-step.js';
 import { commandLine } from './metadata.js';
 
@@ -131,7 +130,7 @@ interface RunKeyInput {
 
 /**
  * What a RUN reads: the filesystem below it and the platform it runs for, the command (with the
- * shell), the ENV and ARGs it runs with, user, working directory, network, the executor, and its
+ * shell), the ENV and ARGs it runs with, user, working directory, network, the executor's result class, and its
  * mounts: a bind mount by the content of its source, a cache mount by its id, a secret or ssh
  * mount by whether it is there (never by its content). Labels, EXPOSE, CMD and the like are not in it.
  */
@@ -183,7 +182,8 @@ async function runKeyComponents(state: StageState, session: BuildSession, cc: Co
       network: r.network,
       mounts,
       platform: r.platform,
-      executor: session.deps.executor.name,
+      // What the executor changes observably, not its name: chroot, bwrap and runc as root replay each other's steps.
+      executor: executorResultClass(session.deps.executor),
       ...layerStepWords(session),
     },
     env,
@@ -191,26 +191,6 @@ async function runKeyComponents(state: StageState, session: BuildSession, cc: Co
     // the command sees them).
     args: valueDigests([...state.args].filter(([k]) => !(k in env))),
   };
-}
-
-/** A bind mount's source by content: the files of the context (or named context), or a stage's layer chain. */
-async function bindSourceDigest(m: MountSpec, session: BuildSession, cc: CopyContext): Promise<string> {
-  const source = m.source ?? '.';
-  if (m.from !== undefined) {
-    const src = await cc.stageSource(m.from);
-    if (!('dir' in src)) return filesystemKey('state' in src ? src.state.image : src.image);
-    const root = await sourceRootForDirectory(src.dir, `build context ${m.from}`);
-    const listing = await listCopySources(root, [source], []);
-    return hashSources(listing.listed.flat(), { includeOwnership: true, paths: listedPaths(listing), signal: session.deps.signal });
-  }
-  const root = await buildContextRoot(session);
-  const listing = await listCopySources(root, [source], []);
-  return hashSources(listing.listed.flat(), { includeOwnership: true, statCache: session.statCache, paths: listedPaths(listing), signal: session.deps.signal });
-}
-
-function listedPaths(listing: { resolved: Array<{ matches: Array<{ matchedPath: string }> }>; listed: Array<Array<{ relPath: string }>> }): string[] {
-  const matches = listing.resolved.flatMap((r) => r.matches);
-  return matches.flatMap((match, i) => listing.listed[i]!.map((e) => `${match.matchedPath}/${e.relPath}`));
 }
 
 /**
@@ -347,19 +327,8 @@ async function resolveMount(spec: MountSpec, state: StageState, session: BuildSe
       }
       return { type: 'secret', target, source: file, readonly: true };
     }
-    case 'bind': {
-      let rootDir: string;
-      if (spec.from !== undefined) {
-        const src = await cc.stageSource(spec.from);
-        rootDir =
-          'dir' in src ? src.dir : await imageRootfs(session, 'state' in src ? src.state.image : src.image, 'state' in src ? src.state.reader : src.reader);
-      } else {
-        rootDir = (await buildContextRoot(session)).dir;
-      }
-      const source = resolveInHostRoot(rootDir, `/${spec.source ?? ''}`);
-      if (!source) throw new StrataError('E_NOT_FOUND', `${cc.at}: --mount source ${spec.source ?? '/'} is not in ${spec.from ?? 'the build context'}`);
-      return { type: 'bind', target, source, readonly: spec.readonly };
-    }
+    case 'bind':
+      return { type: 'bind', target, source: await bindMountSource(spec, session, cc), readonly: spec.readonly };
     case 'ssh': {
       const id = spec.id ?? 'default';
       const socket = session.input.ssh?.[id];

@@ -1,8 +1,8 @@
-import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalStore } from '../../../src/internals.js';
+import { LocalStore, readLayer, type Descriptor, type StrataError } from '../../../src/internals.js';
 import { testBuild, writeContext } from './harness.js';
 
 // TRAPS: ignored files must not affect cache keys (kaniko #594). A COPY's key comes from what it
@@ -43,3 +43,39 @@ describe('cache keys and .dockerignore', () => {
     expect(reincluded.image.layers[0]!.diffId).not.toBe(first.image.layers[0]!.diffId);
   });
 });
+
+describe('a named build context and its .dockerignore', () => {
+  it('COPY --from=NAME leaves out what the named directory ignores, misses none of it in the key, and cannot name it', async () => {
+    const main = await writeContext(work, { 'Dockerfile.unused': '' });
+    const named = await writeContext(work, {
+      '.dockerignore': '*.env\nbuild/\n',
+      'app.js': 'console.log(1)\n',
+      'secret.env': 'TOKEN=nope\n',
+      'build/out.bin': 'x',
+    });
+    const store = await LocalStore.open(join(work, 'store-named'));
+    const deps = { openNamedContext: async () => ({ kind: 'dir' as const, dir: named }) };
+    const input = { buildContexts: { extra: named } };
+    const text = 'FROM scratch\nCOPY --from=extra . /app/\n';
+    const first = await testBuild(store, text, main, input, deps);
+    const paths = await layerPaths(store, first.image.layers[0]!.descriptor);
+    expect(paths).toContain('app/app.js');
+    expect(paths).not.toContain('app/secret.env');
+    expect(paths.some((p) => p.startsWith('app/build'))).toBe(false);
+
+    await writeFile(join(named, 'secret.env'), 'TOKEN=changed\n');
+    const ignoredOnly = await testBuild(store, text, main, input, deps);
+    expect(ignoredOnly.steps.cached).toBe(1);
+
+    const error = (await testBuild(store, 'FROM scratch\nCOPY --from=extra secret.env /\n', main, input, deps).catch((e: unknown) => e)) as StrataError;
+    expect(error.message).toContain('"secret.env": not found in the build context extra');
+    expect(error.hint).toBe(`it is excluded by ${join(await realpath(named), '.dockerignore')}; remove the pattern that matches it or add a "!" exception`);
+  });
+});
+
+/** The paths of a stored layer's entries, without a trailing slash. */
+async function layerPaths(store: LocalStore, descriptor: Descriptor): Promise<string[]> {
+  const out: string[] = [];
+  for await (const entry of readLayer(await store.blobs.openBlob(descriptor), { compression: 'gzip' })) out.push(entry.path);
+  return out;
+}

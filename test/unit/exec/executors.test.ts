@@ -9,9 +9,12 @@ import { DEFAULT_PATH } from '../../../src/oci/index.js';
 import {
   EXECUTOR_NAMES,
   MountStubs,
+  RESULT_CLASS,
+  executorResultClass,
   OutputTail,
   createExecutor,
   detectExecutors,
+  isCapableRoot,
   noneExecutor,
   runCaptureExcludes,
   runFailed,
@@ -176,6 +179,21 @@ describe('executor registry', () => {
     })();
     expect(isStrataError(error, 'E_USAGE')).toBe(true);
     expect(error?.hint).toContain('bwrap');
+  });
+
+  it('gives each executor the result class its RUN keys hold: real root for the sandboxes, its own for proot and programs', () => {
+    const cls = (name: string): string => executorResultClass(createExecutor(name));
+    for (const name of ['chroot', 'runc', 'crun']) expect(cls(name)).toBe(RESULT_CLASS.root);
+    const root = typeof process.geteuid === 'function' && process.geteuid() === 0;
+    expect(cls('bwrap')).toBe(root ? RESULT_CLASS.root : RESULT_CLASS.userNamespace);
+    expect(cls('proot')).toBe(isCapableRoot() ? RESULT_CLASS.ptraceRealIds : RESULT_CLASS.ptraceFakeIds);
+    expect(cls('inplace')).toBe(isCapableRoot() ? RESULT_CLASS.root : RESULT_CLASS.invokerIds);
+    // The names earlier keys held, where the behaviour is the name: such keys stay valid.
+    expect(cls('none')).toBe('none');
+    expect(cls('command:/usr/bin/true')).toBe('command:/usr/bin/true');
+    // An executor that says nothing is keyed by its name, never as one of the classes.
+    expect(executorResultClass({ name: 'root' })).toBe('named:root');
+    expect(cls('auto')).toBe('named:auto');
   });
 
   it('detects executors as a list of names that are available', async () => {
