@@ -60,7 +60,9 @@ export interface ProcessResult {
  * process group so that an abort can stop the whole tree it started.
  */
 export async function runProcess(file: string, args: readonly string[], options: ProcessOptions): Promise<ProcessResult> {
-  options.signal?.throwIfAborted();
+  const aborted = (): boolean => options.signal?.aborted === true;
+  // Aborted while the step was being set up: the same typed error as an abort of the running program.
+  if (aborted()) throw new StrataError('E_ABORTED', `${file} was aborted`);
   const tail = new OutputTail();
   const spawnOptions: SpawnOptions = { env: options.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true };
   if (options.cwd !== undefined) spawnOptions.cwd = options.cwd;
@@ -93,7 +95,7 @@ export async function runProcess(file: string, args: readonly string[], options:
       child.once('error', reject);
       child.once('close', (code, signal) => resolve(code ?? (signal === null ? 1 : 128 + signalNumber(signal))));
     });
-    if (options.signal?.aborted === true) throw new StrataError('E_ABORTED', `${file} was aborted`);
+    if (aborted()) throw new StrataError('E_ABORTED', `${file} was aborted`);
     return { exitCode, tail: tail.last() };
   } catch (cause) {
     if (cause instanceof StrataError) throw cause;

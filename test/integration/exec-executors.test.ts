@@ -234,6 +234,14 @@ function executorSuite(name: string): void {
     expect(error.hint).toContain('reachable by it');
   });
 
+  it('an abort that comes while the step is set up is E_ABORTED too, and leaves no mount point', async () => {
+    const controller = new AbortController();
+    controller.abort();
+    const error = await executor.run(request(['/bin/true'], { signal: controller.signal })).catch((e: unknown) => e);
+    expect(isStrataError(error, 'E_ABORTED')).toBe(true);
+    for (const stub of ['proc', 'dev', 'etc/hosts']) expect(existsSync(join(rootfs, stub))).toBe(false);
+  });
+
   it('stops the step on abort and cleans up its mount points', async () => {
     const controller = new AbortController();
     const started = Date.now();
