@@ -49,7 +49,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   dockerfile: ['errors'],
   context: ['errors', 'fsname', 'digest', 'dockerfile'],
   build: ALL_SRC.filter((m) => m !== 'build'),
-  exec: ['errors', 'oci', 'layer'],
+  exec: ['errors', 'fsname', 'oci', 'layer'],
   // digest is allowed here beyond DESIGN.md's table (hashing and digest types are needed by both).
   output: ['errors', 'digest', 'oci', 'image', 'store', 'registry', 'ref'],
   inspect: ['errors', 'digest', 'oci', 'ref', 'store', 'registry', 'layer'],
