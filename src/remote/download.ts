@@ -8,7 +8,9 @@ import { Hasher, type Digest } from '../digest/index.js';
 import {
   backoffDelay,
   discardBody,
+  isCertificateCode,
   isRetryableError,
+  proxyFailure,
   resolveRetry,
   sendWithRetry,
   type FetchLike,
@@ -223,6 +225,13 @@ function statusText(status: number): string {
 /** A network failure in one line that names the URL (never its credentials). */
 function describe(error: unknown, shown: string): StrataError {
   if (isStrataError(error)) return error;
+  const proxy = proxyFailure(error);
+  if (proxy !== undefined) {
+    return new StrataError('E_IO', `download of ${shown} failed: ${proxy.message}`, {
+      cause: error,
+      hint: isCertificateCode(proxy.code) ? "pass the proxy's CA with --ca-cert FILE (or NODE_EXTRA_CA_CERTS)" : 'check HTTPS_PROXY, HTTP_PROXY and NO_PROXY',
+    });
+  }
   const e = error as { code?: unknown; message?: unknown; cause?: { code?: unknown } };
   const code = typeof e.code === 'string' ? e.code : typeof e.cause?.code === 'string' ? e.cause.code : undefined;
   const message = typeof e.message === 'string' ? e.message.replace(/https?:\/\/[^\s]*/g, (u) => redactUrl(u)) : String(error);
