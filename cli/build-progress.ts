@@ -1,24 +1,44 @@
-import type { BuildEvent } from '../src/internals.js';
+import { formatBytes, type BuildEvent } from '../src/internals.js';
 import { escapeControls as esc } from './terminal-text.js';
 
 export type ProgressMode = 'auto' | 'plain' | 'tty' | 'json' | 'quiet';
 
+/** How often a download's byte count is shown: JSON as registry transfers are, plain lines less often (logs), tty redraws. */
+const DOWNLOAD_EVERY_MS = { json: 250, plain: 1000, tty: 100 } as const;
+
 /**
  * Renders build events on stderr: one line per finished step with its cache state and time
  * (plain), the same with the running step redrawn in place (tty), one JSON object per line (json),
- * or nothing (quiet).
+ * or nothing (quiet). Download progress (ADD <url>) is throttled per download: see DOWNLOAD_EVERY_MS.
  */
-export function buildEventRenderer(mode: ProgressMode, stderr: NodeJS.WritableStream, isTty: boolean): (event: BuildEvent) => void {
+export function buildEventRenderer(
+  mode: ProgressMode,
+  stderr: NodeJS.WritableStream,
+  isTty: boolean,
+  now: () => number = Date.now,
+): (event: BuildEvent) => void {
   const effective = mode === 'auto' ? (isTty ? 'tty' : 'plain') : mode;
   if (effective === 'quiet') return () => undefined;
-  if (effective === 'json') return (event) => stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`);
-  let running = false;
+  const due = downloadThrottle(DOWNLOAD_EVERY_MS[effective], now);
+  if (effective === 'json') {
+    return (event) => {
+      if (event.type === 'download' && !due(event)) return;
+      stderr.write(`${JSON.stringify({ time: new Date(now()).toISOString(), ...event })}\n`);
+    };
+  }
+  let running: string | undefined;
   const clear = (): void => {
-    if (running && effective === 'tty') stderr.write('\r\x1b[2K');
-    running = false;
+    if (running !== undefined && effective === 'tty') stderr.write('\r\x1b[2K');
+    running = undefined;
   };
   return (event) => {
     switch (event.type) {
+      case 'download': {
+        if (!due(event)) return;
+        if (effective === 'plain') stderr.write(`${downloadLine(event)}\n`);
+        else if (running !== undefined) stderr.write(`\r\x1b[2K${running} ${downloadLine(event)}`);
+        return;
+      }
       case 'stage':
         clear();
         stderr.write(`=> stage ${esc(event.stage)} FROM ${esc(event.base)}\n`);
@@ -26,8 +46,8 @@ export function buildEventRenderer(mode: ProgressMode, stderr: NodeJS.WritableSt
       case 'step-start':
         if (effective === 'tty') {
           clear();
-          stderr.write(`#${event.step}/${event.total} ${esc(event.text.split('\n')[0] ?? '')} ...`);
-          running = true;
+          running = `#${event.step}/${event.total} ${esc(event.text.split('\n')[0] ?? '')} ...`;
+          stderr.write(running);
         }
         return;
       case 'step': {
@@ -59,4 +79,36 @@ export function buildEventRenderer(mode: ProgressMode, stderr: NodeJS.WritableSt
         return;
     }
   };
+}
+
+type DownloadEvent = Extract<BuildEvent, { type: 'download' }>;
+
+/** Whether a download event is shown: its start and end always, its progress at most every `everyMs` per download. */
+function downloadThrottle(everyMs: number, now: () => number): (event: DownloadEvent) => boolean {
+  const shown = new Map<string, number>();
+  return (event) => {
+    const key = `${event.where} ${event.url}`;
+    if (event.state !== 'progress') {
+      if (event.state === 'done') shown.delete(key);
+      else shown.set(key, now());
+      return true;
+    }
+    const t = now();
+    if (t - (shown.get(key) ?? 0) < everyMs) return false;
+    shown.set(key, t);
+    return true;
+  };
+}
+
+/** `Dockerfile:3: https://host/file: 1.5 MiB / 4.0 MiB (37%)`, or what is known of it. */
+function downloadLine(event: DownloadEvent): string {
+  const of = event.total === undefined ? '' : ` / ${formatBytes(event.total)}`;
+  const percent = event.total === undefined || event.total === 0 ? '' : ` (${Math.floor((event.bytes * 100) / event.total)}%)`;
+  const what =
+    event.state === 'start'
+      ? `downloading${of === '' ? '' : ` ${formatBytes(event.total ?? 0)}`}`
+      : event.state === 'done'
+        ? `downloaded ${formatBytes(event.bytes)}`
+        : `${formatBytes(event.bytes)}${of}${percent}`;
+  return `${esc(event.where)}: ${esc(event.url)}: ${what}`;
 }

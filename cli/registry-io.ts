@@ -22,7 +22,7 @@ export interface RegistryFlags {
 export function addRegistryOptions(command: Command): Command {
   return command
     .option('--insecure-registry <host[:port]>', 'allow plain HTTP to this registry (loopback registries are allowed anyway); repeatable', collect, [])
-    .option('--ca-cert <file>', 'PEM file of CA certificates to trust for registries with a private CA')
+    .option('--ca-cert <file>', 'PEM file of CA certificates to trust for registries (and https:// proxies) with a private CA')
     .option(
       '--registry-timeout <seconds>',
       'how long a registry request may wait to connect, for its response and inside a body: SECONDS, or connect=S,headers=S,idle=S (default 30 each)',

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { StrataError, diffImageLocations, renderDiffText } from '../../src/internals.js';
 import type { CliContext } from '../context.js';
 import { apiContext, writeLine } from '../options.js';
+import { escapeControls } from '../terminal-text.js';
 import { addRegistryOptions, withRegistry, type RegistryFlags } from '../registry-io.js';
 
 interface DiffFlags extends RegistryFlags {
@@ -24,6 +25,7 @@ export function register(program: Command, ctx: CliContext): void {
     const api = apiContext(ctx, { platform: flags.platform });
     const diff = await withRegistry(ctx, api, flags, (io) => diffImageLocations(a, b, api, io, { singlePlatform: flags.platform !== undefined }));
     if (flags.format === 'json') writeLine(ctx.stdout, JSON.stringify(diff, null, 2));
-    else ctx.stdout.write(renderDiffText(diff));
+    // Paths are file names: their control characters and bytes that are not UTF-8 are shown escaped.
+    else ctx.stdout.write(escapeControls(renderDiffText(diff)));
   });
 }

@@ -18,6 +18,12 @@ export type BuildEvent =
   | { type: 'output'; where: string; stream: 'stdout' | 'stderr'; text: string }
   | { type: 'warning'; message: string; where?: string }
   | { type: 'executor'; name: string; refused: Array<{ name: string; reason: string }> }
-  | { type: 'pull'; image: string; state: 'resolving' | 'resolved' | 'layers' };
+  | { type: 'pull'; image: string; state: 'resolving' | 'resolved' | 'layers' }
+  /**
+   * An `ADD <url>` download (`url` without credentials): `start`, then `progress` as bytes arrive (every
+   * chunk; renderers throttle), then `done`. `total` is the Content-Length when the server sent one. A
+   * download that starts again after a cut-short body goes back to 0 bytes.
+   */
+  | { type: 'download'; where: string; url: string; state: 'start' | 'progress' | 'done'; bytes: number; total?: number };
 
 export type BuildEventSink = (event: BuildEvent) => void;

@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { pack, type Header } from 'tar-stream';
 import { StrataError } from '../errors/index.js';
 import type { Descriptor } from '../oci/index.js';
-import type { LayerReadFile } from '../layer/index.js';
+import { rawPaxHeaders, type LayerReadFile, type PackHeader } from '../layer/index.js';
 import type { BlobReader } from '../store/index.js';
 import { MergedTree, openLayerEntries, type TreeNode } from './tree.js';
 
@@ -73,7 +73,7 @@ export async function flattenImage(layers: readonly Descriptor[], reader: BlobRe
 }
 
 async function writeEntry(packer: ReturnType<typeof pack>, entry: LayerReadFile, node: TreeNode, stats: FlattenStats): Promise<void> {
-  const header: Header = {
+  let header: PackHeader = {
     name: entry.path === '.' ? './' : entry.path,
     type: TAR_TYPES[node.type],
     mode: node.mode,
@@ -88,12 +88,17 @@ async function writeEntry(packer: ReturnType<typeof pack>, entry: LayerReadFile,
     devminor: node.type === 'char' || node.type === 'block' ? node.devMinor : 0,
   };
   stats.entries++;
+  // A name that is not UTF-8 goes out as its bytes, in PAX records, as the layer writer writes it.
+  const raw = rawPaxHeaders(header);
+  if (raw !== undefined) {
+    packer.push(raw.bytes);
+    header = raw.entry;
+  }
   if (node.type !== 'file') {
     await new Promise<void>((resolve, reject) => packer.entry(header, (error) => (error ? reject(error) : resolve())));
     return;
   }
-  header.size = entry.size;
-  const sink = packer.entry(header);
+  const sink = packer.entry({ ...header, size: entry.size });
   let written = 0;
   await pipeline(
     entry.content,

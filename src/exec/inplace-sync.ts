@@ -14,6 +14,7 @@ import {
   type Stats,
 } from 'node:fs';
 import { join, posix } from 'node:path';
+import { decodeName, fsPath as at } from '../fsname/index.js';
 
 /**
  * Paths `inplace` leaves alone on `/`: the ignored subtrees, and every directory above one (so `/work` stays
@@ -86,16 +87,16 @@ function syncDir(from: string, to: string, path: string, options: SyncOptions, l
   const { ignore } = options;
   const src = join(from, path);
   const dst = join(to, path);
-  const names = new Set(readdirSync(src));
-  for (const name of readdirSync(dst)) {
+  const names = new Set(list(src));
+  for (const name of list(dst)) {
     const child = posix.join(path, name);
     if (names.has(name) || ignore.ignored(child) || ignore.holdsIgnored(child)) continue;
-    rmSync(join(dst, name), { recursive: true, force: true });
+    rmSync(at(join(dst, name)), { recursive: true, force: true });
   }
   for (const name of [...names].sort()) {
     const child = posix.join(path, name);
     if (ignore.ignored(child)) continue;
-    const s = lstatSync(join(src, name));
+    const s = lstatSync(at(join(src, name)));
     const target = join(dst, name);
     const d = statOrUndefined(target);
     if (ignore.holdsIgnored(child)) {
@@ -103,39 +104,39 @@ function syncDir(from: string, to: string, path: string, options: SyncOptions, l
       const isDir = d?.isDirectory() === true;
       if (!s.isDirectory() || (!isDir && !options.makeHolders)) continue;
       // Not a directory here, so nothing ignored lies below it: safe to replace.
-      if (d !== undefined && !isDir) rmSync(target, { force: true });
-      if (!isDir) mkdirSync(target, { mode: 0o700 });
-      chmodSync(target, 0o700 | (s.mode & 0o7777));
+      if (d !== undefined && !isDir) rmSync(at(target), { force: true });
+      if (!isDir) mkdirSync(at(target), { mode: 0o700 });
+      chmodSync(at(target), 0o700 | (s.mode & 0o7777));
       syncDir(from, to, child, options, links);
       setMeta(target, s, options.owners);
       continue;
     }
     if (s.isDirectory()) {
-      if (d !== undefined && !d.isDirectory()) rmSync(target, { recursive: true, force: true });
-      if (d === undefined || !d.isDirectory()) mkdirSync(target, { mode: 0o700 });
+      if (d !== undefined && !d.isDirectory()) rmSync(at(target), { recursive: true, force: true });
+      if (d === undefined || !d.isDirectory()) mkdirSync(at(target), { mode: 0o700 });
       // Writable while its children come down; its own mode goes on after.
-      chmodSync(target, 0o700 | (s.mode & 0o7777));
+      chmodSync(at(target), 0o700 | (s.mode & 0o7777));
       syncDir(from, to, child, options, links);
       setMeta(target, s, options.owners);
     } else if (s.isSymbolicLink()) {
-      const link = readlinkSync(join(src, name));
-      if (d?.isSymbolicLink() && readlinkSync(target) === link && !options.force?.has(child)) continue;
-      if (d !== undefined) rmSync(target, { recursive: true, force: true });
-      symlinkSync(link, target);
-      if (options.owners) lchownSync(target, s.uid, s.gid);
+      const link = readlinkSync(at(join(src, name)), { encoding: 'buffer' });
+      if (d?.isSymbolicLink() && readlinkSync(at(target), { encoding: 'buffer' }).equals(link) && !options.force?.has(child)) continue;
+      if (d !== undefined) rmSync(at(target), { recursive: true, force: true });
+      symlinkSync(link, at(target));
+      if (options.owners) lchownSync(at(target), s.uid, s.gid);
     } else if (s.isFile()) {
       const inode = s.nlink > 1 ? `${s.dev}:${s.ino}` : undefined;
       const first = inode === undefined ? undefined : links.get(inode);
       if (first !== undefined) {
-        if (d !== undefined && d.ino === lstatSync(first).ino) continue;
-        if (d !== undefined) rmSync(target, { recursive: true, force: true });
-        linkSync(first, target);
+        if (d !== undefined && d.ino === lstatSync(at(first)).ino) continue;
+        if (d !== undefined) rmSync(at(target), { recursive: true, force: true });
+        linkSync(at(first), at(target));
         continue;
       }
       if (inode !== undefined) links.set(inode, target);
       if (d !== undefined && d.nlink === 1 && sameFile(s, d, options.owners) && !options.force?.has(child)) continue;
-      if (d !== undefined) rmSync(target, { recursive: true, force: true });
-      copyFileSync(join(src, name), target, constants.COPYFILE_FICLONE);
+      if (d !== undefined) rmSync(at(target), { recursive: true, force: true });
+      copyFileSync(at(join(src, name)), at(target), constants.COPYFILE_FICLONE);
       setMeta(target, s, options.owners);
     }
   }
@@ -143,9 +144,9 @@ function syncDir(from: string, to: string, path: string, options: SyncOptions, l
 
 function setMeta(path: string, s: Stats, owners: boolean): void {
   // chown before chmod: chown clears setuid and setgid.
-  if (owners) lchownSync(path, s.uid, s.gid);
-  chmodSync(path, s.mode & 0o7777);
-  utimesSync(path, s.atime, s.mtime);
+  if (owners) lchownSync(at(path), s.uid, s.gid);
+  chmodSync(at(path), s.mode & 0o7777);
+  utimesSync(at(path), s.atime, s.mtime);
 }
 
 function sameFile(a: Stats, b: Stats, owners: boolean): boolean {
@@ -159,9 +160,14 @@ function sameFile(a: Stats, b: Stats, owners: boolean): boolean {
   );
 }
 
+/** The names in a directory (strata's strings: bytes that are not UTF-8 escaped, see fsname). */
+function list(dir: string): string[] {
+  return readdirSync(at(dir), { encoding: 'buffer' }).map(decodeName);
+}
+
 function statOrUndefined(path: string): Stats | undefined {
   try {
-    return lstatSync(path);
+    return lstatSync(at(path));
   } catch {
     return undefined;
   }

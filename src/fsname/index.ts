@@ -90,3 +90,9 @@ export function fsPath(path: string): string | Buffer {
 export function displayName(name: string): string {
   return hasEscapedBytes(name) ? name.replace(/[\udc80-\udcff]/g, (c) => `\\x${(c.charCodeAt(0) - LOW + 0x80).toString(16)}`) : name;
 }
+
+/** A name for messages, quoted as JSON quotes it, with escaped bytes shown as `\xNN`. */
+export function quotedName(name: string): string {
+  const quoted = JSON.stringify(name);
+  return hasEscapedBytes(name) ? quoted.replace(/\\udc([89a-f][0-9a-f])/g, '\\x$1') : quoted;
+}

@@ -2,13 +2,15 @@ import { createReadStream } from 'node:fs';
 import { Transform, type Duplex, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { extract, type Extract, type Header } from 'tar-stream';
+import type { Extract, Header } from 'tar-stream';
 import { Hasher, type Digest } from '../digest/index.js';
 import { StrataError, errnoCode, ioError, isStrataError } from '../errors/index.js';
+import { quotedName } from '../fsname/index.js';
 import { layerMediaType } from '../oci/index.js';
 import { isGzipFile, type BlobIngester } from '../store/index.js';
 import { ParallelGzip } from './gzip.js';
 import { safeEntryPath } from './safe-path.js';
+import { tarExtract, tarName } from './tar-extract.js';
 import type { ImportTarLayerOptions, LayerResult } from './types.js';
 import { checkZstdFamily } from './write.js';
 import { ZSTD_DEFAULT_LEVEL, createZstdCompress } from './zstd.js';
@@ -94,7 +96,7 @@ class TarValidator extends Transform {
 
   constructor(private readonly what: string) {
     super();
-    this.tar = extract();
+    this.tar = tarExtract();
     this.tar.on('entry', (header, stream, next) => {
       // Destroying the parser destroys the current entry stream with the same error; it is reported once, below.
       stream.on('error', () => undefined);
@@ -118,24 +120,22 @@ class TarValidator extends Transform {
   }
 
   private check(header: Header): StrataError | undefined {
+    const name = tarName(header.name);
+    const linkname = tarName(header.linkname ?? '');
     try {
       if (!ENTRY_TYPES.has(header.type)) {
-        return new StrataError('E_LAYER_INVALID', `${this.what}: entry ${JSON.stringify(header.name)} has an unsupported tar type (${String(header.type)})`, {
+        return new StrataError('E_LAYER_INVALID', `${this.what}: entry ${quotedName(name)} has an unsupported tar type (${String(header.type)})`, {
           hint: 'use regular files, directories, links, fifos and devices only (no sparse or multi-volume entries)',
         });
       }
-      safeEntryPath(header.name, this.what);
+      safeEntryPath(name, this.what);
       if (header.type === 'link') {
         try {
-          safeEntryPath(header.linkname, this.what);
+          safeEntryPath(linkname, this.what);
         } catch {
-          return new StrataError(
-            'E_LAYER_UNSAFE',
-            `${this.what}: hard link ${JSON.stringify(header.name)} points outside the layer (${JSON.stringify(header.linkname)})`,
-            {
-              hint: 'hard link targets must be paths inside the archive',
-            },
-          );
+          return new StrataError('E_LAYER_UNSAFE', `${this.what}: hard link ${quotedName(name)} points outside the layer (${quotedName(linkname)})`, {
+            hint: 'hard link targets must be paths inside the archive',
+          });
         }
       }
       return undefined;

@@ -13,6 +13,7 @@ export type {
 } from './types.js';
 export { walkLayerTree, type WalkLayerTreeOptions } from './walk.js';
 export { writeLayer } from './write.js';
+export { rawPaxHeaders, type PackHeader } from './tar-header.js';
 export { layerContentKey } from './content-key.js';
 export { importTarLayer } from './import.js';
 export { readLayer, type ReadLayerOptions } from './read.js';

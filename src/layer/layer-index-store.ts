@@ -18,7 +18,9 @@ export interface LayerIndexCache {
 }
 
 const FORMAT = 'strata-layer-index';
-const VERSION = 'v1';
+/** v2: names that are not UTF-8 are kept as their bytes (v1 records held U+FFFD for them). */
+const VERSION = 'v2';
+const OLDER_VERSIONS = ['v1'];
 const TYPES: ReadonlySet<string> = new Set<LayerEntryType>(['file', 'dir', 'symlink', 'hardlink', 'fifo', 'char', 'block']);
 
 /** `$STRATA_ROOT/cache/layer-index`. */
@@ -27,11 +29,14 @@ export function layerIndexDir(storeRoot: string): string {
 }
 
 /**
- * Layer records on disk, one file per diffID under `dir/v1/`: a header line (format, version, diffID, entry count,
+ * Layer records on disk, one file per diffID under `dir/v2/`: a header line (format, version, diffID, entry count,
  * sha256 of the body) and a gzipped JSON body of compact rows. A file that fails any check (a torn write cannot
  * happen, it is renamed into place, but a disk can rot) reads as missing and is replaced by the next save.
  */
 export class LayerIndexStore implements LayerIndexCache {
+  /** Whether the records of older versions (never read again) were removed yet. */
+  private swept = false;
+
   constructor(private readonly dir: string) {}
 
   private pathOf(diffId: Digest): string {
@@ -52,6 +57,10 @@ export class LayerIndexStore implements LayerIndexCache {
   }
 
   async save(diffId: Digest, record: LayerRecord): Promise<void> {
+    if (!this.swept) {
+      this.swept = true;
+      for (const old of OLDER_VERSIONS) await rm(join(this.dir, old), { recursive: true, force: true }).catch(() => undefined);
+    }
     try {
       await writeFileAtomic(this.pathOf(diffId), encodeRecord(diffId, record));
     } catch {

@@ -1,11 +1,13 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { Duplex, Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
-import { extract, type Extract, type Header } from 'tar-stream';
+import type { Extract, Header } from 'tar-stream';
 import type { Digest } from '../digest/index.js';
 import { StrataError, isStrataError } from '../errors/index.js';
 import type { LayerCompression } from '../oci/index.js';
+import { quotedName } from '../fsname/index.js';
 import { cleanEntryPath } from './safe-path.js';
+import { tarExtract, tarName } from './tar-extract.js';
 import type { LayerEntryType, LayerReadEntry } from './types.js';
 import { classifyWhiteout } from './whiteout.js';
 import { createZstdDecompress } from './zstd.js';
@@ -42,7 +44,7 @@ const TYPES: Partial<Record<Header['type'], LayerEntryType>> = {
  */
 export async function* readLayer(stream: Readable, options: ReadLayerOptions): AsyncGenerator<LayerReadEntry> {
   const what = options.what ?? 'layer';
-  const tar = extract();
+  const tar = tarExtract();
   const onAbort = (): void => {
     tar.destroy(new StrataError('E_ABORTED', `reading ${what} was aborted`));
   };
@@ -196,16 +198,18 @@ function decompressor(compression: Exclude<LayerCompression, 'none'>, what: stri
 
 function toReadEntry(header: Header, source: AsyncIterable<unknown>, what: string): { value: LayerReadEntry; content: { drain: () => Promise<void> } } {
   const type = TYPES[header.type];
+  const name = tarName(header.name);
   if (type === undefined) {
-    throw new StrataError('E_LAYER_INVALID', `${what}: entry ${JSON.stringify(header.name)} has an unsupported tar type (${String(header.type)})`, {
+    throw new StrataError('E_LAYER_INVALID', `${what}: entry ${quotedName(name)} has an unsupported tar type (${String(header.type)})`, {
       hint: 'strata reads regular files, directories, links, fifos and devices; sparse and multi-volume entries are not supported',
     });
   }
-  const path = cleanEntryPath(header.name, what);
+  const path = cleanEntryPath(name, what);
   const pax = (header.pax ?? {}) as Record<string, string | undefined>;
   let linkname: string | undefined;
-  if (type === 'hardlink') linkname = cleanEntryPath(header.linkname, what);
-  else if (type === 'symlink') linkname = header.linkname;
+  const target = header.linkname ?? undefined;
+  if (type === 'hardlink') linkname = cleanEntryPath(tarName(target ?? ''), what);
+  else if (type === 'symlink' && target !== undefined) linkname = tarName(target);
 
   const iterator = source[Symbol.asyncIterator]();
   let finished = false;

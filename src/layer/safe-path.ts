@@ -1,5 +1,6 @@
 import { posix } from 'node:path';
 import { StrataError } from '../errors/index.js';
+import { quotedName } from '../fsname/index.js';
 
 /**
  * Normalizes a tar entry name (or hardlink target) to a relative layer path, refusing what could land outside
@@ -9,7 +10,7 @@ import { StrataError } from '../errors/index.js';
 export function safeEntryPath(name: string, what = 'layer'): string {
   refuseEmpty(name, what);
   if (name.startsWith('/')) {
-    throw new StrataError('E_LAYER_UNSAFE', `${what}: entry ${JSON.stringify(name)} has an absolute path`, {
+    throw new StrataError('E_LAYER_UNSAFE', `${what}: entry ${quotedName(name)} has an absolute path`, {
       hint: 'layer entries must be relative to the root; re-create the archive with relative paths (tar -C DIR .)',
     });
   }
@@ -30,7 +31,7 @@ export function cleanEntryPath(name: string, what = 'layer'): string {
 
 function refuseEmpty(name: string, what: string): void {
   if (name === '' || name.includes('\0')) {
-    throw new StrataError('E_LAYER_UNSAFE', `${what}: entry name ${JSON.stringify(name)} is empty or contains NUL`, {
+    throw new StrataError('E_LAYER_UNSAFE', `${what}: entry name ${quotedName(name)} is empty or contains NUL`, {
       hint: 'the archive is malformed; it was refused',
     });
   }
@@ -40,7 +41,7 @@ function normalizeInside(relative: string, name: string, what: string): string {
   let normalized = posix.normalize(relative);
   while (normalized.length > 1 && normalized.endsWith('/')) normalized = normalized.slice(0, -1);
   if (normalized === '..' || normalized.startsWith('../')) {
-    throw new StrataError('E_LAYER_UNSAFE', `${what}: entry ${JSON.stringify(name)} escapes the layer root with ..`, {
+    throw new StrataError('E_LAYER_UNSAFE', `${what}: entry ${quotedName(name)} escapes the layer root with ..`, {
       hint: 'the archive could write outside the directory it is extracted to; it was refused',
     });
   }

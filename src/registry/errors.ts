@@ -1,5 +1,6 @@
 import { StrataError, type ErrorCode } from '../errors/index.js';
 import type { DeadlineError } from './deadlines.js';
+import { isCertificateCode } from './retry.js';
 
 /** Where a registry failure happened, for messages: registry, then repository, then the object. */
 export interface RegistryErrorContext {
@@ -123,4 +124,19 @@ export function redactUrl(url: string): string {
   } catch {
     return '<invalid url>';
   }
+}
+
+/** A request the proxy could not carry (its TLS, its refusal): names the proxy without its credentials. */
+export function proxyUnreachableError(ctx: RegistryErrorContext, url: string, proxy: { message: string; code: string }, cause: unknown): StrataError {
+  const certificate = isCertificateCode(proxy.code);
+  return new StrataError(
+    certificate ? 'E_REGISTRY_INSECURE' : 'E_REGISTRY_UNREACHABLE',
+    `${describeContext(ctx)}: cannot reach ${redactUrl(url)}: ${proxy.message}`,
+    {
+      hint: certificate
+        ? "pass the proxy's CA with --ca-cert FILE (or NODE_EXTRA_CA_CERTS); it is trusted for registries and proxies alike"
+        : 'check HTTPS_PROXY, HTTP_PROXY and NO_PROXY (and the credentials in the proxy URL)',
+      cause,
+    },
+  );
 }

@@ -2,7 +2,7 @@ import { Agent as HttpAgent, type ClientRequestArgs } from 'node:http';
 import { Agent as HttpsAgent, type RequestOptions as HttpsRequestOptions } from 'node:https';
 import { Socket } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
-import { TLSSocket, createSecureContext, rootCertificates } from 'node:tls';
+import { TLSSocket, createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import nodeFetch, { type BodyInit } from 'node-fetch';
 import { DEFAULT_DEADLINES, DeadlineError } from './deadlines.js';
 import { HttpTunnelAgent, HttpsTunnelAgent, proxyFor, type ProxySettings } from './proxy.js';
@@ -99,37 +99,33 @@ export function createNodeFetch(options: NodeFetchOptions = {}): FetchLike {
   const httpAgent = new DeadlineHttpAgent({ keepAlive: true, maxSockets }, connectMs);
   const { caCert } = options;
   // Made at the first https request, so a build that makes none never parses a certificate. With extra CAs,
-  // one context for every connection: the `ca` option alone would parse them all again for each.
+  // one context for every connection (registries and proxies alike): the `ca` option alone would parse
+  // them all again for each.
+  let context: SecureContext | undefined;
+  const trust = (): { secureContext: SecureContext } | Record<string, never> =>
+    caCert === undefined ? {} : { secureContext: (context ??= createSecureContext({ ca: [...rootCertificates, caCert] })) };
   let httpsAgent: HttpsAgent | undefined;
   let unverifiedAgent: HttpsAgent | undefined;
   const agentFor = (parsed: URL): HttpAgent | HttpsAgent => {
     if (parsed.protocol === 'http:') return httpAgent;
     if (options.skipVerify?.(parsed.host) === true) return (unverifiedAgent ??= new HttpsAgent({ keepAlive: true, maxSockets, rejectUnauthorized: false }));
-    httpsAgent ??= new DeadlineHttpsAgent(
-      {
-        keepAlive: true,
-        maxSockets,
-        ...(caCert !== undefined ? { secureContext: createSecureContext({ ca: [...rootCertificates, caCert] }) } : {}),
-      },
-      connectMs,
-    );
+    httpsAgent ??= new DeadlineHttpsAgent({ keepAlive: true, maxSockets, ...trust() }, connectMs);
     return httpsAgent;
   };
   const tunnels = new Map<string, HttpAgent | HttpsAgent>();
   const proxied = (parsed: URL): HttpAgent | HttpsAgent | undefined => {
     const proxy = options.proxy === undefined ? undefined : proxyFor(parsed, options.proxy);
     if (proxy === undefined) return undefined;
-    const key = `${parsed.protocol}${proxy.href}`;
+    const skip = parsed.protocol === 'https:' && options.skipVerify?.(parsed.host) === true;
+    const key = `${parsed.protocol}${skip ? 'unverified:' : ''}${proxy.href}`;
     let agent = tunnels.get(key);
     if (agent === undefined) {
+      // The proxy's own certificate is checked against the same trust as a registry's.
+      const proxyTls = trust();
       agent =
         parsed.protocol === 'https:'
-          ? new HttpsTunnelAgent(proxy, {
-              keepAlive: true,
-              maxSockets,
-              ...(caCert !== undefined ? { secureContext: createSecureContext({ ca: [...rootCertificates, caCert] }) } : {}),
-            })
-          : new HttpTunnelAgent(proxy, { keepAlive: true, maxSockets });
+          ? new HttpsTunnelAgent(proxy, proxyTls, { keepAlive: true, maxSockets, ...(skip ? { rejectUnauthorized: false } : trust()) })
+          : new HttpTunnelAgent(proxy, proxyTls, { keepAlive: true, maxSockets });
       tunnels.set(key, agent);
     }
     return agent;

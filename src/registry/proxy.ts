@@ -2,7 +2,8 @@ import { Agent as HttpAgent, request as httpRequest, type AgentOptions as HttpAg
 import { Agent as HttpsAgent, type AgentOptions } from 'node:https';
 import { isIP } from 'node:net';
 import { PassThrough, type Duplex } from 'node:stream';
-import { connect as tlsConnect } from 'node:tls';
+import { connect as tlsConnect, type SecureContext } from 'node:tls';
+import { StrataError } from '../errors/index.js';
 
 /** Proxies as the environment names them (HTTPS_PROXY, HTTP_PROXY, NO_PROXY, or their lowercase forms). */
 export interface ProxySettings {
@@ -24,6 +25,8 @@ export function proxySettingsFromEnv(env: Readonly<Record<string, string | undef
  * The proxy a request to `target` goes through, with Go's rules (golang.org/x/net/http/httpproxy, which
  * docker, BuildKit and skopeo use): loopback hosts never; NO_PROXY `*` for none; an entry matches the host
  * itself and its subdomains (`.example.com` only subdomains), an IP or CIDR, with an optional `:port`.
+ * A proxy is reached over http:// (the default when no scheme is given) or https://; another scheme
+ * (socks5://) is refused with E_USAGE, naming the proxy without its credentials.
  */
 export function proxyFor(target: URL, settings: ProxySettings): URL | undefined {
   const raw = target.protocol === 'https:' ? settings.httpsProxy : settings.httpProxy;
@@ -38,7 +41,23 @@ export function proxyFor(target: URL, settings: ProxySettings): URL | undefined 
     if (entry === '*') return undefined;
     if (noProxyMatches(entry, host, port)) return undefined;
   }
-  return new URL(raw.includes('://') ? raw : `http://${raw}`);
+  let proxy: URL;
+  try {
+    proxy = new URL(raw.includes('://') ? raw : `http://${raw}`);
+  } catch (cause) {
+    throw new StrataError('E_USAGE', `${proxyVariable(target)} is not a valid proxy URL`, { cause });
+  }
+  if (proxy.protocol !== 'http:' && proxy.protocol !== 'https:') {
+    throw new StrataError(
+      'E_USAGE',
+      `${proxyVariable(target)} names a ${proxy.protocol}//${proxy.host} proxy; strata speaks to http:// and https:// proxies only`,
+    );
+  }
+  return proxy;
+}
+
+function proxyVariable(target: URL): string {
+  return target.protocol === 'https:' ? 'HTTPS_PROXY' : 'HTTP_PROXY';
 }
 
 function isLoopback(host: string): boolean {
@@ -73,31 +92,81 @@ function inCidr(ip: string, cidr: string): boolean {
 
 type Done = (err: Error | null, stream: Duplex) => void;
 
+/** node-fetch keeps only a socket error's code, syscall and message; this syscall marks a proxy's failure. */
+const PROXY_SYSCALL = 'proxy';
+
 /**
- * Opens a CONNECT tunnel through an http:// proxy to the request's host and port, with TLS inside it for
- * https targets (with the agent's secureContext, so --ca-cert applies). Proxy credentials from the proxy
- * URL go in Proxy-Authorization.
+ * A failure of the proxy itself: the connection or TLS to it, or its answer to CONNECT. It names the
+ * proxy by host and port only (never the credentials of its URL) and keeps the cause's code, so a dropped
+ * connection is retried and a certificate it cannot verify is not. A refusal is `EPROXY_REFUSED` (4xx,
+ * not retried) or `EPROXY_UNAVAILABLE` (5xx, retried).
  */
-function openTunnel(proxy: URL, tls: boolean, options: ClientRequestArgs, done: Done): void {
-  const host = String(options.host ?? options.hostname ?? 'localhost').replace(/^\[|\]$/g, '');
+export class ProxyError extends Error {
+  readonly code: string;
+  readonly syscall = PROXY_SYSCALL;
+
+  constructor(proxy: string, what: string, code: string, options?: { cause?: unknown }) {
+    super(`the proxy ${proxy} ${what}`, options);
+    this.code = code;
+  }
+}
+
+/** What went wrong with the proxy, from a ProxyError or node-fetch's error for one; undefined for any other error. */
+export function proxyFailure(error: unknown): { message: string; code: string } | undefined {
+  for (let e = error, depth = 0; typeof e === 'object' && e !== null && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code, message, erroredSysCall } = e as { code?: unknown; message?: unknown; erroredSysCall?: unknown };
+    if (!(e instanceof ProxyError) && erroredSysCall !== PROXY_SYSCALL) continue;
+    const text = String(message);
+    // node-fetch says "request to URL failed, reason: " before the proxy's own words.
+    const reason = text.indexOf('the proxy ');
+    return { message: reason < 0 ? text : text.slice(reason), code: typeof code === 'string' ? code : 'EPROXY' };
+  }
+  return undefined;
+}
+
+/** Trust for TLS to an https:// proxy: the same store as for the registries (--ca-cert, NODE_EXTRA_CA_CERTS). */
+export interface ProxyTlsOptions {
+  secureContext?: SecureContext | undefined;
+  rejectUnauthorized?: boolean | undefined;
+}
+
+function bare(host: string): string {
+  return host.replace(/^\[|\]$/g, '');
+}
+
+/**
+ * Opens a CONNECT tunnel through the proxy to the request's host and port, with TLS inside it for https
+ * targets (with the agent's secureContext, so --ca-cert applies). An https:// proxy is itself reached over
+ * TLS first (as Go's http.ProxyFromEnvironment and curl do), so an https target is TLS inside TLS. Proxy
+ * credentials from the proxy URL go in Proxy-Authorization.
+ */
+function openTunnel(proxy: URL, proxyTls: ProxyTlsOptions, tls: boolean, options: ClientRequestArgs, done: Done): void {
+  const host = bare(String(options.host ?? options.hostname ?? 'localhost'));
   const port = Number(options.port ?? (tls ? 443 : 80));
   const authority = `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
   const headers: Record<string, string> = { host: authority };
   if (proxy.username !== '' || proxy.password !== '') {
     headers['proxy-authorization'] = `Basic ${Buffer.from(`${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`).toString('base64')}`;
   }
+  const secure = proxy.protocol === 'https:';
+  const proxyHost = bare(proxy.hostname);
+  const proxyPort = Number(proxy.port || (secure ? 443 : 80));
+  const toProxy = (): Duplex =>
+    tlsConnect({ host: proxyHost, port: proxyPort, servername: isIP(proxyHost) === 0 ? proxyHost : undefined, ALPNProtocols: ['http/1.1'], ...proxyTls });
   const req = httpRequest({
-    host: proxy.hostname.replace(/^\[|\]$/g, ''),
-    port: Number(proxy.port || 80),
+    host: proxyHost,
+    port: proxyPort,
     method: 'CONNECT',
     path: authority,
     headers,
-    agent: false,
+    // Node calls createConnection only for a request without an agent.
+    ...(secure ? { createConnection: toProxy } : { agent: false }),
   });
   req.once('connect', (res, socket) => {
     if (res.statusCode !== 200) {
       socket.destroy();
-      done(Object.assign(new Error(`the proxy ${proxy.host} refused CONNECT ${authority}: HTTP ${res.statusCode}`), { code: 'EPROXY' }), socket);
+      const status = res.statusCode ?? 0;
+      done(new ProxyError(proxy.host, `refused CONNECT ${authority}: HTTP ${status}`, status >= 500 ? 'EPROXY_UNAVAILABLE' : 'EPROXY_REFUSED'), socket);
       return;
     }
     if (!tls) {
@@ -107,7 +176,10 @@ function openTunnel(proxy: URL, tls: boolean, options: ClientRequestArgs, done: 
     done(null, tlsConnect({ ...(options as Record<string, unknown>), socket, host, servername: isIP(host) === 0 ? host : undefined }));
   });
   // On an error the agent ignores the stream argument; it only has to be a stream.
-  req.once('error', (error) => done(error, new PassThrough()));
+  req.once('error', (error: Error & { code?: string }) => {
+    const what = `${secure ? 'over TLS ' : ''}failed: ${error.message}`;
+    done(new ProxyError(proxy.host, what, error.code ?? 'EPROXY_FAILED', { cause: error }), new PassThrough());
+  });
   req.end();
 }
 
@@ -115,13 +187,14 @@ function openTunnel(proxy: URL, tls: boolean, options: ClientRequestArgs, done: 
 export class HttpsTunnelAgent extends HttpsAgent {
   constructor(
     private readonly proxy: URL,
+    private readonly proxyTls: ProxyTlsOptions,
     options: AgentOptions,
   ) {
     super(options);
   }
 
   override createConnection(options: ClientRequestArgs, callback?: Done): Duplex | null | undefined {
-    openTunnel(this.proxy, true, options, callback ?? ((): void => undefined));
+    openTunnel(this.proxy, this.proxyTls, true, options, callback ?? ((): void => undefined));
     return undefined;
   }
 }
@@ -130,13 +203,14 @@ export class HttpsTunnelAgent extends HttpsAgent {
 export class HttpTunnelAgent extends HttpAgent {
   constructor(
     private readonly proxy: URL,
+    private readonly proxyTls: ProxyTlsOptions,
     options: HttpAgentOptions,
   ) {
     super(options);
   }
 
   override createConnection(options: ClientRequestArgs, callback?: Done): Duplex | null | undefined {
-    openTunnel(this.proxy, false, options, callback ?? ((): void => undefined));
+    openTunnel(this.proxy, this.proxyTls, false, options, callback ?? ((): void => undefined));
     return undefined;
   }
 }

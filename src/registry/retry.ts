@@ -66,15 +66,22 @@ const RETRYABLE_ERRNO = new Set([
   'EHOSTUNREACH',
   'UND_ERR_SOCKET',
   'ERR_STREAM_PREMATURE_CLOSE',
+  // A proxy that answered CONNECT with a 5xx (see proxy.ts); its 4xx (EPROXY_REFUSED) is final.
+  'EPROXY_UNAVAILABLE',
 ]);
 
 /** An untrusted or invalid TLS certificate: retrying or falling back to HTTP would not help. */
 export function isCertificateError(error: unknown): boolean {
   for (let e = error, depth = 0; typeof e === 'object' && e !== null && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_TLS_CERT/.test(code)) return true;
+    if (typeof code === 'string' && isCertificateCode(code)) return true;
   }
   return false;
+}
+
+/** Whether an error code is OpenSSL's or Node's for a certificate that could not be verified. */
+export function isCertificateCode(code: string): boolean {
+  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_TLS_CERT/.test(code);
 }
 
 /** A dropped or refused connection, a premature end of a body: the network, not the request. */
@@ -82,7 +89,7 @@ export function isRetryableError(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
   if (isCertificateError(error)) return false;
   const e = error as { code?: unknown; errno?: unknown; type?: unknown; name?: unknown; message?: unknown; cause?: unknown };
-  if (e.name === 'AbortError' || e.code === 'E_ABORTED') return false;
+  if (e.name === 'AbortError' || e.code === 'E_ABORTED' || e.code === 'EPROXY_REFUSED') return false;
   if (typeof e.code === 'string' && RETRYABLE_ERRNO.has(e.code)) return true;
   if (typeof e.errno === 'string' && RETRYABLE_ERRNO.has(e.errno)) return true;
   // node-fetch wraps socket errors as FetchError type "system"; a body cut short is "Premature close".

@@ -4,9 +4,10 @@ import { isLoopbackRegistry, registryApiHost, splitRegistryHost } from '../ref/i
 import { RegistryAuth, isPrivateHost, type CredentialLookup } from './auth.js';
 import { parseWwwAuthenticate } from './challenge.js';
 import { findDeadline, resolveDeadlines, type DeadlineOptions, type RegistryDeadlines } from './deadlines.js';
-import { describeContext, redactUrl, registryResponseError, stallError, unreachableError, type RegistryErrorContext } from './errors.js';
+import { describeContext, proxyUnreachableError, redactUrl, registryResponseError, stallError, unreachableError, type RegistryErrorContext } from './errors.js';
 import { createNodeFetch, discardBody, readText, type FetchInit, type FetchLike, type FetchResponse } from './http.js';
 import type { ProgressListener } from './progress.js';
+import { proxyFailure } from './proxy.js';
 import { isCertificateError, isRetryableStatus, resolveRetry, type ResolvedRetry, type RetryOptions } from './retry.js';
 import { mergeScopes } from './scopes.js';
 import { sendWithRetry } from './send.js';
@@ -278,6 +279,8 @@ export class RegistryTransport {
     if (cause instanceof StrataError) return cause;
     const deadline = findDeadline(cause);
     if (deadline) return stallError(ctx, method, url, deadline);
+    const proxy = proxyFailure(cause);
+    if (proxy !== undefined) return proxyUnreachableError(ctx, url, proxy, cause);
     if (isCertificateError(cause)) {
       return new StrataError(
         'E_REGISTRY_INSECURE',

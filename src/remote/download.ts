@@ -8,7 +8,9 @@ import { Hasher, type Digest } from '../digest/index.js';
 import {
   backoffDelay,
   discardBody,
+  isCertificateCode,
   isRetryableError,
+  proxyFailure,
   resolveRetry,
   sendWithRetry,
   type FetchLike,
@@ -35,6 +37,16 @@ export interface DownloadOptions {
   signal?: AbortSignal | undefined;
   /** Milliseconds to wait for response headers, and for each piece of the body; default 120 s. */
   timeoutMs?: number | undefined;
+  /** Called as the body arrives: bytes so far, and the Content-Length when the server sent one. */
+  onProgress?: ((progress: DownloadProgress) => void) | undefined;
+}
+
+export interface DownloadProgress {
+  /** `start` when the body begins, `progress` per piece of it, `done` once it is all in and checked. */
+  state: 'start' | 'progress' | 'done';
+  /** Bytes of this attempt so far (a body that starts again after a cut starts from 0). */
+  bytes: number;
+  total: number | undefined;
 }
 
 export interface DownloadedFile {
@@ -139,11 +151,25 @@ async function downloadOnce(
       },
     );
   }
+  const { path, digest, size } = await saveBody(response, options, shown);
+  return { kind: 'downloaded', path, digest, size, etag, lastModified, finalUrl: current.href };
+}
+
+/**
+ * Streams a response body to a new file in `options.dir`, hashing it and telling its progress, under an
+ * idle deadline. A body shorter than its Content-Length is a retryable premature close; bytes that fail
+ * the checksum are removed.
+ */
+async function saveBody(response: FetchResponse, options: DownloadOptions, shown: string): Promise<{ path: string; digest: Digest; size: number }> {
   const path = join(options.dir, `.download-${randomBytes(8).toString('hex')}`);
   const hasher = new Hasher('sha256');
   const body: AsyncIterable<Uint8Array> = response.body ?? emptyBody();
   // A body that stops flowing is a dropped connection (retried), not a build that hangs forever.
   const idleMs = options.timeoutMs ?? 120_000;
+  const declared = response.headers.get('content-length');
+  const total = declared !== null && /^\d+$/.test(declared) ? Number(declared) : undefined;
+  const onProgress = options.onProgress;
+  onProgress?.({ state: 'start', bytes: 0, total });
   const stalled = new AbortController();
   let idle = setTimeout(() => stalled.abort(), idleMs);
   const signal = options.signal === undefined ? stalled.signal : AbortSignal.any([options.signal, stalled.signal]);
@@ -155,6 +181,7 @@ async function downloadOnce(
           clearTimeout(idle);
           idle = setTimeout(() => stalled.abort(), idleMs);
           hasher.update(chunk);
+          onProgress?.({ state: 'progress', bytes: hasher.size, total });
           yield chunk;
         }
       },
@@ -171,11 +198,10 @@ async function downloadOnce(
   } finally {
     clearTimeout(idle);
   }
-  const declared = response.headers.get('content-length');
-  if (declared !== null && /^\d+$/.test(declared) && Number(declared) !== hasher.size) {
+  if (total !== undefined && total !== hasher.size) {
     await rm(path, { force: true });
     // A body cut short at a clean boundary: retried like a dropped connection.
-    throw Object.assign(new Error(`premature close: ${hasher.size} of ${declared} bytes`), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+    throw Object.assign(new Error(`premature close: ${hasher.size} of ${total} bytes`), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
   }
   const digest = hasher.digest();
   if (options.checksum !== undefined && digest !== options.checksum) {
@@ -184,7 +210,8 @@ async function downloadOnce(
       hint: 'the file behind the URL changed or the checksum is wrong; nothing was added',
     });
   }
-  return { kind: 'downloaded', path, digest, size: hasher.size, etag, lastModified, finalUrl: current.href };
+  onProgress?.({ state: 'done', bytes: hasher.size, total });
+  return { path, digest, size: hasher.size };
 }
 
 async function* emptyBody(): AsyncGenerator<Uint8Array> {
@@ -223,6 +250,13 @@ function statusText(status: number): string {
 /** A network failure in one line that names the URL (never its credentials). */
 function describe(error: unknown, shown: string): StrataError {
   if (isStrataError(error)) return error;
+  const proxy = proxyFailure(error);
+  if (proxy !== undefined) {
+    return new StrataError('E_IO', `download of ${shown} failed: ${proxy.message}`, {
+      cause: error,
+      hint: isCertificateCode(proxy.code) ? "pass the proxy's CA with --ca-cert FILE (or NODE_EXTRA_CA_CERTS)" : 'check HTTPS_PROXY, HTTP_PROXY and NO_PROXY',
+    });
+  }
   const e = error as { code?: unknown; message?: unknown; cause?: { code?: unknown } };
   const code = typeof e.code === 'string' ? e.code : typeof e.cause?.code === 'string' ? e.cause.code : undefined;
   const message = typeof e.message === 'string' ? e.message.replace(/https?:\/\/[^\s]*/g, (u) => redactUrl(u)) : String(error);

@@ -1,5 +1,5 @@
 export { isGitSource, isHttpSource, parseGitSource, redactUrl, redactUrlsIn, type GitSource } from './source.js';
-export { downloadUrl, type DownloadOptions, type DownloadedFile, type NotModified, type Validators } from './download.js';
+export { downloadUrl, type DownloadOptions, type DownloadProgress, type DownloadedFile, type NotModified, type Validators } from './download.js';
 export { HttpDownloadCache, type FetchedUrl } from './http-cache.js';
 export { fetchGit, resolveGitRef, type GitCheckout, type GitFetchOptions } from './git.js';
 export { unpackArchiveFile, type UnpackOptions } from './tar-context.js';

@@ -13,9 +13,7 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNodeFetch, digestOf, downloadUrl, isStrataError, proxyFor, proxySettingsFromEnv } from '../../src/internals.js';
-import { createServer, type IncomingMessage } from 'node:http';
-import { connect as netConnect, type Socket } from 'node:net';
-import { listenLoopback } from '../helpers/ports.js';
+import { startConnectProxy } from '../helpers/connect-proxy.js';
 import { CLI, ok, strata, tool, type CliResult } from '../helpers/cli.js';
 import { storeLeftovers } from '../helpers/store-files.js';
 import { startFileServer, type FileServer } from '../helpers/file-server.js';
@@ -40,37 +38,6 @@ afterAll(async () => {
   await other?.stop();
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
-
-/** A CONNECT proxy that resolves `*.strata.test` to loopback, recording each tunnel it opens. */
-async function startConnectProxy(): Promise<{ url: string; tunnels: string[]; stop: () => Promise<void> }> {
-  const tunnels: string[] = [];
-  const sockets = new Set<Socket>();
-  const server = createServer();
-  server.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
-    sockets.add(client);
-    tunnels.push(`${req.url} ${req.headers['proxy-authorization'] ?? ''}`.trim());
-    const [host = '', port = '80'] = (req.url ?? '').split(':');
-    const upstream = netConnect(Number(port), host.endsWith('.strata.test') ? '127.0.0.1' : host, () => {
-      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      upstream.write(head);
-      upstream.pipe(client);
-      client.pipe(upstream);
-    });
-    upstream.on('error', () => client.destroy());
-    client.on('error', () => upstream.destroy());
-  });
-  const port = await listenLoopback(server);
-  return {
-    url: `http://127.0.0.1:${port}`,
-    tunnels,
-    stop: () =>
-      new Promise((r) => {
-        for (const s of sockets) s.destroy();
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
-}
 
 describe('downloads through HTTPS_PROXY/HTTP_PROXY', () => {
   it('tunnel through the proxy with its credentials; loopback goes direct', async () => {

@@ -16,6 +16,7 @@ import {
   parseGitSource,
   redactUrl,
   redactUrlsIn,
+  type DownloadProgress,
   type FetchedUrl,
   type GitCheckout,
 } from '../../remote/index.js';
@@ -194,7 +195,7 @@ async function fetchAll(sources: readonly string[], session: BuildSession, at: s
   const out: Fetched[] = [];
   for (const source of sources) {
     try {
-      out.push(isHttpSource(source) ? await fetchHttp(source, session, checksum) : await fetchRepository(source, session, ins.keepGitDir));
+      out.push(isHttpSource(source) ? await fetchHttp(source, session, checksum, at) : await fetchRepository(source, session, ins.keepGitDir));
     } catch (cause) {
       if (isStrataError(cause)) throw new StrataError(cause.code, `${at}: ADD failed: ${cause.message}`, { hint: cause.hint, cause });
       throw cause;
@@ -203,16 +204,29 @@ async function fetchAll(sources: readonly string[], session: BuildSession, at: s
   return out;
 }
 
-async function fetchHttp(url: string, session: BuildSession, checksum: Digest | undefined): Promise<Fetched> {
+async function fetchHttp(url: string, session: BuildSession, checksum: Digest | undefined, where: string): Promise<Fetched> {
   const fetch = session.deps.remoteFetch;
   if (fetch === undefined) throw new StrataError('E_USAGE', `cannot download ${redactUrl(url)}: this build was given no HTTP access`);
   const cache = new HttpDownloadCache(join(session.deps.store.root, 'cache', 'remote-http'));
-  const file = await session.memo.get(DOWNLOADS.key(`${url}:${checksum ?? ''}`), () => cache.fetch(url, { fetch, checksum, signal: session.deps.signal }));
+  const file = await session.memo.get(DOWNLOADS.key(`${url}:${checksum ?? ''}`), () =>
+    cache.fetch(url, { fetch, checksum, signal: session.deps.signal, onProgress: downloadEvents(session, where, url) }),
+  );
   // Without Last-Modified the file is dated like the directories the step makes; that date is no part of
   // the key (BuildKit keys a download by its content), so an unchanged file still hits.
   const parsedMtime = file.lastModified === undefined ? Number.NaN : Date.parse(file.lastModified);
   const mtime = Number.isNaN(parsedMtime) ? createdSeconds(session) : Math.floor(parsedMtime / 1000);
   return { kind: 'http', url, name: urlFileName(url), file, mtime };
+}
+
+/**
+ * Download events for the progress output: `start` once the server answers, `progress` per piece of the
+ * body (the renderers throttle), `done` when the bytes are all in.
+ */
+function downloadEvents(session: BuildSession, where: string, url: string): (p: DownloadProgress) => void {
+  const events = session.deps.events;
+  if (events === undefined) return () => undefined;
+  const shown = redactUrl(url);
+  return ({ state, bytes, total }) => events({ type: 'download', where, url: shown, state, bytes, ...(total === undefined ? {} : { total }) });
 }
 
 /** BuildKit's name for a downloaded file: the URL path's last component, else `__unnamed__`. */

@@ -170,7 +170,7 @@ describe('the base filesystem index', () => {
       );
     await build();
     expect(opens).toBe(1);
-    const dir = join(fresh.root, 'cache', 'layer-index', 'v1');
+    const dir = join(fresh.root, 'cache', 'layer-index', 'v2');
     const [file] = await readdir(dir);
     const bytes = await readFile(join(dir, file ?? ''));
     bytes[bytes.length - 5] = (bytes[bytes.length - 5] ?? 0) ^ 0xff;

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile, link, stat, lstat, readlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile, link, stat, lstat, readlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -131,5 +131,24 @@ describe('inplace: syncTree', () => {
     syncTree(to, back, { ignore: new IgnoreSet(['/keep/me']), owners: false, makeHolders: false });
     await expect(lstat(join(back, 'keep'))).rejects.toThrow();
     expect(await readFile(join(back, 'opt', 'd', 'hard'), 'utf8')).toBe('a\n');
+  });
+
+  it('copies names that are not UTF-8 as their bytes, and removes the extras among them', async () => {
+    const name = (root: string, latin1: string): Buffer => Buffer.concat([Buffer.from(`${root}/`), Buffer.from(latin1, 'latin1')]);
+    const from = join(dir, 'from');
+    const to = join(dir, 'to');
+    await mkdir(name(from, 'd\xff'), { recursive: true });
+    await writeFile(name(from, 'd\xff/bad\xfe'), 'bad\n');
+    await link(name(from, 'd\xff/bad\xfe'), name(from, 'd\xff/hard\xfd'));
+    await symlink(Buffer.from('bad\xfe', 'latin1'), name(from, 'd\xff/l\xff'));
+    await mkdir(to);
+    await writeFile(name(to, 'extra\xff'), 'x');
+
+    syncTree(from, to, { ignore: new IgnoreSet([]), owners: false, makeHolders: true });
+    const listed = async (path: Buffer): Promise<string[]> => (await readdir(path, { encoding: 'buffer' })).map((n) => n.toString('latin1')).sort();
+    expect(await listed(Buffer.from(to))).toEqual(['d\xff']);
+    expect(await listed(name(to, 'd\xff'))).toEqual(['bad\xfe', 'hard\xfd', 'l\xff']);
+    expect(await readFile(name(to, 'd\xff/hard\xfd'), 'utf8')).toBe('bad\n');
+    expect(await readlink(name(to, 'd\xff/l\xff'), { encoding: 'buffer' })).toEqual(Buffer.from('bad\xfe', 'latin1'));
   });
 });

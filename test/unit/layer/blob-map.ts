@@ -55,7 +55,11 @@ export class BlobMap implements BlobReader {
 
   /** Adds a layer made of `specs`, gzip-compressed unless `compression` is `none`, and returns its descriptor. */
   async layer(specs: readonly Spec[], compression: 'gzip' | 'none' = 'gzip'): Promise<Descriptor> {
-    const tar = await tarOf(specs);
+    return this.tar(await tarOf(specs), compression);
+  }
+
+  /** Adds a tar made elsewhere (GNU tar), as a layer. */
+  tar(tar: Buffer, compression: 'gzip' | 'none' = 'gzip'): Descriptor {
     const bytes = compression === 'gzip' ? gzipSync(tar) : tar;
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}` as Digest;
     this.blobs.set(digest, bytes);

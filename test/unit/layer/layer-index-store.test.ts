@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { digestOf, type Digest } from '../../../src/digest/index.js';
+import { decodeName } from '../../../src/fsname/index.js';
 import { LayerIndexStore, extractImageToDirectory, indexImageFilesystem, type ImageFsIndex } from '../../../src/layer/index.js';
 import { decodeRecord, encodeRecord } from '../../../src/layer/layer-index-store.js';
 import type { Descriptor } from '../../../src/oci/index.js';
@@ -67,7 +68,7 @@ describe('layer records kept by diffID', () => {
     const store = new LayerIndexStore(dir);
     const first = await indexImageFilesystem(layers, counting, { ...want, records: { cache: store, diffIds } });
     expect(opens).toBe(2);
-    expect((await readdir(join(dir, 'v1'))).length).toBe(2);
+    expect((await readdir(join(dir, 'v2'))).length).toBe(2);
     const second = await indexImageFilesystem(layers, counting, { ...want, records: { cache: new LayerIndexStore(dir), diffIds } });
     expect(opens).toBe(2);
     expect(view(first)).toEqual(view(plain));
@@ -102,9 +103,20 @@ describe('layer records kept by diffID', () => {
     const flipped = Buffer.from(good);
     flipped[flipped.length - 3] = (flipped[flipped.length - 3] ?? 0) ^ 1;
     expect(decodeRecord(flipped, diffId)).toBeUndefined();
-    expect(decodeRecord(Buffer.from(good.toString('latin1').replace(' v1 ', ' v2 '), 'latin1'), diffId)).toBeUndefined();
+    expect(decodeRecord(Buffer.from(good.toString('latin1').replace(' v2 ', ' v1 '), 'latin1'), diffId)).toBeUndefined();
     expect(decodeRecord(encodeRecord(diffId, { ...record, entries: [{ ...record.entries[0]!, path: '../x' }] }), diffId)).toBeUndefined();
     expect(decodeRecord(encodeRecord(diffId, { ...record, entries: [{ ...record.entries[0]!, path: '/etc/passwd' }] }), diffId)).toBeUndefined();
     expect(decodeRecord(Buffer.from('garbage'), diffId)).toBeUndefined();
+  });
+
+  it('keeps names that are not UTF-8 as their bytes, and drops the records of v1, which did not', async () => {
+    const diffId = digestOf('bytes');
+    const name = decodeName(Buffer.from('d/bad\xff\xfe', 'latin1'));
+    const entry = { path: name, type: 'symlink' as const, mode: 0o777, uid: 0, gid: 0, size: 0, mtime: 0, linkname: name, devMajor: 0, devMinor: 0 };
+    const record = { entries: [entry], contents: new Map<number, Buffer>() };
+    expect(decodeRecord(encodeRecord(diffId, record), diffId)).toEqual(record);
+    await mkdir(join(dir, 'v1'), { recursive: true });
+    await new LayerIndexStore(dir).save(diffId, record);
+    expect(await readdir(dir)).toEqual(['v2']);
   });
 });
