@@ -8,9 +8,15 @@ import type { StepCache } from './cache.js';
 import type { CacheExplainer } from './cache-explain.js';
 import type { ContextStatCache } from '../context/index.js';
 import type { Digest } from '../digest/index.js';
-import type { LayerResult } from '../layer/index.js';
+import type { LayerResult, LayerTap } from '../layer/index.js';
 import type { FetchLike } from '../registry/index.js';
 import type { BuildMemo } from './memo.js';
+
+/** What watches one layer write: its tap, and what to call with the written layer. */
+export interface LayerWatch {
+  tap: LayerTap;
+  written(layer: LayerResult['descriptor']): Promise<void>;
+}
 
 /** An image the build starts from: its value and where its blobs can be read. */
 export interface BaseImage {
@@ -55,6 +61,11 @@ export interface BuildDeps {
    * also uploads each layer while it is written. It must leave every blob it ingests in the store.
    */
   layerIngester?: BlobIngester | undefined;
+  /**
+   * Watches each layer a step writes, as it is written (an SBOM scan of the new layers), and is told
+   * the layer's blob once it is written. Called once per layer write.
+   */
+  watchLayer?: (() => LayerWatch) | undefined;
   /** HTTP for `ADD <url>` (the registry client's, so its TLS trust and retries apply); without it a URL is refused. */
   remoteFetch?: FetchLike | undefined;
   /** The environment `git` runs in for `ADD <git>` (PATH, HOME, proxies). */

@@ -10,12 +10,12 @@ import {
   type Blobs,
   type InTotoStatement,
 } from '../attest/index.js';
-import type { BuildEventSink } from '../build/index.js';
+import type { BuildEventSink, LayerWatch } from '../build/index.js';
 import { digestOf, type Digest } from '../digest/index.js';
 import { StrataError } from '../errors/index.js';
 import { imagePlatform } from '../image/index.js';
 import { formatPlatform, hostPlatform, type Descriptor, type Platform } from '../oci/index.js';
-import { cyclonedxDocument, scanImageLayers, spdxDocument } from '../sbom/index.js';
+import { cyclonedxDocument, scanImageLayers, scanWhileWriting, spdxDocument } from '../sbom/index.js';
 import type { BlobReader, MemoryBlobReader } from '../store/index.js';
 import { type RegistryIo, pushReferrers, isRegistryConnection, familiarImageName } from '../transports/index.js';
 import { annotationsFor, indexEntry, needsIndex, type AnnotationSpec } from '../output/index.js';
@@ -44,6 +44,16 @@ export class AttestRecorder {
     return this.request.sbom !== undefined || this.request.provenance !== undefined;
   }
 
+  /**
+   * With an SBOM asked for, each layer the build writes is scanned as it is written and its findings
+   * kept by digest, where the image's scan finds them: the scan then reads no new layer back.
+   */
+  layerWatch(storeRoot: string): (() => LayerWatch) | undefined {
+    if (this.request.sbom === undefined) return undefined;
+    const dir = sbomCacheDir(storeRoot);
+    return () => scanWhileWriting(dir);
+  }
+
   forPlatform(platform: Platform): void {
     this.platform = formatPlatform(platform);
   }
@@ -67,6 +77,11 @@ export class AttestRecorder {
       sink?.(event);
     };
   }
+}
+
+/** Where layers' SBOM findings are kept by digest. */
+function sbomCacheDir(storeRoot: string): string {
+  return join(storeRoot, 'cache', 'sbom');
 }
 
 /** A base image (or image context) a platform's build read, for provenance's materials. */
@@ -168,7 +183,7 @@ export async function attestBuilds(
       const scan = await scanImageLayers(
         b.image.layers.map((l) => l.descriptor),
         reader,
-        { cacheDir: join(inputs.storeRoot, 'cache', 'sbom'), signal: inputs.signal },
+        { cacheDir: sbomCacheDir(inputs.storeRoot), signal: inputs.signal },
       );
       for (const w of scan.warnings) warnings.push(`sbom ${key}: ${w}`);
       packages.set(key, scan.packages.length);

@@ -184,6 +184,7 @@ async function runPlatforms(job: BuildJob, context: ResolvedContext, layered: La
         snapshots: ctx.snapshots,
         layerIngester,
         sharedLayers,
+        watchLayer: options.explainCache === true ? undefined : attest.layerWatch(store.root),
         remoteFetch: sources.fetch,
         hostEnv: options.env,
         ...(layered ? { stepCache: layered, cacheReaders: layered.readers } : {}),
