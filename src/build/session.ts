@@ -10,6 +10,7 @@ import type { ContextStatCache } from '../context/index.js';
 import type { Digest } from '../digest/index.js';
 import type { LayerResult, LayerTap } from '../layer/index.js';
 import type { FetchLike } from '../registry/index.js';
+import type { FetchedSource } from '../remote/index.js';
 import type { BuildMemo } from './memo.js';
 
 /** What watches one layer write: its tap, and what to call with the written layer. */
@@ -70,6 +71,8 @@ export interface BuildDeps {
   remoteFetch?: FetchLike | undefined;
   /** The environment `git` runs in for `ADD <git>` (PATH, HOME, proxies). */
   hostEnv?: Readonly<Record<string, string | undefined>> | undefined;
+  /** Told of each `ADD <url>`/`ADD <git>` source the build used, with its digest or commit (for provenance). */
+  recordSource?: ((source: FetchedSource) => void) | undefined;
 }
 
 export interface BuildInput {
@@ -112,6 +115,18 @@ export interface BuildOutcome {
   warnings: string[];
   steps: { total: number; cached: number };
   parsed: ParsedDockerfile;
+  /** The other stages the target needed, in the order they were planned, each as it ended. */
+  stages: BuiltStage[];
+}
+
+/** A stage other than the target, as it ended: for an SBOM of a build stage. */
+export interface BuiltStage {
+  /** The stage's name, or its index when it has none. */
+  name: string;
+  image: Image;
+  reader: BlobReader;
+  /** `BUILDKIT_SBOM_SCAN_STAGE` as the stage sees it (its own ARG, else the global one), when declared. */
+  sbomScanStage?: string | undefined;
 }
 
 /** Shared by the handlers of one build. */
