@@ -3,8 +3,11 @@ import type { ProvenanceMode, ProvenanceVersion } from './provenance.js';
 
 export interface SbomRequest {
   format: 'spdx' | 'cyclonedx';
-  /** Scan the build's other stages too (BuildKit's `BUILDKIT_SBOM_SCAN_STAGE`). */
-  scanStage: boolean;
+  /**
+   * `scan-stage=true`: scan every other stage the build ran too; `false`: none. Not given: the stages
+   * whose `BUILDKIT_SBOM_SCAN_STAGE` ARG asks for it, as BuildKit does.
+   */
+  scanStage?: boolean | undefined;
 }
 
 export interface ProvenanceRequest {
@@ -50,7 +53,9 @@ function sbomOf(a: Map<string, string>, flag: string, text: string): SbomRequest
     throw new StrataError('E_USAGE', `${flag} "${text}": format must be spdx or cyclonedx`);
   }
   // generator= names BuildKit's scanner image; strata scans in process, so it is accepted and not used.
-  return { format: format.startsWith('cyclonedx') ? 'cyclonedx' : 'spdx', scanStage: a.has('scan-stage') ? bool(a.get('scan-stage')!, flag, text) : false };
+  const out: SbomRequest = { format: format.startsWith('cyclonedx') ? 'cyclonedx' : 'spdx' };
+  if (a.has('scan-stage')) out.scanStage = bool(a.get('scan-stage')!, flag, text);
+  return out;
 }
 
 function provenanceOf(a: Map<string, string>, flag: string, text: string): ProvenanceRequest | undefined {

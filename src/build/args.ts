@@ -38,3 +38,9 @@ export function expansionEnv(args: ReadonlyMap<string, string>, imageEnv: readon
   }
   return env;
 }
+
+/**
+ * BuildKit's ARG that asks for an SBOM of a build stage: `true`, `false` or stage names separated by
+ * commas; declared in a stage or before the first FROM (then it holds for every stage).
+ */
+export const SBOM_SCAN_STAGE_ARG = 'BUILDKIT_SBOM_SCAN_STAGE';

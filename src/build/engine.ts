@@ -6,7 +6,7 @@ import { createdTimestamp, emptyImage, setCreated, setFormat, updateContainerCon
 import { DEFAULT_PATH, normalizePlatform, parsePlatform, type Platform } from '../oci/index.js';
 import { CompositeBlobReader, currentOwner, makeScratchDir, withLock } from '../store/index.js';
 import { ContextStatCache, statCacheFile } from '../context/index.js';
-import { PROXY_ARGS, platformArgs } from './args.js';
+import { PROXY_ARGS, SBOM_SCAN_STAGE_ARG, platformArgs } from './args.js';
 import { LocalStepCache } from './cache.js';
 import { CacheExplainer } from './cache-explain.js';
 import { ImageRecords } from './image-record.js';
@@ -17,7 +17,7 @@ import { prefetchCopySources } from './handlers/copy-sources.js';
 import { runRun } from './handlers/run.js';
 import { runWorkdir } from './handlers/workdir.js';
 import { planBuild, resolveSourceName, type StagePlan } from './plan.js';
-import type { BaseImage, BuildDeps, BuildInput, BuildOutcome, BuildSession } from './session.js';
+import type { BaseImage, BuildDeps, BuildInput, BuildOutcome, BuildSession, BuiltStage } from './session.js';
 import { Stage, type StageState } from './state.js';
 import { StageResults, type StageResult } from './stages.js';
 import { unpackBaseAhead } from './imagefs.js';
@@ -65,7 +65,12 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
     const image = await finalImage(final.state.image, session, counter.executed === 0);
     // --explain-cache writes nothing, not even what it learned about the context's files.
     if (input.explainOnly !== true) await saveStatCache(session, statCacheAt);
-    return { image, reader: final.state.reader, warnings, steps: { total, cached: counter.cached }, parsed };
+    const stages = plan.stages.slice(0, -1).map((p, i): BuiltStage => {
+      const { state } = all[i]!;
+      const sbomScanStage = state.args.get(SBOM_SCAN_STAGE_ARG) ?? globalArgs.get(SBOM_SCAN_STAGE_ARG);
+      return { name: p.label, image: state.image, reader: state.reader, sbomScanStage };
+    });
+    return { image, reader: final.state.reader, warnings, steps: { total, cached: counter.cached }, parsed, stages };
   } finally {
     await results.closeAll();
     await Promise.all(temps.map((d) => rm(d, { recursive: true, force: true })));

@@ -8,9 +8,16 @@ import type { StepCache } from './cache.js';
 import type { CacheExplainer } from './cache-explain.js';
 import type { ContextStatCache } from '../context/index.js';
 import type { Digest } from '../digest/index.js';
-import type { LayerResult } from '../layer/index.js';
+import type { LayerResult, LayerTap } from '../layer/index.js';
 import type { FetchLike } from '../registry/index.js';
+import type { FetchedSource } from '../remote/index.js';
 import type { BuildMemo } from './memo.js';
+
+/** What watches one layer write: its tap, and what to call with the written layer. */
+export interface LayerWatch {
+  tap: LayerTap;
+  written(layer: LayerResult['descriptor']): Promise<void>;
+}
 
 /** An image the build starts from: its value and where its blobs can be read. */
 export interface BaseImage {
@@ -55,10 +62,17 @@ export interface BuildDeps {
    * also uploads each layer while it is written. It must leave every blob it ingests in the store.
    */
   layerIngester?: BlobIngester | undefined;
+  /**
+   * Watches each layer a step writes, as it is written (an SBOM scan of the new layers), and is told
+   * the layer's blob once it is written. Called once per layer write.
+   */
+  watchLayer?: (() => LayerWatch) | undefined;
   /** HTTP for `ADD <url>` (the registry client's, so its TLS trust and retries apply); without it a URL is refused. */
   remoteFetch?: FetchLike | undefined;
   /** The environment `git` runs in for `ADD <git>` (PATH, HOME, proxies). */
   hostEnv?: Readonly<Record<string, string | undefined>> | undefined;
+  /** Told of each `ADD <url>`/`ADD <git>` source the build used, with its digest or commit (for provenance). */
+  recordSource?: ((source: FetchedSource) => void) | undefined;
 }
 
 export interface BuildInput {
@@ -101,6 +115,18 @@ export interface BuildOutcome {
   warnings: string[];
   steps: { total: number; cached: number };
   parsed: ParsedDockerfile;
+  /** The other stages the target needed, in the order they were planned, each as it ended. */
+  stages: BuiltStage[];
+}
+
+/** A stage other than the target, as it ended: for an SBOM of a build stage. */
+export interface BuiltStage {
+  /** The stage's name, or its index when it has none. */
+  name: string;
+  image: Image;
+  reader: BlobReader;
+  /** `BUILDKIT_SBOM_SCAN_STAGE` as the stage sees it (its own ARG, else the global one), when declared. */
+  sbomScanStage?: string | undefined;
 }
 
 /** Shared by the handlers of one build. */

@@ -10,6 +10,8 @@ export type {
   LayerReadFile,
   LayerReadWhiteout,
   LayerReadOpaque,
+  LayerEntryView,
+  LayerTap,
 } from './types.js';
 export { walkLayerTree, type WalkLayerTreeOptions } from './walk.js';
 export { writeLayer } from './write.js';

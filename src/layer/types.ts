@@ -54,6 +54,8 @@ export interface WriteLayerOptions extends MtimeOptions {
    * caller that also needs the files' digests (a cache key) gets them from the one read.
    */
   fileDigests?: Map<string, Digest> | undefined;
+  /** Sees each entry, and the content it asks for, as the layer is written (see LayerTap). */
+  tap?: LayerTap | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -116,3 +118,16 @@ export interface LayerReadOpaque extends LayerReadHeader {
 }
 
 export type LayerReadEntry = LayerReadFile | LayerReadWhiteout | LayerReadOpaque;
+
+/** A read entry without its content: what a LayerTap is shown of each entry. */
+export type LayerEntryView = Omit<LayerReadFile, 'content'> | Omit<LayerReadWhiteout, 'content'> | Omit<LayerReadOpaque, 'content'>;
+
+/**
+ * Watches a layer being written, entry by entry in layer order, seeing each as readLayer would read it
+ * back from the finished blob (path, header fields, whiteouts). To read an entry's content it returns a
+ * function taking it: the writer feeds it the bytes it writes, as it writes them, and waits for it to
+ * finish before the next entry. The function may stop reading early; the writer then writes the rest.
+ */
+export interface LayerTap {
+  entry(entry: LayerEntryView): ((content: AsyncIterable<Buffer>) => Promise<void>) | undefined;
+}

@@ -11,6 +11,7 @@ import { layerMediaType, type LayerCompression } from '../oci/index.js';
 import type { BlobIngester } from '../store/index.js';
 import { ParallelGzip } from './gzip.js';
 import { sortLayerEntries } from './order.js';
+import { contentOf, entryView, teeChunks } from './tap.js';
 import { safeEntryPath } from './safe-path.js';
 import { rawPaxHeaders, toTarHeader } from './tar-header.js';
 import type { LayerEntry, LayerResult, WriteLayerOptions } from './types.js';
@@ -139,6 +140,7 @@ async function produce(packer: Pack, sorted: readonly LayerEntry[], options: Wri
   for (const entry of sorted) {
     signal.throwIfAborted();
     let header = toTarHeader(entry, options);
+    const take = options.tap?.entry(entryView(entry, header));
     const raw = rawPaxHeaders(header);
     if (raw !== undefined) {
       // Between entries (each is awaited to its end), so the block lands right before its entry.
@@ -148,11 +150,13 @@ async function produce(packer: Pack, sorted: readonly LayerEntry[], options: Wri
     if (entry.type === 'file' && entry.source !== undefined && entry.size <= CHUNK) {
       const body = readSmallFile(entry, entry.source);
       options.fileDigests?.set(entry.source, digestOf(body));
+      if (take !== undefined) await take(contentOf(body));
       await new Promise<void>((resolve, reject) => packer.entry(header, body, (error) => (error ? reject(error) : resolve())));
     } else if (entry.type === 'file' && entry.source !== undefined) {
-      await addFile(packer, header, entry, entry.source, signal, options.fileDigests);
+      await addFile(packer, header, entry, entry.source, { signal, digests: options.fileDigests, take });
     } else {
       const body = entry.type === 'file' && entry.data !== undefined ? Buffer.from(entry.data) : undefined;
+      if (take !== undefined) await take(contentOf(body));
       await new Promise<void>((resolve, reject) => {
         const done = (error?: Error | null): void => (error ? reject(error) : resolve());
         if (body === undefined) packer.entry(header, done).end(undefined);
@@ -193,8 +197,7 @@ async function addFile(
   header: ReturnType<typeof toTarHeader>,
   entry: LayerEntry,
   source: string,
-  signal: AbortSignal,
-  digests: Map<string, Digest> | undefined,
+  how: { signal: AbortSignal; digests: Map<string, Digest> | undefined; take: ((content: AsyncIterable<Buffer>) => Promise<void>) | undefined },
 ): Promise<void> {
   let finished: (error?: Error | null) => void = () => undefined;
   const done = new Promise<void>((resolve, reject) => {
@@ -202,14 +205,20 @@ async function addFile(
   });
   done.catch(() => undefined);
   const sink = packer.entry(header, finished);
-  const hasher = digests === undefined ? undefined : new Hasher('sha256');
-  for await (const chunk of listedFileChunks(entry, source, CHUNK)) {
+  // A failed read destroys the packer, and with it this entry's sink, which then emits 'error': the
+  // failure reaches `finished` (and the caller) already, and an 'error' event no one listens to crashes.
+  sink.on('error', () => undefined);
+  const hasher = how.digests === undefined ? undefined : new Hasher('sha256');
+  const write = async (chunk: Buffer): Promise<void> => {
     hasher?.update(chunk);
-    if (!sink.write(chunk)) await once(sink, 'drain', { signal });
-  }
+    if (!sink.write(chunk)) await once(sink, 'drain', { signal: how.signal });
+  };
+  const chunks = listedFileChunks(entry, source, CHUNK);
+  if (how.take === undefined) for await (const chunk of chunks) await write(chunk);
+  else await teeChunks(chunks, write, how.take);
   sink.end(undefined);
   await done;
-  if (hasher !== undefined) digests?.set(source, hasher.digest());
+  if (hasher !== undefined) how.digests?.set(source, hasher.digest());
 }
 
 /**

@@ -1,26 +1,17 @@
-import { join, relative, isAbsolute } from 'node:path';
-import {
-  attestationManifest,
-  indexWithAttestations,
-  PredicateType,
-  provenancePredicate,
-  referrerManifest,
-  statement,
-  type AttestRequest,
-  type Blobs,
-  type InTotoStatement,
-} from '../attest/index.js';
-import type { BuildEventSink } from '../build/index.js';
-import { digestOf, type Digest } from '../digest/index.js';
+import { attestationManifest, indexWithAttestations, referrerManifest, type AttestRequest, type Blobs, type InTotoStatement } from '../attest/index.js';
+import type { BuildEventSink, LayerWatch } from '../build/index.js';
 import { StrataError } from '../errors/index.js';
-import { imagePlatform } from '../image/index.js';
-import { formatPlatform, hostPlatform, type Descriptor, type Platform } from '../oci/index.js';
-import { cyclonedxDocument, scanImageLayers, spdxDocument } from '../sbom/index.js';
+import { formatPlatform, type Descriptor, type Platform } from '../oci/index.js';
+import type { FetchedSource } from '../remote/index.js';
+import { scanWhileWriting } from '../sbom/index.js';
 import type { BlobReader, MemoryBlobReader } from '../store/index.js';
-import { type RegistryIo, pushReferrers, isRegistryConnection, familiarImageName } from '../transports/index.js';
+import { type RegistryIo, pushReferrers, isRegistryConnection } from '../transports/index.js';
 import { annotationsFor, indexEntry, needsIndex, type AnnotationSpec } from '../output/index.js';
+import { buildFacts, provenanceStatement, sbomCacheDir, sbomStatements, type BuildStep, type Material, type StatementInputs } from './attest-statements.js';
 import type { PlatformBuild } from './inputs.js';
 import type { BuildOutputSpec } from './output-spec.js';
+
+export type { BuildStep, Material } from './attest-statements.js';
 
 export type AttestTo = 'index' | 'referrers' | 'both';
 
@@ -30,13 +21,14 @@ export function parseAttestTo(value: string | undefined): AttestTo {
 }
 
 /**
- * What a build records as it runs for its attestations: the bases each platform opened (materials)
- * and, for max-mode provenance, the steps it ran. Costs nothing when no attestation is asked for.
+ * What a build records as it runs for its attestations: the bases each platform opened and the
+ * sources outside the context it fetched (materials) and, for max-mode provenance, the steps it ran.
+ * Costs nothing when no attestation is asked for.
  */
 export class AttestRecorder {
   readonly materials: Material[] = [];
   readonly steps = new Map<string, BuildStep[]>();
-  private platform = '';
+  private platform: Platform | undefined;
 
   constructor(readonly request: AttestRequest) {}
 
@@ -44,8 +36,18 @@ export class AttestRecorder {
     return this.request.sbom !== undefined || this.request.provenance !== undefined;
   }
 
+  /**
+   * With an SBOM asked for, each layer the build writes is scanned as it is written and its findings
+   * kept by digest, where the image's scan finds them: the scan then reads no new layer back.
+   */
+  layerWatch(storeRoot: string): (() => LayerWatch) | undefined {
+    if (this.request.sbom === undefined) return undefined;
+    const dir = sbomCacheDir(storeRoot);
+    return () => scanWhileWriting(dir);
+  }
+
   forPlatform(platform: Platform): void {
-    this.platform = formatPlatform(platform);
+    this.platform = platform;
   }
 
   base(ref: string, platform: Platform, opened: { top: { descriptor: Descriptor }; location: { transport: string }; description: string }): void {
@@ -54,12 +56,24 @@ export class AttestRecorder {
     this.materials.push({ platform, ref: docker ? ref : opened.description, digest: opened.top.descriptor.digest, docker });
   }
 
+  /** What the engine tells of each `ADD <url>`/`ADD <git>` source: a material of the platform being built. */
+  sourceRecorder(): ((source: FetchedSource) => void) | undefined {
+    if (this.request.provenance === undefined) return undefined;
+    return (source) => this.materials.push({ platform: this.platform, ref: source.uri, digest: source.digest, docker: false });
+  }
+
+  /** A remote context (the build's own, or a `--build-context`) as fetched: a material of every platform. */
+  context(source: FetchedSource): void {
+    if (this.request.provenance !== undefined) this.materials.push({ ref: source.uri, digest: source.digest, docker: false });
+  }
+
   events(sink: BuildEventSink | undefined): BuildEventSink | undefined {
     if (this.request.provenance?.mode !== 'max') return sink;
     return (event) => {
       if (event.type === 'step') {
-        let list = this.steps.get(this.platform);
-        if (!list) this.steps.set(this.platform, (list = []));
+        const key = this.platform === undefined ? '' : formatPlatform(this.platform);
+        let list = this.steps.get(key);
+        if (!list) this.steps.set(key, (list = []));
         // Whether a step was cached is left out: a rebuild must give the same provenance.
         const line = /:(\d+)$/.exec(event.where);
         list.push({ stage: event.stage, instruction: event.text, line: line ? Number(line[1]) : 0 });
@@ -69,44 +83,11 @@ export class AttestRecorder {
   }
 }
 
-/** A base image (or image context) a platform's build read, for provenance's materials. */
-export interface Material {
-  platform: Platform;
-  /** The reference as written (`debian:12`), or the location's description. */
-  ref: string;
-  digest: Digest;
-  /** Registry and local-store references are `pkg:docker` URIs; layouts keep their description. */
-  docker: boolean;
-}
-
-export interface BuildStep {
-  stage: string;
-  /** As written in the Dockerfile (not expanded: no build-arg value reaches it). */
-  instruction: string;
-  /** The Dockerfile line; the host path of the file is left out. */
-  line: number;
-}
-
-export interface AttestInputs {
+export interface AttestInputs extends StatementInputs {
   request: AttestRequest;
   /** `--annotation`s: the index's, and each image entry's descriptor's. */
   annotations: readonly AnnotationSpec[];
   attestTo: AttestTo;
-  strataVersion: string;
-  dockerfile: { file: string; text: string };
-  contextDir: string;
-  buildArgs: Readonly<Record<string, string>>;
-  target?: string | undefined;
-  contexts: readonly string[];
-  sourceDateEpoch?: number | undefined;
-  startedAt: Date;
-  finishedAt: Date;
-  /** Full local-store names; the first names the image in SBOM and subjects. */
-  names: readonly string[];
-  materials: readonly Material[];
-  steps: ReadonlyMap<string, readonly BuildStep[]>;
-  storeRoot: string;
-  signal?: AbortSignal | undefined;
 }
 
 export interface AttestedImage {
@@ -117,24 +98,6 @@ export interface AttestedImage {
   warnings: string[];
   /** Packages found per platform, for the summary. */
   packages: Map<string, number>;
-}
-
-/** BuildKit's subject and material name: `pkg:docker/NAME@TAG?platform=os%2Farch`. */
-function dockerPurl(name: string, platform: Platform): string {
-  const familiar = familiarImageName(name);
-  const at = familiar.lastIndexOf('@');
-  const colon = familiar.lastIndexOf(':');
-  const slash = familiar.lastIndexOf('/');
-  let base = familiar;
-  let version = '';
-  if (at > 0) {
-    base = familiar.slice(0, at);
-    version = familiar.slice(at + 1);
-  } else if (colon > slash) {
-    base = familiar.slice(0, colon);
-    version = familiar.slice(colon + 1);
-  }
-  return `pkg:docker/${base}${version ? `@${version}` : ''}?platform=${encodeURIComponent(formatPlatform(platform))}`;
 }
 
 /**
@@ -151,76 +114,32 @@ export async function attestBuilds(
   const blobs: Blobs = new Map();
   const warnings: string[] = [];
   const packages = new Map<string, number>();
+  const referrers: AttestedImage['referrers'] = [];
   const entries: Array<{ image: Descriptor; attestation?: Descriptor }> = [];
-  const referrers: Array<{ subject: Descriptor; artifact: Descriptor }> = [];
-  const created = new Date(inputs.sourceDateEpoch !== undefined ? inputs.sourceDateEpoch * 1000 : inputs.startedAt.getTime());
-  const dockerfileDigest = digestOf(inputs.dockerfile.text);
-  const dockerfilePath = isAbsolute(inputs.dockerfile.file) ? relative(inputs.contextDir, inputs.dockerfile.file) || 'Dockerfile' : inputs.dockerfile.file;
-  const name = inputs.names[0] ?? 'image';
+  const facts = buildFacts(inputs);
   for (const b of builds) {
-    const platform = imagePlatform(b.image);
-    const key = formatPlatform(b.platform);
     const subjectDescriptor: Descriptor = indexEntry(b.serialized.manifest.descriptor, b.image, inputs.annotations);
-    const subject = { name: dockerPurl(name, platform), digest: subjectDescriptor.digest };
     const statements: InTotoStatement[] = [];
     if (inputs.request.sbom) {
-      if (inputs.request.sbom.scanStage) warnings.push('--sbom scan-stage=true: strata scans the final image only; build stages are not scanned yet');
-      const scan = await scanImageLayers(
-        b.image.layers.map((l) => l.descriptor),
-        reader,
-        { cacheDir: join(inputs.storeRoot, 'cache', 'sbom'), signal: inputs.signal },
-      );
-      for (const w of scan.warnings) warnings.push(`sbom ${key}: ${w}`);
-      packages.set(key, scan.packages.length);
-      const docSubject = { name: familiarImageName(name), created, tool: `strata-${inputs.strataVersion}` };
-      statements.push(
-        inputs.request.sbom.format === 'cyclonedx'
-          ? statement(PredicateType.cyclonedx, subject, JSON.parse(await cyclonedxDocument(scan, docSubject)) as unknown)
-          : statement(PredicateType.spdx, subject, await spdxDocument(scan, docSubject)),
-      );
+      const sboms = await sbomStatements(b, reader, inputs.request.sbom, subjectDescriptor.digest, facts);
+      warnings.push(...sboms.warnings);
+      packages.set(formatPlatform(b.platform), sboms.packages);
+      statements.push(...sboms.statements);
     }
-    if (inputs.request.provenance) {
-      const materials = inputs.materials
-        .filter((m) => formatPlatform(m.platform) === key)
-        .map((m) => ({ uri: m.docker ? dockerPurl(m.ref, m.platform) : m.ref, digest: m.digest }));
-      const unique = [...new Map(materials.map((m) => [`${m.uri} ${m.digest}`, m])).values()];
-      const times =
-        inputs.sourceDateEpoch !== undefined ? { startedOn: created, finishedOn: created } : { startedOn: inputs.startedAt, finishedOn: inputs.finishedAt };
-      const invocationId = digestOf(JSON.stringify([dockerfileDigest, inputs.buildArgs, inputs.target, key, unique, times.startedOn.toISOString()])).slice(
-        7,
-        39,
-      );
-      const { predicateType, predicate } = provenancePredicate({
-        ...inputs.request.provenance,
-        builderVersion: inputs.strataVersion,
-        dockerfile: { path: dockerfilePath, digest: dockerfileDigest },
-        buildArgs: inputs.buildArgs,
-        target: inputs.target,
-        platform,
-        builderPlatform: hostPlatform(),
-        materials: unique,
-        contexts: inputs.contexts,
-        ...times,
-        sourceDateEpoch: inputs.sourceDateEpoch,
-        steps: inputs.steps.get(key),
-        invocationId,
-      });
-      statements.push(statement(predicateType, subject, predicate));
-    }
+    if (inputs.request.provenance) statements.push(provenanceStatement(b, inputs.request.provenance, subjectDescriptor.digest, facts));
     const entry: { image: Descriptor; attestation?: Descriptor } = { image: subjectDescriptor };
     if (statements.length > 0 && inputs.attestTo !== 'referrers') entry.attestation = attestationManifest(subjectDescriptor, statements, blobs);
     if (inputs.attestTo !== 'index') {
-      for (const s of statements)
-        referrers.push({
-          subject: b.serialized.manifest.descriptor,
-          artifact: referrerManifest(b.serialized.manifest.descriptor, s, blobs, created.toISOString().replace(/\.\d{3}Z$/, 'Z')),
-        });
+      const subject = b.serialized.manifest.descriptor;
+      const created = facts.created.toISOString().replace(/\.\d{3}Z$/, 'Z');
+      for (const s of statements) referrers.push({ subject, artifact: referrerManifest(subject, s, blobs, created) });
     }
     entries.push(entry);
   }
-  let top: Descriptor;
-  if (inputs.attestTo === 'referrers' && builds.length === 1 && !needsIndex(inputs.annotations)) top = builds[0]!.serialized.manifest.descriptor;
-  else top = indexWithAttestations(entries, blobs, annotationsFor(inputs.annotations, 'index'));
+  const top =
+    inputs.attestTo === 'referrers' && builds.length === 1 && !needsIndex(inputs.annotations)
+      ? builds[0]!.serialized.manifest.descriptor
+      : indexWithAttestations(entries, blobs, annotationsFor(inputs.annotations, 'index'));
   for (const [digest, bytes] of blobs) memory.add(digest, bytes);
   return { top, referrers, warnings: [...new Set(warnings)], packages };
 }

@@ -188,13 +188,23 @@ async function runPlatforms(job: BuildJob, context: ResolvedContext, layered: La
         snapshots: ctx.snapshots,
         layerIngester,
         sharedLayers,
+        watchLayer: options.explainCache === true ? undefined : attest.layerWatch(store.root),
         remoteFetch: sources.fetch,
+        recordSource: attest.sourceRecorder(),
         hostEnv: options.env,
         ...(layered ? { stepCache: layered, cacheReaders: layered.readers } : {}),
       },
     );
     const image = annotateManifest(outcome.image, plan.annotations);
-    builds.push({ platform, image, reader: outcome.reader, serialized: serializeImage(image), warnings: outcome.warnings, steps: outcome.steps });
+    builds.push({
+      platform,
+      image,
+      reader: outcome.reader,
+      serialized: serializeImage(image),
+      warnings: outcome.warnings,
+      steps: outcome.steps,
+      stages: outcome.stages,
+    });
   }
   return builds;
 }

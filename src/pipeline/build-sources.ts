@@ -42,6 +42,23 @@ export class BuildSources {
     return opened;
   }
 
+  /** Opens a remote context (once per value) and records what it resolved to for provenance. */
+  private openRemoteContext(source: string, main: boolean): Promise<RemoteContext> {
+    const opened = openRemoteContext(source, {
+      scratchDir: join(this.store.root, 'tmp'),
+      fetch: this.fetch,
+      ...(main ? { stdin: this.options.stdin } : {}),
+      secrets: this.secrets.files,
+      ssh: sshSockets(this.options.ssh ?? [], this.options.env ?? {}),
+      env: this.options.env,
+      signal: this.options.signal,
+    });
+    return opened.then((r) => {
+      if (r.source !== undefined) this.attest.context(r.source);
+      return r;
+    });
+  }
+
   /** `--build-context NAME=<git or http(s) URL>`: made local once for every platform, removed at the end. */
   readonly namedRemote = (value: string): Promise<string> => {
     let opened = this.remotes.get(value);
@@ -82,18 +99,6 @@ export class BuildSources {
         ),
       ),
     );
-  }
-
-  private openRemoteContext(source: string, main: boolean): Promise<RemoteContext> {
-    return openRemoteContext(source, {
-      scratchDir: join(this.store.root, 'tmp'),
-      fetch: this.fetch,
-      ...(main ? { stdin: this.options.stdin } : {}),
-      secrets: this.secrets.files,
-      ssh: sshSockets(this.options.ssh ?? [], this.options.env ?? {}),
-      env: this.options.env,
-      signal: this.options.signal,
-    });
   }
 
   private track(image: OpenedImage): BaseImage {

@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { StrataError, ioError } from '../errors/index.js';
 import type { FetchLike } from '../registry/index.js';
-import { downloadUrl, fetchGit, isGitSource, parseGitSource, redactUrl, unpackArchiveFile } from '../remote/index.js';
+import { downloadUrl, fetchGit, fetchedSource, isGitSource, parseGitSource, redactUrl, unpackArchiveFile, type FetchedSource } from '../remote/index.js';
 import { sniffFile } from '../layer/index.js';
 
 /** `strata build CONTEXT` where CONTEXT is not a directory: a git repository, an http(s) URL, or `-` (stdin). */
@@ -33,6 +33,8 @@ export interface RemoteContext {
   dockerfileText?: string | undefined;
   /** A name for the image when none is given: the repository's or the file's. */
   name: string;
+  /** The repository's commit or the download's digest (none for stdin), for provenance. */
+  source?: FetchedSource | undefined;
   cleanup(): Promise<void>;
 }
 
@@ -55,7 +57,8 @@ export async function openRemoteContext(spec: string, options: RemoteContextOpti
     if (isGitSource(spec)) {
       const source = parseGitSource(spec);
       const checkout = await fetchGit(source, { dir: join(work, 'git'), secrets: options.secrets, ssh: options.ssh, env: options.env, signal: options.signal });
-      return { dir: checkout.dir, name: basename(source.subdir || source.remote.replace(/\.git$/, '').replace(/[:/]+$/, '')) || 'context', cleanup };
+      const name = basename(source.subdir || source.remote.replace(/\.git$/, '').replace(/[:/]+$/, '')) || 'context';
+      return { dir: checkout.dir, name, source: fetchedSource(spec, { commit: checkout.commit }), cleanup };
     }
     return { ...(await fromUrl(spec, work, options)), cleanup };
   } catch (error) {
@@ -82,15 +85,16 @@ async function fromUrl(url: string, work: string, options: RemoteContextOptions)
   const downloaded = await downloadUrl(url, { fetch: options.fetch, dir: work, signal: options.signal });
   if (downloaded.kind !== 'downloaded') throw new StrataError('E_INTERNAL', `download of ${redactUrl(url)} answered 304 unasked`);
   const name = basename(new URL(url).pathname).replace(/\.(tar(\.\w+)?|tgz|tbz2?|txz)$/, '') || 'context';
+  const source = fetchedSource(url, { digest: downloaded.digest });
   if ((await sniffFile(downloaded.path)) !== undefined) {
-    return { dir: await unpackInto(downloaded.path, work, `tar context ${redactUrl(url)}`, options), name };
+    return { dir: await unpackInto(downloaded.path, work, `tar context ${redactUrl(url)}`, options), name, source };
   }
   if (downloaded.size > DOCKERFILE_LIMIT) {
     throw new StrataError('E_USAGE', `${redactUrl(url)} is neither a tar archive nor a Dockerfile (${downloaded.size} bytes of something else)`);
   }
   const dir = join(work, 'context');
   await mkdir(dir);
-  return { dir, dockerfileText: await readFile(downloaded.path, 'utf8'), name };
+  return { dir, dockerfileText: await readFile(downloaded.path, 'utf8'), name, source };
 }
 
 async function unpackInto(archive: string, work: string, what: string, options: RemoteContextOptions): Promise<string> {

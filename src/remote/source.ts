@@ -1,3 +1,4 @@
+import type { Digest } from '../digest/index.js';
 import { posix } from 'node:path';
 import { StrataError } from '../errors/index.js';
 
@@ -73,6 +74,26 @@ export function parseGitSource(text: string): GitSource {
 /** A URL with any user name and password replaced, for messages: they must never reach output. */
 export function redactUrl(text: string): string {
   return text.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/@#?]*@/, '$1***@');
+}
+
+/**
+ * What provenance names a fetched source by: the URL as written, without its user name and password
+ * (BuildKit's materials keep the rest: a git source's `#ref:subdir`, a URL's query).
+ */
+export function sourceUri(text: string): string {
+  return text.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/@#?]*@/, '$1');
+}
+
+/** A source's identity for provenance: a download's digest, or a checkout's commit (sha1, or sha256 in a SHA-256 repository). */
+export function fetchedSource(text: string, identity: { digest: Digest } | { commit: string }): FetchedSource {
+  const digest: Digest = 'digest' in identity ? identity.digest : `${identity.commit.length === 64 ? 'sha256' : 'sha1'}:${identity.commit}`;
+  return { uri: sourceUri(text), digest };
+}
+
+/** A source outside the build context as fetched: where from (credentials stripped) and what it was. */
+export interface FetchedSource {
+  uri: string;
+  digest: Digest;
 }
 
 /** Every URL in a text (a Dockerfile line) with its user name and password replaced. */

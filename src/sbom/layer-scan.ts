@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import { readLayer, type LayerReadEntry } from '../layer/index.js';
+import { readLayer, type LayerEntryView, type LayerTap } from '../layer/index.js';
 import { layerCompression, type Descriptor } from '../oci/index.js';
 import { StrataError } from '../errors/index.js';
 import type { BlobReader } from '../store/index.js';
@@ -38,28 +38,57 @@ export function readerFor(path: string): Reader | undefined {
 }
 
 /**
- * Streams one layer and records what its files say about packages, and what it deletes. Never
- * throws for what a file holds: a malformed file is a warning and hides the same path below.
- * A layer that cannot be read at all (bad blob) does throw.
+ * Records what one layer's entries say about packages, and what the layer deletes, entry by entry in
+ * layer order: fed by readLayer (scanLayer) or, as a LayerTap, by the layer writer while it writes the
+ * layer. Never throws for what a file holds: a malformed file is a warning and hides the same path below.
+ */
+export class LayerScanner implements LayerTap {
+  private readonly warnings = new CollectingWarnings();
+  private readonly out: LayerFindings = { found: [], whiteouts: [], opaques: [], problems: [] };
+
+  entry(entry: LayerEntryView): ((content: AsyncIterable<Buffer>) => Promise<void>) | undefined {
+    if (entry.kind === 'whiteout') this.out.whiteouts.push(entry.target);
+    else if (entry.kind === 'opaque') this.out.opaques.push(entry.dir);
+    else {
+      const path = entry.path;
+      const reader = readerFor(path);
+      if (reader === undefined) {
+        if (entry.type !== 'file' || (entry.mode & 0o111) === 0 || entry.size < MIN_GO_BINARY) return undefined;
+        return async (content) => {
+          const info = await scanGoBinary(content, `/${path}`, this.warnings);
+          if (info !== undefined) this.out.found.push([path, { kind: 'go', ...info }]);
+        };
+      }
+      if (entry.type !== 'file') this.out.found.push([path, { kind: 'none' }]);
+      else
+        return async (content) => {
+          this.out.found.push([path, await findingOf(reader, content, `/${path}`, this.warnings)]);
+        };
+    }
+    return undefined;
+  }
+
+  findings(): LayerFindings {
+    return { ...this.out, problems: this.warnings.entries() };
+  }
+}
+
+/**
+ * Streams one layer and records what its files say about packages, and what it deletes (LayerScanner).
+ * A layer that cannot be read at all (bad blob) throws.
  */
 export async function scanLayer(descriptor: Descriptor, reader: BlobReader, signal?: AbortSignal): Promise<LayerFindings> {
   const compression = layerCompression(descriptor.mediaType);
   const what = `layer ${descriptor.digest}`;
   if (compression === undefined)
     throw new StrataError('E_LAYER_INVALID', `${what} has media type ${descriptor.mediaType}, which is not a layer strata can read`);
-  const warnings = new CollectingWarnings();
-  const out: LayerFindings = { found: [], whiteouts: [], opaques: [], problems: [] };
+  const scanner = new LayerScanner();
   const stream = await reader.openBlob(descriptor, signal === undefined ? {} : { signal });
   for await (const entry of readLayer(stream, { compression, what, signal })) {
-    if (entry.kind === 'whiteout') out.whiteouts.push(entry.target);
-    else if (entry.kind === 'opaque') out.opaques.push(entry.dir);
-    else {
-      const finding = await findingOf(entry, warnings);
-      if (finding !== undefined) out.found.push([entry.path, finding]);
-    }
+    const take = scanner.entry(entry);
+    if (take !== undefined) await take(entry.content);
   }
-  out.problems = warnings.entries();
-  return out;
+  return scanner.findings();
 }
 
 class CollectingWarnings extends ScanWarnings {
@@ -73,37 +102,26 @@ class CollectingWarnings extends ScanWarnings {
   }
 }
 
-async function findingOf(entry: LayerReadEntry & { kind: 'entry' }, warnings: ScanWarnings): Promise<Finding | undefined> {
-  const path = entry.path;
-  const shown = `/${path}`;
-  const reader = readerFor(path);
-  if (reader === undefined) {
-    if (entry.type === 'file' && (entry.mode & 0o111) !== 0 && entry.size >= MIN_GO_BINARY) {
-      const info = await scanGoBinary(entry.content, shown, warnings);
-      return info === undefined ? undefined : { kind: 'go', ...info };
-    }
-    return undefined;
-  }
-  if (entry.type !== 'file') return { kind: 'none' };
+async function findingOf(reader: Reader, content: AsyncIterable<Buffer>, shown: string, warnings: ScanWarnings): Promise<Finding> {
   switch (reader) {
     case 'dpkg':
-      return { kind: 'dpkg', packages: await parseDpkgStatus(entry.content, shown, warnings) };
+      return { kind: 'dpkg', packages: await parseDpkgStatus(content, shown, warnings) };
     case 'apk':
-      return { kind: 'apk', packages: await parseApkInstalled(entry.content, shown, warnings) };
+      return { kind: 'apk', packages: await parseApkInstalled(content, shown, warnings) };
     case 'deb-copyright':
-      return { kind: 'deb-copyright', licenses: await parseDebCopyright(entry.content) };
+      return { kind: 'deb-copyright', licenses: await parseDebCopyright(content) };
     case 'python': {
-      const meta = await parsePythonMetadata(entry.content, shown, warnings);
+      const meta = await parsePythonMetadata(content, shown, warnings);
       return meta === undefined ? { kind: 'none' } : { kind: 'python', ...meta };
     }
     case 'os': {
-      const bytes = await readSmall(entry.content, MAX_SMALL);
+      const bytes = await readSmall(content, MAX_SMALL);
       const os = bytes === undefined ? undefined : parseOsRelease(bytes);
       if (os === undefined) warnings.warn('os-release', `${shown}: no ID= line; the distribution is not known`);
       return os === undefined ? { kind: 'none' } : { kind: 'os', ...os };
     }
     case 'npm': {
-      const bytes = await readSmall(entry.content, MAX_PACKAGE_JSON);
+      const bytes = await readSmall(content, MAX_PACKAGE_JSON);
       if (bytes === undefined) {
         warnings.warn('oversized', `${shown}: over ${MAX_PACKAGE_JSON} bytes; skipped`);
         return { kind: 'none' };
@@ -112,7 +130,7 @@ async function findingOf(entry: LayerReadEntry & { kind: 'entry' }, warnings: Sc
       return pkg === undefined ? { kind: 'none' } : { kind: 'npm', pkg };
     }
     case 'npm-lock': {
-      const bytes = await readSmall(entry.content, MAX_LOCKFILE);
+      const bytes = await readSmall(content, MAX_LOCKFILE);
       if (bytes === undefined) {
         warnings.warn('oversized', `${shown}: over ${MAX_LOCKFILE} bytes; skipped`);
         return { kind: 'none' };

@@ -1,10 +1,11 @@
 import { posix } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { LayerTap } from '../layer/index.js';
 import type { Descriptor } from '../oci/index.js';
 import { writeFileAtomic, type BlobReader } from '../store/index.js';
 import type { Finding, LayerFindings } from './findings.js';
-import { mergeLayerFindings, scanLayer } from './layer-scan.js';
+import { LayerScanner, mergeLayerFindings, scanLayer } from './layer-scan.js';
 import { normalizePythonName } from './python.js';
 import { golangPurl, npmPurl, purl } from './purl.js';
 import { ScanWarnings, type SbomPackage, type SbomScan, type ScanProblem } from './types.js';
@@ -29,8 +30,12 @@ export async function scanImageLayers(layers: readonly Descriptor[], reader: Blo
   return packagesOf(mergeLayerFindings(findings), warnings);
 }
 
+function findingsFile(cacheDir: string, layer: Pick<Descriptor, 'digest'>): string {
+  return join(cacheDir, `v${FINDINGS_VERSION}-${layer.digest.replace(':', '-')}.json`);
+}
+
 async function layerFindings(layer: Descriptor, reader: BlobReader, options: ScanImageOptions): Promise<LayerFindings> {
-  const file = options.cacheDir === undefined ? undefined : join(options.cacheDir, `v${FINDINGS_VERSION}-${layer.digest.replace(':', '-')}.json`);
+  const file = options.cacheDir === undefined ? undefined : findingsFile(options.cacheDir, layer);
   if (file !== undefined) {
     const kept = await readFile(file, 'utf8').then(
       (text) => JSON.parse(text) as LayerFindings,
@@ -44,89 +49,134 @@ async function layerFindings(layer: Descriptor, reader: BlobReader, options: Sca
   return found;
 }
 
+/** A scan of a layer made while the layer is written: its tap, and what to call with the written blob. */
+export interface WrittenLayerScan {
+  tap: LayerTap;
+  /** Keeps the findings under the blob's digest, where scanImageLayers finds them (never fails). */
+  written(layer: Pick<Descriptor, 'digest'>): Promise<void>;
+}
+
+/**
+ * Scans a layer as the layer writer writes it (a tee of the entries and bytes it writes), so the
+ * image's scan finds the layer's findings kept and never reads the layer back. A scanner that fails
+ * keeps nothing: the image's scan then reads the layer as it would have.
+ */
+export function scanWhileWriting(cacheDir: string): WrittenLayerScan {
+  const scanner = new LayerScanner();
+  let broken = false;
+  const tap: LayerTap = {
+    entry(entry) {
+      const take = broken ? undefined : scanner.entry(entry);
+      if (take === undefined) return undefined;
+      return (content) =>
+        take(content).catch(() => {
+          broken = true;
+        });
+    },
+  };
+  return {
+    tap,
+    async written(layer) {
+      if (!broken) await writeFileAtomic(findingsFile(cacheDir, layer), JSON.stringify(scanner.findings())).catch(() => undefined);
+    },
+  };
+}
+
+interface Distro {
+  id: string;
+  versionId?: string | undefined;
+  prettyName?: string | undefined;
+}
+
+/** What reading one finding needs of the others: the distribution and what npm installed. */
+interface FindingContext {
+  files: ReadonlyMap<string, Finding>;
+  distro: Distro | undefined;
+  /** `debian-12`, the purl qualifier of OS packages. */
+  distroQualifier: string | undefined;
+  /** Directories holding an installed npm package.json. */
+  npmInstalled: ReadonlySet<string>;
+}
+
+type FoundPackage = Omit<SbomPackage, 'locations'>;
+
 /** Turns the merged findings into packages, merged by purl (one package, every location it was found at). */
 export function packagesOf(files: ReadonlyMap<string, Finding>, warnings: ScanWarnings): SbomScan {
   // /etc/os-release is often a symlink to ../usr/lib/os-release (recorded as saying nothing).
   const os = [files.get('etc/os-release'), files.get('usr/lib/os-release')].find((f) => f?.kind === 'os');
   const distro = os?.kind === 'os' ? { id: os.id, versionId: os.versionId, prettyName: os.prettyName } : undefined;
-  const distroQualifier = distro ? (distro.versionId ? `${distro.id}-${distro.versionId}` : distro.id) : undefined;
-  const byPurl = new Map<string, SbomPackage>();
-  const add = (pkg: Omit<SbomPackage, 'locations'>, path: string): void => {
-    const at = `/${path}`;
-    const known = byPurl.get(pkg.purl);
-    if (known) {
-      if (!known.locations.includes(at)) known.locations.push(at);
-      if (known.license === undefined && pkg.license !== undefined) known.license = pkg.license;
-    } else byPurl.set(pkg.purl, { ...pkg, locations: [at] });
-  };
   const npmInstalled = new Set<string>();
   for (const [path, f] of files) if (f.kind === 'npm') npmInstalled.add(posix.dirname(path));
+  const context: FindingContext = {
+    files,
+    distro,
+    distroQualifier: distro ? (distro.versionId ? `${distro.id}-${distro.versionId}` : distro.id) : undefined,
+    npmInstalled,
+  };
+  const byPurl = new Map<string, SbomPackage>();
   for (const [path, f] of files) {
-    switch (f.kind) {
-      case 'dpkg': {
-        const ns = distro?.id ?? 'debian';
-        for (const p of f.packages) {
-          const copyright = files.get(`usr/share/doc/${p.name}/copyright`);
-          const licenses = copyright?.kind === 'deb-copyright' ? copyright.licenses : [];
-          add(
-            {
-              type: 'deb',
-              name: p.name,
-              version: p.version,
-              purl: purl('deb', ns, p.name, p.version, { arch: p.arch, distro: distroQualifier }),
-              license:
-                licenses.length === 0 ? undefined : licenses.length === 1 ? licenses[0] : licenses.map((l) => (/\s/.test(l) ? `(${l})` : l)).join(' AND '),
-            },
-            path,
-          );
-        }
-        break;
-      }
-      case 'apk': {
-        const ns = distro?.id ?? 'alpine';
-        for (const p of f.packages) {
-          add(
-            {
-              type: 'apk',
-              name: p.name,
-              version: p.version,
-              purl: purl('apk', ns, p.name, p.version, { arch: p.arch, distro: distroQualifier }),
-              license: p.license,
-            },
-            path,
-          );
-        }
-        break;
-      }
-      case 'npm':
-        add({ type: 'npm', name: f.pkg.name, version: f.pkg.version, purl: npmPurl(f.pkg.name, f.pkg.version), license: f.pkg.license }, path);
-        break;
-      case 'npm-lock': {
-        const dir = posix.dirname(path);
-        for (const p of f.packages) {
-          const installAt = dir === '.' ? p.path : `${dir}/${p.path}`;
-          // What is installed speaks for itself; the lockfile covers what is not (node_modules left out of the image).
-          if (npmInstalled.has(installAt)) continue;
-          add({ type: 'npm', name: p.name, version: p.version, purl: npmPurl(p.name, p.version), license: p.license }, path);
-        }
-        break;
-      }
-      case 'python':
-        add(
-          { type: 'pypi', name: f.name, version: f.version, purl: purl('pypi', undefined, normalizePythonName(f.name), f.version), license: f.license },
-          path,
-        );
-        break;
-      case 'go':
-        add({ type: 'golang', name: f.main.path, version: f.main.version, purl: golangPurl(f.main.path, f.main.version) }, path);
-        for (const d of f.deps) add({ type: 'golang', name: d.path, version: d.version, purl: golangPurl(d.path, d.version) }, path);
-        add({ type: 'golang', name: 'stdlib', version: f.goVersion, purl: golangPurl('stdlib', f.goVersion), license: 'BSD-3-Clause' }, path);
-        break;
-      default:
-        break;
+    const at = `/${path}`;
+    for (const pkg of packagesIn(path, f, context)) {
+      const known = byPurl.get(pkg.purl);
+      if (known) {
+        if (!known.locations.includes(at)) known.locations.push(at);
+        if (known.license === undefined && pkg.license !== undefined) known.license = pkg.license;
+      } else byPurl.set(pkg.purl, { ...pkg, locations: [at] });
     }
   }
   const packages = [...byPurl.values()].sort((a, b) => (a.purl < b.purl ? -1 : a.purl > b.purl ? 1 : 0));
   for (const p of packages) p.locations.sort();
   return { packages, distro, warnings: warnings.list() };
+}
+
+/** The packages one file's finding names, in the order it names them. */
+function packagesIn(path: string, f: Finding, context: FindingContext): FoundPackage[] {
+  switch (f.kind) {
+    case 'dpkg': {
+      const ns = context.distro?.id ?? 'debian';
+      return f.packages.map((p) => ({
+        type: 'deb',
+        name: p.name,
+        version: p.version,
+        purl: purl('deb', ns, p.name, p.version, { arch: p.arch, distro: context.distroQualifier }),
+        license: debLicense(context.files.get(`usr/share/doc/${p.name}/copyright`)),
+      }));
+    }
+    case 'apk': {
+      const ns = context.distro?.id ?? 'alpine';
+      return f.packages.map((p) => ({
+        type: 'apk',
+        name: p.name,
+        version: p.version,
+        purl: purl('apk', ns, p.name, p.version, { arch: p.arch, distro: context.distroQualifier }),
+        license: p.license,
+      }));
+    }
+    case 'npm':
+      return [{ type: 'npm', name: f.pkg.name, version: f.pkg.version, purl: npmPurl(f.pkg.name, f.pkg.version), license: f.pkg.license }];
+    case 'npm-lock': {
+      const dir = posix.dirname(path);
+      // What is installed speaks for itself; the lockfile covers what is not (node_modules left out of the image).
+      return f.packages
+        .filter((p) => !context.npmInstalled.has(dir === '.' ? p.path : `${dir}/${p.path}`))
+        .map((p) => ({ type: 'npm', name: p.name, version: p.version, purl: npmPurl(p.name, p.version), license: p.license }));
+    }
+    case 'python':
+      return [{ type: 'pypi', name: f.name, version: f.version, purl: purl('pypi', undefined, normalizePythonName(f.name), f.version), license: f.license }];
+    case 'go':
+      return [
+        { type: 'golang', name: f.main.path, version: f.main.version, purl: golangPurl(f.main.path, f.main.version) },
+        ...f.deps.map((d): FoundPackage => ({ type: 'golang', name: d.path, version: d.version, purl: golangPurl(d.path, d.version) })),
+        { type: 'golang', name: 'stdlib', version: f.goVersion, purl: golangPurl('stdlib', f.goVersion), license: 'BSD-3-Clause' },
+      ];
+    default:
+      return [];
+  }
+}
+
+/** A Debian package's license from its machine-readable copyright file: its License fields joined with AND. */
+function debLicense(copyright: Finding | undefined): string | undefined {
+  const licenses = copyright?.kind === 'deb-copyright' ? copyright.licenses : [];
+  if (licenses.length === 0) return undefined;
+  return licenses.length === 1 ? licenses[0] : licenses.map((l) => (/\s/.test(l) ? `(${l})` : l)).join(' AND ');
 }

@@ -10,6 +10,7 @@ import {
   GitTreeCache,
   HttpDownloadCache,
   fetchGit,
+  fetchedSource,
   isGitSource,
   resolveGitRef,
   isHttpSource,
@@ -65,6 +66,68 @@ type Fetched =
  */
 export async function runAddRemote(state: StageState, ins: AddInstruction, session: BuildSession, w: RemoteAddWords): Promise<'cached' | 'done'> {
   const { at } = w;
+  const { gitCommit, checksum } = checkRemoteAdd(ins, w);
+  const unpack = ins.unpack === true;
+  // As a COPY's: the layer chain below (or, for --link, the user databases --chown reads) and the words.
+  const words = {
+    sources: w.sources,
+    dest: w.destAbs,
+    chown: w.chown ?? null,
+    chmod: w.chmod ?? null,
+    link: ins.link,
+    excludes: w.excludes,
+    unpack,
+    checksum: checksum ?? gitCommit ?? null,
+    keepGitDir: ins.keepGitDir,
+    ...layerStepWords(session),
+  };
+  const definitionParts = { kind: 'ADD', parent: await copyParentKey(ins.link, w.chown, session, state), words };
+  const definition = stepDefinitionKey(definitionParts);
+  const keyFor = (sources: unknown): Digest => stepCacheKey({ ...definitionParts, sources: digestOf(canonicalJsonBytes(sources)) });
+  const createdBy = remoteCreatedBy(ins);
+  // With a checksum the content is known before it is fetched: the key needs no network (BuildKit).
+  const record = session.deps.recordSource;
+  if (checksum !== undefined) {
+    // The download is checked against the checksum, so the checksum is what was used, hit or miss.
+    record?.(fetchedSource(w.sources[0]!, { digest: checksum }));
+    const key = keyFor([{ checksum }]);
+    if (await replayCached(state, session, key, createdBy)) return 'cached';
+    const fetched = await fetchAll(w.sources, session, at, ins, checksum);
+    await write(state, session, ins, w, fetched, key, definition, unpack);
+    return 'done';
+  }
+  // Repositories whose ref still names a commit seen before are keyed without a fetch (one ls-remote each).
+  const early = await gitKeysWithoutFetch(w.sources, session, ins.keepGitDir, gitCommit);
+  if (early !== undefined && (await replayCached(state, session, keyFor(early.parts), createdBy))) {
+    for (const [i, commit] of early.commits.entries()) record?.(fetchedSource(w.sources[i]!, { commit }));
+    return 'cached';
+  }
+  const fetched = await fetchAll(w.sources, session, at, ins, undefined);
+  for (const f of fetched) {
+    if (gitCommit !== undefined && f.kind === 'git' && !f.checkout.commit.startsWith(gitCommit)) {
+      throw new StrataError(
+        'E_DIGEST_MISMATCH',
+        `${at}: ADD failed: ${redactUrl(f.source)} is at commit ${f.checkout.commit}, but --checksum expects ${gitCommit}`,
+      );
+    }
+  }
+  for (const f of fetched)
+    record?.(f.kind === 'http' ? fetchedSource(f.url, { digest: f.file.digest }) : fetchedSource(f.source, { commit: f.checkout.commit }));
+  const key = keyFor(
+    fetched.map((f) =>
+      f.kind === 'http'
+        ? { url: f.url, digest: f.file.digest, lastModified: f.file.lastModified ?? null }
+        : gitKeyPart(f.source, f.checkout.tree, f.mtime, ins.keepGitDir ? f.checkout.commit : null),
+    ),
+  );
+  if (await replayCached(state, session, key, createdBy)) return 'cached';
+  await write(state, session, ins, w, fetched, key, definition, unpack);
+  return 'done';
+}
+
+/** Refuses what a remote ADD cannot do, and reads its --checksum: a git source's commit, or a URL's digest. */
+function checkRemoteAdd(ins: AddInstruction, w: RemoteAddWords): { gitCommit: string | undefined; checksum: Digest | undefined } {
+  const { at } = w;
   const local = w.sources.filter((s) => !isRemoteSource(s));
   if (local.length > 0) {
     throw new StrataError(
@@ -90,54 +153,7 @@ export async function runAddRemote(state: StageState, ins: AddInstruction, sessi
   if (checksum !== undefined && (w.sources.length !== 1 || !isHttpSource(w.sources[0]!))) {
     throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: ADD --checksum takes exactly one http(s) or git source`);
   }
-  const unpack = ins.unpack === true;
-  // As a COPY's: the layer chain below (or, for --link, the user databases --chown reads) and the words.
-  const words = {
-    sources: w.sources,
-    dest: w.destAbs,
-    chown: w.chown ?? null,
-    chmod: w.chmod ?? null,
-    link: ins.link,
-    excludes: w.excludes,
-    unpack,
-    checksum: checksum ?? gitCommit ?? null,
-    keepGitDir: ins.keepGitDir,
-    ...layerStepWords(session),
-  };
-  const definitionParts = { kind: 'ADD', parent: await copyParentKey(ins.link, w.chown, session, state), words };
-  const definition = stepDefinitionKey(definitionParts);
-  const keyFor = (sources: unknown): Digest => stepCacheKey({ ...definitionParts, sources: digestOf(canonicalJsonBytes(sources)) });
-  const createdBy = remoteCreatedBy(ins);
-  // With a checksum the content is known before it is fetched: the key needs no network (BuildKit).
-  if (checksum !== undefined) {
-    const key = keyFor([{ checksum }]);
-    if (await replayCached(state, session, key, createdBy)) return 'cached';
-    const fetched = await fetchAll(w.sources, session, at, ins, checksum);
-    await write(state, session, ins, w, fetched, key, definition, unpack);
-    return 'done';
-  }
-  // Repositories whose ref still names a commit seen before are keyed without a fetch (one ls-remote each).
-  const early = await gitKeysWithoutFetch(w.sources, session, ins.keepGitDir, gitCommit);
-  if (early !== undefined && (await replayCached(state, session, keyFor(early), createdBy))) return 'cached';
-  const fetched = await fetchAll(w.sources, session, at, ins, undefined);
-  for (const f of fetched) {
-    if (gitCommit !== undefined && f.kind === 'git' && !f.checkout.commit.startsWith(gitCommit)) {
-      throw new StrataError(
-        'E_DIGEST_MISMATCH',
-        `${at}: ADD failed: ${redactUrl(f.source)} is at commit ${f.checkout.commit}, but --checksum expects ${gitCommit}`,
-      );
-    }
-  }
-  const key = keyFor(
-    fetched.map((f) =>
-      f.kind === 'http'
-        ? { url: f.url, digest: f.file.digest, lastModified: f.file.lastModified ?? null }
-        : gitKeyPart(f.source, f.checkout.tree, f.mtime, ins.keepGitDir ? f.checkout.commit : null),
-    ),
-  );
-  if (await replayCached(state, session, key, createdBy)) return 'cached';
-  await write(state, session, ins, w, fetched, key, definition, unpack);
-  return 'done';
+  return { gitCommit, checksum };
 }
 
 /** What a repository source puts in the step key; the same whether it came from a checkout or a record. */
@@ -149,15 +165,19 @@ function gitTreeCache(session: BuildSession): GitTreeCache {
   return new GitTreeCache(join(session.deps.store.root, 'cache', 'remote-git'));
 }
 
-/** The key parts of an ADD of repositories only, from `git ls-remote` and earlier checkouts; undefined when any needs a fetch. */
+/**
+ * The key parts of an ADD of repositories only, from `git ls-remote` and earlier checkouts, with the commit
+ * each source resolved to; undefined when any needs a fetch.
+ */
 async function gitKeysWithoutFetch(
   sources: readonly string[],
   session: BuildSession,
   keepGitDir: boolean,
   pinned: string | undefined,
-): Promise<unknown[] | undefined> {
+): Promise<{ parts: unknown[]; commits: string[] } | undefined> {
   if (!sources.every((s) => isGitSource(s) && !isHttpSource(s))) return undefined;
   const parts: unknown[] = [];
+  const commits: string[] = [];
   for (const text of sources) {
     const source = parseGitSource(text);
     let commit: string | undefined;
@@ -172,8 +192,9 @@ async function gitKeysWithoutFetch(
     const known = await gitTreeCache(session).get(commit, source.subdir);
     if (known === undefined) return undefined;
     parts.push(gitKeyPart(text, known.tree, session.input.sourceDateEpoch ?? known.commitTime, keepGitDir ? known.commit : null));
+    commits.push(known.commit);
   }
-  return parts;
+  return { parts, commits };
 }
 
 function parseChecksum(text: string, at: string): Digest {

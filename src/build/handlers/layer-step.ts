@@ -66,8 +66,10 @@ export async function commitLayerStep(
   createdBy: string,
   options: CommitOptions = {},
 ): Promise<void> {
+  const watch = session.deps.watchLayer?.();
   const writeOptions: WriteLayerOptions = {
     fileDigests: options.fileDigests,
+    tap: watch?.tap,
     sourceDateEpoch: session.input.sourceDateEpoch,
     compression: session.input.compression ?? 'gzip',
     gzipLevel: session.input.compressionLevel,
@@ -77,7 +79,11 @@ export async function commitLayerStep(
     ownership: 'keep',
     signal: session.deps.signal,
   };
-  const write = (): Promise<LayerResult> => writeLayer(entries, writeOptions, session.deps.layerIngester ?? session.deps.store.blobs);
+  const write = async (): Promise<LayerResult> => {
+    const written = await writeLayer(entries, writeOptions, session.deps.layerIngester ?? session.deps.store.blobs);
+    await watch?.written(written.descriptor);
+    return written;
+  };
   const shared = options.shareable === true ? session.deps.sharedLayers : undefined;
   const layer = shared === undefined ? await write() : await sharedWrite(shared, layerContentKey(entries, writeOptions), write);
   const outcome: StepOutcome = {

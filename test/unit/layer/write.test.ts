@@ -357,6 +357,19 @@ describe('writeLayer', () => {
     expect(await store.contents()).toEqual([]);
   });
 
+  it('fails cleanly when a file of more than 1 MiB (read in chunks) changed before it is written', async () => {
+    const root = await tree();
+    await writeFile(join(root, 'data/big'), Buffer.alloc(3 * 1024 * 1024));
+    const entries = await walkLayerTree(root);
+    await writeFile(join(root, 'data/big'), Buffer.alloc(2 * 1024 * 1024));
+    const failed = await writeLayer(entries, {}, store).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(failed).toMatchObject({ code: 'E_IO', message: expect.stringContaining('changed while the layer was written') });
+    expect(await store.contents()).toEqual([]);
+  });
+
   it('fails cleanly when a file becomes unreadable after the walk', async () => {
     const root = await tree();
     const entries = await walkLayerTree(root);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isGitSource, isHttpSource, parseGitSource, redactUrl, redactUrlsIn } from '../../../src/remote/index.js';
+import { fetchedSource, isGitSource, isHttpSource, parseGitSource, redactUrl, redactUrlsIn } from '../../../src/remote/index.js';
 import { isRemoteContext } from '../../../src/internals.js';
 
 describe('remote source classification (BuildKit gitutil.ParseGitRef)', () => {
@@ -55,5 +55,16 @@ describe('redaction', () => {
     expect(redactUrl('https://u:p4ss@h/x')).toBe('https://***@h/x');
     expect(redactUrl('https://h/x')).toBe('https://h/x');
     expect(redactUrlsIn('ADD https://u:p4ss@h/a git://tok@g/r.git /d')).toBe('ADD https://***@h/a git://***@g/r.git /d');
+  });
+});
+
+describe('sources as provenance names them', () => {
+  it('keeps the URL, its fragment and query, without user name or password; a commit is sha1 (sha256 in a SHA-256 repository)', () => {
+    const c1 = 'a'.repeat(40);
+    const c2 = 'b'.repeat(64);
+    expect(fetchedSource('https://x-access-token:tok@h/r.git#v1:sub', { commit: c1 })).toEqual({ uri: 'https://h/r.git#v1:sub', digest: `sha1:${c1}` });
+    expect(fetchedSource('ssh://git@h/r.git', { commit: c2 })).toEqual({ uri: 'ssh://h/r.git', digest: `sha256:${c2}` });
+    expect(fetchedSource('git@github.com:o/r.git#main', { commit: c1 }).uri).toBe('git@github.com:o/r.git#main');
+    expect(fetchedSource('https://u:p@h/f.tgz?sig=1', { digest: `sha256:${c2}` })).toEqual({ uri: 'https://h/f.tgz?sig=1', digest: `sha256:${c2}` });
   });
 });

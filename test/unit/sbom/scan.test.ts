@@ -2,9 +2,12 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { scanImageLayers } from '../../../src/sbom/index.js';
+import { writeLayer, type LayerEntry } from '../../../src/layer/index.js';
+import { scanImageLayers, scanWhileWriting } from '../../../src/sbom/index.js';
 import { MemoryBlobReader } from '../../../src/store/index.js';
 import { readFileSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { TempStore } from '../layer/temp-store.js';
 import { findOnPath, itIfTools } from '../../helpers/tools.js';
 import { fakeGoBinary, layerOf } from './tar.js';
 
@@ -183,6 +186,56 @@ describe('scanImageLayers', () => {
       const empty = new MemoryBlobReader();
       expect(await scanImageLayers([layer], empty, { cacheDir: dir })).toEqual(first);
     } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('scans a layer while it is written, so the image scan reads no layer back and finds the same', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sbom-tap-'));
+    const store = await TempStore.create();
+    try {
+      const reader = new MemoryBlobReader();
+      const lower = await layerOf(reader, [
+        { name: 'a/node_modules/x/package.json', body: JSON.stringify({ name: 'x', version: '1.0.0' }) },
+        { name: 'etc/os-release', body: 'ID=debian\nVERSION_ID="12"\n' },
+      ]);
+      // A Go binary of more than 1 MiB: the layer writer reads it in chunks, and the scan reads them as they go.
+      const go = fakeGoBinary('go1.22.1', 'path\texample.com/big\nmod\texample.com/big\tv0.1.0\th1:x=\n');
+      await writeFile(join(dir, 'big-go'), Buffer.concat([go.subarray(0, 4), Buffer.alloc(1536 * 1024), go.subarray(4)]));
+      const size = (await readFile(join(dir, 'big-go'))).length;
+      const data = (path: string, text: string): LayerEntry => ({
+        path,
+        type: 'file',
+        mode: 0o644,
+        size: text.length,
+        mtime: 0,
+        uid: 0,
+        gid: 0,
+        data: Buffer.from(text),
+      });
+      const entries: LayerEntry[] = [
+        data('a/node_modules/.wh.x', ''),
+        data('var/lib/dpkg/status', 'Package: tzdata\nStatus: install ok installed\nVersion: 2024a\nArchitecture: all\n'),
+        data('n/node_modules/bad/package.json', '{ "name": '),
+        { path: 'usr/bin/big', type: 'file', mode: 0o755, size, mtime: 0, uid: 0, gid: 0, source: join(dir, 'big-go') },
+      ];
+      const watch = scanWhileWriting(join(dir, 'cache'));
+      const written = await writeLayer(entries, { tap: watch.tap }, store);
+      await watch.written(written.descriptor);
+      const upper = written.descriptor;
+      // Without the upper blob: the scan can only take the upper layer's findings from the cache.
+      const fromTap = await scanImageLayers([lower, upper], reader, { cacheDir: join(dir, 'cache') });
+      reader.add(upper.digest, await readFile(store.blobPath(upper.digest)));
+      const fromBlob = await scanImageLayers([lower, upper], reader);
+      expect(fromTap).toEqual(fromBlob);
+      expect(fromTap.packages.map((p) => p.purl)).toEqual([
+        'pkg:deb/debian/tzdata@2024a?arch=all&distro=debian-12',
+        'pkg:golang/example.com/big@v0.1.0',
+        'pkg:golang/stdlib@go1.22.1',
+      ]);
+      expect(fromTap.warnings).toHaveLength(1);
+    } finally {
+      await store.remove();
       await rm(dir, { recursive: true, force: true });
     }
   });
