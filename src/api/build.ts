@@ -300,6 +300,7 @@ export async function buildImage(given: BuildImageOptions, ctx: StrataContext, i
           privileged: ctx.privileged === true,
           scratchDir: ctx.scratchDir,
           snapshots: ctx.snapshots,
+          overlay: ctx.overlay,
           layerIngester,
           sharedLayers,
           remoteFetch: httpFetch,

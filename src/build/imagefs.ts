@@ -14,6 +14,7 @@ import {
   type LayerIndexCache,
   type LayerRecord,
   type LayerRecords,
+  type UnpackedTree,
 } from '../layer/index.js';
 import type { Image } from '../image/index.js';
 import type { BlobReader } from '../store/index.js';
@@ -174,7 +175,7 @@ async function findLayersHolding(session: BuildSession, image: Image, reader: Bl
  * data taken when they were unpacked, made (and the layers recorded) when missing or damaged. Undefined when the
  * build keeps none. The tree is shared: read it, or copy it (copyUnpacked), never write into it.
  */
-export function imageSnapshot(session: BuildSession, image: Image, reader: BlobReader, layers = image.layers.length): Promise<string | undefined> {
+export function imageSnapshot(session: BuildSession, image: Image, reader: BlobReader, layers = image.layers.length): Promise<UnpackedTree | undefined> {
   const keep = session.deps.snapshots ?? 0;
   if (keep <= 0 || layers === 0) return Promise.resolve(undefined);
   const privileged = session.deps.privileged === true;

@@ -34,14 +34,15 @@ describe('unpacked layer chains kept in the store', () => {
   it('gives back a kept tree while it matches its stat data, drops a damaged one, and keeps the most recently used', async () => {
     const store = new UnpackedStore(join(dir, 'unpacked'), 2);
     expect(await store.get('k1')).toBeUndefined();
-    const root = await store.put('k1', (r) => fill(r, 'one\n'));
-    expect(await store.get('k1')).toBe(root);
+    const { root, entries } = await store.put('k1', (r) => fill(r, 'one\n'));
+    expect([...entries.keys()].sort()).toEqual(['etc', 'etc/passwd', 'ro', 'ro/f']);
+    expect((await store.get('k1'))?.root).toBe(root);
 
     const copy = join(dir, 'copy');
     await mkdir(copy);
     await copyUnpacked(root, copy, false);
     await writeFile(join(copy, 'etc', 'passwd'), 'changed in the copy\n');
-    expect(await store.get('k1')).toBe(root);
+    expect((await store.get('k1'))?.root).toBe(root);
 
     await writeFile(join(root, 'etc', 'passwd'), 'tampered\n');
     expect(await store.get('k1')).toBeUndefined();
