@@ -114,7 +114,7 @@ async function unpackOnTop(state: StageState, session: BuildSession, stack: Over
   const layers = state.image.layers;
   const records = await layerRecords(session, state.image);
   const step = await mountUpper(stack);
-  let done = false;
+  let layer: OverlayLayer | undefined;
   try {
     await extractImageToDirectory(
       layers.slice(from).map((l) => l.descriptor),
@@ -126,15 +126,16 @@ async function unpackOnTop(state: StageState, session: BuildSession, stack: Over
         records: { ...records, diffIds: records.diffIds.slice(from) },
       },
     );
-    done = true;
+    // Read while mounted: which directories are opaque is seen in the merged tree.
+    layer = overlayLayerOf(
+      step.upper,
+      stack.lowers.map((l) => l.layer),
+      step.merged,
+      session.deps.signal,
+    );
   } finally {
-    await releaseUpper(stack, step, done);
+    await releaseUpper(stack, step, layer !== undefined);
   }
-  const layer = await overlayLayerOf(
-    step.upper,
-    stack.lowers.map((l) => l.layer),
-    session.deps.signal,
-  );
   stack.lowers.unshift({ name: step.name, layer });
   state.rootfs = { kind: 'overlay', stack, layers: layers.length };
 }

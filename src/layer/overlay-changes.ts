@@ -1,16 +1,15 @@
 import { lchownSync, lstatSync } from 'node:fs';
 import { join, posix } from 'node:path';
-import { ioError } from '../errors/index.js';
+import { errnoCode, ioError } from '../errors/index.js';
 import { fsPath } from '../fsname/index.js';
 import { linkSharedInodes, refuseWhiteoutName, toLayerEntry, underExcluded, whiteoutEntry } from './changes.js';
-import { readOpaqueDirs } from './overlay-mount.js';
 import { normalizeExcludes, walkRootfs, type SnapshotEntry } from './snapshot.js';
 import type { LayerEntry } from './types.js';
 import { OPAQUE_WHITEOUT, whiteoutPath } from './whiteout.js';
 
 /**
- * One lower directory of an overlay, as the walk saw it: every path with its lstat data, and the directories
- * overlayfs marked opaque among those that had a directory below them (no other mark changes a lookup). An
+ * One lower directory of an overlay, as the walk saw it: every path with its lstat data, and the directories that
+ * are opaque among those that have a directory below them (no other mark changes a lookup; see finishUpper). An
  * upper directory becomes the next step's lower one as it is, whiteouts (0/0 character devices) and all.
  */
 export interface OverlayLayer {
@@ -85,7 +84,7 @@ export async function captureOverlayChanges(
 ): Promise<{ entries: LayerEntry[]; layer: OverlayLayer }> {
   let walked = walkRootfs(upper, new Set(), options.signal);
   if (linkUpSiblings(walked, lowers, options.merged)) walked = walkRootfs(upper, new Set(), options.signal);
-  const layer = await finishUpper(upper, walked, lowers);
+  const layer = finishUpper(upper, walked, lowers, options.merged);
   const exclude = new Set(normalizeExcludes(options.exclude ?? []));
   const out = new Map<string, LayerEntry>();
   for (const [path, st] of walked) {
@@ -105,16 +104,70 @@ export async function captureOverlayChanges(
   return { entries: [...out.values()], layer };
 }
 
-/** An upper directory done with (a step's, or one that layers were unpacked into through a mount) as a lower layer. */
-export async function finishUpper(upper: string, walked: ReadonlyMap<string, SnapshotEntry>, lowers: readonly OverlayLayer[]): Promise<OverlayLayer> {
-  const candidates: string[] = [];
-  for (const [path, st] of walked) if (st.type === 'dir' && lowerLookup(lowers, path)?.entry.type === 'dir') candidates.push(path);
-  return { dir: upper, entries: walked, opaque: await readOpaqueDirs(upper, candidates) };
+/**
+ * An upper directory done with (a step's, or one that layers were unpacked into through a mount) as a lower
+ * layer, taken while the overlay is still mounted at `merged`.
+ *
+ * Which of its directories are opaque is read from what the merged tree shows, not from overlayfs's xattr (Node
+ * reads no xattrs, and the tools that do are not on every system): a directory that has a directory below it is
+ * opaque when a name the layers below show there, and that the upper directory does not hold, is missing from
+ * the merged tree. When the upper directory holds every such name, the mark changes nothing at that level, and a
+ * subdirectory it hides is found opaque the same way; so the marks found give the same lookups as the kernel's.
+ */
+export function finishUpper(upper: string, walked: ReadonlyMap<string, SnapshotEntry>, lowers: readonly OverlayLayer[], merged: string): OverlayLayer {
+  const opaque = new Set<string>();
+  const upperNames = childNames(walked);
+  for (const [path, st] of walked) {
+    if (st.type !== 'dir' || lowerLookup(lowers, path)?.entry.type !== 'dir') continue;
+    const hidden = firstLowerNameNotIn(lowers, path, new Set(upperNames.get(path) ?? []));
+    if (hidden !== undefined && !presentNoFollow(join(merged, path, hidden))) opaque.add(path);
+  }
+  return { dir: upper, entries: walked, opaque };
 }
 
-/** Walks an upper directory and finishes it (see finishUpper). */
-export function overlayLayerOf(upper: string, lowers: readonly OverlayLayer[], signal?: AbortSignal): Promise<OverlayLayer> {
-  return finishUpper(upper, walkRootfs(upper, new Set(), signal), lowers);
+/** Walks an upper directory and finishes it (see finishUpper); the overlay must still be mounted at `merged`. */
+export function overlayLayerOf(upper: string, lowers: readonly OverlayLayer[], merged: string, signal?: AbortSignal): OverlayLayer {
+  return finishUpper(upper, walkRootfs(upper, new Set(), signal), lowers, merged);
+}
+
+/** Names directly under each directory of a walk (`''` for the root). */
+function childNames(entries: ReadonlyMap<string, SnapshotEntry>): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const path of entries.keys()) {
+    const slash = path.lastIndexOf('/');
+    const parent = slash < 0 ? '' : path.slice(0, slash);
+    const names = out.get(parent);
+    if (names === undefined) out.set(parent, [path.slice(slash + 1)]);
+    else names.push(path.slice(slash + 1));
+  }
+  return out;
+}
+
+const layerChildren = new WeakMap<OverlayLayer, Map<string, string[]>>();
+
+/** A name the layers below show in `dir` that is not in `except`, or undefined. */
+function firstLowerNameNotIn(lowers: readonly OverlayLayer[], dir: string, except: ReadonlySet<string>): string | undefined {
+  for (const layer of lowers) {
+    let children = layerChildren.get(layer);
+    if (children === undefined) {
+      children = childNames(layer.entries);
+      layerChildren.set(layer, children);
+    }
+    for (const name of children.get(dir) ?? []) {
+      if (!except.has(name) && lowerLookup(lowers, `${dir}/${name}`) !== undefined) return name;
+    }
+  }
+  return undefined;
+}
+
+function presentNoFollow(path: string): boolean {
+  try {
+    lstatSync(fsPath(path));
+    return true;
+  } catch (cause) {
+    if (errnoCode(cause) === 'ENOENT') return false;
+    throw ioError('inspect', path, cause);
+  }
 }
 
 /**

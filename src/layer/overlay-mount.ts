@@ -1,7 +1,6 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { StrataError } from '../errors/index.js';
-import { nameBytes } from '../fsname/index.js';
 import { OVERLAY_MOUNT_SOURCE, mountTable } from '../store/index.js';
 
 const run = promisify(execFile);
@@ -60,87 +59,6 @@ export async function unmountOverlay(target: string): Promise<void> {
       throw new StrataError('E_IO', `cannot unmount the overlay at ${target}: ${processMessage(error)}`, { cause: error });
     }
   }
-}
-
-/**
- * Which of `dirs` (paths relative to `upper`, all directories) carry overlayfs's opaque mark, the xattr
- * `trusted.overlay.opaque=y`. Node reads no xattrs, so GNU tar (essential on Debian, Ubuntu and their images)
- * archives the directories' headers alone with that one xattr, and the archive's PAX records are read in the
- * order the names were given.
- */
-export async function readOpaqueDirs(upper: string, dirs: readonly string[]): Promise<Set<string>> {
-  if (dirs.length === 0) return new Set();
-  const list = Buffer.concat(dirs.flatMap((d) => [nameBytes(d), Buffer.from([0])]));
-  let archive: Buffer;
-  try {
-    archive = await tarHeaders(upper, list);
-  } catch (error) {
-    throw new StrataError('E_IO', `cannot read the overlay marks of ${upper} with tar: ${processMessage(error)}`, {
-      cause: error,
-      hint: 'strata reads overlayfs xattrs with GNU tar (apt-get install tar); STRATA_OVERLAY=off copies RUN roots instead',
-    });
-  }
-  const marks = opaqueMarks(archive);
-  if (marks.length !== dirs.length) {
-    throw new StrataError('E_IO', `tar listed ${marks.length} of the ${dirs.length} directories of ${upper} it was given`);
-  }
-  return new Set(dirs.filter((_d, i) => marks[i] === true));
-}
-
-function tarHeaders(upper: string, list: Buffer): Promise<Buffer> {
-  const args = [
-    '--create',
-    '--file=-',
-    '--format=posix',
-    '--xattrs',
-    '--xattrs-include=trusted.overlay.opaque',
-    '--no-recursion',
-    '--null',
-    '--verbatim-files-from',
-    '--files-from=-',
-  ];
-  return new Promise((resolve, reject) => {
-    const child = execFile('tar', args, { cwd: upper, encoding: 'buffer', maxBuffer: 1 << 30 }, (error, stdout) => {
-      if (error) reject(error);
-      else resolve(stdout);
-    });
-    child.stdin?.end(list);
-  });
-}
-
-/** For each archived entry in order, whether a PAX record gave it `trusted.overlay.opaque=y`. */
-export function opaqueMarks(archive: Uint8Array): boolean[] {
-  const out: boolean[] = [];
-  let pending = false;
-  for (let off = 0; off + 512 <= archive.length; ) {
-    const header = archive.subarray(off, off + 512);
-    if (header.every((b) => b === 0)) break;
-    const size = Number.parseInt(Buffer.from(header.subarray(124, 136)).toString('latin1').replace(/\0.*$/, '').trim() || '0', 8);
-    const type = String.fromCharCode(header[156] ?? 0);
-    const data = archive.subarray(off + 512, off + 512 + size);
-    if (type === 'x') pending = paxRecords(data).get('SCHILY.xattr.trusted.overlay.opaque') === 'y';
-    else if (type !== 'g') {
-      out.push(pending);
-      pending = false;
-    }
-    off += 512 + Math.ceil(size / 512) * 512;
-  }
-  return out;
-}
-
-function paxRecords(data: Uint8Array): Map<string, string> {
-  const out = new Map<string, string>();
-  const text = Buffer.from(data).toString('latin1');
-  for (let at = 0; at < text.length; ) {
-    const space = text.indexOf(' ', at);
-    const length = Number.parseInt(text.slice(at, space), 10);
-    if (space < 0 || !(length > 0)) break;
-    const record = text.slice(space + 1, at + length - 1);
-    const eq = record.indexOf('=');
-    if (eq > 0) out.set(record.slice(0, eq), record.slice(eq + 1));
-    at += length;
-  }
-  return out;
 }
 
 function processMessage(error: unknown): string {
