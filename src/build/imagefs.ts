@@ -213,7 +213,8 @@ export async function unpackBaseAhead(session: BuildSession, image: Image, reade
   if ((session.deps.snapshots ?? 0) <= 0 || image.layers.length === 0) return;
   const { cache, diffIds } = await layerRecords(session, image);
   for (const diffId of diffIds) {
-    if ((await cache.load(diffId)) === undefined) {
+    // Whether a record is there, not the record: a cached build would otherwise decode every base record.
+    if (!(await (cache.has?.(diffId) ?? cache.load(diffId).then((r) => r !== undefined)))) {
       await imageSnapshot(session, image, reader);
       return;
     }
@@ -238,5 +239,11 @@ class BuildLayerRecords implements LayerIndexCache {
   async save(diffId: Digest, record: LayerRecord): Promise<void> {
     this.loaded.set(diffId, Promise.resolve(record));
     await this.store.save(diffId, record);
+  }
+
+  async has(diffId: Digest): Promise<boolean> {
+    const loaded = this.loaded.get(diffId);
+    if (loaded !== undefined) return (await loaded) !== undefined;
+    return this.store.has?.(diffId) ?? (await this.load(diffId)) !== undefined;
   }
 }
