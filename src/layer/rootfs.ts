@@ -199,31 +199,30 @@ class Extractor {
       this.parents.set(dir, parent);
     }
     const target = joinRel(parent, posix.basename(rel));
-    const existing = await this.lstat(target);
+    // Directories, files and symlinks are made first and looked at only when something is in the way (EEXIST),
+    // as tar does: into a fresh root that saves an lstat per entry.
     switch (entry.type) {
       case 'dir':
-        await this.placeDir(target, existing, entry);
+        await this.placeDir(target, entry);
         break;
       case 'file':
-        await this.clear(target, existing);
         await this.placeFile(target, entry);
         break;
       case 'symlink':
-        await this.clear(target, existing);
         await this.placeSymlink(target, entry);
         break;
       case 'hardlink':
-        await this.placeHardlink(target, existing, entry);
+        await this.placeHardlink(target, await this.lstat(target), entry);
         break;
       case 'fifo':
-        await this.clear(target, existing);
+        await this.clear(target, await this.lstat(target));
         await this.placeSpecial(target, entry, ['mkfifo', ['-m', '0600', '--', this.abs(target)]]);
         this.stats.fifos += 1;
         break;
       case 'char':
       case 'block':
         // The path is the device now, whether or not it can be made: what was below is gone either way.
-        await this.clear(target, existing);
+        await this.clear(target, await this.lstat(target));
         if (!this.policy.createDevices) {
           this.stats.devicesSkipped += 1;
           return;
@@ -238,12 +237,16 @@ class Extractor {
     this.writes.add(target);
   }
 
-  private async placeDir(target: string, existing: Stats | undefined, entry: LayerReadEntry): Promise<void> {
-    if (existing === undefined || !existing.isDirectory()) {
-      await this.clear(target, existing);
-      await this.io('create directory', target, () => fs.mkdirSync(this.abs(target), { mode: 0o700 }));
-    } else {
-      await this.makeWritable(target);
+  private async placeDir(target: string, entry: LayerReadEntry): Promise<void> {
+    const make = (): void => fs.mkdirSync(this.abs(target), { mode: 0o700 });
+    if ((await this.create('create directory', target, make)) === undefined) {
+      const existing = await this.lstat(target);
+      if (existing?.isDirectory() === true) {
+        await this.makeWritable(target);
+      } else {
+        await this.clear(target, existing);
+        await this.io('create directory', target, make);
+      }
     }
     // Mode, owner and mtime wait for the end of the layer: children written later would change the mtime, and a
     // read-only mode would stop an unprivileged extractor from writing them.
@@ -254,7 +257,12 @@ class Extractor {
   private async placeFile(target: string, entry: LayerReadEntry): Promise<void> {
     const path = this.abs(target);
     const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
-    const fd = await this.io('create file', target, () => fs.openSync(path, flags, 0o600));
+    const open = (): number => fs.openSync(path, flags, 0o600);
+    let fd = (await this.create('create file', target, open))?.made;
+    if (fd === undefined) {
+      await this.clear(target, await this.lstat(target));
+      fd = await this.io('create file', target, open);
+    }
     try {
       for await (const chunk of entry.content) {
         let offset = 0;
@@ -273,7 +281,11 @@ class Extractor {
 
   private async placeSymlink(target: string, entry: LayerReadEntry): Promise<void> {
     const path = this.abs(target);
-    await this.io('create symlink', target, () => fs.symlinkSync(entry.linkname ?? '', path));
+    const make = (): void => fs.symlinkSync(entry.linkname ?? '', path);
+    if ((await this.create('create symlink', target, make)) === undefined) {
+      await this.clear(target, await this.lstat(target));
+      await this.io('create symlink', target, make);
+    }
     if (this.policy.keepOwnership) await this.io('chown', target, () => fs.lchownSync(path, entry.uid, entry.gid));
     await this.io('set times of', target, () => fs.lutimesSync(path, entry.mtime, entry.mtime));
     this.stats.symlinks += 1;
@@ -461,6 +473,18 @@ class Extractor {
 
   private async readdir(rel: string): Promise<string[]> {
     return this.io('list', rel, () => fs.readdirSync(this.abs(rel)));
+  }
+
+  /** What `work` (which makes `rel`) returns, or undefined when something is already there (EEXIST). */
+  private async create<T>(action: string, rel: string, work: () => T): Promise<{ made: T } | undefined> {
+    try {
+      return { made: work() };
+    } catch (error) {
+      if (errnoCode(error) === 'EEXIST') return undefined;
+      return this.io(action, rel, () => {
+        throw error;
+      });
+    }
   }
 
   private async io<T>(action: string, rel: string, work: () => T | Promise<T>): Promise<T> {
