@@ -56,37 +56,22 @@ export function indexOver(builds: readonly PlatformBuild[], memory: MemoryBlobRe
   return descriptor;
 }
 
-/**
- * `--executor`: auto (the default), none, chroot, bwrap, runc, crun or command:PATH. `auto` is resolved by trying
- * (RUN keys name the executor it found). A named executor is checked while the build goes on (its check starts
- * processes, whose wait a fully cached build should not add): `checked` rejects with E_RUN_UNSUPPORTED when it
- * cannot run here, the executor's `run` waits for it, and the build awaits it before writing anything.
- */
+/** `--executor`: none (the default), chroot, bwrap, runc, crun or command:PATH. Checked before the build. */
 export async function pickExecutor(
   name: string | undefined,
   env: Readonly<Record<string, string | undefined>>,
   options: CreateExecutorOptions = {},
-): Promise<{ executor: Executor; refused: ExecutorRefusal[]; checked: Promise<void> }> {
+): Promise<{ executor: Executor; refused: ExecutorRefusal[] }> {
   // auto: the first that works, found by trying; a RUN-free build still builds when none does.
-  if ((name ?? 'auto') === 'auto') return { ...(await chooseExecutor()), checked: Promise.resolve() };
+  if ((name ?? 'auto') === 'auto') return chooseExecutor();
   const executor = createExecutor(name ?? 'auto', { commandEnv: env, ...options });
-  const checked = executor.available().then(async (available) => {
-    if (available.ok) return;
+  const available = await executor.available();
+  if (!available.ok) {
     throw new StrataError('E_RUN_UNSUPPORTED', `executor ${executor.name} cannot run here: ${available.reason}`, {
       hint: `executors available on this machine: ${(await detectExecutors()).join(', ') || 'none'}`,
     });
-  });
-  // Awaited later; a build that fails first must not leave it unhandled.
-  checked.catch(() => undefined);
-  const checkedExecutor: Executor = {
-    name: executor.name,
-    available: () => executor.available(),
-    run: async (request) => {
-      await checked;
-      return executor.run(request);
-    },
-  };
-  return { executor: checkedExecutor, refused: [], checked };
+  }
+  return { executor, refused: [] };
 }
 
 export async function readDockerfile(

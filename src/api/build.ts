@@ -145,7 +145,7 @@ export async function buildImage(given: BuildImageOptions, ctx: StrataContext, i
   const cacheImports = (options.cacheFrom ?? []).map((s) => (typeof s === 'string' ? parseCacheImport(s, options.cwd) : s));
   const cacheExport = typeof options.cacheTo === 'string' ? parseCacheExport(options.cacheTo, options.cwd) : options.cacheTo;
   checkCacheSpecs([...cacheImports, ...(cacheExport ? [cacheExport] : [])], io);
-  const { executor, refused, checked } = await pickExecutor(options.executor, options.env ?? {}, {
+  const { executor, refused } = await pickExecutor(options.executor, options.env ?? {}, {
     inplace: {
       force: options.force === true,
       // strata's own files: its store and the build context, with what the caller adds (its install directory).
@@ -311,8 +311,6 @@ export async function buildImage(given: BuildImageOptions, ctx: StrataContext, i
       const image = annotateManifest(outcome.image, annotations);
       builds.push({ platform, image, reader: outcome.reader, serialized: serializeImage(image), warnings: outcome.warnings, steps: outcome.steps });
     }
-    // A named executor that cannot run here fails the build, RUN or not, before anything is written.
-    await checked;
     const memory = new MemoryBlobReader();
     for (const b of builds) {
       memory.add(b.serialized.config.descriptor.digest, b.serialized.config.bytes).add(b.serialized.manifest.descriptor.digest, b.serialized.manifest.bytes);

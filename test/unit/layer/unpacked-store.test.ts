@@ -3,7 +3,7 @@ import { chmod, mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/p
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { parseSnapshots } from '../../../cli/options.js';
+import { parseOverlay, parseSnapshots } from '../../../cli/options.js';
 import { digestOf } from '../../../src/digest/index.js';
 import { UnpackedStore, copyUnpacked, unpackedKey } from '../../../src/layer/index.js';
 
@@ -72,5 +72,13 @@ describe('unpacked layer chains kept in the store', () => {
     expect(parseSnapshots('off')).toBe(0);
     expect(parseSnapshots('5')).toBe(5);
     expect(() => parseSnapshots('many')).toThrow(/STRATA_SNAPSHOTS/);
+  });
+
+  it('reads STRATA_OVERLAY', () => {
+    expect(parseOverlay(undefined)).toBe(true);
+    expect(parseOverlay('auto')).toBe(true);
+    expect(parseOverlay('off')).toBe(false);
+    expect(parseOverlay('0')).toBe(false);
+    expect(() => parseOverlay('maybe')).toThrow(/STRATA_OVERLAY/);
   });
 });
