@@ -59,8 +59,8 @@ interface DirMeta {
  *
  * Nothing is ever written outside `rootDir`: every parent path is resolved inside the root (symlinks followed with
  * absolute targets taken relative to the root, `..` stopped at the root) and checked with realpath before use; the
- * last component is never followed (whatever is there is removed first, and files are opened O_EXCL|O_NOFOLLOW);
- * hardlink targets are resolved inside the root too. A symlink loop in a path fails with E_LAYER_UNSAFE.
+ * last component is never followed (an entry is made with O_EXCL|O_NOFOLLOW, mkdir or symlink, and whatever is in
+ * the way is removed and the entry made again); hardlink targets are resolved inside the root too. A symlink loop in a path fails with E_LAYER_UNSAFE.
  *
  * Blobs are verified as they stream, but a mismatch is only known at the end of a layer: when this throws, the
  * content of `rootDir` is undefined and the caller must discard it.
