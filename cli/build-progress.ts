@@ -71,6 +71,12 @@ export function buildEventRenderer(
         clear();
         stderr.write(`=> executor ${event.name}${event.refused.length > 0 ? ` (${event.refused.map((r) => `${r.name} cannot run here`).join(', ')})` : ''}\n`);
         return;
+      case 'run-root':
+        clear();
+        stderr.write(
+          `=> RUN roots: ${event.kind === 'overlay' ? 'overlayfs over the unpacked layers' : `copies of the unpacked layers${event.reason ? ` (${esc(event.reason)})` : ''}`}\n`,
+        );
+        return;
       case 'pull':
         if (event.state === 'resolving') {
           clear();

@@ -28,6 +28,7 @@ export function apiContext(cli: CliContext, options: { platform?: string | undef
     privileged: cli.isRoot === true && isCapableRoot(),
     scratchDir: cli.env.TMPDIR || '/tmp',
     snapshots: parseSnapshots(cli.env.STRATA_SNAPSHOTS),
+    overlay: parseOverlay(cli.env.STRATA_OVERLAY),
     signal: cli.signal,
   };
 }
@@ -38,6 +39,13 @@ export function parseSnapshots(text: string | undefined): number {
   if (text === 'off') return 0;
   if (!/^\d+$/.test(text)) throw new StrataError('E_USAGE', `STRATA_SNAPSHOTS must be a number of unpacked bases to keep (0 turns them off), got "${text}"`);
   return Number(text);
+}
+
+/** STRATA_OVERLAY: `off` (or 0) copies each stage's RUN root instead of mounting an overlay over the unpacked layers. */
+export function parseOverlay(text: string | undefined): boolean {
+  if (text === undefined || text === '' || text === 'auto' || text === 'on' || text === '1') return true;
+  if (text === 'off' || text === '0') return false;
+  throw new StrataError('E_USAGE', `STRATA_OVERLAY must be off (copy RUN roots) or auto (overlayfs where it mounts), got "${text}"`);
 }
 
 /** `--compression gzip|zstd|none`. */

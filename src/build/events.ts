@@ -18,6 +18,8 @@ export type BuildEvent =
   | { type: 'output'; where: string; stream: 'stdout' | 'stderr'; text: string }
   | { type: 'warning'; message: string; where?: string }
   | { type: 'executor'; name: string; refused: Array<{ name: string; reason: string }> }
+  /** How RUN roots are made in this build, told once at the first RUN that runs: overlay mounts, or copies and why. */
+  | { type: 'run-root'; kind: 'overlay' | 'copy'; reason?: string }
   | { type: 'pull'; image: string; state: 'resolving' | 'resolved' | 'layers' }
   /**
    * An `ADD <url>` download (`url` without credentials): `start`, then `progress` as bytes arrive (every

@@ -14,6 +14,7 @@ import {
   type LayerIndexCache,
   type LayerRecord,
   type LayerRecords,
+  type UnpackedTree,
 } from '../layer/index.js';
 import type { Image } from '../image/index.js';
 import type { BlobReader } from '../store/index.js';
@@ -26,7 +27,7 @@ const FILE_INDEXES = new MemoKind<ImageFsIndex>('fs-index');
 const LAYER_RECORDS = new MemoKind<BuildLayerRecords>('layer-records');
 /** Images unpacked whole (by content key) or in part (content key and the layers unpacked). */
 const ROOTS = new MemoKind<string>('rootfs');
-const SNAPSHOTS = new MemoKind<string | undefined>('unpacked');
+const SNAPSHOTS = new MemoKind<UnpackedTree | undefined>('unpacked');
 
 const USER_FILES = ['/etc/passwd', '/etc/group'];
 
@@ -181,7 +182,7 @@ async function findLayersHolding(session: BuildSession, image: Image, reader: Bl
  * data taken when they were unpacked, made (and the layers recorded) when missing or damaged. Undefined when the
  * build keeps none. The tree is shared: read it, or copy it (copyUnpacked), never write into it.
  */
-export function imageSnapshot(session: BuildSession, image: Image, reader: BlobReader, layers = image.layers.length): Promise<string | undefined> {
+export function imageSnapshot(session: BuildSession, image: Image, reader: BlobReader, layers = image.layers.length): Promise<UnpackedTree | undefined> {
   const keep = session.deps.snapshots ?? 0;
   if (keep <= 0 || layers === 0) return Promise.resolve(undefined);
   const privileged = session.deps.privileged === true;
@@ -219,7 +220,8 @@ export async function unpackBaseAhead(session: BuildSession, image: Image, reade
   if ((session.deps.snapshots ?? 0) <= 0 || image.layers.length === 0) return;
   const { cache, diffIds } = await layerRecords(session, image);
   for (const diffId of diffIds) {
-    if ((await cache.load(diffId)) === undefined) {
+    // Whether a record is there, not the record: a cached build would otherwise decode every base record.
+    if (!(await (cache.has?.(diffId) ?? cache.load(diffId).then((r) => r !== undefined)))) {
       await imageSnapshot(session, image, reader);
       return;
     }
@@ -244,5 +246,11 @@ class BuildLayerRecords implements LayerIndexCache {
   async save(diffId: Digest, record: LayerRecord): Promise<void> {
     this.loaded.set(diffId, Promise.resolve(record));
     await this.store.save(diffId, record);
+  }
+
+  async has(diffId: Digest): Promise<boolean> {
+    const loaded = this.loaded.get(diffId);
+    if (loaded !== undefined) return (await loaded) !== undefined;
+    return this.store.has?.(diffId) ?? (await this.load(diffId)) !== undefined;
   }
 }

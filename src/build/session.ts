@@ -44,6 +44,11 @@ export interface BuildDeps {
   /** How many unpacked base chains the store keeps for RUN roots (cache/unpacked); 0 or unset: none. */
   snapshots?: number | undefined;
   /**
+   * RUN roots on overlayfs when privileged and the mount works (the default); false: each stage's root is a
+   * private copy of the unpacked layers (STRATA_OVERLAY=off).
+   */
+  overlay?: boolean | undefined;
+  /**
    * A world-traversable directory (like /tmp) for RUN roots: a sandbox that runs as the step's
    * non-root USER must reach its root, which a store under a private home cannot offer.
    */

@@ -2,6 +2,22 @@ import type { Image } from '../image/index.js';
 import type { BlobReader } from '../store/index.js';
 import { ConfigDraft } from './config-draft.js';
 import type { CacheMiss } from './cache-explain.js';
+import type { OverlayLayer } from '../layer/index.js';
+
+/** A stage's RUN root between steps: a private copied tree, or the lower directories of an overlay. */
+export type StageRoot = { kind: 'copy'; dir: string; layers: number } | { kind: 'overlay'; stack: OverlayStack; layers: number };
+
+/**
+ * A stage's overlay layers in its scratch directory `dir`: `base` (a link to the unpacked base chain, or an empty
+ * directory), then one directory per later RUN step or run of other layers, all named relative to `dir`.
+ */
+export interface OverlayStack {
+  dir: string;
+  /** The lower directories, the top one first, with the names they have in `dir`. */
+  lowers: Array<{ name: string; layer: OverlayLayer }>;
+  /** How many directories were made in `dir` (names are never used twice). */
+  made: number;
+}
 
 /** A stage as the build walks through it. The image value is replaced, never mutated. */
 export interface StageState {
@@ -19,10 +35,11 @@ export interface StageState {
   entrypointSet: boolean;
   cmdSet: boolean;
   /**
-   * The stage's private unpacked root filesystem, in step with the first `layers` layers of the
-   * image: consecutive RUN steps reuse it, later layers are applied on top instead of unpacking again.
+   * The stage's private root filesystem for RUN, in step with the first `layers` layers of the image:
+   * consecutive RUN steps reuse it, later layers are applied on top instead of unpacking again. Either a
+   * copied tree (`dir`) or, where overlayfs mounts, a stack of lower directories (see run-root.ts).
    */
-  rootfs?: { dir: string; layers: number } | undefined;
+  rootfs?: StageRoot | undefined;
   /** Why the step being run missed the cache, for its step event (set by the handler, taken by the engine). */
   miss?: CacheMiss | undefined;
   /** The last step of this stage (or the stage below it) that wrote a new layer, to name it when the parent changed. */
@@ -61,7 +78,7 @@ export class Stage implements StageState {
   declare shell: string[];
   declare entrypointSet: boolean;
   declare cmdSet: boolean;
-  declare rootfs?: { dir: string; layers: number } | undefined;
+  declare rootfs?: StageRoot | undefined;
   declare miss?: CacheMiss | undefined;
   declare lastWritten?: number | undefined;
   declare dryMiss?: string | undefined;

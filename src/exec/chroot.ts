@@ -104,14 +104,16 @@ export function chrootExecutor(options: ChrootExecutorOptions = {}): Executor {
 }
 
 /**
- * Tries what a step needs, as it will be done: namespaces, a mount and a chroot. uid 0 in a job container
- * started with docker's default capabilities (no CAP_SYS_ADMIN) fails here, not in the step.
+ * Tries what a step needs, as it will be done: namespaces, a mount (of /proc, by unshare itself) and a chroot
+ * (unshare's --root, as the step enters its root). uid 0 in a job container started with docker's default
+ * capabilities (no CAP_SYS_ADMIN) fails here, not in the step. One unshare and one `true`: the check runs
+ * while a build goes on, and a fully cached build waits only for it.
  */
 async function probeChroot(bin: Record<'sh' | 'unshare' | 'mount' | 'chroot' | 'env', string>): Promise<{ ok: true } | { ok: false; reason: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'strata-chroot-probe-'));
   try {
-    const script = `${shellQuote(bin.mount)} -t proc proc ${shellQuote(dir)} && ${shellQuote(bin.chroot)} / true`;
-    const result = await runProcess(bin.unshare, ['--mount', '--pid', '--fork', '--uts', '--ipc', '--propagation', 'private', '--', bin.sh, '-c', script], {
+    const args = ['--mount', '--pid', '--fork', '--uts', '--ipc', '--propagation', 'private', `--mount-proc=${dir}`, '--root=/', 'true'];
+    const result = await runProcess(bin.unshare, args, {
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
     }).catch((error: unknown) => ({ exitCode: -1, tail: [error instanceof Error ? error.message : String(error)] }));
     if (result.exitCode === 0) return { ok: true };

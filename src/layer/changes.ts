@@ -3,7 +3,7 @@ import { StrataError } from '../errors/index.js';
 import { compareLayerPaths } from './order.js';
 import { normalizeExcludes, walkRootfs, type RootfsSnapshot, type SnapshotEntry } from './snapshot.js';
 import type { LayerEntry } from './types.js';
-import { OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './whiteout.js';
+import { OPAQUE_WHITEOUT, WHITEOUT_PREFIX, whiteoutPath } from './whiteout.js';
 
 /**
  * Paths every executor provides itself (kernel filesystems, device nodes, the files docker bind-mounts into
@@ -32,10 +32,7 @@ export interface CaptureOptions {
 export async function captureChanges(root: string, before: RootfsSnapshot, options: CaptureOptions = {}): Promise<LayerEntry[]> {
   const excludeList = normalizeExcludes([...before.exclude, ...(options.exclude ?? [])]);
   const exclude = new Set(excludeList);
-  const excluded = (path: string): boolean => {
-    for (let p = path; p !== '.'; p = posix.dirname(p)) if (exclude.has(p)) return true;
-    return false;
-  };
+  const excluded = (path: string): boolean => underExcluded(path, exclude);
   const after = walkRootfs(root, exclude, options.signal);
   const old = before.entries;
 
@@ -58,18 +55,12 @@ export async function captureChanges(root: string, before: RootfsSnapshot, optio
     if (now.type === 'socket') {
       // A tar layer cannot hold a socket (docker leaves them out too); what it replaced must still disappear.
       if (was !== undefined && was.type !== 'socket') {
-        const name = `${posix.dirname(path) === '.' ? '' : `${posix.dirname(path)}/`}${WHITEOUT_PREFIX}${posix.basename(path)}`;
-        out.set(name, whiteoutEntry(name));
+        out.set(whiteoutPath(path), whiteoutEntry(whiteoutPath(path)));
       }
       continue;
     }
     if (was !== undefined && !underReplaced(path) && !replaced.has(path) && !differs(now, was)) continue;
-    const base = posix.basename(path);
-    if (base.startsWith(WHITEOUT_PREFIX)) {
-      throw new StrataError('E_LAYER_INVALID', `the step created /${path}, and a layer cannot hold a name starting with ${WHITEOUT_PREFIX}`, {
-        hint: `names starting with ${WHITEOUT_PREFIX} mean deletions in OCI layers; rename the file`,
-      });
-    }
+    refuseWhiteoutName(path);
     out.set(path, toLayerEntry(root, path, now));
     if (replaced.has(path)) out.set(`${path}/${OPAQUE_WHITEOUT}`, whiteoutEntry(`${path}/${OPAQUE_WHITEOUT}`));
   }
@@ -81,8 +72,7 @@ export async function captureChanges(root: string, before: RootfsSnapshot, optio
       // Only the top-most deleted path: below a deleted, replaced or retyped parent the lower paths are gone anyway.
       if (after.get(parent)?.type !== 'dir' || replaced.has(parent) || underReplaced(parent)) continue;
     }
-    const name = `${parent === '.' ? '' : `${parent}/`}${WHITEOUT_PREFIX}${posix.basename(path)}`;
-    out.set(name, whiteoutEntry(name));
+    out.set(whiteoutPath(path), whiteoutEntry(whiteoutPath(path)));
   }
 
   // OCI change sets carry the parents of every changed path (an extractor creates missing ones with guessed
@@ -96,6 +86,20 @@ export async function captureChanges(root: string, before: RootfsSnapshot, optio
 
   linkSharedInodes(out, after);
   return [...out.values()];
+}
+
+/** Whether `path` or a directory above it is in `exclude` (layer paths). */
+export function underExcluded(path: string, exclude: ReadonlySet<string>): boolean {
+  for (let p = path; p !== '.'; p = posix.dirname(p)) if (exclude.has(p)) return true;
+  return false;
+}
+
+/** A step cannot leave a file whose name a layer reads as a deletion. */
+export function refuseWhiteoutName(path: string): void {
+  if (!posix.basename(path).startsWith(WHITEOUT_PREFIX)) return;
+  throw new StrataError('E_LAYER_INVALID', `the step created /${path}, and a layer cannot hold a name starting with ${WHITEOUT_PREFIX}`, {
+    hint: `names starting with ${WHITEOUT_PREFIX} mean deletions in OCI layers; rename the file`,
+  });
 }
 
 function differs(a: SnapshotEntry, b: SnapshotEntry): boolean {
@@ -119,7 +123,7 @@ function differs(a: SnapshotEntry, b: SnapshotEntry): boolean {
  * the tar) and hard links to it. An inode's ctime moves for every path of it together, so when one of its
  * paths changed, all of them are in the change set.
  */
-function linkSharedInodes(out: Map<string, LayerEntry>, after: Map<string, SnapshotEntry>): void {
+export function linkSharedInodes(out: Map<string, LayerEntry>, after: ReadonlyMap<string, SnapshotEntry>): void {
   const groups = new Map<string, string[]>();
   for (const [path, entry] of out) {
     if (entry.type !== 'file') continue;
@@ -142,7 +146,7 @@ function linkSharedInodes(out: Map<string, LayerEntry>, after: Map<string, Snaps
   }
 }
 
-function toLayerEntry(root: string, path: string, st: SnapshotEntry): LayerEntry {
+export function toLayerEntry(root: string, path: string, st: SnapshotEntry): LayerEntry {
   const entry: LayerEntry = {
     path,
     type: st.type === 'socket' ? 'file' : st.type,
@@ -162,6 +166,6 @@ function toLayerEntry(root: string, path: string, st: SnapshotEntry): LayerEntry
   return entry;
 }
 
-function whiteoutEntry(path: string): LayerEntry {
+export function whiteoutEntry(path: string): LayerEntry {
   return { path, type: 'file', mode: 0, size: 0, mtime: 0, uid: 0, gid: 0, data: new Uint8Array(0) };
 }

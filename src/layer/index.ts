@@ -37,7 +37,9 @@ export {
 } from './fs-index.js';
 export { LayerIndexStore, layerIndexDir, type LayerIndexCache } from './layer-index-store.js';
 export type { LayerRecord, RecordedEntry } from './layer-record.js';
-export { UnpackedStore, copyUnpacked, unpackedDir, unpackedKey } from './unpacked-store.js';
+export { UnpackedStore, copyUnpacked, unpackedDir, unpackedKey, type UnpackedTree } from './unpacked-store.js';
+export { OVERLAY_OPTIONS, OVERLAY_SOURCE, mountOverlay, unmountOverlay, type OverlayMount } from './overlay-mount.js';
+export { captureOverlayChanges, isOverlayWhiteout, lowerLookup, overlayLayerOf, type OverlayCaptureOptions, type OverlayLayer } from './overlay-changes.js';
 export {
   MAX_SYMLINKS,
   resolveSync as resolveInRootSync,

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { digestHex, isDigest, type Digest } from '../digest/index.js';
@@ -15,6 +15,8 @@ export interface LayerIndexCache {
   load(diffId: Digest): Promise<LayerRecord | undefined>;
   /** Keeps a complete record. Never fails the caller: the record is only a cache. */
   save(diffId: Digest, record: LayerRecord): Promise<void>;
+  /** Whether a record is kept, without reading it (a damaged one still counts: `load` then finds it missing). */
+  has?(diffId: Digest): Promise<boolean>;
 }
 
 const FORMAT = 'strata-layer-index';
@@ -54,6 +56,13 @@ export class LayerIndexStore implements LayerIndexCache {
     const record = decodeRecord(data, diffId);
     if (record === undefined) await rm(this.pathOf(diffId), { force: true }).catch(() => undefined);
     return record;
+  }
+
+  async has(diffId: Digest): Promise<boolean> {
+    return stat(this.pathOf(diffId)).then(
+      (st) => st.isFile(),
+      () => false,
+    );
   }
 
   async save(diffId: Digest, record: LayerRecord): Promise<void> {

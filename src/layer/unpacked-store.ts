@@ -20,6 +20,12 @@ export function unpackedKey(diffIds: readonly Digest[], privileged: boolean): st
   return digestHex(digestOf(`${VERSION}\n${privileged ? 'owners' : 'no-owners'}\n${diffIds.join('\n')}`));
 }
 
+/** An unpacked chain: its root and the lstat data of every path under it (taken when it was checked or made). */
+export interface UnpackedTree {
+  root: string;
+  entries: ReadonlyMap<string, SnapshotEntry>;
+}
+
 /**
  * Layer chains kept unpacked between builds, so a RUN on a known base starts without decompressing it.
  * Each lives in `dir/KEY/root` beside `dir/KEY/stat.json`, the lstat data of every path taken right after
@@ -33,8 +39,8 @@ export class UnpackedStore {
     private readonly keep: number,
   ) {}
 
-  /** The root of the unpacked chain `key`, checked; undefined when there is none or it was damaged (then removed). */
-  async get(key: string, signal?: AbortSignal): Promise<string | undefined> {
+  /** The unpacked chain `key`, checked; undefined when there is none or it was damaged (then removed). */
+  async get(key: string, signal?: AbortSignal): Promise<UnpackedTree | undefined> {
     const base = join(this.dir, key);
     let listed: Record<string, string>;
     try {
@@ -57,21 +63,23 @@ export class UnpackedStore {
     }
     const time = new Date();
     await utimes(base, time, time).catch(() => undefined);
-    return root;
+    return { root, entries: now };
   }
 
   /**
    * Unpacks a chain with `fill` into a fresh directory and puts it in place as `key`; returns its root. When
    * another build put the same chain in place first, that one is kept and this one discarded.
    */
-  async put(key: string, fill: (root: string) => Promise<void>): Promise<string> {
+  async put(key: string, fill: (root: string) => Promise<void>): Promise<UnpackedTree> {
     await mkdir(this.dir, { recursive: true });
     const temp = join(this.dir, `.tmp-${key.slice(0, 16)}-${randomBytes(6).toString('hex')}`);
+    let entries: Map<string, SnapshotEntry>;
     try {
       await mkdir(join(temp, 'root'), { recursive: true, mode: 0o755 });
       await fill(join(temp, 'root'));
+      entries = walkRootfs(join(temp, 'root'), new Set());
       const listed: Record<string, string> = {};
-      for (const [path, entry] of walkRootfs(join(temp, 'root'), new Set())) listed[path] = describe(entry);
+      for (const [path, entry] of entries) listed[path] = describe(entry);
       await writeFile(join(temp, 'stat.json'), JSON.stringify(listed));
       try {
         await rename(temp, join(this.dir, key));
@@ -79,13 +87,18 @@ export class UnpackedStore {
         const code = errnoCode(error);
         if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw ioError('keep unpacked layers in', join(this.dir, key), error);
         await this.discard(temp);
+        // Another build put the same chain in place first: that tree is the one to use.
+        const kept = await this.get(key);
+        if (kept === undefined) throw new StrataError('E_IO', `the unpacked layers another build kept in ${join(this.dir, key)} went away`);
+        entries = new Map(kept.entries);
       }
     } catch (error) {
       await this.discard(temp);
       throw error;
     }
     await this.prune(key);
-    return join(this.dir, key, 'root');
+    // The walk's inode and device numbers are those of the same files after the rename.
+    return { root: join(this.dir, key, 'root'), entries };
   }
 
   /** Removes the least recently used trees beyond `keep` (never `current`), and temp trees of dead builds. */

@@ -23,3 +23,9 @@ export function classifyWhiteout(path: string): WhiteoutKind {
   }
   return { kind: 'whiteout', target: dir === '.' ? name : `${dir}/${name}` };
 }
+
+/** The whiteout entry that deletes `path` (a layer path) from the layers below: `dir/.wh.name`. */
+export function whiteoutPath(path: string): string {
+  const parent = posix.dirname(path);
+  return `${parent === '.' ? '' : `${parent}/`}${WHITEOUT_PREFIX}${posix.basename(path)}`;
+}

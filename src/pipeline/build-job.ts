@@ -186,6 +186,7 @@ async function runPlatforms(job: BuildJob, context: ResolvedContext, layered: La
         privileged: ctx.privileged === true,
         scratchDir: ctx.scratchDir,
         snapshots: ctx.snapshots,
+        overlay: ctx.overlay,
         layerIngester,
         sharedLayers,
         watchLayer: options.explainCache === true ? undefined : attest.layerWatch(store.root),

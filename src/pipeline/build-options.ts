@@ -122,6 +122,9 @@ const PROXY_VARIABLES = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy
  * transliteration tables is start-up work a tagged build does not need.
  */
 export async function defaultRepository(contextDir: string): Promise<string> {
+  // A name slugify gives back as it is (lowercase letters and digits, single dashes) needs no tables.
+  const name = basename(contextDir);
+  if (/^[a-z0-9]+(?:-[a-z0-9]+)*$/.test(name)) return name;
   const { default: slugify } = await import('@sindresorhus/slugify');
-  return slugify(basename(contextDir));
+  return slugify(name);
 }

@@ -46,8 +46,10 @@ export async function writeBuildOutputs(
         break;
       case 'oci': {
         const tag = firstTag(sc.names);
-        if (out.tar !== false) await writeOciArchive(out.dest, content, tag, join(sc.store.root, 'tmp'));
-        else await writeToOciLayout(out.dest, content, tag);
+        // Blobs the store holds are hard-linked where the file system allows, not copied.
+        const linkFrom = { linkFrom: sc.store.blobs, signal: sc.signal };
+        if (out.tar !== false) await writeOciArchive(out.dest, content, tag, join(sc.store.root, 'tmp'), linkFrom);
+        else await writeToOciLayout(out.dest, content, tag, linkFrom);
         written.push(`${out.tar !== false ? 'oci-archive' : 'oci layout'} ${out.dest}`);
         break;
       }

@@ -1,5 +1,6 @@
 import { parseManifestOrIndex, isIndexMediaType, isManifestMediaType, type Descriptor } from '../oci/index.js';
 import { mapLimit } from './pool.js';
+import type { FileBlobStore } from './file-blob-store.js';
 import type { BlobReader, BlobSink, ReadOptions } from './types.js';
 
 export interface CopyTreeOptions extends ReadOptions {
@@ -41,4 +42,15 @@ export async function copyContentTree(root: Descriptor, from: BlobReader, to: Bl
     if (!(await to.hasBlob(d))) await to.putBlob(d, bytes, options);
   };
   await visit(root);
+}
+
+/**
+ * A sink over `to` that takes the blobs `from` holds as hard links to `from`'s files (a build's layers and the
+ * bases it pulled, written to a layout beside the store) and has the rest copied into `to` as usual.
+ */
+export function linkingSink(to: FileBlobStore, from: FileBlobStore): BlobSink {
+  return {
+    hasBlob: async (d) => (await to.hasBlob(d)) || (await to.linkFrom(from, d.digest)),
+    putBlob: (d, data, options) => to.putBlob(d, data, options),
+  };
 }

@@ -1,6 +1,6 @@
 import { createReadStream, createWriteStream, mkdirSync, renameSync } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { link, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { once } from 'node:events';
@@ -192,6 +192,26 @@ export class FileBlobStore implements BlobStore {
     } catch {
       // Gone already (another reader moved it): nothing more to do.
     }
+  }
+
+  /**
+   * Puts `digest` in place as a hard link to `source`'s file of it, copying no bytes (the source verified them
+   * when it wrote the file); false when it cannot: another file system, no such blob, links refused.
+   */
+  async linkFrom(source: FileBlobStore, digest: Digest): Promise<boolean> {
+    if (!(await source.hasBlob({ digest }))) return false;
+    const finalPath = this.blobPath(digest);
+    const tmp = tempPathFor(finalPath);
+    try {
+      await mkdir(dirname(finalPath), { recursive: true });
+      await link(source.blobPath(digest), tmp);
+      await rename(tmp, finalPath);
+    } catch {
+      await rm(tmp, { force: true });
+      return false;
+    }
+    this.written++;
+    return true;
   }
 
   async removeBlob(digest: Digest): Promise<void> {

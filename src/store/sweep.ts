@@ -1,7 +1,11 @@
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { lstat, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { ownerAlive, ownerFromName, type ProcessOwner } from './owner.js';
+
+const run = promisify(execFile);
 
 /** Scratch entries of strata versions that did not name their owner are removed once this old. */
 const UNOWNED_AFTER_MS = 24 * 60 * 60 * 1000;
@@ -16,13 +20,17 @@ export interface SweepPlace {
 
 /**
  * Removes temp files and scratch directories whose owning process is dead (see ownerTag): blobs being
- * written, index temps, lock temps, unpacked archives, RUN roots, secret files. A directory with a
- * mount point still under it (a sandbox killed with its mounts up) is left alone: removing it would
- * reach into what is mounted. Best effort: a leftover that cannot be removed now is tried next time.
+ * written, index temps, lock temps, unpacked archives, RUN roots, secret files. strata's own overlay
+ * mounts under such a directory (a RUN root whose build was killed mid-step; source OVERLAY_MOUNT_SOURCE)
+ * are unmounted first: the process that would have unmounted them is gone, and an overlay never
+ * writes into its lower directories, so nothing but the dead step's upper directory is lost. A
+ * directory with any other mount point under it (a sandbox killed with its mounts up) is left alone:
+ * removing it would reach into what is mounted. Best effort: a leftover that cannot be removed now is
+ * tried next time.
  */
 export async function sweepLeftovers(places: readonly SweepPlace[], self: ProcessOwner, now = Date.now()): Promise<string[]> {
   const removed: string[] = [];
-  let mounts: string[] | undefined;
+  let mounts: MountEntry[] | undefined;
   for (const place of places) {
     let names: string[];
     try {
@@ -41,8 +49,14 @@ export async function sweepLeftovers(places: readonly SweepPlace[], self: Proces
         const info = await lstat(path).catch(() => undefined);
         if (!info || now - info.mtimeMs < UNOWNED_AFTER_MS) continue;
       }
-      mounts ??= mountPoints();
-      if (mounts.some((m) => m === path || m.startsWith(`${path}/`))) continue;
+      mounts ??= mountTable();
+      const under = mounts.filter((m) => m.point === path || m.point.startsWith(`${path}/`));
+      if (under.length > 0) {
+        if (under.some((m) => m.fstype !== 'overlay' || m.source !== OVERLAY_MOUNT_SOURCE)) continue;
+        if (!(await unmountAll(under.map((m) => m.point)))) continue;
+        mounts = mountTable();
+        if (mounts.some((m) => m.point === path || m.point.startsWith(`${path}/`))) continue;
+      }
       try {
         await rm(path, { recursive: true, force: true });
         removed.push(path);
@@ -54,17 +68,52 @@ export async function sweepLeftovers(places: readonly SweepPlace[], self: Proces
   return removed;
 }
 
-/** Mount points of this mount namespace (unescaped from /proc/self/mountinfo's octal escapes). */
-function mountPoints(): string[] {
-  try {
-    return readFileSync('/proc/self/mountinfo', 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((line) => line.split(' ')[4] ?? '')
-      .map((p) => p.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))));
-  } catch {
-    return [];
+/** The source name strata's overlay mounts carry (`mount -t overlay strata-overlay …`), by which a sweep knows them. */
+export const OVERLAY_MOUNT_SOURCE = 'strata-overlay';
+
+export interface MountEntry {
+  /** Where it is mounted (unescaped from mountinfo's octal escapes). */
+  point: string;
+  fstype: string;
+  source: string;
+}
+
+/** The mounts of this mount namespace, from /proc/self/mountinfo (empty where there is none). */
+export function mountTable(mountinfo?: string): MountEntry[] {
+  let text = mountinfo;
+  if (text === undefined) {
+    try {
+      text = readFileSync('/proc/self/mountinfo', 'utf8');
+    } catch {
+      return [];
+    }
   }
+  const unoctal = (p: string): string => p.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+  const out: MountEntry[] = [];
+  for (const line of text.split('\n')) {
+    const fields = line.split(' ');
+    const dash = fields.indexOf('-', 6);
+    if (fields.length < 5 || dash < 0) continue;
+    out.push({ point: unoctal(fields[4] ?? ''), fstype: fields[dash + 1] ?? '', source: unoctal(fields[dash + 2] ?? '') });
+  }
+  return out;
+}
+
+/** Unmounts each of `points`, the deepest first (lazily when busy); false when one stayed mounted. */
+async function unmountAll(points: readonly string[]): Promise<boolean> {
+  const sorted = [...points].sort((a, b) => b.length - a.length);
+  for (const point of sorted) {
+    const done = await run('umount', [point]).then(
+      () => true,
+      () =>
+        run('umount', ['--lazy', point]).then(
+          () => true,
+          () => false,
+        ),
+    );
+    if (!done) return false;
+  }
+  return true;
 }
 
 /** The places a store's leftovers can be: its scratch directories and temp names beside its files. */

@@ -19,6 +19,8 @@ export interface StrataContext {
   scratchDir?: string | undefined;
   /** Unpacked base chains kept in the store for RUN roots (STRATA_SNAPSHOTS, default 3); 0 turns them off. */
   snapshots?: number | undefined;
+  /** RUN roots on overlayfs where the mount works (default); false copies each stage's root (STRATA_OVERLAY=off). */
+  overlay?: boolean | undefined;
   /** Aborts the operation (the CLI's SIGINT/SIGTERM); no name is written once it has fired. */
   signal?: AbortSignal | undefined;
 }

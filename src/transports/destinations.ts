@@ -32,10 +32,10 @@ export async function writeImage(location: ImageLocation, content: ImageContent,
       return content.descriptor;
     }
     case 'oci':
-      await writeToOciLayout(location.dir, content, location.tag, ctx.signal);
+      await writeToOciLayout(location.dir, content, location.tag, { signal: ctx.signal });
       return content.descriptor;
     case 'oci-archive':
-      await writeOciArchive(location.file, content, location.tag, `${ctx.storeRoot}/tmp`, ctx.signal);
+      await writeOciArchive(location.file, content, location.tag, `${ctx.storeRoot}/tmp`, { signal: ctx.signal });
       return content.descriptor;
     case 'docker-archive': {
       const manifestDescriptor = await singleManifest(content, formatImageLocation(location), ctx);

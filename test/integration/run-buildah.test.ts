@@ -7,7 +7,7 @@
  * Needs the built CLI (`make build`), root, buildah, umoci and docker-registry.
  */
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +23,7 @@ import {
   type OwnedEntry,
 } from '../helpers/busybox-base.js';
 import { REPO_ROOT, strata } from '../helpers/cli.js';
+import { mountTable } from '../../src/internals.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeAsRoot, describeWithTools, needExecutor } from '../helpers/tools.js';
 
@@ -100,14 +101,17 @@ describeAsRoot('RUN compared with buildah', () => {
     const needThisExecutor = (ctx: TestContext, executor: string): void => needExecutor(ctx, executor, unsupported.get(executor));
 
     for (const executor of EXECUTORS) {
-      for (const c of CASES) {
-        it(`${c.name} with --executor ${executor} builds the same root filesystem as buildah`, async (ctx) => {
+      // Overlay RUN roots (the default as root), and for two executors also copied roots (STRATA_OVERLAY=off).
+      const modes = executor === 'chroot' || executor === 'bwrap' ? (['overlay', 'copy'] as const) : (['overlay'] as const);
+      for (const [c, mode] of CASES.flatMap((c) => modes.map((m) => [c, m] as const))) {
+        it(`${c.name} with --executor ${executor} (${mode} roots) builds the same root filesystem as buildah`, async (ctx) => {
           needThisExecutor(ctx, executor);
-          const ours = await strataTree(c, executor, join(work, `store-${executor}`), 'main');
+          const tag = mode === 'overlay' ? 'main' : 'copy';
+          const ours = await strataTree(c, executor, join(work, `store-${executor}-${mode}`), tag, mode === 'copy' ? { STRATA_OVERLAY: 'off' } : {});
           if (c.name === 'files') {
             // The deletions are whiteouts of lower layers; the replaced directory is opaque (or
             // whiteouts of each child it had).
-            const tars = await layerText(join(work, `strata-${c.name}-${executor}-main`));
+            const tars = await layerText(join(work, `strata-${c.name}-${executor}-${tag}`));
             expect(tars).toContain('opt/.wh.gone');
             expect(tars).toContain('bin/.wh.vi');
             if (!tars.includes('opt/d/.wh..wh..opq')) {
@@ -124,6 +128,9 @@ describeAsRoot('RUN compared with buildah', () => {
         needThisExecutor(ctx, executor);
         const layout = join(work, `strata-failing-${executor}`);
         const store = join(work, `store-failing-${executor}`);
+        // RUN roots go to TMPDIR: a private one shows what the failed build left there.
+        const scratch = join(work, `tmp-failing-${executor}`);
+        await mkdir(scratch, { mode: 0o755 });
         const res = await strata(
           [
             'build',
@@ -139,10 +146,14 @@ describeAsRoot('RUN compared with buildah', () => {
             '-o',
             `type=oci,dest=${layout},tar=false`,
           ],
-          { STRATA_ROOT: store },
+          { STRATA_ROOT: store, TMPDIR: scratch },
         );
         expect(res.code).not.toBe(0);
         expect(res.stderr).toMatch(/Dockerfile:4\b/);
+        // The failed step's overlay is unmounted and its root removed.
+        expect(res.stderr).toContain('=> RUN roots: overlayfs');
+        expect(mountTable().filter((m) => m.point.startsWith(scratch))).toEqual([]);
+        expect(await readdir(scratch)).toEqual([]);
         expect(res.stderr).toMatch(/\b(exit|exited|status|code)\D{0,12}7\b/i);
         // The command's own output is repeated in the error.
         expect(res.stderr).toContain('about to fail');
@@ -154,12 +165,14 @@ describeAsRoot('RUN compared with buildah', () => {
     }
 
     /** Builds a case with strata, unpacks it and returns its tree, or the failed CLI result. */
-    async function strataTree(c: Case, executor: string, store: string, tag: string): Promise<Record<string, OwnedEntry>> {
+    async function strataTree(c: Case, executor: string, store: string, tag: string, env: Record<string, string> = {}): Promise<Record<string, OwnedEntry>> {
       const layout = join(work, `strata-${c.name}-${executor}-${tag}`);
       const args = ['build', testdata(c.name), '--executor', executor, '--no-cache', '--progress', 'plain', '-o', `type=oci,dest=${layout},tar=false`];
       for (const [k, v] of Object.entries({ BASE: base, ...(c.buildArgs ?? {}) })) args.push('--build-arg', `${k}=${v}`);
-      const res = await strata(args, { STRATA_ROOT: store });
+      const res = await strata(args, { STRATA_ROOT: store, ...env });
       expect(res.code, res.stderr).toBe(0);
+      // As root with CAP_SYS_ADMIN the roots are overlay mounts, unless turned off.
+      expect(res.stderr).toContain(env.STRATA_OVERLAY === 'off' ? '=> RUN roots: copies' : '=> RUN roots: overlayfs');
       return describeOwnedTree(await umociUnpack(layout, 'latest', `${layout}-bundle`));
     }
 

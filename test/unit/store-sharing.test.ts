@@ -1,17 +1,21 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   ContextStatCache,
   FileBlobStore,
   Lease,
   LocalStore,
+  OVERLAY_MOUNT_SOURCE,
   acquireLock,
   currentOwner,
   digestOf,
+  mountOverlay,
+  mountTable,
   ownerAlive,
   ownerFromName,
   ownerTag,
@@ -24,6 +28,9 @@ import {
   type ContextEntry,
   type ProcessOwner,
 } from '../../src/internals.js';
+import { itAsRoot } from '../helpers/tools.js';
+
+const execFileAsync = promisify(execFile);
 
 let dir: string;
 beforeEach(async () => {
@@ -156,6 +163,40 @@ describe('sweeping leftovers', () => {
     const removed = await sweepLeftovers([{ dir, match: (n) => n.startsWith('strata-') || n.startsWith('.tmp-') }], currentOwner());
     expect(removed.sort()).toEqual([join(dir, `.tmp-ingest-${dead}-0011`), join(dir, `strata-run-rootfs-${dead}-aaaaaa`)].sort());
     expect((await readdir(dir)).sort()).toEqual([`strata-run-rootfs-${live}-bbbbbb`, 'strata-run-secrets-cccccc'].sort());
+  });
+});
+
+describe('sweeping the mounts of dead builds', () => {
+  it('reads mountinfo lines, unescaping the mount point and the source', () => {
+    const table = mountTable('104 26 0:45 / /tmp/a\\040b rw,relatime - overlay strata-overlay rw,lowerdir=base\n36 25 0:33 / /proc rw - proc proc rw\n');
+    expect(table).toEqual([
+      { point: '/tmp/a b', fstype: 'overlay', source: OVERLAY_MOUNT_SOURCE },
+      { point: '/proc', fstype: 'proc', source: 'proc' },
+    ]);
+  });
+
+  itAsRoot('unmounts the overlay a killed build left in its RUN root and removes it; leaves other mounts alone', async () => {
+    const dead = ownerTag(await deadOwner());
+    const lower = join(dir, 'kept-lower');
+    await mkdir(lower);
+    await writeFile(join(lower, 'base-file'), 'kept');
+    const root = join(dir, `strata-run-rootfs-${dead}-aaaaaa`);
+    for (const d of ['l1', 'w', 'm']) await mkdir(join(root, d), { recursive: true });
+    await mountOverlay({ cwd: root, lowers: [lower], upper: 'l1', work: 'w', target: 'm' });
+    await writeFile(join(root, 'm', 'written-by-the-step'), 'x');
+    const foreign = join(dir, `strata-run-rootfs-${dead}-bbbbbb`);
+    await mkdir(join(foreign, 'm'), { recursive: true });
+    await execFileAsync('mount', ['-t', 'tmpfs', 'tmpfs', join(foreign, 'm')]);
+    try {
+      const removed = await sweepLeftovers([{ dir, match: (n) => n.startsWith('strata-') }], currentOwner());
+      expect(removed).toEqual([root]);
+      expect(mountTable().some((m) => m.point.startsWith(root))).toBe(false);
+      expect(await readdir(lower)).toEqual(['base-file']);
+      expect((await readdir(dir)).sort()).toEqual(['kept-lower', `strata-run-rootfs-${dead}-bbbbbb`]);
+    } finally {
+      await execFileAsync('umount', [join(foreign, 'm')]).catch(() => undefined);
+      await execFileAsync('umount', [join(root, 'm')]).catch(() => undefined);
+    }
   });
 });
 

@@ -1,27 +1,18 @@
-import { chmod, mkdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { StrataError, isStrataError, wrapError } from '../../errors/index.js';
 import { digestOf, digestHex } from '../../digest/index.js';
 import type { RunInstruction } from '../../dockerfile/index.js';
-import { executorResultClass, type RunMount } from '../../exec/index.js';
+import { executorResultClass, type RunMount, type RunRequest } from '../../exec/index.js';
 import type { Platform } from '../../oci/index.js';
-import {
-  RUN_EXCLUDES,
-  captureChanges,
-  copyUnpacked,
-  extractImageToDirectory,
-  snapshotRootfs,
-  type ImageFsIndex,
-  type LayerEntry,
-  type RootfsSnapshot,
-} from '../../layer/index.js';
+import { RUN_EXCLUDES, extractImageToDirectory } from '../../layer/index.js';
 import { readFileSync } from 'node:fs';
 import { readInHostRoot } from '../host-root.js';
 import { PROXY_ARGS, expansionEnv } from '../args.js';
 import { filesystemKey, stepCacheKey, valueDigests, type KeyComponents } from '../cache.js';
 import { checkRunPlatform } from '../emulation.js';
 import { expandInStage } from '../expand.js';
-import { imageFilesystem, imageSnapshot, layerRecords } from '../imagefs.js';
+import { openRunRoot } from '../run-root.js';
 import { parseMountSpec, type MountSpec } from '../mounts.js';
 import type { BuildSession } from '../session.js';
 import type { StageState } from '../state.js';
@@ -58,28 +49,16 @@ export async function runRun(state: StageState, ins: RunInstruction, session: Bu
   };
   const components = await runKeyComponents(state, session, cc, { args, mountSpecs, network, platform });
   const key = stepCacheKey(components);
-  if (session.deps.executor.name === 'none' && session.input.explainOnly !== true) {
-    // Nothing can run: say so at the line before any work is done (the none executor throws).
-    await session.deps.executor.run({
-      rootfs: '',
-      args,
-      env: [],
-      user: { uid: 0, gid: 0 },
-      workdir: '/',
-      mounts: [],
-      network,
-      platform: { os: state.image.config.os, architecture: state.image.config.architecture },
-      where: cc.at,
-    });
-  }
+  if (session.deps.executor.name === 'none' && session.input.explainOnly !== true) await refuseBeforeWork(state, session, args, network, cc.at);
   if (await replayCached(state, session, key, createdBy)) return 'cached';
   await explainMiss(state, session, ins, key, components);
   if (session.input.explainOnly === true) return 'done';
   checkRunPlatform(platform, cc.at);
 
-  const rootfs = await privateRootfs(state, session);
+  const root = await openRunRoot(state, session);
   const exclude = [...RUN_EXCLUDES];
   const mounts: RunMount[] = [];
+  let committed = false;
   try {
     for (const spec of mountSpecs) {
       const mount = await resolveMount(spec, state, session, cc, env);
@@ -88,11 +67,11 @@ export async function runRun(state: StageState, ins: RunInstruction, session: Bu
         exclude.push(mount.target);
       }
     }
-    const fsUser = userFiles(rootfs);
+    const fsUser = userFiles(root.rootfs);
     const user = resolveExecUser(config.User || '0', fsUser.passwd, fsUser.group);
-    const before = await snapshotRootfs(rootfs, { exclude, signal: session.deps.signal });
+    await root.begin(exclude);
     const result = await session.deps.executor.run({
-      rootfs,
+      rootfs: root.rootfs,
       args,
       env: [...env, ...proxyEnv(session, env)],
       user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
@@ -107,18 +86,36 @@ export async function runRun(state: StageState, ins: RunInstruction, session: Bu
     if (result.exitCode !== 0) {
       throw new StrataError('E_RUN_FAILED', `${cc.at}: RUN ${args.join(' ')} exited with code ${result.exitCode}`);
     }
-    const captured = await captureChanges(rootfs, before, { exclude: mounts.map((m) => m.target), signal: session.deps.signal });
-    const changes = session.deps.privileged === true ? captured : mapOwners(captured, before, await imageFilesystem(session, state.image, state.reader), user);
+    const changes = await root.capture(
+      mounts.map((m) => m.target),
+      user,
+    );
     await commitLayerStep(state, session, key, changes, createdBy);
+    committed = true;
     await recordKey(session, ins, key, components);
-    state.rootfs = { dir: rootfs, layers: state.image.layers.length };
     return 'done';
   } catch (cause) {
-    // The root filesystem may be half changed; the next step unpacks a fresh one.
-    state.rootfs = undefined;
     // The step's own errors name the line already; what failed below it gets the line as context.
     throw isStrataError(cause) && cause.message.startsWith(cc.at) ? cause : wrapError(cause, cc.at);
+  } finally {
+    // The root is released (unmounted) whatever happened; a failed step's changes are dropped.
+    await root.settle(committed);
   }
+}
+
+/** Nothing can run: the none executor says so at the line before any work is done (it throws). */
+async function refuseBeforeWork(state: StageState, session: BuildSession, args: string[], network: RunRequest['network'], where: string): Promise<void> {
+  await session.deps.executor.run({
+    rootfs: '',
+    args,
+    env: [],
+    user: { uid: 0, gid: 0 },
+    workdir: '/',
+    mounts: [],
+    network,
+    platform: { os: state.image.config.os, architecture: state.image.config.architecture },
+    where,
+  });
 }
 
 interface RunKeyInput {
@@ -209,27 +206,6 @@ function proxyEnv(session: BuildSession, env: readonly string[]): string[] {
   return out;
 }
 
-/**
- * Unprivileged, everything in the stage's root belongs on disk to whoever runs strata (the base was unpacked
- * without owners, and the step's files are made by that uid). Owners are recorded as docker would have them: a
- * path the step changed but did not chown keeps the owner the image gave it; what the step made (or chowned to
- * itself) belongs to the step's user, as rootless buildah and podman map the invoking uid (to 0 for a root
- * step). A chown to a third user cannot be made here at all, so it is not in the layer.
- */
-function mapOwners(entries: LayerEntry[], before: RootfsSnapshot, image: ImageFsIndex, user: { uid: number; gid: number }): LayerEntry[] {
-  const uid = typeof process.geteuid === 'function' ? process.geteuid() : 0;
-  const gid = typeof process.getegid === 'function' ? process.getegid() : 0;
-  return entries.map((e) => {
-    if (posix.basename(e.path).startsWith('.wh.')) return e;
-    const was = before.entries.get(e.path);
-    const inImage = image.get(`/${e.path}`);
-    if (was !== undefined && inImage !== undefined && was.uid === e.uid && was.gid === e.gid && (was.type === e.type || e.type === 'hardlink')) {
-      return { ...e, uid: inImage.uid, gid: inImage.gid };
-    }
-    return { ...e, uid: e.uid === uid ? user.uid : e.uid, gid: e.gid === gid ? user.gid : e.gid };
-  });
-}
-
 /** Shell form runs through the stage's SHELL; a heredoc-only command (`RUN <<EOF`) runs its body. */
 function runArgs(state: StageState, ins: RunInstruction): string[] {
   const heredoc = ins.heredocs[0];
@@ -243,48 +219,6 @@ function networkMode(flag: string | undefined, session: BuildSession, at: string
   if (flag === undefined || flag === 'default') return session.input.network ?? 'host';
   if (flag === 'none' || flag === 'host') return flag;
   throw new StrataError('E_DOCKERFILE_INSTRUCTION', `${at}: RUN --network=${flag} is not supported; use none, host or default`);
-}
-
-/** The stage's own unpacked root, brought up to date with the image (never shared with another stage). */
-async function privateRootfs(state: StageState, session: BuildSession): Promise<string> {
-  const layers = state.image.layers;
-  if (state.rootfs && state.rootfs.layers <= layers.length) {
-    const missing = layers.slice(state.rootfs.layers).map((l) => l.descriptor);
-    if (missing.length) {
-      const records = await layerRecords(session, state.image);
-      await extractImageToDirectory(missing, state.reader, state.rootfs.dir, {
-        privileged: session.deps.privileged === true,
-        signal: session.deps.signal,
-        records: { ...records, diffIds: records.diffIds.slice(state.rootfs.layers) },
-      });
-      state.rootfs.layers = layers.length;
-    }
-    return state.rootfs.dir;
-  }
-  const dir = await session.tempDir('strata-run-rootfs', { reachable: true });
-  // A sandbox running as the step's (non-root) USER must be able to reach the root it runs in.
-  await chmod(dir, 0o755);
-  const privileged = session.deps.privileged === true;
-  const records = await layerRecords(session, state.image);
-  // The FROM image's layers come from the store's unpacked copy when it keeps one; the step writes into a copy.
-  const base = Math.min(state.baseLayers ?? 0, layers.length);
-  const snapshot = base > 0 ? await imageSnapshot(session, state.image, state.reader, base) : undefined;
-  const from = snapshot === undefined ? 0 : base;
-  if (snapshot !== undefined) await copyUnpacked(snapshot, dir, privileged);
-  if (from < layers.length) {
-    await extractImageToDirectory(
-      layers.slice(from).map((l) => l.descriptor),
-      state.reader,
-      dir,
-      {
-        privileged,
-        signal: session.deps.signal,
-        records: { ...records, diffIds: records.diffIds.slice(from) },
-      },
-    );
-  }
-  state.rootfs = { dir, layers: layers.length };
-  return dir;
 }
 
 function userFiles(rootfs: string): { passwd?: string; group?: string } {

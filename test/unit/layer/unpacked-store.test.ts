@@ -3,7 +3,7 @@ import { chmod, mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/p
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { parseSnapshots } from '../../../cli/options.js';
+import { parseOverlay, parseSnapshots } from '../../../cli/options.js';
 import { digestOf } from '../../../src/digest/index.js';
 import { UnpackedStore, copyUnpacked, unpackedKey } from '../../../src/layer/index.js';
 
@@ -34,14 +34,15 @@ describe('unpacked layer chains kept in the store', () => {
   it('gives back a kept tree while it matches its stat data, drops a damaged one, and keeps the most recently used', async () => {
     const store = new UnpackedStore(join(dir, 'unpacked'), 2);
     expect(await store.get('k1')).toBeUndefined();
-    const root = await store.put('k1', (r) => fill(r, 'one\n'));
-    expect(await store.get('k1')).toBe(root);
+    const { root, entries } = await store.put('k1', (r) => fill(r, 'one\n'));
+    expect([...entries.keys()].sort()).toEqual(['etc', 'etc/passwd', 'ro', 'ro/f']);
+    expect((await store.get('k1'))?.root).toBe(root);
 
     const copy = join(dir, 'copy');
     await mkdir(copy);
     await copyUnpacked(root, copy, false);
     await writeFile(join(copy, 'etc', 'passwd'), 'changed in the copy\n');
-    expect(await store.get('k1')).toBe(root);
+    expect((await store.get('k1'))?.root).toBe(root);
 
     await writeFile(join(root, 'etc', 'passwd'), 'tampered\n');
     expect(await store.get('k1')).toBeUndefined();
@@ -71,5 +72,13 @@ describe('unpacked layer chains kept in the store', () => {
     expect(parseSnapshots('off')).toBe(0);
     expect(parseSnapshots('5')).toBe(5);
     expect(() => parseSnapshots('many')).toThrow(/STRATA_SNAPSHOTS/);
+  });
+
+  it('reads STRATA_OVERLAY', () => {
+    expect(parseOverlay(undefined)).toBe(true);
+    expect(parseOverlay('auto')).toBe(true);
+    expect(parseOverlay('off')).toBe(false);
+    expect(parseOverlay('0')).toBe(false);
+    expect(() => parseOverlay('maybe')).toThrow(/STRATA_OVERLAY/);
   });
 });
