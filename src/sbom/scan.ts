@@ -10,8 +10,11 @@ import { normalizePythonName } from './python.js';
 import { golangPurl, npmPurl, purl } from './purl.js';
 import { ScanWarnings, type SbomPackage, type SbomScan, type ScanProblem } from './types.js';
 
-/** Bumped when what a layer scan records changes, so findings kept by older code are not reused. */
-const FINDINGS_VERSION = 1;
+/**
+ * Bumped when what a layer scan records changes, so findings kept by older code are not reused. 2: paths read
+ * from layers keep their non-UTF-8 bytes (surrogateescape); version 1 held U+FFFD for them.
+ */
+const FINDINGS_VERSION = 2;
 
 export interface ScanImageOptions {
   /** Keep each layer's findings here by digest, and reuse them: a layer's findings depend on its bytes alone. */
