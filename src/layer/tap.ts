@@ -1,14 +1,13 @@
-import { hasEscapedBytes, nameBytes } from '../fsname/index.js';
 import type { PackHeader } from './tar-header.js';
 import type { LayerEntry, LayerEntryView } from './types.js';
 import { classifyWhiteout } from './whiteout.js';
 
 /**
- * An entry being written, as readLayer reads it back: a name that is not UTF-8 comes back decoded with
- * replacement characters (tar-stream decodes PAX records as UTF-8), header fields as the tar header has them.
+ * An entry being written, as readLayer reads it back: names as they are (both sides keep non-UTF-8 bytes in the
+ * surrogateescape form), header fields as the tar header has them.
  */
 export function entryView(entry: LayerEntry, header: PackHeader): LayerEntryView {
-  const path = hasEscapedBytes(entry.path) ? Buffer.from(nameBytes(entry.path)).toString('utf8') : entry.path;
+  const path = entry.path;
   const link = entry.linkTarget;
   const base = {
     path,
@@ -18,7 +17,7 @@ export function entryView(entry: LayerEntry, header: PackHeader): LayerEntryView
     gid: header.gid ?? 0,
     size: entry.type === 'file' ? entry.size : 0,
     mtime: Math.floor((header.mtime?.getTime() ?? 0) / 1000),
-    linkname: link !== undefined && hasEscapedBytes(link) ? Buffer.from(nameBytes(link)).toString('utf8') : link,
+    linkname: link,
     devMajor: header.devmajor ?? 0,
     devMinor: header.devminor ?? 0,
   };

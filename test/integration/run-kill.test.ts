@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { executorUnsupported, pushBusyboxBase } from '../helpers/busybox-base.js';
-import { CLI, tool } from '../helpers/cli.js';
+import { CLI, strata, tool } from '../helpers/cli.js';
+import { mountTable } from '../../src/internals.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeAsRoot, describeWithTools, needExecutor } from '../helpers/tools.js';
 
@@ -66,6 +67,13 @@ describeAsRoot('RUN when strata is killed', () => {
           await new Promise((r) => setTimeout(r, 100));
         }
         expect(left, 'step processes outlived strata').toEqual([]);
+        // An overlay RUN root stays mounted after a kill -9 (no process is left to unmount it): the next command's
+        // sweep of dead owners' leftovers unmounts it and removes its directory.
+        await strata(['images'], { HOME: process.env.HOME, STRATA_ROOT: join(dir, 'store'), TMPDIR: temp });
+        expect(
+          mountTable().filter((m) => m.point.startsWith(`${temp}/`)),
+          'a RUN root stayed mounted',
+        ).toEqual([]);
         if (container === undefined) return;
         // The watchdog deletes the container after the kill, then its files.
         for (let i = 0; i < 50 && existsSync(container.state); i++) await new Promise((r) => setTimeout(r, 100));
