@@ -1,7 +1,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { oversized } from '../scripts/code-size.mjs';
+import { oversized } from './helpers/code-size.js';
 
 /**
  * Holds the import rules of DESIGN.md ("Modules under src/ and what each may import"): each module
