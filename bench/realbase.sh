@@ -110,7 +110,7 @@ export -f B buildah_build
 export WORK REG CTX BUILDAH_DRIVER
 strata_build() { # REP: pull the base into the store when it is not there (as buildah does), build, write a layout
   local store="$WORK/strata-store-$1"
-  [[ -d $store/blobs ]] || STRATA_ROOT="$store" "${STRATA[@]}" pull --progress quiet "$REG/base:1" >/dev/null
+  [[ -d $store/oci/blobs ]] || STRATA_ROOT="$store" "${STRATA[@]}" pull --progress quiet "$REG/base:1" >/dev/null
   rm -rf "$WORK/strata-out-$1"
   STRATA_ROOT="$store" "${STRATA[@]}" build "$CTX" --executor chroot --progress plain -o "type=oci,dest=$WORK/strata-out-$1,tar=false"
 }

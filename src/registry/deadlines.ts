@@ -1,4 +1,6 @@
-import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream';
+import { Socket } from 'node:net';
+import { Readable, Transform, pipeline, type Duplex, type TransformCallback } from 'node:stream';
+import { TLSSocket } from 'node:tls';
 
 /**
  * How long a registry request may wait at each phase. A wait that runs out is a network failure,
@@ -54,6 +56,22 @@ export class DeadlineError extends Error {
     );
     this.name = 'DeadlineError';
   }
+}
+
+/** node-fetch keeps only the code of a socket error; this one names the connect deadline. */
+export const CONNECT_DEADLINE = 'E_STRATA_CONNECT_DEADLINE';
+
+/** Destroys a socket that is not connected (and, for TLS, through its handshake) within `ms`. */
+export function connectDeadline(socket: Duplex | null | undefined, ms: number, host: string): void {
+  if (!(socket instanceof Socket)) return;
+  const event = socket instanceof TLSSocket ? 'secureConnect' : 'connect';
+  if (event === 'connect' && !socket.connecting) return;
+  const timer = setTimeout(() => {
+    socket.destroy(Object.assign(new DeadlineError('connect', ms, { host }), { code: CONNECT_DEADLINE }));
+  }, ms);
+  const done = (): void => clearTimeout(timer);
+  socket.once(event, done);
+  socket.once('close', done);
 }
 
 /** The DeadlineError in an error's cause chain, if any. */

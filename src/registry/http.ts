@@ -1,10 +1,9 @@
 import { Agent as HttpAgent, type ClientRequestArgs } from 'node:http';
 import { Agent as HttpsAgent, type RequestOptions as HttpsRequestOptions } from 'node:https';
-import { Socket } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
-import { TLSSocket, createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
+import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import nodeFetch, { type BodyInit } from 'node-fetch';
-import { DEFAULT_DEADLINES, DeadlineError } from './deadlines.js';
+import { CONNECT_DEADLINE, DEFAULT_DEADLINES, DeadlineError, connectDeadline } from './deadlines.js';
 import { HttpTunnelAgent, HttpsTunnelAgent, proxyFor, type ProxySettings } from './proxy.js';
 
 /** The response surface strata needs; node-fetch's and the global fetch's responses both fit. */
@@ -46,22 +45,6 @@ export interface NodeFetchOptions {
    * other host, a redirect target included, is verified as usual.
    */
   skipVerify?: ((host: string) => boolean) | undefined;
-}
-
-/** node-fetch keeps only the code of a socket error; this one names the connect deadline. */
-const CONNECT_DEADLINE = 'E_STRATA_CONNECT_DEADLINE';
-
-/** Destroys a socket that is not connected (and, for TLS, through its handshake) within `ms`. */
-function connectDeadline(socket: Duplex | null | undefined, ms: number, host: string): void {
-  if (!(socket instanceof Socket)) return;
-  const event = socket instanceof TLSSocket ? 'secureConnect' : 'connect';
-  if (event === 'connect' && !socket.connecting) return;
-  const timer = setTimeout(() => {
-    socket.destroy(Object.assign(new DeadlineError('connect', ms, { host }), { code: CONNECT_DEADLINE }));
-  }, ms);
-  const done = (): void => clearTimeout(timer);
-  socket.once(event, done);
-  socket.once('close', done);
 }
 
 class DeadlineHttpAgent extends HttpAgent {
@@ -124,8 +107,8 @@ export function createNodeFetch(options: NodeFetchOptions = {}): FetchLike {
       const proxyTls = trust();
       agent =
         parsed.protocol === 'https:'
-          ? new HttpsTunnelAgent(proxy, proxyTls, { keepAlive: true, maxSockets, ...(skip ? { rejectUnauthorized: false } : trust()) })
-          : new HttpTunnelAgent(proxy, proxyTls, { keepAlive: true, maxSockets });
+          ? new HttpsTunnelAgent(proxy, proxyTls, connectMs, { keepAlive: true, maxSockets, ...(skip ? { rejectUnauthorized: false } : trust()) })
+          : new HttpTunnelAgent(proxy, proxyTls, connectMs, { keepAlive: true, maxSockets });
       tunnels.set(key, agent);
     }
     return agent;

@@ -4,6 +4,7 @@ import { isIP } from 'node:net';
 import { PassThrough, type Duplex } from 'node:stream';
 import { connect as tlsConnect, type SecureContext } from 'node:tls';
 import { StrataError } from '../errors/index.js';
+import { connectDeadline, formatWait } from './deadlines.js';
 
 /** Proxies as the environment names them (HTTPS_PROXY, HTTP_PROXY, NO_PROXY, or their lowercase forms). */
 export interface ProxySettings {
@@ -138,9 +139,11 @@ function bare(host: string): string {
  * Opens a CONNECT tunnel through the proxy to the request's host and port, with TLS inside it for https
  * targets (with the agent's secureContext, so --ca-cert applies). An https:// proxy is itself reached over
  * TLS first (as Go's http.ProxyFromEnvironment and curl do), so an https target is TLS inside TLS. Proxy
- * credentials from the proxy URL go in Proxy-Authorization.
+ * credentials from the proxy URL go in Proxy-Authorization. A proxy that has not answered CONNECT within `connectMs`
+ * (connection, its TLS and its answer together) fails the request as a dropped connection would (ETIMEDOUT,
+ * retried); the TLS handshake with the target inside the tunnel gets its own `connectMs`, as a direct one does.
  */
-function openTunnel(proxy: URL, proxyTls: ProxyTlsOptions, tls: boolean, options: ClientRequestArgs, done: Done): void {
+function openTunnel(proxy: URL, proxyTls: ProxyTlsOptions, tls: boolean, options: ClientRequestArgs, connectMs: number, done: Done): void {
   const host = bare(String(options.host ?? options.hostname ?? 'localhost'));
   const port = Number(options.port ?? (tls ? 443 : 80));
   const authority = `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
@@ -162,23 +165,40 @@ function openTunnel(proxy: URL, proxyTls: ProxyTlsOptions, tls: boolean, options
     // Node calls createConnection only for a request without an agent.
     ...(secure ? { createConnection: toProxy } : { agent: false }),
   });
+  let settled = false;
+  const finish: Done = (err, stream) => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    done(err, stream);
+  };
+  // On an error the agent ignores the stream argument; it only has to be a stream.
+  const timer = setTimeout(() => {
+    finish(new ProxyError(proxy.host, `did not open a tunnel to ${authority} within ${formatWait(connectMs)}`, 'ETIMEDOUT'), new PassThrough());
+    req.destroy();
+  }, connectMs);
   req.once('connect', (res, socket) => {
+    if (settled) {
+      socket.destroy();
+      return;
+    }
     if (res.statusCode !== 200) {
       socket.destroy();
       const status = res.statusCode ?? 0;
-      done(new ProxyError(proxy.host, `refused CONNECT ${authority}: HTTP ${status}`, status >= 500 ? 'EPROXY_UNAVAILABLE' : 'EPROXY_REFUSED'), socket);
+      finish(new ProxyError(proxy.host, `refused CONNECT ${authority}: HTTP ${status}`, status >= 500 ? 'EPROXY_UNAVAILABLE' : 'EPROXY_REFUSED'), socket);
       return;
     }
     if (!tls) {
-      done(null, socket);
+      finish(null, socket);
       return;
     }
-    done(null, tlsConnect({ ...(options as Record<string, unknown>), socket, host, servername: isIP(host) === 0 ? host : undefined }));
+    const secured = tlsConnect({ ...(options as Record<string, unknown>), socket, host, servername: isIP(host) === 0 ? host : undefined });
+    connectDeadline(secured, connectMs, authority);
+    finish(null, secured);
   });
-  // On an error the agent ignores the stream argument; it only has to be a stream.
-  req.once('error', (error: Error & { code?: string }) => {
+  req.on('error', (error: Error & { code?: string }) => {
     const what = `${secure ? 'over TLS ' : ''}failed: ${error.message}`;
-    done(new ProxyError(proxy.host, what, error.code ?? 'EPROXY_FAILED', { cause: error }), new PassThrough());
+    finish(new ProxyError(proxy.host, what, error.code ?? 'EPROXY_FAILED', { cause: error }), new PassThrough());
   });
   req.end();
 }
@@ -188,13 +208,14 @@ export class HttpsTunnelAgent extends HttpsAgent {
   constructor(
     private readonly proxy: URL,
     private readonly proxyTls: ProxyTlsOptions,
+    private readonly connectMs: number,
     options: AgentOptions,
   ) {
     super(options);
   }
 
   override createConnection(options: ClientRequestArgs, callback?: Done): Duplex | null | undefined {
-    openTunnel(this.proxy, this.proxyTls, true, options, callback ?? ((): void => undefined));
+    openTunnel(this.proxy, this.proxyTls, true, options, this.connectMs, callback ?? ((): void => undefined));
     return undefined;
   }
 }
@@ -204,13 +225,14 @@ export class HttpTunnelAgent extends HttpAgent {
   constructor(
     private readonly proxy: URL,
     private readonly proxyTls: ProxyTlsOptions,
+    private readonly connectMs: number,
     options: HttpAgentOptions,
   ) {
     super(options);
   }
 
   override createConnection(options: ClientRequestArgs, callback?: Done): Duplex | null | undefined {
-    openTunnel(this.proxy, this.proxyTls, false, options, callback ?? ((): void => undefined));
+    openTunnel(this.proxy, this.proxyTls, false, options, this.connectMs, callback ?? ((): void => undefined));
     return undefined;
   }
 }

@@ -6,6 +6,7 @@ import { parseRegistryTimeout } from '../../../cli/registry-timeout.js';
 import { DEFAULT_DEADLINES, RegistryClient, createNodeFetch } from '../../../src/registry/index.js';
 import { sendWithRetry } from '../../../src/registry/send.js';
 import { resolveRetry } from '../../../src/registry/retry.js';
+import { startConnectProxy } from '../../helpers/connect-proxy.js';
 
 const servers: Server[] = [];
 const sockets: Socket[] = [];
@@ -34,6 +35,49 @@ describe('registry deadlines', () => {
     });
     expect(sockets.length).toBe(3);
     expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it('a proxy that never answers CONNECT fails the connect deadline, retried, naming the proxy and the target', async () => {
+    const silent = createServer((socket) => void sockets.push(socket));
+    servers.push(silent);
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const proxyPort = (silent.address() as { port: number }).port;
+    const client = new RegistryClient({
+      registry: 'registry.strata.test:5000',
+      scheme: 'https',
+      deadlines: { connectMs: 200 },
+      retry: { retries: 1, sleep: async () => undefined },
+      fetch: createNodeFetch({ connectTimeoutMs: 200, proxy: { httpsProxy: `http://u:secret@127.0.0.1:${proxyPort}` } }),
+    });
+    const failure = await client.ping().catch((e: unknown) => e as Error);
+    expect(failure).toMatchObject({ code: 'E_REGISTRY_UNREACHABLE' });
+    expect(failure.message).toContain(`the proxy 127.0.0.1:${proxyPort} did not open a tunnel to registry.strata.test:5000 within 200 ms`);
+    expect(failure.message).not.toContain('secret');
+    expect(sockets.length).toBe(2);
+  });
+
+  it('a target that never finishes TLS inside the proxy tunnel fails the connect deadline naming the target', async () => {
+    const silent = createServer((socket) => void sockets.push(socket));
+    servers.push(silent);
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as { port: number }).port;
+    const proxy = await startConnectProxy();
+    try {
+      const client = new RegistryClient({
+        registry: `registry.strata.test:${port}`,
+        scheme: 'https',
+        deadlines: { connectMs: 200 },
+        retry: { retries: 0, sleep: async () => undefined },
+        fetch: createNodeFetch({ connectTimeoutMs: 200, proxy: { httpsProxy: proxy.url } }),
+      });
+      await expect(client.ping()).rejects.toMatchObject({
+        code: 'E_REGISTRY_UNREACHABLE',
+        message: expect.stringContaining(`no connection to registry.strata.test:${port} within 200 ms`),
+      });
+      expect(proxy.tunnels).toEqual([`registry.strata.test:${port}`]);
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it('by default a request that stalls in any phase gives up, retries included, within 3 minutes', () => {
