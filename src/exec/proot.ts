@@ -27,7 +27,7 @@ const PTRACE_REFUSED = /^proot error: ptrace\(/;
  * What it cannot give, compared with bwrap, runc or chroot: no private network (a step that asks for
  * `--network=none` is refused rather than silently given the host's), no private pid space, host /dev and /proc
  * and /sys seen as they are. proot has no read-only bind: a read-only bind mount or secret is given as a private
- * copy, so what the step writes there is thrown away, as BuildKit does for `rw` binds.
+ * copy, so what the step writes there is thrown away (BuildKit fails such a write with EROFS).
  *
  * Users: a root strata with the capabilities to change ids runs proot as the step's user (setpriv, with its
  * supplementary groups), so owners on disk are real. Otherwise proot fakes the ids (`-0` for root, `-i uid:gid`
@@ -184,8 +184,9 @@ function cause(result: ProcessResult): string {
 }
 
 /**
- * proot binds are always writable: a bind mount (BuildKit throws away what a step writes to one, `rw` or not) or a
- * secret gets a private copy; caches and the ssh socket are bound as they are, tmpfs is an empty private dir.
+ * proot binds are always writable: a bind mount or a secret gets a private copy, whose writes are thrown away (the
+ * engine's copy of a `rw` bind is copied again); caches and the ssh socket are bound as they are, tmpfs is an
+ * empty private dir.
  */
 async function bindSource(mount: RunMount, copyAt: string): Promise<string> {
   if (mount.type === 'tmpfs') {

@@ -14,6 +14,7 @@ import {
   type Image,
   type LocalStore,
   type Platform,
+  readLayer,
 } from '../../src/internals.js';
 
 export const AMD64: Platform = { os: 'linux', architecture: 'amd64' };
@@ -82,4 +83,20 @@ export function manifestDigest(image: Image): string {
 /** How many blobs the store holds (a replayed step writes none). */
 export async function blobCount(store: LocalStore): Promise<number> {
   return (await store.blobs.listBlobs()).length;
+}
+
+/** Each layer's regular files by path, as text, in layer order. */
+export async function layerFiles(store: LocalStore, image: Image): Promise<Array<Map<string, string>>> {
+  const out: Array<Map<string, string>> = [];
+  for (const l of image.layers) {
+    const files = new Map<string, string>();
+    for await (const entry of readLayer(await store.blobs.openBlob(l.descriptor), { compression: 'gzip' })) {
+      if (entry.kind !== 'entry' || entry.type !== 'file') continue;
+      const chunks: Buffer[] = [];
+      for await (const c of entry.content) chunks.push(c);
+      files.set(entry.path, Buffer.concat(chunks).toString());
+    }
+    out.push(files);
+  }
+  return out;
 }

@@ -27,27 +27,13 @@ export interface RestrictedSandbox {
   wrap(argv: readonly string[]): string[];
 }
 
-const BWRAP = (uid: number): string[] => [
-  'bwrap',
-  '--unshare-user',
-  '--uid',
-  String(uid),
-  '--gid',
-  String(uid),
-  '--disable-userns',
-  '--cap-drop',
-  'ALL',
-  '--bind',
-  '/',
-  '/',
-  '--dev',
-  '/dev',
-  '--proc',
-  '/proc',
-  '--unshare-pid',
-  '--die-with-parent',
-  '--',
-];
+/** bwrap options of a CI job's sandbox: no user namespace inside, no capability, as `uid`. */
+const NO_USERNS_NO_CAPS = (uid: number): string[] => ['--unshare-user', '--uid', String(uid), '--gid', String(uid), '--disable-userns', '--cap-drop', 'ALL'];
+
+/** Its own /dev, /proc and pid namespace, gone with the test process. */
+const OWN_PROCESSES = ['--dev', '/dev', '--proc', '/proc', '--unshare-pid', '--die-with-parent'];
+
+const BWRAP = (uid: number): string[] => ['bwrap', ...NO_USERNS_NO_CAPS(uid), '--bind', '/', '/', ...OWN_PROCESSES, '--'];
 
 export const RESTRICTED_SANDBOXES: readonly RestrictedSandbox[] = [
   { name: 'bwrap-uid0', uid: 0, wrap: (argv) => [...BWRAP(0), ...argv] },
@@ -117,15 +103,15 @@ export interface ScratchRootOptions {
 export function scratchRootSandbox(scratch: string, state: string, options: ScratchRootOptions = {}): RestrictedSandbox {
   const uid = options.caps === 'none' ? (options.uid ?? 0) : 0;
   const isolation =
-    options.caps === 'none'
-      ? [...(options.userns === true ? [] : ['--unshare-user', '--uid', String(uid), '--gid', String(uid), '--disable-userns']), '--cap-drop', 'ALL']
-      : DOCKER_CAPS.flatMap((c) => ['--cap-add', c]);
+    options.caps === 'none' ? (options.userns === true ? ['--cap-drop', 'ALL'] : NO_USERNS_NO_CAPS(uid)) : DOCKER_CAPS.flatMap((c) => ['--cap-add', c]);
   const links = ['lib', 'lib64', 'bin', 'sbin'].flatMap((dir) => ['--symlink', `usr/${dir}`, `/${dir}`]);
   const env = { PATH: '/usr/bin:/bin', HOME: '/strata', STRATA_ROOT: '/strata/store', TMPDIR: '/strata/tmp' };
   const args = [
     'bwrap',
     ...['--bind', scratch, '/', '--ro-bind', '/usr', '/usr', ...links, '--ro-bind', REPO_ROOT, REPO_ROOT, '--bind', state, '/strata'],
-    ...['--proc', '/proc', '--dev', '/dev', '--unshare-pid', '--die-with-parent', ...isolation, '--clearenv'],
+    ...OWN_PROCESSES,
+    ...isolation,
+    '--clearenv',
     ...Object.entries(env).flatMap(([k, v]) => ['--setenv', k, v]),
     ...(options.dockerenv === true ? ['--file', '9', '/.dockerenv'] : []),
     '--',

@@ -6,7 +6,7 @@
  * - With no sign of a container (no /.dockerenv, no KUBERNETES_SERVICE_HOST, a plain cgroup), it refuses in one line.
  * - With one (or --force), the step runs in that `/` and the image equals buildah's, file by file with owners.
  */
-import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -115,6 +115,30 @@ describeAsRoot('RUN --executor inplace', () => {
       );
       expect(res.code, res.stderr).toBe(0);
       expect((await readdir(join(state, 'out'))).sort()).toContain('forced');
+    }, 60_000);
+
+    it('bind mounts are copies at their targets: a step writes to them (rw or not) and the context stays as it was', async () => {
+      const { scratch, state } = await sandboxDirs('binds');
+      await mkdir(join(state, 'src'));
+      await writeFile(join(state, 'src', 'keep.txt'), 'keep\n');
+      await writeFile(join(state, 'src', 'gone.txt'), 'gone\n');
+      await writeFile(
+        join(state, 'Dockerfile'),
+        `FROM ${base}\n` +
+          'RUN --mount=type=bind,source=src,target=/ctx,rw rm /ctx/gone.txt && echo added > /ctx/added.txt && ls /ctx > /seen-rw\n' +
+          // inplace cannot mount: a read-only bind is a copy too, whose writes go with it (no EROFS).
+          'RUN --mount=type=bind,source=src,target=/ctx rm /ctx/keep.txt && ls /ctx > /seen-ro\n',
+      );
+      const res = await runRestricted(
+        scratchRootSandbox(scratch, state, { dockerenv: true }),
+        [CLI, 'build', '/strata', '--executor', 'inplace', '--progress', 'plain', '-o', 'type=local,dest=/strata/out'],
+        {},
+      );
+      expect(res.code, res.stderr).toBe(0);
+      expect(await readFile(join(state, 'out', 'seen-rw'), 'utf8')).toBe('added.txt\nkeep.txt\n');
+      expect(await readFile(join(state, 'out', 'seen-ro'), 'utf8')).toBe('gone.txt\n');
+      expect(await readdir(join(state, 'out'))).not.toContain('ctx');
+      expect((await readdir(join(state, 'src'))).sort()).toEqual(['gone.txt', 'keep.txt']);
     }, 60_000);
   });
 });

@@ -56,20 +56,18 @@ export async function runRun(state: StageState, ins: RunInstruction, session: Bu
   checkRunPlatform(platform, cc.at);
 
   const root = await openRunRoot(state, session);
-  const exclude = [...RUN_EXCLUDES];
-  const mounts: RunMount[] = [];
+  // Writable bind mounts are private copies, thrown away once the step is over.
+  const discards: Array<() => Promise<void>> = [];
   let committed = false;
   try {
+    const mounts: RunMount[] = [];
     for (const spec of mountSpecs) {
-      const mount = await resolveMount(spec, state, session, cc, env);
-      if (mount) {
-        mounts.push(mount);
-        exclude.push(mount.target);
-      }
+      const mount = await resolveMount(spec, state, session, cc, env, discards);
+      if (mount) mounts.push(mount);
     }
     const fsUser = userFiles(root.rootfs);
     const user = resolveExecUser(config.User || '0', fsUser.passwd, fsUser.group);
-    await root.begin(exclude);
+    await root.begin([...RUN_EXCLUDES, ...mounts.map((m) => m.target)]);
     const result = await session.deps.executor.run({
       rootfs: root.rootfs,
       args,
@@ -100,6 +98,8 @@ export async function runRun(state: StageState, ins: RunInstruction, session: Bu
   } finally {
     // The root is released (unmounted) whatever happened; a failed step's changes are dropped.
     await root.settle(committed);
+    // A copy that cannot be removed now goes with the build's temp directories.
+    await Promise.all(discards.map((discard) => discard().catch(() => undefined)));
   }
 }
 
@@ -230,7 +230,14 @@ function userFiles(rootfs: string): { passwd?: string; group?: string } {
   return out;
 }
 
-async function resolveMount(spec: MountSpec, state: StageState, session: BuildSession, cc: CopyContext, env: string[]): Promise<RunMount | undefined> {
+async function resolveMount(
+  spec: MountSpec,
+  state: StageState,
+  session: BuildSession,
+  cc: CopyContext,
+  env: string[],
+  discards: Array<() => Promise<void>>,
+): Promise<RunMount | undefined> {
   const target = posix.resolve(state.image.config.config?.WorkingDir || '/', spec.target ?? `/run/secrets/${spec.id ?? 'secret'}`);
   switch (spec.type) {
     case 'cache': {
@@ -261,8 +268,11 @@ async function resolveMount(spec: MountSpec, state: StageState, session: BuildSe
       }
       return { type: 'secret', target, source: file, readonly: true };
     }
-    case 'bind':
-      return { type: 'bind', target, source: await bindMountSource(spec, session, cc), readonly: spec.readonly };
+    case 'bind': {
+      const source = await bindMountSource(spec, session, cc);
+      if (source.discard !== undefined) discards.push(source.discard);
+      return { type: 'bind', target, source: source.path, readonly: spec.readonly };
+    }
     case 'ssh': {
       const id = spec.id ?? 'default';
       const socket = session.input.ssh?.[id];
