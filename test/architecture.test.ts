@@ -45,7 +45,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   digest: ['errors'],
   oci: ['errors', 'digest'],
   ref: ['errors', 'digest'],
-  store: ['errors', 'digest', 'oci'],
+  store: ['errors', 'fsname', 'digest', 'oci'],
   layer: ['errors', 'fsname', 'digest', 'oci', 'store'],
   image: ['errors', 'digest', 'oci'],
   registry: ['errors', 'digest', 'oci', 'ref', 'store'],

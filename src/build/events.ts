@@ -1,3 +1,4 @@
+import { redactUrl, type DownloadProgress } from '../remote/index.js';
 import type { CacheMiss } from './cache-explain.js';
 
 /** What the engine reports as it goes; the CLI renders these as plain lines, a live view or JSON. */
@@ -29,3 +30,10 @@ export type BuildEvent =
   | { type: 'download'; where: string; url: string; state: 'start' | 'progress' | 'done'; bytes: number; total?: number };
 
 export type BuildEventSink = (event: BuildEvent) => void;
+
+/** A download's progress as `download` events (the URL without its credentials); undefined when nobody listens. */
+export function downloadEvents(sink: BuildEventSink | undefined, where: string, url: string): ((p: DownloadProgress) => void) | undefined {
+  if (sink === undefined) return undefined;
+  const shown = redactUrl(url);
+  return ({ state, bytes, total }) => sink({ type: 'download', where, url: shown, state, bytes, ...(total === undefined ? {} : { total }) });
+}

@@ -1,6 +1,7 @@
 import { accessSync, chmodSync, constants, cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { StrataError } from '../errors/index.js';
+import { mountTable } from '../fsname/index.js';
 import { RUN_EXCLUDES, captureChanges, snapshotRootfs } from '../layer/index.js';
 import { isCapableRoot } from './capabilities.js';
 import { IgnoreSet, syncTree } from './inplace-sync.js';
@@ -51,21 +52,9 @@ function hostEvidence(env: Readonly<Record<string, string | undefined>>): Contai
 
 /** Every mount point but `/` (from /proc/self/mountinfo): another filesystem is never part of the image. */
 export function mountPoints(mountinfo?: string): string[] {
-  let text = mountinfo;
-  if (text === undefined) {
-    try {
-      text = readFileSync('/proc/self/mountinfo', 'utf8');
-    } catch {
-      return [];
-    }
-  }
-  const out: string[] = [];
-  for (const line of text.split('\n')) {
-    const point = line.split(' ')[4];
-    if (point === undefined || point === '/') continue;
-    out.push(point.replace(/\\([0-7]{3})/g, (_m, octal: string) => String.fromCharCode(parseInt(octal, 8))));
-  }
-  return out;
+  return mountTable(mountinfo)
+    .map((m) => m.point)
+    .filter((point) => point !== '/');
 }
 
 /**

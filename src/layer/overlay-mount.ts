@@ -1,7 +1,8 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { StrataError } from '../errors/index.js';
-import { OVERLAY_MOUNT_SOURCE, mountTable } from '../store/index.js';
+import { mountTable } from '../fsname/index.js';
+import { OVERLAY_MOUNT_SOURCE } from '../store/index.js';
 
 const run = promisify(execFile);
 

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { BaseImage, NamedContext } from '../build/index.js';
+import { downloadEvents, type BaseImage, type NamedContext } from '../build/index.js';
 import { StrataError } from '../errors/index.js';
 import type { Platform } from '../oci/index.js';
 import type { FetchLike } from '../registry/index.js';
@@ -52,6 +52,7 @@ export class BuildSources {
       ssh: sshSockets(this.options.ssh ?? [], this.options.env ?? {}),
       env: this.options.env,
       signal: this.options.signal,
+      onProgress: downloadEvents(this.options.events, main ? 'context' : '--build-context', source),
     });
     return opened.then((r) => {
       if (r.source !== undefined) this.attest.context(r.source);

@@ -5,7 +5,17 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { StrataError, ioError } from '../errors/index.js';
 import type { FetchLike } from '../registry/index.js';
-import { downloadUrl, fetchGit, fetchedSource, isGitSource, parseGitSource, redactUrl, unpackArchiveFile, type FetchedSource } from '../remote/index.js';
+import {
+  downloadUrl,
+  fetchGit,
+  fetchedSource,
+  isGitSource,
+  parseGitSource,
+  redactUrl,
+  unpackArchiveFile,
+  type DownloadProgress,
+  type FetchedSource,
+} from '../remote/index.js';
 import { sniffFile } from '../layer/index.js';
 
 /** `strata build CONTEXT` where CONTEXT is not a directory: a git repository, an http(s) URL, or `-` (stdin). */
@@ -24,6 +34,8 @@ export interface RemoteContextOptions {
   ssh?: Readonly<Record<string, string>> | undefined;
   env?: Readonly<Record<string, string | undefined>> | undefined;
   signal?: AbortSignal | undefined;
+  /** An http(s) context's download, as ADD's are told. */
+  onProgress?: ((progress: DownloadProgress) => void) | undefined;
 }
 
 export interface RemoteContext {
@@ -82,7 +94,7 @@ async function fromStdin(work: string, options: RemoteContextOptions): Promise<O
 
 async function fromUrl(url: string, work: string, options: RemoteContextOptions): Promise<Omit<RemoteContext, 'cleanup'>> {
   if (options.fetch === undefined) throw new StrataError('E_USAGE', `cannot download ${redactUrl(url)}: no HTTP access was given`);
-  const downloaded = await downloadUrl(url, { fetch: options.fetch, dir: work, signal: options.signal });
+  const downloaded = await downloadUrl(url, { fetch: options.fetch, dir: work, signal: options.signal, onProgress: options.onProgress });
   if (downloaded.kind !== 'downloaded') throw new StrataError('E_INTERNAL', `download of ${redactUrl(url)} answered 304 unasked`);
   const name = basename(new URL(url).pathname).replace(/\.(tar(\.\w+)?|tgz|tbz2?|txz)$/, '') || 'context';
   const source = fetchedSource(url, { digest: downloaded.digest });

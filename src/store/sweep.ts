@@ -1,8 +1,8 @@
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { lstat, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { mountTable, type MountEntry } from '../fsname/index.js';
 import { ownerAlive, ownerFromName, type ProcessOwner } from './owner.js';
 
 const run = promisify(execFile);
@@ -70,34 +70,6 @@ export async function sweepLeftovers(places: readonly SweepPlace[], self: Proces
 
 /** The source name strata's overlay mounts carry (`mount -t overlay strata-overlay …`), by which a sweep knows them. */
 export const OVERLAY_MOUNT_SOURCE = 'strata-overlay';
-
-export interface MountEntry {
-  /** Where it is mounted (unescaped from mountinfo's octal escapes). */
-  point: string;
-  fstype: string;
-  source: string;
-}
-
-/** The mounts of this mount namespace, from /proc/self/mountinfo (empty where there is none). */
-export function mountTable(mountinfo?: string): MountEntry[] {
-  let text = mountinfo;
-  if (text === undefined) {
-    try {
-      text = readFileSync('/proc/self/mountinfo', 'utf8');
-    } catch {
-      return [];
-    }
-  }
-  const unoctal = (p: string): string => p.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
-  const out: MountEntry[] = [];
-  for (const line of text.split('\n')) {
-    const fields = line.split(' ');
-    const dash = fields.indexOf('-', 6);
-    if (fields.length < 5 || dash < 0) continue;
-    out.push({ point: unoctal(fields[4] ?? ''), fstype: fields[dash + 1] ?? '', source: unoctal(fields[dash + 2] ?? '') });
-  }
-  return out;
-}
 
 /** Unmounts each of `points`, the deepest first (lazily when busy); false when one stayed mounted. */
 async function unmountAll(points: readonly string[]): Promise<boolean> {

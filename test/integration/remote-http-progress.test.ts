@@ -3,6 +3,7 @@
  * in 64 KiB pieces 20 ms apart (so the download lasts over a second whatever the machine), and the
  * built CLI shows the bytes so far against the Content-Length, in json and plain modes.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +27,12 @@ describe('ADD <url> download progress', () => {
     ctx = join(tmp, 'ctx');
     await mkdir(ctx);
     await writeFile(join(ctx, 'Dockerfile'), `FROM scratch\nADD ${url} /big.bin\n`);
+    const remote = join(tmp, 'remote');
+    await mkdir(remote);
+    await writeFile(join(remote, 'Dockerfile'), 'FROM scratch\nCOPY a.txt /\nCOPY --from=extra b.txt /\n');
+    await writeFile(join(remote, 'a.txt'), 'a\n');
+    await writeFile(join(remote, 'b.txt'), 'b\n');
+    srv.routes.set('/ctx.tar', { body: execFileSync('tar', ['-C', remote, '-c', '.']), slowMs: 5 });
   });
   afterAll(async () => {
     await srv?.stop();
@@ -62,5 +69,26 @@ describe('ADD <url> download progress', () => {
     expect(lines[0]).toBe(`${prefix}downloading 4.0 MiB`);
     expect(lines.at(-1)).toBe(`${prefix}downloaded 4.0 MiB`);
     for (const line of lines.slice(1, -1)) expect(line).toMatch(/: \d+(\.\d)? (KiB|MiB) \/ 4\.0 MiB \(\d+%\)$/);
+  }, 60_000);
+
+  it('a context and a --build-context behind URLs are told as they download', async () => {
+    const result = await strata(
+      [
+        'build',
+        '--progress',
+        'plain',
+        '--build-context',
+        `extra=${srv.url}/ctx.tar`,
+        '-o',
+        `type=oci,tar=false,dest=${join(tmp, 'out-ctx')}`,
+        `${srv.url}/ctx.tar`,
+      ],
+      { STRATA_ROOT: join(tmp, 'store-ctx') },
+    );
+    ok(result);
+    const lines = result.stderr.split('\n');
+    expect(lines).toContain(`context: ${srv.url}/ctx.tar: downloading 10 KiB`);
+    expect(lines).toContain(`context: ${srv.url}/ctx.tar: downloaded 10 KiB`);
+    expect(lines).toContain(`--build-context: ${srv.url}/ctx.tar: downloaded 10 KiB`);
   }, 60_000);
 });

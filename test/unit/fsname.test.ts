@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { decodeName, displayName, fsPath, hasEscapedBytes, nameBytes } from '../../src/fsname/index.js';
+import { decodeName, displayName, fsPath, hasEscapedBytes, mountTable, nameBytes } from '../../src/fsname/index.js';
 import { rawPaxHeaders } from '../../src/layer/tar-header.js';
 
 describe('file names as bytes', () => {
@@ -35,5 +35,18 @@ describe('file names as bytes', () => {
     expect(raw!.bytes.length % 512).toBe(0);
     expect(raw!.entry.name).toBe('PaxHeader');
     expect(rawPaxHeaders({ name: 'plain', type: 'file' })).toBeUndefined();
+  });
+
+  it('mount points are named as paths are: octal escapes undone, UTF-8 kept, other bytes kept exactly', () => {
+    const info = Buffer.concat([
+      Buffer.from('36 25 0:33 / /proc rw - proc proc rw\n'),
+      Buffer.from('104 26 0:45 / /tmp/a\\040b/caf\xc3\xa9 rw - overlay strata-overlay rw\n', 'latin1'),
+      Buffer.from('105 26 0:46 / /mnt/bad\xff rw - tmpfs tmp\\011fs rw\n', 'latin1'),
+      Buffer.from('garbage\n'),
+    ]);
+    const table = mountTable(info);
+    expect(table.map((m) => m.point)).toEqual(['/proc', '/tmp/a b/café', decodeName(Buffer.from('/mnt/bad\xff', 'latin1'))]);
+    expect(table.map((m) => m.source)).toEqual(['proc', 'strata-overlay', 'tmp\tfs']);
+    expect(nameBytes(table[2]!.point)).toEqual(Buffer.from('/mnt/bad\xff', 'latin1'));
   });
 });

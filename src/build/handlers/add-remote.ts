@@ -17,13 +17,13 @@ import {
   parseGitSource,
   redactUrl,
   redactUrlsIn,
-  type DownloadProgress,
   type FetchedUrl,
   type GitCheckout,
 } from '../../remote/index.js';
 import { stepCacheKey, stepDefinitionKey } from '../cache.js';
 import { parseChmod } from '../chmod.js';
 import { imageFilesystem } from '../imagefs.js';
+import { downloadEvents } from '../events.js';
 import type { BuildSession } from '../session.js';
 import type { StageState } from '../state.js';
 import { archiveRoot, isArchiveSource } from './add-archive.js';
@@ -230,7 +230,7 @@ async function fetchHttp(url: string, session: BuildSession, checksum: Digest | 
   if (fetch === undefined) throw new StrataError('E_USAGE', `cannot download ${redactUrl(url)}: this build was given no HTTP access`);
   const cache = new HttpDownloadCache(join(session.deps.store.root, 'cache', 'remote-http'));
   const file = await session.memo.get(DOWNLOADS.key(`${url}:${checksum ?? ''}`), () =>
-    cache.fetch(url, { fetch, checksum, signal: session.deps.signal, onProgress: downloadEvents(session, where, url) }),
+    cache.fetch(url, { fetch, checksum, signal: session.deps.signal, onProgress: downloadEvents(session.deps.events, where, url) }),
   );
   // Without Last-Modified the file is dated like the directories the step makes; that date is no part of
   // the key (BuildKit keys a download by its content), so an unchanged file still hits.
@@ -243,13 +243,6 @@ async function fetchHttp(url: string, session: BuildSession, checksum: Digest | 
  * Download events for the progress output: `start` once the server answers, `progress` per piece of the
  * body (the renderers throttle), `done` when the bytes are all in.
  */
-function downloadEvents(session: BuildSession, where: string, url: string): (p: DownloadProgress) => void {
-  const events = session.deps.events;
-  if (events === undefined) return () => undefined;
-  const shown = redactUrl(url);
-  return ({ state, bytes, total }) => events({ type: 'download', where, url: shown, state, bytes, ...(total === undefined ? {} : { total }) });
-}
-
 /** BuildKit's name for a downloaded file: the URL path's last component, else `__unnamed__`. */
 function urlFileName(url: string): string {
   try {
