@@ -14,7 +14,7 @@ export function addAttestOptions(command: Command): Command {
   return command
     .option(
       '--sbom [options]',
-      'attach an SBOM of the image: true, false, or format=spdx|cyclonedx[,scan-stage=true|false] (default SPDX 2.3; scan-stage: SBOMs of the build stages too)',
+      'attach an SBOM of the image: true, false, or format=spdx|cyclonedx[,scan-stage=true|false][,scan-context=true|false] (default SPDX 2.3; scan-stage: SBOMs of the build stages too; scan-context: of the build context)',
     )
     .option('--provenance [options]', 'attach SLSA provenance: true, false, or mode=min|max[,version=v1|v0.2] (default mode=min, v1)')
     .option('--attest <type=sbom|provenance,...>', 'attach an attestation (buildx syntax); repeatable', collect, [])

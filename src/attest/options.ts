@@ -8,6 +8,11 @@ export interface SbomRequest {
    * whose `BUILDKIT_SBOM_SCAN_STAGE` ARG asks for it, as BuildKit does.
    */
   scanStage?: boolean | undefined;
+  /**
+   * `scan-context=true`: scan the build context too (what the build read of it); `false`: not. Not given:
+   * when the target's `BUILDKIT_SBOM_SCAN_CONTEXT` ARG asks for it, as BuildKit does.
+   */
+  scanContext?: boolean | undefined;
 }
 
 export interface ProvenanceRequest {
@@ -46,7 +51,7 @@ function known(a: Map<string, string>, keys: readonly string[], flag: string, te
 }
 
 function sbomOf(a: Map<string, string>, flag: string, text: string): SbomRequest | undefined {
-  known(a, ['type', 'disabled', 'format', 'scan-stage', 'generator'], flag, text);
+  known(a, ['type', 'disabled', 'format', 'scan-stage', 'scan-context', 'generator'], flag, text);
   if (a.has('disabled') && bool(a.get('disabled')!, flag, text)) return undefined;
   const format = (a.get('format') ?? 'spdx').toLowerCase();
   if (format !== 'spdx' && format !== 'cyclonedx' && format !== 'spdx-json' && format !== 'cyclonedx-json') {
@@ -55,6 +60,7 @@ function sbomOf(a: Map<string, string>, flag: string, text: string): SbomRequest
   // generator= names BuildKit's scanner image; strata scans in process, so it is accepted and not used.
   const out: SbomRequest = { format: format.startsWith('cyclonedx') ? 'cyclonedx' : 'spdx' };
   if (a.has('scan-stage')) out.scanStage = bool(a.get('scan-stage')!, flag, text);
+  if (a.has('scan-context')) out.scanContext = bool(a.get('scan-context')!, flag, text);
   return out;
 }
 

@@ -44,3 +44,9 @@ export function expansionEnv(args: ReadonlyMap<string, string>, imageEnv: readon
  * commas; declared in a stage or before the first FROM (then it holds for every stage).
  */
 export const SBOM_SCAN_STAGE_ARG = 'BUILDKIT_SBOM_SCAN_STAGE';
+
+/**
+ * BuildKit's ARG that asks for an SBOM of the build context beside the image's: `true`, `false` or stage
+ * names (the target's name turns it on); the target stage's own ARG, else the one before the first FROM.
+ */
+export const SBOM_SCAN_CONTEXT_ARG = 'BUILDKIT_SBOM_SCAN_CONTEXT';

@@ -6,14 +6,14 @@ import { createdTimestamp, emptyImage, setCreated, setFormat, updateContainerCon
 import { DEFAULT_PATH, normalizePlatform, parsePlatform, type Platform } from '../oci/index.js';
 import { CompositeBlobReader, currentOwner, makeScratchDir, withLock } from '../store/index.js';
 import { ContextStatCache, statCacheFile } from '../context/index.js';
-import { PROXY_ARGS, SBOM_SCAN_STAGE_ARG, platformArgs } from './args.js';
+import { PROXY_ARGS, SBOM_SCAN_CONTEXT_ARG, SBOM_SCAN_STAGE_ARG, platformArgs } from './args.js';
 import { LocalStepCache } from './cache.js';
 import { CacheExplainer } from './cache-explain.js';
 import { ImageRecords } from './image-record.js';
 import type { BuildEvent } from './events.js';
 import { applyMetadata, resetShell, type MetadataContext } from './handlers/metadata.js';
 import { runCopy } from './handlers/copy.js';
-import { prefetchCopySources } from './handlers/copy-sources.js';
+import { contextReadPaths, prefetchCopySources } from './handlers/copy-sources.js';
 import { runRun } from './handlers/run.js';
 import { runWorkdir } from './handlers/workdir.js';
 import { planBuild, resolveSourceName, type StagePlan } from './plan.js';
@@ -70,7 +70,13 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
       const sbomScanStage = state.args.get(SBOM_SCAN_STAGE_ARG) ?? globalArgs.get(SBOM_SCAN_STAGE_ARG);
       return { name: p.label, image: state.image, reader: state.reader, sbomScanStage };
     });
-    return { image, reader: final.state.reader, warnings, steps: { total, cached: counter.cached }, parsed, stages };
+    const target = plan.stages[plan.stages.length - 1]!;
+    const context = {
+      stage: target.label,
+      sbomScanContext: final.state.args.get(SBOM_SCAN_CONTEXT_ARG) ?? globalArgs.get(SBOM_SCAN_CONTEXT_ARG),
+      reads: await contextReadPaths(session),
+    };
+    return { image, reader: final.state.reader, warnings, steps: { total, cached: counter.cached }, parsed, stages, context };
   } finally {
     await results.closeAll();
     await Promise.all(temps.map((d) => rm(d, { recursive: true, force: true })));

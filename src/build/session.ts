@@ -122,6 +122,18 @@ export interface BuildOutcome {
   parsed: ParsedDockerfile;
   /** The other stages the target needed, in the order they were planned, each as it ended. */
   stages: BuiltStage[];
+  /** What an SBOM of the build context needs: BUILDKIT_SBOM_SCAN_CONTEXT and what the build read of the context. */
+  context: BuildContextReads;
+}
+
+/** The build context as the target's build read it. */
+export interface BuildContextReads {
+  /** The target stage's name, or its index when it has none. */
+  stage: string;
+  /** `BUILDKIT_SBOM_SCAN_CONTEXT` as the target stage sees it (its own ARG, else the global one), when declared. */
+  sbomScanContext?: string | undefined;
+  /** The context's paths COPY, ADD and RUN bind mounts matched (relative, '' for all of it), sorted. */
+  reads: string[];
 }
 
 /** A stage other than the target, as it ended: for an SBOM of a build stage. */

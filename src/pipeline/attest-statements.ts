@@ -1,6 +1,5 @@
 import { isAbsolute, join, relative } from 'node:path';
 import { PredicateType, provenancePredicate, statement, type InTotoStatement, type ProvenanceRequest, type SbomRequest } from '../attest/index.js';
-import type { BuiltStage } from '../build/index.js';
 import { digestOf, type Digest } from '../digest/index.js';
 import { imagePlatform } from '../image/index.js';
 import { formatPlatform, hostPlatform, type Descriptor, type Platform } from '../oci/index.js';
@@ -8,6 +7,7 @@ import { cyclonedxDocument, scanImageLayers, spdxDocument, type SbomScan, type S
 import type { BlobReader } from '../store/index.js';
 import { familiarImageName } from '../transports/index.js';
 import type { PlatformBuild } from './inputs.js';
+import { scanBuildContext } from './sbom-context.js';
 
 /** A base image, image context, fetched source or remote context a build read: provenance's materials. */
 export interface Material {
@@ -99,7 +99,8 @@ function subjectOf(b: PlatformBuild, digest: Digest, facts: BuildFacts): { name:
 
 /**
  * The SBOM statements of one platform's image: the image's own first, then one for each build stage
- * asked for (`scan-stage`, or the stage's BUILDKIT_SBOM_SCAN_STAGE), as BuildKit adds them to the
+ * asked for (`scan-stage`, or the stage's BUILDKIT_SBOM_SCAN_STAGE) and one for the build context when
+ * asked for (`scan-context`, or the target's BUILDKIT_SBOM_SCAN_CONTEXT), as BuildKit adds them to the
  * same attestation manifest, every one with the image as its subject.
  */
 export async function sbomStatements(
@@ -117,9 +118,13 @@ export async function sbomStatements(
   const scans: Array<{ scan: SbomScan; doc: SbomSubject; label: string }> = [
     { scan: await scanImageLayers(layersOf(b.image.layers), reader, options), doc: { name: familiar, created: facts.created, tool }, label: key },
   ];
-  for (const stage of b.stages.filter((s) => request.scanStage ?? stageAsksForScan(s))) {
+  for (const stage of b.stages.filter((s) => request.scanStage ?? enabledForStage(s.name, s.sbomScanStage))) {
     const scan = await scanImageLayers(layersOf(stage.image.layers), stage.reader, options);
     scans.push({ scan, doc: { name: `${familiar} (stage ${stage.name})`, created: facts.created, tool }, label: `${key} stage ${stage.name}` });
+  }
+  if (request.scanContext ?? enabledForStage(b.context.stage, b.context.sbomScanContext)) {
+    const scan = await scanBuildContext(facts.contextDir, facts.dockerfile.file, b.context.reads, facts.signal);
+    scans.push({ scan, doc: { name: `${familiar} (context)`, created: facts.created, tool }, label: `${key} context` });
   }
   const statements: InTotoStatement[] = [];
   for (const { scan, doc } of scans) {
@@ -137,15 +142,18 @@ function layersOf(layers: ReadonlyArray<{ descriptor: Descriptor }>): Descriptor
   return layers.map((l) => l.descriptor);
 }
 
-/** BUILDKIT_SBOM_SCAN_STAGE as BuildKit reads it: `true`, `false`, or the names of the stages to scan. */
-function stageAsksForScan(stage: BuiltStage): boolean {
-  const value = stage.sbomScanStage?.trim() ?? '';
+/**
+ * BUILDKIT_SBOM_SCAN_STAGE and BUILDKIT_SBOM_SCAN_CONTEXT as BuildKit reads them for a stage: `true`,
+ * `false`, or the names of the stages it holds for.
+ */
+function enabledForStage(stage: string, arg: string | undefined): boolean {
+  const value = arg?.trim() ?? '';
   if (value === '' || /^(false|0)$/i.test(value)) return false;
   if (/^(true|1)$/i.test(value)) return true;
   return value
     .split(',')
     .map((n) => n.trim())
-    .includes(stage.name);
+    .includes(stage);
 }
 
 /** The SLSA provenance statement of one platform's image: its materials are what that platform's build read. */

@@ -205,6 +205,7 @@ async function runPlatforms(job: BuildJob, context: ResolvedContext, layered: La
       warnings: outcome.warnings,
       steps: outcome.steps,
       stages: outcome.stages,
+      context: outcome.context,
     });
   }
   return builds;

@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { StrataError, ioError, isStrataError } from '../errors/index.js';
-import type { BaseImage, BuiltStage, NamedContext } from '../build/index.js';
+import type { BaseImage, BuildContextReads, BuiltStage, NamedContext } from '../build/index.js';
 import { digestOf } from '../digest/index.js';
 import { chooseExecutor, createExecutor, detectExecutors, type CreateExecutorOptions, type Executor, type ExecutorRefusal } from '../exec/index.js';
 import type { Image, SerializedImage } from '../image/index.js';
@@ -21,6 +21,8 @@ export interface PlatformBuild {
   steps: { total: number; cached: number };
   /** The other stages the image needed, as they ended (for SBOMs of build stages). */
   stages: BuiltStage[];
+  /** What the build read of its context (for an SBOM of the context). */
+  context: BuildContextReads;
 }
 
 /** `--platform linux/amd64,linux/arm64`: each one normalized; the host's when none is given. */

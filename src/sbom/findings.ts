@@ -37,7 +37,7 @@ export type Finding =
   | { kind: 'deb-copyright'; licenses: string[] }
   | { kind: 'apk'; packages: ApkRecord[] }
   | { kind: 'npm'; pkg: NpmRecord }
-  /** A package-lock.json: the packages it installs under node_modules/, by their install path. */
+  /** A package-lock.json: its project (path '') and the packages it installs under node_modules/, by their install path. */
   | { kind: 'npm-lock'; packages: Array<NpmRecord & { path: string }> }
   | { kind: 'python'; name: string; version: string; license?: string | undefined }
   | { kind: 'go'; goVersion: string; main: GoModule; deps: GoModule[] };

@@ -42,13 +42,26 @@ export function parsePackageJson(bytes: Buffer, path: string, warnings: ScanWarn
 }
 
 /**
+ * The project a lockfile belongs to (the application itself: `packages[""]`, or version 1's top level),
+ * when it names itself with a version, as cdxgen and syft list it; path ''.
+ */
+function lockRoot(json: Record<string, unknown>): Array<NpmRecord & { path: string }> {
+  const packages = json['packages'];
+  const root = isRecord(packages) && isRecord(packages['']) ? packages[''] : json;
+  const name = typeof root['name'] === 'string' ? root['name'] : json['name'];
+  const version = typeof root['version'] === 'string' ? root['version'] : json['version'];
+  if (typeof name !== 'string' || typeof version !== 'string' || name === '' || version === '') return [];
+  return [{ path: '', name, version, license: licenseOf(root) }];
+}
+
+/**
  * A package-lock.json (lockfileVersion 2 or 3: `packages` keyed by install path; version 1: nested
- * `dependencies`): what it installs under node_modules/. Links and the root entry are left out.
+ * `dependencies`): the project itself (path '') and what it installs under node_modules/. Links are left out.
  */
 export function parsePackageLock(bytes: Buffer, path: string, warnings: ScanWarnings): Array<NpmRecord & { path: string }> {
   const json = parseJson(bytes, path, 'npm-lockfile', warnings);
   if (!json) return [];
-  const out: Array<NpmRecord & { path: string }> = [];
+  const out: Array<NpmRecord & { path: string }> = lockRoot(json);
   const packages = json['packages'];
   if (isRecord(packages)) {
     for (const [key, value] of Object.entries(packages)) {

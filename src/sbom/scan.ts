@@ -12,9 +12,10 @@ import { ScanWarnings, type SbomPackage, type SbomScan, type ScanProblem } from 
 
 /**
  * Bumped when what a layer scan records changes, so findings kept by older code are not reused. 2: paths read
- * from layers keep their non-UTF-8 bytes (surrogateescape); version 1 held U+FFFD for them.
+ * from layers keep their non-UTF-8 bytes (surrogateescape); version 1 held U+FFFD for them. 3: a lockfile's
+ * findings hold its project (the root entry) too.
  */
-const FINDINGS_VERSION = 2;
+const FINDINGS_VERSION = 3;
 
 export interface ScanImageOptions {
   /** Keep each layer's findings here by digest, and reuse them: a layer's findings depend on its bytes alone. */
@@ -27,10 +28,39 @@ export interface ScanImageOptions {
  * whiteouts and opaque directories applied in order, and only package metadata kept.
  */
 export async function scanImageLayers(layers: readonly Descriptor[], reader: BlobReader, options: ScanImageOptions = {}): Promise<SbomScan> {
-  const findings = await Promise.all(layers.map((layer) => layerFindings(layer, reader, options)));
+  return scanOf(await Promise.all(layers.map((layer) => layerFindings(layer, reader, options))));
+}
+
+function scanOf(findings: readonly LayerFindings[]): SbomScan {
   const warnings = new ScanWarnings();
   for (const f of findings) for (const [kind, message] of f.problems) warnings.warn(kind as ScanProblem, message);
   return packagesOf(mergeLayerFindings(findings), warnings);
+}
+
+/** One path of a directory tree to scan (the build context): where it is in the tree and how to read it. */
+export interface TreeFile {
+  /** Slash-separated, relative to the tree's root (the path the SBOM names, with a leading `/`). */
+  path: string;
+  type: 'file' | 'dir' | 'symlink';
+  /** Permission bits: an executable file of Go's size is looked at for build info. */
+  mode: number;
+  size: number;
+  /** The file's bytes; called only for a file a reader wants. */
+  open(): AsyncIterable<Buffer>;
+}
+
+/**
+ * The packages in a directory tree, given path by path (parents before children, as a layer lists them):
+ * the same readers as an image's layers, each file wanted opened once and streamed.
+ */
+export async function scanFileTree(files: AsyncIterable<TreeFile> | Iterable<TreeFile>): Promise<SbomScan> {
+  const scanner = new LayerScanner();
+  for await (const f of files) {
+    const size = f.type === 'file' ? f.size : 0;
+    const take = scanner.entry({ kind: 'entry', path: f.path, type: f.type, mode: f.mode, uid: 0, gid: 0, size, mtime: 0, devMajor: 0, devMinor: 0 });
+    if (take !== undefined) await take(f.open());
+  }
+  return scanOf([scanner.findings()]);
 }
 
 function findingsFile(cacheDir: string, layer: Pick<Descriptor, 'digest'>): string {
@@ -159,9 +189,10 @@ function packagesIn(path: string, f: Finding, context: FindingContext): FoundPac
       return [{ type: 'npm', name: f.pkg.name, version: f.pkg.version, purl: npmPurl(f.pkg.name, f.pkg.version), license: f.pkg.license }];
     case 'npm-lock': {
       const dir = posix.dirname(path);
-      // What is installed speaks for itself; the lockfile covers what is not (node_modules left out of the image).
+      // What is installed speaks for itself; the lockfile covers what is not (node_modules left out of the image),
+      // and the project itself (path '').
       return f.packages
-        .filter((p) => !context.npmInstalled.has(dir === '.' ? p.path : `${dir}/${p.path}`))
+        .filter((p) => p.path === '' || !context.npmInstalled.has(dir === '.' ? p.path : `${dir}/${p.path}`))
         .map((p) => ({ type: 'npm', name: p.name, version: p.version, purl: npmPurl(p.name, p.version), license: p.license }));
     }
     case 'python':

@@ -1,7 +1,7 @@
 /**
  * Issue 16's leftovers, through the built CLI into OCI layouts: SBOMs of build stages (`--sbom
- * scan-stage=true`, or BuildKit's BUILDKIT_SBOM_SCAN_STAGE ARG) as further SPDX statements in the image's
- * attestation manifest, and provenance materials for what a build fetched: `ADD <url>` (sha256 of the
+ * scan-stage=true`, or BuildKit's BUILDKIT_SBOM_SCAN_STAGE ARG) and of the build context (BUILDKIT_SBOM_SCAN_CONTEXT)
+ * as further SPDX statements in the image's attestation manifest, and provenance materials for what a build fetched: `ADD <url>` (sha256 of the
  * download) and `ADD <git>` (the commit) from loopback servers, and a `--build-context` from git, each
  * named by its URL with the credentials stripped, on a fresh build and on a cached one alike.
  */
@@ -130,6 +130,67 @@ describe('SBOMs of build stages', () => {
     expect(sbomNames(overridden.statements)).toEqual(['staged:4']);
     const off = await attested(stages('ARG BUILDKIT_SBOM_SCAN_STAGE=true'), ['--sbom', 'scan-stage=false', '-t', 'staged:5'], { files });
     expect(sbomNames(off.statements)).toEqual(['staged:5']);
+  });
+});
+
+describe('SBOM of the build context (BUILDKIT_SBOM_SCAN_CONTEXT)', () => {
+  const lock = JSON.stringify({
+    name: 'app',
+    lockfileVersion: 3,
+    packages: { '': { name: 'app' }, 'node_modules/lodash': { version: '4.17.21', license: 'MIT' } },
+  });
+  const files = {
+    'package-lock.json': lock,
+    'app/node_modules/final-pkg/package.json': JSON.stringify({ name: 'final-pkg', version: '2.0.0' }),
+    'unread/node_modules/unread-pkg/package.json': JSON.stringify({ name: 'unread-pkg', version: '0.1.0' }),
+    'ignored/node_modules/hidden-pkg/package.json': JSON.stringify({ name: 'hidden-pkg', version: '9.9.9' }),
+    '.dockerignore': 'ignored\n',
+  };
+  // A build stage reads the lockfile; the image holds it under another name (no lockfile to it) and app/:
+  // the context's SBOM has both, and not unread/.
+  const twoStages = (globalArg: string, stageArg = ''): string =>
+    [
+      globalArg,
+      'FROM scratch AS build',
+      'COPY package-lock.json /',
+      'FROM scratch AS final',
+      stageArg,
+      'COPY --from=build /package-lock.json /build.lock',
+      'COPY app/ /app/',
+      '',
+    ].join('\n');
+
+  it('scans what the build read of its context, .dockerignore applied, as one more statement about the image', async () => {
+    const store = join(tmp, 'store-context');
+    const { image, statements } = await attested(twoStages('ARG BUILDKIT_SBOM_SCAN_CONTEXT=true'), ['--sbom', '-t', 'ctx:1'], { files, store });
+    expect(sbomNames(statements)).toEqual(['ctx:1', 'ctx:1 (context)']);
+    // A fully cached rebuild reads the same of the context, so its SBOM is the same.
+    const cached = await attested(twoStages('ARG BUILDKIT_SBOM_SCAN_CONTEXT=true'), ['--sbom', '-t', 'ctx:1'], { files, store });
+    expect(cached.log).toMatch(/CACHED/);
+    expect(cached.statements).toEqual(statements);
+    for (const s of statements) expect(`sha256:${s.subject[0]!.digest.sha256}`).toBe(image);
+    expect(purls(statements[0]!)).toEqual(['pkg:npm/final-pkg@2.0.0']);
+    expect(purls(statements[1]!)).toEqual(['pkg:npm/final-pkg@2.0.0', 'pkg:npm/lodash@4.17.21']);
+    // COPY . reads all of it but what .dockerignore leaves out; the stage's own ARG asks here.
+    const all = await attested('FROM scratch\nARG BUILDKIT_SBOM_SCAN_CONTEXT=true\nCOPY . /src/\n', ['--sbom', '-t', 'ctx:2'], { files });
+    expect(purls(all.statements[1]!)).toEqual(['pkg:npm/final-pkg@2.0.0', 'pkg:npm/lodash@4.17.21', 'pkg:npm/unread-pkg@0.1.0']);
+  });
+
+  it('takes true, false or the target stage name; --build-arg overrides, scan-context=true|false decides', async () => {
+    const named = await attested(twoStages('ARG BUILDKIT_SBOM_SCAN_CONTEXT=build'), ['--sbom', '-t', 'ctx:3'], { files });
+    expect(sbomNames(named.statements)).toEqual(['ctx:3']);
+    const target = await attested(twoStages('', 'ARG BUILDKIT_SBOM_SCAN_CONTEXT=other,final'), ['--sbom', '-t', 'ctx:4'], { files });
+    expect(sbomNames(target.statements)).toEqual(['ctx:4', 'ctx:4 (context)']);
+    const overridden = await attested(
+      twoStages('ARG BUILDKIT_SBOM_SCAN_CONTEXT=true'),
+      ['--sbom', '--build-arg', 'BUILDKIT_SBOM_SCAN_CONTEXT=false', '-t', 'ctx:5'],
+      { files },
+    );
+    expect(sbomNames(overridden.statements)).toEqual(['ctx:5']);
+    const forced = await attested(twoStages(''), ['--sbom', 'scan-context=true', '-t', 'ctx:6'], { files });
+    expect(sbomNames(forced.statements)).toEqual(['ctx:6', 'ctx:6 (context)']);
+    const off = await attested(twoStages('ARG BUILDKIT_SBOM_SCAN_CONTEXT=true'), ['--sbom', 'scan-context=false', '-t', 'ctx:7'], { files });
+    expect(sbomNames(off.statements)).toEqual(['ctx:7']);
   });
 });
 

@@ -11,7 +11,7 @@ import type { Instruction } from '../../dockerfile/index.js';
 import type { BuildSession } from '../session.js';
 import { MemoKind, type MemoKey } from '../memo.js';
 
-const CONTEXT = new MemoKind<SourceRoot>('context');
+const CONTEXT = new MemoKind<ReadContextRoot>('context');
 const NAMED = new MemoKind<SourceRoot>('named-context');
 const LISTINGS = new MemoKind<ListedSources>('copy-sources');
 
@@ -21,9 +21,31 @@ export interface ListedSources {
   listed: ContextEntry[][];
 }
 
+/** The build context as a build reads it: what its COPY, ADD and RUN bind-mount sources matched is noted. */
+interface ReadContextRoot extends SourceRoot {
+  /** The matched paths, relative to the context ('' for all of it). */
+  readonly reads: Set<string>;
+}
+
+function readsOf(root: SourceRoot): Set<string> | undefined {
+  return 'reads' in root && root.reads instanceof Set ? (root.reads as Set<string>) : undefined;
+}
+
 /** The build context, opened once per build. */
 export function buildContextRoot(session: BuildSession): Promise<SourceRoot> {
-  return session.memo.get(CONTEXT.key(), () => openBuildContext(session.input.contextDir, { dockerfilePath: session.input.dockerfile.file }));
+  return session.memo.get(CONTEXT.key(), async () => ({
+    ...(await openBuildContext(session.input.contextDir, { dockerfilePath: session.input.dockerfile.file })),
+    reads: new Set<string>(),
+  }));
+}
+
+/**
+ * The build context's paths the build's sources matched (COPY, ADD, RUN bind mounts), sorted: what BuildKit
+ * sends of the context (its FollowPaths), and so what BUILDKIT_SBOM_SCAN_CONTEXT scans. [] when none was read.
+ */
+export async function contextReadPaths(session: BuildSession): Promise<string[]> {
+  const root = await session.memo.peek(CONTEXT.key())?.catch(() => undefined);
+  return root === undefined ? [] : [...root.reads].sort();
 }
 
 /** A named build context's directory with its own .dockerignore, opened once per build. */
@@ -34,6 +56,8 @@ export function namedContextRoot(session: BuildSession, name: string, dir: strin
 export async function listCopySources(root: SourceRoot, sources: readonly string[], excludes: readonly string[]): Promise<ListedSources> {
   const resolved = await resolveCopySources(root, [...sources], { excludes });
   const matches = resolved.flatMap((r) => r.matches);
+  const reads = readsOf(root);
+  if (reads !== undefined) for (const m of matches) reads.add(m.relPath);
   const listed = await Promise.all(matches.map((m) => (m.isDir ? listSourceTree(root, m.relPath, { excludes }) : Promise.resolve([m.entry]))));
   return { resolved, listed };
 }

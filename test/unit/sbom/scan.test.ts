@@ -114,6 +114,35 @@ describe('scanImageLayers', () => {
     expect(scan.packages.map((p) => p.name)).toContain('github.com/opencontainers/umoci/cmd/umoci');
   });
 
+  it("lists a lockfile's own project (cdxgen and syft do; found by bench/cdxgen-compare.sh), v3 and v1", async () => {
+    const reader = new MemoryBlobReader();
+    // As `npm install` writes it for bench/cdxgen-app: the root entry names the app, its deps are installed.
+    const v3 = {
+      name: 'cdxgen-compare-app',
+      version: '1.0.0',
+      lockfileVersion: 3,
+      requires: true,
+      packages: {
+        '': { name: 'cdxgen-compare-app', version: '1.0.0', license: 'MIT', dependencies: { ms: '2.0.0' } },
+        'node_modules/ms': { version: '2.0.0', license: 'MIT' },
+      },
+    };
+    const layer = await layerOf(reader, [
+      { name: 'app/package-lock.json', body: JSON.stringify(v3) },
+      { name: 'app/node_modules/ms/package.json', body: JSON.stringify({ name: 'ms', version: '2.0.0', license: 'MIT' }) },
+      {
+        name: 'old/package-lock.json',
+        body: JSON.stringify({ name: 'old-app', version: '0.3.0', lockfileVersion: 1, dependencies: { x: { version: '1.0.0' } } }),
+      },
+      { name: 'unnamed/package-lock.json', body: JSON.stringify({ lockfileVersion: 3, packages: { '': { dependencies: {} } } }) },
+    ]);
+    const scan = await scanImageLayers([layer], reader);
+    expect(scan.packages.map((p) => p.purl)).toEqual(['pkg:npm/cdxgen-compare-app@1.0.0', 'pkg:npm/ms@2.0.0', 'pkg:npm/old-app@0.3.0', 'pkg:npm/x@1.0.0']);
+    const app = scan.packages.find((p) => p.name === 'cdxgen-compare-app');
+    expect(app).toMatchObject({ license: 'MIT', locations: ['/app/package-lock.json'] });
+    expect(scan.warnings).toEqual([]);
+  });
+
   it('applies whiteouts and opaque directories of upper layers', async () => {
     const reader = new MemoryBlobReader();
     const lower = await layerOf(reader, [
