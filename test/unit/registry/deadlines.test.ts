@@ -49,7 +49,10 @@ describe('registry deadlines', () => {
       retry: { retries: 1, sleep: async () => undefined },
       fetch: createNodeFetch({ connectTimeoutMs: 200, proxy: { httpsProxy: `http://u:secret@127.0.0.1:${proxyPort}` } }),
     });
-    const failure = await client.ping().catch((e: unknown) => e as Error);
+    const failure = await client.ping().then(
+      () => new Error('the ping did not fail'),
+      (e: unknown) => e as Error,
+    );
     expect(failure).toMatchObject({ code: 'E_REGISTRY_UNREACHABLE' });
     expect(failure.message).toContain(`the proxy 127.0.0.1:${proxyPort} did not open a tunnel to registry.strata.test:5000 within 200 ms`);
     expect(failure.message).not.toContain('secret');
