@@ -33,7 +33,8 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
   const parsed = parseDockerfile(input.dockerfile.text, { file: input.dockerfile.file });
   const warnings: string[] = [];
   const temps: string[] = [];
-  const { session, statCacheAt } = await openSession(input, deps, warnings, temps);
+  const ends: Array<() => Promise<void>> = [];
+  const { session, statCacheAt } = await openSession(input, deps, warnings, temps, ends);
   for (const w of parsed.warnings) session.warn(w.message, `${input.dockerfile.file}:${w.line}`);
 
   const buildArgs = new Map(Object.entries(input.buildArgs));
@@ -80,11 +81,18 @@ export async function runBuild(input: BuildInput, deps: BuildDeps): Promise<Buil
   } finally {
     await results.closeAll();
     await Promise.all(temps.map((d) => rm(d, { recursive: true, force: true })));
+    await Promise.allSettled(ends.map((release) => release()));
   }
 }
 
 /** The session the handlers share: caches, the context's stat cache (loaded), warnings and scratch directories. */
-async function openSession(input: BuildInput, deps: BuildDeps, warnings: string[], temps: string[]): Promise<{ session: BuildSession; statCacheAt: string }> {
+async function openSession(
+  input: BuildInput,
+  deps: BuildDeps,
+  warnings: string[],
+  temps: string[],
+  ends: Array<() => Promise<void>>,
+): Promise<{ session: BuildSession; statCacheAt: string }> {
   const emit = (event: BuildEvent): void => deps.events?.(event);
   const warned = new Set<string>();
   // The build context's files by stat fingerprint; its root is the real path the COPY walk lists under.
@@ -113,6 +121,9 @@ async function openSession(input: BuildInput, deps: BuildDeps, warnings: string[
       const dir = await makeScratchDir(base, prefix);
       temps.push(dir);
       return dir;
+    },
+    onEnd(release) {
+      ends.push(release);
     },
   };
   return { session, statCacheAt };

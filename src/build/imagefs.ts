@@ -17,7 +17,7 @@ import {
   type UnpackedTree,
 } from '../layer/index.js';
 import type { Image } from '../image/index.js';
-import type { BlobReader } from '../store/index.js';
+import { currentOwner, type BlobReader } from '../store/index.js';
 import { imageContentKey } from './cache.js';
 import { chainAnswer } from './chain-answers.js';
 import type { BuildSession } from './session.js';
@@ -180,7 +180,8 @@ async function findLayersHolding(session: BuildSession, image: Image, reader: Bl
 /**
  * The first `layers` layers of the image kept unpacked in the store (STRATA_SNAPSHOTS), checked against the stat
  * data taken when they were unpacked, made (and the layers recorded) when missing or damaged. Undefined when the
- * build keeps none. The tree is shared: read it, or copy it (copyUnpacked), never write into it.
+ * build keeps none. The tree is shared: read it, or copy it (copyUnpacked), never write into it. It is held for
+ * this build (no prune by another build removes it) until the build ends.
  */
 export function imageSnapshot(session: BuildSession, image: Image, reader: BlobReader, layers = image.layers.length): Promise<UnpackedTree | undefined> {
   const keep = session.deps.snapshots ?? 0;
@@ -192,23 +193,30 @@ export function imageSnapshot(session: BuildSession, image: Image, reader: BlobR
     privileged,
   );
   return session.memo.get(SNAPSHOTS.key(key), async () => {
-    const store = new UnpackedStore(unpackedDir(session.deps.store.root), keep);
-    const found = await store.get(key, session.deps.signal);
-    if (found !== undefined) return found;
-    const records = await layerRecords(session, image);
-    return store.put(key, (root) =>
-      extractImageToDirectory(
-        chain.map((l) => l.descriptor),
-        reader,
-        root,
-        {
-          privileged,
-          signal: session.deps.signal,
-          records: { ...records, diffIds: records.diffIds.slice(0, layers) },
-        },
-      ).then(() => undefined),
-    );
+    const store = new UnpackedStore(unpackedDir(session.deps.store.root), keep, currentOwner());
+    const tree = (await store.get(key, session.deps.signal)) ?? (await putSnapshot(session, store, key, image, reader, layers));
+    session.onEnd(tree.release);
+    return tree;
   });
+}
+
+/** The image's first `layers` layers unpacked into the store as `key` (the layers recorded on the way). */
+async function putSnapshot(session: BuildSession, store: UnpackedStore, key: string, image: Image, reader: BlobReader, layers: number): Promise<UnpackedTree> {
+  const records = await layerRecords(session, image);
+  const privileged = session.deps.privileged === true;
+  const chain = image.layers.slice(0, layers);
+  return store.put(key, (root) =>
+    extractImageToDirectory(
+      chain.map((l) => l.descriptor),
+      reader,
+      root,
+      {
+        privileged,
+        signal: session.deps.signal,
+        records: { ...records, diffIds: records.diffIds.slice(0, layers) },
+      },
+    ).then(() => undefined),
+  );
 }
 
 /**

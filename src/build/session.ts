@@ -159,6 +159,8 @@ export interface BuildSession {
   warn(message: string, at?: string): void;
   /** A scratch directory on the store's file system, removed when the build ends. */
   tempDir(prefix: string, options?: { reachable?: boolean }): Promise<string>;
+  /** Runs `release` when the build ends, after its scratch directories are removed (ends the build's hold on kept trees). */
+  onEnd(release: () => Promise<void>): void;
   /** Work done once per build and shared (unpacked images, filesystem indexes, the context). */
   memo: BuildMemo;
 }

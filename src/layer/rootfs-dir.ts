@@ -60,13 +60,27 @@ export class RootDir {
     try {
       return await work();
     } catch (error) {
-      if (isStrataError(error)) throw error;
-      const wrapped = ioError(action, displayName(this.abs(rel)), error);
-      throw new StrataError(wrapped.code, `${this.what}: ${wrapped.message}`, {
-        cause: error,
-        hint: 'the root directory must be private to this extraction; unprivileged extraction cannot set owners or make devices',
-      });
+      throw this.failure(action, rel, error);
     }
+  }
+
+  /** `io` for a synchronous call: no promise per system call on the paths taken once per entry. */
+  protected ioSync<T>(action: string, rel: string, work: () => T): T {
+    try {
+      return work();
+    } catch (error) {
+      throw this.failure(action, rel, error);
+    }
+  }
+
+  /** A failed file system call on `rel` as the error the extractor reports (a StrataError passes through). */
+  protected failure(action: string, rel: string, error: unknown): StrataError {
+    if (isStrataError(error)) return error;
+    const wrapped = ioError(action, displayName(this.abs(rel)), error);
+    return new StrataError(wrapped.code, `${this.what}: ${wrapped.message}`, {
+      cause: error,
+      hint: 'the root directory must be private to this extraction; unprivileged extraction cannot set owners or make devices',
+    });
   }
 
   protected unresolvable(entryPath: string, path: string, reason: 'loop' | 'notdir', at: string): StrataError {

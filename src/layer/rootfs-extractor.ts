@@ -8,61 +8,22 @@ import { promisify } from 'node:util';
 import { StrataError, errnoCode, ioError, isStrataError } from '../errors/index.js';
 import { displayName, fsPath, quotedName as quoted } from '../fsname/index.js';
 import { LayerWrites } from './layer-writes.js';
+import { CreateOwner } from './create-owner.js';
 import { RootDir } from './rootfs-dir.js';
+import { depth, emptyExtractStats, parentOf, type DirMeta, type ExtractStats, type ExtractorPolicy, type ParentDir } from './rootfs-extract-types.js';
 import { joinRel, layerPathToRel, resolveAsync, whiteoutName } from './secure-join.js';
 import type { LayerReadEntry } from './types.js';
 
 const run = promisify(execFile);
 
-export interface ExtractStats {
-  layers: number;
-  entries: number;
-  files: number;
-  directories: number;
-  symlinks: number;
-  hardlinks: number;
-  fifos: number;
-  devices: number;
-  devicesSkipped: number;
-  whiteouts: number;
-  opaques: number;
-  /** Bytes of file content written. */
-  bytes: number;
-}
-
-interface DirMeta {
-  rel: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  mtime: number;
-}
-
-export interface ExtractorPolicy {
-  privileged: boolean;
-  keepOwnership: boolean;
-  createDevices: boolean;
-}
+const FILE_FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 
 /**
  * Applies layers, one after the other, to a root directory (see extractImageToDirectory for the rules it
  * keeps). Names are strata's strings; RootDir gives them to the file system as their bytes.
  */
 export class Extractor extends RootDir {
-  readonly stats: ExtractStats = {
-    layers: 0,
-    entries: 0,
-    files: 0,
-    directories: 0,
-    symlinks: 0,
-    hardlinks: 0,
-    fifos: 0,
-    devices: 0,
-    devicesSkipped: 0,
-    whiteouts: 0,
-    opaques: 0,
-    bytes: 0,
-  };
+  readonly stats: ExtractStats = emptyExtractStats();
   private readonly writes = new LayerWrites();
   private dirMeta: DirMeta[] = [];
   /** Lower-layer directories made writable for this layer (unprivileged only), with the mode to put back. */
@@ -71,13 +32,16 @@ export class Extractor extends RootDir {
    * Entry parent (as named in the layer) → its resolved, created, checked directory. Siblings share a parent, so
    * this saves most of the resolution work; anything that removes a directory or a symlink empties it.
    */
-  private readonly parents = new Map<string, string>();
+  private readonly parents = new Map<string, ParentDir>();
+  /** Who a created entry belongs to before any chown. */
+  private readonly creator: CreateOwner;
 
   constructor(
     root: string,
     private readonly policy: ExtractorPolicy,
   ) {
     super(root);
+    this.creator = new CreateOwner(policy.keepOwnership);
   }
 
   async layer(entries: AsyncIterable<LayerReadEntry>, what: string, signal: AbortSignal | undefined): Promise<void> {
@@ -126,32 +90,30 @@ export class Extractor extends RootDir {
       parent = await this.ensureParent(dir, entry.path);
       this.parents.set(dir, parent);
     }
-    const target = joinRel(parent, posix.basename(rel));
-    const existing = await this.lstat(target);
+    const target = joinRel(parent.rel, posix.basename(rel));
+    // Files, directories and links are created first, and what is in the way looked at only when the name is taken.
     switch (entry.type) {
       case 'dir':
-        await this.placeDir(target, existing, entry);
+        await this.placeDir(target, entry);
         break;
       case 'file':
-        await this.clear(target, existing);
-        await this.placeFile(target, entry);
+        await this.placeFile(target, parent, entry);
         break;
       case 'symlink':
-        await this.clear(target, existing);
-        await this.placeSymlink(target, entry);
+        await this.placeSymlink(target, parent, entry);
         break;
       case 'hardlink':
-        await this.placeHardlink(target, existing, entry);
+        await this.placeHardlink(target, entry);
         break;
       case 'fifo':
-        await this.clear(target, existing);
+        await this.clear(target, await this.lstat(target));
         await this.placeSpecial(target, entry, ['mkfifo', (path) => ['-m', '0600', '--', path]]);
         this.stats.fifos += 1;
         break;
       case 'char':
       case 'block':
         // The path is the device now, whether or not it can be made: what was below is gone either way.
-        await this.clear(target, existing);
+        await this.clear(target, await this.lstat(target));
         if (!this.policy.createDevices) {
           this.stats.devicesSkipped += 1;
           return;
@@ -166,12 +128,35 @@ export class Extractor extends RootDir {
     this.writes.add(target);
   }
 
-  private async placeDir(target: string, existing: Stats | undefined, entry: LayerReadEntry): Promise<void> {
-    if (existing === undefined || !existing.isDirectory()) {
-      await this.clear(target, existing);
-      await this.io('create directory', target, () => fs.mkdirSync(this.at(target), { mode: 0o700 }));
-    } else {
-      await this.makeWritable(target);
+  /**
+   * Runs `make`, which creates `target` and fails with EEXIST when anything has that name (an O_EXCL open, mkdir,
+   * symlink, link: none follows a symlink there); only then is what is in the way looked at, removed, and `make`
+   * run again. Most entries land on a free name, so most cost no lstat.
+   */
+  private async create<T>(action: string, target: string, make: () => T): Promise<T> {
+    try {
+      return make();
+    } catch (error) {
+      if (errnoCode(error) !== 'EEXIST') throw this.failure(action, target, error);
+    }
+    await this.clear(target, await this.lstat(target));
+    return this.ioSync(action, target, make);
+  }
+
+  private async placeDir(target: string, entry: LayerReadEntry): Promise<void> {
+    // Writable by this process alone until the layer ends (its entries are written into it, and no one else may
+    // add to it meanwhile); the entry's mode is set then, unless the directory was made with it (0755 mostly).
+    const mkdir = (): void => fs.mkdirSync(this.at(target), { mode: (entry.mode & 0o755) | 0o700 });
+    try {
+      mkdir();
+    } catch (error) {
+      if (errnoCode(error) !== 'EEXIST') throw this.failure('create directory', target, error);
+      const existing = await this.lstat(target);
+      if (existing?.isDirectory() === true) await this.makeWritable(target);
+      else {
+        await this.clear(target, existing);
+        this.ioSync('create directory', target, mkdir);
+      }
     }
     // Mode, owner and mtime wait for the end of the layer: children written later would change the mtime, and a
     // read-only mode would stop an unprivileged extractor from writing them.
@@ -179,35 +164,44 @@ export class Extractor extends RootDir {
     this.stats.directories += 1;
   }
 
-  private async placeFile(target: string, entry: LayerReadEntry): Promise<void> {
+  private async placeFile(target: string, parent: ParentDir, entry: LayerReadEntry): Promise<void> {
     const path = this.at(target);
-    const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
-    const fd = await this.io('create file', target, () => fs.openSync(path, flags, 0o600));
+    const fd = await this.create('create file', target, () => fs.openSync(path, FILE_FLAGS, 0o600));
     try {
       for await (const chunk of entry.content) {
         let offset = 0;
-        while (offset < chunk.length) offset += await this.io('write', target, () => fs.writeSync(fd, chunk, offset, chunk.length - offset));
+        while (offset < chunk.length) offset += this.ioSync('write', target, () => fs.writeSync(fd, chunk, offset, chunk.length - offset));
         this.stats.bytes += chunk.length;
       }
+      if (this.creator.unchecked)
+        this.creator.check(
+          this.ioSync('inspect', target, () => fs.fstatSync(fd)),
+          parent.gid,
+        );
       // chown before chmod: chown clears setuid/setgid.
-      if (this.policy.keepOwnership) await this.io('chown', target, () => fs.fchownSync(fd, entry.uid, entry.gid));
-      await this.io('chmod', target, () => fs.fchmodSync(fd, entry.mode));
-      await this.io('set times of', target, () => fs.futimesSync(fd, entry.mtime, entry.mtime));
+      if (this.needsChown(parent, entry)) this.ioSync('chown', target, () => fs.fchownSync(fd, entry.uid, entry.gid));
+      this.ioSync('chmod', target, () => fs.fchmodSync(fd, entry.mode));
+      this.ioSync('set times of', target, () => fs.futimesSync(fd, entry.mtime, entry.mtime));
     } finally {
       fs.closeSync(fd);
     }
     this.stats.files += 1;
   }
 
-  private async placeSymlink(target: string, entry: LayerReadEntry): Promise<void> {
+  private async placeSymlink(target: string, parent: ParentDir, entry: LayerReadEntry): Promise<void> {
     const path = this.at(target);
-    await this.io('create symlink', target, () => fs.symlinkSync(fsPath(entry.linkname ?? ''), path));
-    if (this.policy.keepOwnership) await this.io('chown', target, () => fs.lchownSync(path, entry.uid, entry.gid));
-    await this.io('set times of', target, () => fs.lutimesSync(path, entry.mtime, entry.mtime));
+    await this.create('create symlink', target, () => fs.symlinkSync(fsPath(entry.linkname ?? ''), path));
+    if (this.needsChown(parent, entry)) this.ioSync('chown', target, () => fs.lchownSync(path, entry.uid, entry.gid));
+    this.ioSync('set times of', target, () => fs.lutimesSync(path, entry.mtime, entry.mtime));
     this.stats.symlinks += 1;
   }
 
-  private async placeHardlink(target: string, existing: Stats | undefined, entry: LayerReadEntry): Promise<void> {
+  /** Whether an entry just created in `parent` must be chowned: owners are kept and it did not get them by being made. */
+  private needsChown(parent: ParentDir, entry: LayerReadEntry): boolean {
+    return this.policy.keepOwnership && !this.creator.gives(entry.uid, entry.gid, parent.gid);
+  }
+
+  private async placeHardlink(target: string, entry: LayerReadEntry): Promise<void> {
     const linkname = entry.linkname ?? '';
     const resolved = await resolveAsync(layerPathToRel(linkname), { followFinal: false }, (rel) => this.lookup(rel));
     if (!resolved.ok) throw this.unresolvable(entry.path, linkname, resolved.reason, resolved.at);
@@ -223,8 +217,7 @@ export class Extractor extends RootDir {
     if (sourceStat.isDirectory()) throw this.invalid(entry.path, `is a hard link to the directory ${quoted(linkname)}`);
     if (source === target) return;
     await this.assertInside(posix.dirname(source));
-    await this.clear(target, existing);
-    await this.io('create hard link', target, () => fs.linkSync(this.at(source), this.at(target)));
+    await this.create('create hard link', target, () => fs.linkSync(this.at(source), this.at(target)));
     this.stats.hardlinks += 1;
   }
 
@@ -265,9 +258,11 @@ export class Extractor extends RootDir {
       const stat = await this.lstat(meta.rel);
       if (stat?.isDirectory() !== true) continue;
       const path = this.at(meta.rel);
-      if (this.policy.keepOwnership) await this.io('chown', meta.rel, () => fs.lchownSync(path, meta.uid, meta.gid));
-      await this.io('chmod', meta.rel, () => fs.chmodSync(path, meta.mode));
-      await this.io('set times of', meta.rel, () => fs.utimesSync(path, meta.mtime, meta.mtime));
+      // What the directory already has is not set again (its stat is taken here anyway).
+      const chown = this.policy.keepOwnership && (stat.uid !== meta.uid || stat.gid !== meta.gid);
+      if (chown) this.ioSync('chown', meta.rel, () => fs.lchownSync(path, meta.uid, meta.gid));
+      if (chown || (stat.mode & 0o7777) !== meta.mode) this.ioSync('chmod', meta.rel, () => fs.chmodSync(path, meta.mode));
+      this.ioSync('set times of', meta.rel, () => fs.utimesSync(path, meta.mtime, meta.mtime));
     }
     this.dirMeta = [];
   }
@@ -329,7 +324,7 @@ export class Extractor extends RootDir {
   }
 
   /** Resolves an entry's parent inside the root and creates what is missing of it; returns it root-relative. */
-  private async ensureParent(dir: string, entryPath: string): Promise<string> {
+  private async ensureParent(dir: string, entryPath: string): Promise<ParentDir> {
     const resolved = await resolveAsync(layerPathToRel(dir), { followFinal: true }, (rel) => this.lookup(rel));
     if (!resolved.ok) throw this.unresolvable(entryPath, dir, resolved.reason, resolved.at);
     if (resolved.missing) {
@@ -350,7 +345,9 @@ export class Extractor extends RootDir {
     }
     await this.assertInside(resolved.path);
     await this.makeWritable(resolved.path);
-    return resolved.path;
+    // The group a file made here gets, while this layer runs (directory modes change only when it ends).
+    const gid = this.policy.keepOwnership ? this.creator.groupIn(await this.lstat(resolved.path)) : undefined;
+    return { rel: resolved.path, gid };
   }
 
   /** The root-relative directory a whiteout or opaque marker refers to, or undefined when there is none. */
@@ -366,16 +363,4 @@ export class Extractor extends RootDir {
     await this.assertInside(resolved.path);
     return resolved.path;
   }
-}
-
-function parentOf(rel: string): string {
-  const slash = rel.lastIndexOf('/');
-  return slash === -1 ? '' : rel.slice(0, slash);
-}
-
-function depth(rel: string): number {
-  if (rel === '') return 0;
-  let count = 1;
-  for (const char of rel) if (char === '/') count += 1;
-  return count;
 }

@@ -6,7 +6,8 @@ import type { Digest } from '../digest/index.js';
 import type { LayerRecords } from './fs-index.js';
 import { emptyRecord, recordEntries } from './layer-record.js';
 import { readLayer } from './read.js';
-import { Extractor, type ExtractStats } from './rootfs-extractor.js';
+import { Extractor } from './rootfs-extractor.js';
+import type { ExtractStats } from './rootfs-extract-types.js';
 
 export type { ExtractStats };
 
@@ -28,8 +29,9 @@ export interface ExtractImageOptions {
  *
  * Nothing is ever written outside `rootDir`: every parent path is resolved inside the root (symlinks followed with
  * absolute targets taken relative to the root, `..` stopped at the root) and checked with realpath before use; the
- * last component is never followed (whatever is there is removed first, and files are opened O_EXCL|O_NOFOLLOW);
- * hardlink targets are resolved inside the root too. A symlink loop in a path fails with E_LAYER_UNSAFE.
+ * last component is never followed (an entry is created with calls that fail on any existing name: files opened
+ * O_EXCL|O_NOFOLLOW, mkdir, symlink, link; whatever is there is looked at and removed only then, and the call made
+ * again); hardlink targets are resolved inside the root too. A symlink loop in a path fails with E_LAYER_UNSAFE.
  *
  * Blobs are verified as they stream, but a mismatch is only known at the end of a layer: when this throws, the
  * content of `rootDir` is undefined and the caller must discard it.

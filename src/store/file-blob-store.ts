@@ -8,7 +8,7 @@ import { DigestingStream, VerifyingStream, digestAlgorithm, digestHex, parseDige
 import { StrataError, errnoCode, ioError, isStrataError } from '../errors/index.js';
 import type { Descriptor } from '../oci/index.js';
 import { tempPathFor } from './atomic.js';
-import { readAll } from './readers.js';
+import { BLOB_READ_CHUNK, readAll } from './readers.js';
 import type { BlobStore, PutOptions, ReadOptions } from './types.js';
 
 // Large writes: socket reads arrive in small chunks, and batching them (writev) halves the syscalls.
@@ -96,7 +96,7 @@ export class FileBlobStore implements BlobStore {
         if (isStrataError(error, 'E_DIGEST_MISMATCH')) this.quarantine(descriptor.digest, error);
       });
     }
-    const file = createReadStream(path, options.signal ? { signal: options.signal } : {});
+    const file = createReadStream(path, { highWaterMark: BLOB_READ_CHUNK, ...(options.signal ? { signal: options.signal } : {}) });
     file.on('error', (cause) => verifier.destroy(ioError('read', path, cause)));
     return file.pipe(verifier);
   }

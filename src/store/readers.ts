@@ -5,6 +5,13 @@ import { VerifyingStream, verifyBytes, type Digest } from '../digest/index.js';
 import type { Descriptor } from '../oci/index.js';
 import type { BlobReader, ReadOptions } from './types.js';
 
+/**
+ * How much of a blob file one read takes (Node's default is 64 KiB). Every read is a trip through libuv's thread
+ * pool, and so is every chunk a gunzip is given: unpacking a 100 MiB layer read in 64 KiB pieces spent a quarter of
+ * its time on those trips.
+ */
+export const BLOB_READ_CHUNK = 1024 * 1024;
+
 export async function readAll(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
@@ -51,7 +58,7 @@ export class FileMapBlobReader implements BlobReader {
     const path = this.files.get(descriptor.digest);
     if (!path) throw notFound(descriptor, this.where);
     const verifier = new VerifyingStream({ digest: descriptor.digest, size: descriptor.size, what: `${path} in ${this.where}` });
-    const file = createReadStream(path, options.signal ? { signal: options.signal } : {});
+    const file = createReadStream(path, { highWaterMark: BLOB_READ_CHUNK, ...(options.signal ? { signal: options.signal } : {}) });
     file.on('error', (cause) => verifier.destroy(ioError('read', path, cause)));
     return file.pipe(verifier);
   }

@@ -75,6 +75,8 @@ describeAsRoot('RUN on unpacked bases kept in the store', () => {
       // The steps ran in a copy: the kept tree is the base as it was.
       expect(existsSync(join(root, 'work'))).toBe(false);
       expect(existsSync(join(root, 'etc', 'group'))).toBe(true);
+      // The build held the tree while it ran (no other build's prune could remove it) and let go when it ended.
+      expect(await readdir(join(on, 'cache', 'unpacked', '.users'))).toEqual([]);
 
       const off = await build(join(work, 'store-off'), '0', 'one');
       expect(await unpackedTrees(join(work, 'store-off'))).toEqual([]);

@@ -194,6 +194,109 @@ describe('extractImageToDirectory', () => {
     expect((await lstat(join(root, 'owned'))).uid).toBe(65534);
   });
 
+  it('replaces an entry of another type, from a lower layer or earlier in the same layer (the last wins)', async () => {
+    await extract([
+      [
+        { name: 'src', content: 'src' },
+        { name: 'target-dir/', type: 'directory' },
+        { name: 'f2d', content: 'file' },
+        { name: 'f2s', content: 'file' },
+        { name: 'f2h', content: 'file' },
+        { name: 'd2f/', type: 'directory' },
+        { name: 'd2f/x', content: 'x' },
+        { name: 'd2s/', type: 'directory' },
+        { name: 'd2s/x', content: 'x' },
+        { name: 'd2h/', type: 'directory', mode: 0o555 },
+        { name: 'd2h/x', content: 'x' },
+        { name: 's2f', type: 'symlink', linkname: 'src' },
+        { name: 's2d', type: 'symlink', linkname: 'target-dir' },
+        { name: 's2h', type: 'symlink', linkname: 'nowhere' },
+        { name: 'h2f', type: 'link', linkname: 'src' },
+        { name: 'dd/', type: 'directory', mode: 0o700 },
+        { name: 'dd/keep', content: 'k' },
+        { name: 'ff', content: 'old', mode: 0o600 },
+      ],
+      [
+        { name: 'f2d/', type: 'directory', mode: 0o750 },
+        { name: 'f2d/in', content: 'in' },
+        { name: 'f2s', type: 'symlink', linkname: 'src' },
+        { name: 'f2h', type: 'link', linkname: 'src' },
+        { name: 'd2f', content: 'was a directory' },
+        { name: 'd2s', type: 'symlink', linkname: 'src' },
+        { name: 'd2h', type: 'link', linkname: 'src' },
+        { name: 's2f', content: 'was a link' },
+        { name: 's2d/', type: 'directory' },
+        { name: 's2d/in', content: 'in' },
+        { name: 's2h', type: 'link', linkname: 'src' },
+        { name: 'h2f', content: 'was a hard link' },
+        { name: 'dd/', type: 'directory', mode: 0o755, mtime: 2_000_000 },
+        { name: 'ff', content: 'new', mode: 0o640, mtime: 3_000_000 },
+        { name: 'dup', content: 'first' },
+        { name: 'dup', type: 'symlink', linkname: 'src' },
+        { name: 'dup/', type: 'directory' },
+        { name: 'dup', type: 'link', linkname: 'src' },
+        { name: 'dup', content: 'last', mode: 0o600 },
+      ],
+    ]);
+    expect(await describeTree(root)).toEqual({
+      d2f: 'file 644 was a directory',
+      d2h: 'file 644 src',
+      d2s: 'symlink -> src',
+      dd: 'dir 755',
+      'dd/keep': 'file 644 k',
+      dup: 'file 600 last',
+      f2d: 'dir 750',
+      'f2d/in': 'file 644 in',
+      f2h: 'file 644 src',
+      f2s: 'symlink -> src',
+      ff: 'file 640 new',
+      h2f: 'file 644 was a hard link',
+      s2d: 'dir 755',
+      's2d/in': 'file 644 in',
+      s2f: 'file 644 was a link',
+      s2h: 'file 644 src',
+      src: 'file 644 src',
+      'target-dir': 'dir 755',
+    });
+    const ino = async (name: string): Promise<number> => (await lstat(join(root, name))).ino;
+    for (const name of ['f2h', 'd2h', 's2h']) expect(await ino(name)).toBe(await ino('src'));
+    expect(await ino('h2f')).not.toBe(await ino('src'));
+    expect((await lstat(join(root, 'dd'))).mtimeMs).toBe(2_000_000_000);
+    expect((await lstat(join(root, 'ff'))).mtimeMs).toBe(3_000_000_000);
+  });
+
+  itAsRoot('sets owners a created entry did not get by being made: a setgid directory gives its group (needs root)', async () => {
+    await extract(
+      [
+        [
+          { name: 'sg/', type: 'directory', mode: 0o2775, gid: 1001 },
+          { name: 'later/', type: 'directory', mode: 0o2775, gid: 1001 },
+          // Made before its directory is setgid (modes are set when the layer ends): root's group.
+          { name: 'later/f', content: 'f' },
+        ],
+        [
+          { name: 'sg/root', content: 'r' },
+          { name: 'sg/group', content: 'g', gid: 1001 },
+          { name: 'sg/link', type: 'symlink', linkname: 'root' },
+          { name: 'sg/user', content: 'u', uid: 1000, gid: 1001 },
+          { name: 'plain', content: 'p' },
+        ],
+      ],
+      { privileged: true },
+    );
+    const owner = async (name: string): Promise<[number, number]> => {
+      const info = await lstat(join(root, name));
+      return [info.uid, info.gid];
+    };
+    expect(await owner('sg/root')).toEqual([0, 0]);
+    expect(await owner('sg/group')).toEqual([0, 1001]);
+    expect(await owner('sg/link')).toEqual([0, 0]);
+    expect(await owner('sg/user')).toEqual([1000, 1001]);
+    expect(await owner('later/f')).toEqual([0, 0]);
+    expect(await owner('plain')).toEqual([0, 0]);
+    expect(((await lstat(join(root, 'sg'))).mode & 0o7777).toString(8)).toBe('2775');
+  });
+
   it('streams large files', async () => {
     const big = Buffer.alloc(3 * 1024 * 1024 + 17, 'z');
     await extract([[{ name: 'big', content: big }]]);
