@@ -38,7 +38,7 @@ export function register(program: Command, ctx: CliContext): void {
   program
     .command('prune')
     .description('remove build cache (never what a named image needs), least recently used first')
-    .option('-a, --all', 'remove all build cache: step cache, cache mounts, context stat caches, every blob no image needs')
+    .option('-a, --all', 'remove all build cache: step cache, cache mounts, context stat caches, unpacked bases, every blob no image needs')
     .option('--keep-storage <size>', 'remove least recently used cache until it takes at most SIZE (e.g. 5GB)')
     .option('--filter <until=DURATION>', 'only cache last used more than DURATION ago (e.g. until=24h)')
     .action(async (flags: { all?: boolean; keepStorage?: string; filter?: string }) => {
@@ -71,6 +71,7 @@ export function register(program: Command, ctx: CliContext): void {
         ['Build cache', `${usage.buildCache.entries} steps (${usage.buildCache.blobs} blobs)`, usage.buildCache.bytes],
         ['Cache mounts', String(usage.mounts.count), usage.mounts.bytes],
         ['Context stat caches', String(usage.contexts.count), usage.contexts.bytes],
+        ['Unpacked bases', String(usage.unpacked.count), usage.unpacked.bytes],
         ['Corrupt (moved aside)', String(usage.corrupt.count), usage.corrupt.bytes],
       ];
       writeLine(ctx.stdout, `${'TYPE'.padEnd(22)}${'COUNT'.padEnd(24)}SIZE`);

@@ -1,16 +1,18 @@
 import { lstat, readFile, readdir, rm, statfs } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { StrataError } from '../errors/index.js';
-import { FileBlobStore, LocalStore, closure, type UnreachableBlob } from '../store/index.js';
+import { UnpackedStore, unpackedDir } from '../layer/index.js';
+import { FileBlobStore, LocalStore, closure, currentOwner, type UnreachableBlob } from '../store/index.js';
 import type { StrataContext } from '../transports/index.js';
 
 /**
  * The store's cache, apart from its images: step-cache entries (`cache/steps`, each naming a layer
  * blob), cache-mount directories (`cache/mounts`), context stat caches (`cache/context-stats`), image
- * time records (`cache/images`), blobs no named image reaches, and corrupt blobs moved aside.
+ * time records (`cache/images`), base layers kept unpacked for RUN (`cache/unpacked`), blobs no named
+ * image reaches, and corrupt blobs moved aside.
  */
 interface CacheItem {
-  kind: 'step' | 'mount' | 'context' | 'record' | 'corrupt';
+  kind: 'step' | 'mount' | 'context' | 'record' | 'snapshot' | 'corrupt';
   path: string;
   size: number;
   /** When it was last used (written, or for a step entry replayed). */
@@ -25,6 +27,8 @@ export interface StoreUsage {
   buildCache: { entries: number; blobs: number; bytes: number };
   mounts: { count: number; bytes: number };
   contexts: { count: number; bytes: number };
+  /** Base layer chains kept unpacked for RUN steps. */
+  unpacked: { count: number; bytes: number };
   corrupt: { count: number; bytes: number };
 }
 
@@ -87,11 +91,19 @@ async function listItems(root: string): Promise<CacheItem[]> {
       return info?.isFile() ? { kind, path, size: info.size, usedMs: info.mtimeMs } : undefined;
     });
   }
+  for (const tree of await unpackedTrees(root).list()) {
+    items.push({ kind: 'snapshot', path: join(unpackedDir(root), tree.key), size: tree.bytes, usedMs: tree.usedMs });
+  }
   await each(join(root, 'corrupt'), async (_name, path) => {
     const info = await lstat(path).catch(() => undefined);
     return info ? { kind: 'corrupt', path, size: info.size, usedMs: info.mtimeMs } : undefined;
   });
   return items;
+}
+
+/** The store's unpacked base trees, for listing and removing (never for keeping: `keep` plays no part here). */
+function unpackedTrees(root: string): UnpackedStore {
+  return new UnpackedStore(unpackedDir(root), 0, currentOwner());
 }
 
 /** Blobs no named image reaches, with size and mtime (leases are the collector's business). */
@@ -134,6 +146,7 @@ export async function storeUsage(ctx: StrataContext): Promise<StoreUsage> {
     buildCache: { entries: steps.count, blobs: unnamed.length, bytes: steps.bytes + records.bytes + unnamed.reduce((n, b) => n + b.size, 0) },
     mounts: sum('mount'),
     contexts: sum('context'),
+    unpacked: sum('snapshot'),
     corrupt: sum('corrupt'),
   };
 }
@@ -141,9 +154,9 @@ export async function storeUsage(ctx: StrataContext): Promise<StoreUsage> {
 /**
  * `strata prune`: removes cache, never what a named image needs, least recently used first.
  * Without options: corrupt blobs moved aside, step entries whose layer is gone, and blobs that neither
- * a name nor a step entry reaches. `--all`: every cache entry, mount, stat cache and record too, and so
- * every blob no name reaches. `keepStorage`: entries (with the blobs only they reach), mounts and
- * stat caches, oldest use first, until the cache fits. `untilMs`: only what is older than that.
+ * a name nor a step entry reaches. `--all`: every cache entry, mount, stat cache, record and unpacked base
+ * too, and so every blob no name reaches. `keepStorage`: entries (with the blobs only they reach), mounts,
+ * stat caches and unpacked bases, oldest use first, until the cache fits. `untilMs`: only what is older than that.
  * Blobs a running build or pull holds a lease on are kept whatever the options say.
  */
 export async function pruneStore(ctx: StrataContext, options: PruneOptions = {}): Promise<PruneResult> {
@@ -184,9 +197,14 @@ export async function pruneStore(ctx: StrataContext, options: PruneOptions = {})
   }
 
   let freedBytes = 0;
+  let removedEntries = 0;
+  const trees = unpackedTrees(ctx.storeRoot);
   for (const item of remove) {
-    await rm(item.path, { recursive: true, force: true });
+    // A tree a running build uses stays (its overlay or copy reads it); the next prune takes it.
+    if (item.kind === 'snapshot' && !(await trees.remove(basename(item.path)))) continue;
+    if (item.kind !== 'snapshot') await rm(item.path, { recursive: true, force: true });
     freedBytes += item.size;
+    removedEntries++;
   }
   if (options.all) await rm(join(ctx.storeRoot, 'cache', 'steps', 'definitions'), { recursive: true, force: true });
   // Blobs the remaining step entries name stay (unless --all); the rest of the unnamed go.
@@ -194,7 +212,7 @@ export async function pruneStore(ctx: StrataContext, options: PruneOptions = {})
   const collected = await store.collectGarbage({
     choose: (unreachable) => unreachable.filter((b) => (options.all || !stillCached.has(b.digest)) && old(b.mtimeMs)),
   });
-  return { removedEntries: remove.size, removedBlobs: collected.removed, freedBytes: freedBytes + collected.freedBytes };
+  return { removedEntries, removedBlobs: collected.removed, freedBytes: freedBytes + collected.freedBytes };
 }
 
 /**
@@ -209,7 +227,7 @@ export async function boundStoreCache(ctx: StrataContext, limitBytes: number | u
     limit = Math.floor((fs.bavail * fs.bsize) / 10);
   }
   const usage = await storeUsage(ctx);
-  const cache = usage.buildCache.bytes + usage.mounts.bytes + usage.contexts.bytes + usage.corrupt.bytes;
+  const cache = usage.buildCache.bytes + usage.mounts.bytes + usage.contexts.bytes + usage.unpacked.bytes + usage.corrupt.bytes;
   if (cache <= limit) return undefined;
   return pruneStore(ctx, { keepStorage: limit });
 }

@@ -137,6 +137,33 @@ export class UnpackedStore {
     for (const path of doomed) await discard(path);
   }
 
+  /** The kept trees: key, bytes of file content (from their stat data) and last use. */
+  async list(): Promise<Array<{ key: string; bytes: number; usedMs: number }>> {
+    const out: Array<{ key: string; bytes: number; usedMs: number }> = [];
+    for (const key of await readdir(this.dir).catch(() => [] as string[])) {
+      if (key.startsWith('.')) continue;
+      const info = await stat(join(this.dir, key)).catch(() => undefined);
+      if (info === undefined) continue;
+      let bytes = 0;
+      try {
+        const listed = JSON.parse(await readFile(join(this.dir, key, 'stat.json'), 'utf8')) as Record<string, string>;
+        for (const line of Object.values(listed)) bytes += Number(line.split(' ')[4]) || 0;
+      } catch {
+        // A tree without readable stat data is damaged: listed, so that prune can remove it.
+      }
+      out.push({ key, bytes, usedMs: info.mtimeMs });
+    }
+    return out;
+  }
+
+  /** Removes the tree `key` (`strata prune`) unless a live process uses it; whether it was removed. */
+  async remove(key: string): Promise<boolean> {
+    const aside = await this.users.locked(async () => ((await this.users.inUse()).has(key) ? undefined : this.moveAside(key).catch(() => undefined)));
+    if (aside === undefined) return false;
+    await discard(aside);
+    return true;
+  }
+
   /** Under the lock: `temp` renamed to `key` (ours) or, when a tree is there already, that one; held either way. */
   private async place(temp: string, key: string): Promise<{ ours: boolean; use: TreeUse }> {
     const final = join(this.dir, key);

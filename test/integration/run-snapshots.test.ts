@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { BUILDAH_RUN_LEAKS, Buildah, describeOwnedTree, pushBusyboxBase, treeDifferences, umociUnpack, type OwnedEntry } from '../helpers/busybox-base.js';
+import { UnpackedStore, currentOwner, unpackedDir } from '../../src/internals.js';
 import { REPO_ROOT, strata } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { describeAsRoot, describeWithTools } from '../helpers/tools.js';
@@ -107,5 +108,32 @@ describeAsRoot('RUN on unpacked bases kept in the store', () => {
         await buildah.cleanup();
       }
     }, 240_000);
+
+    it('strata df counts the unpacked bases and strata prune --all removes them, except one a live process holds', async () => {
+      const store = join(work, 'store-prune');
+      await build(store, '3', 'one');
+      const [key] = await unpackedTrees(store);
+      const df = async (): Promise<{ count: number; bytes: number }> => {
+        const res = await strata(['df', '--format', 'json'], { STRATA_ROOT: store });
+        expect(res.code, res.stderr).toBe(0);
+        return (JSON.parse(res.stdout) as { unpacked: { count: number; bytes: number } }).unpacked;
+      };
+      const before = await df();
+      expect(before.count).toBe(1);
+      // The busybox base's files: more than the binary, less than a few MiB.
+      expect(before.bytes).toBeGreaterThan(500_000);
+      expect(before.bytes).toBeLessThan(8 * 1024 * 1024);
+
+      // This test process holds the tree, as a running build would: prune leaves it.
+      const held = await new UnpackedStore(unpackedDir(store), 3, currentOwner()).get(key!);
+      expect(held).toBeDefined();
+      expect((await strata(['prune', '--all'], { STRATA_ROOT: store })).code).toBe(0);
+      expect(await unpackedTrees(store)).toEqual([key]);
+
+      await held!.release();
+      expect((await strata(['prune', '--all'], { STRATA_ROOT: store })).code).toBe(0);
+      expect(await unpackedTrees(store)).toEqual([]);
+      expect(await df()).toEqual({ count: 0, bytes: 0 });
+    }, 120_000);
   });
 });
