@@ -119,3 +119,15 @@ export function sbomPackages(found: FoundStatement): PackageRow[] {
   }
   return rows;
 }
+
+/** The name an SPDX or CycloneDX document gives what it describes (`app`, `app (stage deps)`, `app (context)`). */
+export function sbomName(found: FoundStatement): string {
+  const predicate = found.statement.predicate;
+  if (typeof predicate !== 'object' || predicate === null) return '';
+  if (found.predicateType === PredicateType.spdx) {
+    const name = (predicate as { name?: unknown }).name;
+    return typeof name === 'string' ? name : '';
+  }
+  const name = (predicate as { metadata?: { component?: { name?: unknown } } }).metadata?.component?.name;
+  return typeof name === 'string' ? name : '';
+}

@@ -48,7 +48,7 @@ async function attested(
   dockerfile: string,
   args: string[],
   options: { files?: Record<string, string>; store?: string } = {},
-): Promise<{ image: string; statements: Statement[]; layers: Desc[]; log: string }> {
+): Promise<{ image: string; statements: Statement[]; layers: Desc[]; log: string; layout: string }> {
   const ctx = join(tmp, `ctx-${++n}`);
   await mkdir(ctx, { recursive: true });
   for (const [path, text] of Object.entries({ Dockerfile: dockerfile, ...(options.files ?? {}) })) {
@@ -68,7 +68,7 @@ async function attested(
   const att = index.manifests.find((m) => m.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest')!;
   const layers = (await json<{ layers: Desc[] }>(layout, att.digest)).layers;
   const statements = await Promise.all(layers.map((l) => json<Statement>(layout, l.digest)));
-  return { image: image.digest, statements, layers, log: result.stderr };
+  return { image: image.digest, statements, layers, log: result.stderr, layout };
 }
 
 const sbomNames = (statements: Statement[]): string[] =>
@@ -162,8 +162,14 @@ describe('SBOM of the build context (BUILDKIT_SBOM_SCAN_CONTEXT)', () => {
 
   it('scans what the build read of its context, .dockerignore applied, as one more statement about the image', async () => {
     const store = join(tmp, 'store-context');
-    const { image, statements } = await attested(twoStages('ARG BUILDKIT_SBOM_SCAN_CONTEXT=true'), ['--sbom', '-t', 'ctx:1'], { files, store });
+    const { image, statements, layout } = await attested(twoStages('ARG BUILDKIT_SBOM_SCAN_CONTEXT=true'), ['--sbom', '-t', 'ctx:1'], { files, store });
     expect(sbomNames(statements)).toEqual(['ctx:1', 'ctx:1 (context)']);
+    // inspect --sbom shows the image's table, then the context's.
+    const table = ok(await strata(['inspect', `oci:${layout}`, '--sbom'], { STRATA_ROOT: store }));
+    expect(table.split('\n').filter((l) => / packages? in /.test(l))).toEqual([
+      '1 package in ctx:1 (https://spdx.dev/Document, from the image index)',
+      '2 packages in ctx:1 (context) (https://spdx.dev/Document, from the image index)',
+    ]);
     // A fully cached rebuild reads the same of the context, so its SBOM is the same.
     const cached = await attested(twoStages('ARG BUILDKIT_SBOM_SCAN_CONTEXT=true'), ['--sbom', '-t', 'ctx:1'], { files, store });
     expect(cached.log).toMatch(/CACHED/);
