@@ -75,6 +75,9 @@ export function autoExecutor(candidates?: () => Executor[]): Executor {
       const c = await choose();
       return c.found ? { ok: true } : { ok: false, reason: `no executor can run here: ${c.refused.map((r) => `${r.name}: ${r.reason}`).join('; ')}` };
     },
+    async chosen() {
+      return (await choose()).executor;
+    },
     async run(request) {
       return (await choose()).executor.run(request);
     },

@@ -66,9 +66,13 @@ export const RESULT_CLASS = {
   invokerIds: 'invoker-ids',
 } as const;
 
-/** The value a RUN's cache key holds for the executor: its result class, else its name. */
-export function executorResultClass(executor: Pick<Executor, 'name' | 'resultClass'>): string {
-  return executor.resultClass ?? `named:${executor.name}`;
+/**
+ * The value a RUN's cache key holds for the executor: its result class, else its name; for one that stands for
+ * another picked on first use (`auto`), the picked one's.
+ */
+export async function executorResultClass(executor: Pick<Executor, 'name' | 'resultClass' | 'chosen'>): Promise<string> {
+  const actual = (await executor.chosen?.()) ?? executor;
+  return actual.resultClass ?? `named:${actual.name}`;
 }
 
 /**
@@ -92,6 +96,11 @@ export interface Executor {
    * one of another class runs it again. Without one, the executor is keyed by its name (`named:NAME`).
    */
   readonly resultClass?: string | undefined;
+  /**
+   * For an executor that stands for another one picked on first use (`auto` as a value): the one it runs steps
+   * with, so that a RUN's key holds that one's result class (a step is never replayed from another class).
+   */
+  chosen?(): Promise<Executor>;
   /** Whether this executor can run here, and if not, why and what to try. */
   available(): Promise<{ ok: true } | { ok: false; reason: string }>;
   run(request: RunRequest): Promise<RunResult>;

@@ -180,7 +180,7 @@ async function runKeyComponents(state: StageState, session: BuildSession, cc: Co
       mounts,
       platform: r.platform,
       // What the executor changes observably, not its name: chroot, bwrap and runc as root replay each other's steps.
-      executor: executorResultClass(session.deps.executor),
+      executor: await executorResultClass(session.deps.executor),
       ...layerStepWords(session),
     },
     env,
