@@ -33,7 +33,7 @@ describe('strata parse', () => {
   it('prints typed instructions grouped in stages', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-parse-'));
     fs.writeFileSync(path.join(dir, 'Dockerfile'), 'ARG V=1\nFROM alpine:$V AS a\nRUN echo hi\n');
-    const { out, error } = await run(['parse'], '', dir);
+    const { out, error } = await run(['parse'], '', dir).finally(() => fs.rmSync(dir, { recursive: true, force: true }));
     expect(error).toBeUndefined();
     const parsed = JSON.parse(out) as { globalArgs: unknown[]; stages: { name: string; instructions: { kind: string }[] }[] };
     expect(parsed.globalArgs).toHaveLength(1);
