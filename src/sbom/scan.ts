@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { LayerTap } from '../layer/index.js';
 import type { Descriptor } from '../oci/index.js';
 import { writeFileAtomic, type BlobReader } from '../store/index.js';
-import type { Finding, LayerFindings } from './findings.js';
+import type { ApkRecord, DebRecord, Finding, LayerFindings } from './findings.js';
 import { LayerScanner, mergeLayerFindings, scanLayer } from './layer-scan.js';
 import { normalizePythonName } from './python.js';
 import { golangPurl, npmPurl, purl } from './purl.js';
@@ -162,29 +162,31 @@ export function packagesOf(files: ReadonlyMap<string, Finding>, warnings: ScanWa
   return { packages, distro, warnings: warnings.list() };
 }
 
+/** A distribution's installed packages, under the distribution's own namespace (`fallback` when unknown). */
+function osPackages<T extends DebRecord | ApkRecord>(
+  type: 'deb' | 'apk',
+  fallback: string,
+  records: readonly T[],
+  context: FindingContext,
+  license: (record: T) => string | undefined,
+): FoundPackage[] {
+  const ns = context.distro?.id ?? fallback;
+  return records.map((p) => ({
+    type,
+    name: p.name,
+    version: p.version,
+    purl: purl(type, ns, p.name, p.version, { arch: p.arch, distro: context.distroQualifier }),
+    license: license(p),
+  }));
+}
+
 /** The packages one file's finding names, in the order it names them. */
 function packagesIn(path: string, f: Finding, context: FindingContext): FoundPackage[] {
   switch (f.kind) {
-    case 'dpkg': {
-      const ns = context.distro?.id ?? 'debian';
-      return f.packages.map((p) => ({
-        type: 'deb',
-        name: p.name,
-        version: p.version,
-        purl: purl('deb', ns, p.name, p.version, { arch: p.arch, distro: context.distroQualifier }),
-        license: debLicense(context.files.get(`usr/share/doc/${p.name}/copyright`)),
-      }));
-    }
-    case 'apk': {
-      const ns = context.distro?.id ?? 'alpine';
-      return f.packages.map((p) => ({
-        type: 'apk',
-        name: p.name,
-        version: p.version,
-        purl: purl('apk', ns, p.name, p.version, { arch: p.arch, distro: context.distroQualifier }),
-        license: p.license,
-      }));
-    }
+    case 'dpkg':
+      return osPackages('deb', 'debian', f.packages, context, (p) => debLicense(context.files.get(`usr/share/doc/${p.name}/copyright`)));
+    case 'apk':
+      return osPackages('apk', 'alpine', f.packages, context, (p) => p.license);
     case 'npm':
       return [{ type: 'npm', name: f.pkg.name, version: f.pkg.version, purl: npmPurl(f.pkg.name, f.pkg.version), license: f.pkg.license }];
     case 'npm-lock': {

@@ -11,11 +11,14 @@
  * is reachable. Everything a sandbox writes must be writable by its uid.
  */
 import { execFile } from 'node:child_process';
-import { chown, lstat, mkdir, readFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { BUILDAH_RUN_LEAKS, Buildah, describeOwnedTree, umociUnpack, type OwnedEntry } from './busybox-base.js';
+import { afterAll, beforeAll } from 'vitest';
+import { BUILDAH_RUN_LEAKS, Buildah, describeOwnedTree, pushBusyboxBase, umociUnpack, type OwnedEntry } from './busybox-base.js';
 import { CLI, REPO_ROOT, type CliResult } from './cli.js';
+import { startRegistry, type TestRegistry } from './registry.js';
 import { isCI } from './tools.js';
 
 const execFileP = promisify(execFile);
@@ -176,6 +179,41 @@ export function restrictedGate(unavailable: () => string | undefined, label: str
     process.stderr.write(`[skip] ${label}: ${why}\n`);
     skip();
   };
+}
+
+/** What a suite of restricted-sandbox tests shares, set by its beforeAll unless the sandboxes cannot be made here. */
+export interface RestrictedSuite {
+  /** A work directory every sandbox uid can enter. */
+  work: string;
+  /** The busybox base in a loopback registry. */
+  base: string;
+  /** Why the sandboxes cannot be made here, when they cannot. */
+  unavailable: string | undefined;
+  /** Skips (or, under CI=true, fails) a test when the sandboxes cannot be made, naming the suite. */
+  gate: (skip: () => void) => void;
+}
+
+/**
+ * Registers the shared beforeAll/afterAll of a restricted-sandbox suite: the check that the sandboxes can be made,
+ * a work directory (`prefix`), a registry with the busybox base, all removed after. A suite's own beforeAll
+ * registered after this one sees them set.
+ */
+export function restrictedSuite(prefix: string, label: string): RestrictedSuite {
+  let registry: TestRegistry | undefined;
+  const suite: RestrictedSuite = { work: '', base: '', unavailable: undefined, gate: restrictedGate(() => suite.unavailable, label) };
+  beforeAll(async () => {
+    suite.unavailable = await restrictedUnavailable();
+    if (suite.unavailable !== undefined) return;
+    suite.work = await mkdtemp(join(tmpdir(), prefix));
+    await chmod(suite.work, 0o755);
+    registry = await startRegistry();
+    suite.base = (await pushBusyboxBase(registry.host)).ref;
+  }, 120_000);
+  afterAll(async () => {
+    await registry?.stop();
+    if (suite.work) await rm(suite.work, { recursive: true, force: true });
+  });
+  return suite;
 }
 
 /**

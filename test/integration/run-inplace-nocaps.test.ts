@@ -9,23 +9,13 @@
  * - A failing step fails as the step's own failure, the store keeps nothing of it, and `/` is left as it was
  *   before the step (its partial writes are taken off).
  */
-import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type Buildah, describeOwnedTree, pushBusyboxBase, treeDifferences, umociUnpack, type OwnedEntry } from '../helpers/busybox-base.js';
+import { type Buildah, describeOwnedTree, treeDifferences, umociUnpack, type OwnedEntry } from '../helpers/busybox-base.js';
 import { CLI, REPO_ROOT, strata } from '../helpers/cli.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import {
-  chownOutcome,
-  restrictedUnavailable,
-  runRestricted,
-  scratchRootDirs,
-  scratchRootSandbox,
-  restrictedGate,
-  buildahReference,
-} from '../helpers/restricted.js';
+import { chownOutcome, runRestricted, scratchRootDirs, scratchRootSandbox, restrictedSuite, buildahReference } from '../helpers/restricted.js';
 import { describeAsRoot, describeWithTools } from '../helpers/tools.js';
 
 const CONTEXT = join(REPO_ROOT, 'testdata', 'run', 'inplace-nocaps');
@@ -34,30 +24,22 @@ const UIDS = [0, 1000] as const;
 
 describeAsRoot('RUN --executor inplace with no capabilities', () => {
   describeWithTools(['docker-registry', 'buildah', 'umoci', 'bwrap', 'setpriv'], 'RUN --executor inplace with no capabilities', () => {
-    let registry: TestRegistry;
+    const suite = restrictedSuite('strata-inplace-nocaps-', 'inplace with no capabilities');
+    const gate = suite.gate;
     let work: string;
     let base: string;
     let buildah: Buildah;
     let reference: Record<string, OwnedEntry>;
-    let unavailable: string | undefined;
 
     beforeAll(async () => {
-      unavailable = await restrictedUnavailable();
-      if (unavailable !== undefined) return;
-      work = await mkdtemp(join(tmpdir(), 'strata-inplace-nocaps-'));
-      await chmod(work, 0o755);
-      registry = await startRegistry();
-      base = (await pushBusyboxBase(registry.host)).ref;
+      if (suite.unavailable !== undefined) return;
+      ({ work, base } = suite);
       ({ buildah, reference } = await buildahReference(work, CONTEXT, 'inplace-nocaps', { buildArgs: { BASE: base } }));
     }, 180_000);
 
     afterAll(async () => {
       await buildah?.cleanup();
-      await registry?.stop();
-      if (work) await rm(work, { recursive: true, force: true });
     });
-
-    const gate = restrictedGate(() => unavailable, 'inplace with no capabilities');
 
     for (const uid of UIDS) {
       it(`uid ${uid}, --cap-drop ALL: the steps run in its / and the image equals buildah's, owners included`, async (ctx) => {

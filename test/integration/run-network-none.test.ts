@@ -9,48 +9,27 @@
  * - inplace with no capabilities in a scratch-root sandbox, as uid 1000 with user namespaces allowed (`unshare -r
  *   -n`) and as uid 0 with them off (refused).
  */
-import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { pushBusyboxBase, umociUnpack } from '../helpers/busybox-base.js';
+import { beforeAll, expect, it } from 'vitest';
+import { umociUnpack } from '../helpers/busybox-base.js';
 import { CLI, strata, type CliResult } from '../helpers/cli.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import {
-  RESTRICTED_SANDBOXES,
-  restrictedUnavailable,
-  runRestricted,
-  scratchRootDirs,
-  scratchRootSandbox,
-  strataRestricted,
-  restrictedGate,
-} from '../helpers/restricted.js';
+import { RESTRICTED_SANDBOXES, runRestricted, scratchRootDirs, scratchRootSandbox, strataRestricted, restrictedSuite } from '../helpers/restricted.js';
 import { describeAsRoot, describeWithTools } from '../helpers/tools.js';
 
 describeAsRoot('RUN --network=none without a sandbox', () => {
   describeWithTools(['docker-registry', 'umoci', 'bwrap', 'setpriv', 'proot', 'unshare'], 'RUN --network=none without a sandbox', () => {
-    let registry: TestRegistry;
+    const suite = restrictedSuite('strata-network-none-', 'RUN --network=none without a sandbox');
+    const gate = suite.gate;
     let work: string;
     let base: string;
     let hostInterfaces: number;
-    let unavailable: string | undefined;
 
     beforeAll(async () => {
-      unavailable = await restrictedUnavailable();
-      if (unavailable !== undefined) return;
-      work = await mkdtemp(join(tmpdir(), 'strata-network-none-'));
-      await chmod(work, 0o755);
-      registry = await startRegistry();
-      base = (await pushBusyboxBase(registry.host)).ref;
+      if (suite.unavailable !== undefined) return;
+      ({ work, base } = suite);
       hostInterfaces = interfaces(await readFile('/proc/net/dev', 'utf8'));
-    }, 60_000);
-
-    afterAll(async () => {
-      await registry?.stop();
-      if (work) await rm(work, { recursive: true, force: true });
     });
-
-    const gate = restrictedGate(() => unavailable, 'RUN --network=none without a sandbox');
 
     /** A context whose line 3 asks for no network; the host's interfaces are counted by the step after it. */
     async function context(name: string, uid: number): Promise<string> {

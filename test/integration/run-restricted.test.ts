@@ -6,22 +6,12 @@
  * What cannot be kept there is left out of that Dockerfile and written down in docs/ARCHITECTURE.md: a chown to a
  * third user (no CAP_CHOWN) and `RUN --network=none` (no network namespace).
  */
-import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chown, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { BUILDAH_RUN_LEAKS, type Buildah, describeOwnedTree, pushBusyboxBase, treeDifferences, umociUnpack, type OwnedEntry } from '../helpers/busybox-base.js';
+import { BUILDAH_RUN_LEAKS, type Buildah, describeOwnedTree, treeDifferences, umociUnpack, type OwnedEntry } from '../helpers/busybox-base.js';
 import { CLI, REPO_ROOT } from '../helpers/cli.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import {
-  RESTRICTED_SANDBOXES,
-  chownOutcome,
-  restrictedUnavailable,
-  runRestricted,
-  strataRestricted,
-  restrictedGate,
-  buildahReference,
-} from '../helpers/restricted.js';
+import { RESTRICTED_SANDBOXES, chownOutcome, runRestricted, strataRestricted, restrictedSuite, buildahReference } from '../helpers/restricted.js';
 import { describeAsRoot, describeWithTools } from '../helpers/tools.js';
 
 const CONTEXT = join(REPO_ROOT, 'testdata', 'run', 'restricted');
@@ -30,20 +20,16 @@ const SECRET = 'restricted-secret-value-0123456789';
 
 describeAsRoot('RUN in a restricted CI sandbox', () => {
   describeWithTools(['docker-registry', 'buildah', 'umoci', 'bwrap', 'setpriv', 'proot'], 'RUN in a restricted CI sandbox', () => {
-    let registry: TestRegistry;
+    const suite = restrictedSuite('strata-restricted-', 'restricted sandbox');
+    const gate = suite.gate;
     let work: string;
     let base: string;
     let buildah: Buildah;
     let reference: Record<string, OwnedEntry>;
-    let unavailable: string | undefined;
 
     beforeAll(async () => {
-      unavailable = await restrictedUnavailable();
-      if (unavailable !== undefined) return;
-      work = await mkdtemp(join(tmpdir(), 'strata-restricted-'));
-      await chmod(work, 0o755);
-      registry = await startRegistry();
-      base = (await pushBusyboxBase(registry.host)).ref;
+      if (suite.unavailable !== undefined) return;
+      ({ work, base } = suite);
       const secret = join(work, 'secret');
       await writeFile(secret, SECRET, { mode: 0o600 });
       ({ buildah, reference } = await buildahReference(work, CONTEXT, 'restricted', {
@@ -57,11 +43,7 @@ describeAsRoot('RUN in a restricted CI sandbox', () => {
 
     afterAll(async () => {
       await buildah?.cleanup();
-      await registry?.stop();
-      if (work) await rm(work, { recursive: true, force: true });
     });
-
-    const gate = restrictedGate(() => unavailable, 'restricted sandbox');
 
     /** A directory the sandbox's uid owns, with the secret file in it. */
     async function sandboxDir(name: string, uid: number): Promise<{ dir: string; secret: string }> {

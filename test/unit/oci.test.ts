@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { digestOf } from '../../src/digest/index.js';
-import { StrataError } from '../../src/errors/index.js';
 import {
   MediaType,
   canonicalJson,
@@ -14,16 +13,7 @@ import {
   parsePlatform,
   platformMatches,
 } from '../../src/oci/index.js';
-
-function thrown(fn: () => unknown): StrataError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(StrataError);
-    return error as StrataError;
-  }
-  throw new Error('expected a StrataError');
-}
+import { thrown } from '../helpers/errors.js';
 
 const D1 = digestOf('config');
 const D2 = digestOf('layer');

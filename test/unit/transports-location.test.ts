@@ -13,18 +13,8 @@ import {
   parsePorts,
   type ImageLocation,
 } from '../../src/internals.js';
-import { StrataError } from '../../src/errors/index.js';
 import { setEnvEntry as setEnv } from '../../src/image/index.js';
-
-function thrown(fn: () => unknown): StrataError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(StrataError);
-    return error as StrataError;
-  }
-  throw new Error('expected a StrataError');
-}
+import { thrown } from '../helpers/errors.js';
 
 describe('parseImageLocation', () => {
   it.each<[string, ImageLocation]>([

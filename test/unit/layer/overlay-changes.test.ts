@@ -3,7 +3,7 @@
  * CAP_SYS_ADMIN. Each case runs file operations in the merged tree, then checks the layer's entries and that
  * the base plus the layers, unpacked, give exactly the merged tree (owners and hard-link groups included).
  */
-import { appendFile, chmod, chown, link, mkdir, mkdtemp, readFile, readlink, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, chown, link, mkdir, mkdtemp, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
@@ -21,7 +21,7 @@ import {
 import { snapshotRootfs } from '../../../src/layer/index.js';
 import { MemoryBlobStore } from '../../helpers/memory-blobs.js';
 import { describeAsRoot } from '../../helpers/tools.js';
-import { walkTree } from '../../helpers/tree.js';
+import { describeOwnedTree } from '../../helpers/busybox-base.js';
 
 let dir: string;
 let store: MemoryBlobStore;
@@ -29,28 +29,6 @@ let baseLayer: LayerResult;
 let lowers: Array<{ name: string; layer: OverlayLayer }>;
 let layers: LayerResult[];
 let made = 0;
-
-/** Owners, modes, content, link targets and hard-link groups of a tree. */
-interface OwnedEntry {
-  type: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  content?: string;
-  target?: string;
-  links?: string[];
-}
-
-function describeOwned(root: string): Promise<Record<string, OwnedEntry>> {
-  return walkTree<OwnedEntry>(root, async (abs, info) => ({
-    type: info.isDirectory() ? 'dir' : info.isSymbolicLink() ? 'symlink' : info.isFile() ? 'file' : 'other',
-    mode: info.mode & 0o7777,
-    uid: info.uid,
-    gid: info.gid,
-    ...(info.isFile() ? { content: (await readFile(abs)).toString('base64') } : {}),
-    ...(info.isSymbolicLink() ? { target: await readlink(abs) } : {}),
-  }));
-}
 
 async function makeBase(root: string): Promise<void> {
   await mkdir(join(root, 'etc'), { recursive: true });
@@ -109,8 +87,8 @@ async function runStep(step: (m: string) => Promise<void>): Promise<{ entries: L
   // The layers unpacked in order give what the step saw.
   const out = await mkdtemp(join(dir, 'out-'));
   await extractImageToDirectory([baseLayer.descriptor, ...layers.map((l) => l.descriptor), layer.descriptor], store, out, { privileged: true });
-  const seen = Object.fromEntries(Object.entries(await describeOwned(merged)).filter(([p]) => p !== 'proc' && !p.startsWith('proc/')));
-  expect(await describeOwned(out)).toEqual(seen);
+  const seen = Object.fromEntries(Object.entries(await describeOwnedTree(merged)).filter(([p]) => p !== 'proc' && !p.startsWith('proc/')));
+  expect(await describeOwnedTree(out)).toEqual(seen);
   await unmountOverlay(merged);
   await rm(join(dir, 'w'), { recursive: true, force: true });
   lowers.unshift({ name, layer: captured.layer });
@@ -120,7 +98,7 @@ async function runStep(step: (m: string) => Promise<void>): Promise<{ entries: L
 
 describeAsRoot('RUN changes taken from an overlay upper directory', () => {
   it('makes whiteouts, opaque directories, copied-up chmods and hard links, and leaves the base alone', async () => {
-    const before = await describeOwned(join(dir, 'base'));
+    const before = await describeOwnedTree(join(dir, 'base'));
     const { map } = await runStep(async (m) => {
       await rm(join(m, 'bin', 'vi'));
       await rm(join(m, 'opt', 'd'), { recursive: true });
@@ -149,7 +127,7 @@ describeAsRoot('RUN changes taken from an overlay upper directory', () => {
     // Untouched paths and their unchanged directories are not in the layer.
     expect(map.has('usr')).toBe(false);
     expect(map.has('usr/share/doc/x')).toBe(false);
-    expect(await describeOwned(join(dir, 'base'))).toEqual(before);
+    expect(await describeOwnedTree(join(dir, 'base'))).toEqual(before);
   });
 
   it('stacks steps: an upper directory with its whiteouts and opaque marks is the next step’s lower one', async () => {
